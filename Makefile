@@ -1,0 +1,76 @@
+# sparta_imager — build, test, package.   `make help` lists the targets.
+CC      ?= cc
+CLANG   ?= clang
+CXX     ?= g++
+PKGS     = libcurl libcjson stb zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs libcurl libcjson zlib 2>/dev/null) -lm
+WARN     = -Wall -Wextra -Wpedantic -Werror
+STD      = -std=c99
+OPT     ?= -O2 -g
+SAN      = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+CPPFLAGS = -I. $(PKG_CFLAGS)
+B        = build
+HEADER   = sparta_imager.h $(wildcard parts/*.h)
+
+TEST_SRC   = $(wildcard tests/test_*.c)
+TEST_NAMES = $(patsubst tests/%.c,%,$(TEST_SRC))
+TEST_GCC   = $(addprefix $(B)/test/gcc/,$(TEST_NAMES))
+TEST_CLANG = $(addprefix $(B)/test/clang/,$(TEST_NAMES))
+TEST_SAN   = $(addprefix $(B)/test/san/,$(TEST_NAMES))
+
+# examples/NAME/main.c: Lambda functions become build/NAME/bootstrap,
+# command-line tools build/NAME.
+LAMBDAS = $(notdir $(patsubst %/main.c,%,$(wildcard $(addsuffix /main.c,$(addprefix examples/,imager hello presign)))))
+TOOLS   = $(notdir $(patsubst %/main.c,%,$(wildcard $(addsuffix /main.c,$(addprefix examples/,stamp s3)))))
+BINS    = $(foreach l,$(LAMBDAS),$(B)/$(l)/bootstrap) $(addprefix $(B)/,$(TOOLS))
+
+.PHONY: all test check-build deps-build deps-test demo bench fuzz package clean help
+all: $(BINS)
+
+help:
+	@echo "make            build every example into build/"
+	@echo "make test       install test dependencies, build with gcc+clang+C++, run the suite under ASan+UBSan"
+	@echo "make demo       run the whole S3 -> stamp -> S3 path locally"
+	@echo "make bench      benchmarks (medians, ratios to references)"
+	@echo "make fuzz       libFuzzer targets (FUZZ_SECONDS=N each)"
+	@echo "make package    build/*/function.zip for provided.al2023"
+
+deps-build:
+	@scripts/deps.sh build
+deps-test:
+	@scripts/deps.sh test
+
+$(B)/%/bootstrap: examples/%/main.c $(HEADER)
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+
+$(addprefix $(B)/,$(TOOLS)): $(B)/%: examples/%/main.c $(HEADER)
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+
+$(B)/test/gcc/%: tests/%.c tests/spim_test.h $(HEADER)
+	@mkdir -p $(@D)
+	gcc $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+
+$(B)/test/clang/%: tests/%.c tests/spim_test.h $(HEADER)
+	@mkdir -p $(@D)
+	$(CLANG) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+
+$(B)/test/san/%: tests/%.c tests/spim_test.h $(HEADER)
+	@mkdir -p $(@D)
+	$(CLANG) $(STD) $(WARN) $(SAN) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+
+# The whole header, implementation included, compiled as C++.
+$(B)/test/cxx_check.o: tests/cxx_check.cpp $(HEADER)
+	@mkdir -p $(@D)
+	$(CXX) -std=c++11 $(WARN) $(CPPFLAGS) -c -o $@ $<
+
+check-build: $(TEST_GCC) $(TEST_CLANG) $(TEST_SAN) $(B)/test/cxx_check.o $(BINS)
+
+test: deps-test
+	@$(MAKE) --no-print-directory check-build
+	@tests/run.sh $(B)/test/san
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,1 @@
+/* crypto: decl part (under construction) */

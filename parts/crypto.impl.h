@@ -1,0 +1,1 @@
+/* crypto: impl part (under construction) */

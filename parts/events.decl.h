@@ -1,0 +1,1 @@
+/* events: decl part (under construction) */

@@ -1,0 +1,1 @@
+/* events: impl part (under construction) */

@@ -1,0 +1,1 @@
+/* image: decl part (under construction) */

@@ -1,0 +1,1 @@
+/* image: impl part (under construction) */

@@ -1,0 +1,1 @@
+/* lambda: decl part (under construction) */

@@ -1,0 +1,1 @@
+/* lambda: impl part (under construction) */

@@ -1,0 +1,1 @@
+/* s3: impl part (under construction) */

@@ -1,0 +1,1 @@
+/* sigv4: decl part (under construction) */
