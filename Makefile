@@ -25,7 +25,7 @@ LAMBDAS = $(notdir $(patsubst %/main.c,%,$(wildcard $(addsuffix /main.c,$(addpre
 TOOLS   = $(notdir $(patsubst %/main.c,%,$(wildcard $(addsuffix /main.c,$(addprefix examples/,stamp s3)))))
 BINS    = $(foreach l,$(LAMBDAS),$(B)/$(l)/bootstrap) $(addprefix $(B)/,$(TOOLS))
 
-.PHONY: all test check-build deps-build deps-test demo bench fuzz package clean help
+.PHONY: all test check-build deps-build deps-test deps-bench demo bench fuzz package clean help
 all: $(BINS)
 
 help:
@@ -72,5 +72,14 @@ test: deps-test
 	@$(MAKE) --no-print-directory check-build
 	@tests/run.sh $(B)/test/san
 
+bench: deps-bench all
+	@for f in bench/*.sh; do [ -f "$$f" ] && bash "$$f"; done
+
+deps-bench:
+	@scripts/deps.sh bench
+
 clean:
 	rm -rf $(B)
+
+# Section-specific rules (embedded assets, fuzz targets, packaging, demo).
+-include mk/*.mk
