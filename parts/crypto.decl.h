@@ -7,16 +7,18 @@
 #define SPIM_SHA256_SIZE 32
 #define SPIM_SHA256_HEX_SIZE 65 /* 64 hex digits + NUL */
 
-typedef struct spim_sha256 {
+/* Streaming context. Not named spim_sha256: C++ forbids a type and the
+   one-shot function below sharing a name. */
+typedef struct spim_sha256_ctx {
     uint32_t state[8];
     uint64_t total;            /* bytes hashed so far */
     unsigned char block[64];
     size_t used;               /* bytes waiting in block */
-} spim_sha256;
+} spim_sha256_ctx;
 
-SPIMDEF void spim_sha256_init(spim_sha256 *ctx);
-SPIMDEF void spim_sha256_update(spim_sha256 *ctx, const void *data, size_t len);
-SPIMDEF void spim_sha256_final(spim_sha256 *ctx, unsigned char out[SPIM_SHA256_SIZE]);
+SPIMDEF void spim_sha256_init(spim_sha256_ctx *ctx);
+SPIMDEF void spim_sha256_update(spim_sha256_ctx *ctx, const void *data, size_t len);
+SPIMDEF void spim_sha256_final(spim_sha256_ctx *ctx, unsigned char out[SPIM_SHA256_SIZE]);
 SPIMDEF void spim_sha256(const void *data, size_t len, unsigned char out[SPIM_SHA256_SIZE]);
 /* SHA-256 of data as 64 lower-case hex digits + NUL. */
 SPIMDEF void spim_sha256_hex(const void *data, size_t len, char out[SPIM_SHA256_HEX_SIZE]);
