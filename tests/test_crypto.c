@@ -1,0 +1,237 @@
+/* crypto: SHA-256 against FIPS 180-4's examples, HMAC-SHA256 against
+   RFC 4231's test cases, and streaming equal to one-shot hashing. */
+#define SPARTA_IMAGER_IMPLEMENTATION
+#include "sparta_imager.h"
+#include "spim_test.h"
+
+static void sha_hex(const void *data, size_t len, char out[SPIM_SHA256_HEX_SIZE])
+{
+    spim_sha256_hex(data, len, out);
+}
+
+static void hmac_hex(const void *key, size_t key_len, const char *data, size_t data_len,
+                     size_t out_bytes, char *out)
+{
+    unsigned char mac[SPIM_SHA256_SIZE];
+    spim_hmac_sha256(key, key_len, data, data_len, mac);
+    spim_hex(mac, out_bytes, out);
+}
+
+TEST(sha256_empty_string)
+{
+    char hex[SPIM_SHA256_HEX_SIZE];
+    sha_hex("", 0, hex);
+    CHECK_STR("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", hex);
+    sha_hex(NULL, 0, hex);
+    CHECK_STR("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", hex);
+}
+
+TEST(sha256_fips_one_block_abc)
+{
+    char hex[SPIM_SHA256_HEX_SIZE];
+    sha_hex("abc", 3, hex);
+    CHECK_STR("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", hex);
+}
+
+TEST(sha256_fips_448_bit_message)
+{
+    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    char hex[SPIM_SHA256_HEX_SIZE];
+    CHECK_INT(56, strlen(m));
+    sha_hex(m, strlen(m), hex);
+    CHECK_STR("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1", hex);
+}
+
+TEST(sha256_fips_896_bit_message)
+{
+    const char *m = "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmno"
+                    "ijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu";
+    char hex[SPIM_SHA256_HEX_SIZE];
+    CHECK_INT(112, strlen(m));
+    sha_hex(m, strlen(m), hex);
+    CHECK_STR("cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1", hex);
+}
+
+TEST(sha256_one_million_a)
+{
+    char chunk[1000], hex[SPIM_SHA256_HEX_SIZE];
+    unsigned char digest[SPIM_SHA256_SIZE];
+    spim_sha256_ctx ctx;
+    int i;
+    memset(chunk, 'a', sizeof chunk);
+    spim_sha256_init(&ctx);
+    for (i = 0; i < 1000; i++) spim_sha256_update(&ctx, chunk, sizeof chunk);
+    spim_sha256_final(&ctx, digest);
+    spim_hex(digest, sizeof digest, hex);
+    CHECK_STR("cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0", hex);
+}
+
+/* Lengths around the padding boundaries (55/56/63/64 bytes) take the paths
+   where the length goes into the same block or spills into a new one. */
+TEST(sha256_padding_boundaries_match_streaming_byte_by_byte)
+{
+    static const size_t lens[] = { 0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129 };
+    unsigned char msg[129], one[SPIM_SHA256_SIZE], many[SPIM_SHA256_SIZE];
+    size_t i, j;
+    for (i = 0; i < sizeof msg; i++) msg[i] = (unsigned char)(i * 7 + 3);
+    for (i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        spim_sha256_ctx ctx;
+        spim_sha256(msg, lens[i], one);
+        spim_sha256_init(&ctx);
+        for (j = 0; j < lens[i]; j++) spim_sha256_update(&ctx, msg + j, 1);
+        spim_sha256_final(&ctx, many);
+        CHECKF(memcmp(one, many, sizeof one) == 0, "length %zu", lens[i]);
+    }
+}
+
+TEST(sha256_streaming_in_odd_pieces_equals_one_shot)
+{
+    static const size_t pieces[] = { 1, 3, 7, 13, 63, 64, 65, 127, 129, 1000, 4093 };
+    size_t n = 20011, i, off, p;
+    unsigned char *msg = (unsigned char *)malloc(n), one[SPIM_SHA256_SIZE], got[SPIM_SHA256_SIZE];
+    uint32_t x = 12345;
+    REQUIRE(msg != NULL);
+    for (i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        msg[i] = (unsigned char)(x >> 16);
+    }
+    spim_sha256(msg, n, one);
+    for (p = 0; p < sizeof pieces / sizeof pieces[0]; p++) {
+        spim_sha256_ctx ctx;
+        spim_sha256_init(&ctx);
+        for (off = 0; off < n; off += pieces[p])
+            spim_sha256_update(&ctx, msg + off, n - off < pieces[p] ? n - off : pieces[p]);
+        spim_sha256_final(&ctx, got);
+        CHECKF(memcmp(one, got, sizeof one) == 0, "pieces of %zu bytes", pieces[p]);
+    }
+    /* and pieces of varying sizes, including empty updates */
+    {
+        spim_sha256_ctx ctx;
+        size_t step = 0;
+        spim_sha256_init(&ctx);
+        for (off = 0; off < n; off += step) {
+            step = (off * 31 + 17) % 150; /* now and then 0: an empty update */
+            if (step > n - off) step = n - off;
+            spim_sha256_update(&ctx, msg + off, step);
+            if (!step) {
+                spim_sha256_update(&ctx, msg + off, 1);
+                step = 1;
+            }
+        }
+        spim_sha256_final(&ctx, got);
+        CHECK(memcmp(one, got, sizeof one) == 0);
+    }
+    free(msg);
+}
+
+TEST(hex_is_lower_case_and_terminated)
+{
+    const unsigned char bytes[] = { 0x00, 0x0f, 0xa5, 0xff };
+    char out[9];
+    memset(out, 'x', sizeof out);
+    spim_hex(bytes, sizeof bytes, out);
+    CHECK_STR("000fa5ff", out);
+}
+
+TEST(hmac_rfc4231_case1)
+{
+    unsigned char key[20];
+    char hex[SPIM_SHA256_HEX_SIZE];
+    memset(key, 0x0b, sizeof key);
+    hmac_hex(key, sizeof key, "Hi There", 8, 32, hex);
+    CHECK_STR("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7", hex);
+}
+
+TEST(hmac_rfc4231_case2_short_key)
+{
+    char hex[SPIM_SHA256_HEX_SIZE];
+    hmac_hex("Jefe", 4, "what do ya want for nothing?", 28, 32, hex);
+    CHECK_STR("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", hex);
+}
+
+TEST(hmac_rfc4231_case3)
+{
+    unsigned char key[20];
+    char data[50], hex[SPIM_SHA256_HEX_SIZE];
+    memset(key, 0xaa, sizeof key);
+    memset(data, 0xdd, sizeof data);
+    hmac_hex(key, sizeof key, data, sizeof data, 32, hex);
+    CHECK_STR("773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe", hex);
+}
+
+TEST(hmac_rfc4231_case4)
+{
+    unsigned char key[25];
+    char data[50], hex[SPIM_SHA256_HEX_SIZE];
+    size_t i;
+    for (i = 0; i < sizeof key; i++) key[i] = (unsigned char)(i + 1);
+    memset(data, 0xcd, sizeof data);
+    hmac_hex(key, sizeof key, data, sizeof data, 32, hex);
+    CHECK_STR("82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b", hex);
+}
+
+TEST(hmac_rfc4231_case5_truncated_to_128_bits)
+{
+    unsigned char key[20];
+    char hex[SPIM_SHA256_HEX_SIZE];
+    memset(key, 0x0c, sizeof key);
+    hmac_hex(key, sizeof key, "Test With Truncation", 20, 16, hex);
+    CHECK_STR("a3b6167473100ee06e0c796c2955552b", hex);
+}
+
+TEST(hmac_rfc4231_case6_key_longer_than_block)
+{
+    unsigned char key[131];
+    const char *data = "Test Using Larger Than Block-Size Key - Hash Key First";
+    char hex[SPIM_SHA256_HEX_SIZE];
+    memset(key, 0xaa, sizeof key);
+    hmac_hex(key, sizeof key, data, strlen(data), 32, hex);
+    CHECK_STR("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54", hex);
+}
+
+TEST(hmac_rfc4231_case7_long_key_and_data)
+{
+    unsigned char key[131];
+    const char *data = "This is a test using a larger than block-size key and a larger than "
+                       "block-size data. The key needs to be hashed before being used by the "
+                       "HMAC algorithm.";
+    char hex[SPIM_SHA256_HEX_SIZE];
+    memset(key, 0xaa, sizeof key);
+    hmac_hex(key, sizeof key, data, strlen(data), 32, hex);
+    CHECK_STR("9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2", hex);
+}
+
+/* A key of exactly one block is used as is, one byte more is hashed: both
+   must agree with the definition (key hashed to 32 bytes when over 64). */
+TEST(hmac_key_of_65_bytes_equals_hmac_with_its_hash)
+{
+    unsigned char key[65], hashed[SPIM_SHA256_SIZE], a[SPIM_SHA256_SIZE], b[SPIM_SHA256_SIZE];
+    memset(key, 0x5a, sizeof key);
+    spim_sha256(key, sizeof key, hashed);
+    spim_hmac_sha256(key, sizeof key, "msg", 3, a);
+    spim_hmac_sha256(hashed, sizeof hashed, "msg", 3, b);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    spim_hmac_sha256(key, 64, "msg", 3, b);
+    CHECK(memcmp(a, b, sizeof a) != 0);
+}
+
+int main(void)
+{
+    RUN(sha256_empty_string);
+    RUN(sha256_fips_one_block_abc);
+    RUN(sha256_fips_448_bit_message);
+    RUN(sha256_fips_896_bit_message);
+    RUN(sha256_one_million_a);
+    RUN(sha256_padding_boundaries_match_streaming_byte_by_byte);
+    RUN(sha256_streaming_in_odd_pieces_equals_one_shot);
+    RUN(hex_is_lower_case_and_terminated);
+    RUN(hmac_rfc4231_case1);
+    RUN(hmac_rfc4231_case2_short_key);
+    RUN(hmac_rfc4231_case3);
+    RUN(hmac_rfc4231_case4);
+    RUN(hmac_rfc4231_case5_truncated_to_128_bits);
+    RUN(hmac_rfc4231_case6_key_longer_than_block);
+    RUN(hmac_rfc4231_case7_long_key_and_data);
+    RUN(hmac_key_of_65_bytes_equals_hmac_with_its_hash);
+    return spim_test_finish();
+}
