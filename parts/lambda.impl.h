@@ -37,6 +37,7 @@ typedef struct spim__lambda {
     int body_overflow;
     spim_buf hdr[SPIM__H_COUNT];
     int hdr_overflow;              /* index + 1 of an oversized header, else 0 */
+    int want_headers;              /* only `next` answers describe an invocation */
     int tries, retry_ms;
     spim_response resp;
 } spim__lambda;
@@ -167,6 +168,7 @@ static size_t spim__lambda_on_header(char *p, size_t size, size_t n, void *user)
     spim__lambda *rt = (spim__lambda *)user;
     size_t len = size * n, name_len, i;
     const char *colon = (const char *)memchr(p, ':', len), *v, *end = p + len;
+    if (!rt->want_headers) return len;
     if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {  /* a new answer (e.g. after 100) */
         for (i = 0; i < SPIM__H_COUNT; i++) spim_buf_reset(&rt->hdr[i]);
         rt->hdr_overflow = 0;
@@ -215,6 +217,7 @@ static spim_status spim__lambda_request(spim__lambda *rt, const char *path, cons
     int attempt, delay = rt->retry_ms;
     snprintf(url, sizeof url, "%s%s", rt->base, path);
     curl_easy_setopt(rt->curl, CURLOPT_URL, url);
+    rt->want_headers = body == NULL;
     if (body) {
         snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
         hs = curl_slist_append(NULL, ct);
