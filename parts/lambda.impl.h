@@ -15,6 +15,9 @@ extern "C" {
 #define SPIM__LAMBDA_REPLY_MAX 65536u      /* what we keep of the API's own answers */
 #define SPIM__LAMBDA_TRIES 5
 #define SPIM__LAMBDA_RETRY_MS 50
+#define SPIM__TRACE_ENV "_X_AMZN_TRACE_ID"
+
+extern char **environ;   /* POSIX: declared by the application */
 
 enum {
     SPIM__H_REQUEST_ID, SPIM__H_DEADLINE, SPIM__H_ARN, SPIM__H_TRACE,
@@ -39,6 +42,7 @@ typedef struct spim__lambda {
     int hdr_overflow;              /* index + 1 of an oversized header, else 0 */
     int want_headers;              /* only `next` answers describe an invocation */
     int tries, retry_ms;
+    spim_buf trace_env;            /* "_X_AMZN_TRACE_ID=..." that environ points at */
     spim_response resp;
 } spim__lambda;
 
@@ -291,6 +295,8 @@ static spim_status spim__lambda_open(spim__lambda *rt, const spim_lambda_opts *o
 static void spim__lambda_close(spim__lambda *rt)
 {
     int i;
+    unsetenv(SPIM__TRACE_ENV);   /* environ may point into trace_env */
+    spim_buf_free(&rt->trace_env);
     curl_easy_cleanup(rt->curl);
     curl_slist_free_all(rt->no_expect);
     spim_buf_free(&rt->body);
@@ -405,6 +411,36 @@ static spim_status spim__lambda_post_response(spim__lambda *rt, const char *id, 
     return spim__lambda_post_error(rt, path, "Function.ResponseSizeTooLarge", rt->resp.error_message, err);
 }
 
+static char **spim__lambda_trace_slot(void)
+{
+    char **e;
+    for (e = environ; e && *e; e++)
+        if (strncmp(*e, SPIM__TRACE_ENV "=", sizeof SPIM__TRACE_ENV) == 0) return e;
+    return NULL;
+}
+
+/* glibc's setenv never frees the string it replaces, so a new trace id per
+   invocation would leak ~100 bytes each time. setenv makes the slot (with a
+   constant value glibc reuses), then the slot points at our own buffer; no
+   environ read happens between the buffer's realloc and the swap. */
+static void spim__lambda_set_trace(spim__lambda *rt, const char *trace)
+{
+    char **slot;
+    if (!trace) {
+        unsetenv(SPIM__TRACE_ENV);
+        return;
+    }
+    if (!(slot = spim__lambda_trace_slot()) &&
+        (setenv(SPIM__TRACE_ENV, "", 1) != 0 || !(slot = spim__lambda_trace_slot())))
+        return;
+    spim_buf_reset(&rt->trace_env);
+    if (spim_buf_appendf(&rt->trace_env, "%s=%s", SPIM__TRACE_ENV, trace) != SPIM_OK) {
+        *slot = (char *)SPIM__TRACE_ENV "=";   /* never written through */
+        return;
+    }
+    *slot = (char *)rt->trace_env.data;
+}
+
 /* Call the handler for one event and post what it answered. */
 static spim_status spim__lambda_handle(spim__lambda *rt, spim_handler handler, void *user,
                                        const spim_invocation *inv, spim_error *err)
@@ -414,8 +450,7 @@ static spim_status spim__lambda_handle(spim__lambda *rt, spim_handler handler, v
     spim_status st;
     int64_t t0 = spim_now_ms();
     spim__response_clear(resp);
-    if (inv->trace_id) setenv("_X_AMZN_TRACE_ID", inv->trace_id, 1);
-    else unsetenv("_X_AMZN_TRACE_ID");
+    spim__lambda_set_trace(rt, inv->trace_id);
     spim_log_set_request_id(inv->request_id);
     if (spim_log_enabled(SPIM_LOG_DEBUG))
         spim_log(SPIM_LOG_DEBUG, "event of %zu bytes: %.256s", inv->payload_len, inv->payload);
