@@ -54,12 +54,14 @@ def cold_starts(exe, tmp, n):
     return out
 
 
-def spawn_reference(n):
-    """Spawn-and-exit of /bin/true: the part of a cold start that is Python's fork/exec."""
+def spawn_reference(cmd, n):
+    """Spawn-and-exit times of cmd: /bin/true is Python's fork/exec alone;
+    `bootstrap --help` adds loading the shared libraries (it exits before
+    curl_global_init)."""
     out = []
     for _ in range(n):
         t0 = time.time()
-        subprocess.run(["/bin/true"], check=True)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         out.append((time.time() - t0) * 1000)
     return out
 
@@ -92,7 +94,8 @@ def main():
     n = int(sys.argv[4]) if len(sys.argv) > 4 else 2000
     tmp = tempfile.mkdtemp(prefix="bench_lambda-")
     cold = cold_starts(exe, tmp, starts)
-    ref = spawn_reference(starts)
+    ref = spawn_reference(["/bin/true"], starts)
+    ref_help = spawn_reference([exe, "--help"], starts)
     runs = [throughput_round(exe, tmp, n) for _ in range(rounds)]
     rate = [r[0] for r in runs]
     cpu_b = [r[1] for r in runs]
@@ -105,6 +108,8 @@ def main():
     print("| spawn to first `next` (ms) | %.2f | %.2f | %.2f | %d |" % (med(cold), min(cold), max(cold), starts))
     print("| reference: spawn and exit of /bin/true (ms) | %.2f | %.2f | %.2f | %d |"
           % (med(ref), min(ref), max(ref), starts))
+    print("| reference: `bootstrap --help`, loading only (ms) | %.2f | %.2f | %.2f | %d |"
+          % (med(ref_help), min(ref_help), max(ref_help), starts))
     print("| invocations/s (echo, %d per round) | %.0f | %.0f | %.0f | %d |"
           % (n, med(rate), min(rate), max(rate), rounds))
     print("| bootstrap CPU per invocation (µs) | %.0f | %.0f | %.0f | %d |"
