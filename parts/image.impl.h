@@ -488,7 +488,8 @@ static void spim__bytes_scalar(unsigned char *d, const unsigned char *s, const u
     }
 }
 
-/* Rows take n bytes (whole pixels for 2 and 4 channels). */
+/* Rows take n bytes (whole pixels for 2 and 4 channels) of a layer: colour
+   with 255 in any alpha slot, alpha repeated for each byte of a pixel. */
 static void spim__row_scalar(unsigned char *d, const unsigned char *s, const unsigned char *a, size_t n, int ch)
 {
     size_t i;
