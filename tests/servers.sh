@@ -24,7 +24,9 @@ mkdir -p "$BUILD"
 BUILD=$(cd "$BUILD" && pwd)
 D=$BUILD/radosgw
 ENV_FILE=$BUILD/servers.env
-LOCK=$BUILD/radosgw.lock
+# The daemons must not inherit the lock's descriptor (they would hold the
+# lock for their whole life): every launch closes fd 9.
+LOCK=$BUILD/servers.lock
 RGW_PORT=${SPIM_RGW_PORT:-7480}
 MON_PORT=${SPIM_MON_PORT:-6789}
 STORE=${SPIM_RGW_STORE:-memstore}
@@ -146,7 +148,7 @@ create() {
     ceph-authtool --create-keyring "$D/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null || return 1
     monmaptool --create --fsid "$fsid" --addv a "v1:127.0.0.1:$MON_PORT" "$D/monmap" >/dev/null || return 1
     ceph-mon "${C[@]}" --mkfs -i a --monmap "$D/monmap" --keyring "$D/keyring" || return 1
-    setsid nohup ceph-mon "${C[@]}" -i a -f > "$D/log/mon.out" 2>&1 < /dev/null &
+    setsid nohup ceph-mon "${C[@]}" -i a -f > "$D/log/mon.out" 2>&1 < /dev/null 9>&- &
     echo $! > "$D/run/mon.pid"
     wait_for 100 0.2 ceph "${C[@]}" mon stat || { log "ceph-mon did not come up"; return 1; }
     osd_uuid=$(cat /proc/sys/kernel/random/uuid)
@@ -154,11 +156,11 @@ create() {
     ceph-osd "${C[@]}" -i "$id" --mkfs --osd-uuid "$osd_uuid" > "$D/log/osd-mkfs.out" 2>&1 \
         || { log "ceph-osd --mkfs failed"; tail -5 "$D/log/osd-mkfs.out" >&2; return 1; }
     ceph "${C[@]}" osd crush add "osd.$id" 1.0 root=default host=localhost >/dev/null 2>&1 || return 1
-    setsid nohup ceph-osd "${C[@]}" -i "$id" -f > "$D/log/osd.out" 2>&1 < /dev/null &
+    setsid nohup ceph-osd "${C[@]}" -i "$id" -f > "$D/log/osd.out" 2>&1 < /dev/null 9>&- &
     echo $! > "$D/run/osd.pid"
     osd_up() { ceph "${C[@]}" osd stat 2>/dev/null | grep -q '1 up'; }
     wait_for 300 0.2 osd_up || { log "ceph-osd did not come up"; return 1; }
-    setsid nohup radosgw "${C[@]}" -n client.rgw.a -f > "$D/log/rgw.out" 2>&1 < /dev/null &
+    setsid nohup radosgw "${C[@]}" -n client.rgw.a -f > "$D/log/rgw.out" 2>&1 < /dev/null 9>&- &
     echo $! > "$D/run/rgw.pid"
     wait_for 400 0.3 curl -s -o /dev/null --max-time 2 "$ENDPOINT/" \
         || { log "radosgw did not answer on $ENDPOINT"; return 1; }
@@ -235,7 +237,7 @@ cmd=${1:-}
 case "$cmd" in
     start|stop)
         exec 9> "$LOCK"
-        flock -w 600 9 || { log "could not take $LOCK"; exit 1; }
+        flock -w "$([ "$cmd" = start ] && echo 600 || echo 120)" 9 || { log "could not take $LOCK"; exit 1; }
         "$cmd" ;;
     status)
         if healthy; then echo "radosgw healthy on $ENDPOINT"; else echo "radosgw not running"; exit 1; fi ;;
