@@ -20,6 +20,8 @@ Control requests (any method, answered by the proxy itself):
           truncate  forward, relay half of the response body, then reset
           pass      no fault
     /__faultproxy__/stats   "requests=R faults=F" (proxied requests since reset)
+    /__faultproxy__/connections  "connections=C" (TCP connections accepted since
+                            reset, the one asking included)
     /__faultproxy__/reset   clears the fault and the counters
     /__faultproxy__/quit    stops the proxy
 """
@@ -47,6 +49,7 @@ class State:
         self.stall = 5.0
         self.requests = 0
         self.faults = 0
+        self.connections = 0
 
     def take(self):
         """Count one proxied request and return the fault it gets."""
@@ -124,6 +127,8 @@ class Handler(socketserver.StreamRequestHandler):
     def setup(self):
         super().setup()
         self.upstream = None
+        with STATE.lock:
+            STATE.connections += 1
 
     def finish(self):
         if self.upstream:
@@ -179,9 +184,14 @@ class Handler(socketserver.StreamRequestHandler):
             with STATE.lock:
                 text = "requests=%d faults=%d\n" % (STATE.requests, STATE.faults)
             self.wfile.write(plain(200, text))
+        elif cmd == "connections":
+            with STATE.lock:
+                text = "connections=%d\n" % STATE.connections
+            self.wfile.write(plain(200, text))
         elif cmd == "reset":
             with STATE.lock:
                 STATE.mode, STATE.count, STATE.requests, STATE.faults = "pass", 0, 0, 0
+                STATE.connections = 0
             self.wfile.write(plain(200, "ok\n"))
         elif cmd == "quit":
             self.wfile.write(plain(200, "bye\n"))

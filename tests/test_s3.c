@@ -697,6 +697,32 @@ TEST(slowdown_is_retried_then_succeeds)
     spim_s3_client_free(c);
 }
 
+TEST(one_connection_is_kept_alive_across_requests)
+{
+    spim_s3_client *c;
+    spim_s3_object o;
+    spim_error e;
+    char key[128];
+    int i;
+    NEED_PROXY();
+    c = proxied_client(0);
+    REQUIRE(c != NULL);
+    memset(&o, 0, sizeof o);
+    make_key(key, sizeof key, "keepalive.txt");
+    spim_error_clear(&e);
+    CHECKF(spim_s3_put(c, bucket, key, "same socket", 11, NULL, NULL, &e) == SPIM_OK, "%s", e.message);
+    for (i = 0; i < 3; i++) {
+        CHECKF(spim_s3_get(c, bucket, key, 0, &o, &e) == SPIM_OK, "%s", e.message);
+        CHECKF(spim_s3_head(c, bucket, key, &o, &e) == SPIM_OK, "%s", e.message);
+    }
+    CHECK_INT(SPIM_ERR_NOT_FOUND, spim_s3_get(c, bucket, "no-such-key-here", 0, &o, &e));
+    CHECKF(spim_s3_delete(c, bucket, key, &e) == SPIM_OK, "%s", e.message);
+    CHECK_STR("connections=2", proxy_ctl("connections")); /* the client's one + this query's */
+    CHECK_STR("requests=9 faults=0", proxy_ctl("stats"));
+    spim_s3_object_free(&o);
+    spim_s3_client_free(c);
+}
+
 TEST(slowdown_outlasting_the_attempts_fails_and_writes_nothing)
 {
     spim_s3_client *c, *direct;
@@ -819,6 +845,7 @@ int main(void)
 {
     snprintf(bucket, sizeof bucket, "spim-test-s3");
     snprintf(prefix, sizeof prefix, "run-%ld-%ld/", (long)getpid(), (long)(spim_wall_ms() / 1000));
+    spim_log_set_level(SPIM_LOG_ERROR); /* retries log WARN lines; AWS_LAMBDA_LOG_LEVEL shows them */
     spim_log_init_from_env();
     RUN(credentials_file_profiles_comments_whitespace);
     RUN(credentials_file_reports_bad_input);
@@ -841,6 +868,7 @@ int main(void)
     RUN(get_size_limit_is_enforced_before_the_body);
     RUN(clock_skew_is_corrected_from_the_server_date);
     RUN(slowdown_is_retried_then_succeeds);
+    RUN(one_connection_is_kept_alive_across_requests);
     RUN(slowdown_outlasting_the_attempts_fails_and_writes_nothing);
     RUN(connection_resets_are_retried);
     RUN(resets_outlasting_the_attempts_leave_the_original);
