@@ -1,0 +1,8 @@
+# s3: start/stop the test radosgw by hand (tests/run.sh does it for a run).
+# `make servers` leaves it running for later runs; `make servers-stop` stops
+# it whoever started it.
+.PHONY: servers servers-stop
+servers:
+	@tests/servers.sh start && cat $(B)/servers.env
+servers-stop:
+	@SPIM_STOP_SERVERS=1 tests/servers.sh stop
