@@ -17,9 +17,12 @@ extern "C" {
 SPIMDEF void spim_amz_date(int64_t time, char out[17])
 {
     /* civil-from-days (proleptic Gregorian), so no dependency on gmtime_r or
-       on the width of time_t */
-    int64_t days = time >= 0 ? time / 86400 : (time - 86399) / 86400;
-    int64_t secs = time - days * 86400;
+       on the width of time_t; clamped to years 0000..9999, which keeps the
+       fixed width and the arithmetic from overflowing */
+    int64_t t = time < INT64_C(-62167219200) ? INT64_C(-62167219200)
+              : time > INT64_C(253402300799) ? INT64_C(253402300799) : time;
+    int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+    int64_t secs = t - days * 86400;
     int64_t z = days + 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
     int64_t doe = z - era * 146097;
@@ -30,7 +33,6 @@ SPIMDEF void spim_amz_date(int64_t time, char out[17])
     int m = (int)(mp < 10 ? mp + 3 : mp - 9);
     int64_t y = yoe + era * 400 + (m <= 2);
     int fields[6], i;
-    if (y < 0 || y > 9999) y = y < 0 ? 0 : 9999; /* keep the fixed width */
     fields[0] = (int)(y / 100); fields[1] = (int)(y % 100); fields[2] = m; fields[3] = d;
     fields[4] = (int)(secs / 3600); fields[5] = (int)(secs / 60 % 60);
     for (i = 0; i < 6; i++) {
@@ -464,7 +466,7 @@ static spim_status spim__check_header(const spim_header *h, spim_error *err)
     if (!h->name || !h->value || !h->name[0])
         return spim_error_set(err, SPIM_ERR_INVALID, "sigv4: header without a name or value");
     for (p = h->name; *p; p++)
-        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == ':')
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", *p))
             return spim_error_set(err, SPIM_ERR_INVALID, "sigv4: bad character in header name");
     for (p = h->value; *p; p++) {
         if (*p == '\r' && p[1] != '\n')

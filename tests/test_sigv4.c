@@ -437,12 +437,17 @@ TEST(bad_input_is_rejected_with_a_reason)
     spim_sigv4_params p = s3_params(&c, DOC_TIME);
     spim_header inject[] = { { "x-amz-meta-a", "v\r\nX-Evil: 1" } };
     spim_header date[] = { { "X-Amz-Date", "20200101T000000Z" } };
+    spim_header badname[] = { { "x-amz-meta(a)", "v" } };
     spim_sigv4_request r = request("GET", "https://examplebucket.s3.amazonaws.com/k", inject, 1);
     spim_sigv4_result res;
     spim_error e;
     spim_error_clear(&e);
     CHECK_INT(SPIM_ERR_INVALID, spim_sigv4_sign(&r, &p, &res, &e));
     CHECK(strstr(e.message, "line break") != NULL);
+    spim_sigv4_result_free(&res);
+    r.headers = badname;
+    CHECK_INT(SPIM_ERR_INVALID, spim_sigv4_sign(&r, &p, &res, &e));
+    CHECK(strstr(e.message, "header name") != NULL);
     spim_sigv4_result_free(&res);
     r.headers = date;
     CHECK_INT(SPIM_ERR_INVALID, spim_sigv4_sign(&r, &p, &res, &e));
@@ -484,6 +489,12 @@ TEST(uri_encode_and_amz_date)
     CHECK_STR("20000229T235959Z", d);
     spim_amz_date(0, d);
     CHECK_STR("19700101T000000Z", d);
+    spim_amz_date(-1, d);
+    CHECK_STR("19691231T235959Z", d);
+    spim_amz_date(INT64_MAX, d); /* out of range: clamped, still 16 characters */
+    CHECK_STR("99991231T235959Z", d);
+    spim_amz_date(INT64_MIN, d);
+    CHECK_STR("00000101T000000Z", d);
 }
 
 /* AWS General Reference, "Examples of how to derive a signing key". */
