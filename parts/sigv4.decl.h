@@ -32,15 +32,20 @@ typedef enum spim_sigv4_mode {
 /* What to sign. The URL is as it goes on the wire: the path already
    percent-encoded once (spim_uri_encode with keep_slash), the query string
    as sent. `host` is taken from a Host header if given, else from the URL
-   (with its port when not the scheme's default). */
+   (with its port when not the scheme's default). Never signed, though sent:
+   user-agent, expect, transfer-encoding, connection, x-amzn-trace-id and
+   authorization (proxies and clients rewrite them). */
 typedef struct spim_sigv4_request {
     const char *method;             /* "GET", "PUT", ... */
     const char *url;                /* "https://bucket.s3.us-east-1.amazonaws.com/a%20b.jpg?x=1" */
     const spim_header *headers;     /* headers to send and sign, any case, duplicates allowed */
     size_t header_count;
-    const void *body;               /* hashed when payload_hash is NULL */
+    const void *body;               /* hashed when no payload hash is given */
     size_t body_len;
-    const char *payload_hash;       /* hex SHA-256, SPIM_UNSIGNED_PAYLOAD, ...; NULL = hash body */
+    /* hex SHA-256, SPIM_UNSIGNED_PAYLOAD, SPIM_STREAMING_PAYLOAD, ...; NULL =
+       an x-amz-content-sha256 header's value if sent, else UNSIGNED-PAYLOAD
+       for an S3 presigned URL, else the SHA-256 of the body */
+    const char *payload_hash;
 } spim_sigv4_request;
 
 typedef struct spim_sigv4_params {
@@ -77,14 +82,18 @@ typedef struct spim_sigv4_result {
     spim_buf storage;                     /* owns the add_headers strings */
 } spim_sigv4_result;
 
-/* Sign for header authentication. Free the result with spim_sigv4_result_free
-   (also after a failure). */
+/* Sign for header authentication. `out` is initialised here (not freed: pass
+   a fresh or freed one); free it with spim_sigv4_result_free, also after a
+   failure. An X-Amz-Date header in the request must equal params->time. */
 SPIMDEF spim_status spim_sigv4_sign(const spim_sigv4_request *req, const spim_sigv4_params *params,
                                     spim_sigv4_result *out, spim_error *err);
 
-/* Presigned URL (query authentication, payload UNSIGNED-PAYLOAD,
-   X-Amz-Security-Token signed, X-Amz-Signature last) into url_out.
-   `out` receives the intermediate strings; may be NULL. */
+/* Presigned URL into url_out (replacing its contents): the request's own
+   query parameters, re-encoded, then X-Amz-Algorithm, -Credential, -Date,
+   -Expires, -SignedHeaders, -Security-Token (signed unless
+   SPIM_SIGV4_OMIT_SESSION_TOKEN) and X-Amz-Signature last. S3 mode signs
+   UNSIGNED-PAYLOAD. params->expires must be 1..604800 (SPIM_ERR_INVALID
+   otherwise). `out` receives the intermediate strings; may be NULL. */
 SPIMDEF spim_status spim_sigv4_presign(const spim_sigv4_request *req, const spim_sigv4_params *params,
                                        spim_buf *url_out, spim_sigv4_result *out, spim_error *err);
 
