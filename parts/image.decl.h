@@ -68,6 +68,7 @@ typedef struct spim_stamp {
    both are copies owned by the struct (NULL when absent). */
 typedef struct spim_meta {
     spim_format format;
+    uint32_t width, height;   /* from JPEG SOF or PNG IHDR; 0 when not seen */
     int orientation;          /* EXIF Orientation 1..8; 1 when absent or invalid */
     unsigned char *exif;
     size_t exif_len;

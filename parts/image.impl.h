@@ -69,9 +69,17 @@ static unsigned char *spim__zlib_compress(unsigned char *data, int len, int *out
 #pragma GCC diagnostic ignored "-Wmisleading-indentation"
 #pragma GCC diagnostic ignored "-Wunused-value"
 #endif
+/* stb shifts signed ints into the sign bit (JPEG writer, decoders); benign
+   on every target, but -fsanitize=shift would stop on it. */
+#if defined(__clang__)
+#pragma clang attribute push (__attribute__((no_sanitize("shift"))), apply_to = function)
+#endif
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 #include <stb/stb_image_resize.h>
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -338,50 +346,88 @@ static spim_status spim__icc_join(spim_meta *m, const spim__icc_parts *ip, spim_
     return SPIM_OK;
 }
 
-/* An end-of-image marker after the first scan: stb_image pads a truncated
-   JPEG with grey instead of failing, so a missing EOI is our only sign. */
-static int spim__jpeg_has_eoi(const unsigned char *p, size_t n)
+/* The next marker after entropy-coded data at pos (stuffed FF00, restart
+   markers and fill bytes are part of the scan); len when there is none. */
+static size_t spim__jpeg_skip_scan(const unsigned char *p, size_t pos, size_t len)
 {
-    size_t i;
-    for (i = n; i >= 2; i--)
-        if (p[i - 2] == 0xFF && p[i - 1] == 0xD9) return 1;
-    return 0;
+    while (pos + 1 < len) {
+        const unsigned char *f = (const unsigned char *)memchr(p + pos, 0xFF, len - pos - 1);
+        unsigned next;
+        if (!f) return len;
+        pos = (size_t)(f - p);
+        next = p[pos + 1];
+        if (next == 0x00 || next == 0xFF || (next >= 0xD0 && next <= 0xD7)) { pos++; continue; }
+        return pos;
+    }
+    return len;
 }
 
+/* stb_image 2.27 trusts the Huffman counts of a DHT segment and overruns its
+   tables when they add up to more than 256: check every table first. */
+static int spim__jpeg_dht_ok(const unsigned char *d, size_t n)
+{
+    while (n > 0) {
+        size_t i, total = 0;
+        if (n < 17 || (d[0] >> 4) > 1 || (d[0] & 15) > 3) return 0;
+        for (i = 1; i <= 16; i++) total += d[i];
+        if (total > 256 || 17 + total > n) return 0;
+        d += 17 + total;
+        n -= 17 + total;
+    }
+    return 1;
+}
+
+/* One marker segment (payload d, n bytes) of a JPEG. */
+static spim_status spim__jpeg_segment(spim_meta *m, spim__icc_parts *ip, int marker,
+                                      const unsigned char *d, size_t n, spim_error *err)
+{
+    if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC && n >= 5) {
+        m->height = spim__rd16(d + 1, 0);
+        m->width = spim__rd16(d + 3, 0);
+    } else if (marker == 0xC4 && !spim__jpeg_dht_ok(d, n)) {
+        return spim_error_set(err, SPIM_ERR_IMAGE, "corrupt JPEG: bad Huffman table");
+    } else if (marker == 0xE1 && n >= 14 && memcmp(d, "Exif\0\0", 6) == 0) {
+        return spim__meta_set_exif(m, d + 6, n - 6, err);
+    } else if (marker == 0xE2 && n > 14 && memcmp(d, "ICC_PROFILE\0", 12) == 0) {
+        spim__icc_add(ip, d, n);
+    }
+    return SPIM_OK;
+}
+
+/* Walk every segment up to EOI, scans included (stb_image pads a truncated
+   JPEG with grey instead of failing, so a missing EOI is our only sign). */
 static spim_status spim__jpeg_meta(const unsigned char *p, size_t len, spim_meta *m, spim_error *err)
 {
     spim__icc_parts *ip = (spim__icc_parts *)SPIM_MALLOC(sizeof *ip);
     size_t pos = 2, seg;
-    int marker;
+    int marker, scans = 0;
     spim_status st = SPIM_OK;
     if (!ip) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory reading JPEG metadata");
     memset(ip, 0, sizeof *ip);
-    for (;;) {
+    while (st == SPIM_OK) {
         if (pos >= len || p[pos] != 0xFF) {
-            st = spim_error_set(err, SPIM_ERR_IMAGE, "corrupt or truncated JPEG: no marker at byte %zu", pos);
+            st = spim_error_set(err, SPIM_ERR_IMAGE, scans ? "truncated JPEG: no end-of-image marker"
+                                                            : "corrupt or truncated JPEG: no marker at byte %zu", pos);
             break;
         }
         while (pos < len && p[pos] == 0xFF) pos++;
-        if (pos >= len) { st = spim_error_set(err, SPIM_ERR_IMAGE, "truncated JPEG header"); break; }
+        if (pos >= len) continue;
         marker = p[pos++];
         if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) continue;
-        if (marker == 0xD9) { st = spim_error_set(err, SPIM_ERR_IMAGE, "JPEG ends before its image data"); break; }
+        if (marker == 0xD9) {
+            if (!scans) st = spim_error_set(err, SPIM_ERR_IMAGE, "JPEG ends before its image data");
+            else st = spim__icc_join(m, ip, err);
+            break;
+        }
         if (len - pos < 2 || (seg = spim__rd16(p + pos, 0)) < 2 || seg > len - pos) {
             st = spim_error_set(err, SPIM_ERR_IMAGE, "truncated JPEG: segment at byte %zu runs past the end", pos);
             break;
         }
-        if (marker == 0xE1 && seg - 2 >= 14 && memcmp(p + pos + 2, "Exif\0\0", 6) == 0)
-            st = spim__meta_set_exif(m, p + pos + 8, seg - 8, err);
-        else if (marker == 0xE2 && seg - 2 > 14 && memcmp(p + pos + 2, "ICC_PROFILE\0", 12) == 0)
-            spim__icc_add(ip, p + pos + 2, seg - 2);
+        st = spim__jpeg_segment(m, ip, marker, p + pos + 2, seg - 2, err);
         pos += seg;
-        if (st != SPIM_OK) break;
         if (marker == 0xDA) {
-            if (!spim__jpeg_has_eoi(p + pos, len - pos))
-                st = spim_error_set(err, SPIM_ERR_IMAGE, "truncated JPEG: no end-of-image marker");
-            else
-                st = spim__icc_join(m, ip, err);
-            break;
+            scans++;
+            pos = spim__jpeg_skip_scan(p, pos, len);
         }
     }
     SPIM_FREE(ip);
@@ -418,7 +464,10 @@ static spim_status spim__png_meta(const unsigned char *p, size_t len, spim_meta 
             return spim_error_set(err, SPIM_ERR_IMAGE,
                                   "corrupt PNG: chunk at byte %zu claims %lu bytes, past the end of the data",
                                   pos, (unsigned long)n);
-        if (memcmp(type, "iCCP", 4) == 0) st = spim__png_iccp(m, p + pos + 8, n, err);
+        if (memcmp(type, "IHDR", 4) == 0 && n >= 8) {
+            m->width = spim__rd32(p + pos + 8, 0);
+            m->height = spim__rd32(p + pos + 12, 0);
+        } else if (memcmp(type, "iCCP", 4) == 0) st = spim__png_iccp(m, p + pos + 8, n, err);
         else if (memcmp(type, "eXIf", 4) == 0) st = spim__meta_set_exif(m, p + pos + 8, n, err);
         else if (memcmp(type, "IEND", 4) == 0) return SPIM_OK;
         pos += 12 + (size_t)n;
@@ -841,6 +890,44 @@ SPIMDEF spim_status spim_stamp_draw(unsigned char *pixels, int width, int height
 
 /* ---- decode, encode, pipeline --------------------------------------------- */
 
+/* stb_image 2.27 writes past stbi__huffman.size[257] when a DHT table
+   declares more than 256 codes (2.28 checks). stb takes anything after FF D8
+   for a JPEG, skips stray bytes between segments and reads DHT segments
+   between progressive scans too, so walk every marker the way it does and
+   simulate its table reads (past a segment's end, past the data as 0). */
+static int spim__jpeg_dht_ok(const unsigned char *p, size_t len)
+{
+    size_t pos = 2;
+    if (len < 2 || p[0] != 0xFF || p[1] != 0xD8) return 1;
+    while (pos + 3 < len) {
+        unsigned m = p[pos + 1];
+        long left;
+        size_t t;
+        if (p[pos] != 0xFF || m == 0 || m == 0xFF || m == 0x01 || (m >= 0xD0 && m <= 0xD9)) { pos++; continue; }
+        left = (long)spim__rd16(p + pos + 2, 0) - 2;
+        for (t = pos + 4; m == 0xC4 && left > 0;) {
+            size_t codes = 0, i;
+            unsigned q = t < len ? p[t] : 0;
+            if (q >> 4 > 1 || (q & 15) > 3) break;  /* stb refuses the table itself */
+            for (i = 1; i <= 16; i++) codes += t + i < len ? p[t + i] : 0;
+            if (codes > 256) return 0;
+            t += 17 + codes;
+            left -= 17 + (long)codes;
+        }
+        pos += 2 + spim__rd16(p + pos + 2, 0);
+    }
+    return 1;
+}
+
+static spim_status spim__over_budget(spim_image *img, uint32_t w, uint32_t h, uint64_t max, spim_error *err)
+{
+    spim_error_set(err, SPIM_ERR_TOO_LARGE, "%s of %lux%lu is %llu pixels, over the budget of %llu",
+                   spim_format_name(img->meta.format), (unsigned long)w, (unsigned long)h,
+                   (unsigned long long)w * h, (unsigned long long)max);
+    spim_meta_free(&img->meta);
+    return SPIM_ERR_TOO_LARGE;
+}
+
 SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max_pixels,
                                       spim_image *img, spim_error *err)
 {
@@ -851,6 +938,14 @@ SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max
     if (!data || len == 0) return spim_error_set(err, SPIM_ERR_IMAGE, "empty input: not an image");
     if (len > INT_MAX) return spim_error_set(err, SPIM_ERR_TOO_LARGE, "input of %zu bytes is too large", len);
     if ((st = spim_meta_read(data, len, &img->meta, err)) != SPIM_OK) return st;
+    if (!spim__jpeg_dht_ok((const unsigned char *)data, len)) {
+        spim_meta_free(&img->meta);
+        return spim_error_set(err, SPIM_ERR_IMAGE, "corrupt JPEG: a Huffman table declares more than 256 codes");
+    }
+    if (!max_pixels) max_pixels = spim_default_max_pixels();
+    /* our own header parse first: stb refuses some huge claims as "unknown type" */
+    if ((uint64_t)img->meta.width * img->meta.height > max_pixels)
+        return spim__over_budget(img, img->meta.width, img->meta.height, max_pixels, err);
     if (!stbi_info_from_memory((const stbi_uc *)data, (int)len, &w, &h, &n)) {
         spim_error_set(err, SPIM_ERR_IMAGE, "not a readable image (%s): %s",
                        spim_format_name(img->meta.format), stbi_failure_reason());
@@ -858,14 +953,7 @@ SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max
         return SPIM_ERR_IMAGE;
     }
     if (img->meta.format == SPIM_FORMAT_UNKNOWN) img->meta.format = SPIM_FORMAT_TGA; /* the one without magic */
-    if (!max_pixels) max_pixels = spim_default_max_pixels();
-    if ((uint64_t)w * (uint64_t)h > max_pixels) {
-        spim_error_set(err, SPIM_ERR_TOO_LARGE, "%s of %dx%d is %llu pixels, over the budget of %llu",
-                       spim_format_name(img->meta.format), w, h, (unsigned long long)w * (unsigned long long)h,
-                       (unsigned long long)max_pixels);
-        spim_meta_free(&img->meta);
-        return SPIM_ERR_TOO_LARGE;
-    }
+    if ((uint64_t)w * (uint64_t)h > max_pixels) return spim__over_budget(img, (uint32_t)w, (uint32_t)h, max_pixels, err);
     img->pixels = stbi_load_from_memory((const stbi_uc *)data, (int)len, &img->width, &img->height, &img->channels, 0);
     if (!img->pixels) {
         spim_error_set(err, SPIM_ERR_IMAGE, "cannot decode %s: %s", spim_format_name(img->meta.format),
@@ -973,13 +1061,13 @@ static spim_status spim__png_chunk(spim_buf *b, const char *type, const unsigned
 /* iCCP (zlib-compressed profile) and eXIf chunks for a PNG. */
 static spim_status spim__png_meta_chunks(const spim_meta *m, spim_buf *b)
 {
-    static const unsigned char name[] = "ICC profile\0"; /* name, NUL, method 0 */
+    static const unsigned char name[] = "ICC profile\0"; /* name, NUL, method 0 (the terminator) */
     if (m->icc) {
         int zlen = 0;
         unsigned char *z = m->icc_len <= INT_MAX ? spim__zlib_compress(m->icc, (int)m->icc_len, &zlen, 6) : NULL;
         spim_status st;
         if (!z) return SPIM_ERR_NOMEM;
-        st = spim__png_chunk(b, "iCCP", name, sizeof name - 1, z, (size_t)zlen);
+        st = spim__png_chunk(b, "iCCP", name, sizeof name, z, (size_t)zlen);
         SPIM_FREE(z);
         if (st != SPIM_OK) return st;
     }
