@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Differential test of our SigV4 signer against botocore's S3 signers.
+"""Differential test of our SigV4 signer against botocore's signers.
 
 Generates S3 requests from a fixed seed (awkward keys, query parameters,
 session tokens, bodies, header and presigned forms, virtual-hosted and
@@ -8,6 +8,8 @@ botocore (S3SigV4Auth / S3SigV4QueryAuth, clock frozen at the request's
 time) and with our signer through build/test/sigv4_tool, and compares the
 canonical request, the string to sign, the signature and what goes on the
 wire (Authorization and the added headers, or the whole presigned URL).
+A further group is signed the generic way (SigV4Auth / SigV4QueryAuth:
+normalised, double-encoded paths, no x-amz-content-sha256).
 
 Run with Debian's interpreter, which sees python3-botocore:
     /usr/bin/python3 tests/botocore_diff.py TOOL [--count N] [--seed S]
@@ -160,7 +162,7 @@ def encode_query(pairs):
                     for k, v in pairs)
 
 
-def make_case(rng, i):
+def make_case(rng, i, generic=False):
     method = rng.choice(["GET", "PUT", "HEAD", "DELETE"])
     presign = rng.random() < 0.4
     endpoint, virtual_ok = rng.choice(ENDPOINTS)
@@ -187,17 +189,20 @@ def make_case(rng, i):
         token = "".join(rng.choice(TOKEN_CHARS) for _ in range(rng.randint(16, 400)))
     return {
         "id": "req-%03d" % i,
+        "mode": "generic" if generic else "s3",
+        "service": rng.choice(["service", "execute-api", "sqs"]) if generic else "s3",
         "op": "presign" if presign else "sign",
         "method": method,
         "url": url,
         "headers": make_headers(rng, method, presign),
         "body": body,
-        "unsigned": (not presign) and rng.random() < 0.2,
+        "unsigned": (not presign) and (not generic) and rng.random() < 0.2,
         "token": token,
         "region": rng.choice(REGIONS),
         "time": rng.randint(1369353600, 1900000000),
         "expires": rng.choice([1, 60, 3600, 86400, 604800, rng.randint(1, 604800)]),
-        "label": "%s %s %s%s" % (method, "presign" if presign else "header",
+        "label": "%s%s %s %s%s" % ("generic " if generic else "", method,
+                                   "presign" if presign else "header",
                                  "virtual" if virtual else "path",
                                  " token" if token else ""),
     }
@@ -209,16 +214,18 @@ def botocore_sign(case):
     when = real_datetime.datetime.utcfromtimestamp(case["time"])
     freeze_clock(when)
     creds = Credentials(ACCESS_KEY, SECRET_KEY, case["token"])
+    generic = case["mode"] == "generic"
     if case["op"] == "presign":
-        auth = recording(botocore.auth.S3SigV4QueryAuth)(creds, "s3", case["region"],
-                                                         expires=case["expires"])
+        cls = botocore.auth.SigV4QueryAuth if generic else botocore.auth.S3SigV4QueryAuth
+        auth = recording(cls)(creds, case["service"], case["region"], expires=case["expires"])
         req = AWSRequest(method=case["method"], url=case["url"])
         for name, value in case["headers"]:
             req.headers[name] = value
         auth.add_auth(req)
         return {"canonical_request": auth.creq, "string_to_sign": auth.sts,
                 "signature": req.url.rsplit("X-Amz-Signature=", 1)[1], "url": req.url}
-    auth = recording(botocore.auth.S3SigV4Auth)(creds, "s3", case["region"])
+    cls = botocore.auth.SigV4Auth if generic else botocore.auth.S3SigV4Auth
+    auth = recording(cls)(creds, case["service"], case["region"])
     req = AWSRequest(method=case["method"], url=case["url"], data=case["body"])
     for name, value in case["headers"]:
         req.headers[name] = value  # appends: duplicates stay, in order
@@ -235,10 +242,10 @@ def botocore_sign(case):
 
 def tool_input(case):
     line = {
-        "id": case["id"], "op": case["op"], "mode": "s3", "method": case["method"],
+        "id": case["id"], "op": case["op"], "mode": case["mode"], "method": case["method"],
         "url": case["url"], "headers": [list(h) for h in case["headers"]],
         "body_hex": case["body"].hex(), "access_key": ACCESS_KEY, "secret_key": SECRET_KEY,
-        "region": case["region"], "service": "s3", "time": case["time"],
+        "region": case["region"], "service": case["service"], "time": case["time"],
         "expires": case["expires"],
     }
     if case["token"]:
@@ -278,11 +285,14 @@ def compare(case, want, got):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("tool")
-    ap.add_argument("--count", type=int, default=400)
+    ap.add_argument("--count", type=int, default=400, help="S3 requests")
+    ap.add_argument("--generic", type=int, default=100,
+                    help="requests signed the generic (non-S3) way: normalised, double-encoded paths")
     ap.add_argument("--seed", type=int, default=20130524)
     args = ap.parse_args()
     rng = random.Random(args.seed)
     cases = [make_case(rng, i) for i in range(args.count)]
+    cases += [make_case(rng, args.count + i, generic=True) for i in range(args.generic)]
     expected = [botocore_sign(c) for c in cases]
     proc = subprocess.run([args.tool], input="\n".join(tool_input(c) for c in cases) + "\n",
                           capture_output=True, text=True, check=False)

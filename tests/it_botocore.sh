@@ -1,6 +1,7 @@
 #!/bin/bash
-# Differential test: our SigV4 signer against botocore's S3 signers on 400
-# generated requests (tests/botocore_diff.py), through build/test/sigv4_tool.
+# Differential test: our SigV4 signer against botocore's signers on 400
+# generated S3 requests and 100 generic (non-S3) ones (tests/botocore_diff.py),
+# through build/test/sigv4_tool.
 # Needs Debian's python3-botocore, run with /usr/bin/python3 (a pyenv or venv
 # python3 on PATH does not see dist-packages).
 set -u
@@ -17,4 +18,5 @@ if ! "$py" -c 'import botocore.auth' 2>/dev/null; then
     echo "0 passed, 0 failed, 1 skipped"
     exit 0
 fi
-exec "$py" tests/botocore_diff.py "$tool" --count "${SPIM_BOTOCORE_COUNT:-400}"
+exec "$py" tests/botocore_diff.py "$tool" --count "${SPIM_BOTOCORE_COUNT:-400}" \
+    --generic "${SPIM_BOTOCORE_GENERIC:-100}"
