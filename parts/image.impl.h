@@ -890,35 +890,6 @@ SPIMDEF spim_status spim_stamp_draw(unsigned char *pixels, int width, int height
 
 /* ---- decode, encode, pipeline --------------------------------------------- */
 
-/* stb_image 2.27 writes past stbi__huffman.size[257] when a DHT table
-   declares more than 256 codes (2.28 checks). stb takes anything after FF D8
-   for a JPEG, skips stray bytes between segments and reads DHT segments
-   between progressive scans too, so walk every marker the way it does and
-   simulate its table reads (past a segment's end, past the data as 0). */
-static int spim__jpeg_dht_ok(const unsigned char *p, size_t len)
-{
-    size_t pos = 2;
-    if (len < 2 || p[0] != 0xFF || p[1] != 0xD8) return 1;
-    while (pos + 3 < len) {
-        unsigned m = p[pos + 1];
-        long left;
-        size_t t;
-        if (p[pos] != 0xFF || m == 0 || m == 0xFF || m == 0x01 || (m >= 0xD0 && m <= 0xD9)) { pos++; continue; }
-        left = (long)spim__rd16(p + pos + 2, 0) - 2;
-        for (t = pos + 4; m == 0xC4 && left > 0;) {
-            size_t codes = 0, i;
-            unsigned q = t < len ? p[t] : 0;
-            if (q >> 4 > 1 || (q & 15) > 3) break;  /* stb refuses the table itself */
-            for (i = 1; i <= 16; i++) codes += t + i < len ? p[t + i] : 0;
-            if (codes > 256) return 0;
-            t += 17 + codes;
-            left -= 17 + (long)codes;
-        }
-        pos += 2 + spim__rd16(p + pos + 2, 0);
-    }
-    return 1;
-}
-
 static spim_status spim__over_budget(spim_image *img, uint32_t w, uint32_t h, uint64_t max, spim_error *err)
 {
     spim_error_set(err, SPIM_ERR_TOO_LARGE, "%s of %lux%lu is %llu pixels, over the budget of %llu",
@@ -926,6 +897,25 @@ static spim_status spim__over_budget(spim_image *img, uint32_t w, uint32_t h, ui
                    (unsigned long long)w * h, (unsigned long long)max);
     spim_meta_free(&img->meta);
     return SPIM_ERR_TOO_LARGE;
+}
+
+/* stb_image 2.27 reads the numbers of a PNM header into an int with no limit
+   (signed overflow; 2.28 stops at 2^31): refuse a number of 10 digits or
+   more, skipping white space and comments the way stb does. */
+static int spim__pnm_header_ok(const unsigned char *p, size_t len)
+{
+    size_t pos = 2, digits;
+    int k;
+    for (k = 0; k < 3; k++) {
+        for (;;) {
+            while (pos < len && isspace(p[pos])) pos++;
+            if (pos >= len || p[pos] != '#') break;
+            while (pos < len && p[pos] != '\n' && p[pos] != '\r') pos++;
+        }
+        for (digits = 0; pos < len && p[pos] >= '0' && p[pos] <= '9'; pos++)
+            if (++digits > 9) return 0;
+    }
+    return 1;
 }
 
 SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max_pixels,
@@ -938,10 +928,8 @@ SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max
     if (!data || len == 0) return spim_error_set(err, SPIM_ERR_IMAGE, "empty input: not an image");
     if (len > INT_MAX) return spim_error_set(err, SPIM_ERR_TOO_LARGE, "input of %zu bytes is too large", len);
     if ((st = spim_meta_read(data, len, &img->meta, err)) != SPIM_OK) return st;
-    if (!spim__jpeg_dht_ok((const unsigned char *)data, len)) {
-        spim_meta_free(&img->meta);
-        return spim_error_set(err, SPIM_ERR_IMAGE, "corrupt JPEG: a Huffman table declares more than 256 codes");
-    }
+    if (img->meta.format == SPIM_FORMAT_PNM && !spim__pnm_header_ok((const unsigned char *)data, len))
+        return spim_error_set(err, SPIM_ERR_IMAGE, "corrupt PNM: a header number has 10 digits or more");
     if (!max_pixels) max_pixels = spim_default_max_pixels();
     /* our own header parse first: stb refuses some huge claims as "unknown type" */
     if ((uint64_t)img->meta.width * img->meta.height > max_pixels)
@@ -953,6 +941,11 @@ SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max
         return SPIM_ERR_IMAGE;
     }
     if (img->meta.format == SPIM_FORMAT_UNKNOWN) img->meta.format = SPIM_FORMAT_TGA; /* the one without magic */
+    if (w <= 0 || h <= 0) { /* stb's PNM reader accepts a 3x0 header and "decodes" it */
+        spim_error_set(err, SPIM_ERR_IMAGE, "not an image: %s of %dx%d pixels", spim_format_name(img->meta.format), w, h);
+        spim_meta_free(&img->meta);
+        return SPIM_ERR_IMAGE;
+    }
     if ((uint64_t)w * (uint64_t)h > max_pixels) return spim__over_budget(img, (uint32_t)w, (uint32_t)h, max_pixels, err);
     img->pixels = stbi_load_from_memory((const stbi_uc *)data, (int)len, &img->width, &img->height, &img->channels, 0);
     if (!img->pixels) {
