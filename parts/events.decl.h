@@ -86,7 +86,9 @@ typedef struct spim_event_options {
 /* Parse `len` bytes of JSON (need not be NUL-terminated) into *out. A broken
    envelope fails as a whole; an SQS/SNS message whose body is not a usable
    S3 event, or a record whose key cannot be decoded, becomes a record with
-   `status` set, so the rest of the batch still runs. opt may be NULL. */
+   `status` set, so the rest of the batch still runs. opt may be NULL.
+   cJSON allocates its temporary tree through its own hooks (cJSON_InitHooks),
+   not SPIM_MALLOC; everything returned comes from SPIM_MALLOC. */
 SPIMDEF spim_status spim_event_parse(const char *json, size_t len, const spim_event_options *opt,
                                      spim_event **out, spim_error *err);
 /* Free everything spim_event_parse returned (NULL is fine). */
