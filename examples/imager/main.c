@@ -1,0 +1,371 @@
+/* imager - the SpartaImager function: stamp every image uploaded to a bucket.
+
+   ObjectCreated:*  GET the object, draw the stamp, PUT it back as
+                    SPARTA_OUTPUT_PREFIX + key (same format; GIF and the other
+                    formats stb cannot write become PNG), marked with
+                    x-amz-meta-sparta-stamped: 1 and the source's ETag.
+   ObjectRemoved:*  DELETE the stamped counterpart.
+   s3:TestEvent     nothing to do.
+
+   Events arrive from S3 directly or wrapped by SQS, SNS or EventBridge.
+   A key starting with the prefix, or an object carrying the marker, is never
+   stamped again. A problem with one object (not an image, too many pixels,
+   corrupt, gone, key too long) is logged and skipped; an S3 failure that
+   survived the client's retries fails the invocation (errorType
+   TransientS3Error, or S3Error when S3 refused) once the rest of the batch
+   is done, so that Lambda retries it. The answer is a JSON summary.
+
+   Configuration (read once, at init; a malformed value fails the init):
+     SPARTA_OUTPUT_PREFIX   default xformed_ (must not be empty)
+     SPARTA_OUTPUT_BUCKET   default: the source bucket
+     SPARTA_STAMP           default: the embedded stamp; else FILE or s3://BUCKET/KEY
+     SPARTA_STAMP_GRAVITY   nw n ne w c e sw s se (default se)
+     SPARTA_STAMP_MARGIN    pixels, 0..100000 (default 0)
+     SPARTA_STAMP_SCALE     stamp's longer side / photo's shorter side, 0..1;
+                            0 = native size (default 0.25)
+     SPARTA_STAMP_OPACITY   greater than 0, at most 1 (default 1)
+     SPARTA_JPEG_QUALITY    1..100 (default 90)
+     SPARTA_MAX_PIXELS      pixel budget (default from AWS_LAMBDA_FUNCTION_MEMORY_SIZE)
+   plus the AWS_* variables of the S3 client (AWS_ENDPOINT_URL_S3 included).
+
+      make build/imager/bootstrap
+      build/imager/bootstrap --event event.json     # invoke once, locally */
+#define SPARTA_IMAGER_IMPLEMENTATION
+#include "sparta_imager.h"
+#include "build/assets/stamp_png.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MARKER "sparta-stamped"
+#define SOURCE_ETAG "sparta-source-etag"
+#define STAMP_MAX_BYTES (16u << 20)
+#define SUMMARY_MAX_RECORDS 100   /* the answer lists at most this many records */
+
+typedef struct config {
+    const char *prefix;
+    const char *output_bucket;    /* NULL: the source bucket */
+    spim_stamp stamp;
+    spim_stamp_options opt;
+    size_t max_object_bytes;
+    spim_s3_client *s3;
+} config;
+
+/* What happened to one record. */
+typedef struct result {
+    const char *action;           /* "stamped", "deleted", "skipped", "failed" */
+    char reason[SPIM_ERROR_MESSAGE_MAX];
+    int transient;
+    size_t bytes_in, bytes_out;
+    long get_ms, image_ms, put_ms;
+} result;
+
+/* ---- configuration --------------------------------------------------------- */
+
+/* An unset or empty variable keeps *out; anything else must parse whole and
+   lie in [lo, hi]. */
+static spim_status env_number(const char *name, double lo, double hi, int integer, double *out,
+                              spim_error *err)
+{
+    const char *v = getenv(name);
+    char *end;
+    double d;
+    if (!v || !*v) return SPIM_OK;
+    d = strtod(v, &end);
+    if (end == v || *end || !(d >= lo && d <= hi) || (integer && d != floor(d)))
+        return spim_error_set(err, SPIM_ERR_CONFIG, "%s=\"%.64s\": expected %s from %.15g to %.15g",
+                              name, v, integer ? "an integer" : "a number", lo, hi);
+    *out = d;
+    return SPIM_OK;
+}
+
+static spim_status read_options(config *c, spim_error *err)
+{
+    const char *g = getenv("SPARTA_STAMP_GRAVITY");
+    double margin = 0, scale = 0.25, opacity = 1, quality = 90, pixels = 0;
+    if (g && *g && spim_gravity_parse(g) < 0)
+        return spim_error_set(err, SPIM_ERR_CONFIG,
+                              "SPARTA_STAMP_GRAVITY=\"%.32s\": expected one of nw n ne w c e sw s se", g);
+    if (env_number("SPARTA_STAMP_MARGIN", 0, 100000, 1, &margin, err) ||
+        env_number("SPARTA_STAMP_SCALE", 0, 1, 0, &scale, err) ||
+        env_number("SPARTA_STAMP_OPACITY", 1e-9, 1, 0, &opacity, err) ||
+        env_number("SPARTA_JPEG_QUALITY", 1, 100, 1, &quality, err) ||
+        env_number("SPARTA_MAX_PIXELS", 1, 1e15, 1, &pixels, err))
+        return SPIM_ERR_CONFIG;
+    c->opt.gravity = g && *g ? (spim_gravity)spim_gravity_parse(g) : SPIM_GRAVITY_SE;
+    c->opt.margin = (int)margin;
+    c->opt.scale = scale;
+    c->opt.opacity = opacity;
+    c->opt.quality = (int)quality;
+    c->opt.max_pixels = pixels > 0 ? (uint64_t)pixels : spim_default_max_pixels();
+    /* room for an uncompressed RGB image at the budget, plus headers */
+    c->max_object_bytes = c->opt.max_pixels > (SIZE_MAX - (1u << 20)) / 3
+                        ? SIZE_MAX : (size_t)c->opt.max_pixels * 3 + (1u << 20);
+    return SPIM_OK;
+}
+
+static spim_status load_stamp(config *c, const char *where, spim_error *err)
+{
+    spim_buf file = SPIM_BUF_INIT;
+    spim_s3_object obj;
+    spim_status st;
+    memset(&obj, 0, sizeof obj);
+    if (!where || !*where) return spim_stamp_load(&c->stamp, spim_stamp_png, sizeof spim_stamp_png, err);
+    if (strncmp(where, "s3://", 5) == 0) {
+        char bucket[256];
+        const char *slash = strchr(where + 5, '/');
+        size_t n = slash ? (size_t)(slash - where - 5) : 0;
+        if (!n || n >= sizeof bucket || !slash[1])
+            return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP=\"%.200s\": expected s3://BUCKET/KEY", where);
+        memcpy(bucket, where + 5, n);
+        bucket[n] = 0;
+        st = spim_s3_get(c->s3, bucket, slash + 1, STAMP_MAX_BYTES, &obj, err);
+        if (st == SPIM_OK) st = spim_stamp_load(&c->stamp, obj.body.data, obj.body.len, err);
+        spim_s3_object_free(&obj);
+    } else {
+        st = spim_read_file(where, STAMP_MAX_BYTES, &file, err);
+        if (st == SPIM_OK) st = spim_stamp_load(&c->stamp, file.data, file.len, err);
+        spim_buf_free(&file);
+    }
+    if (st != SPIM_OK) {
+        char why[SPIM_ERROR_MESSAGE_MAX];
+        snprintf(why, sizeof why, "%s", err ? err->message : "");
+        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP=\"%.200s\": %s", where, why);
+    }
+    return SPIM_OK;
+}
+
+static spim_status imager_init(void *user, spim_error *err)
+{
+    config *c = (config *)user;
+    const char *bucket = getenv("SPARTA_OUTPUT_BUCKET");
+    spim_status st;
+    c->prefix = getenv("SPARTA_OUTPUT_PREFIX");
+    if (!c->prefix) c->prefix = "xformed_";
+    if (!*c->prefix)
+        return spim_error_set(err, SPIM_ERR_CONFIG,
+                              "SPARTA_OUTPUT_PREFIX is empty: the stamped copies would overwrite the originals");
+    if (strlen(c->prefix) >= SPIM_S3_MAX_KEY)
+        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_OUTPUT_PREFIX is longer than an S3 key");
+    c->output_bucket = bucket && *bucket ? bucket : NULL;
+    if ((st = read_options(c, err)) != SPIM_OK) return st;
+    if ((st = spim_s3_client_create_from_env(&c->s3, err)) != SPIM_OK) return st;
+    if ((st = load_stamp(c, getenv("SPARTA_STAMP"), err)) != SPIM_OK) return st;
+    spim_log_fields(SPIM_LOG_INFO, "imager ready", "prefix", c->prefix,
+                    "output_bucket", c->output_bucket ? c->output_bucket : "(source)",
+                    "stamp", getenv("SPARTA_STAMP") ? getenv("SPARTA_STAMP") : "(embedded)", (const char *)NULL);
+    return SPIM_OK;
+}
+
+/* ---- one record ------------------------------------------------------------- */
+
+static void settle(result *r, const char *action, const char *fmt, const char *detail)
+{
+    r->action = action;
+    snprintf(r->reason, sizeof r->reason, fmt, detail);
+}
+
+/* An S3 failure: the invocation fails, retryable or not. */
+static void s3_failed(result *r, const char *op, const spim_error *err)
+{
+    char what[SPIM_ERROR_MESSAGE_MAX];
+    r->transient = err->transient || err->status == SPIM_ERR_NETWORK || err->http_status >= 500;
+    snprintf(what, sizeof what, "%s: %.400s", op, err->message);
+    settle(r, "failed", "%s", what);
+}
+
+static int starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Decode, let go of the compressed bytes, stamp, encode: the input never
+   sits beside the output. */
+static void stamp_object(const config *c, const spim_s3_record *rec, const char *out_key, result *r)
+{
+    spim_s3_object obj;
+    spim_image img;
+    spim_buf enc = SPIM_BUF_INIT;
+    spim_error err;
+    spim_header meta[2];
+    spim_s3_put_options put;
+    char etag[256];
+    int64_t t = spim_now_ms();
+    spim_status st;
+    memset(&obj, 0, sizeof obj);
+    memset(&put, 0, sizeof put);
+    spim_error_clear(&err);
+    st = spim_s3_get(c->s3, rec->bucket, rec->key, c->max_object_bytes, &obj, &err);
+    r->get_ms = (long)(spim_now_ms() - t);
+    if (st == SPIM_ERR_NOT_FOUND) settle(r, "skipped", "%s", "source object is gone");
+    else if (st == SPIM_ERR_TOO_LARGE) settle(r, "skipped", "%s", err.message);
+    else if (st != SPIM_OK) s3_failed(r, "GET", &err);
+    else if (spim_s3_object_meta(&obj, MARKER)) settle(r, "skipped", "%s", "object carries the x-amz-meta-" MARKER " marker");
+    if (r->action) {
+        spim_s3_object_free(&obj);
+        return;
+    }
+    r->bytes_in = obj.body.len;
+    snprintf(etag, sizeof etag, "%.200s", obj.etag[0] == '"' ? obj.etag + 1 : obj.etag);
+    if (*etag && etag[strlen(etag) - 1] == '"') etag[strlen(etag) - 1] = 0;
+    t = spim_now_ms();
+    st = spim_image_decode(obj.body.data, obj.body.len, c->opt.max_pixels, &img, &err);
+    spim_s3_object_free(&obj);
+    if (st == SPIM_OK) {
+        st = spim_image_stamp(&img, &c->stamp, &c->opt, &err);
+        if (st == SPIM_OK) st = spim_image_encode(&img, SPIM_FORMAT_UNKNOWN, c->opt.quality, &enc, &err);
+        put.content_type = spim_format_content_type(img.meta.format);
+        spim_image_free(&img);
+    }
+    r->image_ms = (long)(spim_now_ms() - t);
+    if (st == SPIM_ERR_IMAGE || st == SPIM_ERR_TOO_LARGE || st == SPIM_ERR_INVALID) settle(r, "skipped", "%s", err.message);
+    else if (st != SPIM_OK) {
+        r->transient = 1; /* out of memory: another attempt may get a fresh sandbox */
+        settle(r, "failed", "%s", err.message);
+    }
+    if (r->action) {
+        spim_buf_free(&enc);
+        return;
+    }
+    meta[0].name = MARKER;
+    meta[0].value = "1";
+    meta[1].name = SOURCE_ETAG;
+    meta[1].value = etag;
+    put.metadata = meta;
+    put.metadata_count = 2;
+    t = spim_now_ms();
+    st = spim_s3_put(c->s3, c->output_bucket ? c->output_bucket : rec->bucket, out_key, enc.data, enc.len,
+                     &put, NULL, &err);
+    r->put_ms = (long)(spim_now_ms() - t);
+    r->bytes_out = enc.len;
+    spim_buf_free(&enc);
+    if (st != SPIM_OK) s3_failed(r, "PUT", &err);
+    else r->action = "stamped";
+}
+
+static void handle_record(const config *c, const spim_s3_record *rec, spim_buf *out_key, result *r)
+{
+    spim_error err;
+    spim_buf_reset(out_key);
+    if (rec->status != SPIM_OK) settle(r, "skipped", "%s", rec->error);
+    else if (rec->kind != SPIM_EVENT_CREATED && rec->kind != SPIM_EVENT_REMOVED)
+        settle(r, "skipped", "event %s is not handled", rec->name);
+    else if (starts_with(rec->key, c->prefix)) settle(r, "skipped", "key starts with %s", c->prefix);
+    else if (strlen(c->prefix) + rec->key_len > SPIM_S3_MAX_KEY)
+        settle(r, "skipped", "%s + key is longer than an S3 key", c->prefix);
+    else if (spim_buf_append_str(out_key, c->prefix) || spim_buf_append_str(out_key, rec->key))
+        settle(r, "failed", "%s", "out of memory");
+    if (r->action) return;
+    if (rec->kind == SPIM_EVENT_CREATED) {
+        stamp_object(c, rec, (const char *)out_key->data, r);
+        return;
+    }
+    spim_error_clear(&err);
+    if (spim_s3_delete(c->s3, c->output_bucket ? c->output_bucket : rec->bucket,
+                       (const char *)out_key->data, &err) != SPIM_OK)
+        s3_failed(r, "DELETE", &err);
+    else
+        r->action = "deleted";
+}
+
+/* ---- the invocation ------------------------------------------------------- */
+
+typedef struct summary {
+    int stamped, deleted, skipped, failed, transient;
+    cJSON *records;
+    char first_failure[SPIM_ERROR_MESSAGE_MAX];
+} summary;
+
+static void report(summary *s, const spim_s3_record *rec, const char *out_key, const result *r)
+{
+    char in[24], out[24], get[24], img[24], put[24];
+    cJSON *item;
+    snprintf(in, sizeof in, "%zu", r->bytes_in);
+    snprintf(out, sizeof out, "%zu", r->bytes_out);
+    snprintf(get, sizeof get, "%ld", r->get_ms);
+    snprintf(img, sizeof img, "%ld", r->image_ms);
+    snprintf(put, sizeof put, "%ld", r->put_ms);
+    spim_log_fields(strcmp(r->action, "failed") ? SPIM_LOG_INFO : SPIM_LOG_ERROR, r->action,
+                    "bucket", rec->bucket, "key", rec->key, "event", rec->name, "output", out_key,
+                    "reason", r->reason, "bytes_in", in, "bytes_out", out,
+                    "get_ms", get, "image_ms", img, "put_ms", put, (const char *)NULL);
+    s->stamped += strcmp(r->action, "stamped") == 0;
+    s->deleted += strcmp(r->action, "deleted") == 0;
+    s->skipped += strcmp(r->action, "skipped") == 0;
+    if (strcmp(r->action, "failed") == 0) {
+        s->transient += r->transient;
+        if (!s->failed++) snprintf(s->first_failure, sizeof s->first_failure, "%.200s: %.300s", rec->key, r->reason);
+    }
+    if (cJSON_GetArraySize(s->records) >= SUMMARY_MAX_RECORDS || !(item = cJSON_CreateObject())) return;
+    cJSON_AddStringToObject(item, "key", rec->key);
+    cJSON_AddStringToObject(item, "action", r->action);
+    if (*out_key && strcmp(r->action, "skipped") != 0) cJSON_AddStringToObject(item, "output", out_key);
+    if (r->reason[0]) cJSON_AddStringToObject(item, "reason", r->reason);
+    cJSON_AddItemToArray(s->records, item);
+}
+
+static spim_status answer(const summary *s, int tests, spim_response *resp)
+{
+    cJSON *doc = cJSON_CreateObject();
+    char *text = NULL;
+    spim_status st = SPIM_ERR_NOMEM;
+    if (doc && cJSON_AddNumberToObject(doc, "stamped", s->stamped) && cJSON_AddNumberToObject(doc, "deleted", s->deleted) &&
+        cJSON_AddNumberToObject(doc, "skipped", s->skipped) && cJSON_AddNumberToObject(doc, "failed", s->failed) &&
+        cJSON_AddNumberToObject(doc, "testEvents", tests) && cJSON_AddItemReferenceToObject(doc, "records", s->records) &&
+        (text = cJSON_PrintUnformatted(doc)) != NULL)
+        st = spim_response_ok(resp, text, strlen(text), NULL);
+    cJSON_free(text);
+    cJSON_Delete(doc);
+    return st;
+}
+
+static spim_status imager(const spim_invocation *inv, spim_response *resp, void *user)
+{
+    const config *c = (const config *)user;
+    spim_event *ev = NULL;
+    spim_buf out_key = SPIM_BUF_INIT;
+    spim_error err;
+    summary s;
+    size_t i;
+    spim_status st;
+    spim_error_clear(&err);
+    memset(&s, 0, sizeof s);
+    if (spim_event_parse(inv->payload, inv->payload_len, NULL, &ev, &err) != SPIM_OK) {
+        spim_response_fail(resp, "InvalidEvent", "%s", err.message);
+        return err.status;
+    }
+    if (!(s.records = cJSON_CreateArray())) {
+        spim_event_free(ev);
+        return SPIM_ERR_NOMEM;
+    }
+    for (i = 0; i < ev->record_count; i++) {
+        result r;
+        memset(&r, 0, sizeof r);
+        handle_record(c, &ev->records[i], &out_key, &r);
+        report(&s, &ev->records[i], out_key.data ? (const char *)out_key.data : "", &r);
+    }
+    st = answer(&s, ev->test_events, resp);
+    spim_log_fields(SPIM_LOG_INFO, "done", "response", resp->payload.data ? (const char *)resp->payload.data : "",
+                    (const char *)NULL);
+    if (s.failed) {
+        spim_response_fail(resp, s.transient ? "TransientS3Error" : "S3Error", "%d of %zu records failed; first: %s",
+                           s.failed, ev->record_count, s.first_failure);
+        st = SPIM_ERR_HTTP;
+    }
+    cJSON_Delete(s.records);
+    spim_buf_free(&out_key);
+    spim_event_free(ev);
+    return st;
+}
+
+int main(int argc, char **argv)
+{
+    static config cfg;
+    int rc = spim_lambda_main(argc, argv, imager_init, imager, &cfg);
+    spim_stamp_free(&cfg.stamp);
+    spim_s3_client_free(cfg.s3);
+    return rc;
+}
