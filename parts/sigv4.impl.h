@@ -163,6 +163,7 @@ static spim_status spim__url_host(const spim__url *u, spim_buf *out, spim_error 
                 return spim_error_set(err, SPIM_ERR_INVALID, "sigv4: bad port in URL");
             port = port * 10 + (*q - '0');
         }
+        if (port > 65535) return spim_error_set(err, SPIM_ERR_INVALID, "sigv4: bad port in URL");
     }
     if (!host_len) return spim_error_set(err, SPIM_ERR_INVALID, "sigv4: URL without a host");
     if ((port == 80 && spim__ieq_n(u->scheme, u->scheme_len, "http")) ||

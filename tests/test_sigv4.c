@@ -457,6 +457,10 @@ TEST(bad_input_is_rejected_with_a_reason)
     r.url = "examplebucket/k";
     CHECK_INT(SPIM_ERR_INVALID, spim_sigv4_sign(&r, &p, &res, &e));
     spim_sigv4_result_free(&res);
+    r.url = "http://127.0.0.1:99999/k";
+    CHECK_INT(SPIM_ERR_INVALID, spim_sigv4_sign(&r, &p, &res, &e));
+    CHECK(strstr(e.message, "port") != NULL);
+    spim_sigv4_result_free(&res);
     r.url = "https://examplebucket.s3.amazonaws.com/k";
     p.credentials = &none;
     CHECK_INT(SPIM_ERR_AUTH, spim_sigv4_sign(&r, &p, &res, &e));
