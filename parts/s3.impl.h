@@ -105,7 +105,7 @@ static spim_status spim__s3_cred_line(const char *b, const char *e, const char *
 {
     const char *kb = b, *ke, *vb, *ve, *p;
     for (ke = b; ke < e && *ke != '=' && *ke != ':'; ke++) {}
-    if (ke == e) return SPIM_OK; /* not an assignment: ignored, as configparser would not matter */
+    if (ke == e) return SPIM_OK; /* a stray line costs nothing; refusing the file would */
     vb = ke + 1;
     ve = e;
     spim__s3_trim(&kb, &ke);
@@ -326,17 +326,19 @@ SPIMDEF spim_status spim_s3_client_create(const spim_s3_options *opts, spim_s3_c
     memset(c, 0, sizeof *c);
     st = spim__s3_configure(c, opts ? opts : &none, err);
     if (st != SPIM_OK) {
-        memset(&c->credentials, 0, sizeof c->credentials);
+        memset(c, 0, sizeof *c);
         SPIM_FREE(c);
         return st;
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        memset(c, 0, sizeof *c);
         SPIM_FREE(c);
         return spim_error_set(err, SPIM_ERR_NETWORK, "s3: curl_global_init failed");
     }
     c->curl = curl_easy_init();
     if (!c->curl) {
         curl_global_cleanup();
+        memset(c, 0, sizeof *c);
         SPIM_FREE(c);
         return spim_error_set(err, SPIM_ERR_NOMEM, "s3: curl_easy_init failed");
     }
@@ -930,7 +932,7 @@ static spim_status spim__s3_execute(spim_s3_client *c, spim__s3_call *call, spim
         spim__s3_log_attempt(call, attempt, spim_now_ms() - t0, st == SPIM_OK ? "ok"
                              : call->cc != CURLE_OK ? curl_easy_strerror(call->cc) : call->error.code);
         if (st != SPIM_ERR_HTTP) break; /* success, or a failure before sending */
-        if (!skew_fixed && call->cc == CURLE_OK &&
+        if (!skew_fixed && call->cc == CURLE_OK && call->server_date > 0 &&
             spim_s3_is_clock_skew(call->error.code, call->server_date, call->signed_at)) {
             skew_fixed = 1;
             c->clock_offset_s = call->server_date - spim_wall_ms() / 1000;
