@@ -211,7 +211,7 @@ def make_case(rng, i, generic=False):
 # ---------------------------------------------------------------- signing
 
 def botocore_sign(case):
-    when = real_datetime.datetime.utcfromtimestamp(case["time"])
+    when = real_datetime.datetime.fromtimestamp(case["time"], real_datetime.timezone.utc).replace(tzinfo=None)
     freeze_clock(when)
     creds = Credentials(ACCESS_KEY, SECRET_KEY, case["token"])
     generic = case["mode"] == "generic"
