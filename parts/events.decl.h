@@ -52,7 +52,7 @@ typedef struct spim_s3_record {
     const char *version_id;       /* s3.object.versionId */
     const char *sequencer;        /* s3.object.sequencer */
 
-    const char *event_version;    /* eventVersion (EventBridge: detail.version) */
+    const char *event_version;    /* eventVersion (detail.event-version, else detail.version) */
     const char *event_source;     /* eventSource: "aws:s3" (EventBridge: "aws.s3") */
     const char *aws_region;       /* awsRegion */
     const char *event_time;       /* eventTime, ISO-8601 */

@@ -347,10 +347,13 @@ static const char *spim__ev_eventbridge_name(const char *type, const char *reaso
 static spim_status spim__ev_eventbridge_detail(spim__evp *p, const cJSON *d, spim_s3_record *r)
 {
     const cJSON *bucket, *object;
-    const char *deletion;
+    const char *deletion, *schema;
     spim_status st;
     size_t mark;
+    /* "version" is EventBridge's constant 0; newer events version their
+       schema in "event-version" */
     if ((st = spim__ev_str(p, d, "version", 0, &r->event_version)) != SPIM_OK ||
+        (st = spim__ev_str(p, d, "event-version", 0, &schema)) != SPIM_OK ||
         (st = spim__ev_str(p, d, "request-id", 0, &r->request_id)) != SPIM_OK ||
         (st = spim__ev_str(p, d, "requester", 0, &r->principal_id)) != SPIM_OK ||
         (st = spim__ev_str(p, d, "source-ip-address", 0, &r->source_ip)) != SPIM_OK ||
@@ -359,6 +362,7 @@ static spim_status spim__ev_eventbridge_detail(spim__evp *p, const cJSON *d, spi
         (st = spim__ev_member(p, d, "bucket", cJSON_Object, 1, &bucket)) != SPIM_OK ||
         (st = spim__ev_member(p, d, "object", cJSON_Object, 1, &object)) != SPIM_OK)
         return st;
+    if (schema[0]) r->event_version = schema;
     mark = spim__ev_push(p, "bucket");
     st = spim__ev_bucket_name(p, bucket, r);
     spim__ev_pop(p, mark);

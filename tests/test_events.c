@@ -408,6 +408,20 @@ TEST(eventbridge_names_map_to_notification_names)
     }
 }
 
+TEST(eventbridge_event_version_is_preferred_to_envelope_version)
+{
+    spim_event *ev;
+    spim_error err;
+    spim_status st = parse_str("{\"detail-type\":\"Object Created\",\"source\":\"aws.s3\",\"detail\":{"
+                               "\"version\":\"0\",\"event-version\":\"1.1\",\"bucket\":{\"name\":\"b\","
+                               "\"aws-generated-tags\":{\"aws:cloudformation:logical-id\":\"X\"}},"
+                               "\"object\":{\"key\":\"k\"},\"reason\":\"PutObject\"}}", &ev, &err);
+    REQUIRE(st == SPIM_OK);
+    CHECK_STR("1.1", ev->records[0].event_version);
+    CHECK_STR("", ev->records[0].message_id); /* no id in this event */
+    spim_event_free(ev);
+}
+
 TEST(eventbridge_inside_sqs_keeps_the_sqs_message_id)
 {
     spim_event *ev;
@@ -928,6 +942,7 @@ int main(void)
     RUN(eventbridge_created_keeps_key_verbatim);
     RUN(eventbridge_deleted_marker_is_removed);
     RUN(eventbridge_names_map_to_notification_names);
+    RUN(eventbridge_event_version_is_preferred_to_envelope_version);
     RUN(eventbridge_inside_sqs_keeps_the_sqs_message_id);
     RUN(test_event_inside_sns_inside_sqs_is_counted);
     RUN(sqs_inside_sqs_is_refused_per_message);
