@@ -18,6 +18,7 @@ Control requests (any method, answered by the proxy itself):
           reset     read the request, then reset the connection (RST)
           stall     read the request, then say nothing for S seconds, close
           truncate  forward, relay half of the response body, then reset
+          chunked   forward, relay the body chunked (no Content-Length)
           pass      no fault
     /__faultproxy__/stats   "requests=R faults=F" (proxied requests since reset)
     /__faultproxy__/connections  "connections=C" (TCP connections accepted since
@@ -38,7 +39,7 @@ import urllib.parse
 
 CONTROL = "/__faultproxy__/"
 MAX_LINE = 65536
-MODES = ("pass", "slowdown", "internal", "reset", "stall", "truncate")
+MODES = ("pass", "slowdown", "internal", "reset", "stall", "truncate", "chunked")
 
 
 class State:
@@ -163,7 +164,7 @@ class Handler(socketserver.StreamRequestHandler):
             elif fault == "stall":
                 time.sleep(STATE.stall)
                 return
-            elif not self.forward(method, target, headers, body, fault == "truncate"):
+            elif not self.forward(method, target, headers, body, fault):
                 return
 
     def control(self, target):
@@ -202,7 +203,7 @@ class Handler(socketserver.StreamRequestHandler):
             self.wfile.write(plain(404, "unknown control command\n"))
         return True
 
-    def forward(self, method, target, headers, body, truncate):
+    def forward(self, method, target, headers, body, fault):
         resp, data = None, b""
         for _ in range(2):  # a kept-alive upstream connection may have closed
             try:
@@ -224,18 +225,25 @@ class Handler(socketserver.StreamRequestHandler):
             self.wfile.write(s3_error(502, "Bad Gateway", "BadGateway", "faultproxy: upstream unreachable"))
             return True
         out = ["HTTP/1.1 %d %s\r\n" % (resp.status, resp.reason)]
-        has_length = False
+        has_length = chunked = fault == "chunked" and method != "HEAD"
         for name, value in resp.getheaders():
             low = name.lower()
-            if low in ("transfer-encoding", "connection", "keep-alive"):
+            if low in ("transfer-encoding", "connection", "keep-alive") or (chunked and low == "content-length"):
                 continue
             has_length = has_length or low == "content-length"
             out.append("%s: %s\r\n" % (name, value))
         if not has_length and method != "HEAD":
             out.append("Content-Length: %d\r\n" % len(data))
+        if chunked:
+            out.append("Transfer-Encoding: chunked\r\n")
         out.append("\r\n")
         self.wfile.write("".join(out).encode("latin-1"))
-        if truncate:
+        if chunked:
+            for i in range(0, len(data), 100):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data[i:i + 100]), data[i:i + 100]))
+            self.wfile.write(b"0\r\n\r\n")
+            return True
+        if fault == "truncate":
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
             reset_connection(self.connection)

@@ -820,6 +820,33 @@ TEST(truncated_body_is_fetched_again)
     spim_s3_client_free(c);
 }
 
+TEST(get_size_limit_is_enforced_while_reading_without_length)
+{
+    spim_s3_client *c;
+    spim_s3_object o;
+    spim_error e;
+    char key[128], data[1000];
+    NEED_PROXY();
+    c = proxied_client(0);
+    REQUIRE(c != NULL);
+    memset(&o, 0, sizeof o);
+    memset(data, 'q', sizeof data);
+    make_key(key, sizeof key, "chunked.bin");
+    spim_error_clear(&e);
+    REQUIRE(spim_s3_put(c, bucket, key, data, sizeof data, NULL, NULL, &e) == SPIM_OK);
+    CHECK_STR("ok", proxy_ctl("set?mode=chunked&count=2"));
+    CHECK_INT(SPIM_ERR_TOO_LARGE, spim_s3_get(c, bucket, key, 999, &o, &e));
+    CHECKF(strstr(e.message, "over the limit of 999 bytes") != NULL, "message: %s", e.message);
+    CHECK_INT(-1, o.content_length);
+    CHECK(o.body.len <= 999);
+    CHECKF(spim_s3_get(c, bucket, key, 1000, &o, &e) == SPIM_OK, "%s", e.message);
+    CHECK_MEM(data, sizeof data, o.body.data, o.body.len);
+    CHECK_STR("requests=3 faults=2", proxy_ctl("stats"));
+    spim_s3_delete(c, bucket, key, NULL);
+    spim_s3_object_free(&o);
+    spim_s3_client_free(c);
+}
+
 TEST(stalled_server_times_out_and_is_retried)
 {
     spim_s3_client *c;
@@ -873,6 +900,7 @@ int main(void)
     RUN(connection_resets_are_retried);
     RUN(resets_outlasting_the_attempts_leave_the_original);
     RUN(truncated_body_is_fetched_again);
+    RUN(get_size_limit_is_enforced_while_reading_without_length);
     RUN(stalled_server_times_out_and_is_retried);
     proxy_stop();
     return spim_test_finish();
