@@ -240,6 +240,7 @@ SPIMDEF spim_status spim_buf_reserve(spim_buf *b, size_t extra)
     if (!p) return SPIM_ERR_NOMEM;
     b->data = p;
     b->cap = cap;
+    b->data[b->len] = 0;
     return SPIM_OK;
 }
 

@@ -38,6 +38,9 @@ TEST(buffer_grows_and_stays_terminated)
     CHECK_INT('5', b.data[599]);
     spim_buf_free(&b);
     CHECK(b.data == NULL);
+    REQUIRE(spim_buf_reserve(&b, 10) == SPIM_OK);
+    CHECK_STR("", (const char *)b.data);
+    spim_buf_free(&b);
 }
 
 TEST(read_file_reports_missing_and_too_large)
@@ -54,6 +57,12 @@ TEST(read_file_reports_missing_and_too_large)
     CHECK_INT(SPIM_ERR_TOO_LARGE, spim_read_file(path, 5, &b, &e));
     CHECK(strstr(e.message, "larger than 5 bytes") != NULL);
     CHECK_INT(SPIM_ERR_NOT_FOUND, spim_read_file("build/test/no-such-file", 0, &b, &e));
+    f = fopen(path, "wb");
+    REQUIRE(f != NULL);
+    fclose(f);
+    CHECK_INT(SPIM_OK, spim_read_file(path, 0, &b, &e));
+    CHECK_INT(0, b.len);
+    CHECK_STR("", (const char *)b.data);
     remove(path);
     spim_buf_free(&b);
 }
