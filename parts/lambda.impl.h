@@ -36,11 +36,12 @@ typedef struct spim__lambda {
     struct curl_slist *no_expect;  /* "Expect:" - no 100-continue round trip */
     char base[SPIM__LAMBDA_API_MAX + 64];
     spim_buf body;                 /* the body of the last answer */
-    size_t body_max;               /* bodies over this abort the transfer */
-    int body_overflow;
+    size_t body_max;               /* what we keep of a body */
+    int body_overflow;             /* the body went over body_max */
     spim_buf hdr[SPIM__H_COUNT];
     int hdr_overflow;              /* index + 1 of an oversized header, else 0 */
-    int want_headers;              /* only `next` answers describe an invocation */
+    int want_headers;              /* only `next` answers describe an invocation: */
+                                   /* capture their headers, abort oversized events */
     int tries, retry_ms;
     spim_buf trace_env;            /* "_X_AMZN_TRACE_ID=..." that environ points at */
     spim_response resp;
@@ -150,6 +151,7 @@ static void spim__lambda_error_header(const char *error_type, char *out, size_t 
     if (!keep) n = (size_t)snprintf(out, cap, "Function.");
     for (; *t && n + 1 < cap; t++)
         if (isalnum((unsigned char)*t) || (keep && *t == '.')) out[n++] = *t;
+    if (out[n - 1] == '.' && n + 6 > cap) n = cap - 6; /* cut: leave room for "Error" */
     out[n] = 0;
     if (out[n - 1] == '.') snprintf(out + n, cap - n, "Error");
 }
@@ -162,7 +164,7 @@ static size_t spim__lambda_on_body(char *p, size_t size, size_t n, void *user)
     size_t len = size * n;
     if (rt->body.len + len > rt->body_max) {
         rt->body_overflow = 1;
-        return rt->body_max == SPIM__LAMBDA_REPLY_MAX ? len : 0;
+        return rt->want_headers ? 0 : len;   /* an event must be whole; a reply is only logged */
     }
     return spim_buf_append(&rt->body, p, len) == SPIM_OK ? len : 0;
 }
