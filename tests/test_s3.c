@@ -481,10 +481,17 @@ TEST(missing_key_and_bucket_are_not_found)
     spim_s3_client_free(c);
 }
 
+static void log_to_buf(const char *line, void *user)
+{
+    spim_buf_append_str((spim_buf *)user, line);
+    spim_buf_append_str((spim_buf *)user, "\n");
+}
+
 TEST(bad_credentials_are_reported)
 {
     spim_s3_client *c;
     spim_error e;
+    spim_buf log = SPIM_BUF_INIT;
     char key[128];
     const char *secret = "wrongSecretWrongSecretWrongSecret01234567";
     NEED_SERVER();
@@ -492,7 +499,17 @@ TEST(bad_credentials_are_reported)
     c = server_client_at(getenv("SPIM_TEST_S3_ENDPOINT"), getenv("SPIM_TEST_ACCESS_KEY"), secret, NULL);
     REQUIRE(c != NULL);
     spim_error_clear(&e);
+    spim_log_set_sink(log_to_buf, &log);
+    spim_log_set_level(SPIM_LOG_TRACE);
     CHECK_INT(SPIM_ERR_AUTH, spim_s3_put(c, bucket, key, "x", 1, NULL, NULL, &e));
+    spim_log_set_level(SPIM_LOG_ERROR);
+    spim_log_set_sink(NULL, NULL);
+    REQUIRE(log.data != NULL);
+    CHECKF(strstr((const char *)log.data, "s3 request") != NULL, "log: %s", (const char *)log.data);
+    CHECK(strstr((const char *)log.data, "SignatureDoesNotMatch") != NULL);
+    CHECK(strstr((const char *)log.data, secret) == NULL);
+    CHECK(strstr((const char *)log.data, "Signature=") == NULL);
+    spim_buf_free(&log);
     CHECKF(strstr(e.message, "SignatureDoesNotMatch") && strstr(e.message, "HTTP 403"), "message: %s", e.message);
     CHECK(strstr(e.message, secret) == NULL);
     CHECK(strstr(e.message, "Signature=") == NULL);
