@@ -82,7 +82,8 @@ SPIMDEF int64_t spim_s3_client_clock_offset(const spim_s3_client *client);
 /* ---- operations ----------------------------------------------------------
    bucket and key are raw strings (the key UTF-8, any bytes but NUL); the
    client percent-encodes them once. `out` may be NULL where noted; an `out`
-   is reset by the call and must be freed with spim_s3_object_free. */
+   starts zeroed (memset) or from an earlier call, is reset by the call, and
+   is freed with spim_s3_object_free. */
 
 /* GET into out->body. Objects over max_bytes (0: no limit) fail with
    SPIM_ERR_TOO_LARGE: before the body is read when Content-Length says so,
