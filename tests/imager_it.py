@@ -1,0 +1,634 @@
+#!/usr/bin/env python3
+"""End-to-end cases for the imager and presign functions: the bootstraps
+driven through tests/emulator.py (Runtime API) against the real radosgw,
+objects checked with build/s3 and pixels with build/tools/imgcheck.
+
+    tests/imager_it.py IMAGER_BOOTSTRAP PRESIGN_BOOTSTRAP [NAME_FILTER]
+
+Needs the servers.env variables (SPIM_TEST_S3_ENDPOINT, ...) exported, as
+tests/run.sh does. Prints `ok CASE` / `FAIL CASE: expected ... got ...`
+and the summary line. Every run uses buckets with a random suffix.
+"""
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from lambda_it import Bootstrap, Emulator, Failure, expect, expect_eq, short  # noqa: E402
+
+BUILD = os.environ.get("SPIM_BUILD", os.path.join(HERE, "..", "build"))
+S3 = os.path.join(BUILD, "s3")
+MKSAMPLES = os.path.join(BUILD, "tools", "mksamples")
+IMGCHECK = os.path.join(BUILD, "tools", "imgcheck")
+FAULTPROXY = os.path.join(HERE, "faultproxy.py")
+PREFIX = "xformed_"
+JPEG_NOISE = 32   # re-encoding a JPEG at quality 90 moves channels by less than this
+
+
+def aws_env(endpoint=None):
+    return {
+        "AWS_ACCESS_KEY_ID": os.environ["SPIM_TEST_ACCESS_KEY"],
+        "AWS_SECRET_ACCESS_KEY": os.environ["SPIM_TEST_SECRET_KEY"],
+        "AWS_REGION": os.environ.get("SPIM_TEST_REGION", "us-east-1"),
+        "AWS_ENDPOINT_URL_S3": endpoint or os.environ["SPIM_TEST_S3_ENDPOINT"],
+    }
+
+
+def run(cmd, env=None, check=True):
+    e = dict(os.environ)
+    e.update(aws_env())
+    e.update(env or {})
+    p = subprocess.run(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    if check and p.returncode != 0:
+        raise Failure("%s: expected exit 0 got %d: %s" % (" ".join(cmd), p.returncode, short(p.stderr.decode())))
+    return p
+
+
+# ---- S3 through build/s3 ----------------------------------------------------
+
+def s3_put(bucket, key, path, *extra):
+    out = run([S3, "put", "s3://%s/%s" % (bucket, key), path] + list(extra)).stdout.decode()
+    return out.split("etag: ", 1)[1].strip().strip('"')
+
+
+def s3_get(bucket, key, tmp):
+    path = tempfile.mktemp(dir=tmp)
+    run([S3, "get", "s3://%s/%s" % (bucket, key), path])
+    with open(path, "rb") as f:
+        data = f.read()
+    return path, data
+
+
+def s3_head(bucket, key):
+    """The HEAD fields as a dict, or None when the object does not exist."""
+    p = run([S3, "head", "s3://%s/%s" % (bucket, key)], check=False)
+    if p.returncode == 3:
+        return None
+    if p.returncode != 0:
+        raise Failure("head %s: expected exit 0 or 3 got %d: %s" % (key, p.returncode, p.stderr.decode()))
+    return dict(line.split(": ", 1) for line in p.stdout.decode().splitlines() if ": " in line)
+
+
+def new_bucket(tag):
+    name = "imager-%s-%d-%06d" % (tag, os.getpid() % 100000, random.randrange(1000000))
+    run([S3, "mb", "s3://" + name])
+    return name
+
+
+# ---- events as S3, SQS, SNS and EventBridge send them ------------------------
+
+def s3_record(bucket, key, name="ObjectCreated:Put", size=1024, etag="0123456789abcdef0123456789abcdef"):
+    obj = {"key": urllib.parse.quote_plus(key, safe="/"), "sequencer": "0066F2A1B3C4D5E6F7"}
+    if name.startswith("ObjectCreated"):
+        obj.update({"size": size, "eTag": etag})
+    return {
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-11-26T16:00:00.000Z", "eventName": name,
+        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "stamp",
+               "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
+                          "arn": "arn:aws:s3:::" + bucket},
+               "object": obj},
+    }
+
+
+def s3_event(*records):
+    return {"Records": list(records)}
+
+
+def sqs_event(s3doc):
+    return {"Records": [{
+        "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d", "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+        "body": json.dumps(s3doc), "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1545082649183"},
+        "messageAttributes": {}, "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3", "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:111122223333:stamp-queue", "awsRegion": "us-east-1"}]}
+
+
+def sns_event(s3doc):
+    return {"Records": [{
+        "EventSource": "aws:sns", "EventVersion": "1.0",
+        "EventSubscriptionArn": "arn:aws:sns:us-east-1:111122223333:stamp:2bcfbf39",
+        "Sns": {"Type": "Notification", "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
+                "TopicArn": "arn:aws:sns:us-east-1:111122223333:stamp", "Subject": "Amazon S3 Notification",
+                "Message": json.dumps(s3doc), "Timestamp": "2026-11-26T16:00:00.000Z",
+                "SignatureVersion": "1", "Signature": "EXAMPLE", "MessageAttributes": {}}}]}
+
+
+def eventbridge_event(bucket, key, detail_type="Object Created", reason="PutObject"):
+    return {"version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103", "detail-type": detail_type,
+            "source": "aws.s3", "account": "111122223333", "time": "2026-11-26T16:00:00Z",
+            "region": "us-east-1", "resources": ["arn:aws:s3:::" + bucket],
+            "detail": {"version": "0", "bucket": {"name": bucket},
+                       "object": {"key": key, "size": 1024, "etag": "0123456789abcdef0123456789abcdef",
+                                  "sequencer": "00617F0829932D1E8A"},
+                       "request-id": "N4N7GDK58NMKJ12R", "requester": "111122223333",
+                       "source-ip-address": "127.0.0.1", "reason": reason}}
+
+
+# ---- assertions ----------------------------------------------------------------
+
+def imgcheck(*args):
+    out = run([IMGCHECK] + list(args)).stdout.decode().split()
+    return {k: v for k, v in (w.split("=", 1) for w in out)}
+
+
+OUT_FORMAT = {".jpg": ("JPEG", "image/jpeg"), ".png": ("PNG", "image/png"),
+              ".gif": ("PNG", "image/png"), ".bmp": ("BMP", "image/bmp")}
+
+
+def check_stamped(t, bucket, key, sample, corner="se"):
+    """The stamped copy of `key` exists, is marked, keeps the format and
+    differs from the sample only in the stamp's corner; the original is
+    untouched."""
+    ext = os.path.splitext(sample)[1]
+    fmt, ctype = OUT_FORMAT[ext]
+    head = s3_head(bucket, PREFIX + key)
+    expect(head is not None, "stamped object " + PREFIX + key, "to exist", "404")
+    expect_eq(key + " content type", ctype, head.get("content-type"))
+    expect_eq(key + " marker", "1", head.get("meta-sparta-stamped"))
+    orig = s3_head(bucket, key)
+    expect_eq(key + " source etag", orig["etag"].strip('"'), head.get("meta-sparta-source-etag"))
+    path, _ = s3_get(bucket, PREFIX + key, t.tmp)
+    a, b = imgcheck("info", os.path.join(t.samples, sample)), imgcheck("info", path)
+    expect_eq(key + " output format", fmt, b["format"])
+    expect_eq(key + " size", (a["width"], a["height"]), (b["width"], b["height"]))
+    expect_eq(key + " channels", a["channels"], b["channels"])
+    d = imgcheck("diff", os.path.join(t.samples, sample), path, str(JPEG_NOISE if fmt == "JPEG" else 0))
+    w, h = int(d["width"]), int(d["height"])
+    x0, y0, x1, y1 = (int(v) for v in d["bbox"].split(","))
+    expect(int(d["changed"]) > w * h // 100, key + " stamped pixels", "over 1% of the image", d)
+    inside = {"se": x0 >= w // 2 and y0 >= h // 2, "ne": x0 >= w // 2 and y1 < h // 2}[corner]
+    expect(inside, key + " changed pixels", "only in the %s quarter of %dx%d" % (corner, w, h), d["bbox"])
+    _, data = s3_get(bucket, key, t.tmp)
+    with open(os.path.join(t.samples, sample), "rb") as f:
+        expect(f.read() == data, key + " original bytes", "unchanged", "%d different bytes" % len(data))
+
+
+def check_absent(bucket, key):
+    expect(s3_head(bucket, key) is None, "object " + key, "absent", "it exists")
+
+
+def answer(emu, event, **headers):
+    return emu.result(emu.event(event, **headers), timeout=120)["final"]
+
+
+def summary(rec):
+    expect_eq("answer kind", "response", rec["kind"])
+    return json.loads(rec["body"])
+
+
+def counts(doc):
+    return {k: doc[k] for k in ("stamped", "deleted", "skipped", "failed")}
+
+
+def c(stamped=0, deleted=0, skipped=0, failed=0):
+    return {"stamped": stamped, "deleted": deleted, "skipped": skipped, "failed": failed}
+
+
+# ---- cases on the shared function (default configuration) --------------------
+
+SAMPLES = [("photo.jpg", "ObjectCreated:Put"), ("small.jpg", "ObjectCreated:Post"),
+           ("alpha.png", "ObjectCreated:Copy"), ("palette.gif", "ObjectCreated:CompleteMultipartUpload"),
+           ("photo.bmp", "ObjectCreated:Put"), ("large.jpg", "ObjectCreated:Put")]
+
+
+def case_formats_stamped(t):
+    recs = []
+    for sample, name in SAMPLES:
+        s3_put(t.bucket, "in/" + sample, os.path.join(t.samples, sample))
+        recs.append(s3_record(t.bucket, "in/" + sample, name))
+    t.batch = s3_event(*recs)
+    doc = summary(answer(t.emu, t.batch))
+    expect_eq("summary", c(stamped=len(SAMPLES)), counts(doc))
+    for sample, _ in SAMPLES:
+        check_stamped(t, t.bucket, "in/" + sample, sample)
+
+
+def case_exif_orientation_6(t):
+    s3_put(t.bucket, "rotated.jpg", os.path.join(t.samples, "rotated.jpg"))
+    doc = summary(answer(t.emu, s3_event(s3_record(t.bucket, "rotated.jpg", "s3:ObjectCreated:Put"))))
+    expect_eq("summary", c(stamped=1), counts(doc))
+    path, _ = s3_get(t.bucket, PREFIX + "rotated.jpg", t.tmp)
+    expect_eq("orientation kept", "6", imgcheck("info", path)["orientation"])
+    # displayed bottom-right of a photo turned 90 degrees clockwise = stored top-right
+    check_stamped(t, t.bucket, "rotated.jpg", "rotated.jpg", corner="ne")
+
+
+def case_redelivery_is_harmless(t):
+    before = {s: s3_head(t.bucket, PREFIX + "in/" + s)["etag"] for s, _ in SAMPLES}
+    doc = summary(answer(t.emu, t.batch))
+    expect_eq("summary of the second delivery", c(stamped=len(SAMPLES)), counts(doc))
+    after = {s: s3_head(t.bucket, PREFIX + "in/" + s)["etag"] for s, _ in SAMPLES}
+    expect_eq("stamped objects (same bytes, same ETags)", before, after)
+    check_absent(t.bucket, PREFIX + PREFIX + "in/photo.jpg")
+
+
+def case_key_with_spaces_and_utf8(t):
+    key = "photos/été 2026/a+b photo ✓.jpg"
+    s3_put(t.bucket, key, os.path.join(t.samples, "small.jpg"))
+    rec = s3_record(t.bucket, key)
+    expect("+" in rec["s3"]["object"]["key"] and "%C3%A9" in rec["s3"]["object"]["key"], "event key",
+           "form-encoded", rec["s3"]["object"]["key"])
+    doc = summary(answer(t.emu, s3_event(rec)))
+    expect_eq("summary", c(stamped=1), counts(doc))
+    expect_eq("reported key", key, doc["records"][0]["key"])
+    check_stamped(t, t.bucket, key, "small.jpg")
+
+
+def case_prefixed_key_skipped(t):
+    s3_put(t.bucket, PREFIX + "already.jpg", os.path.join(t.samples, "small.jpg"))
+    doc = summary(answer(t.emu, s3_event(s3_record(t.bucket, PREFIX + "already.jpg"))))
+    expect_eq("summary", c(skipped=1), counts(doc))
+    check_absent(t.bucket, PREFIX + PREFIX + "already.jpg")
+    # "prefix" inside the key (not at the start) is an ordinary key
+    s3_put(t.bucket, "dir/" + PREFIX + "x.jpg", os.path.join(t.samples, "small.jpg"))
+    doc = summary(answer(t.emu, s3_event(s3_record(t.bucket, "dir/" + PREFIX + "x.jpg"))))
+    expect_eq("summary for a key containing the prefix", c(stamped=1), counts(doc))
+
+
+def case_marker_guard(t):
+    path, _ = s3_get(t.bucket, PREFIX + "in/small.jpg", t.tmp)
+    s3_put(t.bucket, "copy-of-stamped.jpg", path, "--content-type", "image/jpeg", "--meta", "sparta-stamped=1")
+    doc = summary(answer(t.emu, s3_event(s3_record(t.bucket, "copy-of-stamped.jpg", "ObjectCreated:Copy"))))
+    expect_eq("summary", c(skipped=1), counts(doc))
+    expect("marker" in doc["records"][0].get("reason", ""), "reason", "mentions the marker", doc["records"][0])
+    check_absent(t.bucket, PREFIX + "copy-of-stamped.jpg")
+
+
+def case_bad_objects_skipped(t):
+    names = ["notimage.txt", "truncated.jpg", "bomb.png"]
+    for n in names:
+        s3_put(t.bucket, "bad/" + n, os.path.join(t.samples, n))
+    recs = [s3_record(t.bucket, "bad/" + n) for n in names] + [s3_record(t.bucket, "bad/never-uploaded.jpg")]
+    doc = summary(answer(t.emu, s3_event(*recs)))
+    expect_eq("summary", c(skipped=4), counts(doc))
+    reasons = [r.get("reason", "") for r in doc["records"]]
+    expect("budget" in reasons[2] or "pixels" in reasons[2], "bomb reason", "over the pixel budget", reasons[2])
+    expect_eq("missing object reason", "source object is gone", reasons[3])
+    for n in names:
+        check_absent(t.bucket, PREFIX + "bad/" + n)
+
+
+def case_key_too_long(t):
+    key = "k" * (1024 - len(PREFIX) + 1)
+    doc = summary(answer(t.emu, s3_event(s3_record(t.bucket, key))))
+    expect_eq("summary", c(skipped=1), counts(doc))
+    bad = s3_record(t.bucket, "x.jpg")
+    bad["s3"]["object"]["key"] = "bad%zzescape.jpg"
+    doc = summary(answer(t.emu, s3_event(bad, s3_record(t.bucket, "in/small.jpg"))))
+    expect_eq("summary with an undecodable key", c(stamped=1, skipped=1), counts(doc))
+
+
+def case_batch_of_40(t):
+    keys = ["batch/%02d.jpg" % i for i in range(40)]
+    for k in keys:
+        s3_put(t.bucket, k, os.path.join(t.samples, "small.jpg"))
+    doc = summary(answer(t.emu, s3_event(*[s3_record(t.bucket, k) for k in keys])))
+    expect_eq("summary", c(stamped=40), counts(doc))
+    missing = [k for k in keys if s3_head(t.bucket, PREFIX + k) is None]
+    expect_eq("stamped objects missing", [], missing)
+
+
+def case_removed_deletes_stamped(t):
+    s3_put(t.bucket, "gone.jpg", os.path.join(t.samples, "small.jpg"))
+    s3_put(t.bucket, "gone2.jpg", os.path.join(t.samples, "small.jpg"))
+    summary(answer(t.emu, s3_event(s3_record(t.bucket, "gone.jpg"), s3_record(t.bucket, "gone2.jpg"))))
+    expect(s3_head(t.bucket, PREFIX + "gone.jpg") is not None, "stamped gone.jpg", "to exist", None)
+    run([S3, "rm", "s3://%s/gone.jpg" % t.bucket])
+    run([S3, "rm", "s3://%s/gone2.jpg" % t.bucket])
+    doc = summary(answer(t.emu, s3_event(s3_record(t.bucket, "gone.jpg", "ObjectRemoved:Delete"),
+                                         s3_record(t.bucket, "gone2.jpg", "ObjectRemoved:DeleteMarkerCreated"))))
+    expect_eq("summary", c(deleted=2), counts(doc))
+    check_absent(t.bucket, PREFIX + "gone.jpg")
+    check_absent(t.bucket, PREFIX + "gone2.jpg")
+    doc = summary(answer(t.emu, s3_event(s3_record(t.bucket, "gone.jpg", "ObjectRemoved:Delete"))))
+    expect_eq("summary of a repeated removal", c(deleted=1), counts(doc))
+    expect(s3_head(t.bucket, PREFIX + "in/photo.jpg") is not None, "other stamped objects", "kept", None)
+
+
+def case_wrapped_events(t):
+    for tag in ("sqs", "sns", "eb"):
+        s3_put(t.bucket, "wrapped/%s.jpg" % tag, os.path.join(t.samples, "small.jpg"))
+    for tag, ev in (("sqs", sqs_event(s3_event(s3_record(t.bucket, "wrapped/sqs.jpg")))),
+                    ("sns", sns_event(s3_event(s3_record(t.bucket, "wrapped/sns.jpg")))),
+                    ("eb", eventbridge_event(t.bucket, "wrapped/eb.jpg"))):
+        doc = summary(answer(t.emu, ev))
+        expect_eq(tag + " summary", c(stamped=1), counts(doc))
+        check_stamped(t, t.bucket, "wrapped/%s.jpg" % tag, "small.jpg")
+    doc = summary(answer(t.emu, eventbridge_event(t.bucket, "wrapped/eb.jpg", "Object Deleted", "DeleteObject")))
+    expect_eq("eventbridge removal", c(deleted=1), counts(doc))
+    check_absent(t.bucket, PREFIX + "wrapped/eb.jpg")
+
+
+def case_test_event(t):
+    doc = summary(answer(t.emu, {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-26T16:00:00.000Z",
+                                 "Bucket": t.bucket, "RequestId": "5582815E1AEA5ADF", "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE"}))
+    expect_eq("summary", c(), counts(doc))
+    expect_eq("test events", 1, doc["testEvents"])
+
+
+def case_not_an_event_fails(t):
+    rec = answer(t.emu, "this is not json")
+    expect_eq("answer kind", "error", rec["kind"])
+    expect_eq("error type header", "Function.InvalidEvent", rec["errorTypeHeader"])
+
+
+SHARED = [case_formats_stamped, case_exif_orientation_6, case_redelivery_is_harmless,
+          case_key_with_spaces_and_utf8, case_prefixed_key_skipped, case_marker_guard,
+          case_bad_objects_skipped, case_key_too_long, case_batch_of_40, case_removed_deletes_stamped,
+          case_wrapped_events, case_test_event, case_not_an_event_fails]
+
+
+# ---- cases with their own function -------------------------------------------
+
+class FaultProxy:
+    def __init__(self, tmp):
+        self.proc = subprocess.Popen([sys.executable, FAULTPROXY, "--upstream", os.environ["SPIM_TEST_S3_ENDPOINT"],
+                                      "--port", "0"], stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, "proxy.log"), "ab"))
+        self.port = int(self.proc.stdout.readline())
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def control(self, what):
+        with urllib.request.urlopen(self.url + "/__faultproxy__/" + what, timeout=10) as r:
+            return r.read().decode()
+
+    def stop(self):
+        try:
+            self.control("quit")
+        except OSError:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def case_transient_fault_mid_batch(t):
+    """The first record's GET meets 503 SlowDown on every attempt: the others
+    are still stamped, then the invocation fails with TransientS3Error."""
+    proxy = FaultProxy(t.tmp)
+    emu = Emulator(t.tmp)
+    keys = ["fault/%d.jpg" % i for i in range(3)]
+    for k in keys:
+        s3_put(t.bucket, k, os.path.join(t.samples, "small.jpg"))
+    boot = Bootstrap(t.imager, t.tmp, emu.api, **dict(aws_env(proxy.url)))
+    try:
+        proxy.control("set?mode=slowdown&count=3")
+        rec = answer(emu, s3_event(*[s3_record(t.bucket, k) for k in keys]))
+        expect_eq("answer kind", "error", rec["kind"])
+        expect_eq("error type header", "Function.TransientS3Error", rec["errorTypeHeader"])
+        body = json.loads(rec["body"])
+        expect_eq("errorType", "TransientS3Error", body["errorType"])
+        expect("1 of 3" in body["errorMessage"], "errorMessage", "1 of 3 records failed", body["errorMessage"])
+        check_absent(t.bucket, PREFIX + keys[0])
+        for k in keys[1:]:
+            expect(s3_head(t.bucket, PREFIX + k) is not None, "stamped " + k, "to exist", "404")
+        stats = proxy.control("stats")
+        expect("faults=3" in stats, "proxy faults", "faults=3", stats)
+        # Lambda's retry of the same event then succeeds
+        doc = summary(answer(emu, s3_event(*[s3_record(t.bucket, k) for k in keys])))
+        expect_eq("summary of the retry", c(stamped=3), counts(doc))
+    finally:
+        boot.stop()
+        emu.stop()
+        proxy.stop()
+
+
+BAD_CONFIGS = [
+    ({"SPARTA_STAMP_GRAVITY": "up"}, "SPARTA_STAMP_GRAVITY"),
+    ({"SPARTA_JPEG_QUALITY": "0"}, "SPARTA_JPEG_QUALITY"),
+    ({"SPARTA_JPEG_QUALITY": "101"}, "SPARTA_JPEG_QUALITY"),
+    ({"SPARTA_STAMP_OPACITY": "2"}, "SPARTA_STAMP_OPACITY"),
+    ({"SPARTA_STAMP_MARGIN": "-1"}, "SPARTA_STAMP_MARGIN"),
+    ({"SPARTA_STAMP_SCALE": "abc"}, "SPARTA_STAMP_SCALE"),
+    ({"SPARTA_MAX_PIXELS": "0"}, "SPARTA_MAX_PIXELS"),
+    ({"SPARTA_OUTPUT_PREFIX": ""}, "SPARTA_OUTPUT_PREFIX"),
+    ({"SPARTA_STAMP": "/nonexistent/stamp.png"}, "SPARTA_STAMP"),
+    ({"SPARTA_STAMP": "s3://only-a-bucket"}, "SPARTA_STAMP"),
+    ({"SPARTA_STAMP": "s3://imager-no-such-bucket-x/stamp.png"}, "SPARTA_STAMP"),
+]
+
+
+def case_bad_configuration_fails_init(t):
+    event = os.path.join(t.tmp, "test-event.json")
+    with open(event, "w") as f:
+        json.dump({"Event": "s3:TestEvent", "Service": "Amazon S3"}, f)
+    for env, var in BAD_CONFIGS:
+        e = dict(aws_env())
+        e.update(env)
+        b = Bootstrap(t.imager, t.tmp, None, ["--event", event], **e)
+        rc = b.wait(60)
+        expect_eq("exit status with %s" % env, 1, rc)
+        doc = json.loads(b.stdout)
+        expect_eq("errorType with %s" % env, "Runtime.ConfigInvalid", doc.get("errorType"))
+        expect(var in doc.get("errorMessage", ""), "errorMessage with %s" % env, "naming " + var, doc)
+    # through the Runtime API: /init/error, then the process exits
+    emu = Emulator(t.tmp)
+    e = dict(aws_env())
+    e["SPARTA_STAMP_GRAVITY"] = "up"
+    b = Bootstrap(t.imager, t.tmp, emu.api, **e)
+    try:
+        rc = b.wait(30)
+        expect(rc not in (0, None), "exit status after init failure", "non-zero", rc)
+        status, rec = emu.call("GET", "/control/init-error?timeout=5")
+        expect_eq("/init/error recorded", 200, status)
+        expect_eq("error type header", "Runtime.ConfigInvalid", rec["errorTypeHeader"])
+        expect("SPARTA_STAMP_GRAVITY" in rec["body"], "init error body", "naming the variable", rec["body"])
+    finally:
+        b.stop()
+        emu.stop()
+
+
+def case_custom_configuration(t):
+    """Another prefix, output bucket, a stamp from s3:// and gravity nw."""
+    out_bucket = new_bucket("out")
+    s3_put(t.bucket, "assets/stamp.png", os.path.join(t.samples, "alpha.png"))
+    s3_put(t.bucket, "custom.png", os.path.join(t.samples, "alpha.png"))
+    path = os.path.join(t.tmp, "custom-event.json")
+    with open(path, "w") as f:
+        json.dump(s3_event(s3_record(t.bucket, "custom.png")), f)
+    e = dict(aws_env())
+    e.update({"SPARTA_OUTPUT_PREFIX": "stamped/", "SPARTA_OUTPUT_BUCKET": out_bucket,
+              "SPARTA_STAMP": "s3://%s/assets/stamp.png" % t.bucket, "SPARTA_STAMP_GRAVITY": "nw",
+              "SPARTA_STAMP_SCALE": "0.2", "SPARTA_STAMP_OPACITY": "0.5", "SPARTA_STAMP_MARGIN": "4"})
+    b = Bootstrap(t.imager, t.tmp, None, ["--event", path], **e)
+    rc = b.wait(60)
+    expect_eq("local invoke exit status", 0, rc)
+    doc = json.loads(b.stdout)
+    expect_eq("summary", c(stamped=1), counts(doc))
+    expect_eq("output key", "stamped/custom.png", doc["records"][0]["output"])
+    check_absent(t.bucket, "stamped/custom.png")
+    got, _ = s3_get(out_bucket, "stamped/custom.png", t.tmp)
+    d = imgcheck("diff", os.path.join(t.samples, "alpha.png"), got)
+    x0, y0, x1, y1 = (int(v) for v in d["bbox"].split(","))
+    expect(x0 >= 4 and y0 >= 4 and x1 < 200 and y1 < 150, "changed pixels", "in the nw quarter, 4 px in", d["bbox"])
+
+
+def case_local_invoke(t):
+    path = os.path.join(t.tmp, "local-event.json")
+    with open(path, "w") as f:
+        json.dump(s3_event(s3_record(t.bucket, "in/small.jpg", "ObjectCreated:Put")), f)
+    b = Bootstrap(t.imager, t.tmp, None, ["--event", path], **aws_env())
+    rc = b.wait(60)
+    expect_eq("exit status", 0, rc)
+    doc = json.loads(b.stdout)
+    expect_eq("summary", c(stamped=1), counts(doc))
+    expect("stamped" in b.log() and "get_ms=" in b.log(), "log line", "stamped ... get_ms=", b.log())
+
+
+# ---- presign -------------------------------------------------------------------
+
+def http_api_v2(query, raw_query=None):
+    return {"version": "2.0", "routeKey": "GET /link", "rawPath": "/link",
+            "rawQueryString": raw_query if raw_query is not None else urllib.parse.urlencode(query),
+            "headers": {"host": "abc.execute-api.us-east-1.amazonaws.com"},
+            "queryStringParameters": query,
+            "requestContext": {"http": {"method": "GET", "path": "/link", "protocol": "HTTP/1.1",
+                                        "sourceIp": "127.0.0.1"}, "requestId": "id", "stage": "$default"},
+            "isBase64Encoded": False}
+
+
+def presign_call(t, event, **env):
+    path = tempfile.mktemp(prefix="presign-", suffix=".json", dir=t.tmp)
+    with open(path, "w") as f:
+        json.dump(event, f)
+    e = dict(aws_env())
+    e.update({"SPARTA_BUCKET": t.bucket})
+    e.update(env)
+    b = Bootstrap(t.presign, t.tmp, None, ["--event", path], **e)
+    rc = b.wait(60)
+    expect_eq("presign exit status", 0, rc)
+    resp = json.loads(b.stdout)
+    body = json.loads(resp["body"])
+    return resp, body
+
+
+def case_presign_link(t):
+    resp, body = presign_call(t, http_api_v2({"key": "in/photo.jpg"}))
+    expect_eq("status", 200, resp["statusCode"])
+    expect_eq("CORS header", "*", resp["headers"].get("Access-Control-Allow-Origin"))
+    expect_eq("key", PREFIX + "in/photo.jpg", body["key"])
+    expect_eq("expires_in", 300, body["expires_in"])
+    with urllib.request.urlopen(body["url"], timeout=30) as r:
+        got = r.read()
+    _, want = s3_get(t.bucket, PREFIX + "in/photo.jpg", t.tmp)
+    expect(got == want, "bytes behind the URL", "the stamped object (%d bytes)" % len(want), len(got))
+    resp, body = presign_call(t, http_api_v2({"key": PREFIX + "in/photo.jpg", "expires": "60"}),
+                              SPARTA_CORS_ORIGIN="https://gallery.example")
+    expect_eq("status with a stamped key", 200, resp["statusCode"])
+    expect_eq("key already prefixed", PREFIX + "in/photo.jpg", body["key"])
+    expect_eq("expires capped by the request", 60, body["expires_in"])
+    expect_eq("CORS origin", "https://gallery.example", resp["headers"].get("Access-Control-Allow-Origin"))
+
+
+def case_presign_errors(t):
+    resp, body = presign_call(t, http_api_v2({"key": "never-stamped.jpg"}))
+    expect_eq("status for a missing object", 404, resp["statusCode"])
+    expect("error" in body, "404 body", "an error", body)
+    expect_eq("CORS header on 404", "*", resp["headers"].get("Access-Control-Allow-Origin"))
+    resp, body = presign_call(t, http_api_v2({}))
+    expect_eq("status without key", 400, resp["statusCode"])
+    resp, body = presign_call(t, http_api_v2({"key": "k" * 1100}))
+    expect_eq("status with a key too long", 400, resp["statusCode"])
+    for bad in ("0", "abc", "-5", "700000"):
+        resp, body = presign_call(t, http_api_v2({"key": "in/photo.jpg", "expires": bad}))
+        expect_eq("status with expires=" + bad, 400, resp["statusCode"])
+    resp, body = presign_call(t, http_api_v2({"key": "in/photo.jpg", "bucket": "elsewhere"}))
+    expect_eq("status with bucket= when not allowed", 400, resp["statusCode"])
+
+
+def case_presign_payload_v1_and_runtime_api(t):
+    v1 = {"resource": "/link", "path": "/link", "httpMethod": "GET", "headers": {},
+          "queryStringParameters": {"key": "in/photo.jpg", "bucket": t.bucket},
+          "requestContext": {"requestId": "id", "stage": "prod"}, "body": None, "isBase64Encoded": False}
+    emu = Emulator(t.tmp)
+    e = dict(aws_env())
+    e.update({"SPARTA_ALLOW_BUCKET_PARAM": "1", "SPARTA_PRESIGN_EXPIRES": "120"})
+    b = Bootstrap(t.presign, t.tmp, emu.api, **e)
+    try:
+        rec = answer(emu, v1)
+        expect_eq("answer kind", "response", rec["kind"])
+        resp = json.loads(rec["body"])
+        expect_eq("status", 200, resp["statusCode"])
+        body = json.loads(resp["body"])
+        expect_eq("expires_in (SPARTA_PRESIGN_EXPIRES)", 120, body["expires_in"])
+        expect(body["expires_at"] > time.time() + 100, "expires_at", "about now + 120", body["expires_at"])
+        with urllib.request.urlopen(body["url"], timeout=30) as r:
+            expect_eq("URL answer", 200, r.status)
+        rec = answer(emu, http_api_v2({"key": "in/photo.jpg", "expires": "600"}))
+        resp = json.loads(rec["body"])
+        expect_eq("expires over the maximum", 400, resp["statusCode"])
+    finally:
+        b.stop()
+        emu.stop()
+
+
+OWN = [case_transient_fault_mid_batch, case_bad_configuration_fails_init, case_custom_configuration,
+       case_local_invoke]
+PRESIGN = [case_presign_link, case_presign_errors, case_presign_payload_v1_and_runtime_api]
+
+
+class T:
+    pass
+
+
+def main():
+    if len(sys.argv) < 3:
+        print("usage: imager_it.py IMAGER PRESIGN [FILTER]")
+        return 2
+    t = T()
+    t.imager, t.presign = sys.argv[1], sys.argv[2]
+    flt = sys.argv[3] if len(sys.argv) > 3 else ""
+    t.tmp = tempfile.mkdtemp(prefix="imager-it-")
+    t.samples = os.path.join(t.tmp, "samples")
+    passed = failed = skipped = 0
+    run([MKSAMPLES, t.samples])
+    t.bucket = new_bucket("src")
+    t.emu = Emulator(t.tmp)
+    t.boot = Bootstrap(t.imager, t.tmp, t.emu.api, **aws_env())
+    cases = SHARED + OWN + (PRESIGN if os.access(t.presign, os.X_OK) else [])
+    if not os.access(t.presign, os.X_OK):
+        print("# %s missing: presign cases skipped" % t.presign)
+        skipped += len(PRESIGN)
+    try:
+        for case in cases:
+            name = case.__name__[5:]
+            if flt and flt not in name:
+                continue
+            try:
+                case(t)
+                print("ok " + name)
+                passed += 1
+            except Failure as e:
+                print("FAIL %s: %s" % (name, e))
+                failed += 1
+            except Exception:
+                print("FAIL %s: expected no exception got %s" % (name, traceback.format_exc().replace("\n", " | ")))
+                failed += 1
+            sys.stdout.flush()
+    finally:
+        t.boot.stop()
+        t.emu.stop()
+        if failed:
+            print("# logs kept in " + t.tmp)
+            print("# shared imager log tail: " + short(t.boot.log()[-2000:]))
+        else:
+            shutil.rmtree(t.tmp, ignore_errors=True)
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
