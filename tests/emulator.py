@@ -210,6 +210,15 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def client_alive(self):
+        """False once the runtime has closed its end of the connection."""
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+
     def read_body(self, keep=None):
         n = int(self.headers.get("Content-Length") or 0)
         data, left = [], n
@@ -261,10 +270,13 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "drop":
             return self.drop()
         with st.cond:
-            while not st.queue and not st.stopping:
-                st.cond.wait()
-            if st.stopping:
-                return self.drop()
+            # a runtime killed while parked here must not take the next event
+            while True:
+                if st.stopping or not self.client_alive():
+                    return self.drop()
+                if st.queue:
+                    break
+                st.cond.wait(0.5)
             ev = st.queue.pop(0)
             ev["state"] = "in_flight"
         timeout = ev.get("timeoutMs", st.opts.timeout_ms)

@@ -12,6 +12,7 @@
 Prints a markdown table of medians.
 """
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -100,6 +101,7 @@ def main():
     rate = [r[0] for r in runs]
     cpu_b = [r[1] for r in runs]
     cpu_e = [r[2] for r in runs]
+    shutil.rmtree(tmp, ignore_errors=True)
     med = statistics.median
     print("### lambda runtime: %s against tests/emulator.py" % exe)
     print()

@@ -11,6 +11,7 @@ one); PLAIN_BOOTSTRAP, an optimised build, the memory case. Prints
 import http.client
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -470,9 +471,31 @@ def case_memory_flat(exe, tmp):
         emu.stop()
 
 
+def case_killed_runtime_takes_no_event(exe, tmp):
+    emu = Emulator(tmp)
+    first = Bootstrap(exe, tmp, emu.api)
+    second = None
+    try:
+        limit = time.time() + 30
+        while emu.stats()["nextRequests"] < 1 and time.time() < limit:
+            time.sleep(0.01)
+        first.proc.kill()                # parked in `next`, gone without a word
+        first.wait()
+        second = Bootstrap(exe, tmp, emu.api)
+        while emu.stats()["nextRequests"] < 2 and time.time() < limit:
+            time.sleep(0.01)
+        rec = emu.result(emu.event({"for": "the live one"}), timeout=10)["final"]
+        expect_eq("answer from the live runtime", '{"for": "the live one"}', rec["body"])
+    finally:
+        first.stop()
+        if second:
+            second.stop()
+        emu.stop()
+
+
 SOLO = [case_init_failure, case_next_500_exits, case_api_gone_bounded_retries, case_api_dies_mid_run,
         case_json_log_format, case_debug_logs_payload_truncated, case_local_invoke, case_usage,
-        case_emulator_flags_bad_error_report]
+        case_emulator_flags_bad_error_report, case_killed_runtime_takes_no_event]
 
 
 class Env:
@@ -514,7 +537,10 @@ def main():
     for fn in SOLO:
         run(fn.__name__[5:], fn, exe, tmp)
     run("memory_flat", case_memory_flat, plain, tmp)
-    print("# logs in %s" % tmp)
+    if counts["failed"]:
+        print("# logs in %s" % tmp)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     print("%d passed, %d failed, 0 skipped" % (counts["passed"], counts["failed"]))
     return 1 if counts["failed"] else 0
 
