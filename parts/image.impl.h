@@ -24,6 +24,16 @@ static unsigned char *spim__zlib_compress(unsigned char *data, int len, int *out
 }
 #endif
 
+/* stb_image 2.27 reads memory it never wrote on some corrupt input (a JPEG
+   scan using a Huffman table no DHT defined, say): zeroed allocations keep
+   the decoded pixels from carrying old heap contents into the output. */
+static void *spim__stbi_malloc(size_t n)
+{
+    void *p = SPIM_MALLOC(n);
+    if (p) memset(p, 0, n);
+    return p;
+}
+
 #ifndef SPIM_NO_STB_IMPLEMENTATION
 /* stb_image 2.27 declares stbi_set_unpremultiply_on_load_thread but defines
    it under a misspelt name, which gcc reports for a static build; later
@@ -36,7 +46,7 @@ static unsigned char *spim__zlib_compress(unsigned char *data, int len, int *out
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_RESIZE_IMPLEMENTATION
 #define STBI_NO_STDIO
-#define STBI_MALLOC(n) SPIM_MALLOC(n)
+#define STBI_MALLOC(n) spim__stbi_malloc(n)
 #define STBI_REALLOC(p, n) SPIM_REALLOC(p, n)
 #define STBI_FREE(p) SPIM_FREE(p)
 #define STBIW_MALLOC(n) SPIM_MALLOC(n)
@@ -557,12 +567,13 @@ static int spim__alpha_mask16(int ch)
 }
 
 #ifdef SPIM__X86
-/* x = s*a + d*(255-a) + 127 fits 16 bits; x/255 = (x + 1 + (x >> 8)) >> 8. */
+/* x = s*a + d*(255-a) = 255*d + (s-d)*a lies in 0..65025, so 16-bit
+   arithmetic modulo 2^16 gives it exactly with one multiply; then
+   (x + 127) / 255 = ((x + 128) * 257) >> 16 on that range (checked by the tests). */
 static __m128i spim__blend8_sse2(__m128i d, __m128i s, __m128i a)
 {
-    const __m128i k255 = _mm_set1_epi16(255), k127 = _mm_set1_epi16(127), k1 = _mm_set1_epi16(1);
-    __m128i x = _mm_add_epi16(_mm_add_epi16(_mm_mullo_epi16(s, a), _mm_mullo_epi16(d, _mm_sub_epi16(k255, a))), k127);
-    return _mm_srli_epi16(_mm_add_epi16(_mm_add_epi16(x, k1), _mm_srli_epi16(x, 8)), 8);
+    __m128i x = _mm_add_epi16(_mm_sub_epi16(_mm_slli_epi16(d, 8), d), _mm_mullo_epi16(_mm_sub_epi16(s, d), a));
+    return _mm_mulhi_epu16(_mm_add_epi16(x, _mm_set1_epi16(128)), _mm_set1_epi16(257));
 }
 
 static void spim__row_sse2(unsigned char *d, const unsigned char *s, const unsigned char *a, size_t n, int ch)
@@ -593,10 +604,9 @@ static void spim__row_sse2(unsigned char *d, const unsigned char *s, const unsig
 __attribute__((target("avx2")))
 static __m256i spim__blend16_avx2(__m256i d, __m256i s, __m256i a)
 {
-    const __m256i k255 = _mm256_set1_epi16(255), k127 = _mm256_set1_epi16(127), k1 = _mm256_set1_epi16(1);
-    __m256i x = _mm256_add_epi16(_mm256_add_epi16(_mm256_mullo_epi16(s, a),
-                                                  _mm256_mullo_epi16(d, _mm256_sub_epi16(k255, a))), k127);
-    return _mm256_srli_epi16(_mm256_add_epi16(_mm256_add_epi16(x, k1), _mm256_srli_epi16(x, 8)), 8);
+    __m256i x = _mm256_add_epi16(_mm256_sub_epi16(_mm256_slli_epi16(d, 8), d),
+                                 _mm256_mullo_epi16(_mm256_sub_epi16(s, d), a));
+    return _mm256_mulhi_epu16(_mm256_add_epi16(x, _mm256_set1_epi16(128)), _mm256_set1_epi16(257));
 }
 
 __attribute__((target("avx2")))
@@ -900,11 +910,13 @@ static spim_status spim__over_budget(spim_image *img, uint32_t w, uint32_t h, ui
 }
 
 /* stb_image 2.27 reads the numbers of a PNM header into an int with no limit
-   (signed overflow; 2.28 stops at 2^31): refuse a number of 10 digits or
-   more, skipping white space and comments the way stb does. */
-static int spim__pnm_header_ok(const unsigned char *p, size_t len)
+   (signed overflow), and leaves the pixels it could not read uninitialised
+   (heap contents would end up in the output); 2.28 checks both. Parse the
+   header the way stb does and refuse either case: NULL when fine. */
+static const char *spim__pnm_check(const unsigned char *p, size_t len)
 {
     size_t pos = 2, digits;
+    uint64_t v[3] = { 0, 0, 0 };
     int k;
     for (k = 0; k < 3; k++) {
         for (;;) {
@@ -912,10 +924,16 @@ static int spim__pnm_header_ok(const unsigned char *p, size_t len)
             if (pos >= len || p[pos] != '#') break;
             while (pos < len && p[pos] != '\n' && p[pos] != '\r') pos++;
         }
-        for (digits = 0; pos < len && p[pos] >= '0' && p[pos] <= '9'; pos++)
-            if (++digits > 9) return 0;
+        for (digits = 0; pos < len && p[pos] >= '0' && p[pos] <= '9'; pos++) {
+            if (++digits > 9) return "corrupt PNM: a header number has 10 digits or more";
+            v[k] = v[k] * 10 + (uint64_t)(p[pos] - '0');
+        }
     }
-    return 1;
+    /* the pixels start after the one character that ended the max value */
+    if ((uint64_t)(len - (pos < len ? pos + 1 : len)) <
+        v[0] * v[1] * (p[1] == '6' ? 3u : 1u) * (v[2] > 255 ? 2u : 1u))
+        return "truncated PNM: fewer pixel bytes than the header declares";
+    return NULL;
 }
 
 SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max_pixels,
@@ -928,8 +946,8 @@ SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max
     if (!data || len == 0) return spim_error_set(err, SPIM_ERR_IMAGE, "empty input: not an image");
     if (len > INT_MAX) return spim_error_set(err, SPIM_ERR_TOO_LARGE, "input of %zu bytes is too large", len);
     if ((st = spim_meta_read(data, len, &img->meta, err)) != SPIM_OK) return st;
-    if (img->meta.format == SPIM_FORMAT_PNM && !spim__pnm_header_ok((const unsigned char *)data, len))
-        return spim_error_set(err, SPIM_ERR_IMAGE, "corrupt PNM: a header number has 10 digits or more");
+    if (img->meta.format == SPIM_FORMAT_PNM && spim__pnm_check((const unsigned char *)data, len))
+        return spim_error_set(err, SPIM_ERR_IMAGE, "%s", spim__pnm_check((const unsigned char *)data, len));
     if (!max_pixels) max_pixels = spim_default_max_pixels();
     /* our own header parse first: stb refuses some huge claims as "unknown type" */
     if ((uint64_t)img->meta.width * img->meta.height > max_pixels)

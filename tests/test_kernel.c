@@ -24,9 +24,17 @@ static unsigned ref_opaque(unsigned s, unsigned d, unsigned a)
 
 TEST(div255_identity_exhaustive)
 {
-    unsigned x, bad = 0, bad_neon = 0;
+    unsigned x, bad = 0, bad_neon = 0, bad_mulhi = 0, s, d, a;
     for (x = 0; x <= 255 * 255 + 127; x++)
         if (((x + 1 + (x >> 8)) >> 8) != x / 255) bad++;
+    /* the SSE2/AVX2 form: one multiply modulo 2^16, then a high multiply */
+    for (s = 0; s < 256; s++)
+        for (d = 0; d < 256; d++)
+            for (a = 0; a < 256; a++) {
+                unsigned v = ((d << 8) - d + (unsigned)(uint16_t)((int)(s - d) * (int)a)) & 0xFFFF;
+                if ((((v + 128) * 257) >> 16) != (s * a + d * (255 - a) + 127) / 255) bad_mulhi++;
+            }
+    CHECK_INT(0, bad_mulhi);
     /* the NEON form, on v = s*a + d*(255-a) without the +127 */
     for (x = 0; x <= 255 * 255; x++)
         if (((x + ((x + 128) >> 8) + 128) >> 8) != (x + 127) / 255) bad_neon++;

@@ -1,0 +1,176 @@
+/* Kernel benchmark: the stamp blend (every path this CPU has) against
+   pixman's OVER and against memcpy of the same destination bytes, for a
+   512x512 logo-like stamp and a random-alpha stamp, on RGB and RGBA.
+   Prints a markdown table; each figure is the median of REPEATS runs.
+
+   Fairness: our stamp is prepared once per image (spim__layer_build: laid out
+   like the destination, opacity applied) and pixman's source is prepared
+   once (premultiplied a8r8g8b8); neither preparation is timed in the blend
+   columns, ours is reported on its own. RGB is 24-bit on both sides
+   (pixman r8g8b8); pixman's 32-bit x8r8g8b8 is shown too, its fastest
+   opaque format. RGBA destinations are opaque (a photo with alpha). */
+#define SPARTA_IMAGER_IMPLEMENTATION
+#include "sparta_imager.h"
+#include <pixman.h>
+
+#include <stdio.h>
+#include <time.h>
+
+#define N 512
+#define REPEATS 9
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint32_t rs = 99;
+static unsigned rnd(void)
+{
+    rs ^= rs << 13; rs ^= rs >> 17; rs ^= rs << 5;
+    return rs;
+}
+
+/* A logo: a ring and a disc with anti-aliased edges and a translucent band,
+   so most pixels are fully transparent or opaque, as in a real stamp. */
+static void make_stamp(unsigned char *rgba, int random_alpha)
+{
+    int x, y;
+    for (y = 0; y < N; y++)
+        for (x = 0; x < N; x++) {
+            unsigned char *p = rgba + (y * N + x) * 4;
+            double dx = x - N / 2 + 0.5, dy = y - N / 2 + 0.5, r = sqrt(dx * dx + dy * dy), cov;
+            p[0] = (unsigned char)(200 + x % 50); p[1] = (unsigned char)(150 + y % 80); p[2] = 60;
+            if (random_alpha) { p[3] = (unsigned char)rnd(); continue; }
+            cov = r < 180 ? 1 : r < 181 ? 181 - r : r < 200 ? 0 : r < 201 ? r - 200 : r < 240 ? 1 : r < 241 ? 241 - r : 0;
+            if (r < 180 && dy > 40 && dy < 80) cov = 0.5;
+            p[3] = (unsigned char)(cov * 255 + 0.5);
+        }
+}
+
+/* Seconds per blend of the whole stamp, median over REPEATS. */
+static double time_ours(spim__row_fn row, const spim__layer *L, unsigned char *dst, int ch, int iters)
+{
+    double t[REPEATS];
+    int r, i, y;
+    for (r = 0; r < REPEATS; r++) {
+        double t0 = now_s();
+        for (i = 0; i < iters; i++)
+            for (y = 0; y < N; y++)
+                row(dst + (size_t)y * N * ch, L->color + (size_t)y * N * ch, L->alpha + (size_t)y * N * ch,
+                    (size_t)N * ch, ch);
+        t[r] = (now_s() - t0) / iters;
+    }
+    qsort(t, REPEATS, sizeof t[0], cmp_double);
+    return t[REPEATS / 2];
+}
+
+static double time_pixman(pixman_image_t *src, pixman_image_t *dst, int iters)
+{
+    double t[REPEATS];
+    int r, i;
+    for (r = 0; r < REPEATS; r++) {
+        double t0 = now_s();
+        for (i = 0; i < iters; i++) pixman_image_composite32(PIXMAN_OP_OVER, src, NULL, dst, 0, 0, 0, 0, 0, 0, N, N);
+        t[r] = (now_s() - t0) / iters;
+    }
+    qsort(t, REPEATS, sizeof t[0], cmp_double);
+    return t[REPEATS / 2];
+}
+
+static double time_memcpy(unsigned char *dst, const unsigned char *src, size_t n, int iters)
+{
+    double t[REPEATS];
+    int r, i;
+    for (r = 0; r < REPEATS; r++) {
+        double t0 = now_s();
+        for (i = 0; i < iters; i++) {
+            memcpy(dst, src, n);
+            __asm__ __volatile__("" : : "r"(dst) : "memory");
+        }
+        t[r] = (now_s() - t0) / iters;
+    }
+    qsort(t, REPEATS, sizeof t[0], cmp_double);
+    return t[REPEATS / 2];
+}
+
+static double mpx(double seconds) { return N * N / seconds / 1e6; }
+
+static void run_case(const char *stamp_name, const unsigned char *rgba, int ch, int iters)
+{
+    static const spim_simd levels[] = { SPIM_SIMD_SCALAR, SPIM_SIMD_SSE2, SPIM_SIMD_AVX2, SPIM_SIMD_NEON };
+    unsigned char *dst = (unsigned char *)malloc((size_t)N * N * 4), *copy = (unsigned char *)malloc((size_t)N * N * 4);
+    uint32_t *premul = (uint32_t *)malloc((size_t)N * N * 4), *pbits = (uint32_t *)malloc((size_t)N * N * 4);
+    spim_stamp st;
+    spim__layer L;
+    pixman_image_t *src, *pdst;
+    double best = 0, prep, t0, pm, pm32 = 0, mc;
+    int i, k;
+    st.rgba = (unsigned char *)(uintptr_t)rgba; st.width = N; st.height = N;
+    for (i = 0; i < N * N * ch; i++) dst[i] = (unsigned char)rnd();
+    if (ch == 4) for (i = 3; i < N * N * 4; i += 4) dst[i] = 255;
+    t0 = now_s();
+    for (i = 0; i < 20; i++) {
+        spim__layer_build(&L, &st, 0, 0, 1, N, N, ch, 255, NULL);
+        if (i < 19) SPIM_FREE(L.color);
+    }
+    prep = (now_s() - t0) / 20;
+    printf("| %s | %s |", stamp_name, ch == 3 ? "RGB" : "RGBA");
+    for (k = 0; k < 4; k++) {
+        double t;
+        if (!spim_simd_available(levels[k])) { printf(" - |"); continue; }
+        t = time_ours(spim__row_for(levels[k]), &L, dst, ch, iters);
+        if (mpx(t) > best) best = mpx(t);
+        printf(" %.0f |", mpx(t));
+    }
+    /* pixman: premultiplied source, destination of the same bytes per pixel */
+    for (i = 0; i < N * N; i++) {
+        const unsigned char *p = rgba + i * 4;
+        unsigned a = p[3];
+        premul[i] = (uint32_t)a << 24 | (uint32_t)((p[0] * a + 127) / 255) << 16 |
+                    (uint32_t)((p[1] * a + 127) / 255) << 8 | (uint32_t)((p[2] * a + 127) / 255);
+    }
+    src = pixman_image_create_bits(PIXMAN_a8r8g8b8, N, N, premul, N * 4);
+    memcpy(pbits, dst, (size_t)N * N * ch);
+    pdst = pixman_image_create_bits(ch == 3 ? PIXMAN_r8g8b8 : PIXMAN_a8r8g8b8, N, N, pbits, N * ch);
+    pm = mpx(time_pixman(src, pdst, iters));
+    pixman_image_unref(pdst);
+    if (ch == 3) {
+        pdst = pixman_image_create_bits(PIXMAN_x8r8g8b8, N, N, pbits, N * 4);
+        pm32 = mpx(time_pixman(src, pdst, iters));
+        pixman_image_unref(pdst);
+    }
+    pixman_image_unref(src);
+    mc = mpx(time_memcpy(copy, dst, (size_t)N * N * ch, iters));
+    if (ch == 3) printf(" %.0f (x8r8g8b8: %.0f) |", pm, pm32);
+    else printf(" %.0f |", pm);
+    printf(" %.2fx | %.0f | %.2f |\n", best / pm, mc, prep * 1e3);
+    SPIM_FREE(L.color);
+    free(dst); free(copy); free(premul); free(pbits);
+}
+
+int main(int argc, char **argv)
+{
+    unsigned char *logo = (unsigned char *)malloc((size_t)N * N * 4), *noise = (unsigned char *)malloc((size_t)N * N * 4);
+    int iters = argc > 1 ? atoi(argv[1]) : 40;
+    if (iters < 1) iters = 1;
+    make_stamp(logo, 0);
+    make_stamp(noise, 1);
+    printf("\n### Stamp kernel, 512x512 stamp, Mpixel/s (median of %d x %d blends)\n\n", REPEATS, iters);
+    printf("| stamp | destination | scalar | sse2 | avx2 | neon | pixman OVER | best / pixman | memcpy | layer prep ms |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|\n");
+    run_case("logo", logo, 3, iters);
+    run_case("logo", logo, 4, iters);
+    run_case("random alpha", noise, 3, iters);
+    run_case("random alpha", noise, 4, iters);
+    free(logo); free(noise);
+    return 0;
+}
