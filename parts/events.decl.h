@@ -5,6 +5,19 @@
    into plain records (kind, bucket, URL-decoded key, ...) that outlive cJSON.
    ========================================================================== */
 
+/* In a handler:
+      spim_event *ev;
+      size_t i;
+      if (spim_event_parse(payload, len, NULL, &ev, &err) != SPIM_OK) return err.status;
+      for (i = 0; i < ev->record_count; i++) {
+          const spim_s3_record *r = &ev->records[i];
+          if (r->status != SPIM_OK) spim_log(SPIM_LOG_WARN, "skipped: %s", r->error);
+          else if (r->kind == SPIM_EVENT_CREATED) stamp(r->bucket, r->key);
+          else if (r->kind == SPIM_EVENT_REMOVED) unstamp(r->bucket, r->key);
+      }
+      spim_event_free(ev);
+*/
+
 #define SPIM_EVENT_MAX_INPUT   ((size_t)6 * 1024 * 1024) /* Lambda's payload limit */
 #define SPIM_EVENT_MAX_RECORDS ((size_t)10000)
 #define SPIM_S3_MAX_KEY        ((size_t)1024)             /* bytes, after decoding */
@@ -14,7 +27,8 @@ typedef enum spim_event_kind {
     SPIM_EVENT_OTHER = 0,  /* restore, replication, tagging, ACL, transition... */
     SPIM_EVENT_CREATED,    /* ObjectCreated:Put, Post, Copy, CompleteMultipartUpload */
     SPIM_EVENT_REMOVED,    /* ObjectRemoved:*, LifecycleExpiration:* */
-    SPIM_EVENT_TEST        /* s3:TestEvent */
+    SPIM_EVENT_TEST        /* s3:TestEvent (the TestEvent message itself adds no
+                              record, only spim_event.test_events) */
 } spim_event_kind;
 
 /* How a record reached the function: the outermost envelope. */
