@@ -17,11 +17,12 @@ logs=$SPIM_BUILD/test/logs
 mkdir -p "$logs"
 
 passed=0 failed=0 skipped=0
-stop_servers() { [ -x tests/servers.sh ] && tests/servers.sh stop >/dev/null 2>&1; }
+stop_servers() { [ -x tests/servers.sh ] && [ "${SPIM_NO_SERVERS:-0}" != 1 ] && tests/servers.sh stop >/dev/null 2>&1; }
 trap stop_servers EXIT
 
-# Start the real servers (radosgw on 127.0.0.1) once for the whole run.
-if [ -x tests/servers.sh ]; then
+# Start the real servers (radosgw on 127.0.0.1) once for the whole run
+# (SPIM_NO_SERVERS=1 skips them, for quick unit-test runs).
+if [ -x tests/servers.sh ] && [ "${SPIM_NO_SERVERS:-0}" != 1 ]; then
     if tests/servers.sh start > "$logs/servers.log" 2>&1; then
         # shellcheck disable=SC1091
         . "$SPIM_BUILD/servers.env"
