@@ -5,4 +5,4 @@ $(B)/%/bootstrap-san: examples/%/main.c $(HEADER)
 	@mkdir -p $(@D)
 	$(CLANG) $(STD) $(WARN) $(SAN) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
 
-check-build: $(B)/imager/bootstrap-san $(B)/tools/mksamples $(B)/tools/imgcheck
+check-build: $(B)/imager/bootstrap-san $(B)/presign/bootstrap-san $(B)/tools/mksamples $(B)/tools/imgcheck

@@ -515,7 +515,15 @@ def presign_call(t, event, **env):
     return resp, body
 
 
+def ensure_stamped(t, key, sample):
+    """Presign cases can run alone (NAME_FILTER): stamp what they link to."""
+    if s3_head(t.bucket, PREFIX + key) is None:
+        s3_put(t.bucket, key, os.path.join(t.samples, sample))
+        expect_eq("stamping " + key, c(stamped=1), counts(summary(answer(t.emu, s3_event(s3_record(t.bucket, key))))))
+
+
 def case_presign_link(t):
+    ensure_stamped(t, "in/photo.jpg", "photo.jpg")
     resp, body = presign_call(t, http_api_v2({"key": "in/photo.jpg"}))
     expect_eq("status", 200, resp["statusCode"])
     expect_eq("CORS header", "*", resp["headers"].get("Access-Control-Allow-Origin"))
@@ -539,20 +547,24 @@ def case_presign_errors(t):
     expect("error" in body, "404 body", "an error", body)
     expect_eq("CORS header on 404", "*", resp["headers"].get("Access-Control-Allow-Origin"))
     resp, body = presign_call(t, http_api_v2({}))
-    expect_eq("status without key", 400, resp["statusCode"])
+    expect_eq("without key", (400, {"error": "missing key"}), (resp["statusCode"], body))
     resp, body = presign_call(t, http_api_v2({"key": "k" * 1100}))
-    expect_eq("status with a key too long", 400, resp["statusCode"])
-    for bad in ("0", "abc", "-5", "700000"):
+    expect_eq("with a key too long", (400, {"error": "key too long"}), (resp["statusCode"], body))
+    for bad in ("0", "abc", "-5", "301", "700000"):
         resp, body = presign_call(t, http_api_v2({"key": "in/photo.jpg", "expires": bad}))
-        expect_eq("status with expires=" + bad, 400, resp["statusCode"])
+        expect_eq("with expires=" + bad, (400, {"error": "bad expires"}), (resp["statusCode"], body))
     resp, body = presign_call(t, http_api_v2({"key": "in/photo.jpg", "bucket": "elsewhere"}))
-    expect_eq("status with bucket= when not allowed", 400, resp["statusCode"])
+    expect_eq("with bucket= when not allowed", (400, {"error": "the bucket parameter is not allowed"}),
+              (resp["statusCode"], body))
+    resp, body = presign_call(t, "not an API Gateway request")
+    expect_eq("with a non-object event", 400, resp["statusCode"])
 
 
 def case_presign_payload_v1_and_runtime_api(t):
     v1 = {"resource": "/link", "path": "/link", "httpMethod": "GET", "headers": {},
           "queryStringParameters": {"key": "in/photo.jpg", "bucket": t.bucket},
           "requestContext": {"requestId": "id", "stage": "prod"}, "body": None, "isBase64Encoded": False}
+    ensure_stamped(t, "in/photo.jpg", "photo.jpg")
     emu = Emulator(t.tmp)
     e = dict(aws_env())
     e.update({"SPARTA_ALLOW_BUCKET_PARAM": "1", "SPARTA_PRESIGN_EXPIRES": "120"})
@@ -567,9 +579,10 @@ def case_presign_payload_v1_and_runtime_api(t):
         expect(body["expires_at"] > time.time() + 100, "expires_at", "about now + 120", body["expires_at"])
         with urllib.request.urlopen(body["url"], timeout=30) as r:
             expect_eq("URL answer", 200, r.status)
-        rec = answer(emu, http_api_v2({"key": "in/photo.jpg", "expires": "600"}))
+        rec = answer(emu, http_api_v2({"key": "in/photo.jpg", "bucket": t.bucket, "expires": "600"}))
         resp = json.loads(rec["body"])
         expect_eq("expires over the maximum", 400, resp["statusCode"])
+        expect_eq("reason", {"error": "bad expires"}, json.loads(resp["body"]))
     finally:
         b.stop()
         emu.stop()
