@@ -13,3 +13,16 @@ $(B)/assets/stamp_png.h: $(B)/assets/stamp.png $(B)/tools/bin2h
 
 $(B)/stamp: $(B)/assets/stamp_png.h
 $(B)/imager/bootstrap: $(B)/assets/stamp_png.h
+
+# Benchmarks (bench/stamp.sh builds these on demand; pixman from libpixman-1-dev).
+$(B)/bench/kernel: bench/kernel.c $(HEADER)
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) $(shell pkg-config --cflags pixman-1) -o $@ $< $(PKG_LIBS) $(shell pkg-config --libs pixman-1)
+
+$(B)/bench/pipeline: bench/pipeline.c $(HEADER) $(B)/assets/stamp_png.h
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+
+$(B)/bench/gostamp: bench/gostamp/main.go
+	@mkdir -p $(@D) $(B)/go
+	GOCACHE=$(abspath $(B))/go/cache GOPATH=$(abspath $(B))/go/path GO111MODULE=off GOFLAGS= go build -o $@ ./bench/gostamp

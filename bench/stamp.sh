@@ -1,0 +1,102 @@
+#!/bin/bash
+# Image benchmarks (markdown on stdout):
+#   1. the stamp kernel against pixman's OVER and memcpy (bench/kernel.c)
+#   2. where one 12 MP JPEG -> stamp -> JPEG job spends its time (bench/pipeline.c)
+#   3. the whole job with build/stamp against ImageMagick `composite`,
+#      `vips composite2` and the Go sample's image/draw (bench/gostamp): wall
+#      time and peak RSS, medians of RUNS runs
+#   4. peak RSS of build/stamp on 12 and 20 MP JPEGs against the targets
+# Test images are made by tools/mkjpeg (4:2:0, quality 90, like a camera).
+# Tools: Debian libpixman-1-dev imagemagick libvips-tools golang-go time.
+# The machine is shared: the load average is printed with the results.
+set -u
+cd "$(dirname "$0")/.."
+B=${SPIM_BUILD:-build}
+B=${B#$PWD/}
+RUNS=${RUNS:-5}
+BD=$B/bench
+mkdir -p "$BD"
+
+have() { command -v "$1" >/dev/null 2>&1; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : "-")}'; }
+
+make -s "$B/stamp" "$B/tools/mkjpeg" "$B/assets/stamp.png" "$BD/pipeline" || exit 1
+[ -f "$BD/photo12.jpg" ] || "$B/tools/mkjpeg" 4000 3000 90 "$BD/photo12.jpg" || exit 1
+[ -f "$BD/photo20.jpg" ] || "$B/tools/mkjpeg" 5472 3648 90 "$BD/photo20.jpg" || exit 1
+STAMP=$B/assets/stamp.png
+
+echo
+echo "## Image benchmarks ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+
+if pkg-config --exists pixman-1 && make -s "$BD/kernel"; then
+    "$BD/kernel" 40
+else
+    echo; echo "(kernel benchmark skipped: apt-get install libpixman-1-dev)"
+fi
+
+echo
+echo "### One job in build/stamp's library calls, ms (median of $RUNS)"
+echo
+echo "| input | decode | stamp | encode | total |"
+echo "|---|---|---|---|---|"
+"$BD/pipeline" "$BD/photo12.jpg" "$RUNS"
+"$BD/pipeline" "$BD/photo20.jpg" "$RUNS"
+
+# run NAME CMD...: median wall seconds and peak RSS (MiB) over RUNS runs
+run() {
+    local name=$1 i w=() m=() t=$BD/time.out
+    shift
+    for ((i = 0; i < RUNS; i++)); do
+        if ! /usr/bin/time -o "$t" -f "%e %M" "$@" >/dev/null 2>&1; then
+            echo "| $name | failed: $* | |"; return
+        fi
+        w+=("$(tail -1 "$t" | cut -d' ' -f1)")
+        m+=("$(tail -1 "$t" | cut -d' ' -f2)")
+    done
+    local wm mm
+    wm=$(printf '%s\n' "${w[@]}" | median)
+    mm=$(printf '%s\n' "${m[@]}" | median)
+    awk -v n="$name" -v w="$wm" -v m="$mm" 'BEGIN { printf "| %s | %s | %.1f |\n", n, w, m / 1024 }' 
+}
+
+if [ ! -x /usr/bin/time ]; then
+    echo; echo "(job benchmarks skipped: apt-get install time)"; exit 0
+fi
+IN=$BD/photo12.jpg
+W=4000 H=3000   # photo12.jpg, as made above
+echo
+echo "### 12 MP JPEG -> stamp (256 px, bottom-right) -> JPEG q90, median of $RUNS"
+echo
+echo "| program | wall s | peak RSS MiB |"
+echo "|---|---|---|"
+run "build/stamp (stb + our kernel, 1 thread)" "$B/stamp" --stamp "$STAMP" "$IN" "$BD/out_ours.jpg"
+if have go && make -s "$BD/gostamp" 2>/dev/null; then
+    run "Go image/jpeg + draw.Over (the original sample)" "$BD/gostamp" "$STAMP" "$IN" "$BD/out_go.jpg"
+else
+    echo "| Go sample | skipped: apt-get install golang-go | |"
+fi
+if [ -x /usr/bin/composite ]; then
+    run "ImageMagick composite ($(composite -version | head -1 | cut -d' ' -f3))" \
+        /usr/bin/composite -gravity SouthEast -quality 90 "$STAMP" "$IN" "$BD/out_im.jpg"
+else
+    echo "| ImageMagick | skipped: apt-get install imagemagick | |"
+fi
+if have vips; then
+    run "vips composite2 ($(vips --version))" vips composite2 "$IN" "$STAMP" "$BD/out_vips.jpg[Q=90]" over \
+        --x $((W - 256)) --y $((H - 256))
+else
+    echo "| vips | skipped: apt-get install libvips-tools | |"
+fi
+
+echo
+echo "### Peak RSS of build/stamp (targets: 12 MP <= 64 MiB, 20 MP baseline <= 120 MiB)"
+echo
+echo "| input | pixels | peak RSS MiB | target MiB |"
+echo "|---|---|---|---|"
+for f in photo12:4000x3000:64 photo20:5472x3648:120; do
+    IFS=: read -r n px t <<<"$f"
+    m=$(for ((i = 0; i < 3; i++)); do
+            /usr/bin/time -o "$BD/time.out" -f "%M" "$B/stamp" "$BD/$n.jpg" "$BD/out_$n.jpg" && tail -1 "$BD/time.out"
+        done | median)
+    awk -v n="$n" -v p="$px" -v m="$m" -v t="$t" 'BEGIN { printf "| %s.jpg | %s | %.1f | %s |\n", n, p, m / 1024, t }' 
+done
