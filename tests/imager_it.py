@@ -258,6 +258,7 @@ def case_prefixed_key_skipped(t):
 
 
 def case_marker_guard(t):
+    ensure_stamped(t, "in/small.jpg", "small.jpg")
     path, _ = s3_get(t.bucket, PREFIX + "in/small.jpg", t.tmp)
     s3_put(t.bucket, "copy-of-stamped.jpg", path, "--content-type", "image/jpeg", "--meta", "sparta-stamped=1")
     doc = summary(answer(t.emu, s3_event(s3_record(t.bucket, "copy-of-stamped.jpg", "ObjectCreated:Copy"))))
@@ -286,6 +287,7 @@ def case_key_too_long(t):
     expect_eq("summary", c(skipped=1), counts(doc))
     bad = s3_record(t.bucket, "x.jpg")
     bad["s3"]["object"]["key"] = "bad%zzescape.jpg"
+    ensure_stamped(t, "in/small.jpg", "small.jpg")
     doc = summary(answer(t.emu, s3_event(bad, s3_record(t.bucket, "in/small.jpg"))))
     expect_eq("summary with an undecodable key", c(stamped=1, skipped=1), counts(doc))
 
@@ -476,6 +478,33 @@ def case_custom_configuration(t):
     expect(x0 >= 4 and y0 >= 4 and x1 < 200 and y1 < 150, "changed pixels", "in the nw quarter, 4 px in", d["bbox"])
 
 
+def local_summary(t, event, **env):
+    path = tempfile.mktemp(prefix="event-", suffix=".json", dir=t.tmp)
+    with open(path, "w") as f:
+        json.dump(event, f)
+    e = dict(aws_env())
+    e.update(env)
+    b = Bootstrap(t.imager, t.tmp, None, ["--event", path], **e)
+    rc = b.wait(120)
+    expect_eq("local invoke exit status", 0, rc)
+    return json.loads(b.stdout)
+
+
+def case_pixel_budget(t):
+    """SPARTA_MAX_PIXELS, else AWS_LAMBDA_FUNCTION_MEMORY_SIZE, bounds the decode."""
+    for sample in ("small.jpg", "photo.jpg", "large.jpg"):
+        s3_put(t.bucket, "budget/" + sample, os.path.join(t.samples, sample))
+    event = s3_event(*[s3_record(t.bucket, "budget/" + s) for s in ("small.jpg", "photo.jpg", "large.jpg")])
+    doc = local_summary(t, event, SPARTA_MAX_PIXELS="1000000")
+    expect_eq("actions with SPARTA_MAX_PIXELS=1000000", ["stamped", "skipped", "skipped"],
+              [r["action"] for r in doc["records"]])
+    # (32 MiB - 24 MiB) / 5 bytes per pixel = 1.68 MP: photo.jpg (1.23 MP) fits, large.jpg (6 MP) does not
+    doc = local_summary(t, event, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="32")
+    expect_eq("actions with 32 MB of memory", ["stamped", "stamped", "skipped"], [r["action"] for r in doc["records"]])
+    doc = local_summary(t, event, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="32", SPARTA_MAX_PIXELS="7000000")
+    expect_eq("SPARTA_MAX_PIXELS over the memory default", ["stamped"] * 3, [r["action"] for r in doc["records"]])
+
+
 def case_local_invoke(t):
     path = os.path.join(t.tmp, "local-event.json")
     with open(path, "w") as f:
@@ -589,7 +618,7 @@ def case_presign_payload_v1_and_runtime_api(t):
 
 
 OWN = [case_transient_fault_mid_batch, case_bad_configuration_fails_init, case_custom_configuration,
-       case_local_invoke]
+       case_pixel_budget, case_local_invoke]
 PRESIGN = [case_presign_link, case_presign_errors, case_presign_payload_v1_and_runtime_api]
 
 
