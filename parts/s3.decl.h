@@ -33,6 +33,9 @@ typedef struct spim_s3_options {
                                      (curl averages over 5 s, so a stall shows after ~5 s more) */
     long timeout_ms;              /* limit on a whole attempt; 0: none (e.g. the Lambda deadline) */
     int64_t clock_offset_s;       /* added to the local clock when signing (tests) */
+    const char *ca_file;          /* PEM CA bundle for TLS; NULL: $SSL_CERT_FILE, else libcurl's
+                                     built-in one if present, else the first of the usual
+                                     places (AL2023: /etc/pki/tls/certs/ca-bundle.crt) */
 } spim_s3_options;
 
 typedef struct spim_s3_client spim_s3_client;
@@ -78,6 +81,8 @@ SPIMDEF const char *spim_s3_client_region(const spim_s3_client *client);
 /* Seconds added to the local clock when signing: the option, or what the
    client learnt from a server's Date after a clock-skew error. */
 SPIMDEF int64_t spim_s3_client_clock_offset(const spim_s3_client *client);
+/* The CA bundle the client gives libcurl; "" means libcurl's built-in default. */
+SPIMDEF const char *spim_s3_client_ca_file(const spim_s3_client *client);
 
 /* ---- operations ----------------------------------------------------------
    bucket and key are raw strings (the key UTF-8, any bytes but NUL); the

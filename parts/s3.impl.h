@@ -27,6 +27,7 @@ struct spim_s3_client {
     long low_speed_time_s;
     long timeout_ms;
     int64_t clock_offset_s;
+    char ca_file[512];            /* "" = libcurl's built-in CA bundle */
     uint64_t rng;
     char curl_error[CURL_ERROR_SIZE];
 };
@@ -283,6 +284,38 @@ SPIMDEF spim_status spim_s3_object_url(const spim_s3_client *c, const char *buck
 
 /* ---- client ---------------------------------------------------------------- */
 
+/* libcurl looks for its CA bundle where the distribution that built it keeps
+   one (Debian: /etc/ssl/certs/ca-certificates.crt), which the Lambda image
+   (Amazon Linux 2023) does not have: a bootstrap built on Debian would fail
+   every TLS handshake. Use the caller's, $SSL_CERT_FILE, libcurl's own when
+   it exists, else the first bundle found in the usual places. */
+static spim_status spim__s3_find_ca_file(spim_s3_client *c, const char *given, spim_error *err)
+{
+    static const char *const usual[] = {
+        "/etc/pki/tls/certs/ca-bundle.crt",               /* Amazon Linux, Fedora, RHEL */
+        "/etc/ssl/certs/ca-certificates.crt",             /* Debian, Ubuntu, Alpine */
+        "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+        "/etc/ssl/ca-bundle.pem",                         /* SUSE */
+        "/etc/ssl/cert.pem", NULL
+    };
+    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+    size_t i;
+    if (!given || !*given) given = getenv("SSL_CERT_FILE");
+    if (given && *given) {
+        if (strlen(given) >= sizeof c->ca_file)
+            return spim_error_set(err, SPIM_ERR_CONFIG, "s3: CA bundle path too long");
+        strcpy(c->ca_file, given);
+        return SPIM_OK;
+    }
+    if (info && info->cainfo && access(info->cainfo, R_OK) == 0) return SPIM_OK;
+    for (i = 0; usual[i]; i++)
+        if (access(usual[i], R_OK) == 0) {
+            strcpy(c->ca_file, usual[i]);
+            break;
+        }
+    return SPIM_OK; /* none found: plain-http endpoints still work; TLS will say why it failed */
+}
+
 static spim_status spim__s3_configure(spim_s3_client *c, const spim_s3_options *o, spim_error *err)
 {
     const char *region = o->region, *ep = o->endpoint;
@@ -302,6 +335,7 @@ static spim_status spim__s3_configure(spim_s3_client *c, const spim_s3_options *
     c->low_speed_time_s = o->low_speed_time_s > 0 ? o->low_speed_time_s : 30;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 0;
     c->clock_offset_s = o->clock_offset_s;
+    if (spim__s3_find_ca_file(c, o->ca_file, err) != SPIM_OK) return SPIM_ERR_CONFIG;
     c->rng = (uint64_t)spim_wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
     if (!c->rng) c->rng = 0x9e3779b97f4a7c15ull;
     if (o->credentials) {
@@ -362,6 +396,7 @@ SPIMDEF void spim_s3_client_free(spim_s3_client *c)
 
 SPIMDEF const char *spim_s3_client_region(const spim_s3_client *c) { return c->region; }
 SPIMDEF int64_t spim_s3_client_clock_offset(const spim_s3_client *c) { return c->clock_offset_s; }
+SPIMDEF const char *spim_s3_client_ca_file(const spim_s3_client *c) { return c->ca_file; }
 
 /* ---- error documents and classification ----------------------------------- */
 
@@ -753,6 +788,7 @@ static CURLcode spim__s3_perform(spim_s3_client *c, spim__s3_call *call, const c
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (c->ca_file[0]) curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->low_speed_time_s);

@@ -246,6 +246,35 @@ TEST(region_and_endpoint_from_environment)
     clear_aws_env();
 }
 
+/* Debian's libcurl looks for Debian's CA bundle; on AL2023 (Lambda) the
+   client must find Amazon Linux's instead, and honour SSL_CERT_FILE. */
+TEST(ca_bundle_is_found_or_given)
+{
+    spim_s3_client *c;
+    spim_s3_options o;
+    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+    clear_aws_env();
+    setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "envSecret", 1);
+    setenv("SSL_CERT_FILE", "/opt/certs/bundle.pem", 1);
+    REQUIRE(spim_s3_client_create_from_env(&c, NULL) == SPIM_OK);
+    CHECK_STR("/opt/certs/bundle.pem", spim_s3_client_ca_file(c));
+    spim_s3_client_free(c);
+    memset(&o, 0, sizeof o);
+    o.ca_file = "/given/ca.pem";
+    REQUIRE(spim_s3_client_create(&o, &c, NULL) == SPIM_OK);
+    CHECK_STR("/given/ca.pem", spim_s3_client_ca_file(c));
+    spim_s3_client_free(c);
+    unsetenv("SSL_CERT_FILE");
+    REQUIRE(spim_s3_client_create_from_env(&c, NULL) == SPIM_OK);
+    if (info->cainfo && access(info->cainfo, R_OK) == 0)
+        CHECK_STR("", spim_s3_client_ca_file(c)); /* libcurl's own bundle exists: keep it */
+    else
+        CHECKF(access(spim_s3_client_ca_file(c), R_OK) == 0, "probed \"%s\"", spim_s3_client_ca_file(c));
+    spim_s3_client_free(c);
+    clear_aws_env();
+}
+
 /* ---- error documents and classification ------------------------------------- */
 
 TEST(error_xml_parsing)
@@ -898,6 +927,7 @@ int main(void)
     RUN(bucket_names_for_virtual_hosting);
     RUN(aws_endpoint_addressing);
     RUN(region_and_endpoint_from_environment);
+    RUN(ca_bundle_is_found_or_given);
     RUN(error_xml_parsing);
     RUN(status_and_retry_classification);
     RUN(http_dates);
