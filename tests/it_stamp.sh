@@ -1,0 +1,101 @@
+#!/bin/bash
+# build/stamp end to end: arguments, exit codes, output formats by extension,
+# the embedded default stamp, gravity, the pixel budget. Images are made by
+# build/tools/mkjpeg; BMP output is read back with python3 to look at pixels.
+set -u
+cd "${SPIM_ROOT:-$(dirname "$0")/..}"
+B=${SPIM_BUILD:-build}
+B=${B#"$PWD"/}   # make knows its targets by relative names
+T=$B/test/it_stamp
+mkdir -p "$T"
+passed=0 failed=0 skipped=0
+
+ok() { echo "ok $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+
+make -s "$B/stamp" "$B/tools/mkjpeg" >/dev/null || { echo "FAIL build"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+S=$B/stamp
+"$B/tools/mkjpeg" 320 240 90 "$T/in.jpg"
+"$B/tools/mkjpeg" 320 240 90 "$T/in.png"
+rm -f "$T"/o.*
+printf 'this is not an image\n' > "$T/text.jpg"
+
+# expect_exit CASE CODE STDERR_PATTERN ARGS...
+expect_exit() {
+    local name=$1 want=$2 pat=$3 rc
+    shift 3
+    "$S" "$@" >"$T/out.txt" 2>"$T/err.txt"; rc=$?
+    if [ "$rc" != "$want" ]; then fail "$name" "expected exit $want, got $rc ($(head -1 "$T/err.txt"))"
+    elif [ -n "$pat" ] && ! grep -qi -- "$pat" "$T/err.txt"; then
+        fail "$name" "expected stderr matching '$pat', got '$(head -1 "$T/err.txt")'"
+    else ok "$name"; fi
+}
+
+expect_exit no_arguments 2 "usage"
+expect_exit one_argument 2 "required" "$T/in.jpg"
+expect_exit bad_gravity 2 "gravity" --gravity up "$T/in.jpg" "$T/o.jpg"
+expect_exit bad_scale 2 "scale" --scale 2 "$T/in.jpg" "$T/o.jpg"
+expect_exit scale_not_a_number 2 "scale" --scale big "$T/in.jpg" "$T/o.jpg"
+expect_exit bad_opacity 2 "opacity" --opacity 0 "$T/in.jpg" "$T/o.jpg"
+expect_exit bad_quality 2 "quality" --quality 101 "$T/in.jpg" "$T/o.jpg"
+expect_exit bad_margin 2 "margin" --margin -3 "$T/in.jpg" "$T/o.jpg"
+expect_exit missing_value 2 "needs a value" "$T/in.jpg" "$T/o.jpg" --margin
+expect_exit unknown_option 2 "unknown option" --colour red "$T/in.jpg" "$T/o.jpg"
+expect_exit unwritable_extension 2 "must end in" "$T/in.jpg" "$T/o.gif"
+expect_exit missing_input 1 "cannot open" "$T/nope.jpg" "$T/o.jpg"
+expect_exit not_an_image 1 "not a readable image" "$T/text.jpg" "$T/o.jpg"
+expect_exit missing_stamp 1 "cannot open" --stamp "$T/nope.png" "$T/in.jpg" "$T/o.jpg"
+expect_exit stamp_not_an_image 1 "stamp" --stamp "$T/text.jpg" "$T/in.jpg" "$T/o.jpg"
+SPARTA_MAX_PIXELS=1000 expect_exit pixel_budget 1 "budget" "$T/in.jpg" "$T/o.jpg"
+[ -e "$T/o.jpg" ] && fail no_output_on_failure "expected no $T/o.jpg" || ok no_output_on_failure
+
+# output format follows the extension
+for ext in jpg jpeg png bmp tga; do
+    rm -f "$T/o.$ext"
+    if ! "$S" "$T/in.jpg" "$T/o.$ext" 2>"$T/err.txt"; then fail "format_$ext" "exit $? ($(head -1 "$T/err.txt"))"; continue; fi
+    magic=$(head -c 4 "$T/o.$ext" | od -An -tx1 | tr -d ' \n')
+    case $ext in
+        jpg|jpeg) want=ffd8ffe0 ;;
+        png) want=89504e47 ;;
+        bmp) want=424d* ;;
+        tga) want=* ;;
+    esac
+    # shellcheck disable=SC2053
+    if [[ $magic == $want ]]; then ok "format_$ext"; else fail "format_$ext" "expected magic $want, got $magic"; fi
+done
+if "$S" "$T/o.tga" "$T/from_tga.png" 2>/dev/null; then ok tga_reads_back; else fail tga_reads_back "expected exit 0"; fi
+
+# pixels: the default stamp lands bottom-right, --gravity nw top-left
+pix() {  # BMP X Y -> "r g b" (stb writes bottom-up 24-bit BMPs)
+    python3 - "$@" <<'EOF'
+import struct, sys
+d = open(sys.argv[1], 'rb').read()
+off, w, h, bpp = struct.unpack('<I', d[10:14])[0], *struct.unpack('<iiH', d[18:28])[0:2], struct.unpack('<H', d[28:30])[0]
+x, y = int(sys.argv[2]), int(sys.argv[3])
+row = (w * bpp // 8 + 3) & ~3
+p = off + (h - 1 - y) * row + x * bpp // 8
+print(d[p + 2], d[p + 1], d[p])
+EOF
+}
+if command -v python3 >/dev/null; then
+    "$S" "$T/in.png" "$T/plain.bmp" --opacity 0.0001 2>/dev/null   # a stamp too faint to change a pixel
+    "$S" "$T/in.png" "$T/se.bmp"
+    "$S" --gravity nw --margin 10 "$T/in.png" "$T/nw.bmp"
+    # the 256 px seal: inside it near (250,200) when se, near (100,100) when nw
+    base_se=$(pix "$T/plain.bmp" 250 200); base_nw=$(pix "$T/plain.bmp" 100 100); base_tl=$(pix "$T/plain.bmp" 40 40)
+    se_se=$(pix "$T/se.bmp" 250 200); se_tl=$(pix "$T/se.bmp" 40 40)
+    nw_nw=$(pix "$T/nw.bmp" 100 100); nw_far=$(pix "$T/nw.bmp" 300 220); base_far=$(pix "$T/plain.bmp" 300 220)
+    [ "$se_se" != "$base_se" ] && ok default_stamp_bottom_right || fail default_stamp_bottom_right "expected a change at (250,200), got $se_se = $base_se"
+    [ "$se_tl" = "$base_tl" ] && ok top_left_untouched || fail top_left_untouched "expected $base_tl at (40,40), got $se_tl"
+    [ "$nw_nw" != "$base_nw" ] && ok gravity_nw || fail gravity_nw "expected a change at (100,100), got $nw_nw = $base_nw"
+    [ "$nw_far" = "$base_far" ] && ok gravity_nw_leaves_se || fail gravity_nw_leaves_se "expected $base_far at (300,220), got $nw_far"
+    "$S" --scale 0.25 "$T/in.png" "$T/small.bmp"    # a 60 px seal at (260,180)-(319,239)
+    if [ "$(pix "$T/small.bmp" 250 200)" = "$base_se" ] && [ "$(pix "$T/small.bmp" 290 210)" != "$(pix "$T/plain.bmp" 290 210)" ]; then
+        ok scale_shrinks_the_stamp
+    else fail scale_shrinks_the_stamp "expected (250,200) untouched and (290,210) stamped with --scale 0.25"; fi
+else
+    echo "skip pixel cases: python3 missing"; skipped=$((skipped + 5))
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
