@@ -61,6 +61,18 @@ static spim_status describe_invocation(const spim_invocation *inv, spim_response
     return st;
 }
 
+/* n bytes of 'x', built in place in the response buffer */
+static spim_status answer_bytes(spim_response *resp, size_t n)
+{
+    spim_status st = spim_response_ok(resp, NULL, 0, "text/plain");
+    if (st == SPIM_OK) st = spim_buf_reserve(&resp->payload, n);
+    if (st != SPIM_OK) return st;
+    memset(resp->payload.data, 'x', n);
+    resp->payload.len = n;
+    resp->payload.data[n] = 0;
+    return SPIM_OK;
+}
+
 static spim_status hello(const spim_invocation *inv, spim_response *resp, void *user)
 {
     cJSON *event = cJSON_ParseWithLength(inv->payload, inv->payload_len);
@@ -74,13 +86,7 @@ static spim_status hello(const spim_invocation *inv, spim_response *resp, void *
         spim_response_fail(resp, "HelloError", "%s", fail->valuestring);
         st = SPIM_ERR_INVALID;
     } else if (cJSON_IsNumber(size) && size->valuedouble >= 0 && size->valuedouble <= HELLO_SIZE_MAX) {
-        spim_response_ok(resp, NULL, 0, "text/plain");
-        st = spim_buf_reserve(&resp->payload, (size_t)size->valuedouble);
-        if (st == SPIM_OK) {
-            memset(resp->payload.data, 'x', (size_t)size->valuedouble);
-            resp->payload.len = (size_t)size->valuedouble;
-            resp->payload.data[resp->payload.len] = 0;
-        }
+        st = answer_bytes(resp, (size_t)size->valuedouble);
     } else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(event, "trace"))) {
         st = describe_invocation(inv, resp);
     } else {
