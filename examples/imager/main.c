@@ -288,10 +288,11 @@ static void report(summary *s, const spim_s3_record *rec, const char *out_key, c
     snprintf(get, sizeof get, "%ld", r->get_ms);
     snprintf(img, sizeof img, "%ld", r->image_ms);
     snprintf(put, sizeof put, "%ld", r->put_ms);
+    /* an empty reason ends the field list early, leaving it out of the line */
     spim_log_fields(strcmp(r->action, "failed") ? SPIM_LOG_INFO : SPIM_LOG_ERROR, r->action,
                     "bucket", rec->bucket, "key", rec->key, "event", rec->name, "output", out_key,
-                    "reason", r->reason, "bytes_in", in, "bytes_out", out,
-                    "get_ms", get, "image_ms", img, "put_ms", put, (const char *)NULL);
+                    "bytes_in", in, "bytes_out", out, "get_ms", get, "image_ms", img, "put_ms", put,
+                    r->reason[0] ? "reason" : (const char *)NULL, r->reason, (const char *)NULL);
     s->stamped += strcmp(r->action, "stamped") == 0;
     s->deleted += strcmp(r->action, "deleted") == 0;
     s->skipped += strcmp(r->action, "skipped") == 0;
@@ -322,6 +323,17 @@ static spim_status answer(const summary *s, int tests, spim_response *resp)
     return st;
 }
 
+static void log_totals(const summary *s)
+{
+    char n[4][16];
+    snprintf(n[0], sizeof n[0], "%d", s->stamped);
+    snprintf(n[1], sizeof n[1], "%d", s->deleted);
+    snprintf(n[2], sizeof n[2], "%d", s->skipped);
+    snprintf(n[3], sizeof n[3], "%d", s->failed);
+    spim_log_fields(SPIM_LOG_INFO, "done", "stamped", n[0], "deleted", n[1], "skipped", n[2], "failed", n[3],
+                    (const char *)NULL);
+}
+
 static spim_status imager(const spim_invocation *inv, spim_response *resp, void *user)
 {
     const config *c = (const config *)user;
@@ -348,8 +360,7 @@ static spim_status imager(const spim_invocation *inv, spim_response *resp, void 
         report(&s, &ev->records[i], out_key.data ? (const char *)out_key.data : "", &r);
     }
     st = answer(&s, ev->test_events, resp);
-    spim_log_fields(SPIM_LOG_INFO, "done", "response", resp->payload.data ? (const char *)resp->payload.data : "",
-                    (const char *)NULL);
+    log_totals(&s);
     if (s.failed) {
         spim_response_fail(resp, s.transient ? "TransientS3Error" : "S3Error", "%d of %zu records failed; first: %s",
                            s.failed, ev->record_count, s.first_failure);
