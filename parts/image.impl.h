@@ -900,6 +900,48 @@ SPIMDEF spim_status spim_stamp_draw(unsigned char *pixels, int width, int height
 
 /* ---- decode, encode, pipeline --------------------------------------------- */
 
+/* stb_image inflates a PNG into a buffer that grows as long as the stream
+   goes on, so a small image with a deflate bomb in its IDAT would take
+   gigabytes. Inflate it once into a scratch buffer first and refuse a
+   stream that runs past what the IHDR dimensions can hold. */
+static spim_status spim__png_inflate_check(const unsigned char *p, size_t len, spim_error *err)
+{
+    static const int chans[7] = { 1, 0, 3, 1, 2, 0, 4 };
+    unsigned char scratch[16384];
+    uint64_t row, bound = 0;
+    size_t pos = 8;
+    z_stream zs;
+    int rc = Z_OK;
+    memset(&zs, 0, sizeof zs);
+    zs.zalloc = spim__zalloc;
+    zs.zfree = spim__zfree;
+    if (inflateInit(&zs) != Z_OK) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory checking PNG data");
+    while (rc == Z_OK && len - pos >= 12) {  /* spim_meta_read has checked every chunk length */
+        uint32_t n = spim__rd32(p + pos, 0);
+        const unsigned char *type = p + pos + 4, *d = p + pos + 8;
+        if (memcmp(type, "IHDR", 4) == 0 && n >= 13 && d[9] <= 6 && chans[d[9]]) {
+            row = ((uint64_t)spim__rd32(d, 0) * d[8] * (uint64_t)chans[d[9]] + 7) / 8;
+            bound = (uint64_t)spim__rd32(d + 4, 0) * (row + 8) + (1u << 20); /* + Adam7 filter bytes */
+        } else if (memcmp(type, "IDAT", 4) == 0) {
+            zs.next_in = (unsigned char *)(uintptr_t)d;
+            zs.avail_in = n;
+            while (rc == Z_OK && zs.avail_in > 0 && zs.total_out <= bound) {
+                zs.next_out = scratch;
+                zs.avail_out = sizeof scratch;
+                rc = inflate(&zs, Z_NO_FLUSH);
+                if (rc == Z_BUF_ERROR) rc = Z_OK;
+            }
+            if (zs.total_out > bound) break;
+        }
+        pos += 12 + (size_t)n;
+    }
+    inflateEnd(&zs);
+    if (bound && zs.total_out > bound)
+        return spim_error_set(err, SPIM_ERR_IMAGE, "corrupt PNG: image data inflates past %llu bytes",
+                              (unsigned long long)bound);
+    return SPIM_OK;  /* other damage is left for stb_image to report */
+}
+
 static spim_status spim__over_budget(spim_image *img, uint32_t w, uint32_t h, uint64_t max, spim_error *err)
 {
     spim_error_set(err, SPIM_ERR_TOO_LARGE, "%s of %lux%lu is %llu pixels, over the budget of %llu",
@@ -959,6 +1001,10 @@ SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max
         return SPIM_ERR_IMAGE;
     }
     if (img->meta.format == SPIM_FORMAT_UNKNOWN) img->meta.format = SPIM_FORMAT_TGA; /* the one without magic */
+    if (img->meta.format == SPIM_FORMAT_PNG && (st = spim__png_inflate_check((const unsigned char *)data, len, err)) != SPIM_OK) {
+        spim_meta_free(&img->meta);
+        return st;
+    }
     if (w <= 0 || h <= 0) { /* stb's PNM reader accepts a 3x0 header and "decodes" it */
         spim_error_set(err, SPIM_ERR_IMAGE, "not an image: %s of %dx%d pixels", spim_format_name(img->meta.format), w, h);
         spim_meta_free(&img->meta);

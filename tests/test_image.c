@@ -442,6 +442,53 @@ TEST(hostile_inputs_fail_cleanly)
     spim_buf_free(&jpg); spim_buf_free(&png); spim_buf_free(&out); spim_buf_free(&bomb); free(px);
 }
 
+static void png_chunk(spim_buf *b, const char *type, const unsigned char *d, size_t n)
+{
+    unsigned char h[8], c[4];
+    uLong crc = crc32(crc32(0, NULL, 0), (const Bytef *)type, 4);
+    put32(h, (uint32_t)n);
+    memcpy(h + 4, type, 4);
+    if (n) crc = crc32(crc, d, (uInt)n);
+    put32(c, (uint32_t)crc);
+    spim_buf_append(b, h, 8);
+    spim_buf_append(b, d, n);
+    spim_buf_append(b, c, 4);
+}
+
+/* 1000x1000 grey (1 MB of pixels) whose IDAT inflates to 64 MB of zeros */
+TEST(png_deflate_bomb_is_refused)
+{
+    unsigned char ihdr[13] = { 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0 }, *zeros = (unsigned char *)calloc(1, 1 << 20);
+    spim_buf png = SPIM_BUF_INIT, z = SPIM_BUF_INIT;
+    unsigned char chunk[65536];
+    z_stream zs;
+    spim_image img;
+    spim_error err;
+    int i;
+    REQUIRE(zeros != NULL);
+    put32(ihdr, 1000); put32(ihdr + 4, 1000);
+    memset(&zs, 0, sizeof zs);
+    REQUIRE(deflateInit(&zs, 9) == Z_OK);
+    for (i = 0; i < 64; i++) {
+        zs.next_in = zeros; zs.avail_in = 1 << 20;
+        do {
+            zs.next_out = chunk; zs.avail_out = sizeof chunk;
+            deflate(&zs, i == 63 ? Z_FINISH : Z_NO_FLUSH);
+            spim_buf_append(&z, chunk, sizeof chunk - zs.avail_out);
+        } while (zs.avail_out == 0);
+    }
+    deflateEnd(&zs);
+    spim_buf_append(&png, "\x89PNG\r\n\x1a\n", 8);
+    png_chunk(&png, "IHDR", ihdr, 13);
+    png_chunk(&png, "IDAT", z.data, z.len);
+    png_chunk(&png, "IEND", NULL, 0);
+    max_alloc = 0;
+    CHECK_INT(SPIM_ERR_IMAGE, spim_image_decode(png.data, png.len, 0, &img, &err));
+    CHECKF(max_alloc < (4u << 20), "largest allocation %zu bytes for a %zu-byte file", max_alloc, png.len);
+    CHECKF(strstr(err.message, "inflates") != NULL, "message: %s", err.message);
+    spim_buf_free(&png); spim_buf_free(&z); free(zeros);
+}
+
 TEST(pixel_budget)
 {
     unsigned char *px = gradient(40, 30, 3);
@@ -573,6 +620,7 @@ int main(void)
     RUN(exif_and_icc_survive_jpeg_and_png);
     RUN(broken_icc_chunks_are_dropped_not_fatal);
     RUN(hostile_inputs_fail_cleanly);
+    RUN(png_deflate_bomb_is_refused);
     RUN(pixel_budget);
     RUN(stamp_load);
     RUN(mutations_do_not_crash);
