@@ -1,0 +1,292 @@
+#!/bin/bash
+# Packaging integration: what `make package` puts in build/NAME/function.zip
+# must run on provided.al2023, where only glibc (2.34) is on the system.
+# For each Lambda example (hello, imager, presign) the zip is unpacked into an
+# empty directory and checked:
+#   layout    bootstrap at the root with mode 755, everything else in lib/
+#   rpath     the bootstrap carries DT_RPATH $ORIGIN/lib (not RUNPATH)
+#   stripped  no .symtab in the bootstrap
+#   deps      `env -i ldd`: every library resolves inside the dir or is glibc's,
+#             and no glibc library is bundled
+#   glibc     no GLIBC_ version reference above 2.34 in any file
+#   run       the bootstrap under tests/emulator.py with only the variables
+#             Lambda sets (env -i): hello echoes; imager stamps an object in
+#             radosgw and deletes the copy again; presign answers a URL that
+#             curl fetches. Every mapped .so of the live process is in the
+#             package or glibc's (/proc/PID/maps).
+#   rootfs    the same run chrooted into a root holding glibc and the
+#             package only (as on AL2023): nothing can come from the host.
+set -u
+cd "${SPIM_ROOT:-$(dirname "$0")/..}"
+build=${SPIM_BUILD:-build}
+MAX_GLIBC=2.34
+passed=0 failed=0 skipped=0
+ok()   { echo "ok $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1: expected $2 got $3"; failed=$((failed + 1)); }
+skip() { echo "skip $1: $2"; skipped=$((skipped + 1)); }
+check() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "$2" "$3"; fi; }
+
+tmp=$(mktemp -d /tmp/it_package.XXXXXX)
+emu_pid=""
+boot_pid=""
+cleanup() {
+    [ -n "$boot_pid" ] && kill "$boot_pid" 2>/dev/null
+    [ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null
+    wait 2>/dev/null
+    [ -n "${IT_PACKAGE_KEEP:-}" ] && echo "# kept $tmp" || rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+is_glibc() {
+    case "$1" in
+        linux-vdso.so.*|ld-linux*.so.*|libc.so.*|libm.so.*|libmvec.so.*|libpthread.so.*|\
+        libdl.so.*|librt.so.*|libresolv.so.*|libutil.so.*|libanl.so.*|libnss_*|\
+        libBrokenLocale.so.*|libthread_db.so.*|libc_malloc_debug.so.*|libnsl.so.*) return 0 ;;
+    esac
+    return 1
+}
+json_get() {  # JSON on stdin, python expression over `d`
+    python3 -c 'import json,sys; d=json.load(sys.stdin); v='"$1"'; print(v if not isinstance(v,(dict,list)) else json.dumps(v))' 2>/dev/null
+}
+
+# ---- the emulator ----------------------------------------------------------
+python3 tests/emulator.py --port-file "$tmp/port" --results "$tmp/results.jsonl" \
+    --timeout-ms 60000 > "$tmp/emulator.log" 2>&1 &
+emu_pid=$!
+for _ in $(seq 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
+api=127.0.0.1:$(cat "$tmp/port" 2>/dev/null)
+
+invoke() {  # payload-file -> prints the final answer record (JSON); gives up
+    local rid ans i   # when the bootstrap has died or after 90 s
+    rid=$(curl -s --max-time 10 -X POST --data-binary "@$1" "http://$api/control/event" | json_get 'd["requestIds"][0]')
+    [ -n "$rid" ] || return 1
+    for i in $(seq 90); do
+        ans=$(curl -s --max-time 5 "http://$api/control/result/$rid?timeout=1" | json_get 'd["records"][-1]')
+        [ -n "$ans" ] && { echo "$ans"; return 0; }
+        [ -n "$boot_pid" ] && ! kill -0 "$boot_pid" 2>/dev/null && break
+    done
+    echo '{"kind": "no answer", "body": ""}'
+    return 1
+}
+
+next_count() { curl -s --max-time 5 "http://$api/control/stats" | json_get 'd["nextRequests"]' || echo 0; }
+
+# S3 settings: radosgw from tests/servers.sh (tests/run.sh sources servers.env).
+s3_ready=0
+if [ -n "${SPIM_TEST_S3_ENDPOINT:-}" ] && [ -x "$build/s3" ]; then s3_ready=1; fi
+s3() {
+    env AWS_ENDPOINT_URL_S3="$SPIM_TEST_S3_ENDPOINT" AWS_ACCESS_KEY_ID="$SPIM_TEST_ACCESS_KEY" \
+        AWS_SECRET_ACCESS_KEY="$SPIM_TEST_SECRET_KEY" AWS_REGION="${SPIM_TEST_REGION:-us-east-1}" \
+        "$build/s3" "$@"
+}
+bucket=spim-pkg-$$-$RANDOM
+
+# The variables Lambda gives a provided.al2023 function, and nothing else.
+lambda_env() {  # task-dir-as-seen-by-the-process
+    echo AWS_LAMBDA_RUNTIME_API="$api" LAMBDA_TASK_ROOT="$1" LAMBDA_RUNTIME_DIR=/var/runtime \
+        _HANDLER=bootstrap AWS_REGION="${SPIM_TEST_REGION:-us-east-1}" \
+        AWS_DEFAULT_REGION="${SPIM_TEST_REGION:-us-east-1}" AWS_EXECUTION_ENV=AWS_Lambda_provided.al2023 \
+        AWS_LAMBDA_FUNCTION_NAME=it-package AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128 \
+        AWS_LAMBDA_FUNCTION_VERSION='$LATEST' TZ=:UTC LANG=en_US.UTF-8 \
+        PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin \
+        LD_LIBRARY_PATH="/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:$1:$1/lib:/opt/lib"
+}
+s3_env() {
+    [ "$s3_ready" = 1 ] || return 0
+    echo AWS_ACCESS_KEY_ID="$SPIM_TEST_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$SPIM_TEST_SECRET_KEY" \
+        AWS_ENDPOINT_URL_S3="$SPIM_TEST_S3_ENDPOINT" SPARTA_BUCKET="$bucket"
+}
+
+# Start the bootstrap (in the background); $1 = how: plain DIR | rootfs ROOT
+start_bootstrap() {
+    local how=$1 dir=$2
+    next_before=$(next_count)
+    if [ "$how" = plain ]; then
+        # shellcheck disable=SC2046
+        env -i $(lambda_env "$dir") $(s3_env) "$dir/bootstrap" > "$tmp/boot.out" 2> "$tmp/boot.err" &
+    else
+        # shellcheck disable=SC2046
+        env -i $(lambda_env /var/task) $(s3_env) /usr/bin/unshare -m /bin/sh -c \
+            '/bin/mount -t proc proc "$1/proc" && exec /usr/sbin/chroot "$1" /var/task/bootstrap' \
+            sh "$dir" > "$tmp/boot.out" 2> "$tmp/boot.err" &
+    fi
+    boot_pid=$!
+}
+stop_bootstrap() {
+    [ -n "$boot_pid" ] && kill "$boot_pid" 2>/dev/null
+    wait "$boot_pid" 2>/dev/null
+    boot_pid=""
+}
+
+# Every shared object mapped by the live process, once it has asked for its
+# first event, is the package's or glibc's.
+check_maps() {  # case pid dir
+    local bad="" f real_dir
+    real_dir=$(cd "$3" && pwd -P)
+    for _ in $(seq 200); do [ "$(next_count)" -gt "$next_before" ] && break; sleep 0.05; done
+    while read -r f; do
+        case "$f" in
+            "$real_dir"/*|*/var/task/*) ;;
+            *) is_glibc "$(basename "$f")" || bad="$bad $f" ;;
+        esac
+    done < <(awk '$6 ~ /\.so(\.[0-9]+)*$/ {print $6}' "/proc/$2/maps" 2>/dev/null | sort -u)
+    if [ -z "$(awk '$6 ~ /\.so(\.[0-9]+)*$/' "/proc/$2/maps" 2>/dev/null)" ]; then
+        fail "$1" "mapped libraries in /proc/$2/maps" "none (process gone?)"
+    else
+        check "$1" "" "${bad# }"
+    fi
+}
+
+# ---- function-specific runs ------------------------------------------------
+s3_event() {  # name key -> S3 notification JSON (key URL-encoded as S3 does)
+    local enc
+    enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote_plus(sys.argv[1], safe="/"))' "$2")
+    printf '{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2024-05-01T12:00:00.000Z","eventName":"%s","userIdentity":{"principalId":"AWS:TEST"},"requestParameters":{"sourceIPAddress":"127.0.0.1"},"responseElements":{"x-amz-request-id":"TEST","x-amz-id-2":"TEST"},"s3":{"s3SchemaVersion":"1.0","configurationId":"it-package","bucket":{"name":"%s","ownerIdentity":{"principalId":"TEST"},"arn":"arn:aws:s3:::%s"},"object":{"key":"%s","size":1,"eTag":"0","sequencer":"00"}}}]}' \
+        "$1" "$bucket" "$bucket" "$enc"
+}
+
+run_hello() {  # case-prefix
+    local ans
+    echo '{"package":"hello","n":[1,2,3]}' > "$tmp/hello.json"
+    ans=$(invoke "$tmp/hello.json")
+    check "$1_echo" '{"package":"hello","n":[1,2,3]}' "$(echo "$ans" | json_get 'd["body"]')"
+}
+
+run_imager() {  # case-prefix
+    local ans src key="pkg test/$1 photo.jpg"
+    if [ "$s3_ready" != 1 ]; then skip "$1_stamp" "no radosgw or $build/s3"; return; fi
+    src=$tmp/samples/photo.jpg
+    [ -f "$src" ] || src=$tmp/samples/small.jpg
+    s3 put "s3://$bucket/$key" "$src" --content-type image/jpeg >/dev/null 2>"$tmp/s3.err" ||
+        { fail "$1_stamp" "upload of the source" "$(cat "$tmp/s3.err")"; return; }
+    s3_event "ObjectCreated:Put" "$key" > "$tmp/created.json"
+    ans=$(invoke "$tmp/created.json")
+    check "$1_stamp_answer" response "$(echo "$ans" | json_get 'd["kind"]')"
+    s3 head "s3://$bucket/xformed_$key" > "$tmp/head.out" 2>&1
+    check "$1_stamp_output" "content-type: image/jpeg" "$(grep -i '^content-type' "$tmp/head.out" || head -2 "$tmp/head.out")"
+    s3_event "ObjectRemoved:Delete" "$key" > "$tmp/removed.json"
+    s3 rm "s3://$bucket/$key" >/dev/null 2>&1
+    ans=$(invoke "$tmp/removed.json")
+    check "$1_remove_answer" response "$(echo "$ans" | json_get 'd["kind"]')"
+    s3 head "s3://$bucket/xformed_$key" >/dev/null 2>&1
+    check "$1_remove_output" "s3 head exit 3" "s3 head exit $?"
+}
+
+run_presign() {  # case-prefix
+    local ans url code key="pkg/$1 file.jpg"
+    if [ "$s3_ready" != 1 ]; then skip "$1_url" "no radosgw or $build/s3"; return; fi
+    printf 'presigned body %s\n' "$1" > "$tmp/obj.txt"
+    s3 put "s3://$bucket/xformed_$key" "$tmp/obj.txt" >/dev/null 2>&1
+    python3 - "$key" > "$tmp/apigw.json" <<'EOF'
+import json, sys, urllib.parse
+key = sys.argv[1]
+q = "key=" + urllib.parse.quote(key, safe="")
+print(json.dumps({"version": "2.0", "routeKey": "GET /presign", "rawPath": "/presign",
+    "rawQueryString": q, "headers": {"host": "example.execute-api.us-east-1.amazonaws.com"},
+    "queryStringParameters": {"key": key},
+    "requestContext": {"accountId": "123456789012", "apiId": "example", "stage": "$default",
+        "domainName": "example.execute-api.us-east-1.amazonaws.com", "requestId": "it-package",
+        "routeKey": "GET /presign", "time": "01/May/2024:12:00:00 +0000", "timeEpoch": 1714564800000,
+        "http": {"method": "GET", "path": "/presign", "protocol": "HTTP/1.1",
+                 "sourceIp": "127.0.0.1", "userAgent": "curl/7.88.1"}},
+    "isBase64Encoded": False}))
+EOF
+    ans=$(invoke "$tmp/apigw.json")
+    check "$1_status" 200 "$(echo "$ans" | json_get 'json.loads(d["body"])["statusCode"]')"
+    url=$(echo "$ans" | json_get 'd["body"]' | grep -oE 'https?://[^"\\ ]+' | head -1)
+    if [ -z "$url" ]; then fail "$1_url" "a URL in the answer" "$ans"; return; fi
+    code=$(curl -s -o "$tmp/fetched" -w '%{http_code}' --max-time 10 "$url")
+    check "$1_fetch" "200 $(cat "$tmp/obj.txt")" "$code $(cat "$tmp/fetched" 2>/dev/null)"
+}
+
+# ---- glibc-only root, like AL2023 -----------------------------------------
+make_rootfs() {  # root
+    local f
+    mkdir -p "$1/proc" "$1/tmp" "$1/var/task" "$1/lib64" "$1/etc"
+    while read -r f; do
+        case "$f" in *.so|*.so.*) [ -f "$f" ] && mkdir -p "$1$(dirname "$f")" && cp -L "$f" "$1$f" ;; esac
+    done < <(dpkg -L libc6 2>/dev/null)
+    [ -e "$1/lib64/ld-linux-x86-64.so.2" ] || cp -L /lib64/ld-linux-x86-64.so.2 "$1/lib64/"
+    cp /etc/hosts "$1/etc/hosts" 2>/dev/null
+}
+rootfs_ok=0
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v chroot >/dev/null &&
+    unshare -m true 2>/dev/null; then rootfs_ok=1; fi
+
+# ---- per function ----------------------------------------------------------
+if [ "$s3_ready" = 1 ]; then
+    s3 mb "s3://$bucket" >/dev/null 2>"$tmp/mb.err" || { echo "# cannot create bucket: $(cat "$tmp/mb.err")"; s3_ready=0; }
+fi
+if [ -x "$build/tools/mksamples" ]; then "$build/tools/mksamples" "$tmp/samples" >/dev/null; fi
+
+for name in hello imager presign; do
+    [ -f "examples/$name/main.c" ] || { skip "$name" "examples/$name/main.c does not exist yet"; continue; }
+    zip=$build/$name/function.zip
+    if [ ! -f "$zip" ]; then fail "${name}_zip" "$zip (make package)" "no file"; continue; fi
+    dir=$tmp/$name
+    mkdir -p "$dir"
+    unzip -q "$zip" -d "$dir"
+
+    # layout
+    first=$(unzip -Z1 "$zip" | head -1)
+    mode=$(unzip -Z "$zip" bootstrap 2>/dev/null | awk '{print $1}')
+    check "${name}_layout_bootstrap_first" bootstrap "$first"
+    check "${name}_layout_mode" "-rwxr-xr-x" "$mode"
+    others=$(unzip -Z1 "$zip" | grep -vE '^(bootstrap|lib/[^/]+\.so(\.[0-9]+)*)$' | tr '\n' ' ')
+    check "${name}_layout_only_libs" "" "${others% }"
+
+    # rpath, strip
+    check "${name}_rpath" "RPATH [\$ORIGIN/lib]" \
+        "$(readelf -d "$dir/bootstrap" | awk '/\((RPATH|RUNPATH)\)/ {gsub(/[()]/, "", $2); print $2, $NF}')"
+    check "${name}_stripped" "no .symtab" "$(readelf -S "$dir/bootstrap" | grep -q '\.symtab' && echo '.symtab present' || echo 'no .symtab')"
+
+    # deps
+    bad="" bundled_glibc=""
+    while read -r soname arrow path _; do
+        [ "$arrow" = "=>" ] || continue
+        is_glibc "$soname" && continue
+        case "$path" in "$dir/lib/"*) ;; *) bad="$bad $soname=>$path" ;; esac
+    done < <(env -i ldd "$dir/bootstrap" 2>&1)
+    check "${name}_deps_inside" "" "${bad# }"
+    for f in "$dir"/lib/*; do [ -f "$f" ] && is_glibc "$(basename "$f")" && bundled_glibc="$bundled_glibc $(basename "$f")"; done
+    check "${name}_no_glibc_bundled" "" "${bundled_glibc# }"
+    nlibs=$(find "$dir/lib" -type f 2>/dev/null | wc -l)
+    nneed=$(env -i ldd "$dir/bootstrap" | awk '$2 == "=>" {print $1}' | while read -r s; do is_glibc "$s" || echo "$s"; done | wc -l)
+    check "${name}_every_bundled_used" "$nneed" "$nlibs"
+
+    # glibc versions
+    worst=$(for f in "$dir/bootstrap" "$dir"/lib/*; do [ -f "$f" ] && objdump -p "$f"; done |
+        grep -oE 'GLIBC_[0-9]+(\.[0-9]+)+' | sed 's/GLIBC_//' | sort -uV | tail -1)
+    le=$(printf '%s\n%s\n' "$worst" "$MAX_GLIBC" | sort -V | head -1)
+    check "${name}_glibc_max" "<= $MAX_GLIBC" "$( [ "$le" = "$worst" ] && echo "<= $MAX_GLIBC" || echo "GLIBC_$worst")"
+
+    # run with a clean environment against the emulator
+    start_bootstrap plain "$dir"
+    check_maps "${name}_run_maps" "$boot_pid" "$dir"
+    "run_$name" "${name}_run"
+    stop_bootstrap
+    if grep -qiE 'error while loading|not found' "$tmp/boot.err"; then
+        fail "${name}_run_stderr" "no loader errors" "$(head -3 "$tmp/boot.err")"
+    fi
+
+    # glibc-only root
+    if [ "$rootfs_ok" = 1 ]; then
+        root=$tmp/root-$name
+        make_rootfs "$root"
+        cp -a "$dir/." "$root/var/task/"
+        start_bootstrap rootfs "$root"
+        "run_$name" "${name}_rootfs"
+        stop_bootstrap
+        [ -s "$tmp/boot.err" ] && grep -qiE 'error while loading' "$tmp/boot.err" &&
+            fail "${name}_rootfs_loader" "no loader errors" "$(head -3 "$tmp/boot.err")"
+    else
+        skip "${name}_rootfs" "needs root, unshare -m and chroot"
+    fi
+done
+
+if [ "$s3_ready" = 1 ]; then
+    # best effort: leave no objects behind
+    for k in "xformed_pkg/presign_run file.jpg" "xformed_pkg/presign_rootfs file.jpg"; do s3 rm "s3://$bucket/$k" >/dev/null 2>&1; done
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
