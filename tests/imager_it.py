@@ -288,8 +288,11 @@ def case_key_too_long(t):
     bad = s3_record(t.bucket, "x.jpg")
     bad["s3"]["object"]["key"] = "bad%zzescape.jpg"
     ensure_stamped(t, "in/small.jpg", "small.jpg")
-    doc = summary(answer(t.emu, s3_event(bad, s3_record(t.bucket, "in/small.jpg"))))
-    expect_eq("summary with an undecodable key", c(stamped=1, skipped=1), counts(doc))
+    not_utf8 = s3_record(t.bucket, "x.jpg")
+    not_utf8["s3"]["object"]["key"] = "latin1-%E9t%E9.jpg"
+    doc = summary(answer(t.emu, s3_event(bad, not_utf8, s3_record(t.bucket, "in/small.jpg"))))
+    expect_eq("summary with undecodable keys", c(stamped=1, skipped=2), counts(doc))
+    expect_eq("reported key (as sent, the decoded one is not UTF-8)", "latin1-%E9t%E9.jpg", doc["records"][1]["key"])
 
 
 def case_batch_of_40(t):

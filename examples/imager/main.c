@@ -101,9 +101,11 @@ static spim_status read_options(config *c, spim_error *err)
     c->opt.opacity = opacity;
     c->opt.quality = (int)quality;
     c->opt.max_pixels = pixels > 0 ? (uint64_t)pixels : spim_default_max_pixels();
-    /* room for an uncompressed RGB image at the budget, plus headers */
-    c->max_object_bytes = c->opt.max_pixels > (SIZE_MAX - (1u << 20)) / 3
-                        ? SIZE_MAX : (size_t)c->opt.max_pixels * 3 + (1u << 20);
+    /* 2 bytes per pixel of the budget holds any photo worth decoding (a PNG
+       photo runs at about 1.5-2.5) and keeps input + pixels within the
+       budget's 5 bytes per pixel; bigger objects are refused unread */
+    c->max_object_bytes = c->opt.max_pixels > (SIZE_MAX - (1u << 20)) / 2
+                        ? SIZE_MAX : (size_t)c->opt.max_pixels * 2 + (1u << 20);
     return SPIM_OK;
 }
 
@@ -177,6 +179,26 @@ static void s3_failed(result *r, const char *op, const spim_error *err)
     settle(r, "failed", "%s", what);
 }
 
+/* S3 keys are UTF-8: other bytes cannot name an object, and would make the
+   JSON answer invalid. */
+static int utf8_valid(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    while (*s) {
+        unsigned c = *s, n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 4;
+        unsigned long cp = c & (0x7fu >> n), i;
+        if (n == 4 || (n == 1 && c < 0xc2)) return 0;
+        for (i = 1; i <= n; i++) {
+            if ((s[i] & 0xc0) != 0x80) return 0;
+            cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        s += n + 1;
+    }
+    return 1;
+}
+
 static int starts_with(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
@@ -202,6 +224,8 @@ static void stamp_object(const config *c, const spim_s3_record *rec, const char 
     r->get_ms = (long)(spim_now_ms() - t);
     if (st == SPIM_ERR_NOT_FOUND) settle(r, "skipped", "%s", "source object is gone");
     else if (st == SPIM_ERR_TOO_LARGE) settle(r, "skipped", "%s", err.message);
+    else if (st == SPIM_ERR_HTTP && err.http_status >= 400 && err.http_status < 500 && !err.transient)
+        settle(r, "skipped", "%s", err.message);  /* S3 refuses this object for good */
     else if (st != SPIM_OK) s3_failed(r, "GET", &err);
     else if (spim_s3_object_meta(&obj, MARKER)) settle(r, "skipped", "%s", "object carries the x-amz-meta-" MARKER " marker");
     if (r->action) {
@@ -251,6 +275,7 @@ static void handle_record(const config *c, const spim_s3_record *rec, spim_buf *
     spim_error err;
     spim_buf_reset(out_key);
     if (rec->status != SPIM_OK) settle(r, "skipped", "%s", rec->error);
+    else if (!utf8_valid(rec->key)) settle(r, "skipped", "%s", "key is not UTF-8");
     else if (rec->kind != SPIM_EVENT_CREATED && rec->kind != SPIM_EVENT_REMOVED)
         settle(r, "skipped", "event %s is not handled", rec->name);
     else if (starts_with(rec->key, c->prefix)) settle(r, "skipped", "key starts with %s", c->prefix);
@@ -282,6 +307,7 @@ typedef struct summary {
 static void report(summary *s, const spim_s3_record *rec, const char *out_key, const result *r)
 {
     char in[24], out[24], get[24], img[24], put[24];
+    const char *key = utf8_valid(rec->key) ? rec->key : rec->key_raw;
     cJSON *item;
     snprintf(in, sizeof in, "%zu", r->bytes_in);
     snprintf(out, sizeof out, "%zu", r->bytes_out);
@@ -290,7 +316,7 @@ static void report(summary *s, const spim_s3_record *rec, const char *out_key, c
     snprintf(put, sizeof put, "%ld", r->put_ms);
     /* an empty reason ends the field list early, leaving it out of the line */
     spim_log_fields(strcmp(r->action, "failed") ? SPIM_LOG_INFO : SPIM_LOG_ERROR, r->action,
-                    "bucket", rec->bucket, "key", rec->key, "event", rec->name, "output", out_key,
+                    "bucket", rec->bucket, "key", key, "event", rec->name, "output", out_key,
                     "bytes_in", in, "bytes_out", out, "get_ms", get, "image_ms", img, "put_ms", put,
                     r->reason[0] ? "reason" : (const char *)NULL, r->reason, (const char *)NULL);
     s->stamped += strcmp(r->action, "stamped") == 0;
@@ -298,10 +324,10 @@ static void report(summary *s, const spim_s3_record *rec, const char *out_key, c
     s->skipped += strcmp(r->action, "skipped") == 0;
     if (strcmp(r->action, "failed") == 0) {
         s->transient += r->transient;
-        if (!s->failed++) snprintf(s->first_failure, sizeof s->first_failure, "%.200s: %.300s", rec->key, r->reason);
+        if (!s->failed++) snprintf(s->first_failure, sizeof s->first_failure, "%.200s: %.300s", key, r->reason);
     }
     if (cJSON_GetArraySize(s->records) >= SUMMARY_MAX_RECORDS || !(item = cJSON_CreateObject())) return;
-    cJSON_AddStringToObject(item, "key", rec->key);
+    cJSON_AddStringToObject(item, "key", key);
     cJSON_AddStringToObject(item, "action", r->action);
     if (*out_key && strcmp(r->action, "skipped") != 0) cJSON_AddStringToObject(item, "output", out_key);
     if (r->reason[0]) cJSON_AddStringToObject(item, "reason", r->reason);
