@@ -349,10 +349,32 @@ def case_not_an_event_fails(t):
     expect_eq("error type header", "Function.InvalidEvent", rec["errorTypeHeader"])
 
 
+FIXTURES = os.path.join(HERE, "fixtures", "imager")
+
+
+def fixture(t, name):
+    with open(os.path.join(FIXTURES, name), encoding="utf-8") as f:
+        return json.loads(f.read().replace("sparta-imager-demo", t.bucket))
+
+
+def case_fixtures(t):
+    """The event templates of tests/fixtures/imager do what their README says."""
+    for key in ("uploads/photo.jpg", "uploads/été 2026 ✓.jpg"):
+        s3_put(t.bucket, key, os.path.join(t.samples, "small.jpg"))
+    expected = [("s3_put.json", c(stamped=1)), ("sqs_put.json", c(stamped=1)), ("sns_put.json", c(stamped=1)),
+                ("eventbridge_put.json", c(stamped=1)), ("s3_batch.json", c(stamped=2, skipped=1)),
+                ("s3_test_event.json", c()), ("s3_delete.json", c(deleted=1))]
+    for name, want in expected:
+        doc = summary(answer(t.emu, fixture(t, name)))
+        expect_eq(name + " summary", want, counts(doc))
+    check_absent(t.bucket, PREFIX + "uploads/photo.jpg")
+    check_stamped(t, t.bucket, "uploads/été 2026 ✓.jpg", "small.jpg")
+
+
 SHARED = [case_formats_stamped, case_exif_orientation_6, case_redelivery_is_harmless,
           case_key_with_spaces_and_utf8, case_prefixed_key_skipped, case_marker_guard,
           case_bad_objects_skipped, case_key_too_long, case_batch_of_40, case_removed_deletes_stamped,
-          case_wrapped_events, case_test_event, case_not_an_event_fails]
+          case_wrapped_events, case_test_event, case_not_an_event_fails, case_fixtures]
 
 
 # ---- cases with their own function -------------------------------------------
@@ -573,6 +595,13 @@ def case_presign_link(t):
     expect_eq("CORS origin", "https://gallery.example", resp["headers"].get("Access-Control-Allow-Origin"))
 
 
+def case_presign_fixture(t):
+    ensure_stamped(t, "uploads/photo.jpg", "small.jpg")
+    resp, body = presign_call(t, fixture(t, "presign_http_v2.json"))
+    expect_eq("status", 200, resp["statusCode"])
+    expect_eq("key", PREFIX + "uploads/photo.jpg", body["key"])
+
+
 def case_presign_errors(t):
     resp, body = presign_call(t, http_api_v2({"key": "never-stamped.jpg"}))
     expect_eq("status for a missing object", 404, resp["statusCode"])
@@ -622,7 +651,7 @@ def case_presign_payload_v1_and_runtime_api(t):
 
 OWN = [case_transient_fault_mid_batch, case_bad_configuration_fails_init, case_custom_configuration,
        case_pixel_budget, case_local_invoke]
-PRESIGN = [case_presign_link, case_presign_errors, case_presign_payload_v1_and_runtime_api]
+PRESIGN = [case_presign_link, case_presign_fixture, case_presign_errors, case_presign_payload_v1_and_runtime_api]
 
 
 class T:
