@@ -51,10 +51,10 @@ Control API (same port)
          waits for the accepted (202) answer -> {"requestId", "final",
          "records": [every answer posted for it]}; 404 on timeout.
     GET  /control/init-error[?timeout=S]    the /init/error record or 404
-    GET  /control/stats[?answered=N&timeout=S]
+    GET  /control/stats[?answered=N&next=N&timeout=S]
          counters (nextRequests, firstNextAt, lastNextAt as epoch seconds,
-         queued, inFlight, answered, problems); with answered=N waits until
-         that many invocations are answered.
+         queued, inFlight, answered, problems); answered=N / next=N wait
+         until that many invocations are answered / `next` calls arrived.
     POST /control/fault   JSON {"next500": N, "drop": N, "dropOn": "next"}
          the next N `next` calls get a 500; the next N calls of the kind
          dropOn get their connection closed without an answer.
@@ -264,6 +264,7 @@ class Handler(BaseHTTPRequestHandler):
             st.last_next_at = time.time()
             if st.first_next_at is None:
                 st.first_next_at = st.last_next_at
+            st.cond.notify_all()
         fault = st.take_fault("next")
         if fault == "500":
             return self.reply(500, {"errorType": "ServiceException", "errorMessage": "injected"})
@@ -363,9 +364,9 @@ class Handler(BaseHTTPRequestHandler):
                 rec = st.init_error
             return self.reply(200 if rec else 404, rec or {})
         if path == "/control/stats":
-            want = int(q.get("answered", "0"))
+            want, want_next = int(q.get("answered", "0")), int(q.get("next", "0"))
             with st.cond:
-                while st.answered < want and time.time() < limit:
+                while (st.answered < want or st.next_requests < want_next) and time.time() < limit:
                     st.cond.wait(max(0.0, limit - time.time()))
             return self.reply(200, st.stats())
         self.reply(404, {"errorType": "NotFound", "errorMessage": path})

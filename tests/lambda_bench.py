@@ -41,13 +41,9 @@ def cold_starts(exe, tmp, n):
             seen = emu.stats()["nextRequests"]
             t0 = time.time()
             boot = Bootstrap(exe, tmp, emu.api)
-            while True:
-                st = emu.stats()
-                if st["nextRequests"] > seen:
-                    break
-                if boot.proc.poll() is not None:
-                    raise SystemExit("bootstrap exited during a cold start: see " + boot.log_path)
-                time.sleep(0.001)
+            st = emu.stats(next_calls=seen + 1, timeout=30)   # blocks: no polling load
+            if st["nextRequests"] <= seen:
+                raise SystemExit("no `next` from the bootstrap in 30 s: see " + boot.log_path)
             out.append((st["lastNextAt"] - t0) * 1000)
             boot.stop()
     finally:

@@ -90,8 +90,8 @@ class Emulator:
         expect(status == 200, "an accepted answer for " + rid, "one", doc)
         return doc
 
-    def stats(self, answered=0, timeout=60):
-        return self.call("GET", "/control/stats?answered=%d&timeout=%d" % (answered, timeout),
+    def stats(self, answered=0, timeout=60, next_calls=0):
+        return self.call("GET", "/control/stats?answered=%d&next=%d&timeout=%d" % (answered, next_calls, timeout),
                          timeout=timeout + 10)[1]
 
     def fault(self, **f):
@@ -480,14 +480,11 @@ def case_killed_runtime_takes_no_event(exe, tmp):
     first = Bootstrap(exe, tmp, emu.api)
     second = None
     try:
-        limit = time.time() + 30
-        while emu.stats()["nextRequests"] < 1 and time.time() < limit:
-            time.sleep(0.01)
+        expect_eq("first runtime parked", 1, emu.stats(next_calls=1, timeout=30)["nextRequests"])
         first.proc.kill()                # parked in `next`, gone without a word
         first.wait()
         second = Bootstrap(exe, tmp, emu.api)
-        while emu.stats()["nextRequests"] < 2 and time.time() < limit:
-            time.sleep(0.01)
+        expect_eq("second runtime parked", 2, emu.stats(next_calls=2, timeout=30)["nextRequests"])
         rec = emu.result(emu.event({"for": "the live one"}), timeout=10)["final"]
         expect_eq("answer from the live runtime", '{"for": "the live one"}', rec["body"])
     finally:
