@@ -1,8 +1,8 @@
 /* ==========================================================================
    lambda
-   The Lambda Runtime API loop (2018-06-01): fetch the next event, call the
-   handler, post its response or error; init errors; `--event FILE` runs the
-   handler once locally. One handler signature, one request, one response.
+   The Lambda Runtime API loop (2018-06-01): next event, handler, response
+   or error; init errors; `--event FILE` runs the handler once locally.
+   One handler signature, one invocation struct, one response struct.
    ========================================================================== */
 
 /* Limits on what the Runtime API may send us (6 MB payload + margin). */
