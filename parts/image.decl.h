@@ -10,11 +10,16 @@
        spim_image_decode -> (free input) -> spim_image_stamp -> spim_image_encode
 
    Pixel budget: a decode is refused (SPIM_ERR_TOO_LARGE, before anything is
-   allocated) when width*height exceeds max_pixels. The default is
+   allocated) when width*height, weighted by decoding memory, exceeds
+   max_pixels. The default is
        (AWS_LAMBDA_FUNCTION_MEMORY_SIZE MiB - 24 MiB) / 5 bytes per pixel
    (1024 MiB when the variable is unset): a baseline 4:2:0 JPEG peaks at about
    4.5 bytes per pixel while decoding (3 for RGB out, 1.5 for the decoder's
-   planes) plus the compressed input, so 128 MiB allows 21.8 MP.
+   planes) plus the compressed input, so 128 MiB allows a 21.8 MP photo.
+   Files that need more per pixel count for more: pixels * cost / 4.5 with
+   cost = out + planes (+ 2 * planes for a progressive JPEG's coefficients)
+   for JPEG (4:4:4 baseline 6, progressive 4:2:0 7.5) and 2 * channels (x2 at
+   16 bits) for PNG; never less than the pixels themselves.
 
    Blend, per channel, with straight alpha (source-over, correctly rounded):
        op = round(opacity * 255);  a = (stamp_alpha * op + 127) / 255
@@ -69,6 +74,8 @@ typedef struct spim_stamp {
 typedef struct spim_meta {
     spim_format format;
     uint32_t width, height;   /* from JPEG SOF or PNG IHDR; 0 when not seen */
+    unsigned decode_cost;     /* bytes per pixel stb_image holds while decoding it, in
+                                 tenths (45 = baseline 4:2:0 JPEG); 0 when unknown */
     int orientation;          /* EXIF Orientation 1..8; 1 when absent or invalid */
     unsigned char *exif;
     size_t exif_len;

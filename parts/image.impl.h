@@ -387,6 +387,22 @@ static int spim__jpeg_dht_ok(const unsigned char *d, size_t n)
     return 1;
 }
 
+/* Decoding memory per pixel in tenths of a byte from a SOF segment: RGB or
+   grey out, the component planes at their sampling, and for progressive
+   JPEGs the 16-bit coefficients of every plane kept until the last scan. */
+static unsigned spim__jpeg_cost(const unsigned char *d, size_t n, int progressive)
+{
+    unsigned nc = n >= 6 ? d[5] : 0, i, hmax = 1, vmax = 1, sum = 0;
+    if (nc == 0 || n < 6 + 3 * (size_t)nc) return 0;
+    for (i = 0; i < nc; i++) {
+        unsigned h = d[7 + 3 * i] >> 4, v = d[7 + 3 * i] & 15;
+        if (h > hmax) hmax = h;
+        if (v > vmax) vmax = v;
+        sum += h * v;
+    }
+    return (nc == 1 ? 10 : 30) + 10 * sum * (progressive ? 3 : 1) / (hmax * vmax);
+}
+
 /* One marker segment (payload d, n bytes) of a JPEG. */
 static spim_status spim__jpeg_segment(spim_meta *m, spim__icc_parts *ip, int marker,
                                       const unsigned char *d, size_t n, spim_error *err)
@@ -394,6 +410,7 @@ static spim_status spim__jpeg_segment(spim_meta *m, spim__icc_parts *ip, int mar
     if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC && n >= 5) {
         m->height = spim__rd16(d + 1, 0);
         m->width = spim__rd16(d + 3, 0);
+        m->decode_cost = spim__jpeg_cost(d, n, (marker & 3) == 2);
     } else if (marker == 0xC4 && !spim__jpeg_dht_ok(d, n)) {
         return spim_error_set(err, SPIM_ERR_IMAGE, "corrupt JPEG: bad Huffman table");
     } else if (marker == 0xE1 && n >= 14 && memcmp(d, "Exif\0\0", 6) == 0) {
@@ -474,9 +491,12 @@ static spim_status spim__png_meta(const unsigned char *p, size_t len, spim_meta 
             return spim_error_set(err, SPIM_ERR_IMAGE,
                                   "corrupt PNG: chunk at byte %zu claims %lu bytes, past the end of the data",
                                   pos, (unsigned long)n);
-        if (memcmp(type, "IHDR", 4) == 0 && n >= 8) {
+        if (memcmp(type, "IHDR", 4) == 0 && n >= 10) {
+            /* stb holds the inflated rows and the output at once; palettes become RGBA */
+            static const unsigned chans[7] = { 1, 0, 3, 4, 2, 0, 4 };
             m->width = spim__rd32(p + pos + 8, 0);
             m->height = spim__rd32(p + pos + 12, 0);
+            m->decode_cost = 20 * (p[pos + 17] <= 6 ? chans[p[pos + 17]] : 4) * (p[pos + 16] == 16 ? 2 : 1);
         } else if (memcmp(type, "iCCP", 4) == 0) st = spim__png_iccp(m, p + pos + 8, n, err);
         else if (memcmp(type, "eXIf", 4) == 0) st = spim__meta_set_exif(m, p + pos + 8, n, err);
         else if (memcmp(type, "IEND", 4) == 0) return SPIM_OK;
@@ -942,11 +962,20 @@ static spim_status spim__png_inflate_check(const unsigned char *p, size_t len, s
     return SPIM_OK;  /* other damage is left for stb_image to report */
 }
 
+/* Pixels weighted by decoding memory (see the budget in the declarations). */
+static uint64_t spim__weighted_pixels(const spim_meta *m, uint64_t w, uint64_t h)
+{
+    uint64_t px = w * h; /* both below 2^32 */
+    if (m->decode_cost <= 45) return px;
+    return px > UINT64_MAX / m->decode_cost ? UINT64_MAX : px * m->decode_cost / 45;
+}
+
 static spim_status spim__over_budget(spim_image *img, uint32_t w, uint32_t h, uint64_t max, spim_error *err)
 {
-    spim_error_set(err, SPIM_ERR_TOO_LARGE, "%s of %lux%lu is %llu pixels, over the budget of %llu",
-                   spim_format_name(img->meta.format), (unsigned long)w, (unsigned long)h,
-                   (unsigned long long)w * h, (unsigned long long)max);
+    spim_error_set(err, SPIM_ERR_TOO_LARGE, "%s of %lux%lu is %llu pixels (%llu counting decoder memory), "
+                   "over the budget of %llu", spim_format_name(img->meta.format), (unsigned long)w,
+                   (unsigned long)h, (unsigned long long)w * h,
+                   (unsigned long long)spim__weighted_pixels(&img->meta, w, h), (unsigned long long)max);
     spim_meta_free(&img->meta);
     return SPIM_ERR_TOO_LARGE;
 }
@@ -982,17 +1011,20 @@ SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max
                                       spim_image *img, spim_error *err)
 {
     int w = 0, h = 0, n = 0;
+    const char *why;
     spim_status st;
     memset(img, 0, sizeof *img);
     img->meta.orientation = 1;
     if (!data || len == 0) return spim_error_set(err, SPIM_ERR_IMAGE, "empty input: not an image");
     if (len > INT_MAX) return spim_error_set(err, SPIM_ERR_TOO_LARGE, "input of %zu bytes is too large", len);
     if ((st = spim_meta_read(data, len, &img->meta, err)) != SPIM_OK) return st;
-    if (img->meta.format == SPIM_FORMAT_PNM && spim__pnm_check((const unsigned char *)data, len))
-        return spim_error_set(err, SPIM_ERR_IMAGE, "%s", spim__pnm_check((const unsigned char *)data, len));
+    if (img->meta.format == SPIM_FORMAT_PNM && (why = spim__pnm_check((const unsigned char *)data, len)) != NULL) {
+        spim_meta_free(&img->meta);
+        return spim_error_set(err, SPIM_ERR_IMAGE, "%s", why);
+    }
     if (!max_pixels) max_pixels = spim_default_max_pixels();
     /* our own header parse first: stb refuses some huge claims as "unknown type" */
-    if ((uint64_t)img->meta.width * img->meta.height > max_pixels)
+    if (spim__weighted_pixels(&img->meta, img->meta.width, img->meta.height) > max_pixels)
         return spim__over_budget(img, img->meta.width, img->meta.height, max_pixels, err);
     if (!stbi_info_from_memory((const stbi_uc *)data, (int)len, &w, &h, &n)) {
         spim_error_set(err, SPIM_ERR_IMAGE, "not a readable image (%s): %s",
@@ -1010,7 +1042,7 @@ SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max
         spim_meta_free(&img->meta);
         return SPIM_ERR_IMAGE;
     }
-    if ((uint64_t)w * (uint64_t)h > max_pixels) return spim__over_budget(img, (uint32_t)w, (uint32_t)h, max_pixels, err);
+    if (spim__weighted_pixels(&img->meta, (uint64_t)w, (uint64_t)h) > max_pixels) return spim__over_budget(img, (uint32_t)w, (uint32_t)h, max_pixels, err);
     img->pixels = stbi_load_from_memory((const stbi_uc *)data, (int)len, &img->width, &img->height, &img->channels, 0);
     if (!img->pixels) {
         spim_error_set(err, SPIM_ERR_IMAGE, "cannot decode %s: %s", spim_format_name(img->meta.format),
