@@ -204,70 +204,87 @@ static int starts_with(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* Decode, let go of the compressed bytes, stamp, encode: the input never
-   sits beside the output. */
-static void stamp_object(const config *c, const spim_s3_record *rec, const char *out_key, result *r)
+/* GET the source into *obj; 0 (with *r settled) when it must not be stamped. */
+static int fetch(const config *c, const spim_s3_record *rec, spim_s3_object *obj, result *r)
 {
-    spim_s3_object obj;
-    spim_image img;
-    spim_buf enc = SPIM_BUF_INIT;
     spim_error err;
-    spim_header meta[2];
-    spim_s3_put_options put;
-    char etag[256];
     int64_t t = spim_now_ms();
     spim_status st;
-    memset(&obj, 0, sizeof obj);
-    memset(&put, 0, sizeof put);
     spim_error_clear(&err);
-    st = spim_s3_get(c->s3, rec->bucket, rec->key, c->max_object_bytes, &obj, &err);
+    st = spim_s3_get(c->s3, rec->bucket, rec->key, c->max_object_bytes, obj, &err);
     r->get_ms = (long)(spim_now_ms() - t);
+    r->bytes_in = obj->body.len;
     if (st == SPIM_ERR_NOT_FOUND) settle(r, "skipped", "%s", "source object is gone");
     else if (st == SPIM_ERR_TOO_LARGE) settle(r, "skipped", "%s", err.message);
     else if (st == SPIM_ERR_HTTP && err.http_status >= 400 && err.http_status < 500 && !err.transient)
         settle(r, "skipped", "%s", err.message);  /* S3 refuses this object for good */
     else if (st != SPIM_OK) s3_failed(r, "GET", &err);
-    else if (spim_s3_object_meta(&obj, MARKER)) settle(r, "skipped", "%s", "object carries the x-amz-meta-" MARKER " marker");
-    if (r->action) {
-        spim_s3_object_free(&obj);
-        return;
-    }
-    r->bytes_in = obj.body.len;
-    snprintf(etag, sizeof etag, "%.200s", obj.etag[0] == '"' ? obj.etag + 1 : obj.etag);
-    if (*etag && etag[strlen(etag) - 1] == '"') etag[strlen(etag) - 1] = 0;
-    t = spim_now_ms();
-    st = spim_image_decode(obj.body.data, obj.body.len, c->opt.max_pixels, &img, &err);
-    spim_s3_object_free(&obj);
+    else if (spim_s3_object_meta(obj, MARKER)) settle(r, "skipped", "%s", "object carries the x-amz-meta-" MARKER " marker");
+    return r->action == NULL;
+}
+
+/* Decode, let go of the compressed bytes, stamp, encode: the input never
+   sits beside the output. */
+static void render(const config *c, spim_s3_object *obj, spim_buf *enc, const char **content_type, result *r)
+{
+    spim_image img;
+    spim_error err;
+    int64_t t = spim_now_ms();
+    spim_status st;
+    spim_error_clear(&err);
+    st = spim_image_decode(obj->body.data, obj->body.len, c->opt.max_pixels, &img, &err);
+    spim_s3_object_free(obj);
     if (st == SPIM_OK) {
         st = spim_image_stamp(&img, &c->stamp, &c->opt, &err);
-        if (st == SPIM_OK) st = spim_image_encode(&img, SPIM_FORMAT_UNKNOWN, c->opt.quality, &enc, &err);
-        put.content_type = spim_format_content_type(img.meta.format);
+        if (st == SPIM_OK) st = spim_image_encode(&img, SPIM_FORMAT_UNKNOWN, c->opt.quality, enc, &err);
+        *content_type = spim_format_content_type(img.meta.format);
         spim_image_free(&img);
     }
     r->image_ms = (long)(spim_now_ms() - t);
-    if (st == SPIM_ERR_IMAGE || st == SPIM_ERR_TOO_LARGE || st == SPIM_ERR_INVALID) settle(r, "skipped", "%s", err.message);
-    else if (st != SPIM_OK) {
+    r->bytes_out = enc->len;
+    if (st == SPIM_ERR_IMAGE || st == SPIM_ERR_TOO_LARGE || st == SPIM_ERR_INVALID) {
+        settle(r, "skipped", "%s", err.message);
+    } else if (st != SPIM_OK) {
         r->transient = 1; /* out of memory: another attempt may get a fresh sandbox */
         settle(r, "failed", "%s", err.message);
     }
-    if (r->action) {
-        spim_buf_free(&enc);
-        return;
+}
+
+static void stamp_object(const config *c, const spim_s3_record *rec, const char *out_key, result *r)
+{
+    spim_s3_object obj;
+    spim_buf enc = SPIM_BUF_INIT;
+    spim_s3_put_options put;
+    spim_header meta[2];
+    spim_error err;
+    char etag[256];
+    int64_t t;
+    memset(&obj, 0, sizeof obj);
+    memset(&put, 0, sizeof put);
+    spim_error_clear(&err);
+    if (fetch(c, rec, &obj, r)) {
+        /* S3 quotes ETags; metadata gets the bare hex */
+        snprintf(etag, sizeof etag, "%.200s", obj.etag[0] == '"' ? obj.etag + 1 : obj.etag);
+        if (*etag && etag[strlen(etag) - 1] == '"') etag[strlen(etag) - 1] = 0;
+        render(c, &obj, &enc, &put.content_type, r);
     }
-    meta[0].name = MARKER;
-    meta[0].value = "1";
-    meta[1].name = SOURCE_ETAG;
-    meta[1].value = etag;
-    put.metadata = meta;
-    put.metadata_count = 2;
-    t = spim_now_ms();
-    st = spim_s3_put(c->s3, c->output_bucket ? c->output_bucket : rec->bucket, out_key, enc.data, enc.len,
-                     &put, NULL, &err);
-    r->put_ms = (long)(spim_now_ms() - t);
-    r->bytes_out = enc.len;
+    spim_s3_object_free(&obj);
+    if (!r->action) {
+        meta[0].name = MARKER;
+        meta[0].value = "1";
+        meta[1].name = SOURCE_ETAG;
+        meta[1].value = etag;
+        put.metadata = meta;
+        put.metadata_count = 2;
+        t = spim_now_ms();
+        if (spim_s3_put(c->s3, c->output_bucket ? c->output_bucket : rec->bucket, out_key, enc.data, enc.len,
+                        &put, NULL, &err) != SPIM_OK)
+            s3_failed(r, "PUT", &err);
+        else
+            r->action = "stamped";
+        r->put_ms = (long)(spim_now_ms() - t);
+    }
     spim_buf_free(&enc);
-    if (st != SPIM_OK) s3_failed(r, "PUT", &err);
-    else r->action = "stamped";
 }
 
 static void handle_record(const config *c, const spim_s3_record *rec, spim_buf *out_key, result *r)
