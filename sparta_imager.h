@@ -8,32 +8,81 @@
         1. an S3 event parser (direct, SQS, SNS and EventBridge envelopes)
         2. an AWS Signature Version 4 signer (headers and presigned URLs)
         3. an S3 client over libcurl (GET/PUT/HEAD/DELETE, retries, errors)
-        4. an image pipeline: stb decode, alpha-blend stamp kernel, encode
+        4. an image pipeline: stb decode, exact alpha-blend stamp kernel
+           (scalar, SSE2, AVX2, NEON), EXIF orientation, EXIF/ICC kept, encode
         5. the Lambda Runtime API loop (and a local `--event FILE` invoke)
 
    BUILD
-      In exactly one C or C++ file:
+      In exactly one C or C++ file, before any other #include:
 
          #define SPARTA_IMAGER_IMPLEMENTATION
          #include "sparta_imager.h"
 
-      and link with `pkg-config --libs libcurl libcjson zlib` plus -lm.
-      Compile with `pkg-config --cflags libcurl libcjson stb zlib`.
+      Compile with `pkg-config --cflags libcurl libcjson stb zlib`, link with
+      `pkg-config --libs libcurl libcjson zlib` -lm (Debian: libcurl4-openssl-dev
+      libcjson-dev libstb-dev zlib1g-dev). stb_image, stb_image_write and
+      stb_image_resize are compiled inside the implementation, static.
       Other files include the header without the #define for declarations.
 
-   CONFIGURATION MACROS (define before the implementation include)
-      SPARTA_IMAGER_STATIC   make every function static to that file
-      SPIM_MALLOC(n), SPIM_REALLOC(p,n), SPIM_FREE(p)
-                             override the allocator (all three together);
-                             stb's allocations go through them too
+   EXAMPLE: a Lambda that stamps every uploaded image (examples/imager has
+   the complete version: prefix, loop guard, deletes, configuration, logging)
+
+      #define SPARTA_IMAGER_IMPLEMENTATION
+      #include "sparta_imager.h"
+
+      static spim_s3_client *s3;
+      static spim_stamp stamp;              // spim_stamp_load(&stamp, png, len, &err) at init
+
+      static spim_status handle(const spim_invocation *inv, spim_response *resp, void *user) {
+          spim_event *ev; spim_error err; size_t i;
+          if (spim_event_parse(inv->payload, inv->payload_len, NULL, &ev, &err) != SPIM_OK)
+              return spim_response_fail(resp, "BadEvent", "%s", err.message), SPIM_ERR_INVALID;
+          for (i = 0; i < ev->record_count; i++) {
+              const spim_s3_record *r = &ev->records[i];
+              spim_s3_object obj; spim_buf out = SPIM_BUF_INIT; spim_image_info info;
+              if (r->kind != SPIM_EVENT_CREATED || r->status != SPIM_OK) continue;
+              memset(&obj, 0, sizeof obj);
+              if (spim_s3_get(s3, r->bucket, r->key, 64u << 20, &obj, &err) == SPIM_OK &&
+                  spim_stamp_image(obj.body.data, obj.body.len, &stamp, NULL, &out, &info, &err) == SPIM_OK)
+                  ... spim_s3_put(s3, r->bucket, "xformed_" + key, out.data, out.len, ...);
+              spim_s3_object_free(&obj); spim_buf_free(&out);
+          }
+          spim_event_free(ev);
+          return spim_response_ok(resp, "{}", 2, NULL);
+      }
+      int main(int argc, char **argv) { return spim_lambda_main(argc, argv, my_init, handle, NULL); }
 
    CONVENTIONS
       Public names start with spim_ / SPIM_, private ones with spim__.
       Functions return a spim_status (SPIM_OK is 0); those that can fail take
-      a `spim_error *` (may be NULL) that receives a one-line reason.
-      Options structs zero-initialised mean "defaults".
-      Nothing calls exit() or abort(); every length read from the network or
-      a file is checked before it is trusted.
+      a `spim_error *` (may be NULL) that receives a one-line reason, which
+      never contains a secret or a signature. Options structs zero-initialised
+      mean "defaults". Each parse/create has one matching free. Nothing calls
+      exit() or abort(); every length read from the network or a file is
+      checked before it is trusted.
+
+   CONFIGURATION MACROS (define before the implementation include)
+      SPARTA_IMAGER_STATIC        make every function static to that file
+      SPIM_MALLOC(n), SPIM_REALLOC(p,n), SPIM_FREE(p)
+                                  override the allocator (all three together);
+                                  stb's allocations go through them too
+      SPIM_NO_STB_IMPLEMENTATION  you compile stb_image/_write/_resize yourself
+
+   ENVIRONMENT (read by the *_from_env helpers and spim_lambda_main)
+      AWS_REGION / AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+      AWS_SESSION_TOKEN, AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE,
+      AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (custom endpoint, path-style),
+      SSL_CERT_FILE, AWS_LAMBDA_RUNTIME_API, AWS_LAMBDA_LOG_FORMAT (Text|JSON),
+      AWS_LAMBDA_LOG_LEVEL, AWS_LAMBDA_FUNCTION_MEMORY_SIZE (pixel budget).
+
+   LIMITS
+      events      6 MB payload, 10000 records, keys 1024 bytes after decoding
+      s3          GET size limit set per call; 3 attempts, full-jitter backoff
+                  capped at 20 s; presigned URLs 1 s .. 7 days
+      image       decode refused above the pixel budget before allocating:
+                  (memory MiB - 24 MiB) / 5 bytes per pixel (21.8 MP at 128 MB)
+      lambda      event 6 MB + 1 MiB margin, header values 16 KiB, Runtime
+                  API connection retried 5 times (50 ms, doubling)
 */
 #ifndef SPARTA_IMAGER_H
 #define SPARTA_IMAGER_H
