@@ -348,6 +348,38 @@ TEST(orientation_places_an_upright_stamp_at_the_displayed_corner)
         }
 }
 
+/* Scaling resamples in premultiplied alpha: transparent black next to opaque
+   white must not leave a grey fringe (straight-alpha filtering would). */
+TEST(scaling_keeps_colour_at_soft_edges)
+{
+    enum { W = 64 };
+    unsigned char rgba[W * W * 4];
+    spim_stamp in, out;
+    spim_error err;
+    int x, y, fringe = 0, grey = 0;
+    for (y = 0; y < W; y++)
+        for (x = 0; x < W; x++) {
+            unsigned char *p = rgba + (y * W + x) * 4;
+            int on = (x / 5 + y / 7) % 2;   /* edges that do not fall on the sampling grid */
+            p[0] = p[1] = p[2] = (unsigned char)(on ? 255 : 0);
+            p[3] = (unsigned char)(on ? 255 : 0);
+        }
+    in.rgba = rgba; in.width = W; in.height = W;
+    REQUIRE(spim__stamp_resize(&in, 23, &out, &err) == SPIM_OK);
+    CHECK_INT(23, out.width);
+    CHECK_INT(23, out.height);
+    for (x = 0; x < 23 * 23; x++) {
+        const unsigned char *p = out.rgba + x * 4;
+        if (p[3] > 8 && p[3] < 247) {
+            fringe++;
+            if (p[0] < 235) grey++;
+        }
+    }
+    CHECKF(fringe > 20, "only %d partly transparent pixels: the test image does not test edges", fringe);
+    CHECKF(grey == 0, "%d of %d edge pixels went grey", grey, fringe);
+    spim_stamp_free(&out);
+}
+
 TEST(placement_on_screen)
 {
     int x, y;
@@ -401,6 +433,7 @@ int main(void)
     RUN(clipping_at_every_edge);
     RUN(scale_is_a_fraction_of_the_shorter_edge);
     RUN(orientation_places_an_upright_stamp_at_the_displayed_corner);
+    RUN(scaling_keeps_colour_at_soft_edges);
     RUN(placement_on_screen);
     RUN(bad_arguments);
     return spim_test_finish();
