@@ -583,15 +583,15 @@ def case_presign_link(t):
     expect_eq("CORS header", "*", resp["headers"].get("Access-Control-Allow-Origin"))
     expect_eq("key", PREFIX + "in/photo.jpg", body["key"])
     expect_eq("expires_in", 300, body["expires_in"])
-    with urllib.request.urlopen(body["url"], timeout=30) as r:
-        got = r.read()
+    got = subprocess.run(["curl", "-sSf", "--max-time", "30", body["url"]], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE).stdout
     _, want = s3_get(t.bucket, PREFIX + "in/photo.jpg", t.tmp)
     expect(got == want, "bytes behind the URL", "the stamped object (%d bytes)" % len(want), len(got))
     resp, body = presign_call(t, http_api_v2({"key": PREFIX + "in/photo.jpg", "expires": "60"}),
                               SPARTA_CORS_ORIGIN="https://gallery.example")
     expect_eq("status with a stamped key", 200, resp["statusCode"])
     expect_eq("key already prefixed", PREFIX + "in/photo.jpg", body["key"])
-    expect_eq("expires capped by the request", 60, body["expires_in"])
+    expect_eq("expires chosen by the request", 60, body["expires_in"])
     expect_eq("CORS origin", "https://gallery.example", resp["headers"].get("Access-Control-Allow-Origin"))
 
 
@@ -611,7 +611,7 @@ def case_presign_errors(t):
     expect_eq("without key", (400, {"error": "missing key"}), (resp["statusCode"], body))
     resp, body = presign_call(t, http_api_v2({"key": "k" * 1100}))
     expect_eq("with a key too long", (400, {"error": "key too long"}), (resp["statusCode"], body))
-    for bad in ("0", "abc", "-5", "301", "700000"):
+    for bad in ("0", "abc", "-5", "12x", "1.5"):
         resp, body = presign_call(t, http_api_v2({"key": "in/photo.jpg", "expires": bad}))
         expect_eq("with expires=" + bad, (400, {"error": "bad expires"}), (resp["statusCode"], body))
     resp, body = presign_call(t, http_api_v2({"key": "in/photo.jpg", "bucket": "elsewhere"}))
@@ -642,8 +642,8 @@ def case_presign_payload_v1_and_runtime_api(t):
             expect_eq("URL answer", 200, r.status)
         rec = answer(emu, http_api_v2({"key": "in/photo.jpg", "bucket": t.bucket, "expires": "600"}))
         resp = json.loads(rec["body"])
-        expect_eq("expires over the maximum", 400, resp["statusCode"])
-        expect_eq("reason", {"error": "bad expires"}, json.loads(resp["body"]))
+        expect_eq("status with expires over the maximum", 200, resp["statusCode"])
+        expect_eq("expires_in cut to SPARTA_PRESIGN_EXPIRES", 120, json.loads(resp["body"])["expires_in"])
     finally:
         b.stop()
         emu.stop()

@@ -7,7 +7,8 @@
    answers 200 {"url","expires_in","expires_at","key"} for the stamped copy
    (SPARTA_OUTPUT_PREFIX + key, unless the key already starts with the
    prefix) once a HEAD has shown that it exists; 404 when it does not; 400
-   for a missing or too long key, a bad `expires` or a refused `bucket`;
+   for a missing or too long key, an `expires` that is not a positive
+   integer (a longer one is cut to SPARTA_PRESIGN_EXPIRES) or a refused `bucket`;
    502/503 when S3 fails (503: worth retrying). Every answer is JSON with
    CORS headers. expires_at is in seconds since 1970.
 
@@ -114,7 +115,8 @@ static const char *read_request(const config *c, const cJSON *event, const char 
     if (key->len > SPIM_S3_MAX_KEY) return "key too long";
     *expires = c->max_expires;
     if (e && *e) *expires = strtol(e, &end, 10);
-    if (e && *e && (*end || *expires < 1 || *expires > c->max_expires)) return "bad expires";
+    if (e && *e && (*end || *expires < 1)) return "bad expires";
+    if (*expires > c->max_expires) *expires = c->max_expires;
     return NULL;
 }
 
