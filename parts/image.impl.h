@@ -580,13 +580,13 @@ static void spim__row_scalar(unsigned char *d, const unsigned char *s, const uns
         if (a[i]) spim__blend_px_alpha(d + i, s + i, a[i], ch);
 }
 
+#ifdef SPIM__X86
 /* Which alpha bytes of a 16-byte block belong to the destination's alpha. */
 static int spim__alpha_mask16(int ch)
 {
     return ch == 4 ? 0x8888 : ch == 2 ? 0xAAAA : 0;
 }
 
-#ifdef SPIM__X86
 /* x = s*a + d*(255-a) = 255*d + (s-d)*a lies in 0..65025, so 16-bit
    arithmetic modulo 2^16 gives it exactly with one multiply; then
    (x + 127) / 255 = ((x + 128) * 257) >> 16 on that range (checked by the tests). */
