@@ -17,7 +17,7 @@
 #include <time.h>
 
 #define N 512
-#define REPEATS 9
+#define REPEATS 15
 
 static double now_s(void)
 {
@@ -56,64 +56,59 @@ static void make_stamp(unsigned char *rgba, int random_alpha)
         }
 }
 
-/* Seconds per blend of the whole stamp, median over REPEATS. */
-static double time_ours(spim__row_fn row, const spim__layer *L, unsigned char *dst, int ch, int iters)
-{
+/* One thing being timed: our kernel at a level, pixman into a destination
+   format, or memcpy. Runs alternate between them so a load change on the
+   shared machine hits all of them alike. */
+typedef struct contestant {
+    int kind;                 /* 0 ours, 1 pixman, 2 memcpy */
+    spim__row_fn row;
+    pixman_image_t *src, *dst;
     double t[REPEATS];
-    int r, i, y;
-    for (r = 0; r < REPEATS; r++) {
-        double t0 = now_s();
-        for (i = 0; i < iters; i++)
+} contestant;
+
+typedef struct job {
+    const spim__layer *L;
+    unsigned char *dst, *copy;
+    int ch, iters;
+} job;
+
+/* Seconds per blend of the whole stamp (one run of `iters`). */
+static double run_once(const contestant *c, const job *j)
+{
+    double t0 = now_s();
+    int i, y;
+    size_t row = (size_t)N * (size_t)j->ch;
+    for (i = 0; i < j->iters; i++) {
+        if (c->kind == 0)
             for (y = 0; y < N; y++)
-                row(dst + (size_t)y * N * ch, L->color + (size_t)y * N * ch, L->alpha + (size_t)y * N * ch,
-                    (size_t)N * ch, ch);
-        t[r] = (now_s() - t0) / iters;
-    }
-    qsort(t, REPEATS, sizeof t[0], cmp_double);
-    return t[REPEATS / 2];
-}
-
-static double time_pixman(pixman_image_t *src, pixman_image_t *dst, int iters)
-{
-    double t[REPEATS];
-    int r, i;
-    for (r = 0; r < REPEATS; r++) {
-        double t0 = now_s();
-        for (i = 0; i < iters; i++) pixman_image_composite32(PIXMAN_OP_OVER, src, NULL, dst, 0, 0, 0, 0, 0, 0, N, N);
-        t[r] = (now_s() - t0) / iters;
-    }
-    qsort(t, REPEATS, sizeof t[0], cmp_double);
-    return t[REPEATS / 2];
-}
-
-static double time_memcpy(unsigned char *dst, const unsigned char *src, size_t n, int iters)
-{
-    double t[REPEATS];
-    int r, i;
-    for (r = 0; r < REPEATS; r++) {
-        double t0 = now_s();
-        for (i = 0; i < iters; i++) {
-            memcpy(dst, src, n);
-            __asm__ __volatile__("" : : "r"(dst) : "memory");
+                c->row(j->dst + y * row, j->L->color + y * row, j->L->alpha + y * row, row, j->ch);
+        else if (c->kind == 1)
+            pixman_image_composite32(PIXMAN_OP_OVER, c->src, NULL, c->dst, 0, 0, 0, 0, 0, 0, N, N);
+        else {
+            memcpy(j->copy, j->dst, row * N);
+            __asm__ __volatile__("" : : "r"(j->copy) : "memory");
         }
-        t[r] = (now_s() - t0) / iters;
     }
-    qsort(t, REPEATS, sizeof t[0], cmp_double);
-    return t[REPEATS / 2];
+    return (now_s() - t0) / j->iters;
 }
 
-static double mpx(double seconds) { return N * N / seconds / 1e6; }
+static double mpx_median(contestant *c)
+{
+    qsort(c->t, REPEATS, sizeof c->t[0], cmp_double);
+    return N * N / c->t[REPEATS / 2] / 1e6;
+}
 
 static void run_case(const char *stamp_name, const unsigned char *rgba, int ch, int iters)
 {
     static const spim_simd levels[] = { SPIM_SIMD_SCALAR, SPIM_SIMD_SSE2, SPIM_SIMD_AVX2, SPIM_SIMD_NEON };
     unsigned char *dst = (unsigned char *)malloc((size_t)N * N * 4), *copy = (unsigned char *)malloc((size_t)N * N * 4);
     uint32_t *premul = (uint32_t *)malloc((size_t)N * N * 4), *pbits = (uint32_t *)malloc((size_t)N * N * 4);
+    contestant c[7];
+    int nc = 0, i, k, r, pix = -1, pix32 = -1;
     spim_stamp st;
     spim__layer L;
-    pixman_image_t *src, *pdst;
-    double best = 0, prep, t0, pm, pm32 = 0, mc;
-    int i, k;
+    job j;
+    double best = 0, prep, t0;
     st.rgba = (unsigned char *)(uintptr_t)rgba; st.width = N; st.height = N;
     for (i = 0; i < N * N * ch; i++) dst[i] = (unsigned char)rnd();
     if (ch == 4) for (i = 3; i < N * N * 4; i += 4) dst[i] = 255;
@@ -123,14 +118,6 @@ static void run_case(const char *stamp_name, const unsigned char *rgba, int ch, 
         if (i < 19) SPIM_FREE(L.color);
     }
     prep = (now_s() - t0) / 20;
-    printf("| %s | %s |", stamp_name, ch == 3 ? "RGB" : "RGBA");
-    for (k = 0; k < 4; k++) {
-        double t;
-        if (!spim_simd_available(levels[k])) { printf(" - |"); continue; }
-        t = time_ours(spim__row_for(levels[k]), &L, dst, ch, iters);
-        if (mpx(t) > best) best = mpx(t);
-        printf(" %.0f |", mpx(t));
-    }
     /* pixman: premultiplied source, destination of the same bytes per pixel */
     for (i = 0; i < N * N; i++) {
         const unsigned char *p = rgba + i * 4;
@@ -138,21 +125,37 @@ static void run_case(const char *stamp_name, const unsigned char *rgba, int ch, 
         premul[i] = (uint32_t)a << 24 | (uint32_t)((p[0] * a + 127) / 255) << 16 |
                     (uint32_t)((p[1] * a + 127) / 255) << 8 | (uint32_t)((p[2] * a + 127) / 255);
     }
-    src = pixman_image_create_bits(PIXMAN_a8r8g8b8, N, N, premul, N * 4);
     memcpy(pbits, dst, (size_t)N * N * ch);
-    pdst = pixman_image_create_bits(ch == 3 ? PIXMAN_r8g8b8 : PIXMAN_a8r8g8b8, N, N, pbits, N * ch);
-    pm = mpx(time_pixman(src, pdst, iters));
-    pixman_image_unref(pdst);
+    memset(c, 0, sizeof c);
+    for (k = 0; k < 4; k++)
+        if (spim_simd_available(levels[k])) { c[nc].kind = 0; c[nc].row = spim__row_for(levels[k]); nc++; }
+    c[nc].kind = 1;
+    c[nc].src = pixman_image_create_bits(PIXMAN_a8r8g8b8, N, N, premul, N * 4);
+    c[nc].dst = pixman_image_create_bits(ch == 3 ? PIXMAN_r8g8b8 : PIXMAN_a8r8g8b8, N, N, pbits, N * ch);
+    pix = nc++;
     if (ch == 3) {
-        pdst = pixman_image_create_bits(PIXMAN_x8r8g8b8, N, N, pbits, N * 4);
-        pm32 = mpx(time_pixman(src, pdst, iters));
-        pixman_image_unref(pdst);
+        c[nc] = c[pix];
+        c[nc].dst = pixman_image_create_bits(PIXMAN_x8r8g8b8, N, N, pbits, N * 4);
+        pix32 = nc++;
     }
-    pixman_image_unref(src);
-    mc = mpx(time_memcpy(copy, dst, (size_t)N * N * ch, iters));
-    if (ch == 3) printf(" %.0f (x8r8g8b8: %.0f) |", pm, pm32);
-    else printf(" %.0f |", pm);
-    printf(" %.2fx | %.0f | %.2f |\n", best / pm, mc, prep * 1e3);
+    c[nc++].kind = 2;
+    j.L = &L; j.dst = dst; j.copy = copy; j.ch = ch; j.iters = iters;
+    for (r = 0; r < REPEATS; r++)
+        for (k = 0; k < nc; k++) c[k].t[r] = run_once(&c[k], &j);
+    printf("| %s | %s |", stamp_name, ch == 3 ? "RGB" : "RGBA");
+    for (k = 0, i = 0; k < 4; k++) {
+        double m;
+        if (!spim_simd_available(levels[k])) { printf(" - |"); continue; }
+        m = mpx_median(&c[i++]);
+        if (m > best) best = m;
+        printf(" %.0f |", m);
+    }
+    if (ch == 3) printf(" %.0f (x8r8g8b8: %.0f) |", mpx_median(&c[pix]), mpx_median(&c[pix32]));
+    else printf(" %.0f |", mpx_median(&c[pix]));
+    printf(" %.2fx | %.0f | %.2f |\n", best / (N * N / c[pix].t[REPEATS / 2] / 1e6), mpx_median(&c[nc - 1]), prep * 1e3);
+    pixman_image_unref(c[pix].src);
+    pixman_image_unref(c[pix].dst);
+    if (pix32 >= 0) pixman_image_unref(c[pix32].dst);
     SPIM_FREE(L.color);
     free(dst); free(copy); free(premul); free(pbits);
 }
