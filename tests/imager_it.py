@@ -403,34 +403,50 @@ class FaultProxy:
 
 
 def case_transient_fault_mid_batch(t):
-    """The first record's GET meets 503 SlowDown on every attempt: the others
-    are still stamped, then the invocation fails with TransientS3Error."""
+    """A record in the middle of the batch meets 503 SlowDown on every
+    attempt of its GET: the records before and after it are still handled,
+    then the invocation fails with TransientS3Error, and Lambda's retry of
+    the same event succeeds."""
     proxy = FaultProxy(t.tmp)
     emu = Emulator(t.tmp)
     keys = ["fault/%d.jpg" % i for i in range(3)]
     for k in keys:
         s3_put(t.bucket, k, os.path.join(t.samples, "small.jpg"))
+    # the first record is skipped without a request, so the faults hit the second
+    batch = s3_event(s3_record(t.bucket, PREFIX + "fault/x.jpg"), *[s3_record(t.bucket, k) for k in keys])
     boot = Bootstrap(t.imager, t.tmp, emu.api, **dict(aws_env(proxy.url)))
     try:
         proxy.control("set?mode=slowdown&count=3")
-        rec = answer(emu, s3_event(*[s3_record(t.bucket, k) for k in keys]))
+        rec = answer(emu, batch)
         expect_eq("answer kind", "error", rec["kind"])
         expect_eq("error type header", "Function.TransientS3Error", rec["errorTypeHeader"])
         body = json.loads(rec["body"])
         expect_eq("errorType", "TransientS3Error", body["errorType"])
-        expect("1 of 3" in body["errorMessage"], "errorMessage", "1 of 3 records failed", body["errorMessage"])
+        expect("1 of 4 records failed; first: fault/0.jpg" in body["errorMessage"], "errorMessage",
+               "1 of 4 records failed; first: fault/0.jpg ...", body["errorMessage"])
         check_absent(t.bucket, PREFIX + keys[0])
         for k in keys[1:]:
             expect(s3_head(t.bucket, PREFIX + k) is not None, "stamped " + k, "to exist", "404")
         stats = proxy.control("stats")
-        expect("faults=3" in stats, "proxy faults", "faults=3", stats)
-        # Lambda's retry of the same event then succeeds
-        doc = summary(answer(emu, s3_event(*[s3_record(t.bucket, k) for k in keys])))
-        expect_eq("summary of the retry", c(stamped=3), counts(doc))
+        expect("faults=3" in stats, "proxy faults", "faults=3 (every attempt of one GET)", stats)
+        doc = summary(answer(emu, batch))
+        expect_eq("summary of the retry", c(stamped=3, skipped=1), counts(doc))
+        # a DELETE that keeps failing with 500 fails the invocation too
+        proxy.control("set?mode=internal&count=3")
+        rec = answer(emu, s3_event(s3_record(t.bucket, keys[1], "ObjectRemoved:Delete")))
+        expect_eq("error type header after DELETE faults", "Function.TransientS3Error", rec["errorTypeHeader"])
+        expect(s3_head(t.bucket, PREFIX + keys[1]) is not None, "stamped " + keys[1], "still there", "404")
     finally:
         boot.stop()
         emu.stop()
         proxy.stop()
+
+
+def case_summary_lists_100_records(t):
+    doc = summary(answer(t.emu, s3_event(*[s3_record(t.bucket, PREFIX + "many/%d.jpg" % i) for i in range(150)])))
+    expect_eq("summary", c(skipped=150), counts(doc))
+    expect_eq("records listed", 100, len(doc["records"]))
+    expect_eq("recordsOmitted", 50, doc["recordsOmitted"])
 
 
 BAD_CONFIGS = [
@@ -649,7 +665,7 @@ def case_presign_payload_v1_and_runtime_api(t):
         emu.stop()
 
 
-OWN = [case_transient_fault_mid_batch, case_bad_configuration_fails_init, case_custom_configuration,
+OWN = [case_transient_fault_mid_batch, case_summary_lists_100_records, case_bad_configuration_fails_init, case_custom_configuration,
        case_pixel_budget, case_local_invoke]
 PRESIGN = [case_presign_link, case_presign_fixture, case_presign_errors, case_presign_payload_v1_and_runtime_api]
 
