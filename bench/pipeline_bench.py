@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark of the packaged functions (run by bench/pipeline.sh).
+
+    bench/pipeline_bench.py BUILD_DIR
+
+Everything runs as deployed: build/NAME/function.zip unzipped into a fresh
+directory, the bootstrap started with only the variables Lambda sets (no
+LD_LIBRARY_PATH tricks beyond Lambda's own), against tests/emulator.py on
+127.0.0.1, with S3 served by radosgw (tests/servers.sh; the SPIM_TEST_S3_*
+variables of build/servers.env must be set).
+
+1. zip sizes of every build/*/function.zip
+2. cold start: spawn of the packaged bootstrap to its first `next`, as
+   timestamped by the emulator (same clock); median of STARTS runs, for the
+   imager, presign and hello packages, and for build/imager/bootstrap (system
+   libraries) as a reference
+3. per image: 2, 12 and 20 MP photo-like JPEGs (bench/pipeline_tool) in
+   radosgw; for each size a fresh imager process gets one warm-up event and
+   REPEATS measured ObjectCreated:Put events: milliseconds from posting the
+   event to the answer (radosgw GET -> decode -> stamp -> encode -> PUT),
+   the imager's own get/image/put split (its log line), and the process's
+   peak RSS (VmHWM) after the runs. AWS_LAMBDA_FUNCTION_MEMORY_SIZE is
+   MEMORY (default 128, the template's default), which sets the pixel budget.
+
+Environment: BENCH_PIPELINE_STARTS (15), BENCH_PIPELINE_REPEATS (5),
+BENCH_PIPELINE_MEMORY (128), BENCH_PIPELINE_SIZES ("2,12,20").
+Prints markdown tables of medians.
+"""
+import glob
+import http.client
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EMULATOR = os.path.join(ROOT, "tests", "emulator.py")
+DIMENSIONS = {2: (1732, 1155), 12: (4000, 3000), 20: (5472, 3648)}
+
+
+class Emulator:
+    def __init__(self, tmp):
+        self.port_file = os.path.join(tmp, "emulator-%d.port" % time.time_ns())
+        self.log = open(os.path.join(tmp, "emulator.log"), "ab")
+        self.proc = subprocess.Popen([sys.executable, EMULATOR, "--port-file", self.port_file,
+                                      "--timeout-ms", "120000"], stdout=self.log, stderr=self.log)
+        limit = time.time() + 20
+        while not os.path.exists(self.port_file) or not open(self.port_file).read().strip():
+            if self.proc.poll() is not None or time.time() > limit:
+                raise SystemExit("pipeline bench: the emulator did not start")
+            time.sleep(0.02)
+        self.port = int(open(self.port_file).read())
+        self.api = "127.0.0.1:%d" % self.port
+
+    def call(self, method, path, body=None, timeout=200):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body)
+            r = conn.getresponse()
+            data = r.read()
+            return r.status, (json.loads(data) if data else None)
+        finally:
+            conn.close()
+
+    def invoke(self, payload):
+        """Post one event, wait for its answer: (record, milliseconds)."""
+        t0 = time.perf_counter()
+        status, doc = self.call("POST", "/control/event", json.dumps(payload).encode())
+        if status != 200:
+            raise SystemExit("pipeline bench: emulator refused the event (%d)" % status)
+        rid = doc["requestIds"][0]
+        status, doc = self.call("GET", "/control/result/%s?timeout=180" % rid)
+        t1 = time.perf_counter()
+        if status != 200:
+            raise SystemExit("pipeline bench: no answer for " + rid)
+        return doc["records"][-1], (t1 - t0) * 1000
+
+    def stats(self):
+        return self.call("GET", "/control/stats")[1]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(10)
+
+
+def lambda_env(api, task, extra):
+    env = {"AWS_LAMBDA_RUNTIME_API": api, "LAMBDA_TASK_ROOT": task, "LAMBDA_RUNTIME_DIR": "/var/runtime",
+           "_HANDLER": "bootstrap", "AWS_EXECUTION_ENV": "AWS_Lambda_provided.al2023",
+           "AWS_LAMBDA_FUNCTION_NAME": "pipeline-bench", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+           "AWS_REGION": os.environ.get("SPIM_TEST_REGION", "us-east-1"),
+           "AWS_ACCESS_KEY_ID": os.environ["SPIM_TEST_ACCESS_KEY"],
+           "AWS_SECRET_ACCESS_KEY": os.environ["SPIM_TEST_SECRET_KEY"],
+           "AWS_ENDPOINT_URL_S3": os.environ["SPIM_TEST_S3_ENDPOINT"],
+           "TZ": ":UTC", "LANG": "en_US.UTF-8", "PATH": "/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+           "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:"
+                              "%s:%s/lib:/opt/lib" % (task, task)}
+    env.update(extra)
+    return env
+
+
+def spawn(exe, api, extra, log):
+    task = os.path.dirname(exe)
+    return subprocess.Popen([exe], env=lambda_env(api, task, extra), stdout=subprocess.DEVNULL,
+                            stderr=open(log, "ab"))
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def unpack(zip_path, dest):
+    shutil.rmtree(dest, ignore_errors=True)
+    os.makedirs(dest)
+    subprocess.run(["unzip", "-q", zip_path, "-d", dest], check=True)
+    return os.path.join(dest, "bootstrap")
+
+
+def cold_starts(exe, tmp, n, extra):
+    emu = Emulator(tmp)
+    out = []
+    try:
+        for _ in range(n):
+            seen = emu.stats()["nextRequests"]
+            t0 = time.time()
+            proc = spawn(exe, emu.api, extra, os.path.join(tmp, "cold.log"))
+            while True:
+                st = emu.stats()
+                if st["nextRequests"] > seen:
+                    break
+                if proc.poll() is not None:
+                    raise SystemExit("pipeline bench: %s exited during a cold start (see %s/cold.log)" % (exe, tmp))
+                time.sleep(0.0005)
+            out.append((st["lastNextAt"] - t0) * 1000)
+            stop(proc)
+    finally:
+        emu.stop()
+    return out
+
+
+def s3_cli(build, *args):
+    env = dict(os.environ, AWS_ENDPOINT_URL_S3=os.environ["SPIM_TEST_S3_ENDPOINT"],
+               AWS_ACCESS_KEY_ID=os.environ["SPIM_TEST_ACCESS_KEY"],
+               AWS_SECRET_ACCESS_KEY=os.environ["SPIM_TEST_SECRET_KEY"],
+               AWS_REGION=os.environ.get("SPIM_TEST_REGION", "us-east-1"))
+    subprocess.run([os.path.join(build, "s3")] + list(args), env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def s3_event(bucket, key, size):
+    return {"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2024-05-01T12:00:00.000Z", "eventName": "ObjectCreated:Put",
+        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket, "arn": "arn:aws:s3:::" + bucket},
+               "object": {"key": urllib.parse.quote_plus(key, safe="/"), "size": size}}}]}
+
+
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def log_split(log_path, count):
+    """get/image/put ms of the last `count` stamped lines of the imager's log."""
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        lines = [l for l in f if " stamped " in l and "get_ms=" in l]
+    out = []
+    for l in lines[-count:]:
+        m = {k: int(v) for k, v in re.findall(r"\b(get_ms|image_ms|put_ms)=(\d+)", l)}
+        out.append(m)
+    return out
+
+
+def per_image(build, exe, tmp, sizes, repeats, memory):
+    tool = os.path.join(build, "bench", "pipeline_tool")
+    bucket = "pipeline-bench-%d" % int(time.time())
+    s3_cli(build, "mb", "s3://" + bucket)
+    rows = []
+    for mp in sizes:
+        w, h = DIMENSIONS[mp]
+        path = os.path.join(tmp, "photo-%dmp.jpg" % mp)
+        subprocess.run([tool, "jpeg", str(w), str(h), "90", path], check=True)
+        size = os.path.getsize(path)
+        key = "bench/photo %d MP.jpg" % mp
+        s3_cli(build, "put", "s3://%s/%s" % (bucket, key), path, "--content-type", "image/jpeg")
+        emu = Emulator(tmp)
+        log = os.path.join(tmp, "imager-%d.log" % mp)
+        proc = spawn(exe, emu.api, {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}, log)
+        try:
+            rec, _ = emu.invoke(s3_event(bucket, key, size))          # warm-up
+            body = json.loads(rec.get("body") or "{}")
+            if rec["kind"] != "response" or body.get("stamped") != 1:
+                why = body.get("records", [{}])[0].get("reason") if isinstance(body, dict) else rec.get("body")
+                rows.append((mp, w, h, size, None, None, None, None, "not stamped: %s" % (why or rec.get("body"))))
+                continue
+            times = []
+            for _ in range(repeats):
+                rec, ms = emu.invoke(s3_event(bucket, key, size))
+                if rec["kind"] != "response":
+                    raise SystemExit("pipeline bench: the imager failed: " + rec.get("body", ""))
+                times.append(ms)
+            hwm = vm_hwm_kib(proc.pid)
+            split = log_split(log, repeats)
+            med = lambda k: statistics.median(s.get(k, 0) for s in split) if split else float("nan")
+            rows.append((mp, w, h, size, statistics.median(times), (med("get_ms"), med("image_ms"), med("put_ms")),
+                         hwm, min(times), ""))
+        finally:
+            stop(proc)
+            emu.stop()
+        s3_cli(build, "rm", "s3://%s/%s" % (bucket, key))
+        try:
+            s3_cli(build, "rm", "s3://%s/xformed_%s" % (bucket, key))
+        except subprocess.CalledProcessError:
+            pass
+    return rows
+
+
+def main():
+    build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build"))
+    starts = int(os.environ.get("BENCH_PIPELINE_STARTS", "15"))
+    repeats = int(os.environ.get("BENCH_PIPELINE_REPEATS", "5"))
+    memory = int(os.environ.get("BENCH_PIPELINE_MEMORY", "128"))
+    sizes = [int(s) for s in os.environ.get("BENCH_PIPELINE_SIZES", "2,12,20").split(",") if s]
+    tmp = tempfile.mkdtemp(prefix="pipeline-bench-")
+    try:
+        print("## pipeline: packaged functions (build/*/function.zip) end to end\n")
+        print("| package | zip bytes | zip MB | files | unpacked MB |")
+        print("|---|---:|---:|---:|---:|")
+        tasks = {}
+        for z in sorted(glob.glob(os.path.join(build, "*", "function.zip"))):
+            name = os.path.basename(os.path.dirname(z))
+            exe = unpack(z, os.path.join(tmp, "task-" + name))
+            tasks[name] = exe
+            files = [os.path.join(d, f) for d, _, fs in os.walk(os.path.dirname(exe)) for f in fs]
+            unpacked = sum(os.path.getsize(f) for f in files)
+            print("| %s | %d | %.2f | %d | %.1f |" % (name, os.path.getsize(z), os.path.getsize(z) / 1e6,
+                                                      len(files), unpacked / 1e6))
+
+        print("\n### cold start: spawn to first `next` (median of %d, ms)\n" % starts)
+        print("| bootstrap | median | min | max |")
+        print("|---|---:|---:|---:|")
+        candidates = [("%s (packaged)" % n, tasks[n]) for n in ("imager", "presign", "hello") if n in tasks]
+        if os.path.exists(os.path.join(build, "imager", "bootstrap")):
+            candidates.append(("imager (build/imager/bootstrap, system libs, -g)", os.path.join(build, "imager", "bootstrap")))
+        extra = {"SPARTA_BUCKET": "pipeline-bench", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}
+        for label, exe in candidates:
+            t = cold_starts(exe, tmp, starts, extra)
+            print("| %s | %.1f | %.1f | %.1f |" % (label, statistics.median(t), min(t), max(t)))
+
+        if "imager" not in tasks:
+            print("\n(no build/imager/function.zip: per-image rows skipped)")
+            return
+        print("\n### per image: radosgw GET -> stamp -> PUT through the packaged imager "
+              "(AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%d, median of %d after 1 warm-up)\n" % (memory, repeats))
+        print("| photo | pixels | JPEG bytes | ms per image | min ms | get / image / put ms (imager log) | peak RSS MB (VmHWM) |")
+        print("|---|---:|---:|---:|---:|---|---:|")
+        for mp, w, h, size, med, split, hwm, mn, note in per_image(build, tasks["imager"], tmp, sizes, repeats, memory):
+            if med is None:
+                print("| %d MP | %dx%d | %d | %s | | | |" % (mp, w, h, size, note))
+            else:
+                print("| %d MP | %dx%d | %d | %.0f | %.0f | %.0f / %.0f / %.0f | %.1f |" %
+                      (mp, w, h, size, med, mn, split[0], split[1], split[2], hwm / 1024))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
