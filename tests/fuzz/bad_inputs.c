@@ -20,13 +20,18 @@
 #include <unistd.h>
 
 static int rows;
+static char port_text[24];  /* ":PORT" of the last canned server, shown as ":PORT" */
 
 /* The message cell, escaped for Markdown, and the end of the row. */
 static void row_tail(const char *message)
 {
     const char *m;
+    size_t pl = strlen(port_text);
     for (m = message; *m; m++) {
-        if (*m == '|') fputs("\\|", stdout);
+        if (pl && strncmp(m, port_text, pl) == 0 && !(m[pl] >= '0' && m[pl] <= '9')) {
+            fputs(":PORT", stdout);
+            m += pl - 1;
+        } else if (*m == '|') fputs("\\|", stdout);
         else if (*m == '\n') fputs(" ", stdout);
         else putchar(*m);
     }
@@ -98,6 +103,7 @@ static server serve(const char *const *answers, const size_t *lens, int n)
         exit(1);
     }
     s.port = ntohs(a.sin_port);
+    snprintf(port_text, sizeof port_text, ":%d", s.port);
     fflush(stdout);
     s.pid = fork();
     if (s.pid == 0) {
