@@ -24,6 +24,7 @@ static unsigned char *spim__zlib_compress(unsigned char *data, int len, int *out
 }
 #endif
 
+#ifndef SPIM_NO_STB_IMPLEMENTATION
 /* stb_image 2.27 reads memory it never wrote on some corrupt input (a JPEG
    scan using a Huffman table no DHT defined, say): zeroed allocations keep
    the decoded pixels from carrying old heap contents into the output. */
@@ -34,7 +35,6 @@ static void *spim__stbi_malloc(size_t n)
     return p;
 }
 
-#ifndef SPIM_NO_STB_IMPLEMENTATION
 /* stb_image 2.27 declares stbi_set_unpremultiply_on_load_thread but defines
    it under a misspelt name, which gcc reports for a static build; later
    versions fix the name and ignore this macro. */
@@ -1069,33 +1069,33 @@ SPIMDEF void spim_image_free(spim_image *img)
     spim_meta_free(&img->meta);
 }
 
-/* JPEG output goes straight into the caller's buffer; the metadata segments
-   are slipped in after SOI and stb's JFIF APP0 as soon as those have passed. */
-typedef struct spim__jpeg_sink {
+/* Output goes straight into the caller's buffer; metadata (JPEG segments,
+   PNG chunks) is slipped in once the leading part has passed: SOI and stb's
+   JFIF APP0 for JPEG, the signature and IHDR (33 bytes) for PNG. */
+typedef struct spim__sink {
     spim_buf *out;
-    size_t start;
+    size_t start, png_head;
     const spim_buf *meta;
     int inserted, failed;
-} spim__jpeg_sink;
+} spim__sink;
 
-static void spim__jpeg_write(void *ctx, void *data, int size)
+static void spim__sink_write(void *ctx, void *data, int size)
 {
-    spim__jpeg_sink *k = (spim__jpeg_sink *)ctx;
+    spim__sink *k = (spim__sink *)ctx;
     size_t have, head;
-    const unsigned char *p;
+    unsigned char *p;
     if (k->failed || spim_buf_append(k->out, data, (size_t)size) != SPIM_OK) { k->failed = 1; return; }
-    if (k->inserted) return;
+    if (k->inserted || !k->meta->len) return;
     have = k->out->len - k->start;
     p = k->out->data + k->start;
-    if (have < 6) return;
-    head = (p[2] == 0xFF && p[3] == 0xE0) ? 4 + spim__rd16(p + 4, 0) : 2;
+    if (have < (k->png_head ? k->png_head : 6)) return;
+    head = k->png_head ? k->png_head : (p[2] == 0xFF && p[3] == 0xE0) ? 4 + spim__rd16(p + 4, 0) : 2;
     if (have < head) return;
     k->inserted = 1;
-    if (!k->meta->len) return;
     if (spim_buf_reserve(k->out, k->meta->len) != SPIM_OK) { k->failed = 1; return; }
     p = k->out->data + k->start;
-    memmove((unsigned char *)p + head + k->meta->len, p + head, have - head);
-    memcpy((unsigned char *)p + head, k->meta->data, k->meta->len);
+    memmove(p + head + k->meta->len, p + head, have - head);
+    memcpy(p + head, k->meta->data, k->meta->len);
     k->out->len += k->meta->len;
     k->out->data[k->out->len] = 0;
 }
@@ -1164,36 +1164,14 @@ static spim_status spim__png_meta_chunks(const spim_meta *m, spim_buf *b)
     return SPIM_OK;
 }
 
-static spim_status spim__encode_png(const spim_image *img, spim_buf *out, spim_error *err)
-{
-    int len = 0;
-    unsigned char *png = stbi_write_png_to_mem(img->pixels, 0, img->width, img->height, img->channels, &len);
-    spim_status st;
-    if (!png) return spim_error_set(err, SPIM_ERR_NOMEM, "PNG encoding failed (out of memory)");
-    /* signature (8) + IHDR (25) come first; our chunks follow IHDR */
-    st = spim_buf_append(out, png, 33);
-    if (st == SPIM_OK) st = spim__png_meta_chunks(&img->meta, out);
-    if (st == SPIM_OK) st = spim_buf_append(out, png + 33, (size_t)len - 33);
-    SPIM_FREE(png);
-    if (st != SPIM_OK) return spim_error_set(err, st, "out of memory writing PNG");
-    return SPIM_OK;
-}
-
-static void spim__buf_write(void *ctx, void *data, int size)
-{
-    spim__jpeg_sink *k = (spim__jpeg_sink *)ctx;
-    if (!k->failed && spim_buf_append(k->out, data, (size_t)size) != SPIM_OK) k->failed = 1;
-}
-
 SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format, int quality,
                                       spim_buf *out, spim_error *err)
 {
     spim_buf meta = SPIM_BUF_INIT;
-    spim__jpeg_sink k;
+    spim__sink k;
     int ok = 0, w = img->width, h = img->height, n = img->channels;
     format = spim__out_format(img->meta.format, format);
     if (!img->pixels) return spim_error_set(err, SPIM_ERR_INVALID, "no pixels to encode");
-    if (format == SPIM_FORMAT_PNG) return spim__encode_png(img, out, err);
     memset(&k, 0, sizeof k);
     k.out = out;
     k.start = out->len;
@@ -1202,11 +1180,15 @@ SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format,
         if (quality <= 0) quality = 90;
         if (quality > 100) quality = 100;
         if (spim__jpeg_meta_segments(&img->meta, &meta) != SPIM_OK) k.failed = 1;
-        else ok = stbi_write_jpg_to_func(spim__jpeg_write, &k, w, h, n, img->pixels, quality);
+        else ok = stbi_write_jpg_to_func(spim__sink_write, &k, w, h, n, img->pixels, quality);
+    } else if (format == SPIM_FORMAT_PNG) {
+        k.png_head = 33;
+        if (spim__png_meta_chunks(&img->meta, &meta) != SPIM_OK) k.failed = 1;
+        else ok = stbi_write_png_to_func(spim__sink_write, &k, w, h, n, img->pixels, 0);
     } else if (format == SPIM_FORMAT_BMP) {
-        ok = stbi_write_bmp_to_func(spim__buf_write, &k, w, h, n, img->pixels);
+        ok = stbi_write_bmp_to_func(spim__sink_write, &k, w, h, n, img->pixels);
     } else {
-        ok = stbi_write_tga_to_func(spim__buf_write, &k, w, h, n, img->pixels);
+        ok = stbi_write_tga_to_func(spim__sink_write, &k, w, h, n, img->pixels);
     }
     spim_buf_free(&meta);
     if (!ok || k.failed) {
