@@ -97,5 +97,46 @@ else
     echo "skip pixel cases: python3 missing"; skipped=$((skipped + 5))
 fi
 
+# SPIM_NO_STB_IMPLEMENTATION: the library with stb compiled by the user in
+# another file (non-static stb, stb's own allocator and deflate)
+cat > "$T/own_stb.c" <<'EOF'
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STB_IMAGE_RESIZE_IMPLEMENTATION
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+#include <stb/stb_image_resize.h>
+EOF
+cat > "$T/lib_only.c" <<'EOF'
+#define SPIM_NO_STB_IMPLEMENTATION
+#define SPARTA_IMAGER_IMPLEMENTATION
+#include "sparta_imager.h"
+int main(int argc, char **argv)
+{
+    spim_buf in = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
+    spim_stamp st;
+    spim_stamp_options o;
+    spim_error err;
+    unsigned char px[4] = { 255, 0, 0, 255 };
+    st.rgba = px; st.width = 1; st.height = 1;
+    memset(&o, 0, sizeof o);
+    o.output_format = SPIM_FORMAT_PNG;
+    o.scale = 0.5;
+    if (argc < 2 || spim_read_file(argv[1], 0, &in, &err) != SPIM_OK) return 2;
+    if (spim_stamp_image(in.data, in.len, &st, &o, &out, NULL, &err) != SPIM_OK) { puts(err.message); return 1; }
+    return spim_format_detect(out.data, out.len) == SPIM_FORMAT_PNG ? 0 : 1;
+}
+EOF
+CF=$(pkg-config --cflags libcurl libcjson stb zlib) LF="$(pkg-config --libs libcurl libcjson zlib) -lm"
+# shellcheck disable=SC2086
+if cc -O1 -w $CF -c -o "$T/own_stb.o" "$T/own_stb.c" 2>"$T/err.txt" &&
+   cc -std=c99 -Wall -Wextra -Wpedantic -Werror -O1 -I. $CF -c -o "$T/lib_only.o" "$T/lib_only.c" 2>>"$T/err.txt" &&
+   cc -o "$T/lib_only" "$T/lib_only.o" "$T/own_stb.o" $LF 2>>"$T/err.txt"; then
+    if "$T/lib_only" "$T/in.jpg" >"$T/out.txt" 2>&1; then ok no_stb_implementation
+    else fail no_stb_implementation "expected a stamped PNG, got: $(head -1 "$T/out.txt")"; fi
+else
+    fail no_stb_implementation "expected a clean build with the user's stb, got: $(head -3 "$T/err.txt")"
+fi
+
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
