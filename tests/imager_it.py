@@ -5,6 +5,9 @@ objects checked with build/s3 and pixels with build/tools/imgcheck.
 
     tests/imager_it.py IMAGER_BOOTSTRAP PRESIGN_BOOTSTRAP [NAME_FILTER]
 
+IMAGER_PLAIN names an optimised imager build for the memory case (the
+functional cases prefer a sanitizer build).
+
 Needs the servers.env variables (SPIM_TEST_S3_ENDPOINT, ...) exported, as
 tests/run.sh does. Prints `ok CASE` / `FAIL CASE: expected ... got ...`
 and the summary line. Every run uses buckets with a random suffix.
@@ -32,6 +35,10 @@ IMGCHECK = os.path.join(BUILD, "tools", "imgcheck")
 FAULTPROXY = os.path.join(HERE, "faultproxy.py")
 PREFIX = "xformed_"
 JPEG_NOISE = 32   # re-encoding a JPEG at quality 90 moves channels by less than this
+
+
+class Skip(Exception):
+    pass
 
 
 def aws_env(endpoint=None):
@@ -442,6 +449,27 @@ def case_transient_fault_mid_batch(t):
         proxy.stop()
 
 
+def case_memory_flat(t):
+    """Warm invocations do not grow the optimised build's resident memory."""
+    if not t.plain:
+        raise Skip("no optimised build (IMAGER_PLAIN)")
+    s3_put(t.bucket, "mem/photo.jpg", os.path.join(t.samples, "photo.jpg"))
+    event = s3_event(s3_record(t.bucket, "mem/photo.jpg"), s3_record(t.bucket, "mem/photo.jpg", "ObjectRemoved:Delete"))
+    emu = Emulator(t.tmp)
+    boot = Bootstrap(t.plain, t.tmp, emu.api, **aws_env())
+    try:
+        for i in range(60):
+            if i == 10:
+                warm = boot.rss_kib()
+            expect_eq("summary %d" % i, c(stamped=1, deleted=1), counts(summary(answer(emu, event))))
+        grown = boot.rss_kib() - warm
+        expect(grown < 2048, "RSS growth over 50 warm invocations", "under 2048 KiB",
+               "%d KiB (from %d KiB)" % (grown, warm))
+    finally:
+        boot.stop()
+        emu.stop()
+
+
 def case_summary_lists_100_records(t):
     doc = summary(answer(t.emu, s3_event(*[s3_record(t.bucket, PREFIX + "many/%d.jpg" % i) for i in range(150)])))
     expect_eq("summary", c(skipped=150), counts(doc))
@@ -665,7 +693,7 @@ def case_presign_payload_v1_and_runtime_api(t):
         emu.stop()
 
 
-OWN = [case_transient_fault_mid_batch, case_summary_lists_100_records, case_bad_configuration_fails_init, case_custom_configuration,
+OWN = [case_transient_fault_mid_batch, case_summary_lists_100_records, case_memory_flat, case_bad_configuration_fails_init, case_custom_configuration,
        case_pixel_budget, case_local_invoke]
 PRESIGN = [case_presign_link, case_presign_fixture, case_presign_errors, case_presign_payload_v1_and_runtime_api]
 
@@ -680,6 +708,7 @@ def main():
         return 2
     t = T()
     t.imager, t.presign = sys.argv[1], sys.argv[2]
+    t.plain = os.environ.get("IMAGER_PLAIN", "")
     flt = sys.argv[3] if len(sys.argv) > 3 else ""
     t.tmp = tempfile.mkdtemp(prefix="imager-it-")
     t.samples = os.path.join(t.tmp, "samples")
@@ -701,6 +730,9 @@ def main():
                 case(t)
                 print("ok " + name)
                 passed += 1
+            except Skip as e:
+                print("skip %s: %s" % (name, e))
+                skipped += 1
             except Failure as e:
                 print("FAIL %s: %s" % (name, e))
                 failed += 1

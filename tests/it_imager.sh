@@ -24,4 +24,5 @@ imager=$build/imager/bootstrap
 presign=$build/presign/bootstrap
 [ -x "$build/presign/bootstrap-san" ] && presign=$build/presign/bootstrap-san
 echo "# imager $imager, presign $presign"
+export IMAGER_PLAIN=$build/imager/bootstrap
 exec python3 tests/imager_it.py "$imager" "$presign" "${IMAGER_IT_FILTER:-}"
