@@ -665,6 +665,23 @@ def case_presign_errors(t):
     expect_eq("with a non-object event", 400, resp["statusCode"])
 
 
+def case_presign_bad_configuration(t):
+    event = os.path.join(t.tmp, "presign-init.json")
+    with open(event, "w") as f:
+        json.dump(http_api_v2({"key": "x.jpg"}), f)
+    for env, var in (({}, "SPARTA_BUCKET"), ({"SPARTA_BUCKET": "b", "SPARTA_PRESIGN_EXPIRES": "0"}, "SPARTA_PRESIGN_EXPIRES"),
+                     ({"SPARTA_BUCKET": "b", "SPARTA_PRESIGN_EXPIRES": "604801"}, "SPARTA_PRESIGN_EXPIRES"),
+                     ({"SPARTA_BUCKET": "b", "SPARTA_ALLOW_BUCKET_PARAM": "yes"}, "SPARTA_ALLOW_BUCKET_PARAM"),
+                     ({"SPARTA_BUCKET": "b", "SPARTA_OUTPUT_PREFIX": ""}, "SPARTA_OUTPUT_PREFIX")):
+        e = dict(aws_env())
+        e.update(env)
+        b = Bootstrap(t.presign, t.tmp, None, ["--event", event], **e)
+        expect_eq("exit status with %s" % env, 1, b.wait(60))
+        doc = json.loads(b.stdout)
+        expect_eq("errorType with %s" % env, "Runtime.ConfigInvalid", doc.get("errorType"))
+        expect(var in doc.get("errorMessage", ""), "errorMessage with %s" % env, "naming " + var, doc)
+
+
 def case_presign_payload_v1_and_runtime_api(t):
     v1 = {"resource": "/link", "path": "/link", "httpMethod": "GET", "headers": {},
           "queryStringParameters": {"key": "in/photo.jpg", "bucket": t.bucket},
@@ -695,7 +712,7 @@ def case_presign_payload_v1_and_runtime_api(t):
 
 OWN = [case_transient_fault_mid_batch, case_summary_lists_100_records, case_memory_flat, case_bad_configuration_fails_init, case_custom_configuration,
        case_pixel_budget, case_local_invoke]
-PRESIGN = [case_presign_link, case_presign_fixture, case_presign_errors, case_presign_payload_v1_and_runtime_api]
+PRESIGN = [case_presign_link, case_presign_fixture, case_presign_errors, case_presign_bad_configuration, case_presign_payload_v1_and_runtime_api]
 
 
 class T:

@@ -65,10 +65,10 @@ typedef struct result {
 
 /* ---- configuration --------------------------------------------------------- */
 
-/* An unset or empty variable keeps *out; anything else must parse whole and
-   lie in [lo, hi]. */
-static spim_status env_number(const char *name, double lo, double hi, int integer, double *out,
-                              spim_error *err)
+/* An unset or empty variable keeps *out; anything else must parse whole, lie
+   in [lo, hi] (and be whole when `integer`); `expected` words the rule. */
+static spim_status env_number(const char *name, double lo, double hi, int integer, const char *expected,
+                              double *out, spim_error *err)
 {
     const char *v = getenv(name);
     char *end;
@@ -76,8 +76,7 @@ static spim_status env_number(const char *name, double lo, double hi, int intege
     if (!v || !*v) return SPIM_OK;
     d = strtod(v, &end);
     if (end == v || *end || !(d >= lo && d <= hi) || (integer && d != floor(d)))
-        return spim_error_set(err, SPIM_ERR_CONFIG, "%s=\"%.64s\": expected %s from %.15g to %.15g",
-                              name, v, integer ? "an integer" : "a number", lo, hi);
+        return spim_error_set(err, SPIM_ERR_CONFIG, "%s=\"%.64s\": expected %s", name, v, expected);
     *out = d;
     return SPIM_OK;
 }
@@ -89,11 +88,11 @@ static spim_status read_options(config *c, spim_error *err)
     if (g && *g && spim_gravity_parse(g) < 0)
         return spim_error_set(err, SPIM_ERR_CONFIG,
                               "SPARTA_STAMP_GRAVITY=\"%.32s\": expected one of nw n ne w c e sw s se", g);
-    if (env_number("SPARTA_STAMP_MARGIN", 0, 100000, 1, &margin, err) ||
-        env_number("SPARTA_STAMP_SCALE", 0, 1, 0, &scale, err) ||
-        env_number("SPARTA_STAMP_OPACITY", 1e-9, 1, 0, &opacity, err) ||
-        env_number("SPARTA_JPEG_QUALITY", 1, 100, 1, &quality, err) ||
-        env_number("SPARTA_MAX_PIXELS", 1, 1e15, 1, &pixels, err))
+    if (env_number("SPARTA_STAMP_MARGIN", 0, 100000, 1, "pixels from 0 to 100000", &margin, err) ||
+        env_number("SPARTA_STAMP_SCALE", 0, 1, 0, "a number from 0 (native size) to 1", &scale, err) ||
+        env_number("SPARTA_STAMP_OPACITY", 1e-9, 1, 0, "a number above 0, at most 1", &opacity, err) ||
+        env_number("SPARTA_JPEG_QUALITY", 1, 100, 1, "an integer from 1 to 100", &quality, err) ||
+        env_number("SPARTA_MAX_PIXELS", 1, 1e12, 1, "a pixel count from 1 to 10^12", &pixels, err))
         return SPIM_ERR_CONFIG;
     c->opt.gravity = g && *g ? (spim_gravity)spim_gravity_parse(g) : SPIM_GRAVITY_SE;
     c->opt.margin = (int)margin;
