@@ -16,6 +16,8 @@
 #             package or glibc's (/proc/PID/maps).
 #   rootfs    the same run chrooted into a root holding glibc and the
 #             package only (as on AL2023): nothing can come from the host.
+#   tls       the imager over HTTPS in such a root, with the CA bundle where
+#             Debian keeps it, where AL2023 keeps it, and nowhere (refused).
 set -u
 cd "${SPIM_ROOT:-$(dirname "$0")/..}"
 build=${SPIM_BUILD:-build}
@@ -94,7 +96,7 @@ lambda_env() {  # task-dir-as-seen-by-the-process
 s3_env() {
     [ "$s3_ready" = 1 ] || return 0
     echo AWS_ACCESS_KEY_ID="$SPIM_TEST_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$SPIM_TEST_SECRET_KEY" \
-        AWS_ENDPOINT_URL_S3="$SPIM_TEST_S3_ENDPOINT" SPARTA_BUCKET="$bucket"
+        AWS_ENDPOINT_URL_S3="${endpoint_override:-$SPIM_TEST_S3_ENDPOINT}" SPARTA_BUCKET="$bucket"
 }
 
 # Start the bootstrap (in the background); $1 = how: plain DIR | rootfs ROOT
@@ -283,6 +285,112 @@ for name in hello imager presign; do
         skip "${name}_rootfs" "needs root, unshare -m and chroot"
     fi
 done
+
+# ---- TLS: where the CA bundle is -------------------------------------------
+# The imager talks HTTPS (a TLS proxy in front of radosgw, certificate from a
+# test CA) inside a glibc-only root whose only CA bundle is the test CA, once
+# where Debian keeps it (libcurl's compiled-in default) and once where Amazon
+# Linux 2023 keeps it (/etc/pki/tls/certs/ca-bundle.crt, /etc/ssl/certs a
+# link to that directory): the S3 client must find the bundle in both; with
+# no bundle at all (the control) the handshake must fail.
+tls_proxy() {  # cert key upstream-port port-file
+    python3 - "$@" <<'PY'
+import os, socket, ssl, sys, threading
+cert, key, upstream, port_file = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", 0))
+ls.listen(32)
+with open(port_file + ".tmp", "w") as f:
+    f.write(str(ls.getsockname()[1]))
+os.rename(port_file + ".tmp", port_file)
+
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.close()
+        except OSError:
+            pass
+
+def handle(c):
+    try:
+        t = ctx.wrap_socket(c, server_side=True)
+    except (ssl.SSLError, OSError):
+        c.close()
+        return
+    u = socket.create_connection(("127.0.0.1", upstream))
+    threading.Thread(target=pipe, args=(u, t), daemon=True).start()
+    pipe(t, u)
+
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+PY
+}
+tls_ok=0
+if [ "$rootfs_ok" = 1 ] && [ "$s3_ready" = 1 ] && [ -f "$build/imager/function.zip" ] && command -v openssl >/dev/null; then
+    mkdir -p "$tmp/tls"
+    (
+        cd "$tmp/tls" &&
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=spim it_package CA" &&
+        openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj "/CN=127.0.0.1" &&
+        printf 'subjectAltName=IP:127.0.0.1\n' > ext &&
+        openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt -days 2 -extfile ext
+    ) > "$tmp/openssl.log" 2>&1 && tls_ok=1
+fi
+if [ "$tls_ok" = 1 ]; then
+    rgw_port=${SPIM_TEST_S3_ENDPOINT##*:}
+    tls_proxy "$tmp/tls/srv.crt" "$tmp/tls/srv.key" "${rgw_port%%/*}" "$tmp/tls/port" > "$tmp/tls/proxy.log" 2>&1 &
+    proxy_pid=$!
+    for _ in $(seq 200); do [ -s "$tmp/tls/port" ] && break; sleep 0.05; done
+    endpoint_override=https://127.0.0.1:$(cat "$tmp/tls/port")
+    for layout in debian al2023 none; do
+        root=$tmp/root-tls-$layout
+        make_rootfs "$root"
+        unzip -q "$build/imager/function.zip" -d "$root/var/task"
+        if [ "$layout" = debian ]; then
+            mkdir -p "$root/etc/ssl/certs"
+            cp "$tmp/tls/ca.crt" "$root/etc/ssl/certs/ca-certificates.crt"
+        elif [ "$layout" = al2023 ]; then
+            mkdir -p "$root/etc/pki/tls/certs" "$root/etc/ssl"
+            cp "$tmp/tls/ca.crt" "$root/etc/pki/tls/certs/ca-bundle.crt"
+            ln -s certs/ca-bundle.crt "$root/etc/pki/tls/cert.pem"
+            ln -s ../pki/tls/certs "$root/etc/ssl/certs"
+        fi
+        start_bootstrap rootfs "$root"
+        if [ "$layout" = none ]; then
+            # control: with no CA bundle the handshake must be refused, so the
+            # two cases above show verification, not a lax client
+            key="pkg test/tls control.jpg"
+            s3 put "s3://$bucket/$key" "$tmp/samples/small.jpg" --content-type image/jpeg >/dev/null 2>&1
+            s3_event "ObjectCreated:Put" "$key" > "$tmp/control.json"
+            ans=$(invoke "$tmp/control.json")
+            check imager_tls_no_ca_refused "error" "$(echo "$ans" | json_get 'd["kind"]')"
+            s3 head "s3://$bucket/xformed_$key" >/dev/null 2>&1
+            check imager_tls_no_ca_no_output "s3 head exit 3" "s3 head exit $?"
+            s3 rm "s3://$bucket/$key" >/dev/null 2>&1
+        else
+            run_imager "imager_tls_${layout}_ca"
+        fi
+        stop_bootstrap
+        grep -qi 'certificate' "$tmp/boot.err" && echo "# $layout layout, imager log: $(grep -m1 -io '[^"=]*certificate[^"]*' "$tmp/boot.err")"
+    done
+    endpoint_override=""
+    kill "$proxy_pid" 2>/dev/null
+    wait "$proxy_pid" 2>/dev/null
+else
+    skip imager_tls "needs the rootfs, radosgw, the imager zip and openssl"
+fi
 
 if [ "$s3_ready" = 1 ]; then
     # best effort: leave no objects behind
