@@ -970,14 +970,12 @@ static uint64_t spim__weighted_pixels(const spim_meta *m, uint64_t w, uint64_t h
     return px > UINT64_MAX / m->decode_cost ? UINT64_MAX : px * m->decode_cost / 45;
 }
 
-static spim_status spim__over_budget(spim_image *img, uint32_t w, uint32_t h, uint64_t max, spim_error *err)
+static spim_status spim__over_budget(const spim_meta *m, uint64_t w, uint64_t h, uint64_t max, spim_error *err)
 {
-    spim_error_set(err, SPIM_ERR_TOO_LARGE, "%s of %lux%lu is %llu pixels (%llu counting decoder memory), "
-                   "over the budget of %llu", spim_format_name(img->meta.format), (unsigned long)w,
-                   (unsigned long)h, (unsigned long long)w * h,
-                   (unsigned long long)spim__weighted_pixels(&img->meta, w, h), (unsigned long long)max);
-    spim_meta_free(&img->meta);
-    return SPIM_ERR_TOO_LARGE;
+    return spim_error_set(err, SPIM_ERR_TOO_LARGE, "%s of %llux%llu is %llu pixels (%llu counting decoder memory), "
+                          "over the budget of %llu", spim_format_name(m->format), (unsigned long long)w,
+                          (unsigned long long)h, (unsigned long long)(w * h),
+                          (unsigned long long)spim__weighted_pixels(m, w, h), (unsigned long long)max);
 }
 
 /* stb_image 2.27 reads the numbers of a PNM header into an int with no limit
@@ -1007,50 +1005,50 @@ static const char *spim__pnm_check(const unsigned char *p, size_t len)
     return NULL;
 }
 
-SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max_pixels,
-                                      spim_image *img, spim_error *err)
+/* Everything refused before stb_image allocates: the budget (from our own
+   header parse first, since stb reports some huge claims as "unknown type")
+   and the inputs this stb version mishandles. */
+static spim_status spim__decode_check(const unsigned char *p, size_t len, uint64_t max_pixels, spim_meta *m,
+                                      spim_error *err)
 {
     int w = 0, h = 0, n = 0;
     const char *why;
+    if (m->format == SPIM_FORMAT_PNM && (why = spim__pnm_check(p, len)) != NULL)
+        return spim_error_set(err, SPIM_ERR_IMAGE, "%s", why);
+    if (spim__weighted_pixels(m, m->width, m->height) > max_pixels)
+        return spim__over_budget(m, m->width, m->height, max_pixels, err);
+    if (!stbi_info_from_memory(p, (int)len, &w, &h, &n))
+        return spim_error_set(err, SPIM_ERR_IMAGE, "not a readable image (%s): %s", spim_format_name(m->format),
+                              stbi_failure_reason());
+    if (m->format == SPIM_FORMAT_UNKNOWN) m->format = SPIM_FORMAT_TGA; /* the one without magic */
+    if (w <= 0 || h <= 0) /* stb's PNM reader accepts a 3x0 header and "decodes" it */
+        return spim_error_set(err, SPIM_ERR_IMAGE, "not an image: %s of %dx%d pixels", spim_format_name(m->format), w, h);
+    if (spim__weighted_pixels(m, (uint64_t)w, (uint64_t)h) > max_pixels)
+        return spim__over_budget(m, (uint64_t)w, (uint64_t)h, max_pixels, err);
+    if (m->format == SPIM_FORMAT_PNG) return spim__png_inflate_check(p, len, err);
+    return SPIM_OK;
+}
+
+SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max_pixels,
+                                      spim_image *img, spim_error *err)
+{
     spim_status st;
     memset(img, 0, sizeof *img);
     img->meta.orientation = 1;
     if (!data || len == 0) return spim_error_set(err, SPIM_ERR_IMAGE, "empty input: not an image");
     if (len > INT_MAX) return spim_error_set(err, SPIM_ERR_TOO_LARGE, "input of %zu bytes is too large", len);
     if ((st = spim_meta_read(data, len, &img->meta, err)) != SPIM_OK) return st;
-    if (img->meta.format == SPIM_FORMAT_PNM && (why = spim__pnm_check((const unsigned char *)data, len)) != NULL) {
-        spim_meta_free(&img->meta);
-        return spim_error_set(err, SPIM_ERR_IMAGE, "%s", why);
-    }
     if (!max_pixels) max_pixels = spim_default_max_pixels();
-    /* our own header parse first: stb refuses some huge claims as "unknown type" */
-    if (spim__weighted_pixels(&img->meta, img->meta.width, img->meta.height) > max_pixels)
-        return spim__over_budget(img, img->meta.width, img->meta.height, max_pixels, err);
-    if (!stbi_info_from_memory((const stbi_uc *)data, (int)len, &w, &h, &n)) {
-        spim_error_set(err, SPIM_ERR_IMAGE, "not a readable image (%s): %s",
-                       spim_format_name(img->meta.format), stbi_failure_reason());
-        spim_meta_free(&img->meta);
-        return SPIM_ERR_IMAGE;
+    st = spim__decode_check((const unsigned char *)data, len, max_pixels, &img->meta, err);
+    if (st == SPIM_OK) {
+        img->pixels = stbi_load_from_memory((const stbi_uc *)data, (int)len, &img->width, &img->height,
+                                            &img->channels, 0);
+        if (!img->pixels)
+            st = spim_error_set(err, SPIM_ERR_IMAGE, "cannot decode %s: %s", spim_format_name(img->meta.format),
+                                stbi_failure_reason());
     }
-    if (img->meta.format == SPIM_FORMAT_UNKNOWN) img->meta.format = SPIM_FORMAT_TGA; /* the one without magic */
-    if (img->meta.format == SPIM_FORMAT_PNG && (st = spim__png_inflate_check((const unsigned char *)data, len, err)) != SPIM_OK) {
-        spim_meta_free(&img->meta);
-        return st;
-    }
-    if (w <= 0 || h <= 0) { /* stb's PNM reader accepts a 3x0 header and "decodes" it */
-        spim_error_set(err, SPIM_ERR_IMAGE, "not an image: %s of %dx%d pixels", spim_format_name(img->meta.format), w, h);
-        spim_meta_free(&img->meta);
-        return SPIM_ERR_IMAGE;
-    }
-    if (spim__weighted_pixels(&img->meta, (uint64_t)w, (uint64_t)h) > max_pixels) return spim__over_budget(img, (uint32_t)w, (uint32_t)h, max_pixels, err);
-    img->pixels = stbi_load_from_memory((const stbi_uc *)data, (int)len, &img->width, &img->height, &img->channels, 0);
-    if (!img->pixels) {
-        spim_error_set(err, SPIM_ERR_IMAGE, "cannot decode %s: %s", spim_format_name(img->meta.format),
-                       stbi_failure_reason());
-        spim_meta_free(&img->meta);
-        return SPIM_ERR_IMAGE;
-    }
-    return SPIM_OK;
+    if (st != SPIM_OK) spim_meta_free(&img->meta);
+    return st;
 }
 
 SPIMDEF spim_status spim_image_stamp(spim_image *img, const spim_stamp *stamp,
