@@ -10,10 +10,12 @@
    Events arrive from S3 directly or wrapped by SQS, SNS or EventBridge.
    A key starting with the prefix, or an object carrying the marker, is never
    stamped again. A problem with one object (not an image, too many pixels,
-   corrupt, gone, key too long) is logged and skipped; an S3 failure that
-   survived the client's retries fails the invocation (errorType
-   TransientS3Error, or S3Error when S3 refused) once the rest of the batch
-   is done, so that Lambda retries it. The answer is a JSON summary.
+   corrupt, gone, key too long or not UTF-8, refused by S3 with a 4xx) is
+   logged and skipped; an S3 failure that survived the client's retries
+   fails the invocation (errorType TransientS3Error, or S3Error for access
+   denied and the like) once the rest of the batch is done, so that Lambda
+   retries it. The answer is a JSON summary: counts and, for the first 100
+   records, key, action, output key and reason.
 
    Configuration (read once, at init; a malformed value fails the init):
      SPARTA_OUTPUT_PREFIX   default xformed_ (must not be empty)
