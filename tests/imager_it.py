@@ -572,6 +572,15 @@ def case_pixel_budget(t):
     expect_eq("actions with 32 MB of memory", ["stamped", "stamped", "skipped"], [r["action"] for r in doc["records"]])
     doc = local_summary(t, event, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="32", SPARTA_MAX_PIXELS="7000000")
     expect_eq("SPARTA_MAX_PIXELS over the memory default", ["stamped"] * 3, [r["action"] for r in doc["records"]])
+    # objects over 2 bytes per budget pixel + 1 MiB are refused before they are read
+    big = os.path.join(t.tmp, "big.bin")
+    with open(big, "wb") as f:
+        f.write(os.urandom(1_500_000))
+    s3_put(t.bucket, "budget/big.jpg", big)
+    doc = local_summary(t, s3_event(s3_record(t.bucket, "budget/big.jpg")), SPARTA_MAX_PIXELS="100000")
+    expect_eq("big object action", "skipped", doc["records"][0]["action"])
+    expect("1248576" in doc["records"][0]["reason"], "big object reason", "naming the limit (1248576 bytes)",
+           doc["records"][0]["reason"])
 
 
 def case_local_invoke(t):
