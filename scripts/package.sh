@@ -41,8 +41,9 @@ version_le() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -1)" = "$1" ]; 
 
 [ -x "$BOOTSTRAP" ] || die "$BOOTSTRAP is not an executable"
 name=$(basename "$(dirname "$BOOTSTRAP")")
-stage=$(dirname "$BOOTSTRAP")/root
-rm -rf "$stage"
+# A private staging directory: two `make package` runs may overlap.
+stage=$(mktemp -d "$(dirname "$BOOTSTRAP")/stage.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/lib"
 install -m 755 "$BOOTSTRAP" "$stage/bootstrap"
 
