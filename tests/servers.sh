@@ -122,7 +122,7 @@ osd memory target = 939524096
 bluestore cache autotune = false
 bluestore cache size = 67108864
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
+rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw data = $D/rgw.a
 rgw enable usage log = false
 rgw thread pool size = 64
