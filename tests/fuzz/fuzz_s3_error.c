@@ -1,7 +1,46 @@
-/* S3 <Error> documents (and whatever a proxy answers instead):
-   spim_s3_parse_error, then the classification the client applies to the
-   code it found. */
+/* What S3 (or a proxy in its place) answers: the <Error> document
+   (spim_s3_parse_error, then the classification the client applies to the
+   code found) and, the same bytes taken as a header block, the libcurl
+   header callback of the client (spim__s3_on_header: status line, type,
+   ETag, request id, length, Date, x-amz-meta-*). */
 #include "fuzz_common.h"
+
+static void headers(const uint8_t *data, size_t size)
+{
+    spim__s3_call call;
+    spim_s3_object obj;
+    const uint8_t *p = data, *end = data + size;
+    size_t i, k;
+    memset(&call, 0, sizeof call);
+    memset(&obj, 0, sizeof obj);
+    obj.content_length = -1;
+    call.out = &obj;
+    call.want_body = 1;
+    call.max_bytes = 1000;
+    while (p < end) {  /* one whole line per call, as libcurl does */
+        const uint8_t *nl = (const uint8_t *)memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+        size_t r = spim__s3_on_header((char *)p, 1, n, &call);
+        FUZZ_CHECK(r == n || (r == 0 && (call.too_large || call.nomem)), "callback answered %zu for %zu bytes", r, n);
+        if (r != n) break;
+        p += n;
+    }
+    FUZZ_CHECK(fuzz_is_clean_line(obj.content_type, sizeof obj.content_type), "content type not a clean line");
+    FUZZ_CHECK(fuzz_is_clean_line(obj.etag, sizeof obj.etag), "etag not a clean line");
+    FUZZ_CHECK(fuzz_is_clean_line(obj.request_id, sizeof obj.request_id), "request id not a clean line");
+    FUZZ_CHECK(obj.content_length >= -1, "content length %lld", (long long)obj.content_length);
+    FUZZ_CHECK(call.server_date >= 0, "server date %lld", (long long)call.server_date);
+    FUZZ_CHECK(obj.metadata_count <= SPIM_S3_MAX_METADATA, "%zu metadata entries", obj.metadata_count);
+    for (i = 0; i < obj.metadata_count; i++) {
+        const char *name = obj.metadata[i].name;
+        FUZZ_CHECK(name && name[0] && obj.metadata[i].value, "metadata %zu without a name or value", i);
+        for (k = 0; name[k]; k++)
+            FUZZ_CHECK(!(name[k] >= 'A' && name[k] <= 'Z'), "metadata name \"%s\" not lower-cased", name);
+        FUZZ_CHECK(spim_s3_object_meta(&obj, name) != NULL, "metadata \"%s\" cannot be looked up", name);
+    }
+    if (call.too_large) FUZZ_CHECK(obj.content_length > 1000, "too large with length %lld", (long long)obj.content_length);
+    spim_s3_object_free(&obj);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -31,5 +70,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(spim_s3_is_retryable(0, info.code) == 1, "transport failures must be retryable");
     (void)spim_s3_is_retryable(400, info.code);
     (void)spim_s3_is_clock_skew(info.code, 1000000, 0);
+    headers(data, size);
     return 0;
 }

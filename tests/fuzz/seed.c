@@ -271,7 +271,15 @@ static void seed_s3_error(void)
         "<html><body><h1>502 Bad Gateway</h1></body></html>",
         "<Error><Message>no code</Message><Code>X</Code><Code>Y</Code></Error>",
         "<Error><Code>&amp</Code><Message>&#65;&#x42;\x01\x7f</Message></Error>",
-        ""
+        "",
+        /* header blocks, for the client's header callback */
+        "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nETag: \"d41d8cd98f00b204e9800998ecf8427e\"\r\n"
+        "x-amz-request-id: tx000000000000000000001-0066f2a1b3\r\nContent-Length: 12\r\n"
+        "Date: Sat, 14 Mar 2026 09:26:53 GMT\r\nx-amz-meta-sparta-stamped: 1\r\nX-Amz-Meta-Source-Key: a b\r\n\r\n",
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 403 Forbidden\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+        "Content-Length: 99999999999999999999999\r\n\r\n<Error><Code>RequestTimeTooSkewed</Code></Error>",
+        "HTTP/1.1 200 OK\r\nContent-Length: 5000000\r\n\r\n",
+        "HTTP/1.1 200\r\ncontent-type:\ttext/plain\x01\r\nx-amz-meta-:empty\r\nx-amz-meta-a:\r\nno colon here\r\n\r\n"
     };
     size_t i;
     char name[32];
