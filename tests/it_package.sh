@@ -31,8 +31,10 @@ check() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "$2" "$3"; fi; }
 tmp=$(mktemp -d /tmp/it_package.XXXXXX)
 emu_pid=""
 boot_pid=""
+proxy_pid=""
 cleanup() {
     [ -n "$boot_pid" ] && kill "$boot_pid" 2>/dev/null
+    [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null
     [ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null
     wait 2>/dev/null
     [ -n "${IT_PACKAGE_KEEP:-}" ] && echo "# kept $tmp" || rm -rf "$tmp"
@@ -388,6 +390,7 @@ if [ "$tls_ok" = 1 ]; then
     endpoint_override=""
     kill "$proxy_pid" 2>/dev/null
     wait "$proxy_pid" 2>/dev/null
+    proxy_pid=""
 else
     skip imager_tls "needs the rootfs, radosgw, the imager zip and openssl"
 fi
