@@ -25,6 +25,24 @@ static void make_stamp(spim_stamp *s, unsigned char *px, int w, int h)
     s->height = h;
 }
 
+/* The same bytes as a stamp (SPARTA_STAMP may name any file or object). */
+static void check_stamp_load(const uint8_t *data, size_t size)
+{
+    spim_stamp s;
+    spim_error err;
+    spim_status st;
+    spim_error_clear(&err);
+    st = spim_stamp_load(&s, data, size, &err);
+    if (st != SPIM_OK) {
+        FUZZ_CHECK_ERROR(st, err);
+        FUZZ_CHECK(s.rgba == NULL, "failed stamp load kept pixels");
+        return;
+    }
+    FUZZ_CHECK(s.rgba && s.width > 0 && s.height > 0 && (uint64_t)s.width * (uint64_t)s.height <= (16u << 20),
+               "stamp %dx%d", s.width, s.height);
+    spim_stamp_free(&s);
+}
+
 static void check_decoded(const spim_image *img)
 {
     FUZZ_CHECK(img->pixels != NULL, "decoded without pixels");
@@ -74,9 +92,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         st = spim_stamp_image(data, size, &stamp, &opt, &out, NULL, &err);
         FUZZ_CHECK(st != SPIM_OK && out.len == 0, "spim_stamp_image accepted what spim_image_decode refused");
         spim_buf_free(&out);
+        if (err.status == SPIM_ERR_IMAGE) check_stamp_load(data, size);
         return 0;
     }
     check_decoded(&img);
+    check_stamp_load(data, size);
     /* nothing uninitialised: a second decode (other heap contents) agrees */
     st = spim_image_decode(data, size, BUDGET, &again, &err);
     FUZZ_CHECK(st == SPIM_OK && again.width == img.width && again.height == img.height &&
