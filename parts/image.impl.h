@@ -177,11 +177,22 @@ static unsigned char *spim__zlib_inflate(const unsigned char *in, size_t len, si
 
 /* ---- formats ---------------------------------------------------------------- */
 
+/* Bytes up to and including a JPEG's SOI, 0 when there is none. stb_image
+   skips any number of FF fill bytes before D8, so we must call that a JPEG
+   too: every check on JPEG structure has to see what stb will decode. */
+static size_t spim__jpeg_soi(const unsigned char *p, size_t len)
+{
+    size_t i = 0;
+    if (len < 2 || p[0] != 0xFF) return 0;
+    while (i < len && p[i] == 0xFF) i++;
+    return i < len && p[i] == 0xD8 ? i + 1 : 0;
+}
+
 SPIMDEF spim_format spim_format_detect(const void *data, size_t len)
 {
     const unsigned char *p = (const unsigned char *)data;
     if (!p) return SPIM_FORMAT_UNKNOWN;
-    if (len >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) return SPIM_FORMAT_JPEG;
+    if (spim__jpeg_soi(p, len)) return SPIM_FORMAT_JPEG;
     if (len >= 8 && memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0) return SPIM_FORMAT_PNG;
     if (len >= 2 && p[0] == 'B' && p[1] == 'M') return SPIM_FORMAT_BMP;
     if (len >= 6 && (memcmp(p, "GIF87a", 6) == 0 || memcmp(p, "GIF89a", 6) == 0)) return SPIM_FORMAT_GIF;
@@ -426,7 +437,7 @@ static spim_status spim__jpeg_segment(spim_meta *m, spim__icc_parts *ip, int mar
 static spim_status spim__jpeg_meta(const unsigned char *p, size_t len, spim_meta *m, spim_error *err)
 {
     spim__icc_parts *ip = (spim__icc_parts *)SPIM_MALLOC(sizeof *ip);
-    size_t pos = 2, seg;
+    size_t pos = spim__jpeg_soi(p, len), seg;
     int marker, scans = 0;
     spim_status st = SPIM_OK;
     if (!ip) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory reading JPEG metadata");
@@ -1223,11 +1234,20 @@ SPIMDEF spim_status spim_stamp_image(const void *in, size_t in_len, const spim_s
 
 SPIMDEF spim_status spim_stamp_load(spim_stamp *stamp, const void *data, size_t len, spim_error *err)
 {
-    int w = 0, h = 0, n = 0;
+    int w = 0, h = 0, n = 0, ok;
+    spim_meta m;
+    spim_status st;
     memset(stamp, 0, sizeof *stamp);
     if (!data || len == 0 || len > INT_MAX) return spim_error_set(err, SPIM_ERR_IMAGE, "stamp: empty or too large");
-    if (!stbi_info_from_memory((const stbi_uc *)data, (int)len, &w, &h, &n))
-        return spim_error_set(err, SPIM_ERR_IMAGE, "stamp is not a readable image: %s", stbi_failure_reason());
+    /* the same checks as spim_image_decode before stb sees the bytes */
+    if ((st = spim_meta_read(data, len, &m, err)) != SPIM_OK) return st;
+    spim_meta_free(&m);
+    if (m.format == SPIM_FORMAT_PNM && spim__pnm_check((const unsigned char *)data, len))
+        return spim_error_set(err, SPIM_ERR_IMAGE, "stamp: %s", spim__pnm_check((const unsigned char *)data, len));
+    ok = stbi_info_from_memory((const stbi_uc *)data, (int)len, &w, &h, &n);
+    if (!ok || w <= 0 || h <= 0)
+        return spim_error_set(err, SPIM_ERR_IMAGE, "stamp is not a readable image: %s",
+                              ok ? "no pixels" : stbi_failure_reason());
     if ((uint64_t)w * (uint64_t)h > SPIM__STAMP_MAX_PIXELS)
         return spim_error_set(err, SPIM_ERR_TOO_LARGE, "stamp of %dx%d is over %u pixels", w, h, SPIM__STAMP_MAX_PIXELS);
     stamp->rgba = stbi_load_from_memory((const stbi_uc *)data, (int)len, &stamp->width, &stamp->height, &n, 4);

@@ -85,6 +85,8 @@ static size_t make_tiff(unsigned char *t, int big_endian, int type, unsigned val
 TEST(format_detection_and_names)
 {
     CHECK_INT(SPIM_FORMAT_JPEG, spim_format_detect("\xFF\xD8\xFF\xE0", 4));
+    CHECK_INT(SPIM_FORMAT_JPEG, spim_format_detect("\xFF\xFF\xFF\xD8", 4));   /* stb skips fill bytes */
+    CHECK_INT(SPIM_FORMAT_UNKNOWN, spim_format_detect("\xFF\xFF\xFF", 3));
     CHECK_INT(SPIM_FORMAT_PNG, spim_format_detect("\x89PNG\r\n\x1a\n", 8));
     CHECK_INT(SPIM_FORMAT_GIF, spim_format_detect("GIF89a", 6));
     CHECK_INT(SPIM_FORMAT_BMP, spim_format_detect("BM", 2));
@@ -438,6 +440,18 @@ TEST(hostile_inputs_fail_cleanly)
     max_alloc = 0;
     EXPECT_FAIL(SPIM_ERR_TOO_LARGE, bomb.data, bomb.len);
     CHECKF(max_alloc < (1u << 20), "largest allocation %zu bytes", max_alloc);
+    /* a Huffman table with more than 256 codes (stb 2.27 writes past its
+       tables), also behind FF fill bytes before SOI, which stb accepts */
+    for (i = 0; i < 2; i++) {
+        size_t k;
+        spim_buf_reset(&bomb);
+        if (i) spim_buf_append(&bomb, "\xFF\xFF", 2);
+        spim_buf_append(&bomb, jpg.data, jpg.len);
+        for (k = 0; k + 21 < bomb.len; k++)
+            if (bomb.data[k] == 0xFF && bomb.data[k + 1] == 0xC4) { bomb.data[k + 5 + 16] = 0xFF; bomb.data[k + 5 + 15] = 0xFF; break; }
+        EXPECT_FAIL(SPIM_ERR_IMAGE, bomb.data, bomb.len);
+        CHECKF(strstr(err.message, "Huffman") != NULL, "message: %s", err.message);
+    }
 #undef EXPECT_FAIL
     spim_buf_free(&jpg); spim_buf_free(&png); spim_buf_free(&out); spim_buf_free(&bomb); free(px);
 }
