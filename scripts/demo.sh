@@ -150,7 +150,10 @@ for u in "${uploads[@]}"; do
     body=$(invoke "$api_imager" "$(s3_event ObjectCreated:Put "$key" "$(stat -c %s "$OUT/originals/$file")")")
     action=$(echo "$body" | json 'd["records"][0]["action"]')
     why=$(echo "$body" | json 'd["records"][0].get("reason", "")')
-    info "$(printf '%-44s %-8s %s' "$key" "$action" "${why:+($why)}")"
+    took=$(grep -F "key=" "$OUT/logs/imager.log" | grep " stamped " | tail -1 |
+        sed -n 's/.*get_ms=\([0-9]*\) image_ms=\([0-9]*\) put_ms=\([0-9]*\).*/GET \1 ms, stamp \2 ms, PUT \3 ms/p')
+    [ "$action" = stamped ] || took=$why
+    info "$(printf '%-44s %-8s %s' "$key" "$action" "${took:+($took)}")"
     if [ "$action" = stamped ]; then
         out_key=$(echo "$body" | json 'd["records"][0]["output"]')
         dest=$OUT/stamped/$(echo "$out_key" | tr '/' '_')
