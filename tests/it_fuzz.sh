@@ -22,9 +22,9 @@ if [ $missing = 1 ]; then echo "$passed passed, $failed failed, $skipped skipped
 
 # Replay: run.sh prints "ok   fuzz_replay_NAME" / "FAIL fuzz_replay_NAME: ..." itself.
 SPIM_BUILD=$B tests/fuzz/run.sh --replay > "$log" 2>&1
-grep -E '^(ok|FAIL) ' "$log"
-grep -A30 '^FAIL ' "$log" | grep -v -E '^(ok|FAIL) ' | head -60
-p=$(grep -c '^ok ' "$log"); f=$(grep -c '^FAIL ' "$log")
+grep -a -E '^(ok|FAIL) ' "$log"
+grep -a -A30 '^FAIL ' "$log" | grep -v -E '^(ok|FAIL) ' | head -60
+p=$(grep -a -c '^ok ' "$log"); f=$(grep -a -c '^FAIL ' "$log")
 passed=$((passed + p)); failed=$((failed + f))
 
 # Smoke: a short run per target; any crash, leak or timeout fails it.
@@ -37,7 +37,7 @@ if [ "$SECS" -gt 0 ]; then
             echo "ok   fuzz_smoke_$name ($execs runs in ${SECS}s, $cov edges)"; passed=$((passed + 1))
         else
             echo "FAIL fuzz_smoke_$name: $crashes crash input(s) in $B/fuzz/crashes/$name, $execs runs (log $B/fuzz/$name.log)"
-            grep -m1 -E 'invariant failed|ERROR: |runtime error' "$B/fuzz/$name.log" | head -1
+            grep -a -m1 -E 'invariant failed|ERROR: |runtime error' "$B/fuzz/$name.log" | head -1
             failed=$((failed + 1))
         fi
     done < <(grep '^|' "$log.smoke")

@@ -53,8 +53,8 @@ for n in "${names[@]}"; do
     rm -f "$crashes"/*
     "$bin" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$crashes/" "${dict[@]}" "$B/fuzz/corpus/$n" > "$log" 2>&1
-    execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
-    cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+')
+    execs=$(grep -aoE 'stat::number_of_executed_units: [0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
+    cov=$(grep -aoE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+')
     corpus=$(ls "$B/fuzz/corpus/$n" | wc -l)
     nc=$(find "$crashes" -type f | wc -l)
     total_crashes=$((total_crashes + nc))
