@@ -127,7 +127,8 @@ SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max
 SPIMDEF spim_status spim_image_stamp(spim_image *img, const spim_stamp *stamp,
                                      const spim_stamp_options *opt, spim_error *err);
 /* Encode as `format` (UNKNOWN = source format or PNG), keeping EXIF and ICC in
-   JPEG and PNG output; appends to `out`. quality 0 = 90. */
+   JPEG and PNG output (the EXIF thumbnail, which would show the photo without
+   the stamp, is unlinked); appends to `out`. quality 0 = 90. */
 SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format, int quality,
                                       spim_buf *out, spim_error *err);
 SPIMDEF void spim_image_free(spim_image *img);

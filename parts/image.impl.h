@@ -950,6 +950,8 @@ static spim_status spim__png_inflate_check(const unsigned char *p, size_t len, s
     while (rc == Z_OK && len - pos >= 12) {  /* spim_meta_read has checked every chunk length */
         uint32_t n = spim__rd32(p + pos, 0);
         const unsigned char *type = p + pos + 4, *d = p + pos + 8;
+        /* spim_meta_read stops at IEND: chunks after it are unchecked */
+        if (n > len - pos - 12 || memcmp(type, "IEND", 4) == 0) break;
         if (memcmp(type, "IHDR", 4) == 0 && n >= 13 && d[9] <= 6 && chans[d[9]]) {
             row = ((uint64_t)spim__rd32(d, 0) * d[8] * (uint64_t)chans[d[9]] + 7) / 8;
             bound = (uint64_t)spim__rd32(d + 4, 0) * (row + 8) + (1u << 20); /* + Adam7 filter bytes */
@@ -1109,6 +1111,24 @@ static void spim__sink_write(void *ctx, void *data, int size)
     k->out->data[k->out->len] = 0;
 }
 
+/* Unlink IFD1 from a TIFF structure (zero IFD0's next-IFD offset): IFD1 is
+   the embedded thumbnail, which would still show the photo without the
+   stamp. Its bytes stay where they are; everything else is untouched. */
+static void spim__exif_drop_thumbnail(unsigned char *t, size_t n)
+{
+    int le;
+    uint32_t ifd;
+    size_t next;
+    if (n < 8) return;
+    if (memcmp(t, "II*\0", 4) == 0) le = 1;
+    else if (memcmp(t, "MM\0*", 4) == 0) le = 0;
+    else return;
+    ifd = spim__rd32(t + 4, le);
+    if (ifd < 8 || ifd > n - 2) return;
+    next = (size_t)ifd + 2 + (size_t)12 * spim__rd16(t + ifd, le);
+    if (next <= n - 4) memset(t + next, 0, 4);
+}
+
 /* APP1 Exif and APP2 ICC_PROFILE segments for a JPEG. */
 static spim_status spim__jpeg_meta_segments(const spim_meta *m, spim_buf *b)
 {
@@ -1120,6 +1140,7 @@ static spim_status spim__jpeg_meta_segments(const spim_meta *m, spim_buf *b)
         hdr[2] = (unsigned char)((m->exif_len + 8) >> 8); hdr[3] = (unsigned char)(m->exif_len + 8);
         memcpy(hdr + 4, "Exif\0\0", 6);
         if (spim_buf_append(b, hdr, 10) || spim_buf_append(b, m->exif, m->exif_len)) return SPIM_ERR_NOMEM;
+        spim__exif_drop_thumbnail(b->data + b->len - m->exif_len, m->exif_len);
     }
     if (!m->icc) return SPIM_OK;
     count = (int)((m->icc_len + 65518) / 65519);
@@ -1169,7 +1190,16 @@ static spim_status spim__png_meta_chunks(const spim_meta *m, spim_buf *b)
         SPIM_FREE(z);
         if (st != SPIM_OK) return st;
     }
-    if (m->exif) return spim__png_chunk(b, "eXIf", m->exif, m->exif_len, NULL, 0);
+    if (m->exif) {
+        unsigned char *t = (unsigned char *)SPIM_MALLOC(m->exif_len);
+        spim_status st;
+        if (!t) return SPIM_ERR_NOMEM;
+        memcpy(t, m->exif, m->exif_len);
+        spim__exif_drop_thumbnail(t, m->exif_len);
+        st = spim__png_chunk(b, "eXIf", t, m->exif_len, NULL, 0);
+        SPIM_FREE(t);
+        return st;
+    }
     return SPIM_OK;
 }
 

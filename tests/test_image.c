@@ -369,6 +369,38 @@ TEST(exif_and_icc_survive_jpeg_and_png)
     free(px); free(icc);
 }
 
+/* The EXIF thumbnail (IFD1) would still show the photo without the stamp:
+   the output keeps every other byte but unlinks it. */
+TEST(exif_thumbnail_is_unlinked)
+{
+    unsigned char *px = gradient(32, 24, 3), t[64], rgba[4] = { 255, 255, 255, 255 };
+    size_t n = make_tiff(t, 0, 3, 6);
+    static const spim_format outs[] = { SPIM_FORMAT_JPEG, SPIM_FORMAT_PNG };
+    spim_buf in = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
+    spim_stamp st;
+    spim_stamp_options opt;
+    spim_meta m;
+    spim_error err;
+    int k;
+    st.rgba = rgba; st.width = 1; st.height = 1;
+    t[34] = 36;  /* IFD0's next-IFD offset (after 2 entries) -> an IFD1 with no entries */
+    REQUIRE(encode(px, 32, 24, 3, SPIM_FORMAT_JPEG, 90, t, n, NULL, 0, &in) == SPIM_OK);
+    for (k = 0; k < 2; k++) {
+        memset(&opt, 0, sizeof opt);
+        opt.output_format = outs[k];
+        spim_buf_reset(&out);
+        REQUIRE(spim_stamp_image(in.data, in.len, &st, &opt, &out, NULL, &err) == SPIM_OK);
+        REQUIRE(spim_meta_read(out.data, out.len, &m, &err) == SPIM_OK && m.exif_len == n);
+        CHECKF(m.exif[34] == 0 && m.exif[35] == 0 && m.exif[36] == 0 && m.exif[37] == 0,
+               "%s: next-IFD offset %u %u %u %u", spim_format_name(outs[k]), m.exif[34], m.exif[35], m.exif[36], m.exif[37]);
+        CHECK_MEM(t, 34, m.exif, 34);
+        CHECK_MEM(t + 38, n - 38, m.exif + 38, n - 38);
+        CHECK_INT(6, m.orientation);
+        spim_meta_free(&m);
+    }
+    spim_buf_free(&in); spim_buf_free(&out); free(px);
+}
+
 TEST(broken_icc_chunks_are_dropped_not_fatal)
 {
     unsigned char *px = gradient(16, 16, 3), *icc = fake_icc(70000);
@@ -648,6 +680,7 @@ int main(void)
     RUN(exif_orientation_parser);
     RUN(exif_orientation_end_to_end);
     RUN(exif_and_icc_survive_jpeg_and_png);
+    RUN(exif_thumbnail_is_unlinked);
     RUN(broken_icc_chunks_are_dropped_not_fatal);
     RUN(hostile_inputs_fail_cleanly);
     RUN(png_deflate_bomb_is_refused);
