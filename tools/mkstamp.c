@@ -58,6 +58,16 @@ static int crest(double x, double y, int *dark)
     return 1;
 }
 
+/* Gold lit from the top left: lighter there, deeper towards the bottom right. */
+static rgba gold(double x, double y)
+{
+    double t = (x + y + 2) / 4, k = 1.12 - 0.3 * t;
+    rgba g = { GOLD.r * k, GOLD.g * k, GOLD.b * k, 1.0 };
+    if (g.r > 255) g.r = 255;
+    if (g.g > 255) g.g = 255;
+    return g;
+}
+
 static void over(rgba *dst, rgba src)
 {
     double a = src.a + dst->a * (1 - src.a);
@@ -76,16 +86,16 @@ static rgba sample(double x, double y)
     int dark = 0, k;
     if (sqrt(sq(x - 0.025) + sq(y - 0.035)) <= 0.985 && r > 0.95) over(&c, SHADOW);
     if (r <= 0.90) over(&c, FACE);
-    if (r >= 0.90 && r <= 0.975) over(&c, GOLD);
-    if (r >= 0.79 && r <= 0.815) over(&c, GOLD);
+    if (r >= 0.90 && r <= 0.975) over(&c, gold(x, y));
+    if (r >= 0.79 && r <= 0.815) over(&c, gold(-x, -y));   /* the inner ring catches the light below */
     for (k = 0; k < 24; k++) {              /* studs between the rings */
         double a = k * 3.14159265358979 / 12;
-        if (sq(x - 0.855 * cos(a)) + sq(y - 0.855 * sin(a)) <= sq(0.018)) over(&c, GOLD);
+        if (sq(x - 0.855 * cos(a)) + sq(y - 0.855 * sin(a)) <= sq(0.018)) over(&c, gold(x, y));
     }
     (void)ang;
     if (crest(x, y, &dark)) over(&c, dark ? CREST_DARK : CREST);
     if (helmet(x + 0.02, y + 0.025)) over(&c, SHADOW);
-    if (helmet(x, y)) over(&c, brow(x, y) ? GOLD_DARK : GOLD);
+    if (helmet(x, y)) over(&c, brow(x, y) ? GOLD_DARK : gold(x * 2, y * 2));
     return c;
 }
 
