@@ -288,6 +288,28 @@ for name in hello imager presign; do
     fi
 done
 
+# ---- the packager itself ------------------------------------------------------
+# Same input, same zip bytes; a binary that needs a newer glibc than AL2023's
+# (arc4random is GLIBC_2.36) is refused, naming the symbol.
+if [ -x "$build/package/hello/bootstrap" ]; then
+    scripts/package.sh "$build/package/hello/bootstrap" "$tmp/repro1.zip" >/dev/null 2>&1
+    sleep 1
+    scripts/package.sh "$build/package/hello/bootstrap" "$tmp/repro2.zip" >/dev/null 2>&1
+    check packager_reproducible "identical zips" "$(cmp -s "$tmp/repro1.zip" "$tmp/repro2.zip" && echo 'identical zips' || echo 'different bytes')"
+else
+    skip packager_reproducible "no $build/package/hello/bootstrap (make package)"
+fi
+mkdir -p "$tmp/new/x"
+printf '#include <stdlib.h>\nint main(void) { return (int)(arc4random() & 1u); }\n' > "$tmp/new/new.c"
+if cc -o "$tmp/new/x/bootstrap" "$tmp/new/new.c" 2>/dev/null; then
+    scripts/package.sh "$tmp/new/x/bootstrap" "$tmp/new/function.zip" > "$tmp/new/out" 2>&1
+    rc=$?
+    check packager_refuses_new_glibc "exit 1, names arc4random, no zip" \
+        "exit $rc, $(grep -q arc4random "$tmp/new/out" && echo names arc4random || echo "says: $(tail -1 "$tmp/new/out")"), $([ -f "$tmp/new/function.zip" ] && echo zip || echo no zip)"
+else
+    skip packager_refuses_new_glibc "cc cannot build a GLIBC_2.36 program here"
+fi
+
 # ---- TLS: where the CA bundle is -------------------------------------------
 # The imager talks HTTPS (a TLS proxy in front of radosgw, certificate from a
 # test CA) inside a glibc-only root whose only CA bundle is the test CA, once
