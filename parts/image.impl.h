@@ -744,12 +744,16 @@ static spim__row_fn spim__row_for(spim_simd simd)
 
 /* ---- placement ------------------------------------------------------------ */
 
-/* The stamp prepared for one image: the part that is visible, in stored
-   orientation, laid out like the destination's pixels (colour with 255 in an
-   alpha slot, and the blend alpha repeated for every byte). */
+/* The stamp as placed on one image: the visible rectangle in stored
+   coordinates (x, y, w, h) and how to fetch it. Rows are prepared one at a
+   time, laid out like the destination's pixels (colour with 255 in an alpha
+   slot, the blend alpha repeated for every byte), so a large stamp costs two
+   rows of memory rather than two copies of itself. */
 typedef struct spim__layer {
     int x, y, w, h, ch;
-    unsigned char *color, *alpha;
+    int o, ws, hs, px, py;    /* orientation, stored size, stamp's screen position */
+    unsigned op;
+    const spim_stamp *st;
 } spim__layer;
 
 /* Where stored pixel (x, y) appears on screen under EXIF orientation o. */
@@ -814,13 +818,12 @@ static void spim__layer_px(unsigned char *c, unsigned char *al, const unsigned c
     for (k = 0; k < ch; k++) al[k] = (unsigned char)a;
 }
 
-/* Build the visible part of a stamp shown at screen (px, py) on a stored
-   ws x hs image; an empty layer (w == 0) when nothing is visible. */
-static spim_status spim__layer_build(spim__layer *L, const spim_stamp *st, int px, int py, int o,
-                                     int ws, int hs, int ch, unsigned op, spim_error *err)
+/* Place a stamp shown at screen (px, py) on a stored ws x hs image; 0 when
+   none of it is visible. */
+static int spim__layer_place(spim__layer *L, const spim_stamp *st, int px, int py, int o, int ws, int hs,
+                             int ch, unsigned op)
 {
-    int ax, ay, bx, by, x0, y0, x1, y1, x, y, u, v;
-    size_t i = 0;
+    int ax, ay, bx, by, x0, y0, x1, y1;
     memset(L, 0, sizeof *L);
     spim__to_stored(o, ws, hs, px, py, &ax, &ay);
     spim__to_stored(o, ws, hs, px + st->width - 1, py + st->height - 1, &bx, &by);
@@ -830,19 +833,24 @@ static spim_status spim__layer_build(spim__layer *L, const spim_stamp *st, int p
     if (y0 < 0) y0 = 0;
     if (x1 > ws) x1 = ws;
     if (y1 > hs) y1 = hs;
-    if (x0 >= x1 || y0 >= y1) return SPIM_OK;
+    if (x0 >= x1 || y0 >= y1) return 0;
     L->x = x0; L->y = y0; L->w = x1 - x0; L->h = y1 - y0; L->ch = ch;
-    L->color = (unsigned char *)SPIM_MALLOC((size_t)L->w * (size_t)L->h * (size_t)ch * 2);
-    if (!L->color) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory preparing the stamp");
-    L->alpha = L->color + (size_t)L->w * (size_t)L->h * (size_t)ch;
-    for (y = y0; y < y1; y++)
-        for (x = x0; x < x1; x++, i += (size_t)ch) {
-            spim__to_display(o, ws, hs, x, y, &u, &v);
-            u -= px;
-            v -= py;
-            spim__layer_px(L->color + i, L->alpha + i, st->rgba + ((size_t)v * (size_t)st->width + (size_t)u) * 4, op, ch);
-        }
-    return SPIM_OK;
+    L->o = o; L->ws = ws; L->hs = hs; L->px = px; L->py = py; L->op = op; L->st = st;
+    return 1;
+}
+
+/* Row r (0..h-1) of the placed stamp, w * ch bytes of colour and of alpha. */
+static void spim__layer_row(const spim__layer *L, int r, unsigned char *color, unsigned char *alpha)
+{
+    int x, u, v, y = L->y + r;
+    size_t i = 0;
+    for (x = L->x; x < L->x + L->w; x++, i += (size_t)L->ch) {
+        spim__to_display(L->o, L->ws, L->hs, x, y, &u, &v);
+        u -= L->px;
+        v -= L->py;
+        spim__layer_px(color + i, alpha + i, L->st->rgba + ((size_t)v * (size_t)L->st->width + (size_t)u) * 4,
+                       L->op, L->ch);
+    }
 }
 
 /* Resample the stamp so its longer side is `side` pixels, in premultiplied
@@ -895,7 +903,6 @@ SPIMDEF spim_status spim_stamp_draw(unsigned char *pixels, int width, int height
     spim_stamp scaled;
     const spim_stamp *use = stamp;
     spim__layer L;
-    spim__row_fn row;
     spim_status st;
     int dw, dh, px, py, r;
     unsigned op;
@@ -916,17 +923,20 @@ SPIMDEF spim_status spim_stamp_draw(unsigned char *pixels, int width, int height
     }
     op = o.opacity > 0 ? (unsigned)(o.opacity * 255 + 0.5) : 255;
     spim__place(o.gravity, o.margin, dw, dh, use->width, use->height, &px, &py);
-    st = spim__layer_build(&L, use, px, py, orientation, width, height, channels, op, err);
-    spim_stamp_free(&scaled);
-    if (st != SPIM_OK || !L.color) return st;
-    row = spim__row_for(o.simd);
-    for (r = 0; r < L.h; r++) {
-        size_t off = (size_t)r * (size_t)L.w * (size_t)channels;
-        row(pixels + ((size_t)(L.y + r) * (size_t)width + (size_t)L.x) * (size_t)channels,
-            L.color + off, L.alpha + off, (size_t)L.w * (size_t)channels, channels);
+    if (spim__layer_place(&L, use, px, py, orientation, width, height, channels, op)) {
+        size_t n = (size_t)L.w * (size_t)channels;
+        unsigned char *color = (unsigned char *)SPIM_MALLOC(2 * n);
+        spim__row_fn row = spim__row_for(o.simd);
+        if (!color) st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory preparing the stamp");
+        for (r = 0; color && r < L.h; r++) {
+            spim__layer_row(&L, r, color, color + n);
+            row(pixels + ((size_t)(L.y + r) * (size_t)width + (size_t)L.x) * (size_t)channels, color, color + n, n,
+                channels);
+        }
+        SPIM_FREE(color);
     }
-    SPIM_FREE(L.color);
-    return SPIM_OK;
+    spim_stamp_free(&scaled);
+    return st;
 }
 
 /* ---- decode, encode, pipeline --------------------------------------------- */
