@@ -9,6 +9,13 @@
    all; or, to free the input before encoding (less memory):
        spim_image_decode -> (free input) -> spim_image_stamp -> spim_image_encode
 
+   stb_image, stb_image_write and stb_image_resize are compiled into the
+   implementation as static functions; define SPIM_NO_STB_IMPLEMENTATION when
+   your program compiles them itself. Orientation: the stamp, not the photo,
+   is rotated/flipped so that it shows upright at the chosen corner once a
+   viewer applies the EXIF orientation. Scaling resamples the stamp in
+   premultiplied alpha (no dark fringes), in sRGB.
+
    Pixel budget: a decode is refused (SPIM_ERR_TOO_LARGE, before anything is
    allocated) when width*height, weighted by decoding memory, exceeds
    max_pixels. The default is
