@@ -25,8 +25,8 @@
    planes) plus the compressed input, so 128 MiB allows a 21.8 MP photo.
    Files that need more per pixel count for more: pixels * cost / 4.5 with
    cost = out + planes (+ 2 * planes for a progressive JPEG's coefficients)
-   for JPEG (4:4:4 baseline 6, progressive 4:2:0 7.5) and 2 * channels (x2 at
-   16 bits) for PNG; never less than the pixels themselves.
+   for JPEG (4:4:4 baseline 6, progressive 4:2:0 7.5), 2 * channels (x2 at
+   16 bits) for PNG, 9 for GIF, 15 for HDR; never less than the pixels.
 
    Blend, per channel, with straight alpha (source-over, correctly rounded):
        op = round(opacity * 255);  a = (stamp_alpha * op + 127) / 255

@@ -525,6 +525,10 @@ SPIMDEF spim_status spim_meta_read(const void *data, size_t len, spim_meta *meta
     meta->format = spim_format_detect(data, len);
     if (meta->format == SPIM_FORMAT_JPEG) st = spim__jpeg_meta(p, len, meta, err);
     else if (meta->format == SPIM_FORMAT_PNG) st = spim__png_meta(p, len, meta, err);
+    /* stb's GIF reader keeps RGBA, background and history (9 bytes a pixel);
+       its HDR reader floats (12) before the 8-bit copy (3) */
+    else if (meta->format == SPIM_FORMAT_GIF) meta->decode_cost = 90;
+    else if (meta->format == SPIM_FORMAT_HDR) meta->decode_cost = 150;
     if (st != SPIM_OK) spim_meta_free(meta);
     return st;
 }

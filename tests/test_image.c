@@ -197,6 +197,12 @@ TEST(formats_stb_cannot_write_become_png)
     spim_error err;
     st.rgba = rgba; st.width = 1; st.height = 1;
     CHECK_INT(SPIM_OK, spim_stamp_image(gif, sizeof gif - 1, &st, NULL, &out, &info, &err));
+    {   /* a GIF pixel costs stb 9 bytes: 1 pixel counts as 2 against the budget */
+        spim_image img;
+        CHECK_INT(SPIM_ERR_TOO_LARGE, spim_image_decode(gif, sizeof gif - 1, 1, &img, &err));
+        CHECK_INT(SPIM_OK, spim_image_decode(gif, sizeof gif - 1, 2, &img, &err));
+        spim_image_free(&img);
+    }
     CHECK_INT(SPIM_FORMAT_GIF, info.format);
     CHECK_INT(SPIM_FORMAT_PNG, info.out_format);
     CHECK_STR("image/png", info.content_type);
