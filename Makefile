@@ -66,7 +66,13 @@ $(B)/test/cxx_check.o: tests/cxx_check.cpp $(HEADER)
 	@mkdir -p $(@D)
 	$(CXX) -std=c++11 $(WARN) $(CPPFLAGS) -c -o $@ $<
 
-check-build: $(TEST_GCC) $(TEST_CLANG) $(TEST_SAN) $(B)/test/cxx_check.o $(BINS)
+# ... and with SPARTA_IMAGER_STATIC (every function static, most unused).
+$(B)/test/static_check: tests/static_check.c $(HEADER)
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+	$(CLANG) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+
+check-build: $(TEST_GCC) $(TEST_CLANG) $(TEST_SAN) $(B)/test/cxx_check.o $(B)/test/static_check $(BINS)
 
 test: deps-test
 	@$(MAKE) --no-print-directory check-build

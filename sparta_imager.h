@@ -99,7 +99,11 @@
 #include <stdarg.h>
 
 #ifdef SPARTA_IMAGER_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define SPIMDEF static __attribute__((unused)) /* a program need not call every function */
+#else
 #define SPIMDEF static
+#endif
 #else
 #define SPIMDEF extern
 #endif
