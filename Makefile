@@ -75,7 +75,7 @@ $(B)/test/static_check: tests/static_check.c $(HEADER)
 check-build: $(TEST_GCC) $(TEST_CLANG) $(TEST_SAN) $(B)/test/cxx_check.o $(B)/test/static_check $(BINS)
 
 test: deps-test
-	@$(MAKE) --no-print-directory check-build
+	@$(MAKE) --no-print-directory -j2 check-build
 	@tests/run.sh $(B)/test/san
 
 bench: deps-bench all
