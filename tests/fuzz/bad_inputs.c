@@ -389,6 +389,10 @@ static void images(void)
     spim_error_clear(&err);
     st = spim_stamp_load(&stamp, "not a png", 9, &err);
     row_err("configuration", "`SPARTA_STAMP` file is not an image", st, &err);
+    spim_error_clear(&err);
+    st = spim_stamp_load(&stamp, "P6 1 1 65535 \x01\x02\x03\x04\x05\x06", 19, &err);
+    row_err("configuration", "`SPARTA_STAMP` is a 16-bit PPM (stb_image 2.27 overruns)", st, &err);
+    if (st == SPIM_OK) spim_stamp_free(&stamp);
     spim_buf_free(&png);
     spim_buf_free(&jpg);
 }
