@@ -1001,7 +1001,7 @@ static spim_status spim__over_budget(const spim_meta *m, uint64_t w, uint64_t h,
 {
     return spim_error_set(err, SPIM_ERR_TOO_LARGE, "%s of %llux%llu is %llu pixels (%llu counting decoder memory), "
                           "over the budget of %llu", spim_format_name(m->format), (unsigned long long)w,
-                          (unsigned long long)h, (unsigned long long)(w * h),
+                          (unsigned long long)h, (unsigned long long)w * (unsigned long long)h,
                           (unsigned long long)spim__weighted_pixels(m, w, h), (unsigned long long)max);
 }
 
@@ -1288,6 +1288,10 @@ SPIMDEF spim_status spim_stamp_load(spim_stamp *stamp, const void *data, size_t 
     spim_meta_free(&m);
     if (m.format == SPIM_FORMAT_PNM && spim__pnm_check((const unsigned char *)data, len))
         return spim_error_set(err, SPIM_ERR_IMAGE, "stamp: %s", spim__pnm_check((const unsigned char *)data, len));
+    /* stb_image 2.27 converts a 16-bit PNM to RGBA with its 8-bit routine and
+       then reads twice the buffer (2.28 fixed it): no such stamps */
+    if (m.format == SPIM_FORMAT_PNM && stbi_is_16_bit_from_memory((const stbi_uc *)data, (int)len))
+        return spim_error_set(err, SPIM_ERR_IMAGE, "stamp: 16-bit PNM is not supported");
     ok = stbi_info_from_memory((const stbi_uc *)data, (int)len, &w, &h, &n);
     if (!ok || w <= 0 || h <= 0)
         return spim_error_set(err, SPIM_ERR_IMAGE, "stamp is not a readable image: %s",

@@ -128,7 +128,7 @@ static spim_status spim__s3_cred_line(const char *b, const char *e, const char *
 SPIMDEF spim_status spim_s3_parse_credentials(const char *data, size_t len, const char *profile,
                                               spim_credentials *out, spim_error *err)
 {
-    const char *p = data, *end = data + len;
+    const char *p = data, *end = data ? data + len : data; /* NULL + len is undefined */
     int line = 0, in_profile = 0, found = 0;
     spim_status st;
     memset(out, 0, sizeof *out);
@@ -601,6 +601,8 @@ static int spim__s3_add_meta(spim_s3_object *o, const char *name, size_t nlen, c
 {
     spim_header *h;
     if (o->metadata_count >= SPIM_S3_MAX_METADATA) return 1;
+    /* a NUL would silently cut the name or value short: not something S3 sends */
+    if (memchr(name, 0, nlen) || memchr(v, 0, vlen)) return 1;
     h = &o->metadata[o->metadata_count];
     h->name = spim__s3_strndup(name, nlen, 1);
     h->value = spim__s3_strndup(v, vlen, 0);
@@ -636,7 +638,10 @@ static size_t spim__s3_on_header(char *line, size_t size, size_t n, void *user)
     if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
         const char *sp = (const char *)memchr(line, ' ', len);
         spim__s3_object_reset_headers(o);
-        if (sp && sp + 4 <= line + len) o->http_status = atoi(sp + 1);
+        /* the line is not NUL-terminated: read exactly three digits, not atoi */
+        if (sp && sp + 4 <= line + len && isdigit((unsigned char)sp[1]) && isdigit((unsigned char)sp[2]) &&
+            isdigit((unsigned char)sp[3]))
+            o->http_status = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
         return len;
     }
     if (len <= 2) { /* the blank line: refuse a body we would reject anyway */
@@ -951,7 +956,7 @@ static void spim__s3_log_attempt(const spim__s3_call *call, int attempt, int64_t
     snprintf(dur, sizeof dur, "%lld", (long long)ms);
     spim_log_fields(SPIM_LOG_DEBUG, "s3 request", "method", call->method, "bucket", call->bucket,
                     "key", call->key, "status", status, "attempt", n, "ms", dur,
-                    "result", what, NULL);
+                    "result", what, (const char *)NULL);
 }
 
 /* Attempts with standard-mode retries; a clock-skew error resets the

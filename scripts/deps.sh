@@ -10,7 +10,7 @@ servers="radosgw ceph-mon ceph-osd ceph-common python3 curl"
 want=$build
 case "${1:-build}" in
     build)   ;;
-    test)    want="$build clang g++ libclang-rt-14-dev $servers python3-botocore python3-yaml openssl zip unzip valgrind binutils gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user" ;;
+    test)    want="$build clang g++ libclang-rt-14-dev $servers python3-botocore python3-yaml openssl zip unzip valgrind binutils gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang-tidy cppcheck" ;;
     demo)    want="$build $servers zip unzip" ;;
     bench)   want="$build clang $servers libpixman-1-dev imagemagick libvips-tools golang-go hyperfine time zip unzip" ;;
     fuzz)    want="$build clang libclang-rt-14-dev" ;;
