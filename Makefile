@@ -11,7 +11,7 @@ OPT     ?= -O2 -g
 SAN      = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 CPPFLAGS = -I. $(PKG_CFLAGS)
 B        = build
-HEADER   = sparta_imager.h $(wildcard parts/*.h)
+HEADER   = sparta_imager.h
 
 TEST_SRC   = $(wildcard tests/test_*.c)
 TEST_NAMES = $(patsubst tests/%.c,%,$(TEST_SRC))
