@@ -179,6 +179,9 @@ SPIMDEF void spim_buf_free(spim_buf *b);
 SPIMDEF spim_status spim_read_file(const char *path, size_t max_bytes,
                                    spim_buf *out, spim_error *err);
 
+/* 1 when s[0..len) is valid UTF-8 without NUL bytes (what S3 keys must be). */
+SPIMDEF int spim_utf8_valid(const char *s, size_t len);
+
 /* Milliseconds from a monotonic clock; wall-clock milliseconds since 1970. */
 SPIMDEF int64_t spim_now_ms(void);
 SPIMDEF int64_t spim_wall_ms(void);
@@ -661,7 +664,8 @@ SPIMDEF const char *spim_event_source_str(spim_event_source source);
    Files that need more per pixel count for more: pixels * cost / 4.5 with
    cost = out + planes (+ 2 * planes for a progressive JPEG's coefficients)
    for JPEG (4:4:4 baseline 6, progressive 4:2:0 7.5), 2 * channels (x2 at
-   16 bits) for PNG, 9 for GIF, 15 for HDR; never less than the pixels.
+   16 bits) for PNG, 9 for GIF; never less than the pixels. Radiance HDR and
+   Softimage PIC are recognised but refused (stb 2.27's readers are unsafe).
 
    Blend, per channel, with straight alpha (source-over, correctly rounded):
        op = round(opacity * 255);  a = (stamp_alpha * op + 127) / 255
@@ -1100,18 +1104,67 @@ SPIMDEF void spim_log_set_sink(void (*sink)(const char *line, void *user), void 
     spim__log.sink_user = user;
 }
 
-/* JSON string body (no quotes), control characters escaped. */
-static void spim__json_escape(spim_buf *b, const char *s)
+/* Length of the UTF-8 sequence at s (1..4), or 0 when it is not valid UTF-8
+   (overlong forms, surrogates and code points past U+10FFFF included). */
+static size_t spim__utf8_len(const unsigned char *s)
 {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') { spim_buf_appendf(b, "\\%c", c); }
-        else if (c == '\n') spim_buf_append_str(b, "\\n");
-        else if (c == '\r') spim_buf_append_str(b, "\\r");
-        else if (c == '\t') spim_buf_append_str(b, "\\t");
-        else if (c < 0x20) spim_buf_appendf(b, "\\u%04x", c);
-        else spim_buf_append(b, &c, 1);
+    size_t n, i;
+    uint32_t cp;
+    if (s[0] < 0x80) return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) { n = 2; cp = s[0] & 0x1fu; }
+    else if (s[0] >= 0xe0 && s[0] <= 0xef) { n = 3; cp = s[0] & 0x0fu; }
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4) { n = 4; cp = s[0] & 0x07u; }
+    else return 0;
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3fu);
     }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+SPIMDEF int spim_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        unsigned char seq[5] = { 0, 0, 0, 0, 0 }; /* NUL-padded: never read past len */
+        size_t n, avail = (size_t)(end - p) < 4 ? (size_t)(end - p) : 4;
+        memcpy(seq, p, avail);
+        n = spim__utf8_len(seq);
+        if (n == 0 || n > avail || memchr(p, 0, n)) return 0;
+        p += n;
+    }
+    return 1;
+}
+
+/* A JSON string body (no quotes): control characters escaped, invalid UTF-8
+   replaced by U+FFFD, so the result is always valid JSON. */
+static spim_status spim__json_escape(spim_buf *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    spim_status st = SPIM_OK;
+    while (st == SPIM_OK && *p) {
+        size_t n = spim__utf8_len(p);
+        if (*p == '"' || *p == '\\') st = spim_buf_appendf(b, "\\%c", *p);
+        else if (*p == '\n') st = spim_buf_append(b, "\\n", 2);
+        else if (*p == '\r') st = spim_buf_append(b, "\\r", 2);
+        else if (*p == '\t') st = spim_buf_append(b, "\\t", 2);
+        else if (*p < 0x20) st = spim_buf_appendf(b, "\\u%04x", *p);
+        else if (n == 0) st = spim_buf_append(b, "\\ufffd", 6);
+        else st = spim_buf_append(b, p, n);
+        p += n ? n : 1;
+    }
+    return st;
+}
+
+/* The same with the quotes. */
+static spim_status spim__json_string(spim_buf *b, const char *s)
+{
+    spim_status st = spim_buf_append(b, "\"", 1);
+    if (st == SPIM_OK) st = spim__json_escape(b, s);
+    return st == SPIM_OK ? spim_buf_append(b, "\"", 1) : st;
 }
 
 static int spim__is_json_number(const char *s)
@@ -2236,14 +2289,6 @@ struct spim_s3_client {
 
 /* ---- small string helpers ------------------------------------------------ */
 
-static int spim__s3_ieq_n(const char *a, size_t alen, const char *b)
-{
-    size_t i;
-    for (i = 0; i < alen; i++)
-        if (!b[i] || tolower((unsigned char)a[i]) != tolower((unsigned char)b[i])) return 0;
-    return b[alen] == 0;
-}
-
 static int spim__s3_iprefix(const char *s, size_t slen, const char *prefix)
 {
     size_t i;
@@ -2315,13 +2360,13 @@ static spim_status spim__s3_cred_line(const char *b, const char *e, const char *
     for (p = vb; p < ve; p++) /* inline comment: '#' or ';' after whitespace */
         if ((*p == '#' || *p == ';') && p > vb && isspace((unsigned char)p[-1])) { ve = p; break; }
     spim__s3_trim(&vb, &ve);
-    if (spim__s3_ieq_n(kb, (size_t)(ke - kb), "aws_access_key_id"))
+    if (spim__ieq_n(kb, (size_t)(ke - kb), "aws_access_key_id"))
         return spim__s3_cred_field(out->access_key_id, sizeof out->access_key_id, vb,
                                    (size_t)(ve - vb), "aws_access_key_id", profile, line, err);
-    if (spim__s3_ieq_n(kb, (size_t)(ke - kb), "aws_secret_access_key"))
+    if (spim__ieq_n(kb, (size_t)(ke - kb), "aws_secret_access_key"))
         return spim__s3_cred_field(out->secret_access_key, sizeof out->secret_access_key, vb,
                                    (size_t)(ve - vb), "aws_secret_access_key", profile, line, err);
-    if (spim__s3_ieq_n(kb, (size_t)(ke - kb), "aws_session_token"))
+    if (spim__ieq_n(kb, (size_t)(ke - kb), "aws_session_token"))
         return spim__s3_cred_field(out->session_token, sizeof out->session_token, vb,
                                    (size_t)(ve - vb), "aws_session_token", profile, line, err);
     return SPIM_OK;
@@ -2785,7 +2830,7 @@ SPIMDEF const char *spim_s3_object_meta(const spim_s3_object *o, const char *nam
 {
     size_t i;
     for (i = 0; i < o->metadata_count; i++)
-        if (spim__s3_ieq_n(name, strlen(name), o->metadata[i].name)) return o->metadata[i].value;
+        if (spim__ieq_n(name, strlen(name), o->metadata[i].name)) return o->metadata[i].value;
     return NULL;
 }
 
@@ -2859,15 +2904,15 @@ static size_t spim__s3_on_header(char *line, size_t size, size_t n, void *user)
     vb = ne + 1;
     spim__s3_trim(&nb, &ne);
     spim__s3_trim(&vb, &ve);
-    if (spim__s3_ieq_n(nb, (size_t)(ne - nb), "content-type"))
+    if (spim__ieq_n(nb, (size_t)(ne - nb), "content-type"))
         spim__s3_copy_clean(o->content_type, sizeof o->content_type, vb, (size_t)(ve - vb));
-    else if (spim__s3_ieq_n(nb, (size_t)(ne - nb), "etag"))
+    else if (spim__ieq_n(nb, (size_t)(ne - nb), "etag"))
         spim__s3_copy_clean(o->etag, sizeof o->etag, vb, (size_t)(ve - vb));
-    else if (spim__s3_ieq_n(nb, (size_t)(ne - nb), "x-amz-request-id"))
+    else if (spim__ieq_n(nb, (size_t)(ne - nb), "x-amz-request-id"))
         spim__s3_copy_clean(o->request_id, sizeof o->request_id, vb, (size_t)(ve - vb));
-    else if (spim__s3_ieq_n(nb, (size_t)(ne - nb), "content-length"))
+    else if (spim__ieq_n(nb, (size_t)(ne - nb), "content-length"))
         o->content_length = spim__s3_parse_length(vb, ve);
-    else if (spim__s3_ieq_n(nb, (size_t)(ne - nb), "date")) {
+    else if (spim__ieq_n(nb, (size_t)(ne - nb), "date")) {
         spim__s3_copy_clean(date, sizeof date, vb, (size_t)(ve - vb));
         call->server_date = spim_s3_parse_http_date(date);
     } else if (ne - nb > 11 && spim__s3_iprefix(nb, (size_t)(ne - nb), "x-amz-meta-")) {
@@ -4030,14 +4075,6 @@ SPIMDEF void spim_event_free(spim_event *event)
     SPIM_FREE(event);
 }
 
-static int spim__ev_hex(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* Up to three input bytes for a message: printable ASCII, else '?'. */
 static void spim__ev_show(char out[4], const char *s, size_t n)
 {
@@ -4063,8 +4100,8 @@ SPIMDEF spim_status spim_url_decode_key(const char *s, size_t len, spim_buf *out
                 spim_buf_reset(out);
                 return spim_error_set(err, SPIM_ERR_INVALID, "truncated escape \"%s\" at byte %zu", shown, i);
             }
-            hi = spim__ev_hex((unsigned char)s[i + 1]);
-            lo = spim__ev_hex((unsigned char)s[i + 2]);
+            hi = spim__hexval(s[i + 1]);
+            lo = spim__hexval(s[i + 2]);
             if (hi < 0 || lo < 0) {
                 spim_buf_reset(out);
                 return spim_error_set(err, SPIM_ERR_INVALID, "invalid escape \"%s\" at byte %zu", shown, i);
@@ -4160,6 +4197,11 @@ static void *spim__stbi_malloc(size_t n)
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_RESIZE_IMPLEMENTATION
 #define STBI_NO_STDIO
+/* stb_image 2.27's Radiance HDR reader ignores a short read and converts an
+   uninitialised stack buffer into pixels (found by fuzzing); Softimage PIC
+   is its least-tested reader. Neither is a photo format: leave both out. */
+#define STBI_NO_HDR
+#define STBI_NO_PIC
 #define STBI_MALLOC(n) spim__stbi_malloc(n)
 #define STBI_REALLOC(p, n) SPIM_REALLOC(p, n)
 #define STBI_FREE(p) SPIM_FREE(p)
@@ -4639,10 +4681,8 @@ SPIMDEF spim_status spim_meta_read(const void *data, size_t len, spim_meta *meta
     meta->format = spim_format_detect(data, len);
     if (meta->format == SPIM_FORMAT_JPEG) st = spim__jpeg_meta(p, len, meta, err);
     else if (meta->format == SPIM_FORMAT_PNG) st = spim__png_meta(p, len, meta, err);
-    /* stb's GIF reader keeps RGBA, background and history (9 bytes a pixel);
-       its HDR reader floats (12) before the 8-bit copy (3) */
+    /* stb's GIF reader keeps RGBA, background and history (9 bytes a pixel) */
     else if (meta->format == SPIM_FORMAT_GIF) meta->decode_cost = 90;
-    else if (meta->format == SPIM_FORMAT_HDR) meta->decode_cost = 150;
     if (st != SPIM_OK) spim_meta_free(meta);
     return st;
 }
@@ -5146,6 +5186,14 @@ static const char *spim__pnm_check(const unsigned char *p, size_t len)
     return NULL;
 }
 
+/* Formats recognised by their magic but not decoded (see STBI_NO_HDR). */
+static const char *spim__unsupported(spim_format f)
+{
+    if (f == SPIM_FORMAT_HDR) return "Radiance HDR images are not supported";
+    if (f == SPIM_FORMAT_PIC) return "Softimage PIC images are not supported";
+    return NULL;
+}
+
 /* Everything refused before stb_image allocates: the budget (from our own
    header parse first, since stb reports some huge claims as "unknown type")
    and the inputs this stb version mishandles. */
@@ -5154,6 +5202,7 @@ static spim_status spim__decode_check(const unsigned char *p, size_t len, uint64
 {
     int w = 0, h = 0, n = 0;
     const char *why;
+    if ((why = spim__unsupported(m->format)) != NULL) return spim_error_set(err, SPIM_ERR_IMAGE, "%s", why);
     if (m->format == SPIM_FORMAT_PNM && (why = spim__pnm_check(p, len)) != NULL)
         return spim_error_set(err, SPIM_ERR_IMAGE, "%s", why);
     if (spim__weighted_pixels(m, m->width, m->height) > max_pixels)
@@ -5400,6 +5449,8 @@ SPIMDEF spim_status spim_stamp_load(spim_stamp *stamp, const void *data, size_t 
     /* the same checks as spim_image_decode before stb sees the bytes */
     if ((st = spim_meta_read(data, len, &m, err)) != SPIM_OK) return st;
     spim_meta_free(&m);
+    if (spim__unsupported(m.format))
+        return spim_error_set(err, SPIM_ERR_IMAGE, "stamp: %s", spim__unsupported(m.format));
     if (m.format == SPIM_FORMAT_PNM && spim__pnm_check((const unsigned char *)data, len))
         return spim_error_set(err, SPIM_ERR_IMAGE, "stamp: %s", spim__pnm_check((const unsigned char *)data, len));
     /* stb_image 2.27 converts a 16-bit PNM to RGBA with its 8-bit routine and
@@ -5521,51 +5572,12 @@ static void spim__response_clear(spim_response *resp)
     resp->error_message[0] = 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (0 if invalid), so that a message
-   with stray bytes still gives a JSON body Lambda accepts. */
-static size_t spim__utf8_len(const unsigned char *s)
-{
-    size_t n, i;
-    uint32_t cp;
-    if (s[0] < 0x80) return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) { n = 2; cp = s[0] & 0x1fu; }
-    else if (s[0] >= 0xe0 && s[0] <= 0xef) { n = 3; cp = s[0] & 0x0fu; }
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4) { n = 4; cp = s[0] & 0x07u; }
-    else return 0;
-    for (i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3fu);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
-static spim_status spim__lambda_json_string(spim_buf *out, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    spim_status st = spim_buf_append(out, "\"", 1);
-    while (st == SPIM_OK && *p) {
-        size_t n = spim__utf8_len(p);
-        if (*p == '"' || *p == '\\') st = spim_buf_appendf(out, "\\%c", *p);
-        else if (*p == '\n') st = spim_buf_append(out, "\\n", 2);
-        else if (*p == '\r') st = spim_buf_append(out, "\\r", 2);
-        else if (*p == '\t') st = spim_buf_append(out, "\\t", 2);
-        else if (*p < 0x20) st = spim_buf_appendf(out, "\\u%04x", *p);
-        else if (n == 0) st = spim_buf_append(out, "\\ufffd", 6);
-        else st = spim_buf_append(out, p, n);
-        p += n ? n : 1;
-    }
-    return st == SPIM_OK ? spim_buf_append(out, "\"", 1) : st;
-}
-
 SPIMDEF spim_status spim_lambda_error_json(spim_buf *out, const char *error_type, const char *message)
 {
     spim_status st = spim_buf_append_str(out, "{\"errorMessage\":");
-    if (st == SPIM_OK) st = spim__lambda_json_string(out, message ? message : "");
+    if (st == SPIM_OK) st = spim__json_string(out, message ? message : "");
     if (st == SPIM_OK) st = spim_buf_append_str(out, ",\"errorType\":");
-    if (st == SPIM_OK) st = spim__lambda_json_string(out, error_type && *error_type ? error_type : "Error");
+    if (st == SPIM_OK) st = spim__json_string(out, error_type && *error_type ? error_type : "Error");
     if (st == SPIM_OK) st = spim_buf_append_str(out, ",\"stackTrace\":[]}");
     return st;
 }

@@ -67,6 +67,19 @@ TEST(read_file_reports_missing_and_too_large)
     spim_buf_free(&b);
 }
 
+TEST(utf8_validation_matches_the_standard)
+{
+    CHECK_INT(1, spim_utf8_valid("", 0));
+    CHECK_INT(1, spim_utf8_valid("photos/caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xb7.jpg", 24));
+    CHECK_INT(0, spim_utf8_valid("\xc3", 1));              /* truncated at the end of the buffer */
+    CHECK_INT(0, spim_utf8_valid("\xc3\xa9", 1));          /* length cuts the sequence */
+    CHECK_INT(0, spim_utf8_valid("\xc0\xaf", 2));          /* overlong '/' */
+    CHECK_INT(0, spim_utf8_valid("\xed\xa0\x80", 3));      /* surrogate */
+    CHECK_INT(0, spim_utf8_valid("\xf4\x90\x80\x80", 4));  /* past U+10FFFF */
+    CHECK_INT(0, spim_utf8_valid("\xff", 1));
+    CHECK_INT(0, spim_utf8_valid("a\0b", 3));              /* NUL cannot be in a key */
+}
+
 static char last_line[4096];
 static void capture(const char *line, void *user)
 {
@@ -90,6 +103,9 @@ TEST(log_json_lines_carry_request_id_and_typed_fields)
     last_line[0] = 0;
     spim_log(SPIM_LOG_DEBUG, "filtered out");
     CHECK_STR("", last_line);
+    /* invalid UTF-8 in a field still gives a valid JSON line */
+    spim_log_fields(SPIM_LOG_INFO, "skipped", "key", "bad\xff\xc3", NULL);
+    CHECK(strstr(last_line, "\"key\":\"bad\\ufffd\\ufffd\"") != NULL);
     spim_log_set_request_id(NULL);
     spim_log_set_sink(NULL, NULL);
 }
@@ -112,6 +128,7 @@ int main(void)
     RUN(error_set_formats_and_returns_status);
     RUN(buffer_grows_and_stays_terminated);
     RUN(read_file_reports_missing_and_too_large);
+    RUN(utf8_validation_matches_the_standard);
     RUN(log_json_lines_carry_request_id_and_typed_fields);
     RUN(log_text_lines_are_single_lines);
     return spim_test_finish();

@@ -633,6 +633,26 @@ TEST(mutations_do_not_crash)
 
 /* Parity with the Go sample: ben.jpg stamped with SpartaHelmet256.png at
    native size, flush bottom-right, against its xformed_ben.jpg (a PNG). */
+/* stb 2.27's Radiance reader converts an uninitialised stack buffer when a
+   flat scanline is cut short (found by fuzzing: the output changed from run
+   to run). HDR and PIC are refused by name, before stb sees them. */
+TEST(hdr_and_pic_are_refused_by_name)
+{
+    static const char hdr[] = "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 2 +X 2\n\x80\x40\x20";
+    static const unsigned char pic[] = { 0x53, 0x80, 0xF6, 0x34, 'P', 'I', 'C', 'T', 0, 0, 0, 0 };
+    spim_image img;
+    spim_stamp st;
+    spim_error e;
+    spim_error_clear(&e);
+    CHECK_INT(SPIM_ERR_IMAGE, spim_image_decode(hdr, sizeof hdr - 1, 0, &img, &e));
+    CHECK_STR("Radiance HDR images are not supported", e.message);
+    CHECK(img.pixels == NULL);
+    CHECK_INT(SPIM_ERR_IMAGE, spim_stamp_load(&st, hdr, sizeof hdr - 1, &e));
+    CHECK_STR("stamp: Radiance HDR images are not supported", e.message);
+    CHECK_INT(SPIM_ERR_IMAGE, spim_image_decode(pic, sizeof pic, 0, &img, &e));
+    CHECK_STR("Softimage PIC images are not supported", e.message);
+}
+
 TEST(parity_with_the_go_sample)
 {
     const char *shared = getenv("SPIM_SHARED");
@@ -693,6 +713,7 @@ int main(void)
     RUN(pixel_budget);
     RUN(stamp_load);
     RUN(mutations_do_not_crash);
+    RUN(hdr_and_pic_are_refused_by_name);
     RUN(parity_with_the_go_sample);
     return spim_test_finish();
 }

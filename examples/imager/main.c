@@ -180,26 +180,6 @@ static void s3_failed(result *r, const char *op, const spim_error *err)
     settle(r, "failed", "%s", what);
 }
 
-/* S3 keys are UTF-8: other bytes cannot name an object, and would make the
-   JSON answer invalid. */
-static int utf8_valid(const char *str)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    while (*s) {
-        unsigned c = *s, n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 4;
-        unsigned long cp = c & (0x7fu >> n), i;
-        if (n == 4 || (n == 1 && c < 0xc2)) return 0;
-        for (i = 1; i <= n; i++) {
-            if ((s[i] & 0xc0) != 0x80) return 0;
-            cp = cp << 6 | (s[i] & 0x3f);
-        }
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return 0;
-        s += n + 1;
-    }
-    return 1;
-}
-
 static int starts_with(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
@@ -293,7 +273,7 @@ static void handle_record(const config *c, const spim_s3_record *rec, spim_buf *
     spim_error err;
     spim_buf_reset(out_key);
     if (rec->status != SPIM_OK) settle(r, "skipped", "%s", rec->error);
-    else if (!utf8_valid(rec->key)) settle(r, "skipped", "%s", "key is not UTF-8");
+    else if (!spim_utf8_valid(rec->key, rec->key_len)) settle(r, "skipped", "%s", "key is not UTF-8");
     else if (rec->kind != SPIM_EVENT_CREATED && rec->kind != SPIM_EVENT_REMOVED)
         settle(r, "skipped", "event %s is not handled", rec->name);
     else if (starts_with(rec->key, c->prefix)) settle(r, "skipped", "key starts with %s", c->prefix);
@@ -325,7 +305,7 @@ typedef struct summary {
 static void report(summary *s, const spim_s3_record *rec, const char *out_key, const result *r)
 {
     char in[24], out[24], get[24], img[24], put[24];
-    const char *key = utf8_valid(rec->key) ? rec->key : rec->key_raw;
+    const char *key = spim_utf8_valid(rec->key, rec->key_len) ? rec->key : rec->key_raw;
     cJSON *item;
     snprintf(in, sizeof in, "%zu", r->bytes_in);
     snprintf(out, sizeof out, "%zu", r->bytes_out);
