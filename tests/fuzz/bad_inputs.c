@@ -384,6 +384,8 @@ static void images(void)
     image_file("PNM with fewer pixel bytes than its header declares",
                "tests/fuzz/regress/image/pnm_truncated_pixels_uninitialised", 0);
     image_file("PNM of 3x0 pixels", "tests/fuzz/regress/image/pnm_zero_height", 0);
+    image_file("Radiance HDR cut short (stb_image 2.27 reads uninitialised memory)",
+               "tests/fuzz/regress/image/hdr_short_flat_scanline_uninitialised", 0);
     image_case("GIF header only", "GIF89a\x02\x00\x02\x00\x80\x00\x00", 13, 0);
 
     spim_error_clear(&err);
