@@ -72,7 +72,13 @@ $(B)/test/static_check: tests/static_check.c $(HEADER)
 	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
 	$(CLANG) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
 
-check-build: $(TEST_GCC) $(TEST_CLANG) $(TEST_SAN) $(B)/test/cxx_check.o $(B)/test/static_check $(BINS)
+# ... and the example in its top comment compiles as written.
+$(B)/test/manual_example: sparta_imager.h
+	@mkdir -p $(@D)
+	sed -n '/--- example begin ---/,/--- example end ---/p' $< | sed '1d;$$d;s/^      //' > $@.c
+	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $@.c $(PKG_LIBS)
+
+check-build: $(TEST_GCC) $(TEST_CLANG) $(TEST_SAN) $(B)/test/cxx_check.o $(B)/test/static_check $(B)/test/manual_example $(BINS)
 
 test: deps-test
 	@$(MAKE) --no-print-directory -j2 check-build

@@ -24,33 +24,53 @@
       stb_image_resize are compiled inside the implementation, static.
       Other files include the header without the #define for declarations.
 
-   EXAMPLE: a Lambda that stamps every uploaded image (examples/imager has
-   the complete version: prefix, loop guard, deletes, configuration, logging)
-
+   EXAMPLE: a Lambda that stamps every uploaded image (examples/imager is the
+   complete one: prefix, loop guard, deletes, configuration, logging).
+   `make` compiles the lines between the markers, so they stay true.
+      --- example begin ---
       #define SPARTA_IMAGER_IMPLEMENTATION
       #include "sparta_imager.h"
 
       static spim_s3_client *s3;
-      static spim_stamp stamp;              // spim_stamp_load(&stamp, png, len, &err) at init
+      static spim_stamp stamp;
+
+      static spim_status init(void *user, spim_error *err) {
+          spim_buf png = SPIM_BUF_INIT;
+          spim_status st = spim_read_file((const char *)user, 1u << 24, &png, err);
+          if (st == SPIM_OK) st = spim_stamp_load(&stamp, png.data, png.len, err);
+          spim_buf_free(&png);
+          return st == SPIM_OK ? spim_s3_client_create_from_env(&s3, err) : st;
+      }
+
+      static void stamp_one(const spim_s3_record *r) {
+          spim_s3_object obj; spim_buf out = SPIM_BUF_INIT, key = SPIM_BUF_INIT;
+          spim_image_info info; spim_s3_put_options put; spim_error err;
+          memset(&obj, 0, sizeof obj); memset(&put, 0, sizeof put);
+          if (spim_s3_get(s3, r->bucket, r->key, 64u << 20, &obj, &err) == SPIM_OK &&
+              spim_stamp_image(obj.body.data, obj.body.len, &stamp, NULL, &out, &info, &err) == SPIM_OK &&
+              spim_buf_appendf(&key, "xformed_%s", r->key) == SPIM_OK) {
+              put.content_type = info.content_type;
+              spim_s3_put(s3, r->bucket, (const char *)key.data, out.data, out.len, &put, NULL, &err);
+          }
+          spim_s3_object_free(&obj); spim_buf_free(&out); spim_buf_free(&key);
+      }
 
       static spim_status handle(const spim_invocation *inv, spim_response *resp, void *user) {
           spim_event *ev; spim_error err; size_t i;
-          if (spim_event_parse(inv->payload, inv->payload_len, NULL, &ev, &err) != SPIM_OK)
-              return spim_response_fail(resp, "BadEvent", "%s", err.message), SPIM_ERR_INVALID;
-          for (i = 0; i < ev->record_count; i++) {
-              const spim_s3_record *r = &ev->records[i];
-              spim_s3_object obj; spim_buf out = SPIM_BUF_INIT; spim_image_info info;
-              if (r->kind != SPIM_EVENT_CREATED || r->status != SPIM_OK) continue;
-              memset(&obj, 0, sizeof obj);
-              if (spim_s3_get(s3, r->bucket, r->key, 64u << 20, &obj, &err) == SPIM_OK &&
-                  spim_stamp_image(obj.body.data, obj.body.len, &stamp, NULL, &out, &info, &err) == SPIM_OK)
-                  ... spim_s3_put(s3, r->bucket, "xformed_" + key, out.data, out.len, ...);
-              spim_s3_object_free(&obj); spim_buf_free(&out);
+          (void)user;
+          if (spim_event_parse(inv->payload, inv->payload_len, NULL, &ev, &err) != SPIM_OK) {
+              spim_response_fail(resp, "InvalidEvent", "%s", err.message);
+              return SPIM_ERR_INVALID;
           }
+          for (i = 0; i < ev->record_count; i++)   // the real one also skips its own output
+              if (ev->records[i].kind == SPIM_EVENT_CREATED && ev->records[i].status == SPIM_OK)
+                  stamp_one(&ev->records[i]);
           spim_event_free(ev);
           return spim_response_ok(resp, "{}", 2, NULL);
       }
-      int main(int argc, char **argv) { return spim_lambda_main(argc, argv, my_init, handle, NULL); }
+
+      int main(int argc, char **argv) { return spim_lambda_main(argc, argv, init, handle, "stamp.png"); }
+      --- example end ---
 
    CONVENTIONS
       Public names start with spim_ / SPIM_, private ones with spim__.
