@@ -2317,7 +2317,7 @@ static int spim__s3_iprefix(const char *s, size_t slen, const char *prefix)
     return 1;
 }
 
-static void spim__s3_trim(const char **b, const char **e)
+static void spim__trim(const char **b, const char **e)
 {
     while (*b < *e && isspace((unsigned char)**b)) (*b)++;
     while (*e > *b && isspace((unsigned char)(*e)[-1])) (*e)--;
@@ -2376,10 +2376,10 @@ static spim_status spim__s3_cred_line(const char *b, const char *e, const char *
     if (ke == e) return SPIM_OK; /* a stray line costs nothing; refusing the file would */
     vb = ke + 1;
     ve = e;
-    spim__s3_trim(&kb, &ke);
+    spim__trim(&kb, &ke);
     for (p = vb; p < ve; p++) /* inline comment: '#' or ';' after whitespace */
         if ((*p == '#' || *p == ';') && p > vb && isspace((unsigned char)p[-1])) { ve = p; break; }
-    spim__s3_trim(&vb, &ve);
+    spim__trim(&vb, &ve);
     if (spim__ieq_n(kb, (size_t)(ke - kb), "aws_access_key_id"))
         return spim__s3_cred_field(out->access_key_id, sizeof out->access_key_id, vb,
                                    (size_t)(ve - vb), "aws_access_key_id", profile, line, err);
@@ -2408,7 +2408,7 @@ SPIMDEF spim_status spim_s3_parse_credentials(const char *data, size_t len, cons
         const char *b = p, *e = nl ? nl : end;
         p = nl ? nl + 1 : end;
         line++;
-        spim__s3_trim(&b, &e);
+        spim__trim(&b, &e);
         if (b == e || *b == '#' || *b == ';') continue;
         if (*b == '[') {
             const char *nb = b + 1, *ne = e;
@@ -2416,7 +2416,7 @@ SPIMDEF spim_status spim_s3_parse_credentials(const char *data, size_t len, cons
             in_profile = 0;
             if (ne == nb) continue; /* "[name" without ']': a broken header matches nothing */
             ne--;
-            spim__s3_trim(&nb, &ne);
+            spim__trim(&nb, &ne);
             in_profile = (size_t)(ne - nb) == strlen(profile) && memcmp(nb, profile, (size_t)(ne - nb)) == 0;
             found |= in_profile;
             continue;
@@ -2922,8 +2922,8 @@ static size_t spim__s3_on_header(char *line, size_t size, size_t n, void *user)
     ne = (const char *)memchr(line, ':', len);
     if (!ne) return len;
     vb = ne + 1;
-    spim__s3_trim(&nb, &ne);
-    spim__s3_trim(&vb, &ve);
+    spim__trim(&nb, &ne);
+    spim__trim(&vb, &ve);
     if (spim__ieq_n(nb, (size_t)(ne - nb), "content-type"))
         spim__s3_copy_clean(o->content_type, sizeof o->content_type, vb, (size_t)(ve - vb));
     else if (spim__ieq_n(nb, (size_t)(ne - nb), "etag"))
@@ -5643,14 +5643,10 @@ static size_t spim__lambda_on_header(char *p, size_t size, size_t n, void *user)
     }
     if (!colon) return len;
     name_len = (size_t)(colon - p);
-    for (v = colon + 1; v < end && (*v == ' ' || *v == '\t'); v++) {}
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t')) end--;
+    v = colon + 1;
+    spim__trim(&v, &end);
     for (i = 0; i < SPIM__H_COUNT; i++) {
-        const char *want = spim__lambda_headers[i];
-        size_t k;
-        if (strlen(want) != name_len) continue;
-        for (k = 0; k < name_len && tolower((unsigned char)p[k]) == tolower((unsigned char)want[k]); k++) {}
-        if (k != name_len) continue;
+        if (!spim__ieq_n(p, name_len, spim__lambda_headers[i])) continue;
         spim_buf_reset(&rt->hdr[i]);
         if ((size_t)(end - v) > SPIM_LAMBDA_HEADER_MAX) rt->hdr_overflow = (int)i + 1;
         else if (spim_buf_append(&rt->hdr[i], v, (size_t)(end - v)) != SPIM_OK) return 0;
