@@ -23,13 +23,33 @@
       libcjson-dev libstb-dev zlib1g-dev). stb_image, stb_image_write and
       stb_image_resize are compiled inside the implementation, static.
       Other files include the header without the #define for declarations.
+      The implementation needs POSIX.1-2008: it defines _POSIX_C_SOURCE
+      itself, which works only before the first system header; after one,
+      under a strict -std=c99, it stops with an #error saying how to fix it
+      (include it first, or define _POSIX_C_SOURCE 200809L, or use gnu99).
 
-   EXAMPLE: a Lambda that stamps every uploaded image (examples/imager is the
-   complete one: prefix, loop guard, deletes, configuration, logging).
-   `make` compiles the lines between the markers, so they stay true.
+   SECTIONS AND WHAT THEY NEED (define SPIM_NO_* before the implementation
+   include to leave a section out, with its #includes and its library)
+      base, crypto, sigv4  always in           libc only
+      s3                   SPIM_NO_S3          libcurl
+      events               SPIM_NO_EVENTS      cJSON
+      image                SPIM_NO_IMAGE       stb (headers) + zlib, -lm
+      lambda               SPIM_NO_LAMBDA      libcurl
+      Any combination works. With all four, the header is a libc-only
+      SHA-256/HMAC/SigV4 signer: `cc -std=c99 -Wall -Wextra -Wpedantic
+      -Werror -I. file.c`, no library. With SPIM_NO_S3, SPIM_NO_EVENTS and
+      SPIM_NO_LAMBDA it is an image stamper needing stb and zlib only.
+      The switches hide the section's declarations too, so define them the
+      same way wherever the header is included.
+
+   EXAMPLE: a Lambda that stamps every uploaded image into the same bucket
+   (examples/imager is the complete one: configuration, deletes, SQS
+   batches, deadlines). `make` compiles the lines between the markers.
       --- example begin ---
       #define SPARTA_IMAGER_IMPLEMENTATION
       #include "sparta_imager.h"
+
+      #define PREFIX "xformed_"
 
       static spim_s3_client *s3;
       static spim_stamp stamp;
@@ -39,47 +59,201 @@
           spim_status st = spim_read_file((const char *)user, 1u << 24, &png, err);
           if (st == SPIM_OK) st = spim_stamp_load(&stamp, png.data, png.len, err);
           spim_buf_free(&png);
-          return st == SPIM_OK ? spim_s3_client_create_from_env(&s3, err) : st;
+          return st == SPIM_OK ? spim_s3_client_create(NULL, &s3, err) : st;
       }
 
-      static void stamp_one(const spim_s3_record *r) {
+      // Stamp one object; returns 1 when a transient failure should make Lambda retry.
+      static int stamp_one(const spim_s3_record *r) {
           spim_s3_object obj; spim_buf out = SPIM_BUF_INIT, key = SPIM_BUF_INIT;
           spim_image_info info; spim_s3_put_options put; spim_error err;
-          memset(&obj, 0, sizeof obj); memset(&put, 0, sizeof put);
-          if (spim_s3_get(s3, r->bucket, r->key, 64u << 20, &obj, &err) == SPIM_OK &&
-              spim_stamp_image(obj.body.data, obj.body.len, &stamp, NULL, &out, &info, &err) == SPIM_OK &&
-              spim_buf_appendf(&key, "xformed_%s", r->key) == SPIM_OK) {
+          spim_status st;
+          memset(&obj, 0, sizeof obj); memset(&put, 0, sizeof put); memset(&err, 0, sizeof err);
+          st = spim_s3_get(s3, r->bucket, r->key, 64u << 20, &obj, &err);
+          if (st == SPIM_OK) st = spim_stamp_image(obj.body.data, obj.body.len, &stamp, NULL, &out, &info, &err);
+          if (st == SPIM_OK && (st = spim_buf_appendf(&key, PREFIX "%s", r->key)) != SPIM_OK)
+              spim_error_set(&err, st, "out of memory");
+          if (st == SPIM_OK) {
               put.content_type = info.content_type;
-              spim_s3_put(s3, r->bucket, (const char *)key.data, out.data, out.len, &put, NULL, &err);
+              st = spim_s3_put(s3, r->bucket, (const char *)key.data, out.data, out.len, &put, NULL, &err);
           }
+          if (st != SPIM_OK)
+              spim_log_fields(SPIM_LOG_ERROR, "not stamped", SPIM_LOG_STR("bucket", r->bucket),
+                              SPIM_LOG_STR("key", r->key), SPIM_LOG_STR("reason", err.message), SPIM_LOG_END);
           spim_s3_object_free(&obj); spim_buf_free(&out); spim_buf_free(&key);
+          return st != SPIM_OK && err.transient;
       }
 
       static spim_status handle(const spim_invocation *inv, spim_response *resp, void *user) {
-          spim_event *ev; spim_error err; size_t i;
+          spim_event *ev; spim_error err; size_t i; int retry = 0;
           (void)user;
           if (spim_event_parse(inv->payload, inv->payload_len, NULL, &ev, &err) != SPIM_OK) {
               spim_response_fail(resp, "InvalidEvent", "%s", err.message);
-              return SPIM_ERR_INVALID;
+              return err.status;
           }
-          for (i = 0; i < ev->record_count; i++)   // the real one also skips its own output
-              if (ev->records[i].kind == SPIM_EVENT_CREATED && ev->records[i].status == SPIM_OK)
-                  stamp_one(&ev->records[i]);
+          for (i = 0; i < ev->record_count; i++) {
+              const spim_s3_record *r = &ev->records[i];
+              if (r->status != SPIM_OK)
+                  spim_log(SPIM_LOG_WARN, "record skipped: %s", r->error);
+              // Loop guard: the stamped copy lands in the same bucket and triggers this
+              // function again. Lambda's recursive-loop detection does not cover custom
+              // runtimes (provided.al2023), so without this test every upload would start
+              // an endless, billed chain of xformed_xformed_... objects.
+              else if (r->kind == SPIM_EVENT_CREATED && strncmp(r->key, PREFIX, strlen(PREFIX)) != 0)
+                  retry |= stamp_one(r);
+          }
           spim_event_free(ev);
+          if (retry) {   // via /error: Lambda delivers the event again (re-stamping is harmless)
+              spim_response_fail(resp, "TransientS3Error", "an S3 call failed; retry");
+              return SPIM_ERR_NETWORK;
+          }
           return spim_response_ok(resp, "{}", 2, NULL);
       }
 
       int main(int argc, char **argv) { return spim_lambda_main(argc, argv, init, handle, "stamp.png"); }
       --- example end ---
 
-   CONVENTIONS
-      Public names start with spim_ / SPIM_, private ones with spim__.
+   API REFERENCE (every public function; the declarations below say more)
+    base
+      const char *spim_status_str(spim_status status)
+            Short name of a status: "ok", "out of memory", ...
+      spim_status spim_error_set(spim_error *err, spim_status status, const char *fmt, ...)
+            Record a failure (status, message; transient = status is
+            SPIM_ERR_NETWORK, http_status = 0) in err (may be NULL); returns status.
+      spim_status spim_buf_reserve(spim_buf *b, size_t extra)
+            Make room for `extra` more bytes (plus the NUL) without changing len.
+      spim_status spim_buf_append(spim_buf *b, const void *p, size_t n)
+            Append n bytes; the buffer stays NUL-terminated.
+      spim_status spim_buf_appendf(spim_buf *b, const char *fmt, ...)
+            Append printf-formatted text.
+      void spim_buf_reset(spim_buf *b)
+            Set len to 0, keeping the memory.
+      void spim_buf_free(spim_buf *b)
+            Free the memory and zero the buffer.
+      spim_status spim_read_file(const char *path, size_t max_bytes, spim_buf *out, spim_error *err)
+            Read a whole file (at most max_bytes; 0 = no limit).
+      int64_t spim_now_ms(void)
+            Milliseconds from a monotonic clock (for durations).
+      void spim_log_init_from_env(void)
+            Take the log format and level from AWS_LAMBDA_LOG_FORMAT/_LEVEL.
+      void spim_log(spim_log_level level, const char *fmt, ...)
+            One printf-formatted log line (Text or JSON, with the request id).
+      void spim_log_fields(spim_log_level level, const char *message, ...)
+            A message plus typed fields: SPIM_LOG_STR(k, v), SPIM_LOG_INT(k, n), ..., SPIM_LOG_END.
+    crypto
+      void spim_sha256(const void *data, size_t len, unsigned char out[32])
+            SHA-256 of a buffer.
+      void spim_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len, unsigned char out[32])
+            HMAC-SHA256 of a buffer.
+    sigv4
+      spim_status spim_sigv4_sign(const spim_sigv4_request *req, const spim_sigv4_params *params,
+                                  spim_sigv4_result *out, spim_error *err)
+            Sign a request for header authentication (the headers to add are in out).
+      spim_status spim_sigv4_presign(const spim_sigv4_request *req, const spim_sigv4_params *params,
+                                     spim_buf *url_out, spim_sigv4_result *out, spim_error *err)
+            Build a presigned URL (query authentication); out may be NULL.
+      void spim_sigv4_result_free(spim_sigv4_result *out)
+            Free what spim_sigv4_sign/_presign put in a result.
+      spim_status spim_uri_encode(spim_buf *out, const char *s, size_t len, int keep_slash)
+            RFC 3986 percent-encoding, as SigV4 wants the path and query.
+    s3
+      spim_status spim_s3_client_create(const spim_s3_options *opts, spim_s3_client **out, spim_error *err)
+            Create a client; opts NULL (or zeroed) takes everything from the environment.
+      void spim_s3_client_free(spim_s3_client *client)
+            Free a client (NULL is fine).
+      spim_status spim_s3_get(spim_s3_client *client, const char *bucket, const char *key,
+                              size_t max_bytes, spim_s3_object *out, spim_error *err)
+            GET an object into out->body, refusing more than max_bytes.
+      spim_status spim_s3_put(spim_s3_client *client, const char *bucket, const char *key,
+                              const void *data, size_t len, const spim_s3_put_options *opts,
+                              spim_s3_object *out, spim_error *err)
+            PUT an object with a content type and user metadata.
+      spim_status spim_s3_head(spim_s3_client *client, const char *bucket, const char *key,
+                               spim_s3_object *out, spim_error *err)
+            HEAD an object: type, length, ETag, metadata (404 = SPIM_ERR_NOT_FOUND).
+      spim_status spim_s3_delete(spim_s3_client *client, const char *bucket, const char *key, spim_error *err)
+            DELETE an object (success whether or not it existed).
+      spim_status spim_s3_create_bucket(spim_s3_client *client, const char *bucket, spim_error *err)
+            CreateBucket in the client's region (already yours counts as success).
+      spim_status spim_s3_presign_get(spim_s3_client *client, const char *bucket, const char *key,
+                                      long expires_s, spim_buf *url_out, spim_error *err)
+            A presigned GET URL valid for 1 s .. 7 days.
+      void spim_s3_object_free(spim_s3_object *obj)
+            Free a response's body and metadata.
+      const char *spim_s3_object_meta(const spim_s3_object *obj, const char *name)
+            Value of an x-amz-meta-NAME entry (any case), or NULL.
+    events
+      spim_status spim_event_parse(const char *json, size_t len, const spim_event_options *opt,
+                                   spim_event **out, spim_error *err)
+            Parse an invocation payload into S3 records (keys URL-decoded).
+      void spim_event_free(spim_event *event)
+            Free a parsed event (NULL is fine).
+    image
+      const char *spim_format_content_type(spim_format format)
+            Content type of the format an image is written as ("image/jpeg", ...).
+      spim_format spim_format_from_name(const char *name)
+            Format from a file name's extension; SPIM_FORMAT_UNKNOWN otherwise.
+      spim_status spim_image_decode(const void *data, size_t len, uint64_t max_pixels,
+                                    spim_image *img, spim_error *err)
+            Decode any format stb reads, refusing images over the pixel budget first.
+      spim_status spim_image_stamp(spim_image *img, const spim_stamp *stamp,
+                                   const spim_stamp_options *opt, spim_error *err)
+            Draw the stamp on a decoded image, placed as a viewer sees the photo.
+      spim_status spim_image_encode(const spim_image *img, spim_format format, int quality,
+                                    spim_buf *out, spim_error *err)
+            Encode (JPEG, PNG, BMP, TGA), keeping EXIF and ICC.
+      void spim_image_free(spim_image *img)
+            Free a decoded image.
+      spim_status spim_stamp_image(const void *in, size_t in_len, const spim_stamp *stamp,
+                                   const spim_stamp_options *opt, spim_buf *out,
+                                   spim_image_info *info, spim_error *err)
+            Decode, stamp and encode in one call.
+      spim_status spim_stamp_load(spim_stamp *stamp, const void *data, size_t len, spim_error *err)
+            Load a stamp (a PNG with alpha, normally) from image bytes.
+      void spim_stamp_free(spim_stamp *stamp)
+            Free a stamp.
+      int spim_gravity_parse(const char *s)
+            "nw" ... "se" to a spim_gravity; -1 when unknown.
+    lambda
+      int64_t spim_invocation_remaining_ms(const spim_invocation *inv)
+            Milliseconds left before the invocation's deadline.
+      spim_status spim_response_ok(spim_response *resp, const void *payload, size_t len,
+                                   const char *content_type)
+            Answer the invocation with a payload.
+      void spim_response_fail(spim_response *resp, const char *error_type, const char *fmt, ...)
+            Fail the invocation with an errorType and a message.
+      int spim_lambda_main(int argc, char **argv, spim_lambda_init_fn init, spim_handler handler, void *user)
+            The whole main(): the Runtime API loop, or `--event FILE` once locally.
+
+   THREADS
+      Pure and reentrant, safe from any number of threads: crypto, sigv4,
+      spim_event_parse, and the image functions (a loaded spim_stamp may be
+      shared read-only). A spim_s3_client owns one curl handle: use it from
+      one thread at a time, or one client per thread. spim_s3_client_create
+      and _free call curl_global_init/_cleanup, reference counted and
+      thread-safe since libcurl 7.84; with an older libcurl call
+      curl_global_init(CURL_GLOBAL_DEFAULT) once before starting threads.
+      The logger's settings (format, level, request id) are process-wide:
+      set them before threads start; spim_log and spim_log_fields may then
+      be called from any thread (each line is built privately and written
+      with one call). spim_lambda_main runs one loop per process and sets
+      _X_AMZN_TRACE_ID with setenv for each invocation, so no other thread
+      should call getenv/setenv while it runs (spim_image_decode reads
+      AWS_LAMBDA_FUNCTION_MEMORY_SIZE when max_pixels is 0).
+
+   ERRORS
       Functions return a spim_status (SPIM_OK is 0); those that can fail take
-      a `spim_error *` (may be NULL) that receives a one-line reason, which
-      never contains a secret or a signature. Options structs zero-initialised
-      mean "defaults". Each parse/create has one matching free. Nothing calls
-      exit() or abort(); every length read from the network or a file is
-      checked before it is trusted.
+      a `spim_error *` (may be NULL) that receives the status, a one-line
+      reason that never contains a secret or a signature, the HTTP status if
+      one arrived, and `transient`: 1 when the same call may succeed later
+      (network failures, S3 5xx and throttling after the retries), which
+      every failing call sets. Decide "retry the invocation" on err.transient.
+
+   CONVENTIONS
+      Public names start with spim_ / SPIM_, private ones with spim__ (tests
+      and fuzz targets, which compile the implementation, call some).
+      Options structs zero-initialised mean "defaults". Each parse/create has
+      one matching free. Nothing calls exit() or abort(); every length read
+      from the network or a file is checked before it is trusted.
 
    CONFIGURATION MACROS (define before the implementation include)
       SPARTA_IMAGER_STATIC        make every function static to that file
@@ -87,8 +261,10 @@
                                   override the allocator (all three together);
                                   stb's allocations go through them too
       SPIM_NO_STB_IMPLEMENTATION  you compile stb_image/_write/_resize yourself
+      SPIM_NO_S3, SPIM_NO_EVENTS, SPIM_NO_IMAGE, SPIM_NO_LAMBDA
+                                  leave a section out (see SECTIONS above)
 
-   ENVIRONMENT (read by the *_from_env helpers and spim_lambda_main)
+   ENVIRONMENT (read by spim_s3_client_create, the logger and spim_lambda_main)
       AWS_REGION / AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
       AWS_SESSION_TOKEN, AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE,
       AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (custom endpoint, path-style),
@@ -130,8 +306,10 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define SPIM__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define SPIM__SENTINEL __attribute__((sentinel))
 #else
 #define SPIM__PRINTF(f, a)
+#define SPIM__SENTINEL
 #endif
 
 #ifdef __cplusplus
@@ -163,7 +341,9 @@ typedef enum spim_status {
 #define SPIM_ERROR_MESSAGE_MAX 512
 
 /* The reason for the last failure. `status` is SPIM_OK until something fails;
-   `message` is one line, never containing a secret or a signature. */
+   `message` is one line, never containing a secret or a signature. Every
+   failing call sets all four fields: `transient` is the one to decide a
+   retry on (network failures; S3 5xx, throttling and timeouts). */
 typedef struct spim_error {
     spim_status status;
     int http_status;      /* HTTP status when one was received, else 0 */
@@ -177,7 +357,6 @@ SPIMDEF const char *spim_status_str(spim_status status);
 /* Record a failure in `err` (may be NULL) and return `status`. */
 SPIMDEF spim_status spim_error_set(spim_error *err, spim_status status,
                                    const char *fmt, ...) SPIM__PRINTF(3, 4);
-SPIMDEF void spim_error_clear(spim_error *err);
 
 /* Growable byte buffer. `data` is always NUL-terminated once allocated, so
    text can be used as a C string. Start from SPIM_BUF_INIT (all zero). */
@@ -190,7 +369,6 @@ typedef struct spim_buf {
 
 SPIMDEF spim_status spim_buf_reserve(spim_buf *b, size_t extra);
 SPIMDEF spim_status spim_buf_append(spim_buf *b, const void *p, size_t n);
-SPIMDEF spim_status spim_buf_append_str(spim_buf *b, const char *s);
 SPIMDEF spim_status spim_buf_appendf(spim_buf *b, const char *fmt, ...) SPIM__PRINTF(2, 3);
 SPIMDEF void spim_buf_reset(spim_buf *b);   /* len = 0, keeps the memory */
 SPIMDEF void spim_buf_free(spim_buf *b);
@@ -199,16 +377,13 @@ SPIMDEF void spim_buf_free(spim_buf *b);
 SPIMDEF spim_status spim_read_file(const char *path, size_t max_bytes,
                                    spim_buf *out, spim_error *err);
 
-/* 1 when s[0..len) is valid UTF-8 without NUL bytes (what S3 keys must be). */
-SPIMDEF int spim_utf8_valid(const char *s, size_t len);
 
-/* Milliseconds from a monotonic clock; wall-clock milliseconds since 1970. */
+/* Milliseconds from a monotonic clock (for durations, not dates). */
 SPIMDEF int64_t spim_now_ms(void);
-SPIMDEF int64_t spim_wall_ms(void);
 
 /* Logging, the way Lambda's managed runtimes do it: one line per event on
-   stderr (stdout with SPIM_LOG_STDOUT), Text or JSON per
-   AWS_LAMBDA_LOG_FORMAT, filtered by AWS_LAMBDA_LOG_LEVEL. */
+   stderr, Text or JSON per AWS_LAMBDA_LOG_FORMAT, filtered by
+   AWS_LAMBDA_LOG_LEVEL (spim_lambda_main reads both at start). */
 typedef enum spim_log_level {
     SPIM_LOG_TRACE, SPIM_LOG_DEBUG, SPIM_LOG_INFO,
     SPIM_LOG_WARN, SPIM_LOG_ERROR, SPIM_LOG_FATAL, SPIM_LOG_OFF
@@ -218,19 +393,29 @@ typedef enum spim_log_format { SPIM_LOG_TEXT, SPIM_LOG_JSON } spim_log_format;
 
 /* Read AWS_LAMBDA_LOG_FORMAT (Text|JSON) and AWS_LAMBDA_LOG_LEVEL. */
 SPIMDEF void spim_log_init_from_env(void);
-SPIMDEF void spim_log_set_format(spim_log_format format);
-SPIMDEF void spim_log_set_level(spim_log_level level);
-SPIMDEF int  spim_log_enabled(spim_log_level level);
-/* Request id stamped on every line until changed (NULL clears it). */
-SPIMDEF void spim_log_set_request_id(const char *request_id);
-/* Redirect log lines (NULL restores stderr). For tests and embedding. */
-SPIMDEF void spim_log_set_sink(void (*sink)(const char *line, void *user), void *user);
 
 SPIMDEF void spim_log(spim_log_level level, const char *fmt, ...) SPIM__PRINTF(2, 3);
-/* A message plus key/value fields, NULL-terminated: ("stamped", "key", k,
-   "ms", "12", NULL). In JSON a value that is a plain number is written as a
-   number; in Text fields follow the message as key=value. */
-SPIMDEF void spim_log_fields(spim_log_level level, const char *message, ...);
+
+/* A message plus typed fields, ended by SPIM_LOG_END:
+       spim_log_fields(SPIM_LOG_INFO, "stamped", SPIM_LOG_STR("key", key),
+                       SPIM_LOG_INT("ms", ms), SPIM_LOG_END);
+   In JSON a SPIM_LOG_STR value is always a string (key "2024" stays "2024")
+   and a SPIM_LOG_INT value always a number; in Text the fields follow the
+   message as key=value. The macros type-check their arguments (a string
+   where a number belongs does not compile cleanly) and the compiler checks
+   the SPIM_LOG_END; a field not built by them ends the list. A NULL string
+   value leaves its field out (optional fields need no second call). */
+#define SPIM_LOG_STR(key, value) SPIM__LOG_TAG_STR, spim__log_key(key), spim__log_str(value)
+#define SPIM_LOG_INT(key, value) SPIM__LOG_TAG_INT, spim__log_key(key), spim__log_int(value)
+#define SPIM_LOG_END ((const char *)0)
+SPIMDEF void spim_log_fields(spim_log_level level, const char *message, ...) SPIM__SENTINEL;
+
+/* private: what the SPIM_LOG_* macros expand to */
+#define SPIM__LOG_TAG_STR "\x1fspim-str"
+#define SPIM__LOG_TAG_INT "\x1fspim-int"
+static inline const char *spim__log_key(const char *key) { return key; }
+static inline const char *spim__log_str(const char *value) { return value; }
+static inline long long spim__log_int(long long value) { return value; }
 
 /* ==========================================================================
    crypto
@@ -241,25 +426,9 @@ SPIMDEF void spim_log_fields(spim_log_level level, const char *message, ...);
 #define SPIM_SHA256_SIZE 32
 #define SPIM_SHA256_HEX_SIZE 65 /* 64 hex digits + NUL */
 
-/* Streaming context. Not named spim_sha256: C++ forbids a type and the
-   one-shot function below sharing a name. */
-typedef struct spim_sha256_ctx {
-    uint32_t state[8];
-    uint64_t total;            /* bytes hashed so far */
-    unsigned char block[64];
-    size_t used;               /* bytes waiting in block */
-} spim_sha256_ctx;
-
-SPIMDEF void spim_sha256_init(spim_sha256_ctx *ctx);
-SPIMDEF void spim_sha256_update(spim_sha256_ctx *ctx, const void *data, size_t len);
-SPIMDEF void spim_sha256_final(spim_sha256_ctx *ctx, unsigned char out[SPIM_SHA256_SIZE]);
 SPIMDEF void spim_sha256(const void *data, size_t len, unsigned char out[SPIM_SHA256_SIZE]);
-/* SHA-256 of data as 64 lower-case hex digits + NUL. */
-SPIMDEF void spim_sha256_hex(const void *data, size_t len, char out[SPIM_SHA256_HEX_SIZE]);
 SPIMDEF void spim_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
                               unsigned char out[SPIM_SHA256_SIZE]);
-/* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
-SPIMDEF void spim_hex(const unsigned char *bytes, size_t n, char *out);
 /* ==========================================================================
    sigv4
    AWS Signature Version 4: canonical request, string to sign, signing key,
@@ -365,19 +534,9 @@ SPIMDEF void spim_sigv4_result_free(spim_sigv4_result *out);
    when keep_slash) becomes %XX with upper-case hex. */
 SPIMDEF spim_status spim_uri_encode(spim_buf *out, const char *s, size_t len, int keep_slash);
 
-/* "20130524T000000Z" for a time in seconds since 1970. */
-SPIMDEF void spim_amz_date(int64_t time, char out[17]);
 
-/* The SigV4 signing key: HMAC chain over "AWS4"+secret, the date
-   ("20130524"), region, service and "aws4_request". */
-SPIMDEF void spim_sigv4_signing_key(const char *secret_access_key, const char *date8,
-                                    const char *region, const char *service,
-                                    unsigned char out[SPIM_SHA256_SIZE]);
 
-/* Canonical query string of a query as sent on the wire (no leading '?'):
-   each name and value percent-decoded, re-encoded per RFC 3986, sorted by
-   name then value; a bare name becomes `name=`. Appends to `out`. */
-SPIMDEF spim_status spim_sigv4_canonical_query(spim_buf *out, const char *query, size_t len);
+#ifndef SPIM_NO_S3
 /* ==========================================================================
    s3
    An S3 client over libcurl: credentials (environment, shared file), region
@@ -406,13 +565,11 @@ typedef struct spim_s3_options {
                                      "http[s]://host[:port]"; a custom endpoint is path-style */
     int force_path_style;         /* 1: path-style even on AWS */
     int max_attempts;             /* 0: 3 (AWS standard mode); 1 disables retries */
-    long backoff_base_ms;         /* 0: 1000 (sleep up to base*2^n, full jitter, <= 20 s);
-                                     negative: retry without sleeping (tests) */
+    long backoff_base_ms;         /* 0: 1000 (sleep up to base*2^n, full jitter, <= 20 s) */
     long connect_timeout_ms;      /* 0: 10000 */
     long low_speed_time_s;        /* abort an attempt under 1 byte/s for this long; 0: 30
                                      (curl averages over 5 s, so a stall shows after ~5 s more) */
     long timeout_ms;              /* limit on a whole attempt; 0: none (e.g. the Lambda deadline) */
-    int64_t clock_offset_s;       /* added to the local clock when signing (tests) */
     const char *ca_file;          /* PEM CA bundle for TLS; NULL: $SSL_CERT_FILE, else libcurl's
                                      built-in one if present, else the first of the usual
                                      places (AL2023: /etc/pki/tls/certs/ca-bundle.crt) */
@@ -440,13 +597,6 @@ typedef struct spim_s3_put_options {
     size_t metadata_count;
 } spim_s3_put_options;
 
-/* S3's <Error> document: Code, Message, RequestId (empty when absent). */
-typedef struct spim_s3_error_info {
-    char code[64];
-    char message[256];
-    char request_id[128];
-} spim_s3_error_info;
-
 /* ---- client ------------------------------------------------------------- */
 
 /* Create a client (opts may be NULL). Fails with SPIM_ERR_AUTH when no
@@ -454,15 +604,7 @@ typedef struct spim_s3_error_info {
    SPIM_ERR_CONFIG for a malformed region or endpoint. */
 SPIMDEF spim_status spim_s3_client_create(const spim_s3_options *opts, spim_s3_client **out,
                                           spim_error *err);
-/* The same with every setting from the environment. */
-SPIMDEF spim_status spim_s3_client_create_from_env(spim_s3_client **out, spim_error *err);
 SPIMDEF void spim_s3_client_free(spim_s3_client *client);
-SPIMDEF const char *spim_s3_client_region(const spim_s3_client *client);
-/* Seconds added to the local clock when signing: the option, or what the
-   client learnt from a server's Date after a clock-skew error. */
-SPIMDEF int64_t spim_s3_client_clock_offset(const spim_s3_client *client);
-/* The CA bundle the client gives libcurl; "" means libcurl's built-in default. */
-SPIMDEF const char *spim_s3_client_ca_file(const spim_s3_client *client);
 
 /* ---- operations ----------------------------------------------------------
    bucket and key are raw strings (the key UTF-8, any bytes but NUL); the
@@ -498,42 +640,9 @@ SPIMDEF void spim_s3_object_free(spim_s3_object *obj);
 /* Value of a user metadata entry (name without "x-amz-meta-", any case), or NULL. */
 SPIMDEF const char *spim_s3_object_meta(const spim_s3_object *obj, const char *name);
 
-/* ---- the pieces, public for tests and fuzzing ------------------------------ */
+#endif /* SPIM_NO_S3 */
 
-/* Credentials from the environment, then the shared credentials file
-   (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials; profile
-   AWS_PROFILE, default "default"). */
-SPIMDEF spim_status spim_s3_credentials_from_env(spim_credentials *out, spim_error *err);
-/* Parse an INI credentials file held in memory (len bytes, no NUL needed):
-   [profile] sections, key = value, '#'/';' comments, any whitespace.
-   SPIM_ERR_NOT_FOUND when the profile is absent; SPIM_ERR_CONFIG when it
-   lacks a key or a value is malformed; SPIM_ERR_TOO_LARGE over
-   SPIM_S3_CREDENTIALS_FILE_MAX. */
-SPIMDEF spim_status spim_s3_parse_credentials(const char *data, size_t len, const char *profile,
-                                              spim_credentials *out, spim_error *err);
-
-/* 1 when a bucket name can be a DNS label: 3-63 of [a-z0-9-], starting and
-   ending with a letter or digit (no dots: TLS wildcards would not match). */
-SPIMDEF int spim_s3_bucket_is_virtual_host_ok(const char *bucket);
-/* The request URL for bucket/key (key may be NULL or "" for the bucket). */
-SPIMDEF spim_status spim_s3_object_url(const spim_s3_client *client, const char *bucket,
-                                       const char *key, spim_buf *out, spim_error *err);
-
-/* Parse an S3 <Error> body; tolerant of any garbage. Returns 1 when a
-   Code was found. Entities &amp; &lt; &gt; &quot; &apos; are decoded. */
-SPIMDEF int spim_s3_parse_error(const char *xml, size_t len, spim_s3_error_info *out);
-/* The status an S3 failure maps to (http_status 0 = transport failure). */
-SPIMDEF spim_status spim_s3_status_for(int http_status, const char *code);
-/* 1 when AWS standard mode retries it: transport failures, 500/502/503/504,
-   SlowDown, InternalError, RequestTimeout, Throttling and friends. */
-SPIMDEF int spim_s3_is_retryable(int http_status, const char *code);
-/* 1 when the failure says our clock is off: RequestTimeTooSkewed,
-   RequestExpired, or SignatureDoesNotMatch while the server's Date is more
-   than 4 minutes from ours (times in seconds; server_time 0 = unknown). */
-SPIMDEF int spim_s3_is_clock_skew(const char *code, int64_t server_time, int64_t our_time);
-/* Seconds since 1970 from an RFC 7231 IMF-fixdate ("Sun, 06 Nov 1994
-   08:49:37 GMT"); 0 when malformed. */
-SPIMDEF int64_t spim_s3_parse_http_date(const char *s);
+#ifndef SPIM_NO_EVENTS
 /* ==========================================================================
    events
    Parses what Lambda hands the function when S3 reports a change: direct S3
@@ -644,18 +753,10 @@ SPIMDEF spim_status spim_event_parse(const char *json, size_t len, const spim_ev
 /* Free everything spim_event_parse returned (NULL is fine). */
 SPIMDEF void spim_event_free(spim_event *event);
 
-/* Decode an S3 notification key (form encoding: '+' is a space, %XX a byte)
-   into `out`, replacing its contents. Bad or truncated escapes and decoded
-   NUL bytes are SPIM_ERR_INVALID. */
-SPIMDEF spim_status spim_url_decode_key(const char *s, size_t len, spim_buf *out, spim_error *err);
 
-/* Kind of an event name with or without "s3:"; *normalised (if not NULL)
-   points into `name` past the prefix. */
-SPIMDEF spim_event_kind spim_event_classify(const char *name, const char **normalised);
-/* "other", "created", "removed", "test". */
-SPIMDEF const char *spim_event_kind_str(spim_event_kind kind);
-/* "direct", "sqs", "sns", "eventbridge". */
-SPIMDEF const char *spim_event_source_str(spim_event_source source);
+#endif /* SPIM_NO_EVENTS */
+
+#ifndef SPIM_NO_IMAGE
 /* ==========================================================================
    image
    Decoding (stb_image, format from the bytes, pixel budget checked first),
@@ -711,11 +812,6 @@ typedef enum spim_gravity {
     SPIM_GRAVITY_W, SPIM_GRAVITY_C, SPIM_GRAVITY_E, SPIM_GRAVITY_SW, SPIM_GRAVITY_S
 } spim_gravity;
 
-/* Kernel implementations; AUTO picks the best the CPU has. */
-typedef enum spim_simd {
-    SPIM_SIMD_AUTO = 0, SPIM_SIMD_SCALAR, SPIM_SIMD_SSE2, SPIM_SIMD_AVX2, SPIM_SIMD_NEON
-} spim_simd;
-
 /* Zero-initialised = defaults. */
 typedef struct spim_stamp_options {
     spim_gravity gravity;
@@ -725,7 +821,6 @@ typedef struct spim_stamp_options {
     int quality;              /* JPEG quality 1..100; 0 = 90 */
     uint64_t max_pixels;      /* decode budget; 0 = from AWS_LAMBDA_FUNCTION_MEMORY_SIZE */
     spim_format output_format; /* 0 = the source format, or PNG when stb cannot write it */
-    spim_simd simd;           /* force a kernel (tests, benchmarks); an unavailable one fails */
 } spim_stamp_options;
 
 /* A stamp: straight-alpha RGBA, rows top-down, 4*width bytes per row. */
@@ -766,27 +861,15 @@ typedef struct spim_image_info {
     int orientation;          /* EXIF orientation of the input, 1..8 */
 } spim_image_info;
 
-/* Detect the format from the first bytes (magic numbers; TGA has none and is
-   reported only by spim_image_decode). */
-SPIMDEF spim_format spim_format_detect(const void *data, size_t len);
-SPIMDEF const char *spim_format_name(spim_format format);
 /* Content type and extension of a writable format (PNG for the others). */
 SPIMDEF const char *spim_format_content_type(spim_format format);
-SPIMDEF const char *spim_format_extension(spim_format format);
 /* Format from a file name's extension (.jpg .jpeg .png .bmp .tga); UNKNOWN otherwise. */
 SPIMDEF spim_format spim_format_from_name(const char *name);
 
-/* Default pixel budget from AWS_LAMBDA_FUNCTION_MEMORY_SIZE (see above). */
-SPIMDEF uint64_t spim_default_max_pixels(void);
 
-/* Parse JPEG segments or PNG chunks for EXIF orientation, EXIF and ICC. Never
-   reads outside data[0..len); malformed metadata is ignored, but a JPEG/PNG
-   whose structure runs past the end fails with SPIM_ERR_IMAGE. */
-SPIMDEF spim_status spim_meta_read(const void *data, size_t len, spim_meta *meta, spim_error *err);
-SPIMDEF void spim_meta_free(spim_meta *meta);
 
 /* Decode (any format stb_image reads; GIF: first frame) after checking the
-   budget; keeps the metadata. max_pixels 0 = spim_default_max_pixels(). */
+   budget; keeps the metadata. max_pixels 0 = spim__default_max_pixels(). */
 SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max_pixels,
                                       spim_image *img, spim_error *err);
 /* Draw the stamp on the pixels, placed and oriented as the viewer sees them. */
@@ -809,17 +892,12 @@ SPIMDEF spim_status spim_stamp_image(const void *in, size_t in_len, const spim_s
 SPIMDEF spim_status spim_stamp_load(spim_stamp *stamp, const void *data, size_t len, spim_error *err);
 SPIMDEF void spim_stamp_free(spim_stamp *stamp);
 
-/* Stamp raw pixels (stored orientation; EXIF `orientation` 1..8 says how they
-   are displayed). The building block of spim_image_stamp. */
-SPIMDEF spim_status spim_stamp_draw(unsigned char *pixels, int width, int height, int channels,
-                                    int orientation, const spim_stamp *stamp,
-                                    const spim_stamp_options *opt, spim_error *err);
 
-/* 1 when the kernel `simd` can run on this CPU (AUTO and SCALAR always can). */
-SPIMDEF int spim_simd_available(spim_simd simd);
-SPIMDEF const char *spim_simd_name(spim_simd simd);
 /* Parse "nw", "n", ..., "se" (case-insensitive); -1 when unknown. */
 SPIMDEF int spim_gravity_parse(const char *s);
+#endif /* SPIM_NO_IMAGE */
+
+#ifndef SPIM_NO_LAMBDA
 /* ==========================================================================
    lambda
    The Lambda Runtime API loop (2018-06-01): next event, handler, response
@@ -880,19 +958,6 @@ typedef spim_status (*spim_handler)(const spim_invocation *inv, spim_response *r
    (Runtime.ConfigInvalid for SPIM_ERR_CONFIG, else Runtime.InitError). */
 typedef spim_status (*spim_lambda_init_fn)(void *user, spim_error *err);
 
-typedef struct spim_lambda_opts {
-    const char *runtime_api;      /* host:port; NULL = $AWS_LAMBDA_RUNTIME_API */
-    long max_invocations;         /* return SPIM_OK after this many (0 = never) */
-    int tries;                    /* attempts per request on connection errors (0 = 5) */
-    int retry_delay_ms;           /* first backoff, doubled each retry (0 = 50) */
-} spim_lambda_opts;
-
-/* The Runtime API loop. Needs curl_global_init() done (spim_lambda_main
-   does it). Returns only on max_invocations (SPIM_OK) or a fatal error: the
-   API unreachable after the retries (SPIM_ERR_NETWORK), a 500 from it or a
-   protocol violation (SPIM_ERR_RUNTIME); the caller should then exit. */
-SPIMDEF spim_status spim_lambda_run(spim_handler handler, void *user,
-                                    const spim_lambda_opts *opts, spim_error *err);
 
 /* The whole main() of a function: `prog --event FILE` runs init and the
    handler once and prints the result payload (or the error JSON) on stdout;
@@ -903,10 +968,8 @@ SPIMDEF spim_status spim_lambda_run(spim_handler handler, void *user,
 SPIMDEF int spim_lambda_main(int argc, char **argv, spim_lambda_init_fn init,
                              spim_handler handler, void *user);
 
-/* {"errorMessage":...,"errorType":...,"stackTrace":[]} appended to `out`;
-   invalid UTF-8 becomes U+FFFD so the body is always valid JSON. */
-SPIMDEF spim_status spim_lambda_error_json(spim_buf *out, const char *error_type,
-                                           const char *message);
+
+#endif /* SPIM_NO_LAMBDA */
 
 #ifdef __cplusplus
 }
@@ -927,6 +990,15 @@ SPIMDEF spim_status spim_lambda_error_json(spim_buf *out, const char *error_type
 #include <time.h>
 #include <limits.h>
 
+/* POSIX.1-2008 (clock_gettime, gmtime_r, nanosleep, setenv): the
+   _POSIX_C_SOURCE this header defines works only before the first system
+   header. When one came earlier under a strict -std=c99, glibc has already
+   hidden them; say so here rather than fail later with "storage size of
+   'ts' isn't known". */
+#ifndef CLOCK_MONOTONIC
+#error "sparta_imager.h: a system header included before the implementation hid POSIX (strict -std=c99). Fix one of: include sparta_imager.h (with SPARTA_IMAGER_IMPLEMENTATION) before any other header; or put #define _POSIX_C_SOURCE 200809L at the very top of this file; or compile with -D_POSIX_C_SOURCE=200809L or -std=gnu99."
+#endif
+
 #if defined(SPIM_MALLOC) && defined(SPIM_REALLOC) && defined(SPIM_FREE)
 #elif !defined(SPIM_MALLOC) && !defined(SPIM_REALLOC) && !defined(SPIM_FREE)
 #define SPIM_MALLOC(n) malloc(n)
@@ -936,9 +1008,154 @@ SPIMDEF spim_status spim_lambda_error_json(spim_buf *out, const char *error_type
 #error "define all of SPIM_MALLOC, SPIM_REALLOC and SPIM_FREE, or none"
 #endif
 
+/* ---- every system and library header the implementation uses --------------
+   base, crypto, sigv4: libc (POSIX clocks); s3 and lambda: libcurl; events:
+   cJSON; image: zlib, stb and the CPU's intrinsics. Each group is left out
+   with the sections that need it. */
+
+#if !defined(SPIM_NO_S3) || !defined(SPIM_NO_LAMBDA)
+#define SPIM__HTTP 1
+#include <curl/curl.h>
+#include <unistd.h>
+#endif
+
+#ifndef SPIM_NO_EVENTS
+#include <cJSON.h>
+#endif
+
+#ifndef SPIM_NO_IMAGE
+#include <math.h>
+#include <zlib.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SPIM__X86 1
+#include <immintrin.h>
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#define SPIM__NEON 1
+#include <arm_neon.h>
+#endif
+
+/* zlib through SPIM_MALLOC; spim__zlib_compress is also stb_image_write's
+   STBIW_ZLIB_COMPRESS, so it comes before stb. */
+static voidpf spim__zalloc(voidpf opaque, uInt items, uInt size)
+{
+    (void)opaque;
+    if (size && items > (uInt)-1 / size) return Z_NULL;
+    return SPIM_MALLOC((size_t)items * size);
+}
+
+static void spim__zfree(voidpf opaque, voidpf p)
+{
+    (void)opaque;
+    SPIM_FREE(p);
+}
+
+/* STBIW_ZLIB_COMPRESS: level 6 compresses nearly as well as 8 at half the time. */
+static unsigned char *spim__zlib_compress(unsigned char *data, int len, int *out_len, int quality)
+{
+    z_stream zs;
+    uLong bound = compressBound((uLong)len);
+    unsigned char *out = (unsigned char *)SPIM_MALLOC(bound);
+    (void)quality;
+    if (!out) return NULL;
+    memset(&zs, 0, sizeof zs);
+    zs.zalloc = spim__zalloc;
+    zs.zfree = spim__zfree;
+    if (deflateInit(&zs, 6) != Z_OK) { SPIM_FREE(out); return NULL; }
+    zs.next_in = data;
+    zs.avail_in = (uInt)len;
+    zs.next_out = out;
+    zs.avail_out = (uInt)bound;
+    if (deflate(&zs, Z_FINISH) != Z_STREAM_END || zs.total_out > INT_MAX) {
+        deflateEnd(&zs);
+        SPIM_FREE(out);
+        return NULL;
+    }
+    *out_len = (int)zs.total_out;
+    deflateEnd(&zs);
+    return out;
+}
+
+#ifndef SPIM_NO_STB_IMPLEMENTATION
+/* stb_image 2.27 reads memory it never wrote on some corrupt input (a JPEG
+   scan using a Huffman table no DHT defined, say): zeroed allocations keep
+   the decoded pixels from carrying old heap contents into the output. */
+static void *spim__stbi_malloc(size_t n)
+{
+    void *p = SPIM_MALLOC(n);
+    if (p) memset(p, 0, n);
+    return p;
+}
+
+/* stb_image 2.27 declares stbi_set_unpremultiply_on_load_thread but defines
+   it under a misspelt name, which gcc reports for a static build; later
+   versions fix the name and ignore this macro. */
+#define stbi__unpremultiply_on_load_thread stbi_set_unpremultiply_on_load_thread
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_RESIZE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STB_IMAGE_RESIZE_IMPLEMENTATION
+#define STBI_NO_STDIO
+/* stb_image 2.27's Radiance HDR reader ignores a short read and converts an
+   uninitialised stack buffer into pixels (found by fuzzing); Softimage PIC
+   is its least-tested reader. Neither is a photo format: leave both out. */
+#define STBI_NO_HDR
+#define STBI_NO_PIC
+#define STBI_MALLOC(n) spim__stbi_malloc(n)
+#define STBI_REALLOC(p, n) SPIM_REALLOC(p, n)
+#define STBI_FREE(p) SPIM_FREE(p)
+#define STBIW_MALLOC(n) SPIM_MALLOC(n)
+#define STBIW_REALLOC(p, n) SPIM_REALLOC(p, n)
+#define STBIW_FREE(p) SPIM_FREE(p)
+#define STBIW_ZLIB_COMPRESS spim__zlib_compress
+#define STBIR_MALLOC(n, c) ((void)(c), SPIM_MALLOC(n))
+#define STBIR_FREE(p, c) ((void)(c), SPIM_FREE(p))
+#endif
+
+/* stb is not warning-clean under -Wall -Wextra -Wpedantic or as C++. */
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Wunknown-warning-option"
+#pragma GCC diagnostic ignored "-Wpedantic"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#pragma GCC diagnostic ignored "-Wcast-qual"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wdouble-promotion"
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#pragma GCC diagnostic ignored "-Wuseless-cast"
+#pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
+#pragma GCC diagnostic ignored "-Wmisleading-indentation"
+#pragma GCC diagnostic ignored "-Wunused-value"
+#endif
+/* stb shifts signed ints into the sign bit (JPEG writer, decoders); benign
+   on every target, but -fsanitize=shift would stop on it. */
+#if defined(__clang__)
+#pragma clang attribute push (__attribute__((no_sanitize("shift"))), apply_to = function)
+#endif
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+#include <stb/stb_image_resize.h>
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* SPIM_NO_IMAGE */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
 
 /* ==========================================================================
    base
@@ -960,6 +1177,10 @@ SPIMDEF spim_status spim_error_set(spim_error *err, spim_status status, const ch
     if (err) {
         va_list ap;
         err->status = status;
+        /* the default classification; callers that know better (S3 after
+           its retries, HTTP statuses) overwrite these after the call */
+        err->transient = status == SPIM_ERR_NETWORK;
+        err->http_status = 0;
         va_start(ap, fmt);
         vsnprintf(err->message, sizeof err->message, fmt, ap);
         va_end(ap);
@@ -967,7 +1188,7 @@ SPIMDEF spim_status spim_error_set(spim_error *err, spim_status status, const ch
     return status;
 }
 
-SPIMDEF void spim_error_clear(spim_error *err)
+SPIMDEF void spim__error_clear(spim_error *err)
 {
     if (err) memset(err, 0, sizeof *err);
 }
@@ -998,7 +1219,7 @@ SPIMDEF spim_status spim_buf_append(spim_buf *b, const void *p, size_t n)
     return SPIM_OK;
 }
 
-SPIMDEF spim_status spim_buf_append_str(spim_buf *b, const char *s)
+SPIMDEF spim_status spim__buf_append_str(spim_buf *b, const char *s)
 {
     return spim_buf_append(b, s, strlen(s));
 }
@@ -1072,7 +1293,7 @@ SPIMDEF int64_t spim_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-SPIMDEF int64_t spim_wall_ms(void)
+SPIMDEF int64_t spim__wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -1109,16 +1330,18 @@ SPIMDEF void spim_log_init_from_env(void)
             if (spim__strieq(lvl, spim__log_names[i])) spim__log.level = (spim_log_level)i;
 }
 
-SPIMDEF void spim_log_set_format(spim_log_format format) { spim__log.format = format; }
-SPIMDEF void spim_log_set_level(spim_log_level level) { spim__log.level = level; }
-SPIMDEF int spim_log_enabled(spim_log_level level) { return level >= spim__log.level && level < SPIM_LOG_OFF; }
+SPIMDEF void spim__log_set_format(spim_log_format format) { spim__log.format = format; }
+SPIMDEF void spim__log_set_level(spim_log_level level) { spim__log.level = level; }
+SPIMDEF int spim__log_enabled(spim_log_level level) { return level >= spim__log.level && level < SPIM_LOG_OFF; }
 
-SPIMDEF void spim_log_set_request_id(const char *request_id)
+/* Request id stamped on every line until changed (NULL clears it). */
+SPIMDEF void spim__log_set_request_id(const char *request_id)
 {
     snprintf(spim__log.request_id, sizeof spim__log.request_id, "%s", request_id ? request_id : "");
 }
 
-SPIMDEF void spim_log_set_sink(void (*sink)(const char *line, void *user), void *user)
+/* Redirect log lines (NULL restores stderr). For tests and embedding. */
+SPIMDEF void spim__log_set_sink(void (*sink)(const char *line, void *user), void *user)
 {
     spim__log.sink = sink;
     spim__log.sink_user = user;
@@ -1145,7 +1368,8 @@ static size_t spim__utf8_len(const unsigned char *s)
     return n;
 }
 
-SPIMDEF int spim_utf8_valid(const char *s, size_t len)
+/* 1 when s[0..len) is valid UTF-8 without NUL bytes (what S3 keys must be). */
+SPIMDEF int spim__utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
@@ -1187,20 +1411,32 @@ static spim_status spim__json_string(spim_buf *b, const char *s)
     return st == SPIM_OK ? spim_buf_append(b, "\"", 1) : st;
 }
 
-static int spim__is_json_number(const char *s)
+/* The next field of a spim_log_fields list: 1 with *key, and *str or *num
+   (*is_num says which); 0 at SPIM_LOG_END or at a field the macros did not
+   build (a bare "key", value pair), where the list stops. A NULL string
+   leaves its field out. */
+static int spim__log_next(va_list *ap, const char **key, const char **str, long long *num, int *is_num)
 {
-    char *end;
-    if (!*s || isspace((unsigned char)*s)) return 0;
-    if (*s == '+' || (s[0] == '0' && isdigit((unsigned char)s[1]))) return 0;
-    (void)strtod(s, &end);
-    return *end == 0 && !strpbrk(s, "xXnNiI"); /* no hex, nan, inf */
+    for (;;) {
+        const char *tag = va_arg(*ap, const char *);
+        if (!tag) return 0;
+        *is_num = strcmp(tag, SPIM__LOG_TAG_INT) == 0;
+        if (!*is_num && strcmp(tag, SPIM__LOG_TAG_STR) != 0) return 0;
+        *key = va_arg(*ap, const char *);
+        if (!*key) *key = "";
+        if (*is_num) *num = va_arg(*ap, long long);
+        else if (!(*str = va_arg(*ap, const char *))) continue;
+        return 1;
+    }
 }
 
 static void spim__log_emit(spim_log_level level, const char *message, va_list *fields)
 {
     spim_buf line = SPIM_BUF_INIT;
-    const char *k, *v;
-    int64_t now = spim_wall_ms();
+    const char *k, *v = "";
+    long long num = 0;
+    int is_num = 0;
+    int64_t now = spim__wall_ms();
     time_t secs = (time_t)(now / 1000);
     struct tm tm;
     char ts[96];
@@ -1210,34 +1446,28 @@ static void spim__log_emit(spim_log_level level, const char *message, va_list *f
     if (spim__log.format == SPIM_LOG_JSON) {
         spim_buf_appendf(&line, "{\"timestamp\":\"%s\",\"level\":\"%s\"", ts, spim__log_names[level]);
         if (spim__log.request_id[0]) {
-            spim_buf_append_str(&line, ",\"requestId\":\"");
+            spim__buf_append_str(&line, ",\"requestId\":\"");
             spim__json_escape(&line, spim__log.request_id);
-            spim_buf_append_str(&line, "\"");
+            spim__buf_append_str(&line, "\"");
         }
-        spim_buf_append_str(&line, ",\"message\":\"");
+        spim__buf_append_str(&line, ",\"message\":\"");
         spim__json_escape(&line, message);
-        spim_buf_append_str(&line, "\"");
-        while (fields && (k = va_arg(*fields, const char *)) != NULL) {
-            v = va_arg(*fields, const char *);
-            if (!v) v = "";
-            spim_buf_append_str(&line, ",\"");
+        spim__buf_append_str(&line, "\"");
+        while (fields && spim__log_next(fields, &k, &v, &num, &is_num)) {
+            spim__buf_append_str(&line, ",\"");
             spim__json_escape(&line, k);
-            spim_buf_append_str(&line, "\":");
-            if (spim__is_json_number(v)) spim_buf_append_str(&line, v);
-            else {
-                spim_buf_append_str(&line, "\"");
-                spim__json_escape(&line, v);
-                spim_buf_append_str(&line, "\"");
-            }
+            spim__buf_append_str(&line, "\":");
+            if (is_num) spim_buf_appendf(&line, "%lld", num);
+            else spim__json_string(&line, v);
         }
-        spim_buf_append_str(&line, "}");
+        spim__buf_append_str(&line, "}");
     } else {
         spim_buf_appendf(&line, "%s %s", ts, spim__log_names[level]);
         if (spim__log.request_id[0]) spim_buf_appendf(&line, " %s", spim__log.request_id);
         spim_buf_appendf(&line, " %s", message);
-        while (fields && (k = va_arg(*fields, const char *)) != NULL) {
-            v = va_arg(*fields, const char *);
-            spim_buf_appendf(&line, strpbrk(v ? v : "", " \"=") ? " %s=\"%s\"" : " %s=%s", k, v ? v : "");
+        while (fields && spim__log_next(fields, &k, &v, &num, &is_num)) {
+            if (is_num) spim_buf_appendf(&line, " %s=%lld", k, num);
+            else spim_buf_appendf(&line, strpbrk(v, " \"=") ? " %s=\"%s\"" : " %s=%s", k, v);
         }
         /* a log event is one line: fold newlines from the message */
         for (k = (const char *)line.data; line.data && *k; k++)
@@ -1256,7 +1486,7 @@ SPIMDEF void spim_log(spim_log_level level, const char *fmt, ...)
 {
     char msg[2048];
     va_list ap;
-    if (!spim_log_enabled(level)) return;
+    if (!spim__log_enabled(level)) return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
@@ -1266,15 +1496,12 @@ SPIMDEF void spim_log(spim_log_level level, const char *fmt, ...)
 SPIMDEF void spim_log_fields(spim_log_level level, const char *message, ...)
 {
     va_list ap;
-    if (!spim_log_enabled(level)) return;
+    if (!spim__log_enabled(level)) return;
     va_start(ap, message);
     spim__log_emit(level, message, &ap);
     va_end(ap);
 }
 
-#ifdef __cplusplus
-}
-#endif
 
 /* ==========================================================================
    crypto
@@ -1282,11 +1509,6 @@ SPIMDEF void spim_log_fields(spim_log_level level, const char *message, ...)
    lower-case hex. Portable C: no intrinsics, byte order handled explicitly.
    ========================================================================== */
 
-#include <string.h>
-
-#ifdef __cplusplus
-extern "C" {
-#endif
 
 static const uint32_t spim__sha256_k[64] = {
     0x428a2f98u, 0x71374491u, 0xb5c0fbcfu, 0xe9b5dba5u, 0x3956c25bu, 0x59f111f1u, 0x923f82a4u, 0xab1c5ed5u,
@@ -1327,7 +1549,16 @@ static void spim__sha256_block(uint32_t state[8], const unsigned char *p)
     state[4] += e; state[5] += f; state[6] += g; state[7] += h;
 }
 
-SPIMDEF void spim_sha256_init(spim_sha256_ctx *ctx)
+/* Streaming context. Not named spim_sha256: C++ forbids a type and the
+   one-shot spim_sha256 sharing a name. */
+typedef struct spim__sha256_ctx {
+    uint32_t state[8];
+    uint64_t total;            /* bytes hashed so far */
+    unsigned char block[64];
+    size_t used;               /* bytes waiting in block */
+} spim__sha256_ctx;
+
+SPIMDEF void spim__sha256_init(spim__sha256_ctx *ctx)
 {
     static const uint32_t iv[8] = {
         0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff53au,
@@ -1338,7 +1569,7 @@ SPIMDEF void spim_sha256_init(spim_sha256_ctx *ctx)
     ctx->used = 0;
 }
 
-SPIMDEF void spim_sha256_update(spim_sha256_ctx *ctx, const void *data, size_t len)
+SPIMDEF void spim__sha256_update(spim__sha256_ctx *ctx, const void *data, size_t len)
 {
     const unsigned char *p = (const unsigned char *)data;
     if (!len) return; /* data may be NULL then */
@@ -1359,7 +1590,7 @@ SPIMDEF void spim_sha256_update(spim_sha256_ctx *ctx, const void *data, size_t l
     ctx->used = len;
 }
 
-SPIMDEF void spim_sha256_final(spim_sha256_ctx *ctx, unsigned char out[SPIM_SHA256_SIZE])
+SPIMDEF void spim__sha256_final(spim__sha256_ctx *ctx, unsigned char out[SPIM_SHA256_SIZE])
 {
     uint64_t bits = ctx->total * 8;
     int i;
@@ -1384,13 +1615,14 @@ SPIMDEF void spim_sha256_final(spim_sha256_ctx *ctx, unsigned char out[SPIM_SHA2
 
 SPIMDEF void spim_sha256(const void *data, size_t len, unsigned char out[SPIM_SHA256_SIZE])
 {
-    spim_sha256_ctx ctx;
-    spim_sha256_init(&ctx);
-    spim_sha256_update(&ctx, data, len);
-    spim_sha256_final(&ctx, out);
+    spim__sha256_ctx ctx;
+    spim__sha256_init(&ctx);
+    spim__sha256_update(&ctx, data, len);
+    spim__sha256_final(&ctx, out);
 }
 
-SPIMDEF void spim_hex(const unsigned char *bytes, size_t n, char *out)
+/* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
+SPIMDEF void spim__hex(const unsigned char *bytes, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
     size_t i;
@@ -1401,42 +1633,40 @@ SPIMDEF void spim_hex(const unsigned char *bytes, size_t n, char *out)
     out[2 * n] = 0;
 }
 
-SPIMDEF void spim_sha256_hex(const void *data, size_t len, char out[SPIM_SHA256_HEX_SIZE])
+/* SHA-256 of data as 64 lower-case hex digits + NUL. */
+SPIMDEF void spim__sha256_hex(const void *data, size_t len, char out[SPIM_SHA256_HEX_SIZE])
 {
     unsigned char digest[SPIM_SHA256_SIZE];
     spim_sha256(data, len, digest);
-    spim_hex(digest, sizeof digest, out);
+    spim__hex(digest, sizeof digest, out);
 }
 
 SPIMDEF void spim_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
                               unsigned char out[SPIM_SHA256_SIZE])
 {
     unsigned char k[64], pad[64], inner[SPIM_SHA256_SIZE];
-    spim_sha256_ctx ctx;
+    spim__sha256_ctx ctx;
     int i;
     memset(k, 0, sizeof k);
     /* RFC 2104: keys longer than the block size are hashed first */
     if (key_len > sizeof k) spim_sha256(key, key_len, k);
     else if (key_len) memcpy(k, key, key_len);
     for (i = 0; i < 64; i++) pad[i] = (unsigned char)(k[i] ^ 0x36);
-    spim_sha256_init(&ctx);
-    spim_sha256_update(&ctx, pad, sizeof pad);
-    spim_sha256_update(&ctx, data, len);
-    spim_sha256_final(&ctx, inner);
+    spim__sha256_init(&ctx);
+    spim__sha256_update(&ctx, pad, sizeof pad);
+    spim__sha256_update(&ctx, data, len);
+    spim__sha256_final(&ctx, inner);
     for (i = 0; i < 64; i++) pad[i] = (unsigned char)(k[i] ^ 0x5c);
-    spim_sha256_init(&ctx);
-    spim_sha256_update(&ctx, pad, sizeof pad);
-    spim_sha256_update(&ctx, inner, sizeof inner);
-    spim_sha256_final(&ctx, out);
+    spim__sha256_init(&ctx);
+    spim__sha256_update(&ctx, pad, sizeof pad);
+    spim__sha256_update(&ctx, inner, sizeof inner);
+    spim__sha256_final(&ctx, out);
     memset(k, 0, sizeof k);
     memset(pad, 0, sizeof pad);
 }
 
 #undef SPIM__ROR32
 
-#ifdef __cplusplus
-}
-#endif
 /* ==========================================================================
    sigv4
    Canonical request -> string to sign -> HMAC chain, for header and query
@@ -1444,16 +1674,11 @@ SPIMDEF void spim_hmac_sha256(const void *key, size_t key_len, const void *data,
    the credentials and the signing time passed in: no clock, no globals.
    ========================================================================== */
 
-#include <stdlib.h>
-#include <string.h>
-
-#ifdef __cplusplus
-extern "C" {
-#endif
 
 #define SPIM__SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
 
-SPIMDEF void spim_amz_date(int64_t time, char out[17])
+/* "20130524T000000Z" for a time in seconds since 1970. */
+SPIMDEF void spim__amz_date(int64_t time, char out[17])
 {
     /* civil-from-days (proleptic Gregorian), so no dependency on gmtime_r or
        on the width of time_t; clamped to years 0000..9999, which keeps the
@@ -1650,7 +1875,7 @@ static spim_status spim__canonical_path(spim_buf *out, const spim__url *u, const
 {
     spim_buf norm = SPIM_BUF_INIT;
     spim_status st;
-    if (u->path_len == 0) return spim_buf_append_str(out, "/");
+    if (u->path_len == 0) return spim__buf_append_str(out, "/");
     if (params->mode == SPIM_SIGV4_S3) return spim_buf_append(out, u->path, u->path_len);
     if (params->flags & SPIM_SIGV4_NO_NORMALIZE) return spim_uri_encode(out, u->path, u->path_len, 1);
     st = spim__normalize_path(&norm, u->path, u->path_len);
@@ -1775,7 +2000,10 @@ static spim_status spim__query_canonical(spim__query *q, spim_buf *out)
     return spim__query_join(q, out);
 }
 
-SPIMDEF spim_status spim_sigv4_canonical_query(spim_buf *out, const char *query, size_t len)
+/* Canonical query string of a query as sent on the wire (no leading '?'):
+   each name and value percent-decoded, re-encoded per RFC 3986, sorted by
+   name then value; a bare name becomes `name=`. Appends to `out`. */
+SPIMDEF spim_status spim__sigv4_canonical_query(spim_buf *out, const char *query, size_t len)
 {
     spim__query q;
     spim_status st;
@@ -1919,7 +2147,9 @@ static spim_status spim__check_header(const spim_header *h, spim_error *err)
 
 /* ---- signing ------------------------------------------------------------- */
 
-SPIMDEF void spim_sigv4_signing_key(const char *secret_access_key, const char *date8,
+/* The SigV4 signing key: HMAC chain over "AWS4"+secret, the date
+   ("20130524"), region, service and "aws4_request". */
+SPIMDEF void spim__sigv4_signing_key(const char *secret_access_key, const char *date8,
                                     const char *region, const char *service,
                                     unsigned char out[SPIM_SHA256_SIZE])
 {
@@ -1931,11 +2161,11 @@ SPIMDEF void spim_sigv4_signing_key(const char *secret_access_key, const char *d
         k_len = 4 + n;
     } else {
         /* HMAC hashes a key longer than its block: do it here without a copy */
-        spim_sha256_ctx ctx;
-        spim_sha256_init(&ctx);
-        spim_sha256_update(&ctx, "AWS4", 4);
-        spim_sha256_update(&ctx, secret_access_key, n);
-        spim_sha256_final(&ctx, k);
+        spim__sha256_ctx ctx;
+        spim__sha256_init(&ctx);
+        spim__sha256_update(&ctx, "AWS4", 4);
+        spim__sha256_update(&ctx, secret_access_key, n);
+        spim__sha256_final(&ctx, k);
         k_len = SPIM_SHA256_SIZE;
     }
     spim_hmac_sha256(k, k_len, date8, strlen(date8), out);
@@ -1997,7 +2227,7 @@ static spim_status spim__payload_hash(const spim_sigv4_request *req, const spim_
     } else if (st == SPIM_OK && presign && params->mode == SPIM_SIGV4_S3) {
         memcpy(out->payload_hash, SPIM_UNSIGNED_PAYLOAD, sizeof SPIM_UNSIGNED_PAYLOAD);
     } else if (st == SPIM_OK) {
-        spim_sha256_hex(req->body, req->body_len, out->payload_hash);
+        spim__sha256_hex(req->body, req->body_len, out->payload_hash);
     }
     spim_buf_free(&hv);
     return st;
@@ -2021,16 +2251,16 @@ static spim_status spim__finish(const spim_sigv4_request *req, const spim_sigv4_
                          headers->data ? (const char *)headers->data : "",
                          (const char *)out->signed_headers.data, out->payload_hash) != SPIM_OK)
         return SPIM_ERR_NOMEM;
-    spim_sha256_hex(cr->data, cr->len, hash);
+    spim__sha256_hex(cr->data, cr->len, hash);
     memcpy(date8, out->amz_date, 8);
     date8[8] = 0;
     if (spim_buf_appendf(&out->string_to_sign, SPIM__SIGV4_ALGORITHM "\n%s\n%s/%s/%s/aws4_request\n%s",
                          out->amz_date, date8, params->region, params->service, hash) != SPIM_OK)
         return SPIM_ERR_NOMEM;
-    spim_sigv4_signing_key(params->credentials->secret_access_key, date8, params->region,
+    spim__sigv4_signing_key(params->credentials->secret_access_key, date8, params->region,
                            params->service, key);
     spim_hmac_sha256(key, sizeof key, out->string_to_sign.data, out->string_to_sign.len, mac);
-    spim_hex(mac, sizeof mac, out->signature);
+    spim__hex(mac, sizeof mac, out->signature);
     memset(key, 0, sizeof key);
     return SPIM_OK;
 }
@@ -2127,7 +2357,7 @@ static spim_status spim__sign_steps(const spim_sigv4_request *req, const spim_si
     if (st == SPIM_OK) st = spim__auto_headers(req, params, content_sha, out, hs, err);
     if (st != SPIM_OK) return st;
     if (spim__hset_canonical(hs, canon, &out->signed_headers) != SPIM_OK ||
-        spim_sigv4_canonical_query(&query, u.query ? u.query : "", u.query_len) != SPIM_OK ||
+        spim__sigv4_canonical_query(&query, u.query ? u.query : "", u.query_len) != SPIM_OK ||
         spim__finish(req, params, &u, &query, canon, out) != SPIM_OK ||
         spim_buf_appendf(&out->authorization, SPIM__SIGV4_ALGORITHM " Credential=%s/%.8s/%s/%s/aws4_request, "
                          "SignedHeaders=%s, Signature=%s", params->credentials->access_key_id,
@@ -2149,7 +2379,7 @@ SPIMDEF spim_status spim_sigv4_sign(const spim_sigv4_request *req, const spim_si
     memset(out, 0, sizeof *out);
     st = spim__validate(req, params, err);
     if (st != SPIM_OK) return st;
-    spim_amz_date(params->time, out->amz_date);
+    spim__amz_date(params->time, out->amz_date);
     st = spim__sign_steps(req, params, out, &hs, &host, &canon, err);
     if (st == SPIM_ERR_NOMEM) spim_error_set(err, st, "sigv4: out of memory");
     SPIM_FREE(hs.items);
@@ -2259,7 +2489,7 @@ SPIMDEF spim_status spim_sigv4_presign(const spim_sigv4_request *req, const spim
     if (params->expires < 1 || params->expires > SPIM_PRESIGN_MAX_EXPIRES)
         return spim_error_set(err, SPIM_ERR_INVALID, "sigv4: X-Amz-Expires must be 1..%d seconds, got %ld",
                               SPIM_PRESIGN_MAX_EXPIRES, params->expires);
-    spim_amz_date(params->time, r->amz_date);
+    spim__amz_date(params->time, r->amz_date);
     st = spim__presign_steps(req, params, url_out, r, &hs, &q, err);
     if (st == SPIM_ERR_NOMEM) spim_error_set(err, st, "sigv4: out of memory");
     SPIM_FREE(hs.items);
@@ -2270,25 +2500,178 @@ SPIMDEF spim_status spim_sigv4_presign(const spim_sigv4_request *req, const spim
 
 #undef SPIM__SIGV4_ALGORITHM
 
-#ifdef __cplusplus
+#ifdef SPIM__HTTP
+/* ==========================================================================
+   http (private)
+   The one libcurl layer under S3 and the Runtime API: the options every
+   request gets, the transfer itself, which failures are transient, and the
+   backoff between attempts. Compiled when s3 or lambda is.
+   ========================================================================== */
+
+#define SPIM__HTTP_MAX_BACKOFF_MS 20000   /* AWS standard mode cap */
+
+/* Test switch: retries happen at once, without the backoff's sleep. */
+static int spim__no_sleep;
+
+static void spim__trim(const char **b, const char **e)
+{
+    while (*b < *e && isspace((unsigned char)**b)) (*b)++;
+    while (*e > *b && isspace((unsigned char)(*e)[-1])) (*e)--;
 }
+
+/* A request. Callbacks get `user`; a body is sent with Content-Length
+   (PUT: upload, POST: post) and rewound when curl resends it. Timeouts of 0
+   are "none"; low_speed_time_s 0 allows a silent server (a long poll). */
+typedef struct spim__http_req {
+    const char *method;           /* GET, HEAD, PUT, POST, DELETE */
+    const char *url;
+    struct curl_slist *headers;
+    size_t (*on_header)(char *line, size_t size, size_t n, void *user);
+    size_t (*on_body)(char *data, size_t size, size_t n, void *user);
+    void *user;
+    const void *body;
+    size_t body_len;
+    size_t sent;                  /* upload cursor */
+    long connect_timeout_ms;
+    long low_speed_time_s;
+    long timeout_ms;
+    const char *ca_file;          /* NULL or "": libcurl's default */
+    char *error;                  /* CURL_ERROR_SIZE bytes, or NULL */
+} spim__http_req;
+
+static size_t spim__http_on_read(char *buf, size_t size, size_t n, void *user)
+{
+    spim__http_req *r = (spim__http_req *)user;
+    size_t room = size * n, left = r->body_len - r->sent;
+    if (room > left) room = left;
+    if (room) memcpy(buf, (const unsigned char *)r->body + r->sent, room);
+    r->sent += room;
+    return room;
+}
+
+/* curl rewinds the upload when it resends on a connection that turned out
+   to be dead. */
+static int spim__http_on_seek(void *user, curl_off_t offset, int origin)
+{
+    spim__http_req *r = (spim__http_req *)user;
+    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > (uint64_t)r->body_len)
+        return CURL_SEEKFUNC_CANTSEEK;
+    r->sent = (size_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
+/* One transfer on `h` (kept-alive connections survive the option reset). */
+static CURLcode spim__http_perform(CURL *h, spim__http_req *r)
+{
+    curl_easy_reset(h);
+    r->sent = 0;
+    if (r->error) {
+        r->error[0] = 0;
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->error);
+    }
+    curl_easy_setopt(h, CURLOPT_URL, r->url);
+    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (r->ca_file && r->ca_file[0]) curl_easy_setopt(h, CURLOPT_CAINFO, r->ca_file);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, r->connect_timeout_ms);
+    if (r->low_speed_time_s > 0) {
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, r->low_speed_time_s);
+    }
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, r->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, r->headers);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, r->on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r->user);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, r->on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r->user);
+    if (r->body) {
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, spim__http_on_read);
+        curl_easy_setopt(h, CURLOPT_READDATA, (void *)r);
+        curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, spim__http_on_seek);
+        curl_easy_setopt(h, CURLOPT_SEEKDATA, (void *)r);
+    }
+    if (strcmp(r->method, "HEAD") == 0) {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (r->body && strcmp(r->method, "POST") == 0) {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    } else if (r->body) {
+        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
+        if (strcmp(r->method, "PUT") != 0) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
+    } else if (strcmp(r->method, "GET") != 0) {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
+    }
+    return curl_easy_perform(h);
+}
+
+/* The transport failures another attempt may cure: the network, the peer
+   going away mid-answer, timeouts, TLS handshakes, broken framing. */
+static int spim__http_transient(CURLcode cc)
+{
+    switch (cc) {
+    case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_CONNECT: case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR: case CURLE_RECV_ERROR: case CURLE_GOT_NOTHING: case CURLE_PARTIAL_FILE:
+    case CURLE_SSL_CONNECT_ERROR: case CURLE_HTTP2: case CURLE_HTTP2_STREAM: case CURLE_WEIRD_SERVER_REPLY:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static double spim__http_random01(uint64_t *rng)
+{
+    *rng ^= *rng >> 12;
+    *rng ^= *rng << 25;
+    *rng ^= *rng >> 27;
+    return (double)((*rng * 0x2545f4914f6cdd1dull) >> 11) / 9007199254740992.0;
+}
+
+/* The wait before retry number `retry` (0 = the first): min(base * 2^retry,
+   20 s), and with `rng` full jitter, a uniform wait in [0, that). */
+static void spim__http_backoff(long base_ms, int retry, uint64_t *rng)
+{
+    double cap = (double)base_ms * (double)(1L << (retry < 20 ? retry : 20));
+    long ms;
+    struct timespec ts;
+    if (spim__no_sleep) return;
+    if (cap > SPIM__HTTP_MAX_BACKOFF_MS) cap = SPIM__HTTP_MAX_BACKOFF_MS;
+    ms = (long)(rng ? cap * spim__http_random01(rng) : cap);
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+#endif /* SPIM__HTTP */
+
+#ifndef SPIM_NO_S3
 /* ==========================================================================
    s3
    Credentials and endpoint resolution, the pure helpers (error XML, retry
    classification, HTTP dates), then the libcurl transfer and the operations.
    ========================================================================== */
 
-#include <curl/curl.h>
-#include <unistd.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
 
-#define SPIM__S3_MAX_BACKOFF_MS 20000   /* AWS standard mode cap */
 #define SPIM__S3_ERROR_BODY_MAX 65536   /* error documents are small; keep no more */
 #define SPIM__S3_SKEW_SECONDS 240       /* "more than 4 minutes" from the server */
+
+/* S3's <Error> document: Code, Message, RequestId (empty when absent). */
+typedef struct spim__s3_error_info {
+    char code[64];
+    char message[256];
+    char request_id[128];
+} spim__s3_error_info;
 
 struct spim_s3_client {
     CURL *curl;
@@ -2315,12 +2698,6 @@ static int spim__s3_iprefix(const char *s, size_t slen, const char *prefix)
     for (i = 0; prefix[i]; i++)
         if (i >= slen || tolower((unsigned char)s[i]) != tolower((unsigned char)prefix[i])) return 0;
     return 1;
-}
-
-static void spim__trim(const char **b, const char **e)
-{
-    while (*b < *e && isspace((unsigned char)**b)) (*b)++;
-    while (*e > *b && isspace((unsigned char)(*e)[-1])) (*e)--;
 }
 
 /* Copy a slice into a fixed field, control characters replaced by '?':
@@ -2392,7 +2769,12 @@ static spim_status spim__s3_cred_line(const char *b, const char *e, const char *
     return SPIM_OK;
 }
 
-SPIMDEF spim_status spim_s3_parse_credentials(const char *data, size_t len, const char *profile,
+/* Parse an INI credentials file held in memory (len bytes, no NUL needed):
+   [profile] sections, key = value, '#'/';' comments, any whitespace.
+   SPIM_ERR_NOT_FOUND when the profile is absent; SPIM_ERR_CONFIG when it
+   lacks a key or a value is malformed; SPIM_ERR_TOO_LARGE over
+   SPIM_S3_CREDENTIALS_FILE_MAX. */
+SPIMDEF spim_status spim__s3_parse_credentials(const char *data, size_t len, const char *profile,
                                               spim_credentials *out, spim_error *err)
 {
     const char *p = data, *end = data ? data + len : data; /* NULL + len is undefined */
@@ -2457,7 +2839,10 @@ static spim_status spim__s3_creds_from_vars(spim_credentials *out, spim_error *e
     return SPIM_OK;
 }
 
-SPIMDEF spim_status spim_s3_credentials_from_env(spim_credentials *out, spim_error *err)
+/* Credentials from the environment, then the shared credentials file
+   (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials; profile
+   AWS_PROFILE, default "default"). */
+SPIMDEF spim_status spim__s3_credentials_from_env(spim_credentials *out, spim_error *err)
 {
     const char *file = getenv("AWS_SHARED_CREDENTIALS_FILE"), *home = getenv("HOME");
     const char *profile = getenv("AWS_PROFILE");
@@ -2472,9 +2857,9 @@ SPIMDEF spim_status spim_s3_credentials_from_env(spim_credentials *out, spim_err
     if (!profile || !*profile) profile = "default";
     if (file && *file) snprintf(path, sizeof path, "%s", file);
     else snprintf(path, sizeof path, "%s/.aws/credentials", home ? home : "");
-    spim_error_clear(&ferr);
+    spim__error_clear(&ferr);
     st = spim_read_file(path, SPIM_S3_CREDENTIALS_FILE_MAX, &text, &ferr);
-    if (st == SPIM_OK) st = spim_s3_parse_credentials((const char *)text.data, text.len, profile, out, &ferr);
+    if (st == SPIM_OK) st = spim__s3_parse_credentials((const char *)text.data, text.len, profile, out, &ferr);
     spim_buf_free(&text);
     if (st == SPIM_ERR_NOT_FOUND)
         return spim_error_set(err, SPIM_ERR_AUTH,
@@ -2519,7 +2904,9 @@ static spim_status spim__s3_set_endpoint(spim_s3_client *c, const char *ep, spim
     return SPIM_OK;
 }
 
-SPIMDEF int spim_s3_bucket_is_virtual_host_ok(const char *b)
+/* 1 when a bucket name can be a DNS label: 3-63 of [a-z0-9-], starting and
+   ending with a letter or digit (no dots: TLS wildcards would not match). */
+SPIMDEF int spim__s3_bucket_is_virtual_host_ok(const char *b)
 {
     size_t n = strlen(b), i;
     if (n < 3 || n > 63) return 0;
@@ -2528,7 +2915,8 @@ SPIMDEF int spim_s3_bucket_is_virtual_host_ok(const char *b)
     return b[0] != '-' && b[n - 1] != '-';
 }
 
-SPIMDEF spim_status spim_s3_object_url(const spim_s3_client *c, const char *bucket, const char *key,
+/* The request URL for bucket/key (key may be NULL or "" for the bucket). */
+SPIMDEF spim_status spim__s3_object_url(const spim_s3_client *c, const char *bucket, const char *key,
                                        spim_buf *out, spim_error *err)
 {
     spim_status st;
@@ -2536,13 +2924,13 @@ SPIMDEF spim_status spim_s3_object_url(const spim_s3_client *c, const char *buck
     spim_buf_reset(out);
     if (blen == 0 || blen > 255 || memchr(bucket, '/', blen))
         return spim_error_set(err, SPIM_ERR_INVALID, "s3: bad bucket name \"%.64s\"", bucket ? bucket : "");
-    if (!c->path_style && !c->endpoint[0] && spim_s3_bucket_is_virtual_host_ok(bucket)) {
+    if (!c->path_style && !c->endpoint[0] && spim__s3_bucket_is_virtual_host_ok(bucket)) {
         st = spim_buf_appendf(out, "https://%s.s3.%s.amazonaws.com/", bucket, c->region);
     } else {
         if (c->endpoint[0]) st = spim_buf_appendf(out, "%s/", c->endpoint);
         else st = spim_buf_appendf(out, "https://s3.%s.amazonaws.com/", c->region);
         if (st == SPIM_OK) st = spim_uri_encode(out, bucket, blen, 0);
-        if (st == SPIM_OK && key && *key) st = spim_buf_append_str(out, "/");
+        if (st == SPIM_OK && key && *key) st = spim__buf_append_str(out, "/");
     }
     if (st == SPIM_OK && key && *key) st = spim_uri_encode(out, key, strlen(key), 1);
     if (st != SPIM_OK) return spim_error_set(err, SPIM_ERR_NOMEM, "s3: out of memory building a URL");
@@ -2597,13 +2985,12 @@ static spim_status spim__s3_configure(spim_s3_client *c, const spim_s3_options *
     if (ep && *ep && spim__s3_set_endpoint(c, ep, err) != SPIM_OK) return SPIM_ERR_CONFIG;
     c->path_style = o->force_path_style || c->endpoint[0];
     c->max_attempts = o->max_attempts > 0 ? o->max_attempts : 3;
-    c->backoff_base_ms = o->backoff_base_ms ? o->backoff_base_ms : 1000;
+    c->backoff_base_ms = o->backoff_base_ms > 0 ? o->backoff_base_ms : 1000;
     c->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000;
     c->low_speed_time_s = o->low_speed_time_s > 0 ? o->low_speed_time_s : 30;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 0;
-    c->clock_offset_s = o->clock_offset_s;
     if (spim__s3_find_ca_file(c, o->ca_file, err) != SPIM_OK) return SPIM_ERR_CONFIG;
-    c->rng = (uint64_t)spim_wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
+    c->rng = (uint64_t)spim__wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
     if (!c->rng) c->rng = 0x9e3779b97f4a7c15ull;
     if (o->credentials) {
         c->credentials = *o->credentials;
@@ -2611,7 +2998,7 @@ static spim_status spim__s3_configure(spim_s3_client *c, const spim_s3_options *
             return spim_error_set(err, SPIM_ERR_AUTH, "s3: the credentials given have an empty key id or secret");
         return SPIM_OK;
     }
-    return spim_s3_credentials_from_env(&c->credentials, err);
+    return spim__s3_credentials_from_env(&c->credentials, err);
 }
 
 SPIMDEF spim_status spim_s3_client_create(const spim_s3_options *opts, spim_s3_client **out,
@@ -2647,11 +3034,6 @@ SPIMDEF spim_status spim_s3_client_create(const spim_s3_options *opts, spim_s3_c
     return SPIM_OK;
 }
 
-SPIMDEF spim_status spim_s3_client_create_from_env(spim_s3_client **out, spim_error *err)
-{
-    return spim_s3_client_create(NULL, out, err);
-}
-
 SPIMDEF void spim_s3_client_free(spim_s3_client *c)
 {
     if (!c) return;
@@ -2661,9 +3043,13 @@ SPIMDEF void spim_s3_client_free(spim_s3_client *c)
     SPIM_FREE(c);
 }
 
-SPIMDEF const char *spim_s3_client_region(const spim_s3_client *c) { return c->region; }
-SPIMDEF int64_t spim_s3_client_clock_offset(const spim_s3_client *c) { return c->clock_offset_s; }
-SPIMDEF const char *spim_s3_client_ca_file(const spim_s3_client *c) { return c->ca_file; }
+SPIMDEF const char *spim__s3_client_region(const spim_s3_client *c) { return c->region; }
+/* Seconds added to the local clock when signing: the option, or what the
+   client learnt from a server's Date after a clock-skew error. */
+SPIMDEF int64_t spim__s3_client_clock_offset(const spim_s3_client *c) { return c->clock_offset_s; }
+SPIMDEF void spim__s3_client_set_clock_offset(spim_s3_client *c, int64_t s) { c->clock_offset_s = s; }
+/* The CA bundle the client gives libcurl; "" means libcurl's built-in default. */
+SPIMDEF const char *spim__s3_client_ca_file(const spim_s3_client *c) { return c->ca_file; }
 
 /* ---- error documents and classification ----------------------------------- */
 
@@ -2710,7 +3096,9 @@ static int spim__s3_xml_tag(const char *xml, size_t len, const char *tag, char *
     return 1;
 }
 
-SPIMDEF int spim_s3_parse_error(const char *xml, size_t len, spim_s3_error_info *out)
+/* Parse an S3 <Error> body; tolerant of any garbage. Returns 1 when a
+   Code was found. Entities &amp; &lt; &gt; &quot; &apos; are decoded. */
+SPIMDEF int spim__s3_parse_error(const char *xml, size_t len, spim__s3_error_info *out)
 {
     memset(out, 0, sizeof *out);
     if (!xml) return 0;
@@ -2726,7 +3114,8 @@ static int spim__s3_code_in(const char *code, const char *const *list)
     return 0;
 }
 
-SPIMDEF spim_status spim_s3_status_for(int http_status, const char *code)
+/* The status an S3 failure maps to (http_status 0 = transport failure). */
+SPIMDEF spim_status spim__s3_status_for(int http_status, const char *code)
 {
     static const char *const not_found[] = { "NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchVersion", NULL };
     static const char *const auth[] = { "SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied",
@@ -2739,7 +3128,9 @@ SPIMDEF spim_status spim_s3_status_for(int http_status, const char *code)
     return SPIM_ERR_HTTP;
 }
 
-SPIMDEF int spim_s3_is_retryable(int http_status, const char *code)
+/* 1 when AWS standard mode retries it: transport failures, 500/502/503/504,
+   SlowDown, InternalError, RequestTimeout, Throttling and friends. */
+SPIMDEF int spim__s3_is_retryable(int http_status, const char *code)
 {
     /* the transient and throttling codes of the AWS SDKs' standard mode */
     static const char *const codes[] = {
@@ -2756,7 +3147,10 @@ SPIMDEF int spim_s3_is_retryable(int http_status, const char *code)
     return code && spim__s3_code_in(code, codes);
 }
 
-SPIMDEF int spim_s3_is_clock_skew(const char *code, int64_t server_time, int64_t our_time)
+/* 1 when the failure says our clock is off: RequestTimeTooSkewed,
+   RequestExpired, or SignatureDoesNotMatch while the server's Date is more
+   than 4 minutes from ours (times in seconds; server_time 0 = unknown). */
+SPIMDEF int spim__s3_is_clock_skew(const char *code, int64_t server_time, int64_t our_time)
 {
     int64_t d = server_time - our_time;
     if (!code) return 0;
@@ -2777,7 +3171,9 @@ static int64_t spim__s3_days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-SPIMDEF int64_t spim_s3_parse_http_date(const char *s)
+/* Seconds since 1970 from an RFC 7231 IMF-fixdate ("Sun, 06 Nov 1994
+   08:49:37 GMT"); 0 when malformed. */
+SPIMDEF int64_t spim__s3_parse_http_date(const char *s)
 {
     static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
     char mon[4];
@@ -2812,12 +3208,11 @@ typedef struct spim__s3_call {
     spim_s3_object *out;
     char payload_hash[SPIM_SHA256_HEX_SIZE];
     /* the state of the current attempt */
-    size_t sent;
     int too_large, nomem;
     int64_t server_date, signed_at;
     CURLcode cc;
     spim_buf error_body;
-    spim_s3_error_info error;
+    spim__s3_error_info error;
 } spim__s3_call;
 
 static void spim__s3_meta_clear(spim_s3_object *o)
@@ -2934,7 +3329,7 @@ static size_t spim__s3_on_header(char *line, size_t size, size_t n, void *user)
         o->content_length = spim__s3_parse_length(vb, ve);
     else if (spim__ieq_n(nb, (size_t)(ne - nb), "date")) {
         spim__s3_copy_clean(date, sizeof date, vb, (size_t)(ve - vb));
-        call->server_date = spim_s3_parse_http_date(date);
+        call->server_date = spim__s3_parse_http_date(date);
     } else if (ne - nb > 11 && spim__s3_iprefix(nb, (size_t)(ne - nb), "x-amz-meta-")) {
         if (!spim__s3_add_meta(o, nb + 11, (size_t)(ne - nb - 11), vb, (size_t)(ve - vb))) {
             call->nomem = 1;
@@ -2967,27 +3362,6 @@ static size_t spim__s3_on_body(char *data, size_t size, size_t n, void *user)
     }
     if (spim_buf_append(&o->body, data, len) != SPIM_OK) { call->nomem = 1; return 0; }
     return len;
-}
-
-static size_t spim__s3_on_read(char *buf, size_t size, size_t n, void *user)
-{
-    spim__s3_call *call = (spim__s3_call *)user;
-    size_t room = size * n, left = call->body_len - call->sent;
-    if (room > left) room = left;
-    if (room) memcpy(buf, call->body + call->sent, room);
-    call->sent += room;
-    return room;
-}
-
-/* curl rewinds the upload when it resends on a connection that turned out
-   to be dead. */
-static int spim__s3_on_seek(void *user, curl_off_t offset, int origin)
-{
-    spim__s3_call *call = (spim__s3_call *)user;
-    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > (uint64_t)call->body_len)
-        return CURL_SEEKFUNC_CANTSEEK;
-    call->sent = (size_t)offset;
-    return CURL_SEEKFUNC_OK;
 }
 
 static struct curl_slist *spim__s3_slist_add(struct curl_slist *list, const char *name, const char *value,
@@ -3045,72 +3419,38 @@ static spim_status spim__s3_sign_headers(spim_s3_client *c, spim__s3_call *call,
 static CURLcode spim__s3_perform(spim_s3_client *c, spim__s3_call *call, const char *url,
                                  struct curl_slist *headers)
 {
-    CURL *h = c->curl;
-    curl_easy_reset(h); /* options only: kept-alive connections survive */
-    c->curl_error[0] = 0;
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->curl_error);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (c->ca_file[0]) curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->low_speed_time_s);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, spim__s3_on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, (void *)call);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, spim__s3_on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, (void *)call);
-    if (strcmp(call->method, "HEAD") == 0) {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    } else if (call->upload) {
-        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(h, CURLOPT_READFUNCTION, spim__s3_on_read);
-        curl_easy_setopt(h, CURLOPT_READDATA, (void *)call);
-        curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, spim__s3_on_seek);
-        curl_easy_setopt(h, CURLOPT_SEEKDATA, (void *)call);
-        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)call->body_len);
-        if (strcmp(call->method, "PUT") != 0) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call->method);
-    } else if (strcmp(call->method, "GET") != 0) {
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call->method);
+    spim__http_req r;
+    memset(&r, 0, sizeof r);
+    r.method = call->method;
+    r.url = url;
+    r.headers = headers;
+    r.on_header = spim__s3_on_header;
+    r.on_body = spim__s3_on_body;
+    r.user = call;
+    if (call->upload) {
+        r.body = call->body ? (const void *)call->body : "";
+        r.body_len = call->body_len;
     }
-    return curl_easy_perform(h);
-}
-
-static int spim__s3_curl_transient(CURLcode cc)
-{
-    switch (cc) {
-    case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_CONNECT: case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR: case CURLE_RECV_ERROR: case CURLE_GOT_NOTHING: case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR: case CURLE_HTTP2: case CURLE_HTTP2_STREAM: case CURLE_WEIRD_SERVER_REPLY:
-        return 1;
-    default:
-        return 0;
-    }
+    r.connect_timeout_ms = c->connect_timeout_ms;
+    r.low_speed_time_s = c->low_speed_time_s;
+    r.timeout_ms = c->timeout_ms;
+    r.ca_file = c->ca_file;
+    r.error = c->curl_error;
+    return spim__http_perform(c->curl, &r);
 }
 
 static int spim__s3_call_retryable(const spim__s3_call *call)
 {
     if (call->nomem || call->too_large) return 0;
-    if (call->cc != CURLE_OK) return spim__s3_curl_transient(call->cc);
-    return spim_s3_is_retryable(call->out->http_status, call->error.code);
+    if (call->cc != CURLE_OK) return spim__http_transient(call->cc);
+    return spim__s3_is_retryable(call->out->http_status, call->error.code);
 }
 
 /* A body-less error (HEAD, or a proxy that said nothing) still gets a code. */
 static void spim__s3_fill_error(spim__s3_call *call)
 {
     spim_s3_object *o = call->out;
-    spim_s3_parse_error((const char *)call->error_body.data, call->error_body.len, &call->error);
+    spim__s3_parse_error((const char *)call->error_body.data, call->error_body.len, &call->error);
     if (!call->error.code[0]) {
         const char *code = o->http_status == 404 ? (call->key[0] ? "NoSuchKey" : "NoSuchBucket")
                          : o->http_status == 403 ? "Forbidden"
@@ -3127,14 +3467,13 @@ static spim_status spim__s3_attempt(spim_s3_client *c, spim__s3_call *call, cons
     struct curl_slist *headers = NULL;
     long code = 0;
     spim_status st;
-    call->sent = 0;
     call->too_large = call->nomem = 0;
     call->server_date = 0;
     spim_buf_reset(&call->error_body);
     memset(&call->error, 0, sizeof call->error);
     spim__s3_object_reset_headers(call->out);
     spim_buf_reset(&call->out->body);
-    call->signed_at = spim_wall_ms() / 1000 + c->clock_offset_s;
+    call->signed_at = spim__wall_ms() / 1000 + c->clock_offset_s;
     st = spim__s3_sign_headers(c, call, url, &headers, err);
     if (st != SPIM_OK) return st;
     call->cc = spim__s3_perform(c, call, url, headers);
@@ -3178,7 +3517,7 @@ static spim_status spim__s3_fail(spim_s3_client *c, spim__s3_call *call, int att
                             c->curl_error[0] ? c->curl_error : curl_easy_strerror(call->cc), attempts,
                             attempts == 1 ? "" : "s");
     } else {
-        st = spim_error_set(err, spim_s3_status_for(o->http_status, call->error.code),
+        st = spim_error_set(err, spim__s3_status_for(o->http_status, call->error.code),
                             "s3: %s: %s%s%s (HTTP %d, request id %s, %d attempt%s)", where,
                             call->error.code, call->error.message[0] ? ": " : "", call->error.message,
                             o->http_status, call->error.request_id[0] ? call->error.request_id : "none",
@@ -3191,39 +3530,13 @@ static spim_status spim__s3_fail(spim_s3_client *c, spim__s3_call *call, int att
     return st;
 }
 
-static double spim__s3_random01(spim_s3_client *c)
-{
-    c->rng ^= c->rng >> 12;
-    c->rng ^= c->rng << 25;
-    c->rng ^= c->rng >> 27;
-    return (double)((c->rng * 0x2545f4914f6cdd1dull) >> 11) / 9007199254740992.0;
-}
-
-/* Full jitter: a uniform wait in [0, min(base * 2^retry, 20 s)). */
-static void spim__s3_backoff(spim_s3_client *c, int retry)
-{
-    double cap;
-    long ms;
-    struct timespec ts;
-    if (c->backoff_base_ms < 0) return;
-    cap = (double)c->backoff_base_ms * (double)(1L << (retry < 20 ? retry : 20));
-    if (cap > SPIM__S3_MAX_BACKOFF_MS) cap = SPIM__S3_MAX_BACKOFF_MS;
-    ms = (long)(cap * spim__s3_random01(c));
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-}
-
 static void spim__s3_log_attempt(const spim__s3_call *call, int attempt, int64_t ms, const char *what)
 {
-    char status[16], n[16], dur[24];
-    if (!spim_log_enabled(SPIM_LOG_DEBUG)) return;
-    snprintf(status, sizeof status, "%d", call->out->http_status);
-    snprintf(n, sizeof n, "%d", attempt);
-    snprintf(dur, sizeof dur, "%lld", (long long)ms);
-    spim_log_fields(SPIM_LOG_DEBUG, "s3 request", "method", call->method, "bucket", call->bucket,
-                    "key", call->key, "status", status, "attempt", n, "ms", dur,
-                    "result", what, (const char *)NULL);
+    if (!spim__log_enabled(SPIM_LOG_DEBUG)) return;
+    spim_log_fields(SPIM_LOG_DEBUG, "s3 request", SPIM_LOG_STR("method", call->method),
+                    SPIM_LOG_STR("bucket", call->bucket), SPIM_LOG_STR("key", call->key),
+                    SPIM_LOG_INT("status", call->out->http_status), SPIM_LOG_INT("attempt", attempt),
+                    SPIM_LOG_INT("ms", ms), SPIM_LOG_STR("result", what), SPIM_LOG_END);
 }
 
 /* Attempts with standard-mode retries; a clock-skew error resets the
@@ -3231,8 +3544,9 @@ static void spim__s3_log_attempt(const spim__s3_call *call, int attempt, int64_t
 static spim_status spim__s3_execute(spim_s3_client *c, spim__s3_call *call, spim_error *err)
 {
     spim_buf url = SPIM_BUF_INIT;
+    char where[256];
     int attempt = 0, skew_fixed = 0;
-    spim_status st = spim_s3_object_url(c, call->bucket, call->key, &url, err);
+    spim_status st = spim__s3_object_url(c, call->bucket, call->key, &url, err);
     while (st == SPIM_OK) {
         int64_t t0 = spim_now_ms();
         attempt++;
@@ -3241,9 +3555,9 @@ static spim_status spim__s3_execute(spim_s3_client *c, spim__s3_call *call, spim
                              : call->cc != CURLE_OK ? curl_easy_strerror(call->cc) : call->error.code);
         if (st != SPIM_ERR_HTTP) break; /* success, or a failure before sending */
         if (!skew_fixed && call->cc == CURLE_OK && call->server_date > 0 &&
-            spim_s3_is_clock_skew(call->error.code, call->server_date, call->signed_at)) {
+            spim__s3_is_clock_skew(call->error.code, call->server_date, call->signed_at)) {
             skew_fixed = 1;
-            c->clock_offset_s = call->server_date - spim_wall_ms() / 1000;
+            c->clock_offset_s = call->server_date - spim__wall_ms() / 1000;
             spim_log(SPIM_LOG_WARN, "s3: %s: clock offset now %lld s from the server's Date",
                      call->error.code, (long long)c->clock_offset_s);
             attempt--;
@@ -3254,9 +3568,10 @@ static spim_status spim__s3_execute(spim_s3_client *c, spim__s3_call *call, spim
             st = spim__s3_fail(c, call, attempt, err);
             break;
         }
-        spim_log(SPIM_LOG_WARN, "s3: %s s3://%s: attempt %d failed (%s), retrying", call->method, call->bucket,
+        spim__s3_where(call, where, sizeof where);
+        spim_log(SPIM_LOG_WARN, "s3: %s: attempt %d failed (%s), retrying", where,
                  attempt, call->cc != CURLE_OK ? curl_easy_strerror(call->cc) : call->error.code);
-        spim__s3_backoff(c, attempt - 1);
+        spim__http_backoff(c->backoff_base_ms, attempt - 1, &c->rng);
         st = SPIM_OK;
     }
     spim_buf_free(&url);
@@ -3273,7 +3588,7 @@ static void spim__s3_call_init(spim__s3_call *call, const char *method, const ch
     call->bucket = bucket ? bucket : "";
     call->key = key ? key : "";
     call->out = out;
-    spim_sha256_hex("", 0, call->payload_hash);
+    spim__sha256_hex("", 0, call->payload_hash);
 }
 
 static spim_status spim__s3_run(spim_s3_client *c, spim__s3_call *call, spim_error *err)
@@ -3399,7 +3714,7 @@ SPIMDEF spim_status spim_s3_put(spim_s3_client *c, const char *bucket, const cha
     call.body = (const unsigned char *)data;
     call.body_len = len;
     call.upload = 1;
-    spim_sha256_hex(data ? data : "", len, call.payload_hash);
+    spim__sha256_hex(data ? data : "", len, call.payload_hash);
     st = spim__s3_run(c, &call, err);
     SPIM_FREE(headers);
     SPIM_FREE(names);
@@ -3422,11 +3737,11 @@ SPIMDEF spim_status spim_s3_create_bucket(spim_s3_client *c, const char *bucket,
     call.body = body.data;
     call.body_len = body.len;
     call.upload = 1;
-    spim_sha256_hex(body.data ? (const void *)body.data : "", body.len, call.payload_hash);
+    spim__sha256_hex(body.data ? (const void *)body.data : "", body.len, call.payload_hash);
     st = spim__s3_run(c, &call, err);
     spim_buf_free(&body);
     if (st != SPIM_OK && strcmp(call.error.code, "BucketAlreadyOwnedByYou") == 0) {
-        spim_error_clear(err);
+        spim__error_clear(err);
         st = SPIM_OK;
     }
     return st;
@@ -3443,7 +3758,7 @@ SPIMDEF spim_status spim_s3_presign_get(spim_s3_client *c, const char *bucket, c
     if (expires_s < 1 || expires_s > SPIM_PRESIGN_MAX_EXPIRES)
         return spim_error_set(err, SPIM_ERR_INVALID, "s3: presign expiry must be 1..%d seconds",
                               SPIM_PRESIGN_MAX_EXPIRES);
-    st = spim_s3_object_url(c, bucket, key, &url, err);
+    st = spim__s3_object_url(c, bucket, key, &url, err);
     if (st != SPIM_OK) return st;
     memset(&req, 0, sizeof req);
     memset(&prm, 0, sizeof prm);
@@ -3453,7 +3768,7 @@ SPIMDEF spim_status spim_s3_presign_get(spim_s3_client *c, const char *bucket, c
     prm.credentials = &c->credentials;
     prm.region = c->region;
     prm.service = "s3";
-    prm.time = spim_wall_ms() / 1000 + c->clock_offset_s;
+    prm.time = spim__wall_ms() / 1000 + c->clock_offset_s;
     prm.mode = SPIM_SIGV4_S3;
     prm.expires = expires_s;
     st = spim_sigv4_presign(&req, &prm, url_out, NULL, err);
@@ -3461,9 +3776,9 @@ SPIMDEF spim_status spim_s3_presign_get(spim_s3_client *c, const char *bucket, c
     return st;
 }
 
-#ifdef __cplusplus
-}
-#endif
+#endif /* SPIM_NO_S3 */
+
+#ifndef SPIM_NO_EVENTS
 /* ==========================================================================
    events
    cJSON parses each JSON text (the payload, an SQS body, an SNS Message);
@@ -3471,11 +3786,9 @@ SPIMDEF spim_status spim_s3_presign_get(spim_s3_client *c, const char *bucket, c
    cJSON tree is freed before the text's parser returns.
    ========================================================================== */
 
-#include <cJSON.h>
+SPIMDEF spim_status spim__url_decode_key(const char *s, size_t len, spim_buf *out, spim_error *err);
+SPIMDEF spim_event_kind spim__event_classify(const char *name, const char **normalised);
 
-#ifdef __cplusplus
-extern "C" {
-#endif
 
 /* Strings live in chunks that never move, so the records array can grow
    while the pointers already stored in records stay valid. */
@@ -3688,10 +4001,10 @@ static spim_status spim__ev_key(spim__evp *p, spim_s3_record *r, const char *raw
     size_t n = strlen(raw);
     spim_error e;
     spim_status st;
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     if (!(r->key_raw = spim__ev_copy(p->ev, raw, n))) return spim__ev_nomem(p);
     if (encoded) {
-        st = spim_url_decode_key(raw, n, &p->key, &e);
+        st = spim__url_decode_key(raw, n, &p->key, &e);
     } else {
         spim_buf_reset(&p->key);
         st = spim_buf_append(&p->key, raw, n);
@@ -3769,7 +4082,7 @@ static spim_status spim__ev_s3_record(spim__evp *p, const cJSON *rec)
         (st = spim__ev_str2(p, rec, "responseElements", "x-amz-id-2", &r.host_id)) != SPIM_OK ||
         (st = spim__ev_member(p, rec, "s3", cJSON_Object, 1, &s3)) != SPIM_OK)
         return st;
-    r.kind = spim_event_classify(r.event_name, &r.name);
+    r.kind = spim__event_classify(r.event_name, &r.name);
     mark = spim__ev_push(p, "s3");
     st = spim__ev_s3_entity(p, s3, &r);
     spim__ev_pop(p, mark);
@@ -3834,7 +4147,7 @@ static spim_status spim__ev_eventbridge_detail(spim__evp *p, const cJSON *d, spi
     spim__ev_pop(p, mark);
     if (st != SPIM_OK) return st;
     r->name = spim__ev_eventbridge_name(r->event_name, r->reason, deletion);
-    r->kind = spim_event_classify(r->name, NULL);
+    r->kind = spim__event_classify(r->name, NULL);
     /* EventBridge's detail.object.key is the key itself: the S3 notification
        docs say their key is URL-encoded, the EventBridge ones say no such thing
        and show keys verbatim. */
@@ -4103,7 +4416,10 @@ static void spim__ev_show(char out[4], const char *s, size_t n)
     out[i] = 0;
 }
 
-SPIMDEF spim_status spim_url_decode_key(const char *s, size_t len, spim_buf *out, spim_error *err)
+/* Decode an S3 notification key (form encoding: '+' is a space, %XX a byte)
+   into `out`, replacing its contents. Bad or truncated escapes and decoded
+   NUL bytes are SPIM_ERR_INVALID. */
+SPIMDEF spim_status spim__url_decode_key(const char *s, size_t len, spim_buf *out, spim_error *err)
 {
     size_t i;
     char shown[4];
@@ -4142,7 +4458,9 @@ SPIMDEF spim_status spim_url_decode_key(const char *s, size_t len, spim_buf *out
     return SPIM_OK;
 }
 
-SPIMDEF spim_event_kind spim_event_classify(const char *name, const char **normalised)
+/* Kind of an event name with or without "s3:"; *normalised (if not NULL)
+   points into `name` past the prefix. */
+SPIMDEF spim_event_kind spim__event_classify(const char *name, const char **normalised)
 {
     if (!name) name = "";
     if (strncmp(name, "s3:", 3) == 0) name += 3;
@@ -4154,21 +4472,23 @@ SPIMDEF spim_event_kind spim_event_classify(const char *name, const char **norma
     return SPIM_EVENT_OTHER;
 }
 
-SPIMDEF const char *spim_event_kind_str(spim_event_kind kind)
+/* "other", "created", "removed", "test". */
+SPIMDEF const char *spim__event_kind_str(spim_event_kind kind)
 {
     static const char *const names[] = { "other", "created", "removed", "test" };
     return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "unknown";
 }
 
-SPIMDEF const char *spim_event_source_str(spim_event_source source)
+/* "direct", "sqs", "sns", "eventbridge". */
+SPIMDEF const char *spim__event_source_str(spim_event_source source)
 {
     static const char *const names[] = { "direct", "sqs", "sns", "eventbridge" };
     return (unsigned)source < sizeof names / sizeof names[0] ? names[source] : "unknown";
 }
 
-#ifdef __cplusplus
-}
-#endif
+#endif /* SPIM_NO_EVENTS */
+
+#ifndef SPIM_NO_IMAGE
 /* ==========================================================================
    image
    stb_image, stb_image_write and stb_image_resize compiled here as static
@@ -4176,148 +4496,15 @@ SPIMDEF const char *spim_event_source_str(spim_event_source source)
    and stb_image_write deflates PNGs with zlib.
    ========================================================================== */
 
-#include <math.h>
-#include <zlib.h>
+SPIMDEF void spim__meta_free(spim_meta *meta);
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define SPIM__X86 1
-#include <immintrin.h>
-#elif defined(__aarch64__) && defined(__ARM_NEON)
-#define SPIM__NEON 1
-#include <arm_neon.h>
-#endif
 
-#ifdef __cplusplus
-extern "C" {
-#endif
-static unsigned char *spim__zlib_compress(unsigned char *data, int len, int *out_len, int quality);
-#ifdef __cplusplus
-}
-#endif
 
-#ifndef SPIM_NO_STB_IMPLEMENTATION
-/* stb_image 2.27 reads memory it never wrote on some corrupt input (a JPEG
-   scan using a Huffman table no DHT defined, say): zeroed allocations keep
-   the decoded pixels from carrying old heap contents into the output. */
-static void *spim__stbi_malloc(size_t n)
-{
-    void *p = SPIM_MALLOC(n);
-    if (p) memset(p, 0, n);
-    return p;
-}
 
-/* stb_image 2.27 declares stbi_set_unpremultiply_on_load_thread but defines
-   it under a misspelt name, which gcc reports for a static build; later
-   versions fix the name and ignore this macro. */
-#define stbi__unpremultiply_on_load_thread stbi_set_unpremultiply_on_load_thread
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_RESIZE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STB_IMAGE_RESIZE_IMPLEMENTATION
-#define STBI_NO_STDIO
-/* stb_image 2.27's Radiance HDR reader ignores a short read and converts an
-   uninitialised stack buffer into pixels (found by fuzzing); Softimage PIC
-   is its least-tested reader. Neither is a photo format: leave both out. */
-#define STBI_NO_HDR
-#define STBI_NO_PIC
-#define STBI_MALLOC(n) spim__stbi_malloc(n)
-#define STBI_REALLOC(p, n) SPIM_REALLOC(p, n)
-#define STBI_FREE(p) SPIM_FREE(p)
-#define STBIW_MALLOC(n) SPIM_MALLOC(n)
-#define STBIW_REALLOC(p, n) SPIM_REALLOC(p, n)
-#define STBIW_FREE(p) SPIM_FREE(p)
-#define STBIW_ZLIB_COMPRESS spim__zlib_compress
-#define STBIR_MALLOC(n, c) ((void)(c), SPIM_MALLOC(n))
-#define STBIR_FREE(p, c) ((void)(c), SPIM_FREE(p))
-#endif
-
-/* stb is not warning-clean under -Wall -Wextra -Wpedantic or as C++. */
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpragmas"
-#pragma GCC diagnostic ignored "-Wunknown-warning-option"
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#pragma GCC diagnostic ignored "-Wtype-limits"
-#pragma GCC diagnostic ignored "-Wcast-qual"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wdouble-promotion"
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#pragma GCC diagnostic ignored "-Wuseless-cast"
-#pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
-#pragma GCC diagnostic ignored "-Wmisleading-indentation"
-#pragma GCC diagnostic ignored "-Wunused-value"
-#endif
-/* stb shifts signed ints into the sign bit (JPEG writer, decoders); benign
-   on every target, but -fsanitize=shift would stop on it. */
-#if defined(__clang__)
-#pragma clang attribute push (__attribute__((no_sanitize("shift"))), apply_to = function)
-#endif
-#include <stb/stb_image.h>
-#include <stb/stb_image_write.h>
-#include <stb/stb_image_resize.h>
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-
-#ifdef __cplusplus
-extern "C" {
-#endif
 
 #define SPIM__ICC_MAX (16u << 20)          /* 255 JPEG APP2 chunks hold ~16 MiB */
 #define SPIM__STAMP_MAX_PIXELS (16u << 20)
 #define SPIM__MARGIN_MAX (1 << 24)
-
-/* ---- zlib glue ------------------------------------------------------------ */
-
-static voidpf spim__zalloc(voidpf opaque, uInt items, uInt size)
-{
-    (void)opaque;
-    if (size && items > (uInt)-1 / size) return Z_NULL;
-    return SPIM_MALLOC((size_t)items * size);
-}
-
-static void spim__zfree(voidpf opaque, voidpf p)
-{
-    (void)opaque;
-    SPIM_FREE(p);
-}
-
-/* STBIW_ZLIB_COMPRESS: level 6 compresses nearly as well as 8 at half the time. */
-static unsigned char *spim__zlib_compress(unsigned char *data, int len, int *out_len, int quality)
-{
-    z_stream zs;
-    uLong bound = compressBound((uLong)len);
-    unsigned char *out = (unsigned char *)SPIM_MALLOC(bound);
-    (void)quality;
-    if (!out) return NULL;
-    memset(&zs, 0, sizeof zs);
-    zs.zalloc = spim__zalloc;
-    zs.zfree = spim__zfree;
-    if (deflateInit(&zs, 6) != Z_OK) { SPIM_FREE(out); return NULL; }
-    zs.next_in = data;
-    zs.avail_in = (uInt)len;
-    zs.next_out = out;
-    zs.avail_out = (uInt)bound;
-    if (deflate(&zs, Z_FINISH) != Z_STREAM_END || zs.total_out > INT_MAX) {
-        deflateEnd(&zs);
-        SPIM_FREE(out);
-        return NULL;
-    }
-    *out_len = (int)zs.total_out;
-    deflateEnd(&zs);
-    return out;
-}
 
 /* Inflate a zlib stream of at most `max` bytes; NULL when invalid or larger. */
 static unsigned char *spim__zlib_inflate(const unsigned char *in, size_t len, size_t max, size_t *out_len)
@@ -4364,7 +4551,9 @@ static size_t spim__jpeg_soi(const unsigned char *p, size_t len)
     return i < len && p[i] == 0xD8 ? i + 1 : 0;
 }
 
-SPIMDEF spim_format spim_format_detect(const void *data, size_t len)
+/* Detect the format from the first bytes (magic numbers; TGA has none and is
+   reported only by spim_image_decode). */
+SPIMDEF spim_format spim__format_detect(const void *data, size_t len)
 {
     const unsigned char *p = (const unsigned char *)data;
     if (!p) return SPIM_FORMAT_UNKNOWN;
@@ -4380,7 +4569,7 @@ SPIMDEF spim_format spim_format_detect(const void *data, size_t len)
     return SPIM_FORMAT_UNKNOWN;
 }
 
-SPIMDEF const char *spim_format_name(spim_format format)
+SPIMDEF const char *spim__format_name(spim_format format)
 {
     static const char *const names[] = { "unknown", "JPEG", "PNG", "BMP", "TGA", "GIF", "PSD", "PNM", "HDR", "PIC" };
     if ((int)format < 0 || (int)format >= (int)(sizeof names / sizeof names[0])) return "unknown";
@@ -4409,7 +4598,7 @@ SPIMDEF const char *spim_format_content_type(spim_format format)
     }
 }
 
-SPIMDEF const char *spim_format_extension(spim_format format)
+SPIMDEF const char *spim__format_extension(spim_format format)
 {
     switch (spim__out_format(format, format)) {
     case SPIM_FORMAT_JPEG: return "jpg";
@@ -4430,7 +4619,8 @@ SPIMDEF spim_format spim_format_from_name(const char *name)
     return SPIM_FORMAT_UNKNOWN;
 }
 
-SPIMDEF uint64_t spim_default_max_pixels(void)
+/* Default pixel budget from AWS_LAMBDA_FUNCTION_MEMORY_SIZE (see above). */
+SPIMDEF uint64_t spim__default_max_pixels(void)
 {
     const char *env = getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE");
     char *end = NULL;
@@ -4692,22 +4882,25 @@ static spim_status spim__png_meta(const unsigned char *p, size_t len, spim_meta 
     return st;
 }
 
-SPIMDEF spim_status spim_meta_read(const void *data, size_t len, spim_meta *meta, spim_error *err)
+/* Parse JPEG segments or PNG chunks for EXIF orientation, EXIF and ICC. Never
+   reads outside data[0..len); malformed metadata is ignored, but a JPEG/PNG
+   whose structure runs past the end fails with SPIM_ERR_IMAGE. */
+SPIMDEF spim_status spim__meta_read(const void *data, size_t len, spim_meta *meta, spim_error *err)
 {
     const unsigned char *p = (const unsigned char *)data;
     spim_status st = SPIM_OK;
     memset(meta, 0, sizeof *meta);
     meta->orientation = 1;
-    meta->format = spim_format_detect(data, len);
+    meta->format = spim__format_detect(data, len);
     if (meta->format == SPIM_FORMAT_JPEG) st = spim__jpeg_meta(p, len, meta, err);
     else if (meta->format == SPIM_FORMAT_PNG) st = spim__png_meta(p, len, meta, err);
     /* stb's GIF reader keeps RGBA, background and history (9 bytes a pixel) */
     else if (meta->format == SPIM_FORMAT_GIF) meta->decode_cost = 90;
-    if (st != SPIM_OK) spim_meta_free(meta);
+    if (st != SPIM_OK) spim__meta_free(meta);
     return st;
 }
 
-SPIMDEF void spim_meta_free(spim_meta *meta)
+SPIMDEF void spim__meta_free(spim_meta *meta)
 {
     spim_format f = meta->format;
     SPIM_FREE(meta->exif);
@@ -4877,44 +5070,54 @@ static void spim__row_neon(unsigned char *d, const unsigned char *s, const unsig
 }
 #endif
 
+/* Kernel implementations; AUTO picks the best the CPU has. */
+typedef enum spim__simd {
+    SPIM__SIMD_AUTO = 0, SPIM__SIMD_SCALAR, SPIM__SIMD_SSE2, SPIM__SIMD_AVX2, SPIM__SIMD_NEON
+} spim__simd;
+
+/* Test and benchmark switch: the kernel every stamp uses (AUTO = the best the
+   CPU has; one it lacks makes spim__stamp_draw fail with SPIM_ERR_CONFIG). */
+static spim__simd spim__force_simd;
+
 typedef void (*spim__row_fn)(unsigned char *d, const unsigned char *s, const unsigned char *a, size_t n, int ch);
 
-SPIMDEF int spim_simd_available(spim_simd simd)
+/* 1 when the kernel `simd` can run on this CPU (AUTO and SCALAR always can). */
+SPIMDEF int spim__simd_available(spim__simd simd)
 {
     switch (simd) {
-    case SPIM_SIMD_AUTO: case SPIM_SIMD_SCALAR: return 1;
+    case SPIM__SIMD_AUTO: case SPIM__SIMD_SCALAR: return 1;
 #ifdef SPIM__X86
-    case SPIM_SIMD_SSE2: return 1;
-    case SPIM_SIMD_AVX2: return __builtin_cpu_supports("avx2") ? 1 : 0;
+    case SPIM__SIMD_SSE2: return 1;
+    case SPIM__SIMD_AVX2: return __builtin_cpu_supports("avx2") ? 1 : 0;
 #endif
 #ifdef SPIM__NEON
-    case SPIM_SIMD_NEON: return 1;
+    case SPIM__SIMD_NEON: return 1;
 #endif
     default: return 0;
     }
 }
 
-SPIMDEF const char *spim_simd_name(spim_simd simd)
+SPIMDEF const char *spim__simd_name(spim__simd simd)
 {
     static const char *const names[] = { "auto", "scalar", "sse2", "avx2", "neon" };
-    if ((int)simd < 0 || (int)simd > (int)SPIM_SIMD_NEON) return "unknown";
+    if ((int)simd < 0 || (int)simd > (int)SPIM__SIMD_NEON) return "unknown";
     return names[simd];
 }
 
-static spim__row_fn spim__row_for(spim_simd simd)
+static spim__row_fn spim__row_for(spim__simd simd)
 {
-    if (simd == SPIM_SIMD_AUTO) {
-        if (spim_simd_available(SPIM_SIMD_AVX2)) simd = SPIM_SIMD_AVX2;
-        else if (spim_simd_available(SPIM_SIMD_SSE2)) simd = SPIM_SIMD_SSE2;
-        else if (spim_simd_available(SPIM_SIMD_NEON)) simd = SPIM_SIMD_NEON;
+    if (simd == SPIM__SIMD_AUTO) {
+        if (spim__simd_available(SPIM__SIMD_AVX2)) simd = SPIM__SIMD_AVX2;
+        else if (spim__simd_available(SPIM__SIMD_SSE2)) simd = SPIM__SIMD_SSE2;
+        else if (spim__simd_available(SPIM__SIMD_NEON)) simd = SPIM__SIMD_NEON;
     }
     switch (simd) {
 #ifdef SPIM__X86
-    case SPIM_SIMD_SSE2: return spim__row_sse2;
-    case SPIM_SIMD_AVX2: return spim__row_avx2;
+    case SPIM__SIMD_SSE2: return spim__row_sse2;
+    case SPIM__SIMD_AVX2: return spim__row_avx2;
 #endif
 #ifdef SPIM__NEON
-    case SPIM_SIMD_NEON: return spim__row_neon;
+    case SPIM__SIMD_NEON: return spim__row_neon;
 #endif
     default: return spim__row_scalar;
     }
@@ -5068,12 +5271,15 @@ static spim_status spim__draw_check(const unsigned char *pixels, int width, int 
         return spim_error_set(err, SPIM_ERR_CONFIG, "stamp margin %d is out of range", o->margin);
     if ((int)o->gravity < 0 || (int)o->gravity > (int)SPIM_GRAVITY_S)
         return spim_error_set(err, SPIM_ERR_CONFIG, "unknown gravity %d", (int)o->gravity);
-    if (!spim_simd_available(o->simd))
-        return spim_error_set(err, SPIM_ERR_CONFIG, "kernel %s is not available on this CPU", spim_simd_name(o->simd));
+    if (!spim__simd_available(spim__force_simd))
+        return spim_error_set(err, SPIM_ERR_CONFIG, "kernel %s is not available on this CPU",
+                              spim__simd_name(spim__force_simd));
     return SPIM_OK;
 }
 
-SPIMDEF spim_status spim_stamp_draw(unsigned char *pixels, int width, int height, int channels,
+/* Stamp raw pixels (stored orientation; EXIF `orientation` 1..8 says how they
+   are displayed). The building block of spim_image_stamp. */
+SPIMDEF spim_status spim__stamp_draw(unsigned char *pixels, int width, int height, int channels,
                                     int orientation, const spim_stamp *stamp,
                                     const spim_stamp_options *opt, spim_error *err)
 {
@@ -5104,7 +5310,7 @@ SPIMDEF spim_status spim_stamp_draw(unsigned char *pixels, int width, int height
     if (spim__layer_place(&L, use, px, py, orientation, width, height, channels, op)) {
         size_t n = (size_t)L.w * (size_t)channels;
         unsigned char *color = (unsigned char *)SPIM_MALLOC(2 * n);
-        spim__row_fn row = spim__row_for(o.simd);
+        spim__row_fn row = spim__row_for(spim__force_simd);
         if (!color) st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory preparing the stamp");
         for (r = 0; color && r < L.h; r++) {
             spim__layer_row(&L, r, color, color + n);
@@ -5135,10 +5341,10 @@ static spim_status spim__png_inflate_check(const unsigned char *p, size_t len, s
     zs.zalloc = spim__zalloc;
     zs.zfree = spim__zfree;
     if (inflateInit(&zs) != Z_OK) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory checking PNG data");
-    while (rc == Z_OK && len - pos >= 12) {  /* spim_meta_read has checked every chunk length */
+    while (rc == Z_OK && len - pos >= 12) {  /* spim__meta_read has checked every chunk length */
         uint32_t n = spim__rd32(p + pos, 0);
         const unsigned char *type = p + pos + 4, *d = p + pos + 8;
-        /* spim_meta_read stops at IEND: chunks after it are unchecked */
+        /* spim__meta_read stops at IEND: chunks after it are unchecked */
         if (n > len - pos - 12 || memcmp(type, "IEND", 4) == 0) break;
         if (memcmp(type, "IHDR", 4) == 0 && n >= 13 && d[9] <= 6 && chans[d[9]]) {
             row = ((uint64_t)spim__rd32(d, 0) * d[8] * (uint64_t)chans[d[9]] + 7) / 8;
@@ -5174,7 +5380,7 @@ static uint64_t spim__weighted_pixels(const spim_meta *m, uint64_t w, uint64_t h
 static spim_status spim__over_budget(const spim_meta *m, uint64_t w, uint64_t h, uint64_t max, spim_error *err)
 {
     return spim_error_set(err, SPIM_ERR_TOO_LARGE, "%s of %llux%llu is %llu pixels (%llu counting decoder memory), "
-                          "over the budget of %llu", spim_format_name(m->format), (unsigned long long)w,
+                          "over the budget of %llu", spim__format_name(m->format), (unsigned long long)w,
                           (unsigned long long)h, (unsigned long long)w * (unsigned long long)h,
                           (unsigned long long)spim__weighted_pixels(m, w, h), (unsigned long long)max);
 }
@@ -5228,11 +5434,11 @@ static spim_status spim__decode_check(const unsigned char *p, size_t len, uint64
     if (spim__weighted_pixels(m, m->width, m->height) > max_pixels)
         return spim__over_budget(m, m->width, m->height, max_pixels, err);
     if (!stbi_info_from_memory(p, (int)len, &w, &h, &n))
-        return spim_error_set(err, SPIM_ERR_IMAGE, "not a readable image (%s): %s", spim_format_name(m->format),
+        return spim_error_set(err, SPIM_ERR_IMAGE, "not a readable image (%s): %s", spim__format_name(m->format),
                               stbi_failure_reason());
     if (m->format == SPIM_FORMAT_UNKNOWN) m->format = SPIM_FORMAT_TGA; /* the one without magic */
     if (w <= 0 || h <= 0) /* stb's PNM reader accepts a 3x0 header and "decodes" it */
-        return spim_error_set(err, SPIM_ERR_IMAGE, "not an image: %s of %dx%d pixels", spim_format_name(m->format), w, h);
+        return spim_error_set(err, SPIM_ERR_IMAGE, "not an image: %s of %dx%d pixels", spim__format_name(m->format), w, h);
     if (spim__weighted_pixels(m, (uint64_t)w, (uint64_t)h) > max_pixels)
         return spim__over_budget(m, (uint64_t)w, (uint64_t)h, max_pixels, err);
     if (m->format == SPIM_FORMAT_PNG) return spim__png_inflate_check(p, len, err);
@@ -5247,17 +5453,17 @@ SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max
     img->meta.orientation = 1;
     if (!data || len == 0) return spim_error_set(err, SPIM_ERR_IMAGE, "empty input: not an image");
     if (len > INT_MAX) return spim_error_set(err, SPIM_ERR_TOO_LARGE, "input of %zu bytes is too large", len);
-    if ((st = spim_meta_read(data, len, &img->meta, err)) != SPIM_OK) return st;
-    if (!max_pixels) max_pixels = spim_default_max_pixels();
+    if ((st = spim__meta_read(data, len, &img->meta, err)) != SPIM_OK) return st;
+    if (!max_pixels) max_pixels = spim__default_max_pixels();
     st = spim__decode_check((const unsigned char *)data, len, max_pixels, &img->meta, err);
     if (st == SPIM_OK) {
         img->pixels = stbi_load_from_memory((const stbi_uc *)data, (int)len, &img->width, &img->height,
                                             &img->channels, 0);
         if (!img->pixels)
-            st = spim_error_set(err, SPIM_ERR_IMAGE, "cannot decode %s: %s", spim_format_name(img->meta.format),
+            st = spim_error_set(err, SPIM_ERR_IMAGE, "cannot decode %s: %s", spim__format_name(img->meta.format),
                                 stbi_failure_reason());
     }
-    if (st != SPIM_OK) spim_meta_free(&img->meta);
+    if (st != SPIM_OK) spim__meta_free(&img->meta);
     return st;
 }
 
@@ -5267,14 +5473,14 @@ SPIMDEF spim_status spim_image_stamp(spim_image *img, const spim_stamp *stamp,
     spim_format out = spim__out_format(img->meta.format, opt ? opt->output_format : SPIM_FORMAT_UNKNOWN);
     /* BMP and TGA carry no EXIF: their viewers show the stored pixels as they are */
     int orientation = (out == SPIM_FORMAT_JPEG || out == SPIM_FORMAT_PNG) ? img->meta.orientation : 1;
-    return spim_stamp_draw(img->pixels, img->width, img->height, img->channels, orientation, stamp, opt, err);
+    return spim__stamp_draw(img->pixels, img->width, img->height, img->channels, orientation, stamp, opt, err);
 }
 
 SPIMDEF void spim_image_free(spim_image *img)
 {
     SPIM_FREE(img->pixels);
     img->pixels = NULL;
-    spim_meta_free(&img->meta);
+    spim__meta_free(&img->meta);
 }
 
 /* Output goes straight into the caller's buffer; metadata (JPEG segments,
@@ -5429,7 +5635,7 @@ SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format,
     spim_buf_free(&meta);
     if (!ok || k.failed) {
         out->len = k.start;
-        return spim_error_set(err, SPIM_ERR_NOMEM, "%s encoding failed (out of memory)", spim_format_name(format));
+        return spim_error_set(err, SPIM_ERR_NOMEM, "%s encoding failed (out of memory)", spim__format_name(format));
     }
     return SPIM_OK;
 }
@@ -5450,7 +5656,7 @@ SPIMDEF spim_status spim_stamp_image(const void *in, size_t in_len, const spim_s
         info->format = img.meta.format;
         info->out_format = spim__out_format(img.meta.format, o.output_format);
         info->content_type = spim_format_content_type(info->out_format);
-        info->extension = spim_format_extension(info->out_format);
+        info->extension = spim__format_extension(info->out_format);
         info->width = img.width;
         info->height = img.height;
         info->orientation = img.meta.orientation;
@@ -5467,8 +5673,8 @@ SPIMDEF spim_status spim_stamp_load(spim_stamp *stamp, const void *data, size_t 
     memset(stamp, 0, sizeof *stamp);
     if (!data || len == 0 || len > INT_MAX) return spim_error_set(err, SPIM_ERR_IMAGE, "stamp: empty or too large");
     /* the same checks as spim_image_decode before stb sees the bytes */
-    if ((st = spim_meta_read(data, len, &m, err)) != SPIM_OK) return st;
-    spim_meta_free(&m);
+    if ((st = spim__meta_read(data, len, &m, err)) != SPIM_OK) return st;
+    spim__meta_free(&m);
     if (spim__unsupported(m.format))
         return spim_error_set(err, SPIM_ERR_IMAGE, "stamp: %s", spim__unsupported(m.format));
     if (m.format == SPIM_FORMAT_PNM && spim__pnm_check((const unsigned char *)data, len))
@@ -5495,26 +5701,21 @@ SPIMDEF void spim_stamp_free(spim_stamp *stamp)
     memset(stamp, 0, sizeof *stamp);
 }
 
-#ifdef __cplusplus
-}
-#endif
+#endif /* SPIM_NO_IMAGE */
+
+#ifndef SPIM_NO_LAMBDA
 /* ==========================================================================
    lambda
    The Runtime API client (one keep-alive libcurl handle to the local API),
    the invocation loop with bounded retries, error bodies, local invoke.
    ========================================================================== */
 
-#include <curl/curl.h>
-#include <unistd.h>
-
-#ifdef __cplusplus
-extern "C" {
-#endif
 
 #define SPIM__LAMBDA_API_MAX 200           /* host:port from the environment */
 #define SPIM__LAMBDA_REPLY_MAX 65536u      /* what we keep of the API's own answers */
 #define SPIM__LAMBDA_TRIES 5
-#define SPIM__LAMBDA_RETRY_MS 50
+#define SPIM__LAMBDA_RETRY_MS 50         /* first backoff, doubled each retry */
+#define SPIM__LAMBDA_CONNECT_MS 2000L     /* the API is local: a slow connect is a dead one */
 #define SPIM__TRACE_ENV "_X_AMZN_TRACE_ID"
 
 extern char **environ;   /* POSIX: declared by the application */
@@ -5530,6 +5731,13 @@ static const char *const spim__lambda_headers[SPIM__H_COUNT] = {
     "Lambda-Runtime-Client-Context", "Lambda-Runtime-Cognito-Identity",
     "Lambda-Runtime-Aws-Tenant-Id"
 };
+
+typedef struct spim__lambda_opts {
+    const char *runtime_api;      /* host:port; NULL = $AWS_LAMBDA_RUNTIME_API */
+    long max_invocations;         /* return SPIM_OK after this many (0 = never) */
+    int tries;                    /* attempts per request on connection errors (0 = 5) */
+    int retry_delay_ms;           /* first backoff, doubled each retry (0 = 50) */
+} spim__lambda_opts;
 
 typedef struct spim__lambda {
     CURL *curl;
@@ -5551,7 +5759,7 @@ SPIMDEF int64_t spim_invocation_remaining_ms(const spim_invocation *inv)
 {
     int64_t left;
     if (!inv->deadline_ms) return INT64_MAX;
-    left = inv->deadline_ms - spim_wall_ms();
+    left = inv->deadline_ms - spim__wall_ms();
     return left > 0 ? left : 0;
 }
 
@@ -5592,13 +5800,15 @@ static void spim__response_clear(spim_response *resp)
     resp->error_message[0] = 0;
 }
 
-SPIMDEF spim_status spim_lambda_error_json(spim_buf *out, const char *error_type, const char *message)
+/* {"errorMessage":...,"errorType":...,"stackTrace":[]} appended to `out`;
+   invalid UTF-8 becomes U+FFFD so the body is always valid JSON. */
+SPIMDEF spim_status spim__lambda_error_json(spim_buf *out, const char *error_type, const char *message)
 {
-    spim_status st = spim_buf_append_str(out, "{\"errorMessage\":");
+    spim_status st = spim__buf_append_str(out, "{\"errorMessage\":");
     if (st == SPIM_OK) st = spim__json_string(out, message ? message : "");
-    if (st == SPIM_OK) st = spim_buf_append_str(out, ",\"errorType\":");
+    if (st == SPIM_OK) st = spim__buf_append_str(out, ",\"errorType\":");
     if (st == SPIM_OK) st = spim__json_string(out, error_type && *error_type ? error_type : "Error");
-    if (st == SPIM_OK) st = spim_buf_append_str(out, ",\"stackTrace\":[]}");
+    if (st == SPIM_OK) st = spim__buf_append_str(out, ",\"stackTrace\":[]}");
     return st;
 }
 
@@ -5654,20 +5864,6 @@ static size_t spim__lambda_on_header(char *p, size_t size, size_t n, void *user)
     return len;
 }
 
-static int spim__lambda_transient(CURLcode rc)
-{
-    return rc == CURLE_COULDNT_CONNECT || rc == CURLE_GOT_NOTHING || rc == CURLE_SEND_ERROR ||
-           rc == CURLE_RECV_ERROR || rc == CURLE_PARTIAL_FILE || rc == CURLE_OPERATION_TIMEDOUT;
-}
-
-static void spim__sleep_ms(int ms)
-{
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-}
-
 /* One request to `path` (under .../runtime), retried on connection errors.
    A GET when body is NULL. SPIM_OK means an HTTP status arrived in *status. */
 static spim_status spim__lambda_request(spim__lambda *rt, const char *path, const char *content_type,
@@ -5676,10 +5872,19 @@ static spim_status spim__lambda_request(spim__lambda *rt, const char *path, cons
 {
     char url[sizeof rt->base + 256], ct[160], et[96];
     struct curl_slist *hs = NULL, *h;
+    spim__http_req req;
     CURLcode rc = CURLE_OK;
-    int attempt, delay = rt->retry_ms;
+    int attempt;
     snprintf(url, sizeof url, "%s%s", rt->base, path);
-    curl_easy_setopt(rt->curl, CURLOPT_URL, url);
+    memset(&req, 0, sizeof req);
+    req.method = body ? "POST" : "GET";
+    req.url = url;
+    req.on_header = spim__lambda_on_header;
+    req.on_body = spim__lambda_on_body;
+    req.user = rt;
+    req.body = body;
+    req.body_len = len;
+    req.connect_timeout_ms = SPIM__LAMBDA_CONNECT_MS;
     rt->want_headers = body == NULL;
     if (body) {
         snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
@@ -5691,24 +5896,18 @@ static spim_status spim__lambda_request(spim__lambda *rt, const char *path, cons
         }
         if (hs && !curl_slist_append(hs, "Expect:")) { curl_slist_free_all(hs); hs = NULL; }
         if (!hs) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory building a runtime API request");
-        curl_easy_setopt(rt->curl, CURLOPT_POSTFIELDS, (const char *)body);
-        curl_easy_setopt(rt->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    } else {
-        curl_easy_setopt(rt->curl, CURLOPT_HTTPGET, 1L);
     }
-    curl_easy_setopt(rt->curl, CURLOPT_HTTPHEADER, hs ? hs : rt->no_expect);
+    req.headers = hs ? hs : rt->no_expect;
     for (attempt = 1; attempt <= rt->tries; attempt++) {
         spim_buf_reset(&rt->body);
         rt->body_max = body_max;
         rt->body_overflow = 0;
-        rc = curl_easy_perform(rt->curl);
-        if (rc == CURLE_OK || !spim__lambda_transient(rc) || attempt == rt->tries) break;
-        spim_log(SPIM_LOG_WARN, "runtime API %s failed (%s), retry %d/%d in %d ms", path,
-                 curl_easy_strerror(rc), attempt, rt->tries - 1, delay);
-        spim__sleep_ms(delay);
-        delay *= 2;
+        rc = spim__http_perform(rt->curl, &req);
+        if (rc == CURLE_OK || !spim__http_transient(rc) || attempt == rt->tries) break;
+        spim_log(SPIM_LOG_WARN, "runtime API %s failed (%s), retry %d/%d", path,
+                 curl_easy_strerror(rc), attempt, rt->tries - 1);
+        spim__http_backoff(rt->retry_ms, attempt - 1, NULL);
     }
-    curl_easy_setopt(rt->curl, CURLOPT_HTTPHEADER, rt->no_expect);
     curl_slist_free_all(hs);
     if (rc == CURLE_WRITE_ERROR && rt->body_overflow)
         return spim_error_set(err, SPIM_ERR_TOO_LARGE, "event payload over %zu bytes", body_max);
@@ -5723,7 +5922,7 @@ static spim_status spim__lambda_request(spim__lambda *rt, const char *path, cons
     return SPIM_OK;
 }
 
-static spim_status spim__lambda_open(spim__lambda *rt, const spim_lambda_opts *opts, spim_error *err)
+static spim_status spim__lambda_open(spim__lambda *rt, const spim__lambda_opts *opts, spim_error *err)
 {
     const char *api = opts && opts->runtime_api ? opts->runtime_api : getenv("AWS_LAMBDA_RUNTIME_API");
     memset(rt, 0, sizeof *rt);
@@ -5741,13 +5940,6 @@ static spim_status spim__lambda_open(spim__lambda *rt, const spim_lambda_opts *o
         curl_slist_free_all(rt->no_expect);
         return spim_error_set(err, SPIM_ERR_NOMEM, "cannot create a libcurl handle");
     }
-    curl_easy_setopt(rt->curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(rt->curl, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-    curl_easy_setopt(rt->curl, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(rt->curl, CURLOPT_WRITEFUNCTION, spim__lambda_on_body);
-    curl_easy_setopt(rt->curl, CURLOPT_WRITEDATA, rt);
-    curl_easy_setopt(rt->curl, CURLOPT_HEADERFUNCTION, spim__lambda_on_header);
-    curl_easy_setopt(rt->curl, CURLOPT_HEADERDATA, rt);
     return SPIM_OK;
 }
 
@@ -5826,8 +6018,11 @@ static spim_status spim__lambda_next(spim__lambda *rt, spim_invocation *inv, spi
 static spim_status spim__lambda_check(const spim__lambda *rt, const char *what, long status, spim_error *err)
 {
     if (status == 202) return SPIM_OK;
-    if (status == 500)
-        return spim_error_set(err, SPIM_ERR_RUNTIME, "runtime API answered 500 to %s (container error), exiting", what);
+    if (status == 500) {
+        spim_error_set(err, SPIM_ERR_RUNTIME, "runtime API answered 500 to %s (container error), exiting", what);
+        if (err) err->http_status = 500;
+        return SPIM_ERR_RUNTIME;
+    }
     spim_log(SPIM_LOG_ERROR, "runtime API answered %ld to %s: %.200s", status, what,
              rt->body.data ? (const char *)rt->body.data : "");
     return SPIM_OK;
@@ -5841,7 +6036,7 @@ static spim_status spim__lambda_post_error(spim__lambda *rt, const char *path, c
     long status = 0;
     spim_status st;
     spim__lambda_error_header(error_type, header, sizeof header);
-    if (spim_lambda_error_json(&json, error_type, message) != SPIM_OK) {
+    if (spim__lambda_error_json(&json, error_type, message) != SPIM_OK) {
         spim_buf_free(&json);
         return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory formatting an error");
     }
@@ -5910,27 +6105,31 @@ static spim_status spim__lambda_handle(spim__lambda *rt, spim_handler handler, v
     int64_t t0 = spim_now_ms();
     spim__response_clear(resp);
     spim__lambda_set_trace(rt, inv->trace_id);
-    spim_log_set_request_id(inv->request_id);
-    if (spim_log_enabled(SPIM_LOG_DEBUG))
+    spim__log_set_request_id(inv->request_id);
+    if (spim__log_enabled(SPIM_LOG_DEBUG))
         spim_log(SPIM_LOG_DEBUG, "event of %zu bytes: %.256s", inv->payload_len, inv->payload);
     st = handler(inv, resp, user);
     if (st != SPIM_OK && !resp->failed) spim_response_fail(resp, NULL, "handler failed: %s", spim_status_str(st));
     if (!resp->failed && !spim__lambda_header_value_ok(resp->content_type))
         spim_response_fail(resp, "Runtime.InvalidResponse", "content type has control characters");
     if (resp->failed) {
-        spim_log_fields(SPIM_LOG_ERROR, "invocation failed", "errorType", resp->error_type,
-                        "errorMessage", resp->error_message, (const char *)NULL);
+        spim_log_fields(SPIM_LOG_ERROR, "invocation failed", SPIM_LOG_STR("errorType", resp->error_type),
+                        SPIM_LOG_STR("errorMessage", resp->error_message), SPIM_LOG_END);
         snprintf(path, sizeof path, "/invocation/%s/error", inv->request_id);
         st = spim__lambda_post_error(rt, path, resp->error_type, resp->error_message, err);
     } else {
         st = spim__lambda_post_response(rt, inv->request_id, err);
     }
     spim_log(SPIM_LOG_DEBUG, "invocation done in %lld ms", (long long)(spim_now_ms() - t0));
-    spim_log_set_request_id(NULL);
+    spim__log_set_request_id(NULL);
     return st;
 }
 
-SPIMDEF spim_status spim_lambda_run(spim_handler handler, void *user, const spim_lambda_opts *opts,
+/* The Runtime API loop. Needs curl_global_init() done (spim_lambda_main
+   does it). Returns only on max_invocations (SPIM_OK) or a fatal error: the
+   API unreachable after the retries (SPIM_ERR_NETWORK), a 500 from it or a
+   protocol violation (SPIM_ERR_RUNTIME); the caller should then exit. */
+SPIMDEF spim_status spim__lambda_run(spim_handler handler, void *user, const spim__lambda_opts *opts,
                                     spim_error *err)
 {
     spim__lambda rt;
@@ -5939,7 +6138,7 @@ SPIMDEF spim_status spim_lambda_run(spim_handler handler, void *user, const spim
     spim_status st;
     long done = 0;
     char path[SPIM_LAMBDA_REQUEST_ID_MAX + 32];
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     if ((st = spim__lambda_open(&rt, opts, &e)) != SPIM_OK) {
         spim_log(SPIM_LOG_ERROR, "%s", e.message);
         if (err) *err = e;
@@ -5948,11 +6147,11 @@ SPIMDEF spim_status spim_lambda_run(spim_handler handler, void *user, const spim
     while (!(opts && opts->max_invocations > 0 && done >= opts->max_invocations)) {
         st = spim__lambda_next(&rt, &inv, &e);
         if (st == SPIM_ERR_TOO_LARGE) {
-            spim_log_set_request_id(inv.request_id);
+            spim__log_set_request_id(inv.request_id);
             spim_log(SPIM_LOG_ERROR, "%s", e.message);
             snprintf(path, sizeof path, "/invocation/%s/error", inv.request_id);
             st = spim__lambda_post_error(&rt, path, "Runtime.InvalidInvocation", e.message, &e);
-            spim_log_set_request_id(NULL);
+            spim__log_set_request_id(NULL);
         } else if (st == SPIM_OK) {
             st = spim__lambda_handle(&rt, handler, user, &inv, &e);
         }
@@ -5990,7 +6189,7 @@ static void spim__lambda_local_invocation(spim_invocation *inv, const spim_buf *
     const char *name = getenv("AWS_LAMBDA_FUNCTION_NAME");
     const char *region = getenv("AWS_REGION");
     long secs = timeout ? strtol(timeout, NULL, 10) : 0;
-    int64_t now = spim_wall_ms();
+    int64_t now = spim__wall_ms();
     /* ids only need to be unique enough to tell local runs apart in logs */
     snprintf(id, 64, "%08lx-0000-4000-8000-%012llx", (unsigned long)getpid() & 0xffffffffUL,
              (unsigned long long)now & 0xffffffffffffULL);
@@ -6008,7 +6207,7 @@ static void spim__lambda_local_invocation(spim_invocation *inv, const spim_buf *
 static void spim__lambda_print_error(const char *error_type, const char *message)
 {
     spim_buf json = SPIM_BUF_INIT;
-    if (spim_lambda_error_json(&json, error_type, message) == SPIM_OK)
+    if (spim__lambda_error_json(&json, error_type, message) == SPIM_OK)
         fwrite(json.data, 1, json.len, stdout);
     fflush(stdout);
     spim_buf_free(&json);
@@ -6024,31 +6223,31 @@ static int spim__lambda_local(const char *file, spim_lambda_init_fn init, spim_h
     spim_status st;
     char id[64], arn[256];
     memset(&resp, 0, sizeof resp);
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     if (spim_read_file(file, SPIM_LAMBDA_PAYLOAD_MAX, &event, &e) != SPIM_OK) {
         spim_log(SPIM_LOG_ERROR, "%s", e.message);
         return 1;
     }
     if (init && (st = init(user, &e)) != SPIM_OK) {
-        spim_log_fields(SPIM_LOG_ERROR, "init failed", "errorType", spim__lambda_init_type(st),
-                        "errorMessage", e.message, (const char *)NULL);
+        spim_log_fields(SPIM_LOG_ERROR, "init failed", SPIM_LOG_STR("errorType", spim__lambda_init_type(st)),
+                        SPIM_LOG_STR("errorMessage", e.message), SPIM_LOG_END);
         spim__lambda_print_error(spim__lambda_init_type(st), e.message);
         spim_buf_free(&event);
         return 1;
     }
     spim__lambda_local_invocation(&inv, &event, id, arn);
-    spim_log_set_request_id(id);
+    spim__log_set_request_id(id);
     st = handler(&inv, &resp, user);
     if (st != SPIM_OK && !resp.failed) spim_response_fail(&resp, NULL, "handler failed: %s", spim_status_str(st));
     if (resp.failed) {
-        spim_log_fields(SPIM_LOG_ERROR, "invocation failed", "errorType", resp.error_type,
-                        "errorMessage", resp.error_message, (const char *)NULL);
+        spim_log_fields(SPIM_LOG_ERROR, "invocation failed", SPIM_LOG_STR("errorType", resp.error_type),
+                        SPIM_LOG_STR("errorMessage", resp.error_message), SPIM_LOG_END);
         spim__lambda_print_error(resp.error_type, resp.error_message);
     } else {
         if (resp.payload.len) fwrite(resp.payload.data, 1, resp.payload.len, stdout);
         fflush(stdout);
     }
-    spim_log_set_request_id(NULL);
+    spim__log_set_request_id(NULL);
     spim_buf_free(&resp.payload);
     spim_buf_free(&event);
     return resp.failed ? 1 : 0;
@@ -6058,16 +6257,16 @@ static int spim__lambda_loop(spim_lambda_init_fn init, spim_handler handler, voi
 {
     spim_error e, post;
     spim_status st;
-    spim_error_clear(&e);
-    spim_error_clear(&post);
+    spim__error_clear(&e);
+    spim__error_clear(&post);
     if (init && (st = init(user, &e)) != SPIM_OK) {
-        spim_log_fields(SPIM_LOG_ERROR, "init failed", "errorType", spim__lambda_init_type(st),
-                        "errorMessage", e.message, (const char *)NULL);
+        spim_log_fields(SPIM_LOG_ERROR, "init failed", SPIM_LOG_STR("errorType", spim__lambda_init_type(st)),
+                        SPIM_LOG_STR("errorMessage", e.message), SPIM_LOG_END);
         if (spim__lambda_init_error(spim__lambda_init_type(st), e.message, &post) != SPIM_OK)
             spim_log(SPIM_LOG_ERROR, "could not report the init error: %s", post.message);
         return 1;
     }
-    return spim_lambda_run(handler, user, NULL, &e) == SPIM_OK ? 0 : 1;
+    return spim__lambda_run(handler, user, NULL, &e) == SPIM_OK ? 0 : 1;
 }
 
 static void spim__lambda_usage(FILE *f, const char *prog)
@@ -6106,6 +6305,9 @@ SPIMDEF int spim_lambda_main(int argc, char **argv, spim_lambda_init_fn init, sp
     curl_global_cleanup();
     return rc;
 }
+
+
+#endif /* SPIM_NO_LAMBDA */
 
 #ifdef __cplusplus
 }

@@ -100,7 +100,7 @@ static double mpx_median(contestant *c)
 
 static void run_case(const char *stamp_name, const unsigned char *rgba, int ch, int iters)
 {
-    static const spim_simd levels[] = { SPIM_SIMD_SCALAR, SPIM_SIMD_SSE2, SPIM_SIMD_AVX2, SPIM_SIMD_NEON };
+    static const spim__simd levels[] = { SPIM__SIMD_SCALAR, SPIM__SIMD_SSE2, SPIM__SIMD_AVX2, SPIM__SIMD_NEON };
     unsigned char *dst = (unsigned char *)malloc((size_t)N * N * 4), *copy = (unsigned char *)malloc((size_t)N * N * 4);
     uint32_t *premul = (uint32_t *)malloc((size_t)N * N * 4), *pbits = (uint32_t *)malloc((size_t)N * N * 4);
     contestant c[7];
@@ -131,7 +131,7 @@ static void run_case(const char *stamp_name, const unsigned char *rgba, int ch, 
     memcpy(pbits, dst, (size_t)N * N * ch);
     memset(c, 0, sizeof c);
     for (k = 0; k < 4; k++)
-        if (spim_simd_available(levels[k])) { c[nc].kind = 0; c[nc].row = spim__row_for(levels[k]); nc++; }
+        if (spim__simd_available(levels[k])) { c[nc].kind = 0; c[nc].row = spim__row_for(levels[k]); nc++; }
     c[nc].kind = 1;
     c[nc].src = pixman_image_create_bits(PIXMAN_a8r8g8b8, N, N, premul, N * 4);
     c[nc].dst = pixman_image_create_bits(ch == 3 ? PIXMAN_r8g8b8 : PIXMAN_a8r8g8b8, N, N, pbits, N * ch);
@@ -148,7 +148,7 @@ static void run_case(const char *stamp_name, const unsigned char *rgba, int ch, 
     printf("| %s | %s |", stamp_name, ch == 3 ? "RGB" : "RGBA");
     for (k = 0, i = 0; k < 4; k++) {
         double m;
-        if (!spim_simd_available(levels[k])) { printf(" - |"); continue; }
+        if (!spim__simd_available(levels[k])) { printf(" - |"); continue; }
         m = mpx_median(&c[i++]);
         if (m > best) best = m;
         printf(" %.0f |", m);

@@ -77,7 +77,7 @@ static void handle(const cJSON *in, cJSON *reply)
     memset(&p, 0, sizeof p);
     memset(&r, 0, sizeof r);
     memset(&res, 0, sizeof res);
-    spim_error_clear(&err);
+    spim__error_clear(&err);
     snprintf(c.access_key_id, sizeof c.access_key_id, "%s", str_field(in, "access_key", ""));
     snprintf(c.secret_access_key, sizeof c.secret_access_key, "%s", str_field(in, "secret_key", ""));
     snprintf(c.session_token, sizeof c.session_token, "%s", str_field(in, "session_token", ""));

@@ -14,7 +14,7 @@ TEST(status_strings_cover_every_code)
 TEST(error_set_formats_and_returns_status)
 {
     spim_error e;
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECK_INT(SPIM_ERR_INVALID, spim_error_set(&e, SPIM_ERR_INVALID, "bad %s at %d", "key", 7));
     CHECK_INT(SPIM_ERR_INVALID, e.status);
     CHECK_STR("bad key at 7", e.message);
@@ -69,15 +69,15 @@ TEST(read_file_reports_missing_and_too_large)
 
 TEST(utf8_validation_matches_the_standard)
 {
-    CHECK_INT(1, spim_utf8_valid("", 0));
-    CHECK_INT(1, spim_utf8_valid("photos/caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xb7.jpg", 24));
-    CHECK_INT(0, spim_utf8_valid("\xc3", 1));              /* truncated at the end of the buffer */
-    CHECK_INT(0, spim_utf8_valid("\xc3\xa9", 1));          /* length cuts the sequence */
-    CHECK_INT(0, spim_utf8_valid("\xc0\xaf", 2));          /* overlong '/' */
-    CHECK_INT(0, spim_utf8_valid("\xed\xa0\x80", 3));      /* surrogate */
-    CHECK_INT(0, spim_utf8_valid("\xf4\x90\x80\x80", 4));  /* past U+10FFFF */
-    CHECK_INT(0, spim_utf8_valid("\xff", 1));
-    CHECK_INT(0, spim_utf8_valid("a\0b", 3));              /* NUL cannot be in a key */
+    CHECK_INT(1, spim__utf8_valid("", 0));
+    CHECK_INT(1, spim__utf8_valid("photos/caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xb7.jpg", 24));
+    CHECK_INT(0, spim__utf8_valid("\xc3", 1));              /* truncated at the end of the buffer */
+    CHECK_INT(0, spim__utf8_valid("\xc3\xa9", 1));          /* length cuts the sequence */
+    CHECK_INT(0, spim__utf8_valid("\xc0\xaf", 2));          /* overlong '/' */
+    CHECK_INT(0, spim__utf8_valid("\xed\xa0\x80", 3));      /* surrogate */
+    CHECK_INT(0, spim__utf8_valid("\xf4\x90\x80\x80", 4));  /* past U+10FFFF */
+    CHECK_INT(0, spim__utf8_valid("\xff", 1));
+    CHECK_INT(0, spim__utf8_valid("a\0b", 3));              /* NUL cannot be in a key */
 }
 
 static char last_line[4096];
@@ -89,37 +89,60 @@ static void capture(const char *line, void *user)
 
 TEST(log_json_lines_carry_request_id_and_typed_fields)
 {
-    spim_log_set_sink(capture, NULL);
-    spim_log_set_format(SPIM_LOG_JSON);
-    spim_log_set_level(SPIM_LOG_INFO);
-    spim_log_set_request_id("req-1");
-    spim_log_fields(SPIM_LOG_INFO, "stamped \"a\"\n", "key", "photos/a b.jpg", "ms", "12.5", "etag", "0x1f", NULL);
+    spim__log_set_sink(capture, NULL);
+    spim__log_set_format(SPIM_LOG_JSON);
+    spim__log_set_level(SPIM_LOG_INFO);
+    spim__log_set_request_id("req-1");
+    spim_log_fields(SPIM_LOG_INFO, "stamped \"a\"\n", SPIM_LOG_STR("key", "photos/a b.jpg"), SPIM_LOG_INT("ms", 12),
+                    SPIM_LOG_STR("etag", "0x1f"), SPIM_LOG_INT("big", -9007199254740993LL), SPIM_LOG_END);
     CHECK(strstr(last_line, "\"level\":\"INFO\"") != NULL);
     CHECK(strstr(last_line, "\"requestId\":\"req-1\"") != NULL);
     CHECK(strstr(last_line, "\"message\":\"stamped \\\"a\\\"\\n\"") != NULL);
     CHECK(strstr(last_line, "\"key\":\"photos/a b.jpg\"") != NULL);
-    CHECK(strstr(last_line, "\"ms\":12.5") != NULL);
+    CHECK(strstr(last_line, "\"ms\":12,") != NULL);
     CHECK(strstr(last_line, "\"etag\":\"0x1f\"") != NULL);
+    CHECK(strstr(last_line, "\"big\":-9007199254740993}") != NULL);
     last_line[0] = 0;
     spim_log(SPIM_LOG_DEBUG, "filtered out");
     CHECK_STR("", last_line);
     /* invalid UTF-8 in a field still gives a valid JSON line */
-    spim_log_fields(SPIM_LOG_INFO, "skipped", "key", "bad\xff\xc3", NULL);
+    spim_log_fields(SPIM_LOG_INFO, "skipped", SPIM_LOG_STR("key", "bad\xff\xc3"), SPIM_LOG_END);
     CHECK(strstr(last_line, "\"key\":\"bad\\ufffd\\ufffd\"") != NULL);
-    spim_log_set_request_id(NULL);
-    spim_log_set_sink(NULL, NULL);
+    spim__log_set_request_id(NULL);
+    spim__log_set_sink(NULL, NULL);
 }
 
 TEST(log_text_lines_are_single_lines)
 {
-    spim_log_set_sink(capture, NULL);
-    spim_log_set_format(SPIM_LOG_TEXT);
+    spim__log_set_sink(capture, NULL);
+    spim__log_set_format(SPIM_LOG_TEXT);
     spim_log(SPIM_LOG_WARN, "two\nlines");
     CHECK(strstr(last_line, " WARN two lines") != NULL);
     CHECK(strchr(last_line, '\n') == NULL);
-    spim_log_fields(SPIM_LOG_ERROR, "failed", "key", "a b", NULL);
-    CHECK(strstr(last_line, "failed key=\"a b\"") != NULL);
-    spim_log_set_sink(NULL, NULL);
+    spim_log_fields(SPIM_LOG_ERROR, "failed", SPIM_LOG_STR("key", "a b"), SPIM_LOG_INT("ms", 7), SPIM_LOG_END);
+    CHECK(strstr(last_line, "failed key=\"a b\" ms=7") != NULL);
+    spim__log_set_sink(NULL, NULL);
+}
+
+/* The logger never guesses a type from a value: a key "2024" or a bucket
+   "1e5" stays a JSON string, an int is a number. */
+TEST(log_field_types_come_from_the_caller_not_the_value)
+{
+    spim__log_set_sink(capture, NULL);
+    spim__log_set_format(SPIM_LOG_JSON);
+    spim__log_set_level(SPIM_LOG_INFO);
+    spim_log_fields(SPIM_LOG_INFO, "stamped", SPIM_LOG_STR("key", "2024"), SPIM_LOG_STR("bucket", "1e5"),
+                    SPIM_LOG_STR("neg", "-1"), SPIM_LOG_INT("bytes", 2024), SPIM_LOG_END);
+    CHECKF(strstr(last_line, "\"key\":\"2024\"") != NULL, "got %s", last_line);
+    CHECKF(strstr(last_line, "\"bucket\":\"1e5\"") != NULL, "got %s", last_line);
+    CHECKF(strstr(last_line, "\"neg\":\"-1\"") != NULL, "got %s", last_line);
+    CHECKF(strstr(last_line, "\"bytes\":2024}") != NULL, "got %s", last_line);
+    /* a NULL string leaves its field out; a bare "key", value pair ends the list */
+    spim_log_fields(SPIM_LOG_INFO, "skipped", SPIM_LOG_STR("reason", NULL), SPIM_LOG_INT("n", 1), SPIM_LOG_END);
+    CHECKF(strstr(last_line, "reason") == NULL && strstr(last_line, "\"n\":1}") != NULL, "got %s", last_line);
+    spim_log_fields(SPIM_LOG_INFO, "bare", "key", "2024", SPIM_LOG_END);
+    CHECKF(strstr(last_line, "\"message\":\"bare\"}") != NULL, "got %s", last_line);
+    spim__log_set_sink(NULL, NULL);
 }
 
 int main(void)
@@ -131,5 +154,6 @@ int main(void)
     RUN(utf8_validation_matches_the_standard);
     RUN(log_json_lines_carry_request_id_and_typed_fields);
     RUN(log_text_lines_are_single_lines);
+    RUN(log_field_types_come_from_the_caller_not_the_value);
     return spim_test_finish();
 }

@@ -6,7 +6,7 @@
 
 static void sha_hex(const void *data, size_t len, char out[SPIM_SHA256_HEX_SIZE])
 {
-    spim_sha256_hex(data, len, out);
+    spim__sha256_hex(data, len, out);
 }
 
 static void hmac_hex(const void *key, size_t key_len, const char *data, size_t data_len,
@@ -14,7 +14,7 @@ static void hmac_hex(const void *key, size_t key_len, const char *data, size_t d
 {
     unsigned char mac[SPIM_SHA256_SIZE];
     spim_hmac_sha256(key, key_len, data, data_len, mac);
-    spim_hex(mac, out_bytes, out);
+    spim__hex(mac, out_bytes, out);
 }
 
 TEST(sha256_empty_string)
@@ -56,13 +56,13 @@ TEST(sha256_one_million_a)
 {
     char chunk[1000], hex[SPIM_SHA256_HEX_SIZE];
     unsigned char digest[SPIM_SHA256_SIZE];
-    spim_sha256_ctx ctx;
+    spim__sha256_ctx ctx;
     int i;
     memset(chunk, 'a', sizeof chunk);
-    spim_sha256_init(&ctx);
-    for (i = 0; i < 1000; i++) spim_sha256_update(&ctx, chunk, sizeof chunk);
-    spim_sha256_final(&ctx, digest);
-    spim_hex(digest, sizeof digest, hex);
+    spim__sha256_init(&ctx);
+    for (i = 0; i < 1000; i++) spim__sha256_update(&ctx, chunk, sizeof chunk);
+    spim__sha256_final(&ctx, digest);
+    spim__hex(digest, sizeof digest, hex);
     CHECK_STR("cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0", hex);
 }
 
@@ -75,11 +75,11 @@ TEST(sha256_padding_boundaries_match_streaming_byte_by_byte)
     size_t i, j;
     for (i = 0; i < sizeof msg; i++) msg[i] = (unsigned char)(i * 7 + 3);
     for (i = 0; i < sizeof lens / sizeof lens[0]; i++) {
-        spim_sha256_ctx ctx;
+        spim__sha256_ctx ctx;
         spim_sha256(msg, lens[i], one);
-        spim_sha256_init(&ctx);
-        for (j = 0; j < lens[i]; j++) spim_sha256_update(&ctx, msg + j, 1);
-        spim_sha256_final(&ctx, many);
+        spim__sha256_init(&ctx);
+        for (j = 0; j < lens[i]; j++) spim__sha256_update(&ctx, msg + j, 1);
+        spim__sha256_final(&ctx, many);
         CHECKF(memcmp(one, many, sizeof one) == 0, "length %zu", lens[i]);
     }
 }
@@ -97,28 +97,28 @@ TEST(sha256_streaming_in_odd_pieces_equals_one_shot)
     }
     spim_sha256(msg, n, one);
     for (p = 0; p < sizeof pieces / sizeof pieces[0]; p++) {
-        spim_sha256_ctx ctx;
-        spim_sha256_init(&ctx);
+        spim__sha256_ctx ctx;
+        spim__sha256_init(&ctx);
         for (off = 0; off < n; off += pieces[p])
-            spim_sha256_update(&ctx, msg + off, n - off < pieces[p] ? n - off : pieces[p]);
-        spim_sha256_final(&ctx, got);
+            spim__sha256_update(&ctx, msg + off, n - off < pieces[p] ? n - off : pieces[p]);
+        spim__sha256_final(&ctx, got);
         CHECKF(memcmp(one, got, sizeof one) == 0, "pieces of %zu bytes", pieces[p]);
     }
     /* and pieces of varying sizes, including empty updates */
     {
-        spim_sha256_ctx ctx;
+        spim__sha256_ctx ctx;
         size_t step = 0;
-        spim_sha256_init(&ctx);
+        spim__sha256_init(&ctx);
         for (off = 0; off < n; off += step) {
             step = (off * 31 + 17) % 150; /* now and then 0: an empty update */
             if (step > n - off) step = n - off;
-            spim_sha256_update(&ctx, msg + off, step);
+            spim__sha256_update(&ctx, msg + off, step);
             if (!step) {
-                spim_sha256_update(&ctx, msg + off, 1);
+                spim__sha256_update(&ctx, msg + off, 1);
                 step = 1;
             }
         }
-        spim_sha256_final(&ctx, got);
+        spim__sha256_final(&ctx, got);
         CHECK(memcmp(one, got, sizeof one) == 0);
     }
     free(msg);
@@ -129,7 +129,7 @@ TEST(hex_is_lower_case_and_terminated)
     const unsigned char bytes[] = { 0x00, 0x0f, 0xa5, 0xff };
     char out[9];
     memset(out, 'x', sizeof out);
-    spim_hex(bytes, sizeof bytes, out);
+    spim__hex(bytes, sizeof bytes, out);
     CHECK_STR("000fa5ff", out);
 }
 

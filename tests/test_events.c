@@ -14,7 +14,7 @@ static spim_status parse_opt(const char *json, size_t len, const spim_event_opti
     spim_status st;
     if (!copy) return SPIM_ERR_NOMEM;
     if (len) memcpy(copy, json, len);
-    spim_error_clear(err);
+    spim__error_clear(err);
     st = spim_event_parse(copy, len, opt, ev, err);
     free(copy);
     return st;
@@ -401,7 +401,7 @@ TEST(eventbridge_names_map_to_notification_names)
             CHECKF(0, "%s: %s", cases[i][0], err.message);
         } else {
             CHECK_STR(cases[i][3], ev->records[0].name);
-            CHECK_STR(cases[i][4], spim_event_kind_str(ev->records[0].kind));
+            CHECK_STR(cases[i][4], spim__event_kind_str(ev->records[0].kind));
             spim_event_free(ev);
         }
         spim_buf_free(&b);
@@ -660,11 +660,11 @@ static char *many_records(size_t n, size_t *len)
 {
     spim_buf b = SPIM_BUF_INIT;
     size_t i;
-    spim_buf_append_str(&b, "{\"Records\":[");
+    spim__buf_append_str(&b, "{\"Records\":[");
     for (i = 0; i < n; i++)
         spim_buf_appendf(&b, "%s{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"b\"},"
                              "\"object\":{\"key\":\"k%zu\"}}}", i ? "," : "", i);
-    spim_buf_append_str(&b, "]}");
+    spim__buf_append_str(&b, "]}");
     *len = b.len;
     return (char *)b.data;
 }
@@ -742,12 +742,12 @@ TEST(key_length_limit_applies_after_decoding)
     spim_buf key = SPIM_BUF_INIT;
     size_t i;
     /* 1024 bytes decoded, 3072 as sent: allowed */
-    for (i = 0; i < 1024; i++) spim_buf_append_str(&key, "%41");
+    for (i = 0; i < 1024; i++) spim__buf_append_str(&key, "%41");
     REQUIRE(parse_key((const char *)key.data, NULL, &ev, &err) == SPIM_OK);
     CHECK_INT(SPIM_OK, ev->records[0].status);
     CHECK_INT(1024, ev->records[0].key_len);
     spim_event_free(ev);
-    spim_buf_append_str(&key, "A");
+    spim__buf_append_str(&key, "A");
     REQUIRE(parse_key((const char *)key.data, NULL, &ev, &err) == SPIM_OK);
     CHECK_INT(SPIM_ERR_TOO_LARGE, ev->records[0].status);
     CHECK_STR("Records[0].s3.object.key: 1025 bytes after decoding, more than the 1024 allowed",
@@ -771,8 +771,8 @@ static void expect_decoded(const char *in, size_t in_len, const char *want, size
     spim_buf out = SPIM_BUF_INIT;
     spim_error err;
     spim_status st;
-    spim_error_clear(&err);
-    st = spim_url_decode_key(in, in_len, &out, &err);
+    spim__error_clear(&err);
+    st = spim__url_decode_key(in, in_len, &out, &err);
     if (st != SPIM_OK || out.len != want_len || memcmp(out.data, want, want_len) != 0 || out.data[out.len]) {
         spim_t_fail_at(__FILE__, line);
         printf("    decoding \"%s\": status %d (%s)\n", in, st, err.message);
@@ -788,8 +788,8 @@ static void expect_undecodable(const char *in, size_t in_len, const char *messag
     spim_buf out = SPIM_BUF_INIT;
     spim_error err;
     spim_status st;
-    spim_error_clear(&err);
-    st = spim_url_decode_key(in, in_len, &out, &err);
+    spim__error_clear(&err);
+    st = spim__url_decode_key(in, in_len, &out, &err);
     if (st != SPIM_ERR_INVALID || strcmp(err.message, message) != 0 || out.len != 0) {
         spim_t_fail_at(__FILE__, line);
         printf("    decoding \"%s\"\n    expected: %d \"%s\"\n    got:      %d \"%s\" (%zu bytes out)\n", in,
@@ -829,8 +829,8 @@ TEST(url_decode_replaces_previous_contents)
 {
     spim_buf out = SPIM_BUF_INIT;
     spim_error err;
-    REQUIRE(spim_url_decode_key("first", 5, &out, &err) == SPIM_OK);
-    REQUIRE(spim_url_decode_key("2nd", 3, &out, &err) == SPIM_OK);
+    REQUIRE(spim__url_decode_key("first", 5, &out, &err) == SPIM_OK);
+    REQUIRE(spim__url_decode_key("2nd", 3, &out, &err) == SPIM_OK);
     CHECK_STR("2nd", (const char *)out.data);
     CHECK_INT(3, out.len);
     spim_buf_free(&out);
@@ -863,24 +863,24 @@ TEST(classify_with_and_without_prefix)
     size_t i;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *norm = NULL;
-        CHECK_STR(spim_event_kind_str(cases[i].kind), spim_event_kind_str(spim_event_classify(cases[i].name, &norm)));
+        CHECK_STR(spim__event_kind_str(cases[i].kind), spim__event_kind_str(spim__event_classify(cases[i].name, &norm)));
         CHECK_STR(cases[i].normalised, norm);
     }
-    CHECK_INT(SPIM_EVENT_OTHER, spim_event_classify(NULL, NULL));
+    CHECK_INT(SPIM_EVENT_OTHER, spim__event_classify(NULL, NULL));
 }
 
 TEST(kind_and_source_names)
 {
-    CHECK_STR("other", spim_event_kind_str(SPIM_EVENT_OTHER));
-    CHECK_STR("created", spim_event_kind_str(SPIM_EVENT_CREATED));
-    CHECK_STR("removed", spim_event_kind_str(SPIM_EVENT_REMOVED));
-    CHECK_STR("test", spim_event_kind_str(SPIM_EVENT_TEST));
-    CHECK_STR("unknown", spim_event_kind_str((spim_event_kind)99));
-    CHECK_STR("direct", spim_event_source_str(SPIM_SOURCE_DIRECT));
-    CHECK_STR("sqs", spim_event_source_str(SPIM_SOURCE_SQS));
-    CHECK_STR("sns", spim_event_source_str(SPIM_SOURCE_SNS));
-    CHECK_STR("eventbridge", spim_event_source_str(SPIM_SOURCE_EVENTBRIDGE));
-    CHECK_STR("unknown", spim_event_source_str((spim_event_source)-1));
+    CHECK_STR("other", spim__event_kind_str(SPIM_EVENT_OTHER));
+    CHECK_STR("created", spim__event_kind_str(SPIM_EVENT_CREATED));
+    CHECK_STR("removed", spim__event_kind_str(SPIM_EVENT_REMOVED));
+    CHECK_STR("test", spim__event_kind_str(SPIM_EVENT_TEST));
+    CHECK_STR("unknown", spim__event_kind_str((spim_event_kind)99));
+    CHECK_STR("direct", spim__event_source_str(SPIM_SOURCE_DIRECT));
+    CHECK_STR("sqs", spim__event_source_str(SPIM_SOURCE_SQS));
+    CHECK_STR("sns", spim__event_source_str(SPIM_SOURCE_SNS));
+    CHECK_STR("eventbridge", spim__event_source_str(SPIM_SOURCE_EVENTBRIDGE));
+    CHECK_STR("unknown", spim__event_source_str((spim_event_source)-1));
 }
 
 /* ---- robustness ----------------------------------------------------------- */
@@ -889,7 +889,7 @@ TEST(bad_arguments_are_errors)
 {
     spim_event *ev = NULL;
     spim_error err;
-    spim_error_clear(&err);
+    spim__error_clear(&err);
     CHECK_INT(SPIM_ERR_INVALID, spim_event_parse("{}", 2, NULL, NULL, &err));
     CHECK_STR("spim_event_parse: out is NULL", err.message);
     CHECK_INT(SPIM_ERR_INVALID, spim_event_parse(NULL, 0, NULL, &ev, &err));

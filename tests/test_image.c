@@ -84,22 +84,22 @@ static size_t make_tiff(unsigned char *t, int big_endian, int type, unsigned val
 
 TEST(format_detection_and_names)
 {
-    CHECK_INT(SPIM_FORMAT_JPEG, spim_format_detect("\xFF\xD8\xFF\xE0", 4));
-    CHECK_INT(SPIM_FORMAT_JPEG, spim_format_detect("\xFF\xFF\xFF\xD8", 4));   /* stb skips fill bytes */
-    CHECK_INT(SPIM_FORMAT_UNKNOWN, spim_format_detect("\xFF\xFF\xFF", 3));
-    CHECK_INT(SPIM_FORMAT_PNG, spim_format_detect("\x89PNG\r\n\x1a\n", 8));
-    CHECK_INT(SPIM_FORMAT_GIF, spim_format_detect("GIF89a", 6));
-    CHECK_INT(SPIM_FORMAT_BMP, spim_format_detect("BM", 2));
-    CHECK_INT(SPIM_FORMAT_PSD, spim_format_detect("8BPS", 4));
-    CHECK_INT(SPIM_FORMAT_PNM, spim_format_detect("P6\n", 3));
-    CHECK_INT(SPIM_FORMAT_HDR, spim_format_detect("#?RADIANCE\n", 11));
-    CHECK_INT(SPIM_FORMAT_UNKNOWN, spim_format_detect("\x89PNG", 4));
-    CHECK_INT(SPIM_FORMAT_UNKNOWN, spim_format_detect(NULL, 0));
+    CHECK_INT(SPIM_FORMAT_JPEG, spim__format_detect("\xFF\xD8\xFF\xE0", 4));
+    CHECK_INT(SPIM_FORMAT_JPEG, spim__format_detect("\xFF\xFF\xFF\xD8", 4));   /* stb skips fill bytes */
+    CHECK_INT(SPIM_FORMAT_UNKNOWN, spim__format_detect("\xFF\xFF\xFF", 3));
+    CHECK_INT(SPIM_FORMAT_PNG, spim__format_detect("\x89PNG\r\n\x1a\n", 8));
+    CHECK_INT(SPIM_FORMAT_GIF, spim__format_detect("GIF89a", 6));
+    CHECK_INT(SPIM_FORMAT_BMP, spim__format_detect("BM", 2));
+    CHECK_INT(SPIM_FORMAT_PSD, spim__format_detect("8BPS", 4));
+    CHECK_INT(SPIM_FORMAT_PNM, spim__format_detect("P6\n", 3));
+    CHECK_INT(SPIM_FORMAT_HDR, spim__format_detect("#?RADIANCE\n", 11));
+    CHECK_INT(SPIM_FORMAT_UNKNOWN, spim__format_detect("\x89PNG", 4));
+    CHECK_INT(SPIM_FORMAT_UNKNOWN, spim__format_detect(NULL, 0));
     CHECK_STR("image/jpeg", spim_format_content_type(SPIM_FORMAT_JPEG));
     CHECK_STR("image/x-tga", spim_format_content_type(SPIM_FORMAT_TGA));
     CHECK_STR("image/png", spim_format_content_type(SPIM_FORMAT_GIF));
-    CHECK_STR("png", spim_format_extension(SPIM_FORMAT_PSD));
-    CHECK_STR("bmp", spim_format_extension(SPIM_FORMAT_BMP));
+    CHECK_STR("png", spim__format_extension(SPIM_FORMAT_PSD));
+    CHECK_STR("bmp", spim__format_extension(SPIM_FORMAT_BMP));
     CHECK_INT(SPIM_FORMAT_JPEG, spim_format_from_name("out/a.JPEG"));
     CHECK_INT(SPIM_FORMAT_TGA, spim_format_from_name("x.tga"));
     CHECK_INT(SPIM_FORMAT_UNKNOWN, spim_format_from_name("x.gif"));
@@ -120,7 +120,7 @@ TEST(round_trip_every_writable_format)
             long diff = 0;
             if (fmts[f] == SPIM_FORMAT_JPEG && (ch == 2 || ch == 4)) continue; /* JPEG drops alpha */
             CHECK_INT(SPIM_OK, encode(px, 37, 23, ch, fmts[f], 95, NULL, 0, NULL, 0, &out));
-            if (fmts[f] != SPIM_FORMAT_TGA) CHECK_INT(fmts[f], spim_format_detect(out.data, out.len));
+            if (fmts[f] != SPIM_FORMAT_TGA) CHECK_INT(fmts[f], spim__format_detect(out.data, out.len));
             CHECK_INT(SPIM_OK, spim_image_decode(out.data, out.len, 0, &img, &err));
             CHECK_INT(fmts[f], img.meta.format);
             CHECK_INT(37, img.width);
@@ -140,7 +140,7 @@ TEST(round_trip_every_writable_format)
             } else if (img.pixels) {
                 CHECK_INT(ch, img.channels);
                 CHECKF(img.channels == ch && memcmp(img.pixels, px, n) == 0, "%s, %d channels: pixels differ",
-                       spim_format_name(fmts[f]), ch);
+                       spim__format_name(fmts[f]), ch);
             }
             spim_image_free(&img);
             spim_buf_free(&out);
@@ -206,7 +206,7 @@ TEST(formats_stb_cannot_write_become_png)
     CHECK_INT(SPIM_FORMAT_GIF, info.format);
     CHECK_INT(SPIM_FORMAT_PNG, info.out_format);
     CHECK_STR("image/png", info.content_type);
-    CHECK_INT(SPIM_FORMAT_PNG, spim_format_detect(out.data, out.len));
+    CHECK_INT(SPIM_FORMAT_PNG, spim__format_detect(out.data, out.len));
     spim_buf_reset(&out);
     CHECK_INT(SPIM_OK, spim_stamp_image(ppm, sizeof ppm - 1, &st, NULL, &out, &info, &err));
     CHECK_INT(SPIM_FORMAT_PNM, info.format);
@@ -255,10 +255,10 @@ TEST(exif_orientation_parser)
     /* through a JPEG APP1 */
     n = make_tiff(t, 1, 3, 8);
     REQUIRE(encode(px, 8, 8, 3, SPIM_FORMAT_JPEG, 90, t, n, NULL, 0, &b) == SPIM_OK);
-    CHECK_INT(SPIM_OK, spim_meta_read(b.data, b.len, &m, &err));
+    CHECK_INT(SPIM_OK, spim__meta_read(b.data, b.len, &m, &err));
     CHECK_INT(8, m.orientation);
     CHECK_MEM(t, n, m.exif, m.exif_len);
-    spim_meta_free(&m);
+    spim__meta_free(&m);
     spim_buf_free(&b);
     free(px);
 }
@@ -346,31 +346,31 @@ TEST(exif_and_icc_survive_jpeg_and_png)
     st.rgba = rgba; st.width = 1; st.height = 1;
     memset(&opt, 0, sizeof opt);
     REQUIRE(encode(px, 50, 40, 3, SPIM_FORMAT_JPEG, 90, t, n, icc, 70000, &in) == SPIM_OK);
-    CHECK_INT(SPIM_OK, spim_meta_read(in.data, in.len, &m, &err));
+    CHECK_INT(SPIM_OK, spim__meta_read(in.data, in.len, &m, &err));
     CHECK_INT(70000, m.icc_len);  /* two APP2 chunks reassembled */
-    spim_meta_free(&m);
+    spim__meta_free(&m);
     CHECK_INT(SPIM_OK, spim_stamp_image(in.data, in.len, &st, &opt, &out, NULL, &err));
     CHECK(out.len > 4 && out.data[2] == 0xFF && out.data[3] == 0xE0); /* JFIF APP0 still first */
-    CHECK_INT(SPIM_OK, spim_meta_read(out.data, out.len, &m, &err));
+    CHECK_INT(SPIM_OK, spim__meta_read(out.data, out.len, &m, &err));
     CHECK_INT(6, m.orientation);
     CHECK_MEM(t, n, m.exif, m.exif_len);
     CHECK_MEM(icc, 70000, m.icc, m.icc_len);
-    spim_meta_free(&m);
+    spim__meta_free(&m);
     /* JPEG in, PNG out: iCCP (deflated) and eXIf */
     opt.output_format = SPIM_FORMAT_PNG;
     CHECK_INT(SPIM_OK, spim_stamp_image(in.data, in.len, &st, &opt, &png, NULL, &err));
-    CHECK_INT(SPIM_OK, spim_meta_read(png.data, png.len, &m, &err));
+    CHECK_INT(SPIM_OK, spim__meta_read(png.data, png.len, &m, &err));
     CHECK_MEM(icc, 70000, m.icc, m.icc_len);
     CHECK_MEM(t, n, m.exif, m.exif_len);
     CHECK_INT(6, m.orientation);
-    spim_meta_free(&m);
+    spim__meta_free(&m);
     /* PNG in, PNG out keeps them too */
     spim_buf_reset(&out);
     opt.output_format = SPIM_FORMAT_UNKNOWN;
     CHECK_INT(SPIM_OK, spim_stamp_image(png.data, png.len, &st, &opt, &out, NULL, &err));
-    CHECK_INT(SPIM_OK, spim_meta_read(out.data, out.len, &m, &err));
+    CHECK_INT(SPIM_OK, spim__meta_read(out.data, out.len, &m, &err));
     CHECK_MEM(icc, 70000, m.icc, m.icc_len);
-    spim_meta_free(&m);
+    spim__meta_free(&m);
     spim_buf_free(&in); spim_buf_free(&out); spim_buf_free(&png);
     free(px); free(icc);
 }
@@ -396,13 +396,13 @@ TEST(exif_thumbnail_is_unlinked)
         opt.output_format = outs[k];
         spim_buf_reset(&out);
         REQUIRE(spim_stamp_image(in.data, in.len, &st, &opt, &out, NULL, &err) == SPIM_OK);
-        REQUIRE(spim_meta_read(out.data, out.len, &m, &err) == SPIM_OK && m.exif_len == n);
+        REQUIRE(spim__meta_read(out.data, out.len, &m, &err) == SPIM_OK && m.exif_len == n);
         CHECKF(m.exif[34] == 0 && m.exif[35] == 0 && m.exif[36] == 0 && m.exif[37] == 0,
-               "%s: next-IFD offset %u %u %u %u", spim_format_name(outs[k]), m.exif[34], m.exif[35], m.exif[36], m.exif[37]);
+               "%s: next-IFD offset %u %u %u %u", spim__format_name(outs[k]), m.exif[34], m.exif[35], m.exif[36], m.exif[37]);
         CHECK_MEM(t, 34, m.exif, 34);
         CHECK_MEM(t + 38, n - 38, m.exif + 38, n - 38);
         CHECK_INT(6, m.orientation);
-        spim_meta_free(&m);
+        spim__meta_free(&m);
     }
     spim_buf_free(&in); spim_buf_free(&out); free(px);
 }
@@ -417,9 +417,9 @@ TEST(broken_icc_chunks_are_dropped_not_fatal)
     REQUIRE(encode(px, 16, 16, 3, SPIM_FORMAT_JPEG, 90, NULL, 0, icc, 70000, &in) == SPIM_OK);
     for (i = 0; i + 14 < in.len; i++)   /* renumber the second chunk as a duplicate first */
         if (memcmp(in.data + i, "ICC_PROFILE\0\x02\x02", 14) == 0) in.data[i + 12] = 1;
-    CHECK_INT(SPIM_OK, spim_meta_read(in.data, in.len, &m, &err));
+    CHECK_INT(SPIM_OK, spim__meta_read(in.data, in.len, &m, &err));
     CHECK(m.icc == NULL);
-    spim_meta_free(&m);
+    spim__meta_free(&m);
     spim_buf_free(&in); free(px); free(icc);
 }
 
@@ -440,7 +440,7 @@ TEST(hostile_inputs_fail_cleanly)
     REQUIRE(encode(px, 32, 32, 3, SPIM_FORMAT_JPEG, 90, NULL, 0, NULL, 0, &jpg) == SPIM_OK);
     REQUIRE(encode(px, 32, 32, 3, SPIM_FORMAT_PNG, 0, NULL, 0, NULL, 0, &png) == SPIM_OK);
 #define EXPECT_FAIL(want, data, len) do { \
-        spim_error_clear(&err); spim_buf_reset(&out); \
+        spim__error_clear(&err); spim_buf_reset(&out); \
         CHECK_INT(want, spim_stamp_image(data, len, &st, NULL, &out, NULL, &err)); \
         CHECKF(err.message[0] != 0, "no message for %s", #data); } while (0)
     EXPECT_FAIL(SPIM_ERR_IMAGE, zeros, 0);
@@ -568,14 +568,14 @@ TEST(pixel_budget)
         spim_image_free(&img);
     }
     setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128", 1);
-    CHECK_INT((104ull << 20) / 5, spim_default_max_pixels());
-    CHECK(spim_default_max_pixels() >= 20000000);      /* a 20 MP photo fits in 128 MB */
+    CHECK_INT((104ull << 20) / 5, spim__default_max_pixels());
+    CHECK(spim__default_max_pixels() >= 20000000);      /* a 20 MP photo fits in 128 MB */
     setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "10240", 1);
-    CHECK_INT((10216ull << 20) / 5, spim_default_max_pixels());
+    CHECK_INT((10216ull << 20) / 5, spim__default_max_pixels());
     setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots", 1);
-    CHECK_INT((1000ull << 20) / 5, spim_default_max_pixels());
+    CHECK_INT((1000ull << 20) / 5, spim__default_max_pixels());
     unsetenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE");
-    CHECK_INT((1000ull << 20) / 5, spim_default_max_pixels());
+    CHECK_INT((1000ull << 20) / 5, spim__default_max_pixels());
     spim_buf_free(&in); free(px);
 }
 
@@ -621,7 +621,7 @@ TEST(mutations_do_not_crash)
         spim_buf_append(&m, s->data, len);
         for (i = 0; i < 1 + (int)(rnd() % 4); i++) m.data[rnd() % (unsigned)len] = (unsigned char)rnd();
         if (rnd() % 5 == 0) len = rnd() % (unsigned)len;
-        if (spim_meta_read(m.data, len, &meta, &err) == SPIM_OK) spim_meta_free(&meta);
+        if (spim__meta_read(m.data, len, &meta, &err) == SPIM_OK) spim__meta_free(&meta);
         spim_buf_reset(&out);
         if (spim_stamp_image(m.data, len, &st, NULL, &out, NULL, &err) == SPIM_OK) ok++;
     }
@@ -643,7 +643,7 @@ TEST(hdr_and_pic_are_refused_by_name)
     spim_image img;
     spim_stamp st;
     spim_error e;
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECK_INT(SPIM_ERR_IMAGE, spim_image_decode(hdr, sizeof hdr - 1, 0, &img, &e));
     CHECK_STR("Radiance HDR images are not supported", e.message);
     CHECK(img.pixels == NULL);

@@ -4,7 +4,7 @@
 #include "sparta_imager.h"
 #include "tests/spim_test.h"
 
-static const spim_simd all_simd[] = { SPIM_SIMD_SCALAR, SPIM_SIMD_SSE2, SPIM_SIMD_AVX2, SPIM_SIMD_NEON };
+static const spim__simd all_simd[] = { SPIM__SIMD_SCALAR, SPIM__SIMD_SSE2, SPIM__SIMD_AVX2, SPIM__SIMD_NEON };
 #define NSIMD ((int)(sizeof all_simd / sizeof all_simd[0]))
 
 static uint32_t rng_state = 12345;
@@ -49,17 +49,17 @@ TEST(opaque_formula_exhaustive_every_path)
     for (k = 0; k < NSIMD; k++) {
         spim__row_fn row = spim__row_for(all_simd[k]);
         unsigned sv, av, i, bad = 0;
-        if (!spim_simd_available(all_simd[k])) continue;
+        if (!spim__simd_available(all_simd[k])) continue;
         for (av = 0; av < 256; av++)
             for (sv = 0; sv < 256; sv++) {
                 for (i = 0; i < 256; i++) { d[i] = (unsigned char)i; s[i] = (unsigned char)sv; a[i] = (unsigned char)av; }
                 row(d, s, a, 256, 1);
                 for (i = 0; i < 256; i++)
                     if (d[i] != (av == 0 ? i : ref_opaque(sv, i, av))) {
-                        if (bad++ < 3) printf("    %s: s=%u d=%u a=%u got %u\n", spim_simd_name(all_simd[k]), sv, i, av, d[i]);
+                        if (bad++ < 3) printf("    %s: s=%u d=%u a=%u got %u\n", spim__simd_name(all_simd[k]), sv, i, av, d[i]);
                     }
             }
-        CHECKF(bad == 0, "%s: %u wrong bytes of 16777216", spim_simd_name(all_simd[k]), bad);
+        CHECKF(bad == 0, "%s: %u wrong bytes of 16777216", spim__simd_name(all_simd[k]), bad);
     }
 }
 
@@ -111,8 +111,8 @@ TEST(simd_paths_match_scalar)
     for (k = 1; k < NSIMD; k++) {
         spim__row_fn row = spim__row_for(all_simd[k]);
         long bad = 0;
-        if (!spim_simd_available(all_simd[k])) {
-            printf("    (%s not available here)\n", spim_simd_name(all_simd[k]));
+        if (!spim__simd_available(all_simd[k])) {
+            printf("    (%s not available here)\n", spim__simd_name(all_simd[k]));
             continue;
         }
         for (ch = 1; ch <= 4; ch++)
@@ -134,16 +134,16 @@ TEST(simd_paths_match_scalar)
                     spim__row_scalar(d1 + base, s + base, a + base, n, ch);
                     row(d2 + base, s + base, a + base, n, ch);
                     if (memcmp(d1, d2, sizeof d1) != 0) {
-                        if (bad++ < 3) printf("    %s differs: ch=%d w=%d off=%d\n", spim_simd_name(all_simd[k]), ch, w, off);
+                        if (bad++ < 3) printf("    %s differs: ch=%d w=%d off=%d\n", spim__simd_name(all_simd[k]), ch, w, off);
                     }
                     runs++;
                 }
-        CHECKF(bad == 0, "%s: %ld rows differ from scalar", spim_simd_name(all_simd[k]), bad);
+        CHECKF(bad == 0, "%s: %ld rows differ from scalar", spim__simd_name(all_simd[k]), bad);
     }
     CHECK(runs > 1000);
 }
 
-/* Every alpha on every channel count through spim_stamp_draw, per path. */
+/* Every alpha on every channel count through spim__stamp_draw, per path. */
 TEST(draw_every_alpha_every_channel_count)
 {
     spim_stamp st;
@@ -178,12 +178,13 @@ TEST(draw_every_alpha_every_channel_count)
         for (k = 0; k < NSIMD; k++) {
             spim_stamp_options o;
             spim_error err;
-            if (!spim_simd_available(all_simd[k])) continue;
+            if (!spim__simd_available(all_simd[k])) continue;
             memset(&o, 0, sizeof o);
-            o.simd = all_simd[k];
+            spim__force_simd = all_simd[k];
             memcpy(img, img0, (size_t)(256 * 3 * ch));
-            CHECK_INT(SPIM_OK, spim_stamp_draw(img, 256, 3, ch, 1, &st, &o, &err));
-            CHECKF(memcmp(img, ref, (size_t)(256 * 3 * ch)) == 0, "%s, %d channels", spim_simd_name(all_simd[k]), ch);
+            CHECK_INT(SPIM_OK, spim__stamp_draw(img, 256, 3, ch, 1, &st, &o, &err));
+            spim__force_simd = SPIM__SIMD_AUTO;
+            CHECKF(memcmp(img, ref, (size_t)(256 * 3 * ch)) == 0, "%s, %d channels", spim__simd_name(all_simd[k]), ch);
         }
     }
     free(st.rgba); free(img0); free(img); free(ref);
@@ -200,16 +201,16 @@ TEST(opacity_is_applied_to_alpha_then_rounded)
     st.rgba = rgba; st.width = 1; st.height = 1;
     memset(&o, 0, sizeof o);
     o.opacity = 0.5;                     /* op = round(127.5) = 128 */
-    CHECK_INT(SPIM_OK, spim_stamp_draw(px, 1, 1, 3, 1, &st, &o, &err));
+    CHECK_INT(SPIM_OK, spim__stamp_draw(px, 1, 1, 3, 1, &st, &o, &err));
     a = (200 * 128 + 127) / 255;         /* = 100 */
     CHECK_INT(100, a);
     CHECK_INT((255 * a + 127) / 255, px[0]);
     o.opacity = 1.0;
     px[0] = px[1] = px[2] = 10;
-    CHECK_INT(SPIM_OK, spim_stamp_draw(px, 1, 1, 3, 1, &st, &o, &err));
+    CHECK_INT(SPIM_OK, spim__stamp_draw(px, 1, 1, 3, 1, &st, &o, &err));
     CHECK_INT((255 * 200 + 10 * 55 + 127) / 255, px[1]);
     o.opacity = 1.5;
-    CHECK_INT(SPIM_ERR_CONFIG, spim_stamp_draw(px, 1, 1, 3, 1, &st, &o, &err));
+    CHECK_INT(SPIM_ERR_CONFIG, spim__stamp_draw(px, 1, 1, 3, 1, &st, &o, &err));
 }
 
 TEST(grey_destination_uses_integer_luma)
@@ -219,10 +220,10 @@ TEST(grey_destination_uses_integer_luma)
     spim_stamp st;
     spim_error err;
     st.rgba = rgba; st.width = 1; st.height = 1;
-    CHECK_INT(SPIM_OK, spim_stamp_draw(px, 1, 1, 1, 1, &st, NULL, &err));
+    CHECK_INT(SPIM_OK, spim__stamp_draw(px, 1, 1, 1, 1, &st, NULL, &err));
     CHECK_INT((77 * 200 + 150 * 100 + 29 * 50 + 128) >> 8, px[0]);
     px[0] = 0; px[1] = 0;                /* grey + alpha, transparent destination */
-    CHECK_INT(SPIM_OK, spim_stamp_draw(px, 1, 1, 2, 1, &st, NULL, &err));
+    CHECK_INT(SPIM_OK, spim__stamp_draw(px, 1, 1, 2, 1, &st, NULL, &err));
     CHECK_INT((77 * 200 + 150 * 100 + 29 * 50 + 128) >> 8, px[0]);
     CHECK_INT(255, px[1]);
 }
@@ -243,7 +244,7 @@ static void changed_box(int w, int h, int sw, int sh, spim_gravity g, int margin
     memset(&o, 0, sizeof o);
     o.gravity = g; o.margin = margin; o.scale = scale;
     *x0 = *y0 = 1 << 30; *x1 = *y1 = -1;
-    if (spim_stamp_draw(img, w, h, 3, 1, &st, &o, &err) == SPIM_OK)
+    if (spim__stamp_draw(img, w, h, 3, 1, &st, &o, &err) == SPIM_OK)
         for (y = 0; y < h; y++)
             for (x = 0; x < w; x++)
                 if (img[(y * w + x) * 3]) {
@@ -336,7 +337,7 @@ TEST(orientation_places_an_upright_stamp_at_the_displayed_corner)
             memset(&opt, 0, sizeof opt);
             opt.gravity = (spim_gravity)g;
             opt.margin = 1;
-            CHECK_INT(SPIM_OK, spim_stamp_draw(img, ws, hs, 3, o, &st, &opt, &err));
+            CHECK_INT(SPIM_OK, spim__stamp_draw(img, ws, hs, 3, o, &st, &opt, &err));
             spim__place(opt.gravity, 1, wd, hd, 3, 2, &px, &py);
             exif_axes(o, ws, hs, &ox, &oy, &rx, &ry, &dx, &dy);
             for (v = 0; v < 2; v++)
@@ -401,18 +402,19 @@ TEST(bad_arguments)
     st.rgba = rgba; st.width = 1; st.height = 1;
     memset(&none, 0, sizeof none);
     memset(&o, 0, sizeof o);
-    CHECK_INT(SPIM_ERR_INVALID, spim_stamp_draw(px, 1, 1, 5, 1, &st, NULL, &err));
-    CHECK_INT(SPIM_ERR_INVALID, spim_stamp_draw(px, 0, 1, 3, 1, &st, NULL, &err));
-    CHECK_INT(SPIM_ERR_INVALID, spim_stamp_draw(px, 1, 1, 3, 1, &none, NULL, &err));
+    CHECK_INT(SPIM_ERR_INVALID, spim__stamp_draw(px, 1, 1, 5, 1, &st, NULL, &err));
+    CHECK_INT(SPIM_ERR_INVALID, spim__stamp_draw(px, 0, 1, 3, 1, &st, NULL, &err));
+    CHECK_INT(SPIM_ERR_INVALID, spim__stamp_draw(px, 1, 1, 3, 1, &none, NULL, &err));
     o.scale = -0.1;
-    CHECK_INT(SPIM_ERR_CONFIG, spim_stamp_draw(px, 1, 1, 3, 1, &st, &o, &err));
+    CHECK_INT(SPIM_ERR_CONFIG, spim__stamp_draw(px, 1, 1, 3, 1, &st, &o, &err));
     o.scale = 0; o.margin = -1;
-    CHECK_INT(SPIM_ERR_CONFIG, spim_stamp_draw(px, 1, 1, 3, 1, &st, &o, &err));
-    o.margin = 0; o.simd = (spim_simd)42;
-    CHECK_INT(SPIM_ERR_CONFIG, spim_stamp_draw(px, 1, 1, 3, 1, &st, &o, &err));
-    CHECK(spim_simd_available(SPIM_SIMD_SCALAR));
-    CHECK_STR("avx2", spim_simd_name(SPIM_SIMD_AVX2));
-    CHECK_STR("unknown", spim_simd_name((spim_simd)42));
+    CHECK_INT(SPIM_ERR_CONFIG, spim__stamp_draw(px, 1, 1, 3, 1, &st, &o, &err));
+    o.margin = 0; spim__force_simd = (spim__simd)42;
+    CHECK_INT(SPIM_ERR_CONFIG, spim__stamp_draw(px, 1, 1, 3, 1, &st, &o, &err));
+    spim__force_simd = SPIM__SIMD_AUTO;
+    CHECK(spim__simd_available(SPIM__SIMD_SCALAR));
+    CHECK_STR("avx2", spim__simd_name(SPIM__SIMD_AVX2));
+    CHECK_STR("unknown", spim__simd_name((spim__simd)42));
 }
 
 int main(void)
@@ -420,7 +422,7 @@ int main(void)
     int k;
     printf("kernels:");
     for (k = 0; k < NSIMD; k++)
-        if (spim_simd_available(all_simd[k])) printf(" %s", spim_simd_name(all_simd[k]));
+        if (spim__simd_available(all_simd[k])) printf(" %s", spim__simd_name(all_simd[k]));
     printf("\n");
     RUN(div255_identity_exhaustive);
     RUN(opaque_formula_exhaustive_every_path);

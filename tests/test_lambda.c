@@ -14,7 +14,7 @@ static void quiet_sink(const char *line, void *user)
 static void check_error_json(const char *type, const char *message, const char *want)
 {
     spim_buf b = SPIM_BUF_INIT;
-    CHECK_INT(SPIM_OK, spim_lambda_error_json(&b, type, message));
+    CHECK_INT(SPIM_OK, spim__lambda_error_json(&b, type, message));
     CHECK_STR(want, (const char *)b.data);
     spim_buf_free(&b);
 }
@@ -97,9 +97,9 @@ TEST(remaining_time_follows_the_deadline)
     int64_t left;
     memset(&inv, 0, sizeof inv);
     CHECK(spim_invocation_remaining_ms(&inv) == INT64_MAX);
-    inv.deadline_ms = spim_wall_ms() - 1;
+    inv.deadline_ms = spim__wall_ms() - 1;
     CHECK_INT(0, spim_invocation_remaining_ms(&inv));
-    inv.deadline_ms = spim_wall_ms() + 10000;
+    inv.deadline_ms = spim__wall_ms() + 10000;
     left = spim_invocation_remaining_ms(&inv);
     CHECKF(left > 0 && left <= 10000, "remaining %lld", (long long)left);
 }
@@ -127,9 +127,9 @@ TEST(next_headers_are_parsed_case_insensitively_and_capped)
     CHECK_STR("Root=1-5bef4de7", spim__lambda_hdr(&rt, SPIM__H_TRACE));
     CHECK(spim__lambda_hdr(&rt, SPIM__H_TENANT) == NULL);
     CHECK_INT(0, rt.hdr_overflow);
-    spim_buf_append_str(&big, "Lambda-Runtime-Client-Context: ");
+    spim__buf_append_str(&big, "Lambda-Runtime-Client-Context: ");
     for (i = 0; i <= (int)SPIM_LAMBDA_HEADER_MAX; i++) spim_buf_append(&big, "c", 1);
-    spim_buf_append_str(&big, "\r\n");
+    spim__buf_append_str(&big, "\r\n");
     feed(&rt, (const char *)big.data);
     CHECK_INT(SPIM__H_CLIENT_CONTEXT + 1, rt.hdr_overflow);
     CHECK(spim__lambda_hdr(&rt, SPIM__H_CLIENT_CONTEXT) == NULL);
@@ -193,28 +193,28 @@ static spim_status never_called(const spim_invocation *inv, spim_response *resp,
 
 TEST(run_needs_a_runtime_api)
 {
-    spim_lambda_opts opts;
+    spim__lambda_opts opts;
     spim_error err;
     int called = 0;
     memset(&opts, 0, sizeof opts);
     unsetenv("AWS_LAMBDA_RUNTIME_API");
-    CHECK_INT(SPIM_ERR_CONFIG, spim_lambda_run(never_called, &called, &opts, &err));
+    CHECK_INT(SPIM_ERR_CONFIG, spim__lambda_run(never_called, &called, &opts, &err));
     CHECK_STR("AWS_LAMBDA_RUNTIME_API is not set", err.message);
     opts.runtime_api = "127.0.0.1:1/evil?x";
-    CHECK_INT(SPIM_ERR_CONFIG, spim_lambda_run(never_called, &called, &opts, &err));
+    CHECK_INT(SPIM_ERR_CONFIG, spim__lambda_run(never_called, &called, &opts, &err));
     CHECK_INT(0, called);
 }
 
 TEST(run_gives_up_after_bounded_retries)
 {
-    spim_lambda_opts opts;
+    spim__lambda_opts opts;
     spim_error err;
     int called = 0;
     memset(&opts, 0, sizeof opts);
     opts.runtime_api = "127.0.0.1:1";  /* nothing listens on port 1 */
     opts.tries = 3;
     opts.retry_delay_ms = 1;
-    CHECK_INT(SPIM_ERR_NETWORK, spim_lambda_run(never_called, &called, &opts, &err));
+    CHECK_INT(SPIM_ERR_NETWORK, spim__lambda_run(never_called, &called, &opts, &err));
     CHECK_INT(1, err.transient);
     CHECKF(strstr(err.message, "unreachable after 3 attempts") != NULL, "message: %s", err.message);
     CHECK_INT(0, called);
@@ -223,7 +223,7 @@ TEST(run_gives_up_after_bounded_retries)
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    spim_log_set_sink(quiet_sink, NULL);
+    spim__log_set_sink(quiet_sink, NULL);
     RUN(error_json_escapes_the_message);
     RUN(error_json_keeps_utf8_and_replaces_invalid_bytes);
     RUN(error_header_is_category_dot_reason);

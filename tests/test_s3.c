@@ -10,8 +10,8 @@
 
 static spim_status parse_creds(const char *text, const char *profile, spim_credentials *c, spim_error *e)
 {
-    spim_error_clear(e);
-    return spim_s3_parse_credentials(text, strlen(text), profile, c, e);
+    spim__error_clear(e);
+    return spim__s3_parse_credentials(text, strlen(text), profile, c, e);
 }
 
 static void clear_aws_env(void)
@@ -39,7 +39,7 @@ static spim_s3_client *make_client(const char *endpoint, const char *region, int
     o.endpoint = endpoint;
     o.region = region;
     o.force_path_style = path_style;
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     if (spim_s3_client_create(&o, &c, &e) != SPIM_OK) printf("    client: %s\n", e.message);
     return c;
 }
@@ -49,7 +49,7 @@ static const char *url_of(spim_s3_client *c, const char *bucket, const char *key
 {
     spim_buf u = SPIM_BUF_INIT;
     url_got[0] = 0;
-    if (spim_s3_object_url(c, bucket, key, &u, NULL) == SPIM_OK)
+    if (spim__s3_object_url(c, bucket, key, &u, NULL) == SPIM_OK)
         snprintf(url_got, sizeof url_got, "%s", (const char *)u.data);
     spim_buf_free(&u);
     return url_got;
@@ -105,15 +105,15 @@ TEST(credentials_file_reports_bad_input)
     CHECK_INT(SPIM_ERR_NOT_FOUND, parse_creds("[default\naws_access_key_id=A\naws_secret_access_key=B\n",
                                               NULL, &c, &e));
     /* bytes after a NUL are still parsed by length, and the NUL is refused in a value */
-    CHECK_INT(SPIM_ERR_CONFIG, spim_s3_parse_credentials("[default]\naws_access_key_id=A\0B\naws_secret_access_key=C\n",
+    CHECK_INT(SPIM_ERR_CONFIG, spim__s3_parse_credentials("[default]\naws_access_key_id=A\0B\naws_secret_access_key=C\n",
                                                          51, NULL, &c, &e));
     big = (char *)calloc(SPIM_S3_CREDENTIALS_FILE_MAX + 1, 1);
     REQUIRE(big != NULL);
     memset(big, '#', SPIM_S3_CREDENTIALS_FILE_MAX + 1);
-    CHECK_INT(SPIM_ERR_TOO_LARGE, spim_s3_parse_credentials(big, SPIM_S3_CREDENTIALS_FILE_MAX + 1, NULL, &c, &e));
+    CHECK_INT(SPIM_ERR_TOO_LARGE, spim__s3_parse_credentials(big, SPIM_S3_CREDENTIALS_FILE_MAX + 1, NULL, &c, &e));
     memset(big, 'x', 300);
     memcpy(big, "[default]\naws_access_key_id=", 28);
-    CHECK_INT(SPIM_ERR_CONFIG, spim_s3_parse_credentials(big, 300, NULL, &c, &e));
+    CHECK_INT(SPIM_ERR_CONFIG, spim__s3_parse_credentials(big, 300, NULL, &c, &e));
     CHECK(strstr(e.message, "too long") != NULL);
     free(big);
 }
@@ -128,12 +128,12 @@ TEST(credentials_from_environment_then_file)
     setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "envSecret", 1);
     setenv("AWS_SESSION_TOKEN", "envToken", 1);
-    spim_error_clear(&e);
-    REQUIRE(spim_s3_credentials_from_env(&c, &e) == SPIM_OK);
+    spim__error_clear(&e);
+    REQUIRE(spim__s3_credentials_from_env(&c, &e) == SPIM_OK);
     CHECK_STR("AKIAENV", c.access_key_id);
     CHECK_STR("envToken", c.session_token);
     unsetenv("AWS_SECRET_ACCESS_KEY");
-    CHECK_INT(SPIM_ERR_AUTH, spim_s3_credentials_from_env(&c, &e));
+    CHECK_INT(SPIM_ERR_AUTH, spim__s3_credentials_from_env(&c, &e));
     CHECK_STR("credentials: AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not", e.message);
     clear_aws_env();
     f = fopen(path, "wb");
@@ -142,16 +142,16 @@ TEST(credentials_from_environment_then_file)
           "[ci]\naws_access_key_id=AKIACI\naws_secret_access_key=ciSecret\n", f);
     fclose(f);
     setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
-    REQUIRE(spim_s3_credentials_from_env(&c, &e) == SPIM_OK);
+    REQUIRE(spim__s3_credentials_from_env(&c, &e) == SPIM_OK);
     CHECK_STR("AKIAFILE", c.access_key_id);
     setenv("AWS_PROFILE", "ci", 1);
-    REQUIRE(spim_s3_credentials_from_env(&c, &e) == SPIM_OK);
+    REQUIRE(spim__s3_credentials_from_env(&c, &e) == SPIM_OK);
     CHECK_STR("ciSecret", c.secret_access_key);
     setenv("AWS_PROFILE", "nope", 1);
-    CHECK_INT(SPIM_ERR_AUTH, spim_s3_credentials_from_env(&c, &e));
+    CHECK_INT(SPIM_ERR_AUTH, spim__s3_credentials_from_env(&c, &e));
     CHECK(strstr(e.message, "AWS_ACCESS_KEY_ID") && strstr(e.message, path) && strstr(e.message, "[nope]"));
     setenv("AWS_SHARED_CREDENTIALS_FILE", "build/test/no-such-credentials", 1);
-    CHECK_INT(SPIM_ERR_AUTH, spim_s3_credentials_from_env(&c, &e));
+    CHECK_INT(SPIM_ERR_AUTH, spim__s3_credentials_from_env(&c, &e));
     CHECKF(strstr(e.message, "no AWS credentials") && strstr(e.message, "build/test/no-such-credentials"),
            "message: %s", e.message);
     remove(path);
@@ -164,8 +164,8 @@ TEST(client_without_credentials_fails_clearly)
     spim_error e;
     clear_aws_env();
     setenv("AWS_SHARED_CREDENTIALS_FILE", "build/test/no-such-credentials", 1);
-    spim_error_clear(&e);
-    CHECK_INT(SPIM_ERR_AUTH, spim_s3_client_create_from_env(&c, &e));
+    spim__error_clear(&e);
+    CHECK_INT(SPIM_ERR_AUTH, spim_s3_client_create(NULL, &c, &e));
     CHECK(c == NULL);
     CHECK(strstr(e.message, "no AWS credentials") != NULL);
     clear_aws_env();
@@ -175,16 +175,16 @@ TEST(client_without_credentials_fails_clearly)
 
 TEST(bucket_names_for_virtual_hosting)
 {
-    CHECK_INT(1, spim_s3_bucket_is_virtual_host_ok("my-bucket-1"));
-    CHECK_INT(1, spim_s3_bucket_is_virtual_host_ok("abc"));
-    CHECK_INT(0, spim_s3_bucket_is_virtual_host_ok("ab"));
-    CHECK_INT(0, spim_s3_bucket_is_virtual_host_ok("my.bucket"));
-    CHECK_INT(0, spim_s3_bucket_is_virtual_host_ok("My-Bucket"));
-    CHECK_INT(0, spim_s3_bucket_is_virtual_host_ok("my_bucket"));
-    CHECK_INT(0, spim_s3_bucket_is_virtual_host_ok("-bucket"));
-    CHECK_INT(0, spim_s3_bucket_is_virtual_host_ok("bucket-"));
-    CHECK_INT(1, spim_s3_bucket_is_virtual_host_ok("a123456789012345678901234567890123456789012345678901234567890bc"));
-    CHECK_INT(0, spim_s3_bucket_is_virtual_host_ok("a123456789012345678901234567890123456789012345678901234567890bcd"));
+    CHECK_INT(1, spim__s3_bucket_is_virtual_host_ok("my-bucket-1"));
+    CHECK_INT(1, spim__s3_bucket_is_virtual_host_ok("abc"));
+    CHECK_INT(0, spim__s3_bucket_is_virtual_host_ok("ab"));
+    CHECK_INT(0, spim__s3_bucket_is_virtual_host_ok("my.bucket"));
+    CHECK_INT(0, spim__s3_bucket_is_virtual_host_ok("My-Bucket"));
+    CHECK_INT(0, spim__s3_bucket_is_virtual_host_ok("my_bucket"));
+    CHECK_INT(0, spim__s3_bucket_is_virtual_host_ok("-bucket"));
+    CHECK_INT(0, spim__s3_bucket_is_virtual_host_ok("bucket-"));
+    CHECK_INT(1, spim__s3_bucket_is_virtual_host_ok("a123456789012345678901234567890123456789012345678901234567890bc"));
+    CHECK_INT(0, spim__s3_bucket_is_virtual_host_ok("a123456789012345678901234567890123456789012345678901234567890bcd"));
 }
 
 TEST(aws_endpoint_addressing)
@@ -213,28 +213,28 @@ TEST(region_and_endpoint_from_environment)
     clear_aws_env();
     setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "envSecret", 1);
-    REQUIRE(spim_s3_client_create_from_env(&c, NULL) == SPIM_OK);
-    CHECK_STR("us-east-1", spim_s3_client_region(c));
+    REQUIRE(spim_s3_client_create(NULL, &c, NULL) == SPIM_OK);
+    CHECK_STR("us-east-1", spim__s3_client_region(c));
     spim_s3_client_free(c);
     setenv("AWS_DEFAULT_REGION", "eu-north-1", 1);
-    REQUIRE(spim_s3_client_create_from_env(&c, NULL) == SPIM_OK);
-    CHECK_STR("eu-north-1", spim_s3_client_region(c));
+    REQUIRE(spim_s3_client_create(NULL, &c, NULL) == SPIM_OK);
+    CHECK_STR("eu-north-1", spim__s3_client_region(c));
     spim_s3_client_free(c);
     setenv("AWS_REGION", "ap-south-2", 1);
     setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1", 1);
     setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:7480//", 1);
-    REQUIRE(spim_s3_client_create_from_env(&c, NULL) == SPIM_OK);
-    CHECK_STR("ap-south-2", spim_s3_client_region(c));
+    REQUIRE(spim_s3_client_create(NULL, &c, NULL) == SPIM_OK);
+    CHECK_STR("ap-south-2", spim__s3_client_region(c));
     /* a custom endpoint is path-style, and keys keep ./, ../ and // */
     CHECK_STR("http://127.0.0.1:7480/photos/a//b/../c/./%C3%A9%20%2B", url_of(c, "photos", "a//b/../c/./\xc3\xa9 +"));
     spim_s3_client_free(c);
     unsetenv("AWS_ENDPOINT_URL_S3");
-    REQUIRE(spim_s3_client_create_from_env(&c, NULL) == SPIM_OK);
+    REQUIRE(spim_s3_client_create(NULL, &c, NULL) == SPIM_OK);
     CHECK_STR("http://127.0.0.1:1/photos/k", url_of(c, "photos", "k"));
     spim_s3_client_free(c);
     memset(&o, 0, sizeof o);
     o.endpoint = "ftp://example";
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECK_INT(SPIM_ERR_CONFIG, spim_s3_client_create(&o, &c, &e));
     CHECK(strstr(e.message, "http://") != NULL);
     o.endpoint = "http://127.0.0.1:7480/prefix";
@@ -257,20 +257,20 @@ TEST(ca_bundle_is_found_or_given)
     setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "envSecret", 1);
     setenv("SSL_CERT_FILE", "/opt/certs/bundle.pem", 1);
-    REQUIRE(spim_s3_client_create_from_env(&c, NULL) == SPIM_OK);
-    CHECK_STR("/opt/certs/bundle.pem", spim_s3_client_ca_file(c));
+    REQUIRE(spim_s3_client_create(NULL, &c, NULL) == SPIM_OK);
+    CHECK_STR("/opt/certs/bundle.pem", spim__s3_client_ca_file(c));
     spim_s3_client_free(c);
     memset(&o, 0, sizeof o);
     o.ca_file = "/given/ca.pem";
     REQUIRE(spim_s3_client_create(&o, &c, NULL) == SPIM_OK);
-    CHECK_STR("/given/ca.pem", spim_s3_client_ca_file(c));
+    CHECK_STR("/given/ca.pem", spim__s3_client_ca_file(c));
     spim_s3_client_free(c);
     unsetenv("SSL_CERT_FILE");
-    REQUIRE(spim_s3_client_create_from_env(&c, NULL) == SPIM_OK);
+    REQUIRE(spim_s3_client_create(NULL, &c, NULL) == SPIM_OK);
     if (info->cainfo && access(info->cainfo, R_OK) == 0)
-        CHECK_STR("", spim_s3_client_ca_file(c)); /* libcurl's own bundle exists: keep it */
+        CHECK_STR("", spim__s3_client_ca_file(c)); /* libcurl's own bundle exists: keep it */
     else
-        CHECKF(access(spim_s3_client_ca_file(c), R_OK) == 0, "probed \"%s\"", spim_s3_client_ca_file(c));
+        CHECKF(access(spim__s3_client_ca_file(c), R_OK) == 0, "probed \"%s\"", spim__s3_client_ca_file(c));
     spim_s3_client_free(c);
     clear_aws_env();
 }
@@ -279,61 +279,61 @@ TEST(ca_bundle_is_found_or_given)
 
 TEST(error_xml_parsing)
 {
-    spim_s3_error_info i;
+    spim__s3_error_info i;
     const char *doc = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code>"
                       "<Message>The resource &lt;you&gt; &amp; &quot;I&quot;\nwant</Message>"
                       "<Key>a</Key><RequestId>4442587FB7D0A2F9</RequestId></Error>";
-    CHECK_INT(1, spim_s3_parse_error(doc, strlen(doc), &i));
+    CHECK_INT(1, spim__s3_parse_error(doc, strlen(doc), &i));
     CHECK_STR("NoSuchKey", i.code);
     CHECK_STR("The resource <you> & \"I\" want", i.message);
     CHECK_STR("4442587FB7D0A2F9", i.request_id);
-    CHECK_INT(0, spim_s3_parse_error(doc, 60, &i)); /* cut before </Code> */
+    CHECK_INT(0, spim__s3_parse_error(doc, 60, &i)); /* cut before </Code> */
     CHECK_STR("", i.code);
-    CHECK_INT(0, spim_s3_parse_error("<html>502 Bad Gateway</html>", 28, &i));
-    CHECK_INT(0, spim_s3_parse_error("<Error><Code></Code></Error>", 28, &i));
-    CHECK_INT(0, spim_s3_parse_error(NULL, 0, &i));
+    CHECK_INT(0, spim__s3_parse_error("<html>502 Bad Gateway</html>", 28, &i));
+    CHECK_INT(0, spim__s3_parse_error("<Error><Code></Code></Error>", 28, &i));
+    CHECK_INT(0, spim__s3_parse_error(NULL, 0, &i));
     doc = "<Code>SlowDown</Code><Message>a &amp b &# &amp;amp;</Message>";
-    CHECK_INT(1, spim_s3_parse_error(doc, strlen(doc), &i));
+    CHECK_INT(1, spim__s3_parse_error(doc, strlen(doc), &i));
     CHECK_STR("a &amp b &# &amp;", i.message);
 }
 
 TEST(status_and_retry_classification)
 {
-    CHECK_INT(SPIM_ERR_NOT_FOUND, spim_s3_status_for(404, "NoSuchKey"));
-    CHECK_INT(SPIM_ERR_NOT_FOUND, spim_s3_status_for(404, "NoSuchBucket"));
-    CHECK_INT(SPIM_ERR_AUTH, spim_s3_status_for(403, "SignatureDoesNotMatch"));
-    CHECK_INT(SPIM_ERR_AUTH, spim_s3_status_for(403, "InvalidAccessKeyId"));
-    CHECK_INT(SPIM_ERR_AUTH, spim_s3_status_for(403, "AccessDenied"));
-    CHECK_INT(SPIM_ERR_HTTP, spim_s3_status_for(503, "SlowDown"));
-    CHECK_INT(SPIM_ERR_HTTP, spim_s3_status_for(400, "InvalidArgument"));
-    CHECK_INT(SPIM_ERR_NETWORK, spim_s3_status_for(0, ""));
-    CHECK_INT(1, spim_s3_is_retryable(0, NULL));
-    CHECK_INT(1, spim_s3_is_retryable(500, "InternalError"));
-    CHECK_INT(1, spim_s3_is_retryable(502, ""));
-    CHECK_INT(1, spim_s3_is_retryable(503, "SlowDown"));
-    CHECK_INT(1, spim_s3_is_retryable(504, ""));
-    CHECK_INT(1, spim_s3_is_retryable(400, "RequestTimeout"));
-    CHECK_INT(0, spim_s3_is_retryable(501, "NotImplemented"));
-    CHECK_INT(0, spim_s3_is_retryable(404, "NoSuchKey"));
-    CHECK_INT(0, spim_s3_is_retryable(403, "SignatureDoesNotMatch"));
-    CHECK_INT(1, spim_s3_is_clock_skew("RequestTimeTooSkewed", 0, 1000));
-    CHECK_INT(1, spim_s3_is_clock_skew("RequestExpired", 0, 1000));
-    CHECK_INT(1, spim_s3_is_clock_skew("SignatureDoesNotMatch", 1000 + 241, 1000));
-    CHECK_INT(1, spim_s3_is_clock_skew("SignatureDoesNotMatch", 1000 - 241, 1000));
-    CHECK_INT(0, spim_s3_is_clock_skew("SignatureDoesNotMatch", 1000 + 240, 1000));
-    CHECK_INT(0, spim_s3_is_clock_skew("SignatureDoesNotMatch", 0, 1000));
-    CHECK_INT(0, spim_s3_is_clock_skew("AccessDenied", 99999, 1000));
+    CHECK_INT(SPIM_ERR_NOT_FOUND, spim__s3_status_for(404, "NoSuchKey"));
+    CHECK_INT(SPIM_ERR_NOT_FOUND, spim__s3_status_for(404, "NoSuchBucket"));
+    CHECK_INT(SPIM_ERR_AUTH, spim__s3_status_for(403, "SignatureDoesNotMatch"));
+    CHECK_INT(SPIM_ERR_AUTH, spim__s3_status_for(403, "InvalidAccessKeyId"));
+    CHECK_INT(SPIM_ERR_AUTH, spim__s3_status_for(403, "AccessDenied"));
+    CHECK_INT(SPIM_ERR_HTTP, spim__s3_status_for(503, "SlowDown"));
+    CHECK_INT(SPIM_ERR_HTTP, spim__s3_status_for(400, "InvalidArgument"));
+    CHECK_INT(SPIM_ERR_NETWORK, spim__s3_status_for(0, ""));
+    CHECK_INT(1, spim__s3_is_retryable(0, NULL));
+    CHECK_INT(1, spim__s3_is_retryable(500, "InternalError"));
+    CHECK_INT(1, spim__s3_is_retryable(502, ""));
+    CHECK_INT(1, spim__s3_is_retryable(503, "SlowDown"));
+    CHECK_INT(1, spim__s3_is_retryable(504, ""));
+    CHECK_INT(1, spim__s3_is_retryable(400, "RequestTimeout"));
+    CHECK_INT(0, spim__s3_is_retryable(501, "NotImplemented"));
+    CHECK_INT(0, spim__s3_is_retryable(404, "NoSuchKey"));
+    CHECK_INT(0, spim__s3_is_retryable(403, "SignatureDoesNotMatch"));
+    CHECK_INT(1, spim__s3_is_clock_skew("RequestTimeTooSkewed", 0, 1000));
+    CHECK_INT(1, spim__s3_is_clock_skew("RequestExpired", 0, 1000));
+    CHECK_INT(1, spim__s3_is_clock_skew("SignatureDoesNotMatch", 1000 + 241, 1000));
+    CHECK_INT(1, spim__s3_is_clock_skew("SignatureDoesNotMatch", 1000 - 241, 1000));
+    CHECK_INT(0, spim__s3_is_clock_skew("SignatureDoesNotMatch", 1000 + 240, 1000));
+    CHECK_INT(0, spim__s3_is_clock_skew("SignatureDoesNotMatch", 0, 1000));
+    CHECK_INT(0, spim__s3_is_clock_skew("AccessDenied", 99999, 1000));
 }
 
 TEST(http_dates)
 {
-    CHECK_INT(784111777, spim_s3_parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"));
-    CHECK_INT(1795707672, spim_s3_parse_http_date("Thu, 26 Nov 2026 15:41:12 GMT"));
-    CHECK_INT(951782400, spim_s3_parse_http_date("Tue, 29 Feb 2000 00:00:00 GMT"));
-    CHECK_INT(0, spim_s3_parse_http_date("Sun, 06 Nvo 1994 08:49:37 GMT"));
-    CHECK_INT(0, spim_s3_parse_http_date("06 Nov 1994 08:49:37 GMT"));
-    CHECK_INT(0, spim_s3_parse_http_date("Sun, 06 Nov 1994 08:49:37"));
-    CHECK_INT(0, spim_s3_parse_http_date(""));
+    CHECK_INT(784111777, spim__s3_parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"));
+    CHECK_INT(1795707672, spim__s3_parse_http_date("Thu, 26 Nov 2026 15:41:12 GMT"));
+    CHECK_INT(951782400, spim__s3_parse_http_date("Tue, 29 Feb 2000 00:00:00 GMT"));
+    CHECK_INT(0, spim__s3_parse_http_date("Sun, 06 Nvo 1994 08:49:37 GMT"));
+    CHECK_INT(0, spim__s3_parse_http_date("06 Nov 1994 08:49:37 GMT"));
+    CHECK_INT(0, spim__s3_parse_http_date("Sun, 06 Nov 1994 08:49:37"));
+    CHECK_INT(0, spim__s3_parse_http_date(""));
 }
 
 /* ---- against radosgw ------------------------------------------------------------ */
@@ -363,8 +363,8 @@ static spim_s3_client *server_client_at(const char *endpoint, const char *access
     o.credentials = &cr;
     o.endpoint = endpoint;
     o.region = getenv("SPIM_TEST_REGION");
-    if (!o.backoff_base_ms) o.backoff_base_ms = -1;
-    spim_error_clear(&e);
+    spim__no_sleep = o.backoff_base_ms == 0;
+    spim__error_clear(&e);
     if (spim_s3_client_create(&o, &c, &e) != SPIM_OK) printf("    client: %s\n", e.message);
     return c;
 }
@@ -387,7 +387,7 @@ TEST(create_bucket_is_idempotent)
     NEED_SERVER();
     c = server_client();
     REQUIRE(c != NULL);
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECKF(spim_s3_create_bucket(c, bucket, &e) == SPIM_OK, "%s", e.message);
     CHECKF(spim_s3_create_bucket(c, bucket, &e) == SPIM_OK, "%s", e.message);
     spim_s3_client_free(c);
@@ -411,7 +411,7 @@ static void round_trip(spim_s3_client *c, const char *key, const unsigned char *
     po.content_type = "image/x-test";
     po.metadata = meta;
     po.metadata_count = 2;
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECKF(spim_s3_put(c, bucket, key, data, len, &po, &put, &e) == SPIM_OK, "key %s: %s", key, e.message);
     CHECK_INT(200, put.http_status);
     CHECK(put.etag[0] == '"');
@@ -496,7 +496,7 @@ TEST(missing_key_and_bucket_are_not_found)
     REQUIRE(c != NULL);
     memset(&o, 0, sizeof o);
     make_key(key, sizeof key, "never-written");
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECK_INT(SPIM_ERR_NOT_FOUND, spim_s3_get(c, bucket, key, 0, &o, &e));
     CHECKF(strstr(e.message, "NoSuchKey") && strstr(e.message, "never-written") && strstr(e.message, "HTTP 404"),
            "message: %s", e.message);
@@ -512,8 +512,8 @@ TEST(missing_key_and_bucket_are_not_found)
 
 static void log_to_buf(const char *line, void *user)
 {
-    spim_buf_append_str((spim_buf *)user, line);
-    spim_buf_append_str((spim_buf *)user, "\n");
+    spim__buf_append_str((spim_buf *)user, line);
+    spim__buf_append_str((spim_buf *)user, "\n");
 }
 
 TEST(bad_credentials_are_reported)
@@ -527,12 +527,12 @@ TEST(bad_credentials_are_reported)
     make_key(key, sizeof key, "auth.txt");
     c = server_client_at(getenv("SPIM_TEST_S3_ENDPOINT"), getenv("SPIM_TEST_ACCESS_KEY"), secret, NULL);
     REQUIRE(c != NULL);
-    spim_error_clear(&e);
-    spim_log_set_sink(log_to_buf, &log);
-    spim_log_set_level(SPIM_LOG_TRACE);
+    spim__error_clear(&e);
+    spim__log_set_sink(log_to_buf, &log);
+    spim__log_set_level(SPIM_LOG_TRACE);
     CHECK_INT(SPIM_ERR_AUTH, spim_s3_put(c, bucket, key, "x", 1, NULL, NULL, &e));
-    spim_log_set_level(SPIM_LOG_ERROR);
-    spim_log_set_sink(NULL, NULL);
+    spim__log_set_level(SPIM_LOG_ERROR);
+    spim__log_set_sink(NULL, NULL);
     REQUIRE(log.data != NULL);
     CHECKF(strstr((const char *)log.data, "s3 request") != NULL, "log: %s", (const char *)log.data);
     CHECK(strstr((const char *)log.data, "SignatureDoesNotMatch") != NULL);
@@ -563,7 +563,7 @@ TEST(other_users_bucket_is_access_denied)
     c = server_client_at(getenv("SPIM_TEST_S3_ENDPOINT"), getenv("SPIM_TEST_ACCESS_KEY2"),
                          getenv("SPIM_TEST_SECRET_KEY2"), NULL);
     REQUIRE(c != NULL);
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECK_INT(SPIM_ERR_AUTH, spim_s3_put(c, bucket, key, "x", 1, NULL, NULL, &e));
     CHECKF(strstr(e.message, "AccessDenied") != NULL, "message: %s", e.message);
     spim_s3_client_free(c);
@@ -581,7 +581,7 @@ TEST(get_size_limit_is_enforced_before_the_body)
     memset(&o, 0, sizeof o);
     memset(data, 'z', sizeof data);
     make_key(key, sizeof key, "limit.bin");
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     REQUIRE(spim_s3_put(c, bucket, key, data, sizeof data, NULL, NULL, &e) == SPIM_OK);
     CHECK_INT(SPIM_ERR_TOO_LARGE, spim_s3_get(c, bucket, key, 999, &o, &e));
     CHECKF(strstr(e.message, "over the limit of 999 bytes") != NULL, "message: %s", e.message);
@@ -604,15 +604,15 @@ TEST(clock_skew_is_corrected_from_the_server_date)
     int64_t off;
     NEED_SERVER();
     memset(&o, 0, sizeof o);
-    o.clock_offset_s = 3600;
     o.max_attempts = 1; /* the correction must not need a retry */
     c = server_client_at(getenv("SPIM_TEST_S3_ENDPOINT"), getenv("SPIM_TEST_ACCESS_KEY"),
                          getenv("SPIM_TEST_SECRET_KEY"), &o);
     REQUIRE(c != NULL);
+    spim__s3_client_set_clock_offset(c, 3600);
     make_key(key, sizeof key, "skew.txt");
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECKF(spim_s3_put(c, bucket, key, "late", 4, NULL, NULL, &e) == SPIM_OK, "%s", e.message);
-    off = spim_s3_client_clock_offset(c);
+    off = spim__s3_client_clock_offset(c);
     CHECKF(off > -60 && off < 60, "offset after correction: %lld", (long long)off);
     CHECKF(spim_s3_delete(c, bucket, key, &e) == SPIM_OK, "%s", e.message);
     spim_s3_client_free(c);
@@ -628,7 +628,7 @@ TEST(bad_arguments_are_refused_locally)
     c = make_client("http://127.0.0.1:9", NULL, 0);
     REQUIRE(c != NULL);
     memset(&po, 0, sizeof po);
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECK_INT(SPIM_ERR_INVALID, spim_s3_get(c, "b", "", 0, NULL, &e));
     CHECK_INT(SPIM_ERR_INVALID, spim_s3_put(c, "", "k", "x", 1, NULL, NULL, &e));
     meta.name = "bad name";
@@ -651,7 +651,7 @@ TEST(connection_refused_is_a_transient_network_error)
     spim_error e;
     c = make_client("http://127.0.0.1:9", NULL, 0);
     REQUIRE(c != NULL);
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECK_INT(SPIM_ERR_NETWORK, spim_s3_head(c, "b", "k", NULL, &e));
     CHECK_INT(1, e.transient);
     CHECK_INT(0, e.http_status);
@@ -733,7 +733,7 @@ TEST(slowdown_is_retried_then_succeeds)
     REQUIRE(c != NULL);
     make_key(key, sizeof key, "slowdown.txt");
     CHECK_STR("ok", proxy_ctl("set?mode=slowdown&count=2"));
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECKF(spim_s3_put(c, bucket, key, "third time", 10, NULL, NULL, &e) == SPIM_OK, "%s", e.message);
     CHECK_STR("requests=3 faults=2", proxy_ctl("stats"));
     CHECK_STR("ok", proxy_ctl("set?mode=internal&count=2"));
@@ -755,7 +755,7 @@ TEST(one_connection_is_kept_alive_across_requests)
     REQUIRE(c != NULL);
     memset(&o, 0, sizeof o);
     make_key(key, sizeof key, "keepalive.txt");
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECKF(spim_s3_put(c, bucket, key, "same socket", 11, NULL, NULL, &e) == SPIM_OK, "%s", e.message);
     for (i = 0; i < 3; i++) {
         CHECKF(spim_s3_get(c, bucket, key, 0, &o, &e) == SPIM_OK, "%s", e.message);
@@ -780,7 +780,7 @@ TEST(slowdown_outlasting_the_attempts_fails_and_writes_nothing)
     REQUIRE(c != NULL && direct != NULL);
     make_key(key, sizeof key, "never.txt");
     CHECK_STR("ok", proxy_ctl("set?mode=slowdown&count=10"));
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECK_INT(SPIM_ERR_HTTP, spim_s3_put(c, bucket, key, "nope", 4, NULL, NULL, &e));
     CHECKF(strstr(e.message, "SlowDown") && strstr(e.message, "HTTP 503") && strstr(e.message, "3 attempts"),
            "message: %s", e.message);
@@ -804,7 +804,7 @@ TEST(connection_resets_are_retried)
     memset(&o, 0, sizeof o);
     make_key(key, sizeof key, "reset.txt");
     CHECK_STR("ok", proxy_ctl("set?mode=reset&count=2"));
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECKF(spim_s3_put(c, bucket, key, "survivor", 8, NULL, NULL, &e) == SPIM_OK, "%s", e.message);
     CHECK_STR("ok", proxy_ctl("set?mode=reset&count=1"));
     CHECKF(spim_s3_get(c, bucket, key, 0, &o, &e) == SPIM_OK, "%s", e.message);
@@ -826,7 +826,7 @@ TEST(resets_outlasting_the_attempts_leave_the_original)
     REQUIRE(c != NULL && direct != NULL);
     memset(&o, 0, sizeof o);
     make_key(key, sizeof key, "original.txt");
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     REQUIRE(spim_s3_put(direct, bucket, key, "original", 8, NULL, NULL, &e) == SPIM_OK);
     CHECK_STR("ok", proxy_ctl("set?mode=reset&count=10"));
     CHECK_INT(SPIM_ERR_NETWORK, spim_s3_put(c, bucket, key, "replacement", 11, NULL, NULL, &e));
@@ -855,7 +855,7 @@ TEST(truncated_body_is_fetched_again)
     memset(&o, 0, sizeof o);
     for (i = 0; i < sizeof data; i++) data[i] = (unsigned char)(i * 7 + (i >> 8));
     make_key(key, sizeof key, "truncated.bin");
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     REQUIRE(spim_s3_put(c, bucket, key, data, sizeof data, NULL, NULL, &e) == SPIM_OK);
     CHECK_STR("ok", proxy_ctl("set?mode=truncate&count=1"));
     CHECKF(spim_s3_get(c, bucket, key, 0, &o, &e) == SPIM_OK, "%s", e.message);
@@ -878,7 +878,7 @@ TEST(get_size_limit_is_enforced_while_reading_without_length)
     memset(&o, 0, sizeof o);
     memset(data, 'q', sizeof data);
     make_key(key, sizeof key, "chunked.bin");
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     REQUIRE(spim_s3_put(c, bucket, key, data, sizeof data, NULL, NULL, &e) == SPIM_OK);
     CHECK_STR("ok", proxy_ctl("set?mode=chunked&count=2"));
     CHECK_INT(SPIM_ERR_TOO_LARGE, spim_s3_get(c, bucket, key, 999, &o, &e));
@@ -903,7 +903,7 @@ TEST(stalled_server_times_out_and_is_retried)
     REQUIRE(c != NULL);
     make_key(key, sizeof key, "stall.txt");
     CHECK_STR("ok", proxy_ctl("set?mode=stall&count=1&stall=8"));
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECKF(spim_s3_put(c, bucket, key, "patient", 7, NULL, NULL, &e) == SPIM_OK, "%s", e.message);
     CHECK_STR("requests=2 faults=1", proxy_ctl("stats"));
     CHECK_STR("ok", proxy_ctl("set?mode=stall&count=3&stall=8"));
@@ -917,8 +917,8 @@ TEST(stalled_server_times_out_and_is_retried)
 int main(void)
 {
     snprintf(bucket, sizeof bucket, "spim-test-s3");
-    snprintf(prefix, sizeof prefix, "run-%ld-%ld/", (long)getpid(), (long)(spim_wall_ms() / 1000));
-    spim_log_set_level(SPIM_LOG_ERROR); /* retries log WARN lines; AWS_LAMBDA_LOG_LEVEL shows them */
+    snprintf(prefix, sizeof prefix, "run-%ld-%ld/", (long)getpid(), (long)(spim__wall_ms() / 1000));
+    spim__log_set_level(SPIM_LOG_ERROR); /* retries log WARN lines; AWS_LAMBDA_LOG_LEVEL shows them */
     spim_log_init_from_env();
     RUN(credentials_file_profiles_comments_whitespace);
     RUN(credentials_file_reports_bad_input);

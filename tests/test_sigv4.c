@@ -203,7 +203,7 @@ TEST(presign_rejects_expires_outside_1_to_604800)
     static const long good[] = { 1, 604800 };
     size_t i;
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        spim_error_clear(&e);
+        spim__error_clear(&e);
         p.expires = bad[i];
         CHECK_INT(SPIM_ERR_INVALID, spim_sigv4_presign(&r, &p, &url, NULL, &e));
         CHECKF(strstr(e.message, "X-Amz-Expires must be 1..604800 seconds") != NULL, "message: %s", e.message);
@@ -355,7 +355,7 @@ TEST(canonical_query_decodes_reencodes_and_sorts)
     size_t i;
     for (i = 0; i < sizeof in / sizeof in[0]; i++) {
         spim_buf out = SPIM_BUF_INIT;
-        REQUIRE(spim_sigv4_canonical_query(&out, in[i], strlen(in[i])) == SPIM_OK);
+        REQUIRE(spim__sigv4_canonical_query(&out, in[i], strlen(in[i])) == SPIM_OK);
         CHECK_STR(want[i], (const char *)out.data);
         spim_buf_free(&out);
     }
@@ -424,7 +424,7 @@ TEST(payload_hash_choices)
     CHECK(find_added(&res, "X-Amz-Content-SHA256") == NULL);
     spim_sigv4_result_free(&res);
     r.payload_hash = SPIM_UNSIGNED_PAYLOAD; /* contradicts the header */
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECK_INT(SPIM_ERR_INVALID, spim_sigv4_sign(&r, &p, &res, &e));
     CHECK(strstr(e.message, "x-amz-content-sha256") != NULL);
     spim_sigv4_result_free(&res);
@@ -441,7 +441,7 @@ TEST(bad_input_is_rejected_with_a_reason)
     spim_sigv4_request r = request("GET", "https://examplebucket.s3.amazonaws.com/k", inject, 1);
     spim_sigv4_result res;
     spim_error e;
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECK_INT(SPIM_ERR_INVALID, spim_sigv4_sign(&r, &p, &res, &e));
     CHECK(strstr(e.message, "line break") != NULL);
     spim_sigv4_result_free(&res);
@@ -485,19 +485,19 @@ TEST(uri_encode_and_amz_date)
     REQUIRE(spim_uri_encode(&b, "", 0, 0) == SPIM_OK);
     CHECK_STR("", (const char *)b.data);
     spim_buf_free(&b);
-    spim_amz_date(DOC_TIME, d);
+    spim__amz_date(DOC_TIME, d);
     CHECK_STR("20130524T000000Z", d);
-    spim_amz_date(SUITE_TIME, d);
+    spim__amz_date(SUITE_TIME, d);
     CHECK_STR("20150830T123600Z", d);
-    spim_amz_date(951782400 + 86399, d); /* 2000-02-29, a leap day */
+    spim__amz_date(951782400 + 86399, d); /* 2000-02-29, a leap day */
     CHECK_STR("20000229T235959Z", d);
-    spim_amz_date(0, d);
+    spim__amz_date(0, d);
     CHECK_STR("19700101T000000Z", d);
-    spim_amz_date(-1, d);
+    spim__amz_date(-1, d);
     CHECK_STR("19691231T235959Z", d);
-    spim_amz_date(INT64_MAX, d); /* out of range: clamped, still 16 characters */
+    spim__amz_date(INT64_MAX, d); /* out of range: clamped, still 16 characters */
     CHECK_STR("99991231T235959Z", d);
-    spim_amz_date(INT64_MIN, d);
+    spim__amz_date(INT64_MIN, d);
     CHECK_STR("00000101T000000Z", d);
 }
 
@@ -506,8 +506,8 @@ TEST(signing_key_matches_the_aws_example)
 {
     unsigned char key[SPIM_SHA256_SIZE];
     char hex[SPIM_SHA256_HEX_SIZE];
-    spim_sigv4_signing_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20120215", "us-east-1", "iam", key);
-    spim_hex(key, sizeof key, hex);
+    spim__sigv4_signing_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20120215", "us-east-1", "iam", key);
+    spim__hex(key, sizeof key, hex);
     CHECK_STR("f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d", hex);
 }
 
@@ -668,7 +668,7 @@ static void run_aws4_case(void)
         snprintf(c.session_token, sizeof c.session_token, "%.*s", (int)strcspn(token, "\r\n"), token);
         if (strstr(current_case, "post-sts-header-after")) p.flags |= SPIM_SIGV4_OMIT_SESSION_TOKEN;
     }
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     CHECKF(spim_sigv4_sign(&r, &p, &res, &e) == SPIM_OK, "%s", e.message);
     if (c.session_token[0]) CHECK_STR(c.session_token, find_added(&res, "X-Amz-Security-Token"));
     free(sreq);
@@ -791,7 +791,7 @@ static void run_v4_case(void)
         return;
     }
     r = raw_request(&rq);
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     if (current_query) CHECKF(spim_sigv4_presign(&r, &p, &url, &res, &e) == SPIM_OK, "%s", e.message);
     else CHECKF(spim_sigv4_sign(&r, &p, &res, &e) == SPIM_OK, "%s", e.message);
     check_v4_results(dir, &res, current_query ? "query" : "header");
@@ -868,7 +868,7 @@ static void run_s3_vector(void)
         r.body_len = strlen(json_str(in, "body"));
     }
     if (json_true(in, "unsigned_payload")) r.payload_hash = SPIM_UNSIGNED_PAYLOAD;
-    spim_error_clear(&e);
+    spim__error_clear(&e);
     if (cJSON_IsNumber(expires)) {
         p.expires = (long)expires->valuedouble;
         CHECKF(spim_sigv4_presign(&r, &p, &url, &res, &e) == SPIM_OK, "%s", e.message);

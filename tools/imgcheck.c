@@ -23,7 +23,7 @@ static int load(const char *path, spim_image *img)
     spim_buf file = SPIM_BUF_INIT;
     spim_error err;
     spim_status st;
-    spim_error_clear(&err);
+    spim__error_clear(&err);
     st = spim_read_file(path, 0, &file, &err);
     if (st == SPIM_OK) st = spim_image_decode(file.data, file.len, 0, img, &err);
     spim_buf_free(&file);
@@ -35,7 +35,7 @@ static int info(const char *path)
 {
     spim_image img;
     if (!load(path, &img)) return 1;
-    printf("format=%s width=%d height=%d channels=%d orientation=%d\n", spim_format_name(img.meta.format),
+    printf("format=%s width=%d height=%d channels=%d orientation=%d\n", spim__format_name(img.meta.format),
            img.width, img.height, img.channels, img.meta.orientation);
     spim_image_free(&img);
     return 0;

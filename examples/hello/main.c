@@ -81,7 +81,7 @@ static spim_status hello(const spim_invocation *inv, spim_response *resp, void *
     const cJSON *log = cJSON_GetObjectItemCaseSensitive(event, "log");
     spim_status st;
     (void)user;
-    if (cJSON_IsString(log)) spim_log_fields(SPIM_LOG_INFO, "hello", "text", log->valuestring, (const char *)NULL);
+    if (cJSON_IsString(log)) spim_log_fields(SPIM_LOG_INFO, "hello", SPIM_LOG_STR("text", log->valuestring), SPIM_LOG_END);
     if (cJSON_IsString(fail)) {
         spim_response_fail(resp, "HelloError", "%s", fail->valuestring);
         st = SPIM_ERR_INVALID;

@@ -101,7 +101,7 @@ static spim_status read_options(config *c, spim_error *err)
     c->opt.scale = scale;
     c->opt.opacity = opacity;
     c->opt.quality = (int)quality;
-    c->opt.max_pixels = pixels > 0 ? (uint64_t)pixels : spim_default_max_pixels();
+    c->opt.max_pixels = pixels > 0 ? (uint64_t)pixels : spim__default_max_pixels();
     /* 2 bytes per pixel of the budget holds any photo worth decoding (a PNG
        photo runs at about 1.5-2.5) and keeps input + pixels within the
        budget's 5 bytes per pixel; bigger objects are refused unread */
@@ -155,11 +155,11 @@ static spim_status imager_init(void *user, spim_error *err)
         return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_OUTPUT_PREFIX is longer than an S3 key");
     c->output_bucket = bucket && *bucket ? bucket : NULL;
     if ((st = read_options(c, err)) != SPIM_OK) return st;
-    if ((st = spim_s3_client_create_from_env(&c->s3, err)) != SPIM_OK) return st;
+    if ((st = spim_s3_client_create(NULL, &c->s3, err)) != SPIM_OK) return st;
     if ((st = load_stamp(c, getenv("SPARTA_STAMP"), err)) != SPIM_OK) return st;
-    spim_log_fields(SPIM_LOG_INFO, "imager ready", "prefix", c->prefix,
-                    "output_bucket", c->output_bucket ? c->output_bucket : "(source)",
-                    "stamp", getenv("SPARTA_STAMP") ? getenv("SPARTA_STAMP") : "(embedded)", (const char *)NULL);
+    spim_log_fields(SPIM_LOG_INFO, "imager ready", SPIM_LOG_STR("prefix", c->prefix),
+                    SPIM_LOG_STR("output_bucket", c->output_bucket ? c->output_bucket : "(source)"),
+                    SPIM_LOG_STR("stamp", getenv("SPARTA_STAMP") ? getenv("SPARTA_STAMP") : "(embedded)"), SPIM_LOG_END);
     return SPIM_OK;
 }
 
@@ -191,7 +191,7 @@ static int fetch(const config *c, const spim_s3_record *rec, spim_s3_object *obj
     spim_error err;
     int64_t t = spim_now_ms();
     spim_status st;
-    spim_error_clear(&err);
+    memset(&err, 0, sizeof err);
     st = spim_s3_get(c->s3, rec->bucket, rec->key, c->max_object_bytes, obj, &err);
     r->get_ms = (long)(spim_now_ms() - t);
     r->bytes_in = obj->body.len;
@@ -212,7 +212,7 @@ static void render(const config *c, spim_s3_object *obj, spim_buf *enc, const ch
     spim_error err;
     int64_t t = spim_now_ms();
     spim_status st;
-    spim_error_clear(&err);
+    memset(&err, 0, sizeof err);
     st = spim_image_decode(obj->body.data, obj->body.len, c->opt.max_pixels, &img, &err);
     spim_s3_object_free(obj);
     if (st == SPIM_OK) {
@@ -242,7 +242,7 @@ static void stamp_object(const config *c, const spim_s3_record *rec, const char 
     int64_t t;
     memset(&obj, 0, sizeof obj);
     memset(&put, 0, sizeof put);
-    spim_error_clear(&err);
+    memset(&err, 0, sizeof err);
     if (fetch(c, rec, &obj, r)) {
         /* S3 quotes ETags; metadata gets the bare hex */
         snprintf(etag, sizeof etag, "%.200s", obj.etag[0] == '"' ? obj.etag + 1 : obj.etag);
@@ -273,20 +273,20 @@ static void handle_record(const config *c, const spim_s3_record *rec, spim_buf *
     spim_error err;
     spim_buf_reset(out_key);
     if (rec->status != SPIM_OK) settle(r, "skipped", "%s", rec->error);
-    else if (!spim_utf8_valid(rec->key, rec->key_len)) settle(r, "skipped", "%s", "key is not UTF-8");
+    else if (!spim__utf8_valid(rec->key, rec->key_len)) settle(r, "skipped", "%s", "key is not UTF-8");
     else if (rec->kind != SPIM_EVENT_CREATED && rec->kind != SPIM_EVENT_REMOVED)
         settle(r, "skipped", "event %s is not handled", rec->name);
     else if (starts_with(rec->key, c->prefix)) settle(r, "skipped", "key starts with %s", c->prefix);
     else if (strlen(c->prefix) + rec->key_len > SPIM_S3_MAX_KEY)
         settle(r, "skipped", "%s + key is longer than an S3 key", c->prefix);
-    else if (spim_buf_append_str(out_key, c->prefix) || spim_buf_append_str(out_key, rec->key))
+    else if (spim_buf_appendf(out_key, "%s", c->prefix) || spim_buf_appendf(out_key, "%s", rec->key))
         settle(r, "failed", "%s", "out of memory");
     if (r->action) return;
     if (rec->kind == SPIM_EVENT_CREATED) {
         stamp_object(c, rec, (const char *)out_key->data, r);
         return;
     }
-    spim_error_clear(&err);
+    memset(&err, 0, sizeof err);
     if (spim_s3_delete(c->s3, c->output_bucket ? c->output_bucket : rec->bucket,
                        (const char *)out_key->data, &err) != SPIM_OK)
         s3_failed(r, "DELETE", &err);
@@ -304,19 +304,15 @@ typedef struct summary {
 
 static void report(summary *s, const spim_s3_record *rec, const char *out_key, const result *r)
 {
-    char in[24], out[24], get[24], img[24], put[24];
-    const char *key = spim_utf8_valid(rec->key, rec->key_len) ? rec->key : rec->key_raw;
+    const char *key = spim__utf8_valid(rec->key, rec->key_len) ? rec->key : rec->key_raw;
     cJSON *item;
-    snprintf(in, sizeof in, "%zu", r->bytes_in);
-    snprintf(out, sizeof out, "%zu", r->bytes_out);
-    snprintf(get, sizeof get, "%ld", r->get_ms);
-    snprintf(img, sizeof img, "%ld", r->image_ms);
-    snprintf(put, sizeof put, "%ld", r->put_ms);
-    /* an empty reason ends the field list early, leaving it out of the line */
+    /* a NULL reason leaves the field out of the line */
     spim_log_fields(strcmp(r->action, "failed") ? SPIM_LOG_INFO : SPIM_LOG_ERROR, r->action,
-                    "bucket", rec->bucket, "key", key, "event", rec->name, "output", out_key,
-                    "bytes_in", in, "bytes_out", out, "get_ms", get, "image_ms", img, "put_ms", put,
-                    r->reason[0] ? "reason" : (const char *)NULL, r->reason, (const char *)NULL);
+                    SPIM_LOG_STR("bucket", rec->bucket), SPIM_LOG_STR("key", key), SPIM_LOG_STR("event", rec->name),
+                    SPIM_LOG_STR("output", out_key), SPIM_LOG_INT("bytes_in", r->bytes_in),
+                    SPIM_LOG_INT("bytes_out", r->bytes_out), SPIM_LOG_INT("get_ms", r->get_ms),
+                    SPIM_LOG_INT("image_ms", r->image_ms), SPIM_LOG_INT("put_ms", r->put_ms),
+                    SPIM_LOG_STR("reason", r->reason[0] ? r->reason : NULL), SPIM_LOG_END);
     s->stamped += strcmp(r->action, "stamped") == 0;
     s->deleted += strcmp(r->action, "deleted") == 0;
     s->skipped += strcmp(r->action, "skipped") == 0;
@@ -353,13 +349,8 @@ static spim_status answer(const summary *s, int tests, spim_response *resp)
 
 static void log_totals(const summary *s)
 {
-    char n[4][16];
-    snprintf(n[0], sizeof n[0], "%d", s->stamped);
-    snprintf(n[1], sizeof n[1], "%d", s->deleted);
-    snprintf(n[2], sizeof n[2], "%d", s->skipped);
-    snprintf(n[3], sizeof n[3], "%d", s->failed);
-    spim_log_fields(SPIM_LOG_INFO, "done", "stamped", n[0], "deleted", n[1], "skipped", n[2], "failed", n[3],
-                    (const char *)NULL);
+    spim_log_fields(SPIM_LOG_INFO, "done", SPIM_LOG_INT("stamped", s->stamped), SPIM_LOG_INT("deleted", s->deleted),
+                    SPIM_LOG_INT("skipped", s->skipped), SPIM_LOG_INT("failed", s->failed), SPIM_LOG_END);
 }
 
 static spim_status imager(const spim_invocation *inv, spim_response *resp, void *user)
@@ -371,7 +362,7 @@ static spim_status imager(const spim_invocation *inv, spim_response *resp, void 
     summary s;
     size_t i;
     spim_status st;
-    spim_error_clear(&err);
+    memset(&err, 0, sizeof err);
     memset(&s, 0, sizeof s);
     if (spim_event_parse(inv->payload, inv->payload_len, NULL, &ev, &err) != SPIM_OK) {
         spim_response_fail(resp, "InvalidEvent", "%s", err.message);

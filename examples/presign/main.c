@@ -57,7 +57,7 @@ static spim_status presign_init(void *user, spim_error *err)
                               exp, SPIM_PRESIGN_MAX_EXPIRES);
     c->cors_origin = getenv("SPARTA_CORS_ORIGIN");
     if (!c->cors_origin || !*c->cors_origin) c->cors_origin = "*";
-    return spim_s3_client_create_from_env(&c->s3, err);
+    return spim_s3_client_create(NULL, &c->s3, err);
 }
 
 /* The API Gateway proxy answer: {"statusCode", "headers", "body"} with
@@ -110,8 +110,8 @@ static const char *read_request(const config *c, const cJSON *event, const char 
     if (b && *b) *bucket = b;
     if (!*bucket) return "missing bucket";
     if (!k || !*k) return "missing key";
-    if (strncmp(k, c->prefix, strlen(c->prefix)) != 0 && spim_buf_append_str(key, c->prefix)) return "out of memory";
-    if (spim_buf_append_str(key, k)) return "out of memory";
+    if (strncmp(k, c->prefix, strlen(c->prefix)) != 0 && spim_buf_appendf(key, "%s", c->prefix)) return "out of memory";
+    if (spim_buf_appendf(key, "%s", k)) return "out of memory";
     if (key->len > SPIM_S3_MAX_KEY) return "key too long";
     *expires = c->max_expires;
     if (e && *e) *expires = strtol(e, &end, 10);
@@ -131,25 +131,26 @@ static spim_status presign(const spim_invocation *inv, spim_response *resp, void
     long expires = 0;
     spim_status st;
     memset(&head, 0, sizeof head);
-    spim_error_clear(&err);
+    memset(&err, 0, sizeof err);
     bad = cJSON_IsObject(event) ? read_request(c, event, &bucket, &key, &expires) : "the event is not a JSON object";
     if (bad) {
-        spim_log_fields(SPIM_LOG_INFO, "bad request", "reason", bad, (const char *)NULL);
+        spim_log_fields(SPIM_LOG_INFO, "bad request", SPIM_LOG_STR("reason", bad), SPIM_LOG_END);
         st = reply_error(c, resp, 400, bad);
     } else if ((st = spim_s3_head(c->s3, bucket, (const char *)key.data, &head, &err)) != SPIM_OK ||
                (st = spim_s3_presign_get(c->s3, bucket, (const char *)key.data, expires, &url, &err)) != SPIM_OK) {
         int status = st == SPIM_ERR_NOT_FOUND ? 404 : err.transient ? 503 : 502;
-        spim_log_fields(SPIM_LOG_INFO, "no link", "bucket", bucket, "key", (const char *)key.data,
-                        "reason", err.message, (const char *)NULL);
+        spim_log_fields(SPIM_LOG_INFO, "no link", SPIM_LOG_STR("bucket", bucket),
+                        SPIM_LOG_STR("key", (const char *)key.data), SPIM_LOG_STR("reason", err.message), SPIM_LOG_END);
         st = reply_error(c, resp, status, status == 404 ? "no stamped image for this key" : err.message);
     } else if ((body = cJSON_CreateObject()) == NULL) {
         st = SPIM_ERR_NOMEM;
     } else {
         cJSON_AddStringToObject(body, "url", (const char *)url.data);
         cJSON_AddNumberToObject(body, "expires_in", (double)expires);
-        cJSON_AddNumberToObject(body, "expires_at", (double)(spim_wall_ms() / 1000 + expires));
+        cJSON_AddNumberToObject(body, "expires_at", (double)((int64_t)time(NULL) + expires));
         cJSON_AddStringToObject(body, "key", (const char *)key.data);
-        spim_log_fields(SPIM_LOG_INFO, "link", "bucket", bucket, "key", (const char *)key.data, (const char *)NULL);
+        spim_log_fields(SPIM_LOG_INFO, "link", SPIM_LOG_STR("bucket", bucket), SPIM_LOG_STR("key", (const char *)key.data),
+                        SPIM_LOG_END);
         st = reply(c, resp, 200, body);
     }
     spim_s3_object_free(&head);

@@ -177,8 +177,8 @@ int main(int argc, char **argv)
         return usage(a.key[0] ? "mb takes s3://BUCKET without a key" : "this command needs s3://BUCKET/KEY");
     spim_log_init_from_env();
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    spim_error_clear(&err);
-    st = spim_s3_client_create_from_env(&c, &err);
+    memset(&err, 0, sizeof err);
+    st = spim_s3_client_create(NULL, &c, &err);
     if (st == SPIM_OK) st = run(c, &a, &err);
     if (st != SPIM_OK) fprintf(stderr, "%s\n", err.message);
     spim_s3_client_free(c);

@@ -107,7 +107,7 @@ static int run(const args *a, const spim_stamp *stamp)
     spim_image img;
     spim_error err;
     int ok = 0;
-    spim_error_clear(&err);
+    memset(&err, 0, sizeof err);
     if (spim_read_file(a->input, 0, &in, &err) != SPIM_OK) {
         fprintf(stderr, "stamp: %s\n", err.message);
         return 0;
@@ -140,7 +140,7 @@ int main(int argc, char **argv)
     size_t png_len = sizeof spim_stamp_png;
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
-    spim_error_clear(&err);
+    memset(&err, 0, sizeof err);
     if (a.stamp) {
         if (spim_read_file(a.stamp, 64u << 20, &file, &err) != SPIM_OK) {
             fprintf(stderr, "stamp: %s\n", err.message);

@@ -57,8 +57,8 @@ static void log_sink(const char *line, void *user)
                 *e = cJSON_GetObjectItemCaseSensitive(j, "errorMessage");
     (void)user;
     if (cJSON_IsString(m)) {
-        if (logged.len) spim_buf_append_str(&logged, " / ");
-        spim_buf_append_str(&logged, m->valuestring);
+        if (logged.len) spim__buf_append_str(&logged, " / ");
+        spim__buf_append_str(&logged, m->valuestring);
         if (cJSON_IsString(t) && cJSON_IsString(e))
             spim_buf_appendf(&logged, ": %s: %s", t->valuestring, e->valuestring);
     }
@@ -160,7 +160,7 @@ static void event_case(const char *input, const char *json, size_t len, const sp
     spim_event *ev = NULL;
     spim_error err;
     spim_status st;
-    spim_error_clear(&err);
+    spim__error_clear(&err);
     st = spim_event_parse(json, len, opt, &ev, &err);
     if (st == SPIM_OK && ev->record_count && ev->records[0].status != SPIM_OK)
         row("event (record skipped, batch goes on)", input, ev->records[0].status, ev->records[0].error);
@@ -236,14 +236,14 @@ static void credentials(void)
     size_t i;
     char *big;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        spim_error_clear(&err);
-        st = spim_s3_parse_credentials(cases[i].file, strlen(cases[i].file), cases[i].profile, &c, &err);
+        spim__error_clear(&err);
+        st = spim__s3_parse_credentials(cases[i].file, strlen(cases[i].file), cases[i].profile, &c, &err);
         row_err("credentials file", cases[i].input, st, &err);
     }
     big = (char *)calloc(1, SPIM_S3_CREDENTIALS_FILE_MAX + 2);
     memset(big, '#', SPIM_S3_CREDENTIALS_FILE_MAX + 1);
-    spim_error_clear(&err);
-    st = spim_s3_parse_credentials(big, SPIM_S3_CREDENTIALS_FILE_MAX + 1, NULL, &c, &err);
+    spim__error_clear(&err);
+    st = spim__s3_parse_credentials(big, SPIM_S3_CREDENTIALS_FILE_MAX + 1, NULL, &c, &err);
     row_err("credentials file", "credentials file over 1 MiB", st, &err);
     free(big);
 }
@@ -262,7 +262,7 @@ static void client_config(void)
     memset(&o, 0, sizeof o);
     o.credentials = &creds;
     o.region = "us east 1";
-    spim_error_clear(&err);
+    spim__error_clear(&err);
     st = spim_s3_client_create(&o, &c, &err);
     row_err("configuration", "`AWS_REGION=us east 1`", st, &err);
     spim_s3_client_free(c);
@@ -271,7 +271,7 @@ static void client_config(void)
     memset(&o, 0, sizeof o);
     o.credentials = &creds;
     o.endpoint = "ftp://127.0.0.1:7480";
-    spim_error_clear(&err);
+    spim__error_clear(&err);
     st = spim_s3_client_create(&o, &c, &err);
     row_err("configuration", "`AWS_ENDPOINT_URL_S3=ftp://127.0.0.1:7480`", st, &err);
     spim_s3_client_free(c);
@@ -282,15 +282,15 @@ static void client_config(void)
     unsetenv("AWS_SECRET_ACCESS_KEY");
     unsetenv("AWS_SESSION_TOKEN");
     unsetenv("AWS_PROFILE");
-    spim_error_clear(&err);
-    st = spim_s3_client_create_from_env(&c, &err);
+    spim__error_clear(&err);
+    st = spim_s3_client_create(NULL, &c, &err);
     row_err("configuration", "no credentials anywhere", st, &err);
     spim_s3_client_free(c);
     c = NULL;
 
     setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
-    spim_error_clear(&err);
-    st = spim_s3_client_create_from_env(&c, &err);
+    spim__error_clear(&err);
+    st = spim_s3_client_create(NULL, &c, &err);
     row_err("configuration", "`AWS_ACCESS_KEY_ID` set, `AWS_SECRET_ACCESS_KEY` not", st, &err);
     spim_s3_client_free(c);
     unsetenv("AWS_ACCESS_KEY_ID");
@@ -306,8 +306,8 @@ static void stamp_options(void)
     spim_status st;
     stamp.rgba = rgba;
     stamp.width = stamp.height = 2;
-#define OPT(input, field, value) do { memset(&o, 0, sizeof o); o.field = value; spim_error_clear(&err); \
-        st = spim_stamp_draw(px, 4, 4, 3, 1, &stamp, &o, &err); row_err("configuration", input, st, &err); } while (0)
+#define OPT(input, field, value) do { memset(&o, 0, sizeof o); o.field = value; spim__error_clear(&err); \
+        st = spim__stamp_draw(px, 4, 4, 3, 1, &stamp, &o, &err); row_err("configuration", input, st, &err); } while (0)
     OPT("`SPARTA_STAMP_SCALE=1.5`", scale, 1.5);
     OPT("`SPARTA_STAMP_OPACITY=-0.2`", opacity, -0.2);
     OPT("`SPARTA_STAMP_MARGIN=-3`", margin, -3);
@@ -322,7 +322,7 @@ static void image_case(const char *input, const void *data, size_t len, uint64_t
     spim_image img;
     spim_error err;
     spim_status st;
-    spim_error_clear(&err);
+    spim__error_clear(&err);
     st = spim_image_decode(data, len, budget, &img, &err);
     row_err("image (object skipped)", input, st, &err);
     if (st == SPIM_OK) spim_image_free(&img);
@@ -388,10 +388,10 @@ static void images(void)
                "tests/fuzz/regress/image/hdr_short_flat_scanline_uninitialised", 0);
     image_case("GIF header only", "GIF89a\x02\x00\x02\x00\x80\x00\x00", 13, 0);
 
-    spim_error_clear(&err);
+    spim__error_clear(&err);
     st = spim_stamp_load(&stamp, "not a png", 9, &err);
     row_err("configuration", "`SPARTA_STAMP` file is not an image", st, &err);
-    spim_error_clear(&err);
+    spim__error_clear(&err);
     st = spim_stamp_load(&stamp, "P6 1 1 65535 \x01\x02\x03\x04\x05\x06", 19, &err);
     row_err("configuration", "`SPARTA_STAMP` is a 16-bit PPM (stb_image 2.27 overruns)", st, &err);
     if (st == SPIM_OK) spim_stamp_free(&stamp);
@@ -434,8 +434,8 @@ static void s3_case(const char *input, char *answer, size_t max_bytes, int op)
     o.credentials = &creds;
     o.endpoint = endpoint;
     o.max_attempts = 1;
-    o.backoff_base_ms = -1;
-    spim_error_clear(&err);
+    spim__no_sleep = 1;
+    spim__error_clear(&err);
     if (spim_s3_client_create(&o, &c, &err) != SPIM_OK) {
         fprintf(stderr, "bad_inputs: %s\n", err.message);
         exit(1);
@@ -477,7 +477,7 @@ static void s3_answers(void)
             http("200 OK", "Content-Type: image/jpeg\r\n", "only a few bytes", 1000), 0, 0);
     {
         spim_buf ssh = SPIM_BUF_INIT;
-        spim_buf_append_str(&ssh, "SSH-2.0-OpenSSH_9.2\r\n");
+        spim__buf_append_str(&ssh, "SSH-2.0-OpenSSH_9.2\r\n");
         s3_case("not HTTP at all", (char *)ssh.data, 0, 0);
     }
 
@@ -490,13 +490,13 @@ static void s3_answers(void)
     o.max_attempts = 1;
     o.connect_timeout_ms = 2000;
     spim_s3_client_create(&o, &c, &err);
-    spim_error_clear(&err);
+    spim__error_clear(&err);
     st = spim_s3_get(c, "gallery", "uploads/cat.jpg", 0, NULL, &err);
     row_err("S3 answer", "nothing listening at the endpoint", st, &err);
-    spim_error_clear(&err);
+    spim__error_clear(&err);
     st = spim_s3_get(c, "gallery", "", 0, NULL, &err);
     row_err("S3 request", "empty object key", st, &err);
-    spim_error_clear(&err);
+    spim__error_clear(&err);
     st = spim_s3_presign_get(c, "gallery", "uploads/cat.jpg", 700000, &url, &err);
     row_err("S3 request", "presigned URL valid for 700000 s (over 7 days)", st, &err);
     spim_buf_free(&url);
@@ -526,7 +526,7 @@ static void runtime_case(const char *input, const char *const *answers, const si
                          spim_handler handler)
 {
     server srv = serve(answers, lens, n);
-    spim_lambda_opts o;
+    spim__lambda_opts o;
     spim_error err;
     spim_status st;
     char api[64];
@@ -535,8 +535,8 @@ static void runtime_case(const char *input, const char *const *answers, const si
     o.runtime_api = api;
     o.max_invocations = 1;
     o.tries = 1;
-    spim_error_clear(&err);
-    st = spim_lambda_run(handler, NULL, &o, &err);
+    spim__error_clear(&err);
+    st = spim__lambda_run(handler, NULL, &o, &err);
     row_err("Runtime API", input, st, &err);
     server_done(srv);
 }
@@ -546,7 +546,7 @@ static void runtime(void)
     char *ok_post = http("202 Accepted", "", "{\"status\":\"OK\"}", -1), *too_large;
     const char *a[3];
     size_t l[3];
-    spim_lambda_opts o;
+    spim__lambda_opts o;
     spim_error err;
     spim_status st;
     char *big;
@@ -589,17 +589,17 @@ static void runtime(void)
     o.max_invocations = 1;
     o.tries = 2;
     o.retry_delay_ms = 1;
-    spim_error_clear(&err);
-    st = spim_lambda_run(echo_handler, NULL, &o, &err);
+    spim__error_clear(&err);
+    st = spim__lambda_run(echo_handler, NULL, &o, &err);
     row_err("Runtime API", "nothing listening at `AWS_LAMBDA_RUNTIME_API`", st, &err);
     o.runtime_api = "http://127.0.0.1:9001/";
-    spim_error_clear(&err);
-    st = spim_lambda_run(echo_handler, NULL, &o, &err);
+    spim__error_clear(&err);
+    st = spim__lambda_run(echo_handler, NULL, &o, &err);
     row_err("configuration", "`AWS_LAMBDA_RUNTIME_API=http://127.0.0.1:9001/`", st, &err);
     unsetenv("AWS_LAMBDA_RUNTIME_API");
     o.runtime_api = NULL;
-    spim_error_clear(&err);
-    st = spim_lambda_run(echo_handler, NULL, &o, &err);
+    spim__error_clear(&err);
+    st = spim__lambda_run(echo_handler, NULL, &o, &err);
     row_err("configuration", "`AWS_LAMBDA_RUNTIME_API` unset (outside Lambda, without `--event`)", st, &err);
 #undef ONE
 }
@@ -607,9 +607,9 @@ static void runtime(void)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    spim_log_set_level(SPIM_LOG_ERROR);
-    spim_log_set_format(SPIM_LOG_JSON);
-    spim_log_set_sink(log_sink, NULL);
+    spim__log_set_level(SPIM_LOG_ERROR);
+    spim__log_set_format(SPIM_LOG_JSON);
+    spim__log_set_sink(log_sink, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     printf("# Bad inputs and what the user sees\n\n"
            "Generated by `build/fuzz/bad_inputs` (tests/fuzz/bad_inputs.c), which runs each\n"

@@ -1,4 +1,4 @@
-/* The shared credentials file (INI): spim_s3_parse_credentials. The input
+/* The shared credentials file (INI): spim__s3_parse_credentials. The input
    is "PROFILE\n" followed by the file, so profiles with odd names are
    exercised as well as odd files. */
 #include "fuzz_common.h"
@@ -22,8 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *file;
     char *profile = fuzz_field(&r, '\n', '?', NULL);
     file = fuzz_rest(&r, &flen);
-    spim_error_clear(&err);
-    st = spim_s3_parse_credentials((const char *)file, flen, profile, &c, &err);
+    spim__error_clear(&err);
+    st = spim__s3_parse_credentials((const char *)file, flen, profile, &c, &err);
     check_value(c.access_key_id, sizeof c.access_key_id, "access_key_id");
     check_value(c.secret_access_key, sizeof c.secret_access_key, "secret_access_key");
     check_value(c.session_token, sizeof c.session_token, "session_token");
@@ -40,8 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* a secret never appears in a message: values are not echoed */
         FUZZ_CHECK(strchr(err.message, '\n') == NULL, "message is not one line");
     }
-    spim_error_clear(&err2);
-    FUZZ_CHECK(spim_s3_parse_credentials((const char *)file, flen, profile, &again, &err2) == st &&
+    spim__error_clear(&err2);
+    FUZZ_CHECK(spim__s3_parse_credentials((const char *)file, flen, profile, &again, &err2) == st &&
                memcmp(&c, &again, sizeof c) == 0, "second parse differs");
     free(profile);
     return 0;

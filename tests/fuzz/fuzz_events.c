@@ -24,13 +24,13 @@ static void check_record(const spim_s3_record *r, size_t i, const spim_event_opt
     FUZZ_CHECK((r->via & ~7u) == 0, "record %zu: via %#x", i, r->via);
     FUZZ_CHECK(r->size >= -1, "record %zu: size %lld", i, (long long)r->size);
     if (r->source == SPIM_SOURCE_EVENTBRIDGE || (r->via & SPIM_VIA_EVENTBRIDGE)) {
-        FUZZ_CHECK(r->kind == spim_event_classify(r->name, NULL), "record %zu: kind %s for name \"%s\"", i,
-                   spim_event_kind_str(r->kind), r->name);
+        FUZZ_CHECK(r->kind == spim__event_classify(r->name, NULL), "record %zu: kind %s for name \"%s\"", i,
+                   spim__event_kind_str(r->kind), r->name);
     } else if (r->status == SPIM_OK || r->event_name[0]) {
         const char *norm;
         /* the name is eventName without one "s3:" ("s3:s3:X" stays "s3:X", kind other) */
-        FUZZ_CHECK(r->kind == spim_event_classify(r->event_name, &norm) && strcmp(r->name, norm) == 0,
-                   "record %zu: kind %s, name \"%s\" for eventName \"%s\"", i, spim_event_kind_str(r->kind),
+        FUZZ_CHECK(r->kind == spim__event_classify(r->event_name, &norm) && strcmp(r->name, norm) == 0,
+                   "record %zu: kind %s, name \"%s\" for eventName \"%s\"", i, spim__event_kind_str(r->kind),
                    r->name, r->event_name);
     }
     if (r->status == SPIM_OK) {
@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         opt.max_key_bytes = 1 + (data[0] >> 1 & 15);
     }
     data++, size--;
-    spim_error_clear(&err);
+    spim__error_clear(&err);
     st = spim_event_parse((const char *)data, size, &opt, &ev, &err);
     if (!opt.max_records) opt.max_records = SPIM_EVENT_MAX_RECORDS;
     if (!opt.max_key_bytes) opt.max_key_bytes = SPIM_S3_MAX_KEY;
@@ -84,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (i = 0; i < ev->record_count; i++) check_record(&ev->records[i], i, &opt);
 
     /* parsing is a pure function of the bytes */
-    spim_error_clear(&err2);
+    spim__error_clear(&err2);
     st2 = spim_event_parse((const char *)data, size, &opt, &again, &err2);
     FUZZ_CHECK(st2 == SPIM_OK && again && again->record_count == ev->record_count,
                "second parse differs: %s", err2.message);

@@ -31,7 +31,7 @@ static void check_stamp_load(const uint8_t *data, size_t size)
     spim_stamp s;
     spim_error err;
     spim_status st;
-    spim_error_clear(&err);
+    spim__error_clear(&err);
     st = spim_stamp_load(&s, data, size, &err);
     if (st != SPIM_OK) {
         FUZZ_CHECK_ERROR(st, err);
@@ -79,10 +79,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     opt.opacity = (b & 4) ? 0.5 : 0.0;
     opt.quality = (b & 8) ? 1 : 0;
     opt.max_pixels = BUDGET;
-    opt.simd = (b & 16) ? SPIM_SIMD_SCALAR : SPIM_SIMD_AUTO;
+    spim__force_simd = (b & 16) ? SPIM__SIMD_SCALAR : SPIM__SIMD_AUTO;
     opt.output_format = outputs[(b >> 5) % 5];
 
-    spim_error_clear(&err);
+    spim__error_clear(&err);
     st = spim_image_decode(data, size, BUDGET, &img, &err);
     if (st != SPIM_OK) {
         FUZZ_CHECK_ERROR(st, err);
@@ -109,16 +109,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                img.channels, err.message);
     fmt = spim__out_format(img.meta.format, opt.output_format);
     st = spim_image_encode(&img, opt.output_format, opt.quality, &out, &err);
-    FUZZ_CHECK(st == SPIM_OK && out.len > 0, "encoding as %s failed: %s", spim_format_name(fmt), err.message);
+    FUZZ_CHECK(st == SPIM_OK && out.len > 0, "encoding as %s failed: %s", spim__format_name(fmt), err.message);
 
     /* what we wrote decodes again, to the same size (another format may
        weigh its pixels differently against the budget: allow for that) */
     st = spim_image_decode(out.data, out.len, 4 * BUDGET, &again, &err);
-    FUZZ_CHECK(st == SPIM_OK, "our %s output does not decode: %s", spim_format_name(fmt), err.message);
+    FUZZ_CHECK(st == SPIM_OK, "our %s output does not decode: %s", spim__format_name(fmt), err.message);
     FUZZ_CHECK(again.width == img.width && again.height == img.height, "%dx%d became %dx%d", img.width,
                img.height, again.width, again.height);
-    FUZZ_CHECK(again.meta.format == fmt, "wrote %s, detected %s", spim_format_name(fmt),
-               spim_format_name(again.meta.format));
+    FUZZ_CHECK(again.meta.format == fmt, "wrote %s, detected %s", spim__format_name(fmt),
+               spim__format_name(again.meta.format));
     if (fmt == SPIM_FORMAT_PNG) {
         FUZZ_CHECK(again.channels == img.channels &&
                    memcmp(again.pixels, img.pixels, (size_t)img.width * img.height * img.channels) == 0,

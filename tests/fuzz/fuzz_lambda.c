@@ -3,7 +3,7 @@
      header callback (spim__lambda_on_header: no public parser exists), then
      the checks spim__lambda_next applies (request id, deadline) and the
      trace id put in the environment.
-   - The error body (spim_lambda_error_json) and the error-type header for
+   - The error body (spim__lambda_error_json) and the error-type header for
      any message and type: always valid JSON, always a valid header value.
    Input: a header block, then a line "\0\0" (if present), then the error
    type up to a newline, then the message. */
@@ -53,8 +53,8 @@ static void headers(const uint8_t *data, size_t size)
                        "request id byte %#x goes into a URL path", (unsigned char)id[k]);
         FUZZ_CHECK((size_t)snprintf(path, sizeof path, "/invocation/%s/error", id) < sizeof path,
                    "error path truncated");
-        spim_log_set_request_id(id);
-        spim_log_set_request_id(NULL);
+        spim__log_set_request_id(id);
+        spim__log_set_request_id(NULL);
     }
     FUZZ_CHECK(spim__lambda_parse_ms(spim__lambda_hdr(&rt, SPIM__H_DEADLINE)) >= 0, "negative deadline");
 
@@ -79,7 +79,7 @@ static void errors(const uint8_t *data, size_t size)
     cJSON *root;
     const cJSON *em, *et, *stack;
     msg = fuzz_strndup(m, mlen);
-    FUZZ_CHECK(spim_lambda_error_json(&out, type, msg) == SPIM_OK, "error_json failed");
+    FUZZ_CHECK(spim__lambda_error_json(&out, type, msg) == SPIM_OK, "error_json failed");
     root = cJSON_ParseWithLength((const char *)out.data, out.len);
     FUZZ_CHECK(root != NULL, "error body is not JSON: %s", (const char *)out.data);
     em = cJSON_GetObjectItemCaseSensitive(root, "errorMessage");

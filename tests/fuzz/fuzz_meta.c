@@ -1,4 +1,4 @@
-/* JPEG segments and PNG chunks: spim_meta_read (EXIF orientation, EXIF and
+/* JPEG segments and PNG chunks: spim__meta_read (EXIF orientation, EXIF and
    ICC copies). Never reads outside the input; what it keeps is consistent;
    the EXIF of a JPEG is a copy of bytes of the input. */
 #include "fuzz_common.h"
@@ -17,10 +17,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     spim_meta m;
     spim_error err;
     spim_status st;
-    spim_error_clear(&err);
-    st = spim_meta_read(data, size, &m, &err);
-    FUZZ_CHECK(m.format == spim_format_detect(data, size), "format %s, detect says %s", spim_format_name(m.format),
-               spim_format_name(spim_format_detect(data, size)));
+    spim__error_clear(&err);
+    st = spim__meta_read(data, size, &m, &err);
+    FUZZ_CHECK(m.format == spim__format_detect(data, size), "format %s, detect says %s", spim__format_name(m.format),
+               spim__format_name(spim__format_detect(data, size)));
     FUZZ_CHECK(m.orientation >= 1 && m.orientation <= 8, "orientation %d", m.orientation);
     FUZZ_CHECK((m.exif == NULL) == (m.exif_len == 0), "exif %p with length %zu", (void *)m.exif, m.exif_len);
     FUZZ_CHECK((m.icc == NULL) == (m.icc_len == 0), "icc %p with length %zu", (void *)m.icc, m.icc_len);
@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     if (m.format != SPIM_FORMAT_JPEG && m.format != SPIM_FORMAT_PNG)
-        FUZZ_CHECK(!m.exif && !m.icc && !m.width && !m.height, "metadata from a %s", spim_format_name(m.format));
+        FUZZ_CHECK(!m.exif && !m.icc && !m.width && !m.height, "metadata from a %s", spim__format_name(m.format));
     if (m.exif) {
         FUZZ_CHECK(m.exif_len >= 8 && m.exif_len <= size, "exif of %zu bytes from %zu", m.exif_len, size);
         FUZZ_CHECK(contains(data, size, m.exif, m.exif_len), "exif is not a slice of the input");
@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (m.icc) FUZZ_CHECK(m.icc_len >= 128 && m.icc_len <= SPIM__ICC_MAX, "icc of %zu bytes", m.icc_len);
     if (m.format == SPIM_FORMAT_JPEG && m.icc)
         FUZZ_CHECK(m.icc_len <= size, "JPEG ICC of %zu bytes from %zu", m.icc_len, size);
-    spim_meta_free(&m);
-    FUZZ_CHECK(!m.exif && !m.icc && m.orientation == 1, "spim_meta_free left state");
+    spim__meta_free(&m);
+    FUZZ_CHECK(!m.exif && !m.icc && m.orientation == 1, "spim__meta_free left state");
     return 0;
 }

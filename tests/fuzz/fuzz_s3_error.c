@@ -1,5 +1,5 @@
 /* What S3 (or a proxy in its place) answers: the <Error> document
-   (spim_s3_parse_error, then the classification the client applies to the
+   (spim__s3_parse_error, then the classification the client applies to the
    code found) and, the same bytes taken as a header block, the libcurl
    header callback of the client (spim__s3_on_header: status line, type,
    ETag, request id, length, Date, x-amz-meta-*). */
@@ -44,9 +44,9 @@ static void headers(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    spim_s3_error_info info, again;
+    spim__s3_error_info info, again;
     spim_status st;
-    int found = spim_s3_parse_error((const char *)data, size, &info);
+    int found = spim__s3_parse_error((const char *)data, size, &info);
     FUZZ_CHECK(found == 0 || found == 1, "returned %d", found);
     FUZZ_CHECK_FIELD(info.code);
     FUZZ_CHECK_FIELD(info.message);
@@ -61,15 +61,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                "a field is longer than the input");
     if (found) FUZZ_CHECK(spim__s3_memstr((const char *)data, size, "<Code>") != NULL, "a code without <Code>");
 
-    FUZZ_CHECK(spim_s3_parse_error((const char *)data, size, &again) == found &&
+    FUZZ_CHECK(spim__s3_parse_error((const char *)data, size, &again) == found &&
                memcmp(&info, &again, sizeof info) == 0, "second parse differs");
 
-    st = spim_s3_status_for(size ? 100 + data[0] * 2 : 0, info.code);
+    st = spim__s3_status_for(size ? 100 + data[0] * 2 : 0, info.code);
     FUZZ_CHECK(st == SPIM_ERR_NETWORK || st == SPIM_ERR_NOT_FOUND || st == SPIM_ERR_AUTH || st == SPIM_ERR_HTTP,
                "status_for gave %s", spim_status_str(st));
-    FUZZ_CHECK(spim_s3_is_retryable(0, info.code) == 1, "transport failures must be retryable");
-    (void)spim_s3_is_retryable(400, info.code);
-    (void)spim_s3_is_clock_skew(info.code, 1000000, 0);
+    FUZZ_CHECK(spim__s3_is_retryable(0, info.code) == 1, "transport failures must be retryable");
+    (void)spim__s3_is_retryable(400, info.code);
+    (void)spim__s3_is_clock_skew(info.code, 1000000, 0);
     headers(data, size);
     return 0;
 }

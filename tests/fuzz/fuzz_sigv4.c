@@ -1,7 +1,7 @@
 /* SigV4 over arbitrary URLs, headers, regions and times: spim_sigv4_sign and
    spim_sigv4_presign never crash, and signing is a pure function (the same
    request signed twice gives the same canonical request, signature and
-   URL); spim_sigv4_canonical_query is idempotent.
+   URL); spim__sigv4_canonical_query is idempotent.
    Input: flags byte, 8-byte time, 4-byte expires, then '\n'-separated
    fields: method, url, region, service, payload hash, session token, then
    one header per line as "name:value"; NUL bytes become '?'. */
@@ -59,9 +59,9 @@ static void check_signed(const spim_sigv4_result *a, const spim_sigv4_result *b)
 static void check_query(const char *q, size_t n)
 {
     spim_buf a = SPIM_BUF_INIT, b = SPIM_BUF_INIT;
-    spim_status st = spim_sigv4_canonical_query(&a, q, n);
+    spim_status st = spim__sigv4_canonical_query(&a, q, n);
     if (st == SPIM_OK) {
-        FUZZ_CHECK(spim_sigv4_canonical_query(&b, a.len ? (const char *)a.data : "", a.len) == SPIM_OK,
+        FUZZ_CHECK(spim__sigv4_canonical_query(&b, a.len ? (const char *)a.data : "", a.len) == SPIM_OK,
                    "canonical query of a canonical query failed");
         FUZZ_CHECK(a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0),
                    "canonical query not idempotent:\n    %s\n    %s", a.data ? (char *)a.data : "",
@@ -122,8 +122,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     params.flags = (flags >> 6) & 3;
     params.expires = (flags & 2) ? (long)expires : (long)(expires % SPIM_PRESIGN_MAX_EXPIRES) + 1;
 
-    spim_error_clear(&e1);
-    spim_error_clear(&e2);
+    spim__error_clear(&e1);
+    spim__error_clear(&e2);
     st1 = spim_sigv4_sign(&req, &params, &s1, &e1);
     st2 = spim_sigv4_sign(&req, &params, &s2, &e2);
     FUZZ_CHECK(st1 == st2, "signing twice: %s then %s", spim_status_str(st1), spim_status_str(st2));

@@ -1,4 +1,4 @@
-/* Keys as S3 notifications encode them: spim_url_decode_key against a
+/* Keys as S3 notifications encode them: spim__url_decode_key against a
    reference decoder written here, plus the round trip through
    spim_uri_encode (decode(encode(k)) == k for any key without NUL). */
 #include "fuzz_common.h"
@@ -36,8 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *ref = (uint8_t *)malloc(size + 1);
     long want;
     if (!ref) abort();
-    spim_error_clear(&err);
-    st = spim_url_decode_key((const char *)data, size, &out, &err);
+    spim__error_clear(&err);
+    st = spim__url_decode_key((const char *)data, size, &out, &err);
     want = ref_decode(data, size, ref);
     if (want < 0) {
         FUZZ_CHECK(st == SPIM_ERR_INVALID, "reference rejects, library says %s", spim_status_str(st));
@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         /* what the S3 client sends decodes back to the same key */
         FUZZ_CHECK(spim_uri_encode(&enc, (const char *)out.data, out.len, 0) == SPIM_OK, "encode failed");
-        FUZZ_CHECK(spim_url_decode_key(enc.len ? (const char *)enc.data : "", enc.len, &back, &err) == SPIM_OK,
+        FUZZ_CHECK(spim__url_decode_key(enc.len ? (const char *)enc.data : "", enc.len, &back, &err) == SPIM_OK,
                    "re-decode failed: %s", err.message);
         FUZZ_CHECK(back.len == out.len && (out.len == 0 || memcmp(back.data, out.data, out.len) == 0),
                    "decode(encode(key)) != key (%zu vs %zu bytes)", back.len, out.len);

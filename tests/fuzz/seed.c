@@ -67,9 +67,9 @@ static char *wrap_records(const char *const *records, int n)
 {
     spim_buf b = SPIM_BUF_INIT;
     int i;
-    spim_buf_append_str(&b, "{\"Records\":[");
+    spim__buf_append_str(&b, "{\"Records\":[");
     for (i = 0; i < n; i++) spim_buf_appendf(&b, "%s%s", i ? "," : "", records[i]);
-    spim_buf_append_str(&b, "]}");
+    spim__buf_append_str(&b, "]}");
     return (char *)b.data;
 }
 
@@ -151,7 +151,7 @@ static void put_event(const char *name, const char *json)
     spim_buf b = SPIM_BUF_INIT;
     char n[256];
     spim_buf_append(&b, "\0", 1);
-    spim_buf_append_str(&b, json);
+    spim__buf_append_str(&b, json);
     put_variants(name, b.data, b.len);
     b.data[0] = 0x2b;  /* small limits: 2 records, 6-byte keys */
     snprintf(n, sizeof n, "%s.limits", name);
@@ -371,7 +371,7 @@ static void put_sigv4(const char *name, unsigned flags, uint64_t t, uint32_t exp
     for (i = 0; i < 8; i++) head[1 + i] = (unsigned char)(t >> (56 - 8 * i));
     for (i = 0; i < 4; i++) head[9 + i] = (unsigned char)(expires >> (24 - 8 * i));
     spim_buf_append(&b, head, sizeof head);
-    spim_buf_append_str(&b, text);
+    spim__buf_append_str(&b, text);
     put(name, b.data, b.len);
     spim_buf_free(&b);
 }
@@ -457,7 +457,7 @@ static void make_image(spim_buf *out, spim_format f, int w, int h, int ch, int o
     }
     spim_buf_reset(out);
     if (spim_image_encode(&img, f, 75, out, NULL) != SPIM_OK) {
-        fprintf(stderr, "seed: cannot encode a %s\n", spim_format_name(f));
+        fprintf(stderr, "seed: cannot encode a %s\n", spim__format_name(f));
         exit(1);
     }
     free(img.pixels);
@@ -504,15 +504,15 @@ static void image_set(void (*emit)(const char *, const spim_buf *))
     spim_buf_append(&b, gif_2x2, sizeof gif_2x2);
     emit("2x2.gif", &b);
     spim_buf_reset(&b);
-    spim_buf_append_str(&b, "P6\n3 2\n255\n");
+    spim__buf_append_str(&b, "P6\n3 2\n255\n");
     for (i = 0; i < 18; i++) spim_buf_append(&b, "\x10\x80\xf0" + i % 3, 1);
     emit("3x2.ppm", &b);
     spim_buf_reset(&b);
-    spim_buf_append_str(&b, "P5 2 2 255 ");
+    spim__buf_append_str(&b, "P5 2 2 255 ");
     spim_buf_append(&b, "\x00\x40\x80\xff", 4);
     emit("2x2.pgm", &b);
     spim_buf_reset(&b);
-    spim_buf_append_str(&b, "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 2 +X 2\n");
+    spim__buf_append_str(&b, "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 2 +X 2\n");
     spim_buf_append(&b, "\x80\x40\x20\x81\x10\x20\x30\x80\xff\x00\x00\x7f\x00\xff\x00\x80", 16);
     emit("2x2.hdr", &b);
     spim_buf_free(&b);
