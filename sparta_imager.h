@@ -389,8 +389,6 @@ typedef enum spim_log_level {
     SPIM_LOG_WARN, SPIM_LOG_ERROR, SPIM_LOG_FATAL, SPIM_LOG_OFF
 } spim_log_level;
 
-typedef enum spim_log_format { SPIM_LOG_TEXT, SPIM_LOG_JSON } spim_log_format;
-
 /* Read AWS_LAMBDA_LOG_FORMAT (Text|JSON) and AWS_LAMBDA_LOG_LEVEL. */
 SPIMDEF void spim_log_init_from_env(void);
 
@@ -869,7 +867,7 @@ SPIMDEF spim_format spim_format_from_name(const char *name);
 
 
 /* Decode (any format stb_image reads; GIF: first frame) after checking the
-   budget; keeps the metadata. max_pixels 0 = spim__default_max_pixels(). */
+   budget; keeps the metadata. max_pixels 0 = the default budget (above). */
 SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max_pixels,
                                       spim_image *img, spim_error *err);
 /* Draw the stamp on the pixels, placed and oriented as the viewer sees them. */
@@ -1302,13 +1300,15 @@ SPIMDEF int64_t spim__wall_ms(void)
 
 /* ---- logger ------------------------------------------------------------ */
 
+typedef enum spim__log_format { SPIM__LOG_TEXT, SPIM__LOG_JSON } spim__log_format;
+
 static struct {
     spim_log_level level;
-    spim_log_format format;
+    spim__log_format format;
     char request_id[128];
     void (*sink)(const char *line, void *user);
     void *sink_user;
-} spim__log = { SPIM_LOG_INFO, SPIM_LOG_TEXT, "", NULL, NULL };
+} spim__log = { SPIM_LOG_INFO, SPIM__LOG_TEXT, "", NULL, NULL };
 
 static const char *const spim__log_names[] = { "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF" };
 
@@ -1324,13 +1324,13 @@ SPIMDEF void spim_log_init_from_env(void)
     const char *fmt = getenv("AWS_LAMBDA_LOG_FORMAT");
     const char *lvl = getenv("AWS_LAMBDA_LOG_LEVEL");
     int i;
-    spim__log.format = (fmt && spim__strieq(fmt, "JSON")) ? SPIM_LOG_JSON : SPIM_LOG_TEXT;
+    spim__log.format = (fmt && spim__strieq(fmt, "JSON")) ? SPIM__LOG_JSON : SPIM__LOG_TEXT;
     if (lvl)
         for (i = 0; i <= SPIM_LOG_OFF; i++)
             if (spim__strieq(lvl, spim__log_names[i])) spim__log.level = (spim_log_level)i;
 }
 
-SPIMDEF void spim__log_set_format(spim_log_format format) { spim__log.format = format; }
+SPIMDEF void spim__log_set_format(spim__log_format format) { spim__log.format = format; }
 SPIMDEF void spim__log_set_level(spim_log_level level) { spim__log.level = level; }
 SPIMDEF int spim__log_enabled(spim_log_level level) { return level >= spim__log.level && level < SPIM_LOG_OFF; }
 
@@ -1443,7 +1443,7 @@ static void spim__log_emit(spim_log_level level, const char *message, va_list *f
     gmtime_r(&secs, &tm);
     snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now % 1000));
-    if (spim__log.format == SPIM_LOG_JSON) {
+    if (spim__log.format == SPIM__LOG_JSON) {
         spim_buf_appendf(&line, "{\"timestamp\":\"%s\",\"level\":\"%s\"", ts, spim__log_names[level]);
         if (spim__log.request_id[0]) {
             spim__buf_append_str(&line, ",\"requestId\":\"");

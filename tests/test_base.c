@@ -19,6 +19,14 @@ TEST(error_set_formats_and_returns_status)
     CHECK_INT(SPIM_ERR_INVALID, e.status);
     CHECK_STR("bad key at 7", e.message);
     CHECK_INT(SPIM_ERR_IO, spim_error_set(NULL, SPIM_ERR_IO, "ignored"));
+    /* every failure sets transient and http_status: nothing stale survives */
+    e.transient = 1;
+    e.http_status = 503;
+    spim_error_set(&e, SPIM_ERR_INVALID, "permanent");
+    CHECK_INT(0, e.transient);
+    CHECK_INT(0, e.http_status);
+    spim_error_set(&e, SPIM_ERR_NETWORK, "connection refused");
+    CHECK_INT(1, e.transient);
 }
 
 TEST(buffer_grows_and_stays_terminated)
@@ -90,7 +98,7 @@ static void capture(const char *line, void *user)
 TEST(log_json_lines_carry_request_id_and_typed_fields)
 {
     spim__log_set_sink(capture, NULL);
-    spim__log_set_format(SPIM_LOG_JSON);
+    spim__log_set_format(SPIM__LOG_JSON);
     spim__log_set_level(SPIM_LOG_INFO);
     spim__log_set_request_id("req-1");
     spim_log_fields(SPIM_LOG_INFO, "stamped \"a\"\n", SPIM_LOG_STR("key", "photos/a b.jpg"), SPIM_LOG_INT("ms", 12),
@@ -115,7 +123,7 @@ TEST(log_json_lines_carry_request_id_and_typed_fields)
 TEST(log_text_lines_are_single_lines)
 {
     spim__log_set_sink(capture, NULL);
-    spim__log_set_format(SPIM_LOG_TEXT);
+    spim__log_set_format(SPIM__LOG_TEXT);
     spim_log(SPIM_LOG_WARN, "two\nlines");
     CHECK(strstr(last_line, " WARN two lines") != NULL);
     CHECK(strchr(last_line, '\n') == NULL);
@@ -129,7 +137,7 @@ TEST(log_text_lines_are_single_lines)
 TEST(log_field_types_come_from_the_caller_not_the_value)
 {
     spim__log_set_sink(capture, NULL);
-    spim__log_set_format(SPIM_LOG_JSON);
+    spim__log_set_format(SPIM__LOG_JSON);
     spim__log_set_level(SPIM_LOG_INFO);
     spim_log_fields(SPIM_LOG_INFO, "stamped", SPIM_LOG_STR("key", "2024"), SPIM_LOG_STR("bucket", "1e5"),
                     SPIM_LOG_STR("neg", "-1"), SPIM_LOG_INT("bytes", 2024), SPIM_LOG_END);

@@ -727,6 +727,7 @@ TEST(slowdown_is_retried_then_succeeds)
 {
     spim_s3_client *c;
     spim_error e;
+    spim_buf log = SPIM_BUF_INIT, where = SPIM_BUF_INIT;
     char key[128];
     NEED_PROXY();
     c = proxied_client(0);
@@ -734,8 +735,18 @@ TEST(slowdown_is_retried_then_succeeds)
     make_key(key, sizeof key, "slowdown.txt");
     CHECK_STR("ok", proxy_ctl("set?mode=slowdown&count=2"));
     spim__error_clear(&e);
+    spim__log_set_sink(log_to_buf, &log);
+    spim__log_set_level(SPIM_LOG_WARN);
     CHECKF(spim_s3_put(c, bucket, key, "third time", 10, NULL, NULL, &e) == SPIM_OK, "%s", e.message);
+    spim__log_set_level(SPIM_LOG_ERROR);
+    spim__log_set_sink(NULL, NULL);
     CHECK_STR("requests=3 faults=2", proxy_ctl("stats"));
+    /* the retry warnings name the object, not only the bucket */
+    REQUIRE(spim_buf_appendf(&where, "PUT s3://%s/%s: attempt 1 failed (SlowDown), retrying", bucket, key) == SPIM_OK);
+    CHECKF(log.data && strstr((const char *)log.data, (const char *)where.data) != NULL, "expected \"%s\" in: %s",
+           (const char *)where.data, log.data ? (const char *)log.data : "");
+    spim_buf_free(&where);
+    spim_buf_free(&log);
     CHECK_STR("ok", proxy_ctl("set?mode=internal&count=2"));
     CHECKF(spim_s3_head(c, bucket, key, NULL, &e) == SPIM_OK, "%s", e.message);
     CHECK_STR("requests=6 faults=4", proxy_ctl("stats"));

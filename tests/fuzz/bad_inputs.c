@@ -608,7 +608,7 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     spim__log_set_level(SPIM_LOG_ERROR);
-    spim__log_set_format(SPIM_LOG_JSON);
+    spim__log_set_format(SPIM__LOG_JSON);
     spim__log_set_sink(log_sink, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     printf("# Bad inputs and what the user sees\n\n"
