@@ -992,8 +992,9 @@ SPIMDEF int spim_lambda_main(int argc, char **argv, spim_lambda_init_fn init,
    _POSIX_C_SOURCE this header defines works only before the first system
    header. When one came earlier under a strict -std=c99, glibc has already
    hidden them; say so here rather than fail later with "storage size of
-   'ts' isn't known". */
+   'ts' isn't known". cppcheck reads no system header, so it would stop here. */
 #ifndef CLOCK_MONOTONIC
+/* cppcheck-suppress preprocessorErrorDirective */
 #error "sparta_imager.h: a system header included before the implementation hid POSIX (strict -std=c99). Fix one of: include sparta_imager.h (with SPARTA_IMAGER_IMPLEMENTATION) before any other header; or put #define _POSIX_C_SOURCE 200809L at the very top of this file; or compile with -D_POSIX_C_SOURCE=200809L or -std=gnu99."
 #endif
 
