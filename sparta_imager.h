@@ -96,13 +96,16 @@
       AWS_LAMBDA_LOG_LEVEL, AWS_LAMBDA_FUNCTION_MEMORY_SIZE (pixel budget).
 
    LIMITS
-      events      6 MB payload, 10000 records, keys 1024 bytes after decoding
+      events      6 MiB + 100 B payload (Lambda's), 10000 records, keys 1024
+                  bytes after decoding
       s3          GET size limit set per call; 3 attempts, full-jitter backoff
                   capped at 20 s; presigned URLs 1 s .. 7 days
       image       decode refused above the pixel budget before allocating:
                   (memory MiB - 24 MiB) / 5 bytes per pixel (21.8 MP at 128 MB)
-      lambda      event 6 MB + 1 MiB margin, header values 16 KiB, Runtime
-                  API connection retried 5 times (50 ms, doubling)
+      lambda      event and response 6 MiB + 100 B (Lambda's limit; a response
+                  refused with 413 is logged, the platform has already failed
+                  the invocation), header values 16 KiB, Runtime API
+                  connection retried 5 times (50 ms, doubling)
 */
 #ifndef SPARTA_IMAGER_H
 #define SPARTA_IMAGER_H
@@ -554,7 +557,7 @@ SPIMDEF int64_t spim_s3_parse_http_date(const char *s);
       spim_event_free(ev);
 */
 
-#define SPIM_EVENT_MAX_INPUT   ((size_t)6 * 1024 * 1024) /* Lambda's payload limit */
+#define SPIM_EVENT_MAX_INPUT   ((size_t)6291456 + 100)  /* Lambda's payload limit, 6 MiB + 100 B */
 #define SPIM_EVENT_MAX_RECORDS ((size_t)10000)
 #define SPIM_S3_MAX_KEY        ((size_t)1024)             /* bytes, after decoding */
 
@@ -827,8 +830,9 @@ SPIMDEF int spim_gravity_parse(const char *s);
    One handler signature, one invocation struct, one response struct.
    ========================================================================== */
 
-/* Limits on what the Runtime API may send us (6 MB payload + margin). */
-#define SPIM_LAMBDA_PAYLOAD_MAX (6291456u + 1048576u)
+/* Limits of the Runtime API: an event or a response is at most 6 MiB + 100 B
+   (the platform's limit, RIE's interop.MaxPayloadSize). */
+#define SPIM_LAMBDA_PAYLOAD_MAX (6291456u + 100u)
 #define SPIM_LAMBDA_HEADER_MAX 16384u   /* one header value */
 #define SPIM_LAMBDA_REQUEST_ID_MAX 127u /* also fits the logger's request id */
 
@@ -5862,12 +5866,11 @@ static spim_status spim__lambda_post_response(spim__lambda *rt, const char *id, 
                               NULL, resp->payload.data ? (const void *)resp->payload.data : "",
                               resp->payload.len, SPIM__LAMBDA_REPLY_MAX, &status, err);
     if (st != SPIM_OK || status != 413) return st == SPIM_OK ? spim__lambda_check(rt, path, status, err) : st;
-    spim_log(SPIM_LOG_ERROR, "response of %zu bytes refused as too large", resp->payload.len);
-    snprintf(path, sizeof path, "/invocation/%s/error", id);
-    snprintf(rt->resp.error_message, sizeof rt->resp.error_message,
-             "Response payload size (%zu bytes) exceeded maximum allowed payload size (6291456 bytes).",
-             resp->payload.len);
-    return spim__lambda_post_error(rt, path, "Function.ResponseSizeTooLarge", rt->resp.error_message, err);
+    /* The 413 has already closed the invocation as Function.ResponseSizeTooLarge:
+       any further answer for it would get 403 InvalidStateTransition. */
+    spim_log(SPIM_LOG_ERROR, "response of %zu bytes refused (413, the limit is %u bytes): %.200s",
+             resp->payload.len, SPIM_LAMBDA_PAYLOAD_MAX, rt->body.data ? (const char *)rt->body.data : "");
+    return SPIM_OK;
 }
 
 static char **spim__lambda_trace_slot(void)
@@ -6027,6 +6030,7 @@ static int spim__lambda_local(const char *file, spim_lambda_init_fn init, spim_h
     spim_error_clear(&e);
     if (spim_read_file(file, SPIM_LAMBDA_PAYLOAD_MAX, &event, &e) != SPIM_OK) {
         spim_log(SPIM_LOG_ERROR, "%s", e.message);
+        spim_buf_free(&event);
         return 1;
     }
     if (init && (st = init(user, &e)) != SPIM_OK) {
