@@ -5860,6 +5860,7 @@ static spim_status spim__lambda_post_response(spim__lambda *rt, const char *id, 
     char path[SPIM_LAMBDA_REQUEST_ID_MAX + 32];
     const spim_response *resp = &rt->resp;
     long status = 0;
+    size_t n;
     spim_status st;
     snprintf(path, sizeof path, "/invocation/%s/response", id);
     st = spim__lambda_request(rt, path, resp->content_type[0] ? resp->content_type : "application/json",
@@ -5868,8 +5869,10 @@ static spim_status spim__lambda_post_response(spim__lambda *rt, const char *id, 
     if (st != SPIM_OK || status != 413) return st == SPIM_OK ? spim__lambda_check(rt, path, status, err) : st;
     /* The 413 has already closed the invocation as Function.ResponseSizeTooLarge:
        any further answer for it would get 403 InvalidStateTransition. */
-    spim_log(SPIM_LOG_ERROR, "response of %zu bytes refused (413, the limit is %u bytes): %.200s",
-             resp->payload.len, SPIM_LAMBDA_PAYLOAD_MAX, rt->body.data ? (const char *)rt->body.data : "");
+    n = rt->body.len < 200 ? rt->body.len : 200;
+    while (n > 0 && isspace(rt->body.data[n - 1])) n--;
+    spim_log(SPIM_LOG_ERROR, "response of %zu bytes refused (413, the limit is %u bytes): %.*s",
+             resp->payload.len, SPIM_LAMBDA_PAYLOAD_MAX, (int)n, n ? (const char *)rt->body.data : "");
     return SPIM_OK;
 }
 
