@@ -6085,26 +6085,32 @@ static void spim__lambda_usage(FILE *f, const char *prog)
             prog);
 }
 
+/* A usage error names the argument and the rule, then shows the usage: exit status 2. */
+static int spim__lambda_usage_error(const char *prog, const char *arg, const char *rule)
+{
+    fprintf(stderr, "%s: %s %s\n", prog, arg, rule);
+    spim__lambda_usage(stderr, prog);
+    return 2;
+}
+
 SPIMDEF int spim_lambda_main(int argc, char **argv, spim_lambda_init_fn init, spim_handler handler, void *user)
 {
     const char *prog = argc > 0 && argv[0] ? argv[0] : "bootstrap", *event = NULL;
     int i, rc;
     spim_log_init_from_env();
     for (i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--event") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--event") == 0) {
+            if (i + 1 >= argc || !argv[i + 1][0]) return spim__lambda_usage_error(prog, "--event", "needs a FILE");
             event = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             spim__lambda_usage(stdout, prog);
             return 0;
         } else {
-            spim__lambda_usage(stderr, prog);
-            return 2;
+            return spim__lambda_usage_error(prog, argv[i], "is not an option (the only one is --event FILE)");
         }
     }
-    if (!event && !getenv("AWS_LAMBDA_RUNTIME_API")) {
-        spim__lambda_usage(stderr, prog);
-        return 2;
-    }
+    if (!event && !getenv("AWS_LAMBDA_RUNTIME_API"))
+        return spim__lambda_usage_error(prog, "AWS_LAMBDA_RUNTIME_API", "is not set (outside Lambda, pass --event FILE)");
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         spim_log(SPIM_LOG_FATAL, "curl_global_init failed");
         return 1;

@@ -484,14 +484,28 @@ def case_local_invoke(exe, tmp):
 
 
 def case_usage(exe, tmp):
+    """Exit status 0 for --help (usage on stdout), 2 for a usage error (the
+    argument and the rule on stderr), 1 when the invocation fails."""
     b = Bootstrap(exe, tmp)
     expect_eq("exit status without AWS_LAMBDA_RUNTIME_API or --event", 2, b.wait())
+    expect("AWS_LAMBDA_RUNTIME_API is not set (outside Lambda, pass --event FILE)" in b.log(), "stderr",
+           "the variable and the rule", b.log())
     expect("usage:" in b.log(), "stderr", "usage", b.log())
     b = Bootstrap(exe, tmp, None, ["--event", os.path.join(tmp, "no-such-file.json")])
     expect_eq("exit status with a missing event file", 1, b.wait())
     expect("no-such-file.json" in b.log(), "stderr", "the file name", b.log())
     b = Bootstrap(exe, tmp, None, ["--bogus"])
     expect_eq("exit status with an unknown option", 2, b.wait())
+    expect("--bogus is not an option (the only one is --event FILE)" in b.log(), "stderr", "the option named",
+           b.log())
+    b = Bootstrap(exe, tmp, None, ["--event"])
+    expect_eq("exit status for --event without a FILE", 2, b.wait())
+    expect("--event needs a FILE" in b.log(), "stderr", "the rule", b.log())
+    for flag in ("--help", "-h"):
+        b = Bootstrap(exe, tmp, None, [flag])
+        expect_eq("exit status of " + flag, 0, b.wait())
+        expect(b.stdout.startswith(b"usage:"), flag + " stdout", "usage", b.stdout)
+        expect_eq(flag + " stderr", "", b.log())
 
 
 def case_emulator_flags_bad_error_report(exe, tmp):
