@@ -13,6 +13,14 @@ CPPFLAGS = -I. $(PKG_CFLAGS)
 B        = build
 HEADER   = sparta_imager.h
 
+# The one compile rule. Every program here is one C file that includes the
+# header (and its implementation): $(call program,COMPILER,FLAGS[,LIBS])
+# builds $@ from $< against the header's libraries (plus LIBS).
+define program
+@mkdir -p $(@D)
+$(1) $(STD) $(WARN) $(2) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)$(if $(3), $(3))
+endef
+
 TEST_SRC   = $(wildcard tests/test_*.c)
 TEST_NAMES = $(patsubst tests/%.c,%,$(TEST_SRC))
 TEST_GCC   = $(addprefix $(B)/test/gcc/,$(TEST_NAMES))
@@ -41,42 +49,50 @@ deps-build:
 deps-test:
 	@scripts/deps.sh test
 
+# Examples: build/NAME/bootstrap (Lambda functions), build/NAME (tools), and
+# build/NAME/bootstrap-san, the ASan+UBSan build the integration tests run.
 $(B)/%/bootstrap: examples/%/main.c $(HEADER)
-	@mkdir -p $(@D)
-	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+	$(call program,$(CC),$(OPT))
 
 $(addprefix $(B)/,$(TOOLS)): $(B)/%: examples/%/main.c $(HEADER)
-	@mkdir -p $(@D)
-	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+	$(call program,$(CC),$(OPT))
 
+$(B)/%/bootstrap-san: examples/%/main.c $(HEADER)
+	$(call program,$(CLANG),$(SAN))
+
+# Unit tests: tests/test_NAME.c, one per section, with gcc, clang, and clang
+# under ASan+UBSan (the build tests/run.sh runs).
 $(B)/test/gcc/%: tests/%.c tests/spim_test.h $(HEADER)
-	@mkdir -p $(@D)
-	gcc $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+	$(call program,gcc,$(OPT))
 
 $(B)/test/clang/%: tests/%.c tests/spim_test.h $(HEADER)
-	@mkdir -p $(@D)
-	$(CLANG) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+	$(call program,$(CLANG),$(OPT))
 
 $(B)/test/san/%: tests/%.c tests/spim_test.h $(HEADER)
-	@mkdir -p $(@D)
-	$(CLANG) $(STD) $(WARN) $(SAN) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+	$(call program,$(CLANG),$(SAN))
+
+# Helper programs of the tests (tests/NAME.c -> build/test/NAME), e.g. the
+# SigV4 driver tests/it_botocore.sh uses.
+$(B)/test/%: tests/%.c $(HEADER)
+	$(call program,$(CC),$(OPT))
 
 # The whole header, implementation included, compiled as C++.
 $(B)/test/cxx_check.o: tests/cxx_check.cpp $(HEADER)
 	@mkdir -p $(@D)
 	$(CXX) -std=c++11 $(WARN) $(CPPFLAGS) -c -o $@ $<
 
-# ... and with SPARTA_IMAGER_STATIC (every function static, most unused).
+# ... and with SPARTA_IMAGER_STATIC (every function static, most unused),
+# with both compilers.
 $(B)/test/static_check: tests/static_check.c $(HEADER)
-	@mkdir -p $(@D)
-	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
-	$(CLANG) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+	$(call program,$(CC),$(OPT))
+	$(call program,$(CLANG),$(OPT))
 
 # ... and the example in its top comment compiles as written.
-$(B)/test/manual_example: sparta_imager.h
+$(B)/test/manual_example.c: $(HEADER)
 	@mkdir -p $(@D)
-	sed -n '/--- example begin ---/,/--- example end ---/p' $< | sed '1d;$$d;s/^      //' > $@.c
-	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $@.c $(PKG_LIBS)
+	sed -n '/--- example begin ---/,/--- example end ---/p' $< | sed '1d;$$d;s/^      //' > $@
+$(B)/test/manual_example: $(B)/test/manual_example.c
+	$(call program,$(CC),$(OPT))
 
 check-build: $(TEST_GCC) $(TEST_CLANG) $(TEST_SAN) $(B)/test/cxx_check.o $(B)/test/static_check $(B)/test/manual_example $(BINS)
 
@@ -84,14 +100,10 @@ test: deps-test
 	@$(MAKE) --no-print-directory -j2 check-build
 	@tests/run.sh $(B)/test/san
 
-bench: deps-bench all
-	@for f in bench/*.sh; do [ -f "$$f" ] && bash "$$f"; done
-
-deps-bench:
-	@scripts/deps.sh bench
-
 clean:
 	rm -rf $(B)
 
-# Section-specific rules (embedded assets, fuzz targets, packaging, demo).
+# The rest, one fragment per subject: mk/image.mk (the embedded stamp, image
+# tools), mk/imager.mk and mk/lambda.mk (their test builds), mk/sigv4.mk,
+# mk/fuzz.mk, mk/bench.mk, mk/package.mk, mk/demo.mk, mk/servers.mk.
 -include mk/*.mk

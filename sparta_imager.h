@@ -272,13 +272,16 @@
       AWS_LAMBDA_LOG_LEVEL, AWS_LAMBDA_FUNCTION_MEMORY_SIZE (pixel budget).
 
    LIMITS
-      events      6 MB payload, 10000 records, keys 1024 bytes after decoding
+      events      6 MiB + 100 B payload (Lambda's), 10000 records, keys 1024
+                  bytes after decoding
       s3          GET size limit set per call; 3 attempts, full-jitter backoff
                   capped at 20 s; presigned URLs 1 s .. 7 days
       image       decode refused above the pixel budget before allocating:
                   (memory MiB - 24 MiB) / 5 bytes per pixel (21.8 MP at 128 MB)
-      lambda      event 6 MB + 1 MiB margin, header values 16 KiB, Runtime
-                  API connection retried 5 times (50 ms, doubling)
+      lambda      event and response 6 MiB + 100 B (Lambda's limit; a response
+                  refused with 413 is logged, the platform has already failed
+                  the invocation), header values 16 KiB, Runtime API
+                  connection retried 5 times (50 ms, doubling)
 */
 #ifndef SPARTA_IMAGER_H
 #define SPARTA_IMAGER_H
@@ -661,7 +664,7 @@ SPIMDEF const char *spim_s3_object_meta(const spim_s3_object *obj, const char *n
       spim_event_free(ev);
 */
 
-#define SPIM_EVENT_MAX_INPUT   ((size_t)6 * 1024 * 1024) /* Lambda's payload limit */
+#define SPIM_EVENT_MAX_INPUT   ((size_t)6291456 + 100)  /* Lambda's payload limit, 6 MiB + 100 B */
 #define SPIM_EVENT_MAX_RECORDS ((size_t)10000)
 #define SPIM_S3_MAX_KEY        ((size_t)1024)             /* bytes, after decoding */
 
@@ -903,8 +906,9 @@ SPIMDEF int spim_gravity_parse(const char *s);
    One handler signature, one invocation struct, one response struct.
    ========================================================================== */
 
-/* Limits on what the Runtime API may send us (6 MB payload + margin). */
-#define SPIM_LAMBDA_PAYLOAD_MAX (6291456u + 1048576u)
+/* Limits of the Runtime API: an event or a response is at most 6 MiB + 100 B
+   (the platform's limit, RIE's interop.MaxPayloadSize). */
+#define SPIM_LAMBDA_PAYLOAD_MAX (6291456u + 100u)
 #define SPIM_LAMBDA_HEADER_MAX 16384u   /* one header value */
 #define SPIM_LAMBDA_REQUEST_ID_MAX 127u /* also fits the logger's request id */
 
@@ -6052,18 +6056,20 @@ static spim_status spim__lambda_post_response(spim__lambda *rt, const char *id, 
     char path[SPIM_LAMBDA_REQUEST_ID_MAX + 32];
     const spim_response *resp = &rt->resp;
     long status = 0;
+    size_t n;
     spim_status st;
     snprintf(path, sizeof path, "/invocation/%s/response", id);
     st = spim__lambda_request(rt, path, resp->content_type[0] ? resp->content_type : "application/json",
                               NULL, resp->payload.data ? (const void *)resp->payload.data : "",
                               resp->payload.len, SPIM__LAMBDA_REPLY_MAX, &status, err);
     if (st != SPIM_OK || status != 413) return st == SPIM_OK ? spim__lambda_check(rt, path, status, err) : st;
-    spim_log(SPIM_LOG_ERROR, "response of %zu bytes refused as too large", resp->payload.len);
-    snprintf(path, sizeof path, "/invocation/%s/error", id);
-    snprintf(rt->resp.error_message, sizeof rt->resp.error_message,
-             "Response payload size (%zu bytes) exceeded maximum allowed payload size (6291456 bytes).",
-             resp->payload.len);
-    return spim__lambda_post_error(rt, path, "Function.ResponseSizeTooLarge", rt->resp.error_message, err);
+    /* The 413 has already closed the invocation as Function.ResponseSizeTooLarge:
+       any further answer for it would get 403 InvalidStateTransition. */
+    n = rt->body.len < 200 ? rt->body.len : 200;
+    while (n > 0 && isspace(rt->body.data[n - 1])) n--;
+    spim_log(SPIM_LOG_ERROR, "response of %zu bytes refused (413, the limit is %u bytes): %.*s",
+             resp->payload.len, SPIM_LAMBDA_PAYLOAD_MAX, (int)n, n ? (const char *)rt->body.data : "");
+    return SPIM_OK;
 }
 
 static char **spim__lambda_trace_slot(void)
@@ -6227,6 +6233,7 @@ static int spim__lambda_local(const char *file, spim_lambda_init_fn init, spim_h
     spim__error_clear(&e);
     if (spim_read_file(file, SPIM_LAMBDA_PAYLOAD_MAX, &event, &e) != SPIM_OK) {
         spim_log(SPIM_LOG_ERROR, "%s", e.message);
+        spim_buf_free(&event);
         return 1;
     }
     if (init && (st = init(user, &e)) != SPIM_OK) {
@@ -6278,26 +6285,32 @@ static void spim__lambda_usage(FILE *f, const char *prog)
             prog);
 }
 
+/* A usage error names the argument and the rule, then shows the usage: exit status 2. */
+static int spim__lambda_usage_error(const char *prog, const char *arg, const char *rule)
+{
+    fprintf(stderr, "%s: %s %s\n", prog, arg, rule);
+    spim__lambda_usage(stderr, prog);
+    return 2;
+}
+
 SPIMDEF int spim_lambda_main(int argc, char **argv, spim_lambda_init_fn init, spim_handler handler, void *user)
 {
     const char *prog = argc > 0 && argv[0] ? argv[0] : "bootstrap", *event = NULL;
     int i, rc;
     spim_log_init_from_env();
     for (i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--event") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--event") == 0) {
+            if (i + 1 >= argc || !argv[i + 1][0]) return spim__lambda_usage_error(prog, "--event", "needs a FILE");
             event = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             spim__lambda_usage(stdout, prog);
             return 0;
         } else {
-            spim__lambda_usage(stderr, prog);
-            return 2;
+            return spim__lambda_usage_error(prog, argv[i], "is not an option (the only one is --event FILE)");
         }
     }
-    if (!event && !getenv("AWS_LAMBDA_RUNTIME_API")) {
-        spim__lambda_usage(stderr, prog);
-        return 2;
-    }
+    if (!event && !getenv("AWS_LAMBDA_RUNTIME_API"))
+        return spim__lambda_usage_error(prog, "AWS_LAMBDA_RUNTIME_API", "is not set (outside Lambda, pass --event FILE)");
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         spim_log(SPIM_LOG_FATAL, "curl_global_init failed");
         return 1;

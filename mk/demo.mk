@@ -2,7 +2,7 @@
 # radosgw, the Runtime API emulator, the packaged bootstraps), and the image
 # helper it shares with bench/pipeline.sh.
 demo:
-	@scripts/demo.sh
+	@SPIM_BUILD=$(abspath $(B)) scripts/demo.sh
 
 $(B)/bench/pipeline_tool: bench/pipeline_tool.c
 	@mkdir -p $(@D)

@@ -13,17 +13,12 @@ FUZZ_FLAGS   = -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefine
                -fno-sanitize-recover=undefined -fsanitize-recover=shift-base
 
 $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(HEADER)
-	@mkdir -p $(@D)
-	$(CLANG) $(STD) $(WARN) $(FUZZ_FLAGS) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+	$(call program,$(CLANG),$(FUZZ_FLAGS))
 
-$(B)/fuzz/seed: tests/fuzz/seed.c $(HEADER)
-	@mkdir -p $(@D)
-	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
-
-# Prints every bad input the project answers, with the message users see.
-$(B)/fuzz/bad_inputs: tests/fuzz/bad_inputs.c $(HEADER)
-	@mkdir -p $(@D)
-	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+# Plain programs beside them: seed (writes the seed corpora) and bad_inputs
+# (prints every bad input the project answers, with the message users see).
+$(B)/fuzz/seed $(B)/fuzz/bad_inputs: $(B)/fuzz/%: tests/fuzz/%.c $(HEADER)
+	$(call program,$(CC),$(OPT))
 
 fuzz-build: $(FUZZ_BINS) $(B)/fuzz/seed
 

@@ -1,8 +1,9 @@
-# image section: the default stamp artwork (drawn by tools/mkstamp at build
-# time, embedded as a C array), test-image generator, kernel benchmarks.
+# image section: the programs in tools/ (mkstamp draws the default stamp,
+# bin2h embeds it as a C array, mksamples and mkjpeg make test photos,
+# imgcheck checks results) and the embedded stamp the imager and the stamp
+# CLI compile in.
 $(B)/tools/%: tools/%.c $(HEADER)
-	@mkdir -p $(@D)
-	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+	$(call program,$(CC),$(OPT))
 
 $(B)/assets/stamp.png: $(B)/tools/mkstamp
 	@mkdir -p $(@D)
@@ -13,16 +14,3 @@ $(B)/assets/stamp_png.h: $(B)/assets/stamp.png $(B)/tools/bin2h
 
 $(B)/stamp: $(B)/assets/stamp_png.h
 $(B)/imager/bootstrap: $(B)/assets/stamp_png.h
-
-# Benchmarks (bench/stamp.sh builds these on demand; pixman from libpixman-1-dev).
-$(B)/bench/kernel: bench/kernel.c $(HEADER)
-	@mkdir -p $(@D)
-	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) $(shell pkg-config --cflags pixman-1) -o $@ $< $(PKG_LIBS) $(shell pkg-config --libs pixman-1)
-
-$(B)/bench/pipeline: bench/pipeline.c $(HEADER) $(B)/assets/stamp_png.h
-	@mkdir -p $(@D)
-	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
-
-$(B)/bench/gostamp: bench/gostamp/main.go
-	@mkdir -p $(@D) $(B)/go
-	GOCACHE=$(abspath $(B))/go/cache GOPATH=$(abspath $(B))/go/path GO111MODULE=off GOFLAGS= go build -o $@ ./bench/gostamp

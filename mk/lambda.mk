@@ -1,6 +1,3 @@
-# lambda: an ASan+UBSan build of the hello function, for tests/it_lambda.sh.
-$(B)/hello/bootstrap-san: examples/hello/main.c $(HEADER)
-	@mkdir -p $(@D)
-	$(CLANG) $(STD) $(WARN) $(SAN) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
-
+# lambda section: the sanitizer build of the hello function, which
+# tests/it_lambda.sh drives through tests/emulator.py.
 check-build: $(B)/hello/bootstrap-san

@@ -1,11 +1,4 @@
-# sigv4: the JSON-lines driver of the signer used by tests/it_botocore.sh.
-$(B)/test/sigv4_tool: tests/sigv4_tool.c $(HEADER)
-	@mkdir -p $(@D)
-	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
-
+# sigv4 section: the JSON-lines driver of the signer (tests/sigv4_tool.c,
+# built by the Makefile's build/test/NAME rule) that tests/it_botocore.sh
+# compares with botocore.
 check-build: $(B)/test/sigv4_tool
-
-# Benchmark driver for bench/sigv4.sh (built with the release flags).
-$(B)/bench/sigv4_bench: tests/sigv4_bench.c $(HEADER)
-	@mkdir -p $(@D)
-	$(CC) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)

@@ -46,7 +46,7 @@ info "ok"
 say "build and package (make package)"
 rm -rf "$OUT"
 mkdir -p "$OUT/logs"
-make --no-print-directory package "$B/s3" "$B/tools/mksamples" "$B/bench/pipeline_tool" \
+make --no-print-directory B="$B" package "$B/s3" "$B/tools/mksamples" "$B/bench/pipeline_tool" \
     > "$OUT/logs/build.log" 2>&1 || { tail -20 "$OUT/logs/build.log"; die "build failed (see $OUT/logs/build.log)"; }
 for f in imager presign; do
     [ -f "$B/$f/function.zip" ] || die "$B/$f/function.zip was not built"

@@ -6,12 +6,21 @@ custom runtime: it hands queued events to `next` (long poll: `next` blocks
 until an event is queued), accepts `/response`, `/error` and `/init/error`,
 and records every answer so that tests can assert on them.
 
+It answers as AWS's Runtime Interface Emulator (RIE, whose lambda/rapi and
+lambda/core code the service shares) does: the same limit (interop.
+MaxPayloadSize, 6 MiB + 100 B), status codes, JSON bodies (errorMessage then
+errorType, one line) and the per-invocation state machine (Ready ->
+InvocationResponse/InvocationErrorResponse -> RuntimeResponseSentState): one
+answer closes an invocation, a second one gets 403 InvalidStateTransition.
+RIE serves one runtime; this emulator serves several at once (each
+invocation has its own state), which is the one difference.
+
 Command line
     emulator.py [--host 127.0.0.1] [--port 0] [--port-file F]
                 [--results F.jsonl] [--events FILE ...] [--repeat N]
                 [--timeout-ms 3000] [--function-arn ARN]
                 [--client-context JSON] [--cognito-identity JSON]
-                [--tenant-id ID] [--no-trace]
+                [--tenant-id ID] [--no-trace] [--max-event-bytes N]
                 [--next-500 N] [--drop N] [--drop-on next|response|error|init|any]
                 [--exit-when-done] [--verbose]
 
@@ -19,6 +28,8 @@ Command line
     socket listens, so a test can wait for the file). Point the runtime at it
     with AWS_LAMBDA_RUNTIME_API=127.0.0.1:PORT.
     --events queues each FILE's bytes as one event (--repeat N times over).
+    --max-event-bytes raises the event limit (default 6291556, Lambda's) so
+    that a test can check a runtime's own guard; it never lowers RIE's.
     --exit-when-done stops the server once every queued event is answered
     (or after an /init/error). The exit status is 1 when an answer broke
     the protocol (see "problems" below), else 0.
@@ -31,24 +42,40 @@ Runtime API (what the runtime under test calls)
          Lambda-Runtime-Client-Context, Lambda-Runtime-Cognito-Identity,
          Lambda-Runtime-Aws-Tenant-Id.
     POST /2018-06-01/runtime/invocation/{id}/response
-         202; 413 when the body is over 6291456 bytes (the invocation stays
-         open so the runtime can still post /error); 400 for an unknown id
-         or one already answered.
     POST /2018-06-01/runtime/invocation/{id}/error
+         202 {"status":"OK"}: the answer closes the invocation.
+         400 InvalidRequestID "Invalid request ID": an id that is not the
+         current invocation's (unknown, still queued, or answered before a
+         later invocation was handed out).
+         403 InvalidStateTransition "State transition from
+         RuntimeResponseSentState to InvocationResponse (or
+         InvocationErrorResponse) failed for runtime. Error: State
+         transition is not allowed": a second answer for the invocation
+         just closed. Recorded with "problems" (the runtime broke the
+         protocol).
+         413 RequestEntityTooLarge "Exceeded maximum allowed payload size
+         (6291556 bytes).": a /response body over the limit. The 413 itself
+         closes the invocation, with the error Function.ResponseSizeTooLarge
+         "Response payload size (N bytes) exceeded maximum allowed payload
+         size (6291556 bytes)." (the record's "closedAs").
     POST /2018-06-01/runtime/init/error
-         202. The Lambda-Runtime-Function-Error-Type header must be present
-         and read Category.Reason, and the body must be a JSON object with
-         string errorMessage and errorType (stackTrace a list if present);
-         otherwise the answer is still accepted, as the service does, but
-         recorded with "problems".
+         202; 403 InvalidStateTransition "State transition from InitError
+         to InitError ..." for a second one.
+    For /error and /init/error the Lambda-Runtime-Function-Error-Type header
+    must be present and read Category.Reason, and the body must be a JSON
+    object with string errorMessage and errorType (stackTrace a list if
+    present); otherwise the answer is still accepted, as the service does,
+    but recorded with "problems".
 
 Control API (same port)
     POST /control/event[?count=N]   body = payload. Optional headers:
          X-Request-Id, X-Trace-Id, X-No-Trace: 1, X-Client-Context,
          X-Cognito-Identity, X-Tenant-Id, X-Timeout-Ms, X-Deadline-Ms.
-         -> {"requestIds": [...]}
+         -> {"requestIds": [...]}; 413 RequestEntityTooLarge (RIE's body)
+         for a payload over 6291556 bytes, which Lambda never delivers.
     GET  /control/result/{id}[?timeout=S]
-         waits for the accepted (202) answer -> {"requestId", "final",
+         waits until the invocation is closed -> {"requestId", "final" (the
+         answer that closed it: a 202, or the 413 with "closedAs"),
          "records": [every answer posted for it]}; 404 on timeout.
     GET  /control/init-error[?timeout=S]    the /init/error record or 404
     GET  /control/stats[?answered=N&next=N&timeout=S]
@@ -63,7 +90,8 @@ Control API (same port)
 Records (one JSON object per line in --results, also in the control API)
     {"requestId", "kind": "response"|"error"|"init_error", "status": HTTP
      status answered, "contentType", "errorTypeHeader", "bodyLen", "body"
-     (text, first 1 MiB), "problems": [..], "time": epoch seconds}
+     (text, first 1 MiB), "problems": [..], "time": epoch seconds, and for
+     the 413 "closedAs": {"errorType", "errorMessage"}}
 """
 import argparse
 import json
@@ -78,7 +106,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-MAX_RESPONSE = 6291456          # Lambda's synchronous response limit
+MAX_PAYLOAD = 6 * 1024 * 1024 + 100   # RIE interop.MaxPayloadSize: events and responses
 BODY_KEEP = 1 << 20             # what a record keeps of a body
 API = "/2018-06-01/runtime"
 ERROR_TYPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z0-9]+)+$")
@@ -101,6 +129,7 @@ class State:
         self.answered = 0
         self.problems = 0
         self.queued_total = 0
+        self.handed_out = 0         # sequence number of the last invocation handed out
         self.next500 = opts.next_500
         self.drop = opts.drop
         self.drop_on = opts.drop_on
@@ -124,7 +153,8 @@ class State:
             if rec["problems"]:
                 self.problems += 1
             if rec["kind"] == "init_error":
-                self.init_error = rec
+                if self.init_error is None:
+                    self.init_error = rec
             else:
                 self.records.setdefault(rec["requestId"], []).append(rec)
             if self.results:
@@ -193,8 +223,8 @@ class Handler(BaseHTTPRequestHandler):
             sys.stderr.write("emulator: %s\n" % (fmt % args))
 
     def reply(self, status, body=b"", ctype="application/json", headers=None):
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body).encode()
+        if isinstance(body, (dict, list)):   # as Go's json.Encoder writes it
+            body = (json.dumps(body, separators=(",", ":")) + "\n").encode()
         head = ["HTTP/1.1 %d %s" % (status, self.responses.get(status, ("",))[0]),
                 "Content-Type: " + ctype, "Content-Length: %d" % len(body)]
         for k, v in (headers or {}).items():
@@ -280,6 +310,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.cond.wait(0.5)
             ev = st.queue.pop(0)
             ev["state"] = "in_flight"
+            st.handed_out += 1
+            ev["seq"] = st.handed_out
         timeout = ev.get("timeoutMs", st.opts.timeout_ms)
         deadline = ev.get("deadlineMs") or int(time.time() * 1000) + int(timeout)
         h = {"Lambda-Runtime-Aws-Request-Id": ev["id"],
@@ -303,25 +335,42 @@ class Handler(BaseHTTPRequestHandler):
         with st.cond:
             ev = st.events.get(rid)
             state = ev["state"] if ev else None
-        if state != "in_flight":
+            # RIE's AwsRequestIDValidator: the id must be the current invocation's,
+            # which an answered one stays until the next invocation is handed out
+            current = state == "in_flight" or (state == "done" and ev.get("seq") == st.handed_out)
+        if not current:
             rec["status"] = 400
             rec["problems"].append("answer for %s request id" % ("an unknown" if not ev else "a " + state))
             st.record(rec)
-            return self.reply(400, {"errorType": "InvalidRequestID", "errorMessage": "bad request id " + rid})
-        if kind == "response" and n > MAX_RESPONSE:
-            rec["status"] = 413
+            return self.reply(400, rie_error("InvalidRequestID", "Invalid request ID"))
+        if state == "done":
+            rec["status"] = 403
+            rec["problems"].append("a second answer for a closed invocation")
             st.record(rec)
-            return self.reply(413, {"errorType": "RequestEntityTooLarge", "errorMessage":
-                                    "Exceeded maximum allowed payload size (%d bytes)." % MAX_RESPONSE})
+            return self.reply(403, invalid_transition(
+                "RuntimeResponseSentState", "InvocationResponse" if kind == "response" else "InvocationErrorResponse"))
+        if kind == "response" and n > MAX_PAYLOAD:
+            rec["status"] = 413
+            rec["closedAs"] = {"errorType": "Function.ResponseSizeTooLarge", "errorMessage":
+                               "Response payload size (%d bytes) exceeded maximum allowed payload size "
+                               "(%d bytes)." % (n, MAX_PAYLOAD)}
+            self.close_invocation(ev, rec)
+            return self.reply(413, rie_error("RequestEntityTooLarge", "Exceeded maximum allowed payload size "
+                                             "(%d bytes)." % MAX_PAYLOAD))
         if kind == "error":
             rec["problems"] = check_error_report(self.headers, body)
         rec["status"] = 202
-        with st.cond:
-            ev["state"] = "done"
-            st.answered += 1
-        st.record(rec)
+        self.close_invocation(ev, rec)
         self.reply(202, {"status": "OK"})
         self.maybe_exit()
+
+    def close_invocation(self, ev, rec):
+        st = self.server.state
+        with st.cond:
+            ev["state"] = "done"
+            ev["final"] = rec
+            st.answered += 1
+        st.record(rec)
 
     def init_error(self):
         st = self.server.state
@@ -334,6 +383,13 @@ class Handler(BaseHTTPRequestHandler):
                "errorTypeHeader": self.headers.get("Lambda-Runtime-Function-Error-Type"),
                "bodyLen": n, "body": body.decode("utf-8", "replace"),
                "problems": check_error_report(self.headers, body)}
+        with st.cond:
+            again = st.init_error is not None
+        if again:
+            rec["status"] = 403
+            rec["problems"].append("a second /init/error")
+            st.record(rec)
+            return self.reply(403, invalid_transition("InitError", "InitError"))
         st.record(rec)
         self.reply(202, {"status": "OK"})
         self.maybe_exit()
@@ -353,10 +409,10 @@ class Handler(BaseHTTPRequestHandler):
                 while not st.events.get(rid, {}).get("state") == "done" and time.time() < limit:
                     st.cond.wait(max(0.0, limit - time.time()))
                 recs = list(st.records.get(rid, []))
-            final = [r for r in recs if r["status"] == 202]
+                final = st.events.get(rid, {}).get("final")
             if not final:
                 return self.reply(404, {"requestId": rid, "records": recs})
-            return self.reply(200, {"requestId": rid, "final": final[-1], "records": recs})
+            return self.reply(200, {"requestId": rid, "final": final, "records": recs})
         if path == "/control/init-error":
             with st.cond:
                 while st.init_error is None and time.time() < limit:
@@ -375,6 +431,10 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.state
         _, body = self.read_body()
         if path == "/control/event":
+            limit = max(MAX_PAYLOAD, st.opts.max_event_bytes)
+            if len(body) > limit:
+                return self.reply(413, rie_error("RequestEntityTooLarge", "Exceeded maximum allowed payload "
+                                                 "size (%d bytes)." % limit))
             meta = event_meta(st.opts)
             h = self.headers
             for hdr, key in (("X-Request-Id", "requestId"), ("X-Trace-Id", "traceId"),
@@ -408,6 +468,17 @@ class Handler(BaseHTTPRequestHandler):
             threading.Thread(target=stop_server, args=(self.server,), daemon=True).start()
             return None
         self.reply(404, {"errorType": "NotFound", "errorMessage": path})
+
+
+def rie_error(etype, message):
+    """RIE's model.ErrorResponse, in its field order."""
+    return {"errorMessage": message, "errorType": etype}
+
+
+def invalid_transition(src, dst):
+    """RIE's answer to an answer the runtime state machine does not allow."""
+    return rie_error("InvalidStateTransition", "State transition from %s to %s failed for runtime. "
+                     "Error: State transition is not allowed" % (src, dst))
 
 
 def trace_id():
@@ -449,6 +520,8 @@ def parse_args(argv):
     p.add_argument("--cognito-identity")
     p.add_argument("--tenant-id")
     p.add_argument("--no-trace", action="store_true", help="send no Lambda-Runtime-Trace-Id")
+    p.add_argument("--max-event-bytes", type=int, default=MAX_PAYLOAD,
+                   help="accept larger events than Lambda (to test a runtime's own guard)")
     p.add_argument("--next-500", type=int, default=0, help="answer the first N next calls with 500")
     p.add_argument("--drop", type=int, default=0, help="close N connections without answering")
     p.add_argument("--drop-on", default="next", choices=["next", "response", "error", "init", "any"])
@@ -465,7 +538,10 @@ def make_server(opts):
     for _ in range(opts.repeat):
         for f in opts.events:
             with open(f, "rb") as fh:
-                server.state.add_event(fh.read(), event_meta(opts))
+                payload = fh.read()
+            if len(payload) > max(MAX_PAYLOAD, opts.max_event_bytes):
+                sys.exit("emulator: %s: %d bytes, over the %d-byte event limit" % (f, len(payload), MAX_PAYLOAD))
+            server.state.add_event(payload, event_meta(opts))
     return server
 
 

@@ -20,8 +20,7 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EMULATOR = os.path.join(HERE, "emulator.py")
-MAX_RESPONSE = 6291456
-PAYLOAD_MAX = 6291456 + 1048576          # SPIM_LAMBDA_PAYLOAD_MAX
+MAX_PAYLOAD = 6 * 1024 * 1024 + 100     # Lambda's limit (RIE interop.MaxPayloadSize), SPIM_LAMBDA_PAYLOAD_MAX
 
 
 class Failure(Exception):
@@ -75,14 +74,16 @@ class Emulator:
         finally:
             conn.close()
 
-    def event(self, payload, count=1, **headers):
+    def event(self, payload, count=1, want_status=200, **headers):
         if isinstance(payload, (dict, list)):
             payload = json.dumps(payload)
         if isinstance(payload, str):
             payload = payload.encode()
         hdrs = {"X-" + k.replace("_", "-").title(): str(v) for k, v in headers.items()}
         status, doc = self.call("POST", "/control/event?count=%d" % count, payload, hdrs)
-        expect_eq("POST /control/event status", 200, status)
+        expect_eq("POST /control/event status", want_status, status)
+        if status != 200:
+            return doc
         return doc["requestIds"] if count > 1 else doc["requestIds"][0]
 
     def result(self, rid, timeout=30):
@@ -237,30 +238,90 @@ def case_deadline_and_remaining(env):
     expect_eq("remaining ms after the deadline", 0, doc["remainingMs"])
 
 
+def padded_event(total, **fields):
+    """A JSON event of exactly `total` bytes: `fields` plus a padding string."""
+    head = json.dumps(dict(fields, pad=""))[:-3].encode()   # ends with '"pad": '
+    return head + b'"' + b"y" * (total - len(head) - 3) + b'"}'
+
+
 def case_response_too_large(env):
-    doc = env.emu.result(env.emu.event({"size": MAX_RESPONSE + 1}))
-    kinds = [(r["kind"], r["status"]) for r in doc["records"]]
-    expect_eq("answers posted", [("response", 413), ("error", 202)], kinds)
+    """RIE: the 413 closes the invocation as Function.ResponseSizeTooLarge;
+    the runtime posts nothing more for it and goes on to the next event."""
+    problems = env.emu.stats()["problems"]
+    rid = env.emu.event({"size": MAX_PAYLOAD + 1})
+    doc = env.emu.result(rid)
     rec = doc["final"]
-    expect_eq("error type header", "Function.ResponseSizeTooLarge", rec["errorTypeHeader"])
-    expect_eq("errorType", "Function.ResponseSizeTooLarge", error_doc(rec).get("errorType"))
-    expect("6291457" in error_doc(rec).get("errorMessage", ""), "errorMessage", "the size 6291457",
-           error_doc(rec).get("errorMessage"))
+    expect_eq("answer that closed it", ("response", 413), (rec["kind"], rec["status"]))
+    expect_eq("closed as", {"errorType": "Function.ResponseSizeTooLarge", "errorMessage":
+                            "Response payload size (6291557 bytes) exceeded maximum allowed payload size "
+                            "(6291556 bytes)."}, rec["closedAs"])
+    after = env.emu.result(env.emu.event({"after": "413"}))["final"]
+    expect_eq("the next invocation is served", '{"after": "413"}', after["body"])
+    records = env.emu.result(rid)["records"]
+    expect_eq("answers posted for the refused one", [("response", 413)],
+              [(r["kind"], r["status"]) for r in records])
+    log = env.boot.log()
+    expect("response of 6291557 bytes refused (413" in log, "bootstrap log", "the refused size", log[-2000:])
+    expect_eq("protocol problems", problems, env.emu.stats()["problems"])
 
 
 def case_response_at_the_limit(env):
-    rec = env.emu.result(env.emu.event({"size": MAX_RESPONSE}))["final"]
+    rec = env.emu.result(env.emu.event({"size": MAX_PAYLOAD}))["final"]
     expect_eq("kind", "response", rec["kind"])
-    expect_eq("body length", MAX_RESPONSE, rec["bodyLen"])
+    expect_eq("status", 202, rec["status"])
+    expect_eq("body length", MAX_PAYLOAD, rec["bodyLen"])
 
 
-def case_event_too_large(env):
-    big = b'"' + b"y" * PAYLOAD_MAX + b'"'
-    rec = env.emu.result(env.emu.event(big))["final"]
-    expect_eq("kind", "error", rec["kind"])
-    expect_eq("error type header", "Runtime.InvalidInvocation", rec["errorTypeHeader"])
-    rec = env.emu.result(env.emu.event({"after": "big"}))["final"]
-    expect_eq("next event after an oversized one", '{"after": "big"}', rec["body"])
+def case_event_at_the_limit(env):
+    """An event of 6 MiB + 100 B, the platform's limit, is handled."""
+    big = padded_event(MAX_PAYLOAD, size=3)
+    expect_eq("event size", MAX_PAYLOAD, len(big))
+    rec = env.emu.result(env.emu.event(big), timeout=60)["final"]
+    expect_eq("answer", ("response", 202, "xxx"), (rec["kind"], rec["status"], rec["body"]))
+
+
+def case_event_over_the_limit_refused_by_the_platform(env):
+    """One byte more: refused at the invoke, as RIE does; never delivered
+    (the next event handed out is the one queued after it)."""
+    doc = env.emu.event(padded_event(MAX_PAYLOAD + 1, size=3), want_status=413)
+    expect_eq("answer", {"errorMessage": "Exceeded maximum allowed payload size (6291556 bytes).",
+                         "errorType": "RequestEntityTooLarge"}, doc)
+    rec = env.emu.result(env.emu.event({"after": "refused"}))["final"]
+    expect_eq("next event", '{"after": "refused"}', rec["body"])
+
+
+def case_rie_answers(env):
+    """The Runtime API's answers, byte for byte as RIE renders them."""
+    problems = env.emu.stats()["problems"]
+    rid = env.emu.event({"a": "rie"})
+    env.emu.result(rid)
+    conn = http.client.HTTPConnection("127.0.0.1", env.emu.port, timeout=10)
+    try:
+        def post(path, body=b"{}", headers=None):
+            conn.request("POST", "/2018-06-01/runtime" + path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, r.getheader("Content-Type"), r.read()
+        err = {"Lambda-Runtime-Function-Error-Type": "Runtime.Late", "Content-Type": "application/json"}
+        late = b'{"errorMessage":"late","errorType":"Runtime.Late"}'
+        expect_eq("second answer (/error) for the invocation just answered",
+                  (403, "application/json",
+                   b'{"errorMessage":"State transition from RuntimeResponseSentState to InvocationErrorResponse '
+                   b'failed for runtime. Error: State transition is not allowed","errorType":'
+                   b'"InvalidStateTransition"}\n'), post("/invocation/%s/error" % rid, late, err))
+        expect_eq("second answer (/response)", 403, post("/invocation/%s/response" % rid)[0])
+        expect_eq("unknown request id", (400, "application/json",
+                                         b'{"errorMessage":"Invalid request ID","errorType":"InvalidRequestID"}\n'),
+                  post("/invocation/no-such-id/response"))
+        env.emu.result(env.emu.event({"a": "later"}))
+        expect_eq("an old id once a later invocation was handed out", 400,
+                  post("/invocation/%s/error" % rid, late, err)[0])
+    finally:
+        conn.close()
+    records = env.emu.result(rid)["records"]
+    expect_eq("records", [("response", 202), ("error", 403), ("response", 403), ("error", 400)],
+              [(r["kind"], r["status"]) for r in records])
+    expect_eq("final", 202, env.emu.result(rid)["final"]["status"])
+    expect_eq("protocol problems (ours, on purpose)", problems + 4, env.emu.stats()["problems"])
 
 
 def case_header_too_large(env):
@@ -297,7 +358,8 @@ def case_payload_not_logged_at_info(env):
 
 SHARED = [case_echo, case_content_type_and_size, case_empty_payload, case_handler_failure,
           case_trace_id_propagation, case_invocation_headers, case_deadline_and_remaining,
-          case_response_too_large, case_response_at_the_limit, case_event_too_large,
+          case_response_too_large, case_response_at_the_limit, case_event_at_the_limit,
+          case_event_over_the_limit_refused_by_the_platform, case_rie_answers,
           case_header_too_large, case_dropped_connections_recover, case_payload_not_logged_at_info]
 
 
@@ -422,14 +484,28 @@ def case_local_invoke(exe, tmp):
 
 
 def case_usage(exe, tmp):
+    """Exit status 0 for --help (usage on stdout), 2 for a usage error (the
+    argument and the rule on stderr), 1 when the invocation fails."""
     b = Bootstrap(exe, tmp)
     expect_eq("exit status without AWS_LAMBDA_RUNTIME_API or --event", 2, b.wait())
+    expect("AWS_LAMBDA_RUNTIME_API is not set (outside Lambda, pass --event FILE)" in b.log(), "stderr",
+           "the variable and the rule", b.log())
     expect("usage:" in b.log(), "stderr", "usage", b.log())
     b = Bootstrap(exe, tmp, None, ["--event", os.path.join(tmp, "no-such-file.json")])
     expect_eq("exit status with a missing event file", 1, b.wait())
     expect("no-such-file.json" in b.log(), "stderr", "the file name", b.log())
     b = Bootstrap(exe, tmp, None, ["--bogus"])
     expect_eq("exit status with an unknown option", 2, b.wait())
+    expect("--bogus is not an option (the only one is --event FILE)" in b.log(), "stderr", "the option named",
+           b.log())
+    b = Bootstrap(exe, tmp, None, ["--event"])
+    expect_eq("exit status for --event without a FILE", 2, b.wait())
+    expect("--event needs a FILE" in b.log(), "stderr", "the rule", b.log())
+    for flag in ("--help", "-h"):
+        b = Bootstrap(exe, tmp, None, [flag])
+        expect_eq("exit status of " + flag, 0, b.wait())
+        expect(b.stdout.startswith(b"usage:"), flag + " stdout", "usage", b.stdout)
+        expect_eq(flag + " stderr", "", b.log())
 
 
 def case_emulator_flags_bad_error_report(exe, tmp):
@@ -452,6 +528,23 @@ def case_emulator_flags_bad_error_report(exe, tmp):
         rec = emu.result(rid)["final"]
         expect_eq("problems found", 2, len(rec["problems"]))
     finally:
+        emu.stop()
+
+
+def case_event_over_the_limit_refused_by_the_runtime(exe, tmp):
+    """Should a Runtime API ever send more than Lambda's limit, the runtime
+    refuses the event (Runtime.InvalidInvocation) and serves the next one."""
+    emu = Emulator(tmp, "--max-event-bytes", str(MAX_PAYLOAD + 1))
+    boot = Bootstrap(exe, tmp, emu.api)
+    try:
+        rec = emu.result(emu.event(padded_event(MAX_PAYLOAD + 1, size=3)), timeout=60)["final"]
+        expect_eq("answer", ("error", 202, "Runtime.InvalidInvocation"),
+                  (rec["kind"], rec["status"], rec["errorTypeHeader"]))
+        expect("6291556" in error_doc(rec)["errorMessage"], "errorMessage", "the limit", rec["body"])
+        rec = emu.result(emu.event({"after": "big"}))["final"]
+        expect_eq("next event after an oversized one", '{"after": "big"}', rec["body"])
+    finally:
+        boot.stop()
         emu.stop()
 
 
@@ -507,7 +600,7 @@ def case_valgrind_clean(exe, tmp):
                              "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect",
                              "--log-file=" + log, exe], env=env, stderr=subprocess.DEVNULL)
     try:
-        for ev in ({"a": 1}, {"fail": "x"}, {"trace": True}, {"size": MAX_RESPONSE + 1}, {"log": "hi"}):
+        for ev in ({"a": 1}, {"fail": "x"}, {"trace": True}, {"size": MAX_PAYLOAD + 1}, {"log": "hi"}):
             emu.result(emu.event(ev), timeout=120)
         emu.result(emu.event({"trace": True}, no_trace=1), timeout=120)
         # whether the 500 meets the `next` already parked or the one after
@@ -527,7 +620,8 @@ def case_valgrind_clean(exe, tmp):
 
 SOLO = [case_init_failure, case_next_500_exits, case_api_gone_bounded_retries, case_api_dies_mid_run,
         case_json_log_format, case_debug_logs_payload_truncated, case_local_invoke, case_usage,
-        case_emulator_flags_bad_error_report, case_killed_runtime_takes_no_event]
+        case_emulator_flags_bad_error_report, case_killed_runtime_takes_no_event,
+        case_event_over_the_limit_refused_by_the_runtime]
 PLAIN = [case_memory_flat, case_valgrind_clean]
 
 

@@ -656,6 +656,28 @@ TEST(huge_input_is_refused_before_parsing)
     free(json);
 }
 
+/* Lambda delivers events up to 6 MiB + 100 B (RIE's interop.MaxPayloadSize):
+   one that size parses with the default options, one byte more is refused. */
+TEST(platform_limit_event_parses_and_one_byte_more_is_refused)
+{
+    const char *rec = "{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":"
+                      "{\"name\":\"b\"},\"object\":{\"key\":\"k\"}}}]}";
+    size_t limit = 6291556, n = strlen(rec);
+    char *json = (char *)malloc(limit + 1);
+    spim_event *ev = NULL;
+    spim_error err;
+    REQUIRE(json);
+    CHECK_INT(limit, SPIM_EVENT_MAX_INPUT);
+    memcpy(json, rec, n);
+    memset(json + n, ' ', limit + 1 - n);   /* trailing whitespace is valid JSON */
+    CHECKF(spim_event_parse(json, limit, NULL, &ev, &err) == SPIM_OK, "%s", err.message);
+    if (ev) CHECK_INT(1, ev->record_count);
+    spim_event_free(ev);
+    CHECK_INT(SPIM_ERR_TOO_LARGE, spim_event_parse(json, limit + 1, NULL, &ev, &err));
+    CHECK_STR("event: 6291557 bytes, more than the 6291556 allowed", err.message);
+    free(json);
+}
+
 static char *many_records(size_t n, size_t *len)
 {
     spim_buf b = SPIM_BUF_INIT;
@@ -961,6 +983,7 @@ int main(void)
     RUN(escaped_backslash_before_u0000_text_is_fine);
     RUN(deep_nesting_fails_cleanly);
     RUN(huge_input_is_refused_before_parsing);
+    RUN(platform_limit_event_parses_and_one_byte_more_is_refused);
     RUN(too_many_records_is_refused);
     RUN(record_limit_counts_records_across_sqs_messages);
     RUN(bad_key_escapes_are_per_record_errors);

@@ -4,6 +4,7 @@
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"
 #include "spim_test.h"
+#include <unistd.h>
 
 static void quiet_sink(const char *line, void *user)
 {
@@ -220,6 +221,44 @@ TEST(run_gives_up_after_bounded_retries)
     CHECK_INT(0, called);
 }
 
+static spim_status count_bytes(const spim_invocation *inv, spim_response *resp, void *user)
+{
+    (void)resp;
+    *(size_t *)user = inv->payload_len;
+    return SPIM_OK;
+}
+
+/* Write `n` bytes of JSON (a string) to a temporary file; its path in `path`. */
+static int write_event_file(char *path, size_t size, size_t n)
+{
+    FILE *f;
+    size_t i;
+    snprintf(path, size, "/tmp/test_lambda_event_%ld.json", (long)getpid());
+    if (!(f = fopen(path, "wb"))) return 0;
+    fputc('"', f);
+    for (i = 2; i < n; i++) fputc('y', f);
+    fputc('"', f);
+    return fclose(f) == 0;
+}
+
+/* Lambda's limit on an event is 6 MiB + 100 B (RIE's interop.MaxPayloadSize):
+   `--event FILE` takes a file that size whole, and refuses one byte more
+   without calling the handler. */
+TEST(local_event_up_to_the_platform_limit)
+{
+    char path[64];
+    size_t got = 0;
+    CHECK_INT(6291556, SPIM_LAMBDA_PAYLOAD_MAX);
+    REQUIRE(write_event_file(path, sizeof path, 6291556));
+    CHECK_INT(0, spim__lambda_local(path, NULL, count_bytes, &got));
+    CHECK_INT(6291556, got);
+    got = 0;
+    REQUIRE(write_event_file(path, sizeof path, 6291557));
+    CHECK_INT(1, spim__lambda_local(path, NULL, count_bytes, &got));
+    CHECK_INT(0, got);
+    remove(path);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -236,6 +275,7 @@ int main(void)
     RUN(trace_variable_is_set_replaced_and_unset);
     RUN(run_needs_a_runtime_api);
     RUN(run_gives_up_after_bounded_retries);
+    RUN(local_event_up_to_the_platform_limit);
     curl_global_cleanup();
     return spim_test_finish();
 }

@@ -215,7 +215,7 @@ static void events(void)
     n = SPIM_EVENT_MAX_INPUT + 1;
     big = (char *)malloc(n);
     memset(big, ' ', n);
-    event_case("payload over 6 MB", big, n, NULL);
+    event_case("payload over 6 MiB + 100 B (Lambda's limit)", big, n, NULL);
     free(big);
 #undef EV
 }
@@ -575,12 +575,13 @@ static void runtime(void)
 
     a[0] = "HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: id-2\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}";
     l[0] = strlen(a[0]);
-    a[1] = too_large = http("413 Payload Too Large", "",
-                            "{\"errorMessage\":\"too large\",\"errorType\":\"RequestTooLarge\"}", -1);
+    /* RIE's answer; the 413 closes the invocation, so nothing follows it */
+    a[1] = too_large = http("413 Request Entity Too Large", "Content-Type: application/json\r\n",
+                            "{\"errorMessage\":\"Exceeded maximum allowed payload size (6291556 bytes).\","
+                            "\"errorType\":\"RequestEntityTooLarge\"}\n", -1);
     l[1] = strlen(a[1]);
-    a[2] = ok_post;
-    l[2] = strlen(ok_post);
-    runtime_case("handler answer of 7 MiB (the API answers 413; an /error follows)", a, l, 3, big_handler);
+    runtime_case("handler answer of 7 MiB (the API answers 413 and closes the invocation: nothing more is posted)",
+                 a, l, 2, big_handler);
     free(too_large);
     free(ok_post);
 
