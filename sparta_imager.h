@@ -382,8 +382,9 @@ SPIMDEF spim_status spim_sigv4_canonical_query(spim_buf *out, const char *query,
 /* ==========================================================================
    s3
    An S3 client over libcurl: credentials (environment, shared file), region
-   and endpoint/addressing, GET/PUT/HEAD/DELETE/CreateBucket and presigned
-   GET URLs, S3 error XML, and AWS "standard" retries with clock-skew repair.
+   and endpoint/addressing, GET/PUT/HEAD/DELETE/CreateBucket, ListObjectsV2
+   and presigned GET URLs, S3 error XML, and AWS "standard" retries with
+   clock-skew repair.
    ========================================================================== */
 
 /* libcurl: spim_s3_client_create calls curl_global_init and
@@ -494,6 +495,45 @@ SPIMDEF spim_status spim_s3_create_bucket(spim_s3_client *client, const char *bu
 SPIMDEF spim_status spim_s3_presign_get(spim_s3_client *client, const char *bucket,
                                         const char *key, long expires_s, spim_buf *url_out,
                                         spim_error *err);
+
+/* ListObjectsV2, one page per call: pass the page's next_token back as
+   continuation_token until is_truncated is 0. The request asks for
+   encoding-type=url and keys come back decoded. */
+typedef struct spim_s3_list_options {
+    const char *prefix;             /* NULL or "": every key */
+    const char *continuation_token; /* NULL or "": the first page */
+    const char *start_after;        /* NULL or "": from the first key */
+    int max_keys;                   /* 0: the server's default (S3: 1000, also its maximum) */
+} spim_s3_list_options;
+
+typedef struct spim_s3_list_entry {
+    const char *key;                /* decoded; may hold any byte but NUL */
+    size_t key_len;
+    int64_t size;
+    const char *etag;               /* as S3 sends it, quotes included; "" when absent */
+    const char *last_modified;      /* ISO 8601 ("2026-03-14T09:26:53.000Z"), "" when absent */
+    const char *storage_class;      /* "STANDARD", ..., "" when absent */
+} spim_s3_list_entry;
+
+/* A page; strings are owned by it. Free with spim_s3_list_free. */
+typedef struct spim_s3_list {
+    spim_s3_list_entry *entries;
+    size_t count;
+    int is_truncated;               /* 1: more keys follow; ask again with next_token */
+    const char *next_token;         /* NextContinuationToken, "" on the last page */
+    int http_status;
+    char request_id[128];
+    void *spim__strings;            /* private */
+} spim_s3_list;
+
+/* One ListObjectsV2 page of `bucket` (opts may be NULL). A listing the
+   client cannot read (not a ListBucketResult, a bad escape, an entity it
+   does not know, a Size that is not a number) is SPIM_ERR_INVALID naming
+   the entry and field; *out is NULL on any failure. */
+SPIMDEF spim_status spim_s3_list_objects(spim_s3_client *client, const char *bucket,
+                                         const spim_s3_list_options *opts, spim_s3_list **out,
+                                         spim_error *err);
+SPIMDEF void spim_s3_list_free(spim_s3_list *list);
 
 SPIMDEF void spim_s3_object_free(spim_s3_object *obj);
 /* Value of a user metadata entry (name without "x-amz-meta-", any case), or NULL. */
@@ -2818,6 +2858,7 @@ SPIMDEF int64_t spim_s3_parse_http_date(const char *s)
 typedef struct spim__s3_call {
     const char *method;
     const char *bucket, *key;       /* key "" for bucket operations */
+    const char *query;              /* NULL, or the encoded query string without '?' */
     const spim_header *headers;     /* sent and signed */
     size_t header_count;
     const unsigned char *body;
@@ -3249,6 +3290,9 @@ static spim_status spim__s3_execute(spim_s3_client *c, spim__s3_call *call, spim
     spim_buf url = SPIM_BUF_INIT;
     int attempt = 0, skew_fixed = 0;
     spim_status st = spim_s3_object_url(c, call->bucket, call->key, &url, err);
+    if (st == SPIM_OK && call->query && *call->query &&
+        (spim_buf_append_str(&url, "?") != SPIM_OK || spim_buf_append_str(&url, call->query) != SPIM_OK))
+        st = spim_error_set(err, SPIM_ERR_NOMEM, "s3: out of memory building a URL");
     while (st == SPIM_OK) {
         int64_t t0 = spim_now_ms();
         attempt++;
@@ -3445,6 +3489,327 @@ SPIMDEF spim_status spim_s3_create_bucket(spim_s3_client *c, const char *bucket,
         spim_error_clear(err);
         st = SPIM_OK;
     }
+    return st;
+}
+
+/* ---- ListObjectsV2 --------------------------------------------------------------- */
+
+#define SPIM__S3_LIST_BODY_MAX ((size_t)16 << 20) /* 1000 keys of 1024 bytes, URL-encoded, fit many times */
+
+static spim_status spim__s3_query_add(spim_buf *q, const char *name, const char *value)
+{
+    spim_status st = spim_buf_appendf(q, "%s%s=", q->len ? "&" : "", name);
+    if (st == SPIM_OK) st = spim_uri_encode(q, value, strlen(value), 0);
+    return st;
+}
+
+static spim_status spim__s3_list_query(const spim_s3_list_options *o, spim_buf *q)
+{
+    char n[24];
+    spim_status st = SPIM_OK;
+    if (o->continuation_token && *o->continuation_token)
+        st = spim__s3_query_add(q, "continuation-token", o->continuation_token);
+    if (st == SPIM_OK) st = spim__s3_query_add(q, "encoding-type", "url");
+    if (st == SPIM_OK) st = spim__s3_query_add(q, "list-type", "2");
+    if (st == SPIM_OK && o->max_keys > 0) {
+        snprintf(n, sizeof n, "%d", o->max_keys);
+        st = spim__s3_query_add(q, "max-keys", n);
+    }
+    if (st == SPIM_OK && o->prefix && *o->prefix) st = spim__s3_query_add(q, "prefix", o->prefix);
+    if (st == SPIM_OK && o->start_after && *o->start_after) st = spim__s3_query_add(q, "start-after", o->start_after);
+    return st;
+}
+
+/* Append the UTF-8 bytes of code point u (1..0x10FFFF, no surrogates). */
+static spim_status spim__s3_put_utf8(spim_buf *out, unsigned long u)
+{
+    unsigned char b[4];
+    size_t n;
+    if (u < 0x80) { b[0] = (unsigned char)u; n = 1; }
+    else if (u < 0x800) { b[0] = (unsigned char)(0xC0 | u >> 6); b[1] = (unsigned char)(0x80 | (u & 0x3F)); n = 2; }
+    else if (u < 0x10000) {
+        b[0] = (unsigned char)(0xE0 | u >> 12); b[1] = (unsigned char)(0x80 | (u >> 6 & 0x3F));
+        b[2] = (unsigned char)(0x80 | (u & 0x3F)); n = 3;
+    } else {
+        b[0] = (unsigned char)(0xF0 | u >> 18); b[1] = (unsigned char)(0x80 | (u >> 12 & 0x3F));
+        b[2] = (unsigned char)(0x80 | (u >> 6 & 0x3F)); b[3] = (unsigned char)(0x80 | (u & 0x3F)); n = 4;
+    }
+    return spim_buf_append(out, b, n);
+}
+
+/* &#DDD; or &#xHHH; at s (n bytes from '&'): the code point, or 0 when malformed. */
+static unsigned long spim__s3_char_ref(const char *s, size_t n, size_t *used)
+{
+    unsigned long u = 0;
+    size_t i = 2;
+    int hex = n > 2 && (s[2] == 'x' || s[2] == 'X'), digits = 0;
+    if (n < 4 || s[1] != '#') return 0;
+    if (hex) i++;
+    for (; i < n && s[i] != ';'; i++, digits++) {
+        int d = hex ? spim__hexval(s[i]) : (s[i] >= '0' && s[i] <= '9' ? s[i] - '0' : -1);
+        if (d < 0 || digits >= 8) return 0;
+        u = u * (hex ? 16u : 10u) + (unsigned long)d;
+    }
+    if (i >= n || !digits || u == 0 || u > 0x10FFFF || (u >= 0xD800 && u <= 0xDFFF)) return 0;
+    *used = i + 1;
+    return u;
+}
+
+/* The text of one element into `out` (replacing it): the five XML entities
+   and character references decoded; markup or an unknown entity is refused. */
+static spim_status spim__s3_xml_decode(const char *s, size_t n, spim_buf *out, spim_error *err)
+{
+    static const char *const ents[][2] = {
+        { "&amp;", "&" }, { "&lt;", "<" }, { "&gt;", ">" }, { "&quot;", "\"" }, { "&apos;", "'" }
+    };
+    size_t i = 0, k, used;
+    spim_status st = SPIM_OK;
+    spim_buf_reset(out);
+    if (spim_buf_reserve(out, n) != SPIM_OK) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory");
+    while (i < n && st == SPIM_OK) {
+        const char *amp = (const char *)memchr(s + i, '&', n - i), *lt;
+        size_t run = amp ? (size_t)(amp - (s + i)) : n - i;
+        lt = (const char *)memchr(s + i, '<', run);
+        if (lt) return spim_error_set(err, SPIM_ERR_INVALID, "markup inside the text at byte %zu", (size_t)(lt - s));
+        if (memchr(s + i, 0, run)) return spim_error_set(err, SPIM_ERR_INVALID, "NUL byte in the text");
+        st = spim_buf_append(out, s + i, run);
+        i += run;
+        if (i >= n || st != SPIM_OK) break;
+        for (k = 0; k < sizeof ents / sizeof ents[0]; k++) {
+            size_t el = strlen(ents[k][0]);
+            if (n - i >= el && memcmp(s + i, ents[k][0], el) == 0) {
+                st = spim_buf_append(out, ents[k][1], 1);
+                i += el;
+                break;
+            }
+        }
+        if (k < sizeof ents / sizeof ents[0]) continue;
+        used = 0;
+        k = (size_t)spim__s3_char_ref(s + i, n - i, &used);
+        if (!k) return spim_error_set(err, SPIM_ERR_INVALID, "unknown or malformed entity at byte %zu", i);
+        st = spim__s3_put_utf8(out, (unsigned long)k);
+        i += used;
+    }
+    return st == SPIM_OK ? SPIM_OK : spim_error_set(err, SPIM_ERR_NOMEM, "out of memory");
+}
+
+/* The first <tag>text</tag> in [b, e): tb and te bound the raw text. */
+static int spim__s3_xml_find(const char *b, const char *e, const char *tag, const char **tb, const char **te)
+{
+    char open[40], close[40];
+    const char *o, *c;
+    snprintf(open, sizeof open, "<%s>", tag);
+    snprintf(close, sizeof close, "</%s>", tag);
+    o = spim__s3_memstr(b, (size_t)(e - b), open);
+    if (!o) return 0;
+    o += strlen(open);
+    c = spim__s3_memstr(o, (size_t)(e - o), close);
+    if (!c) return 0;
+    *tb = o;
+    *te = c;
+    return 1;
+}
+
+typedef struct spim__s3_lister {
+    spim_s3_list *list;
+    char *strings;              /* sized up front so that pointers into it never move */
+    size_t used, cap;
+    spim_buf text, key;         /* scratch */
+    int url_encoded;            /* the server honoured encoding-type=url */
+    char where[96];             /* "Contents[3]" */
+} spim__s3_lister;
+
+static spim_status spim__s3_list_keep(spim__s3_lister *ls, const void *s, size_t n, const char **out)
+{
+    if (ls->cap - ls->used < n + 1) return SPIM_ERR_NOMEM; /* cannot happen: decoding never grows text */
+    memcpy(ls->strings + ls->used, s, n);
+    ls->strings[ls->used + n] = 0;
+    *out = ls->strings + ls->used;
+    ls->used += n + 1;
+    return SPIM_OK;
+}
+
+/* <tag> inside [b, e), decoded and kept; "" when absent and not required. */
+static spim_status spim__s3_list_field(spim__s3_lister *ls, const char *b, const char *e, const char *tag,
+                                       int required, const char **out, spim_error *err)
+{
+    const char *tb, *te;
+    spim_error why;
+    *out = "";
+    if (!spim__s3_xml_find(b, e, tag, &tb, &te)) {
+        if (!required) return SPIM_OK;
+        return spim_error_set(err, SPIM_ERR_INVALID, "%s%s%s: missing", ls->where, ls->where[0] ? "." : "", tag);
+    }
+    spim_error_clear(&why);
+    if (spim__s3_xml_decode(tb, (size_t)(te - tb), &ls->text, &why) != SPIM_OK)
+        return spim_error_set(err, why.status, "%s%s%s: %s", ls->where, ls->where[0] ? "." : "", tag, why.message);
+    if (spim__s3_list_keep(ls, ls->text.data, ls->text.len, out) != SPIM_OK)
+        return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory");
+    return SPIM_OK;
+}
+
+static spim_status spim__s3_list_entry(spim__s3_lister *ls, const char *b, const char *e,
+                                       spim_s3_list_entry *ent, spim_error *err)
+{
+    const char *tb, *te, *raw;
+    spim_error why;
+    spim_status st;
+    int64_t size;
+    if (!spim__s3_xml_find(b, e, "Key", &tb, &te))
+        return spim_error_set(err, SPIM_ERR_INVALID, "%s.Key: missing", ls->where);
+    spim_error_clear(&why);
+    st = spim__s3_xml_decode(tb, (size_t)(te - tb), &ls->text, &why);
+    if (st == SPIM_OK && ls->url_encoded) {
+        /* S3 encodes a space as '+' and a plus as %2B, as in a form */
+        raw = ls->text.len ? (const char *)ls->text.data : "";
+        st = spim_url_decode_key(raw, ls->text.len, &ls->key, &why);
+    } else if (st == SPIM_OK) {
+        spim_buf_reset(&ls->key);
+        st = spim_buf_append(&ls->key, ls->text.data, ls->text.len);
+    }
+    if (st != SPIM_OK) return spim_error_set(err, why.status ? why.status : st, "%s.Key: %s", ls->where, why.message);
+    if (ls->key.len == 0) return spim_error_set(err, SPIM_ERR_INVALID, "%s.Key: empty", ls->where);
+    if (spim__s3_list_keep(ls, ls->key.data, ls->key.len, &ent->key) != SPIM_OK)
+        return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory");
+    ent->key_len = ls->key.len;
+    if (!spim__s3_xml_find(b, e, "Size", &tb, &te))
+        return spim_error_set(err, SPIM_ERR_INVALID, "%s.Size: missing", ls->where);
+    size = spim__s3_parse_length(tb, te);
+    if (size < 0) {
+        char shown[33];
+        spim__s3_copy_clean(shown, sizeof shown, tb, (size_t)(te - tb));
+        return spim_error_set(err, SPIM_ERR_INVALID, "%s.Size: expected a whole number of bytes, got \"%s\"",
+                              ls->where, shown);
+    }
+    ent->size = size;
+    if ((st = spim__s3_list_field(ls, b, e, "ETag", 0, &ent->etag, err)) != SPIM_OK ||
+        (st = spim__s3_list_field(ls, b, e, "LastModified", 0, &ent->last_modified, err)) != SPIM_OK)
+        return st;
+    return spim__s3_list_field(ls, b, e, "StorageClass", 0, &ent->storage_class, err);
+}
+
+static size_t spim__s3_count(const char *s, size_t n, const char *needle)
+{
+    size_t count = 0, nl = strlen(needle);
+    const char *p = s, *end = s + n, *hit;
+    while ((hit = spim__s3_memstr(p, (size_t)(end - p), needle)) != NULL) {
+        count++;
+        p = hit + nl;
+    }
+    return count;
+}
+
+/* Parse a ListBucketResult body of `len` bytes into ls->list. */
+static spim_status spim__s3_list_parse(spim__s3_lister *ls, const char *xml, size_t len, spim_error *err)
+{
+    spim_s3_list *l = ls->list;
+    const char *end = xml + len, *p, *b, *e, *tb, *te, *truncated;
+    size_t n = spim__s3_count(xml, len, "<Contents>"), i = 0;
+    char shown[33];
+    spim_status st;
+    if (!spim__s3_memstr(xml, len, "<ListBucketResult"))
+        return spim_error_set(err, SPIM_ERR_INVALID, "the answer is not a ListBucketResult");
+    ls->cap = len + 5 * (n + 1) + 16;
+    if (n > ((size_t)-1 / 2) / sizeof *l->entries) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory");
+    ls->strings = (char *)SPIM_MALLOC(ls->cap);
+    l->entries = (spim_s3_list_entry *)SPIM_MALLOC((n ? n : 1) * sizeof *l->entries);
+    l->spim__strings = ls->strings;
+    if (!ls->strings || !l->entries) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory");
+    ls->url_encoded = spim__s3_xml_find(xml, end, "EncodingType", &tb, &te) && te - tb == 3 && memcmp(tb, "url", 3) == 0;
+    for (p = xml; i < n && (b = spim__s3_memstr(p, (size_t)(end - p), "<Contents>")) != NULL; i++) {
+        b += 10;
+        e = spim__s3_memstr(b, (size_t)(end - b), "</Contents>");
+        snprintf(ls->where, sizeof ls->where, "Contents[%zu]", i);
+        if (!e) return spim_error_set(err, SPIM_ERR_INVALID, "%s: no </Contents>", ls->where);
+        memset(&l->entries[i], 0, sizeof l->entries[i]);
+        if ((st = spim__s3_list_entry(ls, b, e, &l->entries[i], err)) != SPIM_OK) return st;
+        l->count = i + 1;
+        p = e + 11;
+    }
+    ls->where[0] = 0;
+    if ((st = spim__s3_list_field(ls, xml, end, "IsTruncated", 0, &truncated, err)) != SPIM_OK ||
+        (st = spim__s3_list_field(ls, xml, end, "NextContinuationToken", 0, &l->next_token, err)) != SPIM_OK)
+        return st;
+    if (strcmp(truncated, "true") != 0 && strcmp(truncated, "false") != 0 && truncated[0]) {
+        spim__s3_copy_clean(shown, sizeof shown, truncated, strlen(truncated));
+        return spim_error_set(err, SPIM_ERR_INVALID, "IsTruncated: expected true or false, got \"%s\"", shown);
+    }
+    l->is_truncated = strcmp(truncated, "true") == 0;
+    if (l->is_truncated && !l->next_token[0])
+        return spim_error_set(err, SPIM_ERR_INVALID, "IsTruncated is true but there is no NextContinuationToken");
+    if (!l->is_truncated) l->next_token = "";
+    return SPIM_OK;
+}
+
+SPIMDEF void spim_s3_list_free(spim_s3_list *l)
+{
+    if (!l) return;
+    SPIM_FREE(l->spim__strings);
+    SPIM_FREE(l->entries);
+    SPIM_FREE(l);
+}
+
+/* A ListBucketResult body into a new list (also used by tests and the fuzz
+   target on hostile documents). */
+static spim_status spim__s3_list_from_xml(const char *xml, size_t len, spim_s3_list **out, spim_error *err)
+{
+    spim__s3_lister ls;
+    spim_status st;
+    *out = NULL;
+    memset(&ls, 0, sizeof ls);
+    if (!(ls.list = (spim_s3_list *)SPIM_MALLOC(sizeof *ls.list))) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory");
+    memset(ls.list, 0, sizeof *ls.list);
+    ls.list->next_token = "";
+    st = spim__s3_list_parse(&ls, xml ? xml : "", xml ? len : 0, err);
+    spim_buf_free(&ls.text);
+    spim_buf_free(&ls.key);
+    if (st != SPIM_OK) {
+        spim_s3_list_free(ls.list);
+        return st;
+    }
+    *out = ls.list;
+    return SPIM_OK;
+}
+
+SPIMDEF spim_status spim_s3_list_objects(spim_s3_client *c, const char *bucket, const spim_s3_list_options *opts,
+                                         spim_s3_list **out, spim_error *err)
+{
+    spim_s3_list_options none;
+    spim__s3_call call;
+    spim_s3_object obj;
+    spim_buf query = SPIM_BUF_INIT;
+    spim_error why;
+    spim_status st;
+    if (!out) return spim_error_set(err, SPIM_ERR_INVALID, "s3: spim_s3_list_objects: out is NULL");
+    *out = NULL;
+    if (!bucket || !*bucket) return spim_error_set(err, SPIM_ERR_INVALID, "s3: empty bucket name");
+    memset(&none, 0, sizeof none);
+    if (!opts) opts = &none;
+    if (opts->max_keys < 0)
+        return spim_error_set(err, SPIM_ERR_INVALID, "s3: max_keys must be 0 (the server's default) or more");
+    if (spim__s3_list_query(opts, &query) != SPIM_OK) {
+        spim_buf_free(&query);
+        return spim_error_set(err, SPIM_ERR_NOMEM, "s3: out of memory");
+    }
+    memset(&obj, 0, sizeof obj);
+    spim__s3_call_init(&call, "GET", bucket, "", &obj);
+    call.query = (const char *)query.data;
+    call.want_body = 1;
+    call.max_bytes = SPIM__S3_LIST_BODY_MAX;
+    st = spim__s3_run(c, &call, err);
+    if (st == SPIM_OK) {
+        spim_error_clear(&why);
+        st = spim__s3_list_from_xml((const char *)obj.body.data, obj.body.len, out, &why);
+        if (st == SPIM_OK) {
+            (*out)->http_status = obj.http_status;
+            snprintf((*out)->request_id, sizeof (*out)->request_id, "%s", obj.request_id);
+        } else {
+            spim_error_set(err, st, "s3: ListObjectsV2 s3://%.64s/%.200s: %s (request id %s)", bucket,
+                           opts->prefix ? opts->prefix : "", why.message, obj.request_id[0] ? obj.request_id : "none");
+        }
+    }
+    spim_buf_free(&query);
+    spim_s3_object_free(&obj);
     return st;
 }
 
@@ -3903,6 +4268,15 @@ static spim_status spim__ev_eventbridge(spim__evp *p, const cJSON *ev)
 
 #define SPIM__BATCH_NAME "BatchOperations:LambdaInvoke"
 
+/* At most cap-1 bytes of s for a one-line message, control bytes as '?'. */
+static const char *spim__ev_clean(char *out, size_t cap, const char *s)
+{
+    size_t i;
+    for (i = 0; s[i] && i + 1 < cap; i++) out[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+    out[i] = 0;
+    return out;
+}
+
 /* "arn:PARTITION:s3:REGION:ACCOUNT:BUCKET" (REGION and ACCOUNT usually
    empty): the bucket name, and the region when the ARN has one. */
 static int spim__ev_bucket_from_arn(const char *arn, const char **bucket, const char **region, size_t *region_len)
@@ -3924,6 +4298,7 @@ static int spim__ev_bucket_from_arn(const char *arn, const char **bucket, const 
 static spim_status spim__ev_task_bucket(spim__evp *p, const cJSON *task, spim_s3_record *r)
 {
     const char *bucket, *region;
+    char shown[101];
     size_t region_len;
     spim_status st;
     if (strcmp(p->ev->invocation_schema_version, "2.0") == 0) {
@@ -3933,8 +4308,8 @@ static spim_status spim__ev_task_bucket(spim__evp *p, const cJSON *task, spim_s3
     }
     if ((st = spim__ev_str(p, task, "s3BucketArn", 1, &r->bucket_arn)) != SPIM_OK) return st;
     if (!spim__ev_bucket_from_arn(r->bucket_arn, &bucket, &region, &region_len))
-        return spim__ev_fail(p, SPIM_ERR_INVALID, "s3BucketArn", "expected \"arn:aws:s3:::BUCKET\", got \"%.100s\"",
-                             r->bucket_arn);
+        return spim__ev_fail(p, SPIM_ERR_INVALID, "s3BucketArn", "expected \"arn:aws:s3:::BUCKET\", got \"%s\"",
+                             spim__ev_clean(shown, sizeof shown, r->bucket_arn));
     if (!(r->bucket = spim__ev_copy(p->ev, bucket, strlen(bucket)))) return spim__ev_nomem(p);
     if (!(r->aws_region = spim__ev_copy(p->ev, region, region_len))) return spim__ev_nomem(p);
     return SPIM_OK;
@@ -4005,6 +4380,7 @@ static spim_status spim__ev_job(spim__evp *p, const cJSON *job)
 static spim_status spim__ev_batch(spim__evp *p, const cJSON *root)
 {
     const cJSON *version, *job, *tasks, *task;
+    char shown[33];
     spim_event *ev = p->ev;
     size_t i = 0, outer, mark;
     spim_status st;
@@ -4013,8 +4389,8 @@ static spim_status spim__ev_batch(spim__evp *p, const cJSON *root)
                              "a Batch Operations invocation inside another envelope (S3 invokes the function directly)");
     if ((st = spim__ev_member(p, root, "invocationSchemaVersion", cJSON_String, 1, &version)) != SPIM_OK) return st;
     if (strcmp(version->valuestring, "1.0") != 0 && strcmp(version->valuestring, "2.0") != 0)
-        return spim__ev_fail(p, SPIM_ERR_INVALID, "invocationSchemaVersion", "expected \"1.0\" or \"2.0\", got \"%.32s\"",
-                             version->valuestring);
+        return spim__ev_fail(p, SPIM_ERR_INVALID, "invocationSchemaVersion", "expected \"1.0\" or \"2.0\", got \"%s\"",
+                             spim__ev_clean(shown, sizeof shown, version->valuestring));
     ev->invocation_schema_version = version->valuestring[0] == '1' ? "1.0" : "2.0";
     if ((st = spim__ev_str(p, root, "invocationId", 1, &ev->invocation_id)) != SPIM_OK) return st;
     if (!ev->invocation_id[0]) return spim__ev_fail(p, SPIM_ERR_INVALID, "invocationId", "empty");

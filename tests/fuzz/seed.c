@@ -309,7 +309,19 @@ static void seed_s3_error(void)
         "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 403 Forbidden\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
         "Content-Length: 99999999999999999999999\r\n\r\n<Error><Code>RequestTimeTooSkewed</Code></Error>",
         "HTTP/1.1 200 OK\r\nContent-Length: 5000000\r\n\r\n",
-        "HTTP/1.1 200\r\ncontent-type:\ttext/plain\x01\r\nx-amz-meta-:empty\r\nx-amz-meta-a:\r\nno colon here\r\n\r\n"
+        "HTTP/1.1 200\r\ncontent-type:\ttext/plain\x01\r\nx-amz-meta-:empty\r\nx-amz-meta-a:\r\nno colon here\r\n\r\n",
+        /* ListObjectsV2 answers, for the listing parser */
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        "<EncodingType>url</EncodingType><Name>probe</Name><Prefix>probe%2F</Prefix><MaxKeys>2</MaxKeys>"
+        "<IsTruncated>true</IsTruncated><NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>"
+        "<Contents><Key>probe%2F100%25.txt</Key><LastModified>2026-12-03T14:22:50.446Z</LastModified>"
+        "<ETag>&quot;9dd4e461268c8034f5c8564e155c67a6&quot;</ETag><Size>1</Size><StorageClass>STANDARD</StorageClass>"
+        "<Type>Normal</Type></Contents><Contents><Key>probe%2Fa+b%2Bc%C3%A9</Key><Size>12</Size></Contents>"
+        "<KeyCount>2</KeyCount></ListBucketResult>",
+        "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>a&amp;b&#233;&#x1F600;&lt;</Key>"
+        "<Size>0</Size></Contents></ListBucketResult>",
+        "<ListBucketResult><EncodingType>url</EncodingType><Contents><Key>bad%zz</Key><Size>-1</Size></Contents>"
+        "<Contents><Key>x</Key>"
     };
     size_t i;
     char name[32];
