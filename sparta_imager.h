@@ -2859,6 +2859,7 @@ typedef struct spim__s3_call {
     const char *method;
     const char *bucket, *key;       /* key "" for bucket operations */
     const char *query;              /* NULL, or the encoded query string without '?' */
+    const char *op;                 /* for messages instead of the method ("ListObjectsV2"), or NULL */
     const spim_header *headers;     /* sent and signed */
     size_t header_count;
     const unsigned char *body;
@@ -3216,7 +3217,7 @@ static void spim__s3_where(const spim__s3_call *call, char *out, size_t cap)
     char key[160];
     size_t klen = strlen(call->key);
     spim__s3_copy_clean(key, sizeof key, call->key, klen);
-    snprintf(out, cap, "%s s3://%.64s/%s%s", call->method, call->bucket, key,
+    snprintf(out, cap, "%s s3://%.64s/%s%s", call->op ? call->op : call->method, call->bucket, key,
              klen >= sizeof key ? "..." : "");
 }
 
@@ -3288,6 +3289,7 @@ static void spim__s3_log_attempt(const spim__s3_call *call, int attempt, int64_t
 static spim_status spim__s3_execute(spim_s3_client *c, spim__s3_call *call, spim_error *err)
 {
     spim_buf url = SPIM_BUF_INIT;
+    char where[256];
     int attempt = 0, skew_fixed = 0;
     spim_status st = spim_s3_object_url(c, call->bucket, call->key, &url, err);
     if (st == SPIM_OK && call->query && *call->query &&
@@ -3314,8 +3316,9 @@ static spim_status spim__s3_execute(spim_s3_client *c, spim__s3_call *call, spim
             st = spim__s3_fail(c, call, attempt, err);
             break;
         }
-        spim_log(SPIM_LOG_WARN, "s3: %s s3://%s: attempt %d failed (%s), retrying", call->method, call->bucket,
-                 attempt, call->cc != CURLE_OK ? curl_easy_strerror(call->cc) : call->error.code);
+        spim__s3_where(call, where, sizeof where);
+        spim_log(SPIM_LOG_WARN, "s3: %s: attempt %d failed (%s), retrying", where, attempt,
+                 call->cc != CURLE_OK ? curl_easy_strerror(call->cc) : call->error.code);
         spim__s3_backoff(c, attempt - 1);
         st = SPIM_OK;
     }
@@ -3794,6 +3797,7 @@ SPIMDEF spim_status spim_s3_list_objects(spim_s3_client *c, const char *bucket, 
     memset(&obj, 0, sizeof obj);
     spim__s3_call_init(&call, "GET", bucket, "", &obj);
     call.query = (const char *)query.data;
+    call.op = "ListObjectsV2";
     call.want_body = 1;
     call.max_bytes = SPIM__S3_LIST_BODY_MAX;
     st = spim__s3_run(c, &call, err);
@@ -3804,8 +3808,8 @@ SPIMDEF spim_status spim_s3_list_objects(spim_s3_client *c, const char *bucket, 
             (*out)->http_status = obj.http_status;
             snprintf((*out)->request_id, sizeof (*out)->request_id, "%s", obj.request_id);
         } else {
-            spim_error_set(err, st, "s3: ListObjectsV2 s3://%.64s/%.200s: %s (request id %s)", bucket,
-                           opts->prefix ? opts->prefix : "", why.message, obj.request_id[0] ? obj.request_id : "none");
+            spim_error_set(err, st, "s3: ListObjectsV2 s3://%.64s/: %s (request id %s)", bucket, why.message,
+                           obj.request_id[0] ? obj.request_id : "none");
         }
     }
     spim_buf_free(&query);
