@@ -8,7 +8,8 @@
         1. an S3 event parser (direct, SQS, SNS and EventBridge envelopes, and
            S3 Batch Operations invocations, schemas 1.0 and 2.0)
         2. an AWS Signature Version 4 signer (headers and presigned URLs)
-        3. an S3 client over libcurl (GET/PUT/HEAD/DELETE, retries, errors)
+        3. an S3 client over libcurl (GET/PUT/HEAD/DELETE, ListObjectsV2,
+           retries, errors)
         4. an image pipeline: stb decode, exact alpha-blend stamp kernel
            (scalar, SSE2, AVX2, NEON), EXIF orientation, EXIF/ICC kept, encode
         5. the Lambda Runtime API loop (and a local `--event FILE` invoke)
@@ -99,7 +100,8 @@
    LIMITS
       events      6 MB payload, 10000 records, keys 1024 bytes after decoding
       s3          GET size limit set per call; 3 attempts, full-jitter backoff
-                  capped at 20 s; presigned URLs 1 s .. 7 days
+                  capped at 20 s; presigned URLs 1 s .. 7 days; a ListObjectsV2
+                  page 16 MiB
       image       decode refused above the pixel budget before allocating:
                   (memory MiB - 24 MiB) / 5 bytes per pixel (21.8 MP at 128 MB)
       lambda      event 6 MB + 1 MiB margin, header values 16 KiB, Runtime

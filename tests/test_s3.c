@@ -1125,6 +1125,52 @@ TEST(resets_outlasting_the_attempts_leave_the_original)
     spim_s3_client_free(direct);
 }
 
+TEST(listing_faults_are_retried_or_reported)
+{
+    spim_s3_client *c;
+    spim_s3_list_options o;
+    spim_s3_list *l = NULL;
+    spim_error e;
+    char key[128], under[128];
+    int i;
+    NEED_PROXY();
+    c = proxied_client(0);
+    REQUIRE(c != NULL);
+    snprintf(under, sizeof under, "%sproxied-list/", prefix);
+    for (i = 0; i < 3; i++) {
+        snprintf(key, sizeof key, "%sk%d", under, i);
+        REQUIRE(spim_s3_put(c, bucket, key, "x", 1, NULL, NULL, &e) == SPIM_OK);
+    }
+    memset(&o, 0, sizeof o);
+    o.prefix = under;
+    CHECK_STR("ok", proxy_ctl("reset"));
+    CHECK_STR("ok", proxy_ctl("set?mode=slowdown&count=2"));
+    spim_error_clear(&e);
+    CHECKF(spim_s3_list_objects(c, bucket, &o, &l, &e) == SPIM_OK, "%s", e.message);
+    CHECK_STR("requests=3 faults=2", proxy_ctl("stats"));
+    if (l) CHECK_INT(3, l->count);
+    spim_s3_list_free(l);
+    l = NULL;
+    /* half a listing is never parsed: the cut body is fetched again */
+    CHECK_STR("ok", proxy_ctl("set?mode=truncate&count=1"));
+    CHECKF(spim_s3_list_objects(c, bucket, &o, &l, &e) == SPIM_OK, "%s", e.message);
+    if (l) CHECK_INT(3, l->count);
+    spim_s3_list_free(l);
+    l = (spim_s3_list *)&l;
+    CHECK_STR("ok", proxy_ctl("set?mode=slowdown&count=3"));
+    CHECK_INT(SPIM_ERR_HTTP, spim_s3_list_objects(c, bucket, &o, &l, &e));
+    CHECK(l == NULL);
+    CHECK_INT(1, e.transient);
+    CHECKF(strstr(e.message, "ListObjectsV2 s3://") && strstr(e.message, "SlowDown") &&
+           strstr(e.message, "3 attempts"), "message \"%s\"", e.message);
+    CHECK_STR("ok", proxy_ctl("reset"));
+    for (i = 0; i < 3; i++) {
+        snprintf(key, sizeof key, "%sk%d", under, i);
+        spim_s3_delete(c, bucket, key, NULL);
+    }
+    spim_s3_client_free(c);
+}
+
 TEST(truncated_body_is_fetched_again)
 {
     spim_s3_client *c;
@@ -1236,6 +1282,7 @@ int main(void)
     RUN(connection_resets_are_retried);
     RUN(resets_outlasting_the_attempts_leave_the_original);
     RUN(truncated_body_is_fetched_again);
+    RUN(listing_faults_are_retried_or_reported);
     RUN(get_size_limit_is_enforced_while_reading_without_length);
     RUN(stalled_server_times_out_and_is_retried);
     proxy_stop();
