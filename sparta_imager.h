@@ -4293,7 +4293,7 @@ static int spim__ev_bucket_from_arn(const char *arn, const char **bucket, const 
     f[0] = arn;
     for (s = arn; *s && i < 6; s++)
         if (*s == ':') f[i++] = s + 1;
-    if (i < 6 || strncmp(arn, "arn:", 4) != 0 || strncmp(f[2], "s3:", 3) != 0 || f[2] == f[1]) return 0;
+    if (i < 6 || strncmp(arn, "arn:", 4) != 0 || strncmp(f[2], "s3:", 3) != 0 || f[2] == f[1] + 1) return 0;
     if (!f[5][0] || strchr(f[5], ':') || strchr(f[5], '/')) return 0;
     *bucket = f[5];
     *region = f[3];

@@ -1015,11 +1015,15 @@ TEST(batch_v2_needs_s3_bucket_and_v1_needs_the_arn)
     REQUIRE(parse_str("{\"invocationSchemaVersion\":\"1.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},"
                       "\"tasks\":[{\"taskId\":\"t\",\"s3Key\":\"k\",\"s3Bucket\":\"b\"},"
                       "{\"taskId\":\"u\",\"s3Key\":\"k\",\"s3BucketArn\":\"arn:aws:sqs:::b\"},"
-                      "{\"taskId\":\"v\",\"s3Key\":\"k\",\"s3BucketArn\":\"arn:aws:s3:::b/k\"}]}", &ev, &err) == SPIM_OK);
-    REQUIRE(ev->record_count == 3);
+                      "{\"taskId\":\"v\",\"s3Key\":\"k\",\"s3BucketArn\":\"arn:aws:s3:::b/k\"},"
+                      "{\"taskId\":\"w\",\"s3Key\":\"k\",\"s3BucketArn\":\"arn::s3:::b\"},"
+                      "{\"taskId\":\"x\",\"s3Key\":\"k\",\"s3BucketArn\":\"arn:aws:s3::b\"}]}", &ev, &err) == SPIM_OK);
+    REQUIRE(ev->record_count == 5);
     CHECK_STR("tasks[0].s3BucketArn: missing, expected a string", ev->records[0].error);
     CHECK_STR("tasks[1].s3BucketArn: expected \"arn:aws:s3:::BUCKET\", got \"arn:aws:sqs:::b\"", ev->records[1].error);
     CHECK_STR("tasks[2].s3BucketArn: expected \"arn:aws:s3:::BUCKET\", got \"arn:aws:s3:::b/k\"", ev->records[2].error);
+    CHECK_STR("tasks[3].s3BucketArn: expected \"arn:aws:s3:::BUCKET\", got \"arn::s3:::b\"", ev->records[3].error);
+    CHECK_STR("tasks[4].s3BucketArn: expected \"arn:aws:s3:::BUCKET\", got \"arn:aws:s3::b\"", ev->records[4].error);
     spim_event_free(ev);
 }
 

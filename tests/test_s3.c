@@ -1131,7 +1131,7 @@ TEST(listing_faults_are_retried_or_reported)
     spim_s3_list_options o;
     spim_s3_list *l = NULL;
     spim_error e;
-    char key[128], under[128];
+    char key[160], under[128];
     int i;
     NEED_PROXY();
     c = proxied_client(0);
