@@ -447,8 +447,15 @@ static void s3_case(const char *input, char *answer, size_t max_bytes, int op)
         exit(1);
     }
     memset(&obj, 0, sizeof obj);
-    if (op == 0) st = spim_s3_get(c, "gallery", "uploads/cat.jpg", max_bytes, &obj, &err);
-    else st = spim_s3_put(c, "gallery", "xformed_uploads/cat.jpg", "x", 1, NULL, &obj, &err);
+    if (op == 0) {
+        st = spim_s3_get(c, "gallery", "uploads/cat.jpg", max_bytes, &obj, &err);
+    } else if (op == 1) {
+        st = spim_s3_put(c, "gallery", "xformed_uploads/cat.jpg", "x", 1, NULL, &obj, &err);
+    } else {
+        spim_s3_list *l = NULL;
+        st = spim_s3_list_objects(c, "gallery", NULL, &l, &err);
+        spim_s3_list_free(l);
+    }
     row_err("S3 answer", input, st, &err);
     spim_s3_object_free(&obj);
     spim_s3_client_free(c);
@@ -481,6 +488,14 @@ static void s3_answers(void)
             http("200 OK", "Content-Type: image/jpeg\r\n", "", 5000000), 1000, 0);
     s3_case("connection closed in the middle of the body",
             http("200 OK", "Content-Type: image/jpeg\r\n", "only a few bytes", 1000), 0, 0);
+    s3_case("ListObjectsV2 answered by something else (200, an HTML page)",
+            http("200 OK", "Content-Type: text/html\r\n", "<html><body>hello</body></html>", -1), 0, 2);
+    s3_case("ListObjectsV2 with an undecodable key (`%zz`)",
+            http("200 OK", "x-amz-request-id: tx000-2\r\n", "<ListBucketResult><EncodingType>url</EncodingType>"
+                 "<Contents><Key>ok.jpg</Key><Size>1</Size></Contents><Contents><Key>bad%zz.jpg</Key><Size>1</Size>"
+                 "</Contents></ListBucketResult>", -1), 0, 2);
+    s3_case("ListObjectsV2 truncated without a continuation token",
+            http("200 OK", "", "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>", -1), 0, 2);
     {
         spim_buf ssh = SPIM_BUF_INIT;
         spim_buf_append_str(&ssh, "SSH-2.0-OpenSSH_9.2\r\n");
