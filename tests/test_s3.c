@@ -336,6 +336,154 @@ TEST(http_dates)
     CHECK_INT(0, spim__s3_parse_http_date(""));
 }
 
+/* ---- ListObjectsV2 documents, without a server ------------------------------ */
+
+static spim_status list_xml(const char *xml, spim_s3_list **l, spim_error *e)
+{
+    size_t n = strlen(xml);
+    char *copy = (char *)malloc(n ? n : 1); /* exact size: the sanitizer sees any overread */
+    spim_status st;
+    if (!copy) return SPIM_ERR_NOMEM;
+    memcpy(copy, xml, n);
+    spim__error_clear(e);
+    st = spim__s3_list_from_xml(copy, n, l, e);
+    free(copy);
+    return st;
+}
+
+#define LIST_HEAD "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+#define ENTRY(key, size) "<Contents><Key>" key "</Key><LastModified>2026-03-14T09:26:53.000Z</LastModified>" \
+    "<ETag>&quot;9dd4e461268c8034f5c8564e155c67a6&quot;</ETag><Size>" size "</Size><StorageClass>STANDARD</StorageClass></Contents>"
+
+TEST(list_document_is_decoded)
+{
+    spim_s3_list *l;
+    spim_error e;
+    const char *xml = LIST_HEAD "<EncodingType>url</EncodingType><Name>b</Name><Prefix>p%2F</Prefix>"
+                      "<IsTruncated>true</IsTruncated><NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>"
+                      ENTRY("p%2Fsummer+2024%2Fcaf%C3%A9%20%2B%20friends%E2%9C%93+100%25.jpg", "48213")
+                      ENTRY("p%2Fx%26y%3Cz%3E", "0") "<KeyCount>2</KeyCount></ListBucketResult>";
+    REQUIRE(list_xml(xml, &l, &e) == SPIM_OK);
+    CHECK_INT(2, l->count);
+    CHECK_INT(1, l->is_truncated);
+    CHECK_STR("1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=", l->next_token);
+    if (l->count == 2) {
+        CHECK_STR("p/summer 2024/caf\xc3\xa9 + friends\xe2\x9c\x93 100%.jpg", l->entries[0].key);
+        CHECK_INT(strlen(l->entries[0].key), l->entries[0].key_len);
+        CHECK_INT(48213, l->entries[0].size);
+        CHECK_STR("\"9dd4e461268c8034f5c8564e155c67a6\"", l->entries[0].etag);
+        CHECK_STR("2026-03-14T09:26:53.000Z", l->entries[0].last_modified);
+        CHECK_STR("STANDARD", l->entries[0].storage_class);
+        CHECK_STR("p/x&y<z>", l->entries[1].key);
+        CHECK_INT(0, l->entries[1].size);
+    }
+    spim_s3_list_free(l);
+}
+
+TEST(list_without_encoding_type_keeps_keys_verbatim)
+{
+    spim_s3_list *l;
+    spim_error e;
+    /* a server that ignored encoding-type=url: '+' and '%' are the key's own */
+    const char *xml = LIST_HEAD "<IsTruncated>false</IsTruncated>"
+                      "<Contents><Key>a+b%20c &amp; &#233;&#x1F600;&lt;</Key><Size>7</Size></Contents></ListBucketResult>";
+    REQUIRE(list_xml(xml, &l, &e) == SPIM_OK);
+    REQUIRE(l->count == 1);
+    CHECK_STR("a+b%20c & \xc3\xa9\xf0\x9f\x98\x80<", l->entries[0].key);
+    CHECK_STR("", l->entries[0].etag);
+    CHECK_STR("", l->entries[0].last_modified);
+    CHECK_STR("", l->entries[0].storage_class);
+    CHECK_INT(0, l->is_truncated);
+    CHECK_STR("", l->next_token);
+    spim_s3_list_free(l);
+    REQUIRE(list_xml(LIST_HEAD "</ListBucketResult>", &l, &e) == SPIM_OK);
+    CHECK_INT(0, l->count);
+    CHECK_INT(0, l->is_truncated);
+    spim_s3_list_free(l);
+}
+
+static void expect_list_error(const char *xml, const char *message, int line)
+{
+    spim_s3_list *l = (spim_s3_list *)&l; /* must be reset to NULL */
+    spim_error e;
+    spim_status st = list_xml(xml, &l, &e);
+    if (st != SPIM_ERR_INVALID || strcmp(e.message, message) != 0 || l != NULL) {
+        spim_t_fail_at(__FILE__, line);
+        printf("    expected: %d \"%s\"\n    got:      %d \"%s\"%s\n", SPIM_ERR_INVALID, message, st, e.message,
+               l ? " (and a list)" : "");
+        if (st == SPIM_OK) spim_s3_list_free(l);
+    }
+}
+#define EXPECT_LIST_ERROR(xml, message) expect_list_error(xml, message, __LINE__)
+
+TEST(hostile_list_documents_are_refused_precisely)
+{
+    EXPECT_LIST_ERROR("", "the answer is not a ListBucketResult");
+    EXPECT_LIST_ERROR("<Error><Code>x</Code></Error>", "the answer is not a ListBucketResult");
+    EXPECT_LIST_ERROR(LIST_HEAD "<Contents><Size>1</Size></Contents>", "Contents[0].Key: missing");
+    EXPECT_LIST_ERROR(LIST_HEAD "<Contents><Key>k</Key></Contents>", "Contents[0].Size: missing");
+    EXPECT_LIST_ERROR(LIST_HEAD ENTRY("a", "1") "<Contents><Key>k</Key><Size>-1</Size></Contents>",
+                      "Contents[1].Size: expected a whole number of bytes, got \"-1\"");
+    EXPECT_LIST_ERROR(LIST_HEAD "<Contents><Key>k</Key><Size>99999999999999999999</Size></Contents>",
+                      "Contents[0].Size: expected a whole number of bytes, got \"99999999999999999999\"");
+    EXPECT_LIST_ERROR(LIST_HEAD "<Contents><Key>k</Key><Size>1\n2</Size></Contents>",
+                      "Contents[0].Size: expected a whole number of bytes, got \"1?2\"");
+    EXPECT_LIST_ERROR(LIST_HEAD "<Contents><Key>a&nbsp;b</Key><Size>1</Size></Contents>",
+                      "Contents[0].Key: unknown or malformed entity at byte 1");
+    EXPECT_LIST_ERROR(LIST_HEAD "<Contents><Key>a&#0;b</Key><Size>1</Size></Contents>",
+                      "Contents[0].Key: unknown or malformed entity at byte 1");
+    EXPECT_LIST_ERROR(LIST_HEAD "<Contents><Key>&#xD800;</Key><Size>1</Size></Contents>",
+                      "Contents[0].Key: unknown or malformed entity at byte 0");
+    EXPECT_LIST_ERROR(LIST_HEAD "<Contents><Key>&#x110000;</Key><Size>1</Size></Contents>",
+                      "Contents[0].Key: unknown or malformed entity at byte 0");
+    EXPECT_LIST_ERROR(LIST_HEAD "<Contents><Key>&#12345678901;</Key><Size>1</Size></Contents>",
+                      "Contents[0].Key: unknown or malformed entity at byte 0");
+    EXPECT_LIST_ERROR(LIST_HEAD "<Contents><Key>a&amp</Key><Size>1</Size></Contents>",
+                      "Contents[0].Key: unknown or malformed entity at byte 1");
+    EXPECT_LIST_ERROR(LIST_HEAD "<Contents><Key><![CDATA[k]]></Key><Size>1</Size></Contents>",
+                      "Contents[0].Key: markup inside the text at byte 0");
+    EXPECT_LIST_ERROR(LIST_HEAD "<EncodingType>url</EncodingType><Contents><Key>bad%zz</Key><Size>1</Size></Contents>",
+                      "Contents[0].Key: invalid escape \"%zz\" at byte 3");
+    EXPECT_LIST_ERROR(LIST_HEAD "<EncodingType>url</EncodingType><Contents><Key>nul%00</Key><Size>1</Size></Contents>",
+                      "Contents[0].Key: escape %00 at byte 3 decodes to a NUL byte");
+    EXPECT_LIST_ERROR(LIST_HEAD "<Contents><Key></Key><Size>1</Size></Contents>", "Contents[0].Key: empty");
+    EXPECT_LIST_ERROR(LIST_HEAD ENTRY("a", "1") "<Contents><Key>b</Key><Size>1</Size>",
+                      "Contents[1]: no </Contents>");
+    EXPECT_LIST_ERROR(LIST_HEAD "<IsTruncated>true</IsTruncated></ListBucketResult>",
+                      "IsTruncated is true but there is no NextContinuationToken");
+    EXPECT_LIST_ERROR(LIST_HEAD "<IsTruncated>yes\x01</IsTruncated></ListBucketResult>",
+                      "IsTruncated: expected true or false, got \"yes?\"");
+}
+
+/* Every prefix of a listing parses or fails with a message; the sanitizer
+   build checks that nothing reads past the prefix and nothing leaks. */
+TEST(every_prefix_of_a_list_document_is_handled)
+{
+    const char *xml = LIST_HEAD "<EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>"
+                      "<NextContinuationToken>tok&amp;en</NextContinuationToken>"
+                      ENTRY("a%20b%2Bc", "12") ENTRY("caf%C3%A9&#x2F;&lt;", "0") "</ListBucketResult>";
+    size_t n, len = strlen(xml), ok = 0;
+    for (n = 0; n <= len; n++) {
+        char *copy = (char *)malloc(n ? n : 1);
+        spim_s3_list *l = NULL;
+        spim_error e;
+        spim_status st;
+        REQUIRE(copy != NULL);
+        memcpy(copy, xml, n);
+        spim__error_clear(&e);
+        st = spim__s3_list_from_xml(copy, n, &l, &e);
+        free(copy);
+        if (st == SPIM_OK) {
+            ok++;
+            CHECKF(l != NULL && l->count <= 2, "prefix %zu", n);
+            spim_s3_list_free(l);
+        } else {
+            CHECKF(e.message[0] && l == NULL, "prefix %zu: status %d, message \"%s\"", n, st, e.message);
+        }
+    }
+    CHECK(ok >= 1);
+}
+
 /* ---- against radosgw ------------------------------------------------------------ */
 
 static char bucket[64], prefix[64];
@@ -457,6 +605,142 @@ TEST(round_trip_hostile_keys)
     memcpy(key, prefix, strlen(prefix));
     key[1024] = 0;
     round_trip(c, key, (const unsigned char *)"long", 4);
+    spim_s3_client_free(c);
+}
+
+/* ---- ListObjectsV2 against radosgw ------------------------------------------- */
+
+/* Every key under `under`, page by page (max_keys per page), into keys[]. */
+static int list_all(spim_s3_client *c, const char *under, int max_keys, char keys[][128], int cap, int *pages,
+                    spim_s3_list_entry *first)
+{
+    spim_s3_list_options o;
+    spim_s3_list *l = NULL;
+    spim_error e;
+    char token[1024] = "";
+    int n = 0;
+    size_t i;
+    *pages = 0;
+    memset(&o, 0, sizeof o);
+    o.prefix = under;
+    o.max_keys = max_keys;
+    do {
+        o.continuation_token = token;
+        spim__error_clear(&e);
+        if (spim_s3_list_objects(c, bucket, &o, &l, &e) != SPIM_OK) {
+            printf("    page %d: %s\n", *pages + 1, e.message);
+            return -1;
+        }
+        (*pages)++;
+        CHECK_INT(200, l->http_status);
+        CHECKF(max_keys == 0 || l->count <= (size_t)max_keys, "page %d has %zu keys, max %d", *pages, l->count,
+               max_keys);
+        for (i = 0; i < l->count && n < cap; i++) {
+            if (n == 0 && first) *first = l->entries[0];
+            snprintf(keys[n++], 128, "%s", l->entries[i].key);
+        }
+        CHECKF(strlen(l->next_token) < sizeof token, "token of %zu bytes", strlen(l->next_token));
+        snprintf(token, sizeof token, "%s", l->next_token);
+        CHECK(l->is_truncated == (token[0] != 0));
+        if (first) first = NULL; /* entries die with the page */
+        spim_s3_list_free(l);
+    } while (token[0] && *pages < 100);
+    return n;
+}
+
+TEST(list_pages_prefixes_and_hostile_keys)
+{
+    /* in byte order, as S3 lists them */
+    static const char *const names[] = {
+        "100% done.jpg", "a+plus.jpg", "a b space.jpg", "caf\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac.png",
+        "plain.jpg", "x&y<z>\"q'.jpg", "\xf0\x9f\x98\x80.gif"
+    };
+    static const char *const sorted[] = { "100% done.jpg", "a b space.jpg", "a+plus.jpg",
+        "caf\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac.png", "plain.jpg", "x&y<z>\"q'.jpg", "\xf0\x9f\x98\x80.gif" };
+    char under[128], key[256], got[16][128], sibling[128], xy_etag[256] = "";
+    spim_s3_object put;
+    spim_s3_client *c;
+    spim_s3_list_entry first;
+    spim_error e;
+    int i, n, pages;
+    NEED_SERVER();
+    c = server_client();
+    REQUIRE(c != NULL);
+    spim__error_clear(&e);
+    REQUIRE(spim_s3_create_bucket(c, bucket, &e) == SPIM_OK);
+    snprintf(under, sizeof under, "%slist/", prefix);
+    snprintf(sibling, sizeof sibling, "%slist-sibling.jpg", prefix); /* shares "list" but not "list/" */
+    memset(&put, 0, sizeof put);
+    for (i = 0; i < 7; i++) {
+        snprintf(key, sizeof key, "%s%s", under, names[i]);
+        CHECKF(spim_s3_put(c, bucket, key, names[i], strlen(names[i]), NULL, &put, &e) == SPIM_OK, "%s", e.message);
+        if (i == 5) snprintf(xy_etag, sizeof xy_etag, "%s", put.etag);
+    }
+    CHECKF(spim_s3_put(c, bucket, sibling, "s", 1, NULL, NULL, &e) == SPIM_OK, "%s", e.message);
+
+    n = list_all(c, under, 2, got, 16, &pages, &first);
+    CHECK_INT(7, n);
+    CHECK_INT(4, pages); /* 2 + 2 + 2 + 1 */
+    for (i = 0; i < n && i < 7; i++) {
+        snprintf(key, sizeof key, "%s%s", under, sorted[i]);
+        CHECK_STR(key, got[i]);
+    }
+    n = list_all(c, under, 0, got, 16, &pages, NULL);
+    CHECK_INT(7, n);
+    CHECK_INT(1, pages);
+    n = list_all(c, under, 3, got, 16, &pages, NULL);
+    CHECK_INT(7, n);
+    CHECK_INT(3, pages);
+    /* sizes and ETags are the objects' own */
+    {
+        spim_s3_list_options o;
+        spim_s3_list *l = NULL;
+        char want[256];
+        memset(&o, 0, sizeof o);
+        snprintf(want, sizeof want, "%s%s", under, "x&y<z>\"q'.jpg");
+        o.prefix = want;
+        REQUIRE(spim_s3_list_objects(c, bucket, &o, &l, &e) == SPIM_OK);
+        REQUIRE(l->count == 1);
+        CHECK_STR(want, l->entries[0].key);
+        CHECK_INT(strlen("x&y<z>\"q'.jpg"), l->entries[0].size);
+        CHECK_STR(xy_etag, l->entries[0].etag);
+        CHECK(l->entries[0].last_modified[0] == '2');
+        spim_s3_list_free(l);
+        /* start_after skips up to and including that key */
+        o.prefix = under;
+        snprintf(want, sizeof want, "%s%s", under, "plain.jpg");
+        o.start_after = want;
+        REQUIRE(spim_s3_list_objects(c, bucket, &o, &l, &e) == SPIM_OK);
+        CHECK_INT(2, l->count);
+        spim_s3_list_free(l);
+        /* a prefix with no keys is an empty page, not an error */
+        o.start_after = NULL;
+        snprintf(want, sizeof want, "%snothing-here/", prefix);
+        o.prefix = want;
+        REQUIRE(spim_s3_list_objects(c, bucket, &o, &l, &e) == SPIM_OK);
+        CHECK_INT(0, l->count);
+        CHECK_INT(0, l->is_truncated);
+        spim_s3_list_free(l);
+        /* a missing bucket */
+        l = (spim_s3_list *)&l;
+        CHECK_INT(SPIM_ERR_NOT_FOUND, spim_s3_list_objects(c, "spim-no-such-bucket-list", NULL, &l, &e));
+        CHECK(l == NULL);
+        CHECK(strstr(e.message, "NoSuchBucket") != NULL);
+        CHECK_INT(SPIM_ERR_INVALID, spim_s3_list_objects(c, "", NULL, &l, &e));
+        o.max_keys = -1;
+        CHECK_INT(SPIM_ERR_INVALID, spim_s3_list_objects(c, bucket, &o, &l, &e));
+    }
+    /* the sibling is listed by the shorter prefix only */
+    snprintf(key, sizeof key, "%slist", prefix);
+    n = list_all(c, key, 5, got, 16, &pages, NULL);
+    CHECK_INT(8, n);
+    CHECK_STR(sibling, got[0]); /* '-' sorts before '/' */
+    for (i = 0; i < 7; i++) {
+        snprintf(key, sizeof key, "%s%s", under, names[i]);
+        spim_s3_delete(c, bucket, key, &e);
+    }
+    spim_s3_delete(c, bucket, sibling, &e);
+    spim_s3_object_free(&put);
     spim_s3_client_free(c);
 }
 
@@ -852,6 +1136,52 @@ TEST(resets_outlasting_the_attempts_leave_the_original)
     spim_s3_client_free(direct);
 }
 
+TEST(listing_faults_are_retried_or_reported)
+{
+    spim_s3_client *c;
+    spim_s3_list_options o;
+    spim_s3_list *l = NULL;
+    spim_error e;
+    char key[160], under[128];
+    int i;
+    NEED_PROXY();
+    c = proxied_client(0);
+    REQUIRE(c != NULL);
+    snprintf(under, sizeof under, "%sproxied-list/", prefix);
+    for (i = 0; i < 3; i++) {
+        snprintf(key, sizeof key, "%sk%d", under, i);
+        REQUIRE(spim_s3_put(c, bucket, key, "x", 1, NULL, NULL, &e) == SPIM_OK);
+    }
+    memset(&o, 0, sizeof o);
+    o.prefix = under;
+    CHECK_STR("ok", proxy_ctl("reset"));
+    CHECK_STR("ok", proxy_ctl("set?mode=slowdown&count=2"));
+    spim__error_clear(&e);
+    CHECKF(spim_s3_list_objects(c, bucket, &o, &l, &e) == SPIM_OK, "%s", e.message);
+    CHECK_STR("requests=3 faults=2", proxy_ctl("stats"));
+    if (l) CHECK_INT(3, l->count);
+    spim_s3_list_free(l);
+    l = NULL;
+    /* half a listing is never parsed: the cut body is fetched again */
+    CHECK_STR("ok", proxy_ctl("set?mode=truncate&count=1"));
+    CHECKF(spim_s3_list_objects(c, bucket, &o, &l, &e) == SPIM_OK, "%s", e.message);
+    if (l) CHECK_INT(3, l->count);
+    spim_s3_list_free(l);
+    l = (spim_s3_list *)&l;
+    CHECK_STR("ok", proxy_ctl("set?mode=slowdown&count=3"));
+    CHECK_INT(SPIM_ERR_HTTP, spim_s3_list_objects(c, bucket, &o, &l, &e));
+    CHECK(l == NULL);
+    CHECK_INT(1, e.transient);
+    CHECKF(strstr(e.message, "ListObjectsV2 s3://") && strstr(e.message, "SlowDown") &&
+           strstr(e.message, "3 attempts"), "message \"%s\"", e.message);
+    CHECK_STR("ok", proxy_ctl("reset"));
+    for (i = 0; i < 3; i++) {
+        snprintf(key, sizeof key, "%sk%d", under, i);
+        spim_s3_delete(c, bucket, key, NULL);
+    }
+    spim_s3_client_free(c);
+}
+
 TEST(truncated_body_is_fetched_again)
 {
     spim_s3_client *c;
@@ -942,10 +1272,15 @@ int main(void)
     RUN(error_xml_parsing);
     RUN(status_and_retry_classification);
     RUN(http_dates);
+    RUN(list_document_is_decoded);
+    RUN(list_without_encoding_type_keeps_keys_verbatim);
+    RUN(hostile_list_documents_are_refused_precisely);
+    RUN(every_prefix_of_a_list_document_is_handled);
     RUN(bad_arguments_are_refused_locally);
     RUN(connection_refused_is_a_transient_network_error);
     RUN(create_bucket_is_idempotent);
     RUN(round_trip_hostile_keys);
+    RUN(list_pages_prefixes_and_hostile_keys);
     RUN(round_trip_bodies_0_bytes_to_20_mb);
     RUN(missing_key_and_bucket_are_not_found);
     RUN(bad_credentials_are_reported);
@@ -958,6 +1293,7 @@ int main(void)
     RUN(connection_resets_are_retried);
     RUN(resets_outlasting_the_attempts_leave_the_original);
     RUN(truncated_body_is_fetched_again);
+    RUN(listing_faults_are_retried_or_reported);
     RUN(get_size_limit_is_enforced_while_reading_without_length);
     RUN(stalled_server_times_out_and_is_retried);
     proxy_stop();

@@ -183,7 +183,7 @@ static void events(void)
     EV("`\\u0000` escape in a string", "{\"Records\":[{\"s3\":{\"object\":{\"key\":\"a\\u0000b\"}}}]}");
     EV("`Records` is not an array", "{\"Records\":{\"eventName\":\"ObjectCreated:Put\"}}");
     EV("a JSON array at the top", "[1,2,3]");
-    EV("neither S3, SQS, SNS nor EventBridge", "{\"hello\":\"world\"}");
+    EV("neither S3, SQS, SNS, EventBridge nor Batch Operations", "{\"hello\":\"world\"}");
     EV("record without `s3.object.key`", "{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"b\"},\"object\":{}}}]}");
     EV("`s3.object.size` is a string", "{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"b\"},\"object\":{\"key\":\"k\",\"size\":\"12\"}}}]}");
     EV("empty bucket name", "{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"\"},\"object\":{\"key\":\"k\"}}}]}");
@@ -205,6 +205,12 @@ static void events(void)
     EV("SQS message whose body is not JSON", "{\"Records\":[{\"messageId\":\"m-1\",\"eventSource\":\"aws:sqs\",\"body\":\"not json\"}]}");
     EV("SNS notification whose Message is not an S3 event", "{\"Records\":[{\"EventSource\":\"aws:sns\",\"Sns\":{\"Type\":\"Notification\",\"Message\":\"{\\\"foo\\\":1}\"}}]}");
     EV("EventBridge event without `detail`", "{\"version\":\"0\",\"detail-type\":\"Object Created\",\"source\":\"aws.s3\",\"resources\":[]}");
+    EV("Batch Operations: unknown `invocationSchemaVersion`", "{\"invocationSchemaVersion\":\"3.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},\"tasks\":[]}");
+    EV("Batch Operations: no `job.id`", "{\"invocationSchemaVersion\":\"1.0\",\"invocationId\":\"i\",\"job\":{},\"tasks\":[]}");
+    EV("Batch Operations: `tasks` is not an array", "{\"invocationSchemaVersion\":\"1.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},\"tasks\":{}}");
+    EV("Batch Operations task: `s3BucketArn` is not an S3 ARN", "{\"invocationSchemaVersion\":\"1.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},\"tasks\":[{\"taskId\":\"t\",\"s3Key\":\"k\",\"s3BucketArn\":\"photos\"}]}");
+    EV("Batch Operations task (schema 2.0) without `s3Bucket`", "{\"invocationSchemaVersion\":\"2.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},\"tasks\":[{\"taskId\":\"t\",\"s3Key\":\"k\"}]}");
+    EV("Batch Operations task: `s3Key` with a truncated escape", "{\"invocationSchemaVersion\":\"2.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},\"tasks\":[{\"taskId\":\"t\",\"s3Key\":\"cut%4\",\"s3Bucket\":\"b\"}]}");
     memset(&small, 0, sizeof small);
     small.max_records = 2;
     snprintf(json, sizeof json, "{\"Records\":[%s,%s,%s]}",
@@ -441,8 +447,15 @@ static void s3_case(const char *input, char *answer, size_t max_bytes, int op)
         exit(1);
     }
     memset(&obj, 0, sizeof obj);
-    if (op == 0) st = spim_s3_get(c, "gallery", "uploads/cat.jpg", max_bytes, &obj, &err);
-    else st = spim_s3_put(c, "gallery", "xformed_uploads/cat.jpg", "x", 1, NULL, &obj, &err);
+    if (op == 0) {
+        st = spim_s3_get(c, "gallery", "uploads/cat.jpg", max_bytes, &obj, &err);
+    } else if (op == 1) {
+        st = spim_s3_put(c, "gallery", "xformed_uploads/cat.jpg", "x", 1, NULL, &obj, &err);
+    } else {
+        spim_s3_list *l = NULL;
+        st = spim_s3_list_objects(c, "gallery", NULL, &l, &err);
+        spim_s3_list_free(l);
+    }
     row_err("S3 answer", input, st, &err);
     spim_s3_object_free(&obj);
     spim_s3_client_free(c);
@@ -475,6 +488,14 @@ static void s3_answers(void)
             http("200 OK", "Content-Type: image/jpeg\r\n", "", 5000000), 1000, 0);
     s3_case("connection closed in the middle of the body",
             http("200 OK", "Content-Type: image/jpeg\r\n", "only a few bytes", 1000), 0, 0);
+    s3_case("ListObjectsV2 answered by something else (200, an HTML page)",
+            http("200 OK", "Content-Type: text/html\r\n", "<html><body>hello</body></html>", -1), 0, 2);
+    s3_case("ListObjectsV2 with an undecodable key (`%zz`)",
+            http("200 OK", "x-amz-request-id: tx000-2\r\n", "<ListBucketResult><EncodingType>url</EncodingType>"
+                 "<Contents><Key>ok.jpg</Key><Size>1</Size></Contents><Contents><Key>bad%zz.jpg</Key><Size>1</Size>"
+                 "</Contents></ListBucketResult>", -1), 0, 2);
+    s3_case("ListObjectsV2 truncated without a continuation token",
+            http("200 OK", "", "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>", -1), 0, 2);
     {
         spim_buf ssh = SPIM_BUF_INIT;
         spim__buf_append_str(&ssh, "SSH-2.0-OpenSSH_9.2\r\n");

@@ -1,5 +1,5 @@
-/* S3 notification JSON, direct or in SQS/SNS/EventBridge envelopes:
-   spim_event_parse. The first byte picks small limits some of the time so
+/* S3 notification JSON, direct or in SQS/SNS/EventBridge envelopes, and S3
+   Batch Operations invocations: spim_event_parse. The first byte picks small limits some of the time so
    the record and key limits are exercised too; the rest is the payload. */
 #include "fuzz_common.h"
 
@@ -14,16 +14,22 @@ static void check_record(const spim_s3_record *r, size_t i, const spim_event_opt
         r->name, r->message_id, r->error, r->bucket, r->key, r->key_raw, r->etag, r->version_id,
         r->sequencer, r->event_version, r->event_source, r->aws_region, r->event_time, r->event_name,
         r->principal_id, r->source_ip, r->request_id, r->host_id, r->schema_version,
-        r->configuration_id, r->bucket_owner, r->bucket_arn, r->reason
+        r->configuration_id, r->bucket_owner, r->bucket_arn, r->reason, r->task_id
     };
     size_t k;
     for (k = 0; k < sizeof fields / sizeof fields[0]; k++) check_string(fields[k], "a string field", i);
     FUZZ_CHECK(r->kind >= SPIM_EVENT_OTHER && r->kind <= SPIM_EVENT_TEST, "record %zu: kind %d", i, (int)r->kind);
-    FUZZ_CHECK(r->source >= SPIM_SOURCE_DIRECT && r->source <= SPIM_SOURCE_EVENTBRIDGE,
+    FUZZ_CHECK(r->source >= SPIM_SOURCE_DIRECT && r->source <= SPIM_SOURCE_BATCH,
                "record %zu: source %d", i, (int)r->source);
     FUZZ_CHECK((r->via & ~7u) == 0, "record %zu: via %#x", i, r->via);
     FUZZ_CHECK(r->size >= -1, "record %zu: size %lld", i, (long long)r->size);
-    if (r->source == SPIM_SOURCE_EVENTBRIDGE || (r->via & SPIM_VIA_EVENTBRIDGE)) {
+    if (r->source == SPIM_SOURCE_BATCH) {
+        /* every task is a creation, answered by its task id */
+        FUZZ_CHECK(r->kind == SPIM_EVENT_CREATED && r->via == 0 && strcmp(r->name, "BatchOperations:LambdaInvoke") == 0,
+                   "record %zu: batch task with kind %s, via %#x, name \"%s\"", i, spim__event_kind_str(r->kind),
+                   r->via, r->name);
+        FUZZ_CHECK(r->status != SPIM_OK || r->task_id[0], "record %zu: usable batch task without a task id", i);
+    } else if (r->source == SPIM_SOURCE_EVENTBRIDGE || (r->via & SPIM_VIA_EVENTBRIDGE)) {
         FUZZ_CHECK(r->kind == spim__event_classify(r->name, NULL), "record %zu: kind %s for name \"%s\"", i,
                    spim__event_kind_str(r->kind), r->name);
     } else if (r->status == SPIM_OK || r->event_name[0]) {
@@ -81,6 +87,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                opt.max_records);
     FUZZ_CHECK(ev->record_count == 0 || ev->records != NULL, "records NULL with count %zu", ev->record_count);
     FUZZ_CHECK(ev->test_events >= 0, "test_events %d", ev->test_events);
+    FUZZ_CHECK(ev->invocation_id && ev->invocation_schema_version && ev->job_id && ev->user_arguments,
+               "a batch string field is NULL");
+    FUZZ_CHECK(!ev->invocation_schema_version[0] || (ev->invocation_id[0] && ev->job_id[0]),
+               "batch invocation without its invocation or job id");
+    FUZZ_CHECK(!ev->invocation_schema_version[0] || !strcmp(ev->invocation_schema_version, "1.0") ||
+               !strcmp(ev->invocation_schema_version, "2.0"), "schema \"%s\"", ev->invocation_schema_version);
+    for (i = 0; i < ev->record_count; i++)
+        FUZZ_CHECK((ev->records[i].source == SPIM_SOURCE_BATCH) == (ev->invocation_schema_version[0] != 0),
+                   "record %zu: source %s in a %s invocation", i, spim__event_source_str(ev->records[i].source),
+                   ev->invocation_schema_version[0] ? "batch" : "non-batch");
     for (i = 0; i < ev->record_count; i++) check_record(&ev->records[i], i, &opt);
 
     /* parsing is a pure function of the bytes */

@@ -2,7 +2,8 @@
    (spim__s3_parse_error, then the classification the client applies to the
    code found) and, the same bytes taken as a header block, the libcurl
    header callback of the client (spim__s3_on_header: status line, type,
-   ETag, request id, length, Date, x-amz-meta-*). */
+   ETag, request id, length, Date, x-amz-meta-*); and, as a ListObjectsV2
+   answer, the listing parser (spim__s3_list_from_xml). */
 #include "fuzz_common.h"
 
 static void headers(const uint8_t *data, size_t size)
@@ -42,6 +43,35 @@ static void headers(const uint8_t *data, size_t size)
     spim_s3_object_free(&obj);
 }
 
+static void listing(const uint8_t *data, size_t size)
+{
+    spim_s3_list *l = NULL;
+    spim_error err;
+    size_t i, total = 0;
+    spim_status st;
+    spim__error_clear(&err);
+    st = spim__s3_list_from_xml((const char *)data, size, &l, &err);
+    if (st != SPIM_OK) {
+        FUZZ_CHECK_ERROR(st, err);
+        FUZZ_CHECK(l == NULL, "failed (%s) but returned a list", err.message);
+        return;
+    }
+    FUZZ_CHECK(l != NULL && l->next_token != NULL, "SPIM_OK without a list or token");
+    FUZZ_CHECK(l->is_truncated == (l->next_token[0] != 0), "truncated %d with token \"%s\"", l->is_truncated,
+               l->next_token);
+    for (i = 0; i < l->count; i++) {
+        const spim_s3_list_entry *e = &l->entries[i];
+        FUZZ_CHECK(e->key && e->etag && e->last_modified && e->storage_class, "entry %zu: a NULL string", i);
+        FUZZ_CHECK(e->key_len > 0 && strlen(e->key) == e->key_len, "entry %zu: key_len %zu, strlen %zu", i,
+                   e->key_len, strlen(e->key));
+        FUZZ_CHECK(e->size >= 0, "entry %zu: size %lld", i, (long long)e->size);
+        total += e->key_len + strlen(e->etag) + strlen(e->last_modified) + strlen(e->storage_class);
+    }
+    /* decoding only shrinks text */
+    FUZZ_CHECK(total + strlen(l->next_token) <= size, "%zu bytes of strings from %zu bytes of XML", total, size);
+    spim_s3_list_free(l);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     spim__s3_error_info info, again;
@@ -71,5 +101,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)spim__s3_is_retryable(400, info.code);
     (void)spim__s3_is_clock_skew(info.code, 1000000, 0);
     headers(data, size);
+    listing(data, size);
     return 0;
 }

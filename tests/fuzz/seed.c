@@ -130,6 +130,24 @@ static char *sqs_envelope(const char *const *bodies, int n)
     return out;
 }
 
+/* An S3 Batch Operations invocation with one task per key; schema "1.0"
+   names the bucket by ARN, "2.0" by name and may carry userArguments. */
+static char *batch_invocation(const char *schema, const char *const *keys, size_t n)
+{
+    spim_buf b = SPIM_BUF_INIT;
+    size_t i;
+    int v2 = strcmp(schema, "2.0") == 0;
+    spim_buf_appendf(&b, "{\"invocationSchemaVersion\":\"%s\",\"invocationId\":\"YXNkbGZqYWRmaiBhc2RmdW9hZHNmZGpmaGFzbGtkaGZza2RmaAo\","
+                         "\"job\":{\"id\":\"f3cc4f60-61f6-4a2b-8a21-d07600c373ce\"%s},\"tasks\":[", schema,
+                     v2 ? ",\"userArguments\":{\"k1\":\"v1\",\"k2\":\"v2\"}" : "");
+    for (i = 0; i < n; i++)
+        spim_buf_appendf(&b, "%s{\"taskId\":\"dGFza2lkZ29lc2hlcmUK%zu\",\"s3Key\":\"%s\",\"s3VersionId\":%s,%s}",
+                         i ? "," : "", i, keys[i], i % 2 ? "null" : "\"1\"",
+                         v2 ? "\"s3Bucket\":\"sparta-gallery\"" : "\"s3BucketArn\":\"arn:aws:s3:::sparta-gallery\"");
+    spim__buf_append_str(&b, "]}");
+    return (char *)b.data;
+}
+
 static char *eventbridge(const char *type, const char *key, const char *reason)
 {
     spim_buf b = SPIM_BUF_INIT;
@@ -221,6 +239,18 @@ static void seed_events(void)
     put_event("s3_batch", doc);
     free(doc);
     for (i = 0; i < 4; i++) free((char *)recs[i]);
+    for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        doc = batch_invocation(i % 2 ? "2.0" : "1.0", keys + i, 1);
+        snprintf(name, sizeof name, "batch_key%zu", i);
+        put_event(name, doc);
+        free(doc);
+    }
+    doc = batch_invocation("1.0", keys, 4);
+    put_event("batch_v1_tasks", doc);
+    free(doc);
+    doc = batch_invocation("2.0", keys, 4);
+    put_event("batch_v2_tasks", doc);
+    free(doc);
     doc = eventbridge("Object Created", "uploads/two words+plus.jpg", "PutObject");
     put_event("eventbridge_created", doc);
     free(doc);
@@ -279,7 +309,19 @@ static void seed_s3_error(void)
         "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 403 Forbidden\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
         "Content-Length: 99999999999999999999999\r\n\r\n<Error><Code>RequestTimeTooSkewed</Code></Error>",
         "HTTP/1.1 200 OK\r\nContent-Length: 5000000\r\n\r\n",
-        "HTTP/1.1 200\r\ncontent-type:\ttext/plain\x01\r\nx-amz-meta-:empty\r\nx-amz-meta-a:\r\nno colon here\r\n\r\n"
+        "HTTP/1.1 200\r\ncontent-type:\ttext/plain\x01\r\nx-amz-meta-:empty\r\nx-amz-meta-a:\r\nno colon here\r\n\r\n",
+        /* ListObjectsV2 answers, for the listing parser */
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        "<EncodingType>url</EncodingType><Name>probe</Name><Prefix>probe%2F</Prefix><MaxKeys>2</MaxKeys>"
+        "<IsTruncated>true</IsTruncated><NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>"
+        "<Contents><Key>probe%2F100%25.txt</Key><LastModified>2026-12-03T14:22:50.446Z</LastModified>"
+        "<ETag>&quot;9dd4e461268c8034f5c8564e155c67a6&quot;</ETag><Size>1</Size><StorageClass>STANDARD</StorageClass>"
+        "<Type>Normal</Type></Contents><Contents><Key>probe%2Fa+b%2Bc%C3%A9</Key><Size>12</Size></Contents>"
+        "<KeyCount>2</KeyCount></ListBucketResult>",
+        "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>a&amp;b&#233;&#x1F600;&lt;</Key>"
+        "<Size>0</Size></Contents></ListBucketResult>",
+        "<ListBucketResult><EncodingType>url</EncodingType><Contents><Key>bad%zz</Key><Size>-1</Size></Contents>"
+        "<Contents><Key>x</Key>"
     };
     size_t i;
     char name[32];
