@@ -475,6 +475,11 @@ SPIMDEF const char *spim_s3_client_ca_file(const spim_s3_client *client);
    else as soon as the bytes received pass the limit. */
 SPIMDEF spim_status spim_s3_get(spim_s3_client *client, const char *bucket, const char *key,
                                 size_t max_bytes, spim_s3_object *out, spim_error *err);
+/* The same for one version of the object (GET ?versionId=; NULL or "" = the
+   current one). A version that does not exist is SPIM_ERR_NOT_FOUND. */
+SPIMDEF spim_status spim_s3_get_version(spim_s3_client *client, const char *bucket, const char *key,
+                                        const char *version_id, size_t max_bytes, spim_s3_object *out,
+                                        spim_error *err);
 /* PUT data (signed payload hash, known Content-Length); out may be NULL. */
 SPIMDEF spim_status spim_s3_put(spim_s3_client *client, const char *bucket, const char *key,
                                 const void *data, size_t len, const spim_s3_put_options *opts,
@@ -495,6 +500,10 @@ SPIMDEF spim_status spim_s3_presign_get(spim_s3_client *client, const char *buck
                                         spim_error *err);
 
 SPIMDEF void spim_s3_object_free(spim_s3_object *obj);
+/* Split "s3://BUCKET/KEY": the bucket (1..255 bytes, no '/') into bucket[size],
+   *key pointing into uri. SPIM_ERR_INVALID, naming the rule, otherwise. */
+SPIMDEF spim_status spim_s3_parse_uri(const char *uri, char *bucket, size_t size, const char **key,
+                                      spim_error *err);
 /* Value of a user metadata entry (name without "x-amz-meta-", any case), or NULL. */
 SPIMDEF const char *spim_s3_object_meta(const spim_s3_object *obj, const char *name);
 
@@ -778,6 +787,12 @@ SPIMDEF spim_format spim_format_from_name(const char *name);
 
 /* Default pixel budget from AWS_LAMBDA_FUNCTION_MEMORY_SIZE (see above). */
 SPIMDEF uint64_t spim_default_max_pixels(void);
+/* The most compressed bytes worth fetching for a pixel budget: 2 per pixel
+   (a PNG photo runs at about 1.5-2.5) + 1 MiB, so that input and pixels stay
+   within the budget's 5 bytes per pixel. Pass it as spim_s3_get's max_bytes. */
+#define SPIM_IMAGE_MAX_INPUT_BYTES(max_pixels) \
+    ((uint64_t)(max_pixels) > (SIZE_MAX - (1u << 20)) / 2 ? SIZE_MAX \
+                                                         : (size_t)(max_pixels) * 2 + (1u << 20))
 
 /* Parse JPEG segments or PNG chunks for EXIF orientation, EXIF and ICC. Never
    reads outside data[0..len); malformed metadata is ignored, but a JPEG/PNG
@@ -804,6 +819,10 @@ SPIMDEF void spim_image_free(spim_image *img);
 SPIMDEF spim_status spim_stamp_image(const void *in, size_t in_len, const spim_stamp *stamp,
                                      const spim_stamp_options *opt, spim_buf *out,
                                      spim_image_info *info, spim_error *err);
+/* The same, taking `in`: it is freed as soon as it is no longer needed (once
+   decoded), so the compressed input never sits beside the encoded output. */
+SPIMDEF spim_status spim_stamp_buf(spim_buf *in, const spim_stamp *stamp, const spim_stamp_options *opt,
+                                   spim_buf *out, spim_image_info *info, spim_error *err);
 
 /* Load a stamp from image bytes (PNG with alpha, normally); at most 16 MP. */
 SPIMDEF spim_status spim_stamp_load(spim_stamp *stamp, const void *data, size_t len, spim_error *err);
@@ -848,6 +867,18 @@ typedef struct spim_invocation {
 
 /* Milliseconds left before the deadline (0 once passed; INT64_MAX if unknown). */
 SPIMDEF int64_t spim_invocation_remaining_ms(const spim_invocation *inv);
+
+/* Time for one more record? Zero-initialise, then call spim_budget_next
+   before each record: it closes the record in progress (if any), learns how
+   long records take, and returns 1 while the time left exceeds the longest
+   record seen plus safety_ms (0: 500), else 0 (leave the rest to a retry). */
+typedef struct spim_budget {
+    int64_t safety_ms;            /* what answering needs, on top of one record */
+    int64_t started_ms;           /* spim_now_ms() of the record in progress, 0 if none */
+    int64_t longest_ms;           /* longest record so far */
+    int records;                  /* records closed */
+} spim_budget;
+SPIMDEF int spim_budget_next(spim_budget *budget, const spim_invocation *inv);
 
 /* What the handler answers. The runtime clears it before each call and
    keeps its memory between invocations. */
@@ -2808,6 +2839,7 @@ typedef struct spim__s3_call {
     size_t body_len;
     int upload;                     /* send body with a known Content-Length */
     int want_body;                  /* keep a 2xx body in out->body */
+    const char *version_id;         /* NULL: no ?versionId= */
     size_t max_bytes;               /* 0: no limit */
     spim_s3_object *out;
     char payload_hash[SPIM_SHA256_HEX_SIZE];
@@ -3233,6 +3265,10 @@ static spim_status spim__s3_execute(spim_s3_client *c, spim__s3_call *call, spim
     spim_buf url = SPIM_BUF_INIT;
     int attempt = 0, skew_fixed = 0;
     spim_status st = spim_s3_object_url(c, call->bucket, call->key, &url, err);
+    if (st == SPIM_OK && call->version_id && *call->version_id &&
+        (spim_buf_append_str(&url, "?versionId=") ||
+         spim_uri_encode(&url, call->version_id, strlen(call->version_id), 0)))
+        st = spim_error_set(err, SPIM_ERR_NOMEM, "s3: out of memory building a URL");
     while (st == SPIM_OK) {
         int64_t t0 = spim_now_ms();
         attempt++;
@@ -3306,13 +3342,34 @@ static spim_status spim__s3_need_key(const char *bucket, const char *key, spim_e
 SPIMDEF spim_status spim_s3_get(spim_s3_client *c, const char *bucket, const char *key, size_t max_bytes,
                                 spim_s3_object *out, spim_error *err)
 {
+    return spim_s3_get_version(c, bucket, key, NULL, max_bytes, out, err);
+}
+
+SPIMDEF spim_status spim_s3_get_version(spim_s3_client *c, const char *bucket, const char *key,
+                                        const char *version_id, size_t max_bytes, spim_s3_object *out,
+                                        spim_error *err)
+{
     spim__s3_call call;
     spim_status st = spim__s3_need_key(bucket, key, err);
     if (st != SPIM_OK) return st;
     spim__s3_call_init(&call, "GET", bucket, key, out);
     call.want_body = 1;
     call.max_bytes = max_bytes;
+    call.version_id = version_id;
     return spim__s3_run(c, &call, err);
+}
+
+SPIMDEF spim_status spim_s3_parse_uri(const char *uri, char *bucket, size_t size, const char **key,
+                                      spim_error *err)
+{
+    const char *slash = uri && strncmp(uri, "s3://", 5) == 0 ? strchr(uri + 5, '/') : NULL;
+    size_t n = slash ? (size_t)(slash - uri - 5) : 0;
+    if (!n || n > 255 || n >= size || !slash[1])
+        return spim_error_set(err, SPIM_ERR_INVALID, "\"%.200s\": expected s3://BUCKET/KEY", uri ? uri : "");
+    memcpy(bucket, uri + 5, n);
+    bucket[n] = 0;
+    *key = slash + 1;
+    return SPIM_OK;
 }
 
 SPIMDEF spim_status spim_s3_head(spim_s3_client *c, const char *bucket, const char *key,
@@ -5434,16 +5491,19 @@ SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format,
     return SPIM_OK;
 }
 
-SPIMDEF spim_status spim_stamp_image(const void *in, size_t in_len, const spim_stamp *stamp,
-                                     const spim_stamp_options *opt, spim_buf *out,
-                                     spim_image_info *info, spim_error *err)
+/* Decode, free `own` (when not NULL), stamp, encode. */
+static spim_status spim__stamp_pipeline(const void *in, size_t in_len, spim_buf *own, const spim_stamp *stamp,
+                                        const spim_stamp_options *opt, spim_buf *out,
+                                        spim_image_info *info, spim_error *err)
 {
     spim_stamp_options o;
     spim_image img;
     spim_status st;
     if (opt) o = *opt;
     else memset(&o, 0, sizeof o);
-    if ((st = spim_image_decode(in, in_len, o.max_pixels, &img, err)) != SPIM_OK) return st;
+    st = spim_image_decode(in, in_len, o.max_pixels, &img, err);
+    if (own) spim_buf_free(own);
+    if (st != SPIM_OK) return st;
     st = spim_image_stamp(&img, stamp, &o, err);
     if (st == SPIM_OK) st = spim_image_encode(&img, o.output_format, o.quality, out, err);
     if (info) {
@@ -5457,6 +5517,19 @@ SPIMDEF spim_status spim_stamp_image(const void *in, size_t in_len, const spim_s
     }
     spim_image_free(&img);
     return st;
+}
+
+SPIMDEF spim_status spim_stamp_image(const void *in, size_t in_len, const spim_stamp *stamp,
+                                     const spim_stamp_options *opt, spim_buf *out,
+                                     spim_image_info *info, spim_error *err)
+{
+    return spim__stamp_pipeline(in, in_len, NULL, stamp, opt, out, info, err);
+}
+
+SPIMDEF spim_status spim_stamp_buf(spim_buf *in, const spim_stamp *stamp, const spim_stamp_options *opt,
+                                   spim_buf *out, spim_image_info *info, spim_error *err)
+{
+    return spim__stamp_pipeline(in->data, in->len, in, stamp, opt, out, info, err);
 }
 
 SPIMDEF spim_status spim_stamp_load(spim_stamp *stamp, const void *data, size_t len, spim_error *err)
@@ -5553,6 +5626,19 @@ SPIMDEF int64_t spim_invocation_remaining_ms(const spim_invocation *inv)
     if (!inv->deadline_ms) return INT64_MAX;
     left = inv->deadline_ms - spim_wall_ms();
     return left > 0 ? left : 0;
+}
+
+SPIMDEF int spim_budget_next(spim_budget *b, const spim_invocation *inv)
+{
+    int64_t now = spim_now_ms();
+    if (b->started_ms) {
+        if (now - b->started_ms > b->longest_ms) b->longest_ms = now - b->started_ms;
+        b->records++;
+        b->started_ms = 0;
+    }
+    if (spim_invocation_remaining_ms(inv) <= b->longest_ms + (b->safety_ms > 0 ? b->safety_ms : 500)) return 0;
+    b->started_ms = now ? now : 1;
+    return 1;
 }
 
 static int spim__lambda_header_value_ok(const char *s)
