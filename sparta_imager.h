@@ -5,7 +5,8 @@
       Everything a Lambda function needs to stamp images uploaded to an S3
       bucket, as one stb-style header:
 
-        1. an S3 event parser (direct, SQS, SNS and EventBridge envelopes)
+        1. an S3 event parser (direct, SQS, SNS and EventBridge envelopes, and
+           S3 Batch Operations invocations, schemas 1.0 and 2.0)
         2. an AWS Signature Version 4 signer (headers and presigned URLs)
         3. an S3 client over libcurl (GET/PUT/HEAD/DELETE, retries, errors)
         4. an image pipeline: stb decode, exact alpha-blend stamp kernel
@@ -546,8 +547,9 @@ SPIMDEF int64_t spim_s3_parse_http_date(const char *s);
 /* ==========================================================================
    events
    Parses what Lambda hands the function when S3 reports a change: direct S3
-   notifications, and the same wrapped in SQS, SNS, SNS-in-SQS or EventBridge,
-   into plain records (kind, bucket, URL-decoded key, ...) that outlive cJSON.
+   notifications, the same wrapped in SQS, SNS, SNS-in-SQS or EventBridge, and
+   S3 Batch Operations invocations, into plain records (kind, bucket,
+   URL-decoded key, ...) that outlive cJSON.
    ========================================================================== */
 
 /* In a handler:
@@ -581,7 +583,11 @@ typedef enum spim_event_source {
     SPIM_SOURCE_DIRECT = 0,   /* S3 invoked the function itself */
     SPIM_SOURCE_SQS,
     SPIM_SOURCE_SNS,
-    SPIM_SOURCE_EVENTBRIDGE
+    SPIM_SOURCE_EVENTBRIDGE,
+    SPIM_SOURCE_BATCH         /* an S3 Batch Operations job (LambdaInvoke): one
+                                 record per task, kind SPIM_EVENT_CREATED, name
+                                 "BatchOperations:LambdaInvoke"; the answer
+                                 names each task_id (see spim_event) */
 } spim_event_source;
 
 /* Bits of spim_s3_record.via: every envelope the record was found in. */
@@ -625,6 +631,7 @@ typedef struct spim_s3_record {
     const char *bucket_owner;     /* s3.bucket.ownerIdentity.principalId (account) */
     const char *bucket_arn;       /* s3.bucket.arn (resources[0]) */
     const char *reason;           /* EventBridge detail.reason ("PutObject"), else "" */
+    const char *task_id;          /* Batch Operations tasks[].taskId, else "" */
 } spim_s3_record;
 
 /* A parsed invocation payload; release it with spim_event_free. */
@@ -632,6 +639,15 @@ typedef struct spim_event {
     size_t record_count;
     spim_s3_record *records;
     int test_events;              /* s3:TestEvent messages seen (they carry no records) */
+    /* S3 Batch Operations only, "" otherwise. Both schemas give
+       tasks[].s3Key URL-encoded as in the manifest ('+' or %20 is a space,
+       %2B a plus); "1.0" names the bucket by tasks[].s3BucketArn, "2.0" by
+       tasks[].s3Bucket. The answer echoes invocation_id and the schema. */
+    const char *invocation_id;             /* invocationId */
+    const char *invocation_schema_version; /* invocationSchemaVersion: "1.0" or "2.0" */
+    const char *job_id;                    /* job.id */
+    const char *user_arguments;            /* job.userArguments as compact JSON
+                                              ({"k":"v"}), "" when absent */
     void *spim__arena;            /* private: storage for the strings */
 } spim_event;
 
@@ -663,7 +679,7 @@ SPIMDEF spim_status spim_url_decode_key(const char *s, size_t len, spim_buf *out
 SPIMDEF spim_event_kind spim_event_classify(const char *name, const char **normalised);
 /* "other", "created", "removed", "test". */
 SPIMDEF const char *spim_event_kind_str(spim_event_kind kind);
-/* "direct", "sqs", "sns", "eventbridge". */
+/* "direct", "sqs", "sns", "eventbridge", "batch". */
 SPIMDEF const char *spim_event_source_str(spim_event_source source);
 /* ==========================================================================
    image
@@ -3709,6 +3725,7 @@ static void spim__ev_record_init(const spim__evp *p, spim_s3_record *r)
     r->sequencer = r->event_version = r->event_source = r->aws_region = r->event_time = "";
     r->event_name = r->principal_id = r->source_ip = r->request_id = r->host_id = "";
     r->schema_version = r->configuration_id = r->bucket_owner = r->bucket_arn = r->reason = "";
+    r->task_id = "";
 }
 
 static spim_status spim__ev_append(spim__evp *p, const spim_s3_record *r)
@@ -3740,7 +3757,7 @@ static spim_status spim__ev_record_error(spim__evp *p, spim_s3_record *r, spim_s
     return r->error ? SPIM_OK : spim__ev_nomem(p);
 }
 
-static spim_status spim__ev_key(spim__evp *p, spim_s3_record *r, const char *raw, int encoded)
+static spim_status spim__ev_key(spim__evp *p, spim_s3_record *r, const char *field, const char *raw, int encoded)
 {
     size_t n = strlen(raw);
     spim_error e;
@@ -3758,7 +3775,7 @@ static spim_status spim__ev_key(spim__evp *p, spim_s3_record *r, const char *raw
     if (st == SPIM_OK && p->key.len > p->opt.max_key_bytes)
         st = spim_error_set(&e, SPIM_ERR_TOO_LARGE, "%zu bytes after decoding, more than the %zu allowed",
                             p->key.len, p->opt.max_key_bytes);
-    if (st != SPIM_OK) return spim__ev_record_error(p, r, st, "key", e.message);
+    if (st != SPIM_OK) return spim__ev_record_error(p, r, st, field, e.message);
     if (!(r->key = spim__ev_copy(p->ev, (const char *)p->key.data, p->key.len))) return spim__ev_nomem(p);
     r->key_len = p->key.len;
     return SPIM_OK;
@@ -3784,7 +3801,7 @@ static spim_status spim__ev_object(spim__evp *p, const cJSON *obj, spim_s3_recor
         (st = spim__ev_str(p, obj, etag, 0, &r->etag)) == SPIM_OK &&
         (st = spim__ev_str(p, obj, version, 0, &r->version_id)) == SPIM_OK &&
         (st = spim__ev_str(p, obj, "sequencer", 0, &r->sequencer)) == SPIM_OK)
-        st = spim__ev_key(p, r, key->valuestring, encoded);
+        st = spim__ev_key(p, r, "key", key->valuestring, encoded);
     spim__ev_pop(p, mark);
     return st;
 }
@@ -3939,6 +3956,141 @@ static spim_status spim__ev_eventbridge(spim__evp *p, const cJSON *ev)
     return st == SPIM_OK ? spim__ev_append(p, &r) : st;
 }
 
+/* ---- S3 Batch Operations -------------------------------------------------- */
+
+#define SPIM__BATCH_NAME "BatchOperations:LambdaInvoke"
+
+/* "arn:PARTITION:s3:REGION:ACCOUNT:BUCKET" (REGION and ACCOUNT usually
+   empty): the bucket name, and the region when the ARN has one. */
+static int spim__ev_bucket_from_arn(const char *arn, const char **bucket, const char **region, size_t *region_len)
+{
+    const char *f[6];
+    size_t i = 1;
+    const char *s;
+    f[0] = arn;
+    for (s = arn; *s && i < 6; s++)
+        if (*s == ':') f[i++] = s + 1;
+    if (i < 6 || strncmp(arn, "arn:", 4) != 0 || strncmp(f[2], "s3:", 3) != 0 || f[2] == f[1]) return 0;
+    if (!f[5][0] || strchr(f[5], ':') || strchr(f[5], '/')) return 0;
+    *bucket = f[5];
+    *region = f[3];
+    *region_len = (size_t)(f[4] - f[3] - 1);
+    return 1;
+}
+
+static spim_status spim__ev_task_bucket(spim__evp *p, const cJSON *task, spim_s3_record *r)
+{
+    const char *bucket, *region;
+    size_t region_len;
+    spim_status st;
+    if (strcmp(p->ev->invocation_schema_version, "2.0") == 0) {
+        if ((st = spim__ev_str(p, task, "s3Bucket", 1, &r->bucket)) != SPIM_OK) return st;
+        if (!r->bucket[0]) return spim__ev_fail(p, SPIM_ERR_INVALID, "s3Bucket", "empty bucket name");
+        return SPIM_OK;
+    }
+    if ((st = spim__ev_str(p, task, "s3BucketArn", 1, &r->bucket_arn)) != SPIM_OK) return st;
+    if (!spim__ev_bucket_from_arn(r->bucket_arn, &bucket, &region, &region_len))
+        return spim__ev_fail(p, SPIM_ERR_INVALID, "s3BucketArn", "expected \"arn:aws:s3:::BUCKET\", got \"%.100s\"",
+                             r->bucket_arn);
+    if (!(r->bucket = spim__ev_copy(p->ev, bucket, strlen(bucket)))) return spim__ev_nomem(p);
+    if (!(r->aws_region = spim__ev_copy(p->ev, region, region_len))) return spim__ev_nomem(p);
+    return SPIM_OK;
+}
+
+/* Fill one task's record; an SPIM_ERR_INVALID here is the task's problem,
+   not the invocation's. */
+static spim_status spim__ev_task_fields(spim__evp *p, const cJSON *task, spim_s3_record *r)
+{
+    const cJSON *key;
+    spim_status st;
+    if (!cJSON_IsObject(task))
+        return spim__ev_fail(p, SPIM_ERR_INVALID, NULL, "expected an object, got %s", spim__ev_type(task->type));
+    if ((st = spim__ev_str(p, task, "taskId", 1, &r->task_id)) != SPIM_OK) return st;
+    if (!r->task_id[0]) return spim__ev_fail(p, SPIM_ERR_INVALID, "taskId", "empty");
+    if ((st = spim__ev_str(p, task, "s3VersionId", 0, &r->version_id)) != SPIM_OK ||
+        (st = spim__ev_task_bucket(p, task, r)) != SPIM_OK ||
+        (st = spim__ev_member(p, task, "s3Key", cJSON_String, 1, &key)) != SPIM_OK)
+        return st;
+    /* The service hands over the key as the manifest spells it, and both
+       manifest kinds URL-encode keys: S3 Inventory with '+' for a space,
+       a CSV manifest as its author wrote it (build/s3 ls --manifest writes
+       %20 and %2B, which every decoder reads the same way). */
+    return spim__ev_key(p, r, "s3Key", key->valuestring, 1);
+}
+
+static spim_status spim__ev_task(spim__evp *p, const cJSON *task)
+{
+    spim_s3_record r;
+    spim_status st;
+    spim__ev_record_init(p, &r);
+    r.kind = SPIM_EVENT_CREATED;
+    r.name = r.event_name = SPIM__BATCH_NAME;
+    r.event_version = p->ev->invocation_schema_version;
+    st = spim__ev_task_fields(p, task, &r);
+    if (st == SPIM_ERR_INVALID) {
+        /* keep task_id (when it was readable) so the answer can name it */
+        r.status = st;
+        r.key = "";
+        r.key_len = 0;
+        if (!(r.error = spim__ev_copy(p->ev, p->err.message, strlen(p->err.message)))) return spim__ev_nomem(p);
+        st = SPIM_OK;
+    }
+    return st == SPIM_OK ? spim__ev_append(p, &r) : st;
+}
+
+static spim_status spim__ev_job(spim__evp *p, const cJSON *job)
+{
+    const cJSON *args;
+    char *json;
+    spim_status st;
+    size_t mark = spim__ev_push(p, "job");
+    if ((st = spim__ev_str(p, job, "id", 1, &p->ev->job_id)) == SPIM_OK &&
+        (st = spim__ev_member(p, job, "userArguments", cJSON_Object, 0, &args)) == SPIM_OK && args) {
+        /* a map of strings to strings (at most 10, values up to 1024 bytes),
+           kept as JSON for the application to read */
+        if (!(json = cJSON_PrintUnformatted(args))) {
+            st = spim__ev_nomem(p);
+        } else {
+            if (!(p->ev->user_arguments = spim__ev_copy(p->ev, json, strlen(json)))) st = spim__ev_nomem(p);
+            cJSON_free(json);
+        }
+    }
+    spim__ev_pop(p, mark);
+    return st;
+}
+
+static spim_status spim__ev_batch(spim__evp *p, const cJSON *root)
+{
+    const cJSON *version, *job, *tasks, *task;
+    spim_event *ev = p->ev;
+    size_t i = 0, outer, mark;
+    spim_status st;
+    if (p->via)
+        return spim__ev_fail(p, SPIM_ERR_INVALID, NULL,
+                             "a Batch Operations invocation inside another envelope (S3 invokes the function directly)");
+    if ((st = spim__ev_member(p, root, "invocationSchemaVersion", cJSON_String, 1, &version)) != SPIM_OK) return st;
+    if (strcmp(version->valuestring, "1.0") != 0 && strcmp(version->valuestring, "2.0") != 0)
+        return spim__ev_fail(p, SPIM_ERR_INVALID, "invocationSchemaVersion", "expected \"1.0\" or \"2.0\", got \"%.32s\"",
+                             version->valuestring);
+    ev->invocation_schema_version = version->valuestring[0] == '1' ? "1.0" : "2.0";
+    if ((st = spim__ev_str(p, root, "invocationId", 1, &ev->invocation_id)) != SPIM_OK) return st;
+    if (!ev->invocation_id[0]) return spim__ev_fail(p, SPIM_ERR_INVALID, "invocationId", "empty");
+    if ((st = spim__ev_member(p, root, "job", cJSON_Object, 1, &job)) != SPIM_OK ||
+        (st = spim__ev_job(p, job)) != SPIM_OK ||
+        (st = spim__ev_member(p, root, "tasks", cJSON_Array, 1, &tasks)) != SPIM_OK)
+        return st;
+    p->source = SPIM_SOURCE_BATCH;
+    outer = spim__ev_push(p, "tasks");
+    for (task = tasks->child; task && st == SPIM_OK; task = task->next, i++) {
+        mark = spim__ev_push_index(p, i);
+        st = spim__ev_task(p, task);
+        spim__ev_pop(p, mark);
+    }
+    spim__ev_pop(p, outer);
+    p->source = SPIM_SOURCE_DIRECT;
+    return st;
+}
+
 /* ---- envelopes ------------------------------------------------------------ */
 
 static spim_status spim__ev_text(spim__evp *p, const char *text, size_t len);
@@ -4062,8 +4214,9 @@ static spim_status spim__ev_root(spim__evp *p, const cJSON *root)
             return spim__ev_fail(p, SPIM_ERR_INVALID, NULL, "an SNS notification is only expected in an SQS body");
         return spim__ev_sns_message(p, root);
     }
+    if (cJSON_GetObjectItemCaseSensitive(root, "invocationSchemaVersion")) return spim__ev_batch(p, root);
     return spim__ev_fail(p, SPIM_ERR_INVALID, NULL,
-                         "not an S3 event (no Records, no s3:TestEvent, no aws.s3 source)");
+                         "not an S3 event (no Records, no s3:TestEvent, no aws.s3 source, no invocationSchemaVersion)");
 }
 
 /* cJSON would silently cut a string at a NUL; refuse rather than let a key
@@ -4130,6 +4283,7 @@ SPIMDEF spim_status spim_event_parse(const char *json, size_t len, const spim_ev
     p.ev = (spim_event *)SPIM_MALLOC(sizeof *p.ev);
     if (!p.ev) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory parsing the event");
     memset(p.ev, 0, sizeof *p.ev);
+    p.ev->invocation_id = p.ev->invocation_schema_version = p.ev->job_id = p.ev->user_arguments = "";
     st = spim__ev_text(&p, json, len);
     spim_buf_free(&p.key);
     if (st != SPIM_OK) {
@@ -4208,6 +4362,7 @@ SPIMDEF spim_event_kind spim_event_classify(const char *name, const char **norma
     if (strncmp(name, "ObjectRemoved:", 14) == 0 || strncmp(name, "LifecycleExpiration:", 20) == 0)
         return SPIM_EVENT_REMOVED;
     if (strcmp(name, "TestEvent") == 0) return SPIM_EVENT_TEST;
+    if (strcmp(name, SPIM__BATCH_NAME) == 0) return SPIM_EVENT_CREATED;
     return SPIM_EVENT_OTHER;
 }
 
@@ -4219,7 +4374,7 @@ SPIMDEF const char *spim_event_kind_str(spim_event_kind kind)
 
 SPIMDEF const char *spim_event_source_str(spim_event_source source)
 {
-    static const char *const names[] = { "direct", "sqs", "sns", "eventbridge" };
+    static const char *const names[] = { "direct", "sqs", "sns", "eventbridge", "batch" };
     return (unsigned)source < sizeof names / sizeof names[0] ? names[source] : "unknown";
 }
 

@@ -587,7 +587,7 @@ TEST(empty_bucket_name_fails)
 
 TEST(roots_that_are_not_events_fail)
 {
-    EXPECT_FAILURE("{}", SPIM_ERR_INVALID, "event: not an S3 event (no Records, no s3:TestEvent, no aws.s3 source)");
+    EXPECT_FAILURE("{}", SPIM_ERR_INVALID, "event: not an S3 event (no Records, no s3:TestEvent, no aws.s3 source, no invocationSchemaVersion)");
     EXPECT_FAILURE("null", SPIM_ERR_INVALID, "event: expected a JSON object, got null");
     EXPECT_FAILURE("[{\"s3\":{}}]", SPIM_ERR_INVALID, "event: expected a JSON object, got an array");
     EXPECT_FAILURE("\"Records\"", SPIM_ERR_INVALID, "event: expected a JSON object, got a string");
@@ -880,6 +880,7 @@ TEST(kind_and_source_names)
     CHECK_STR("sqs", spim_event_source_str(SPIM_SOURCE_SQS));
     CHECK_STR("sns", spim_event_source_str(SPIM_SOURCE_SNS));
     CHECK_STR("eventbridge", spim_event_source_str(SPIM_SOURCE_EVENTBRIDGE));
+    CHECK_STR("batch", spim_event_source_str(SPIM_SOURCE_BATCH));
     CHECK_STR("unknown", spim_event_source_str((spim_event_source)-1));
 }
 
@@ -895,6 +896,216 @@ TEST(bad_arguments_are_errors)
     CHECK_INT(SPIM_ERR_INVALID, spim_event_parse(NULL, 0, NULL, &ev, &err));
     CHECK(ev == NULL);
     spim_event_free(NULL);
+}
+
+/* ---- S3 Batch Operations -------------------------------------------------- */
+
+#define BATCH_KEY "summer 2024/caf\xc3\xa9 + friends \xe2\x9c\x93 100%.jpg"
+#define BATCH_KEY_RAW "summer+2024/caf%C3%A9+%2B+friends%20%E2%9C%93+100%25.jpg"
+
+TEST(batch_v1_task_is_a_created_record)
+{
+    spim_event *ev;
+    spim_error err;
+    const spim_s3_record *r = one_record("batch_v1.json", &ev, &err);
+    REQUIRE(r);
+    CHECK_STR("1.0", ev->invocation_schema_version);
+    CHECK_STR("YXNkbGZqYWRmaiBhc2RmdW9hZHNmZGpmaGFzbGtkaGZza2RmaAo", ev->invocation_id);
+    CHECK_STR("f3cc4f60-61f6-4a2b-8a21-d07600c373ce", ev->job_id);
+    CHECK_STR("", ev->user_arguments);
+    CHECK_INT(SPIM_EVENT_CREATED, r->kind);
+    CHECK_STR("BatchOperations:LambdaInvoke", r->name);
+    CHECK_INT(SPIM_EVENT_CREATED, spim_event_classify(r->name, NULL));
+    CHECK_INT(SPIM_SOURCE_BATCH, r->source);
+    CHECK_INT(0, r->via);
+    CHECK_STR("", r->message_id);
+    CHECK_STR("dGFza2lkZ29lc2hlcmUK", r->task_id);
+    CHECK_STR("sparta-gallery", r->bucket);
+    CHECK_STR("arn:aws:s3:::sparta-gallery", r->bucket_arn);
+    CHECK_STR("", r->aws_region);
+    CHECK_STR(BATCH_KEY, r->key);
+    CHECK_INT(strlen(BATCH_KEY), r->key_len);
+    CHECK_STR(BATCH_KEY_RAW, r->key_raw);
+    CHECK_STR("3HL4kqtJlcpXroDTDmjVBH40Nrjfkd", r->version_id);
+    CHECK_STR("1.0", r->event_version);
+    CHECK_INT(-1, r->size);
+    spim_event_free(ev);
+}
+
+TEST(batch_v2_task_names_the_bucket_and_keeps_user_arguments)
+{
+    spim_event *ev;
+    spim_error err;
+    const spim_s3_record *r = one_record("batch_v2.json", &ev, &err);
+    REQUIRE(r);
+    CHECK_STR("2.0", ev->invocation_schema_version);
+    CHECK_STR("Zm9vYmFyYmF6cXV4IGludm9jYXRpb24gMi4wCg", ev->invocation_id);
+    CHECK_STR("0c5d7e61-2b1f-4a8e-9d0c-3f1e2a4b5c6d", ev->job_id);
+    CHECK_STR("{\"stamp\":\"s3://sparta-assets/stamp.png\",\"gravity\":\"se\"}", ev->user_arguments);
+    CHECK_INT(SPIM_EVENT_CREATED, r->kind);
+    CHECK_INT(SPIM_SOURCE_BATCH, r->source);
+    CHECK_STR("dGFzay0yLjAtb25lCg", r->task_id);
+    CHECK_STR("sparta-gallery", r->bucket);
+    CHECK_STR("", r->bucket_arn);
+    /* same encoding as 1.0: '+' and %20 are spaces, %2B a plus */
+    CHECK_STR(BATCH_KEY, r->key);
+    CHECK_STR(BATCH_KEY_RAW, r->key_raw);
+    CHECK_STR("", r->version_id); /* null: unversioned bucket */
+    spim_event_free(ev);
+}
+
+TEST(batch_fields_are_empty_for_other_events)
+{
+    spim_event *ev;
+    spim_error err;
+    const spim_s3_record *r = one_record("s3_put.json", &ev, &err);
+    REQUIRE(r);
+    CHECK_STR("", ev->invocation_id);
+    CHECK_STR("", ev->invocation_schema_version);
+    CHECK_STR("", ev->job_id);
+    CHECK_STR("", ev->user_arguments);
+    CHECK_STR("", r->task_id);
+    spim_event_free(ev);
+}
+
+TEST(batch_task_problems_are_per_record_errors)
+{
+    static const struct {
+        const char *task_id, *bucket, *region, *error;
+    } want[] = {
+        { "good", "photos", "cn-north-1", "" },
+        { "bad-escape", "photos", "", "tasks[1].s3Key: truncated escape \"%2\" at byte 4" },
+        { "no-key", "photos", "", "tasks[2].s3Key: missing, expected a string" },
+        { "bad-arn", "", "", "tasks[3].s3BucketArn: expected \"arn:aws:s3:::BUCKET\", got \"photos\"" },
+        { "", "", "", "tasks[4].taskId: missing, expected a string" },
+        { "", "", "", "tasks[5]: expected an object, got a string" }
+    };
+    spim_event *ev;
+    spim_error err;
+    size_t i;
+    spim_status st = parse_fixture("batch_bad_tasks.json", &ev, &err);
+    REQUIRE(st == SPIM_OK);
+    CHECK_INT(6, ev->record_count);
+    for (i = 0; i < ev->record_count && i < 6; i++) {
+        const spim_s3_record *r = &ev->records[i];
+        CHECK_STR(want[i].task_id, r->task_id);
+        CHECK_STR(want[i].bucket, r->bucket);
+        CHECK_STR(want[i].region, r->aws_region);
+        CHECK_STR(want[i].error, r->error);
+        CHECK_INT(want[i].error[0] ? SPIM_ERR_INVALID : SPIM_OK, r->status);
+        CHECK_INT(SPIM_EVENT_CREATED, r->kind);
+        CHECK_INT(SPIM_SOURCE_BATCH, r->source);
+        if (want[i].error[0]) CHECK_STR("", r->key);
+    }
+    CHECK_STR("ok.jpg", ev->records[0].key);
+    spim_event_free(ev);
+}
+
+TEST(batch_v2_needs_s3_bucket_and_v1_needs_the_arn)
+{
+    spim_event *ev;
+    spim_error err;
+    REQUIRE(parse_str("{\"invocationSchemaVersion\":\"2.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},"
+                      "\"tasks\":[{\"taskId\":\"t\",\"s3Key\":\"k\",\"s3BucketArn\":\"arn:aws:s3:::b\"},"
+                      "{\"taskId\":\"u\",\"s3Key\":\"k\",\"s3Bucket\":\"\"}]}", &ev, &err) == SPIM_OK);
+    REQUIRE(ev->record_count == 2);
+    CHECK_STR("tasks[0].s3Bucket: missing, expected a string", ev->records[0].error);
+    CHECK_STR("tasks[1].s3Bucket: empty bucket name", ev->records[1].error);
+    spim_event_free(ev);
+    REQUIRE(parse_str("{\"invocationSchemaVersion\":\"1.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},"
+                      "\"tasks\":[{\"taskId\":\"t\",\"s3Key\":\"k\",\"s3Bucket\":\"b\"},"
+                      "{\"taskId\":\"u\",\"s3Key\":\"k\",\"s3BucketArn\":\"arn:aws:sqs:::b\"},"
+                      "{\"taskId\":\"v\",\"s3Key\":\"k\",\"s3BucketArn\":\"arn:aws:s3:::b/k\"}]}", &ev, &err) == SPIM_OK);
+    REQUIRE(ev->record_count == 3);
+    CHECK_STR("tasks[0].s3BucketArn: missing, expected a string", ev->records[0].error);
+    CHECK_STR("tasks[1].s3BucketArn: expected \"arn:aws:s3:::BUCKET\", got \"arn:aws:sqs:::b\"", ev->records[1].error);
+    CHECK_STR("tasks[2].s3BucketArn: expected \"arn:aws:s3:::BUCKET\", got \"arn:aws:s3:::b/k\"", ev->records[2].error);
+    spim_event_free(ev);
+}
+
+TEST(batch_empty_tasks_is_an_empty_event)
+{
+    spim_event *ev;
+    spim_error err;
+    REQUIRE(parse_str("{\"invocationSchemaVersion\":\"1.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},\"tasks\":[]}",
+                      &ev, &err) == SPIM_OK);
+    CHECK_INT(0, ev->record_count);
+    CHECK_STR("i", ev->invocation_id);
+    spim_event_free(ev);
+}
+
+TEST(batch_malformed_invocations_fail_naming_the_field)
+{
+    EXPECT_FAILURE("{\"invocationSchemaVersion\":\"3.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},\"tasks\":[]}",
+                   SPIM_ERR_INVALID, "invocationSchemaVersion: expected \"1.0\" or \"2.0\", got \"3.0\"");
+    EXPECT_FAILURE("{\"invocationSchemaVersion\":1,\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},\"tasks\":[]}",
+                   SPIM_ERR_INVALID, "invocationSchemaVersion: expected a string, got a number");
+    EXPECT_FAILURE("{\"invocationSchemaVersion\":\"1.0\",\"job\":{\"id\":\"j\"},\"tasks\":[]}", SPIM_ERR_INVALID,
+                   "invocationId: missing, expected a string");
+    EXPECT_FAILURE("{\"invocationSchemaVersion\":\"1.0\",\"invocationId\":\"\",\"job\":{\"id\":\"j\"},\"tasks\":[]}",
+                   SPIM_ERR_INVALID, "invocationId: empty");
+    EXPECT_FAILURE("{\"invocationSchemaVersion\":\"1.0\",\"invocationId\":\"i\",\"tasks\":[]}", SPIM_ERR_INVALID,
+                   "job: missing, expected an object");
+    EXPECT_FAILURE("{\"invocationSchemaVersion\":\"1.0\",\"invocationId\":\"i\",\"job\":{},\"tasks\":[]}",
+                   SPIM_ERR_INVALID, "job.id: missing, expected a string");
+    EXPECT_FAILURE("{\"invocationSchemaVersion\":\"2.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\","
+                   "\"userArguments\":[1]},\"tasks\":[]}",
+                   SPIM_ERR_INVALID, "job.userArguments: expected an object, got an array");
+    EXPECT_FAILURE("{\"invocationSchemaVersion\":\"1.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"}}",
+                   SPIM_ERR_INVALID, "tasks: missing, expected an array");
+    EXPECT_FAILURE("{\"invocationSchemaVersion\":\"1.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},\"tasks\":{}}",
+                   SPIM_ERR_INVALID, "tasks: expected an array, got an object");
+}
+
+TEST(batch_inside_an_envelope_is_refused_per_message)
+{
+    spim_event *ev;
+    spim_error err;
+    REQUIRE(parse_str("{\"Records\":[{\"eventSource\":\"aws:sqs\",\"messageId\":\"m1\",\"body\":"
+                      "\"{\\\"invocationSchemaVersion\\\":\\\"1.0\\\"}\"}]}", &ev, &err) == SPIM_OK);
+    REQUIRE(ev->record_count == 1);
+    CHECK_INT(SPIM_ERR_INVALID, ev->records[0].status);
+    CHECK_STR("Records[0].body: a Batch Operations invocation inside another envelope (S3 invokes the "
+              "function directly)", ev->records[0].error);
+    CHECK_STR("", ev->invocation_id);
+    spim_event_free(ev);
+}
+
+TEST(batch_task_limit_is_the_record_limit)
+{
+    spim_event_options opt;
+    spim_event *ev = NULL;
+    spim_error err;
+    const char *json = "{\"invocationSchemaVersion\":\"1.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},\"tasks\":["
+                       "{\"taskId\":\"a\",\"s3Key\":\"k\",\"s3BucketArn\":\"arn:aws:s3:::b\"},"
+                       "{\"taskId\":\"b\",\"s3Key\":\"k\",\"s3BucketArn\":\"arn:aws:s3:::b\"}]}";
+    memset(&opt, 0, sizeof opt);
+    opt.max_records = 1;
+    CHECK_INT(SPIM_ERR_TOO_LARGE, parse_opt(json, strlen(json), &opt, &ev, &err));
+    CHECK_STR("tasks[1]: over the limit of 1 records", err.message);
+    CHECK(ev == NULL);
+}
+
+/* Like the nested-event walk: every prefix of a batch invocation parses or
+   fails cleanly. */
+TEST(every_prefix_of_a_batch_invocation_is_handled)
+{
+    spim_buf b = SPIM_BUF_INIT;
+    spim_error err;
+    size_t n, ok = 0;
+    REQUIRE(spim_read_file("tests/fixtures/events/batch_v2.json", 0, &b, &err) == SPIM_OK);
+    for (n = 0; n <= b.len; n++) {
+        spim_event *ev;
+        spim_status st = parse_opt((const char *)b.data, n, NULL, &ev, &err);
+        if (st == SPIM_OK) {
+            ok++;
+            spim_event_free(ev);
+        } else {
+            CHECKF(err.message[0] && ev == NULL, "prefix %zu: status %d, message \"%s\"", n, st, err.message);
+        }
+    }
+    CHECK(ok >= 1);
+    spim_buf_free(&b);
 }
 
 /* Every prefix of a doubly wrapped event is a valid call: it either parses or
@@ -972,6 +1183,16 @@ int main(void)
     RUN(classify_with_and_without_prefix);
     RUN(kind_and_source_names);
     RUN(bad_arguments_are_errors);
+    RUN(batch_v1_task_is_a_created_record);
+    RUN(batch_v2_task_names_the_bucket_and_keeps_user_arguments);
+    RUN(batch_fields_are_empty_for_other_events);
+    RUN(batch_task_problems_are_per_record_errors);
+    RUN(batch_v2_needs_s3_bucket_and_v1_needs_the_arn);
+    RUN(batch_empty_tasks_is_an_empty_event);
+    RUN(batch_malformed_invocations_fail_naming_the_field);
+    RUN(batch_inside_an_envelope_is_refused_per_message);
+    RUN(batch_task_limit_is_the_record_limit);
+    RUN(every_prefix_of_a_batch_invocation_is_handled);
     RUN(every_prefix_of_a_nested_event_is_handled);
     return spim_test_finish();
 }

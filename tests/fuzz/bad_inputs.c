@@ -183,7 +183,7 @@ static void events(void)
     EV("`\\u0000` escape in a string", "{\"Records\":[{\"s3\":{\"object\":{\"key\":\"a\\u0000b\"}}}]}");
     EV("`Records` is not an array", "{\"Records\":{\"eventName\":\"ObjectCreated:Put\"}}");
     EV("a JSON array at the top", "[1,2,3]");
-    EV("neither S3, SQS, SNS nor EventBridge", "{\"hello\":\"world\"}");
+    EV("neither S3, SQS, SNS, EventBridge nor Batch Operations", "{\"hello\":\"world\"}");
     EV("record without `s3.object.key`", "{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"b\"},\"object\":{}}}]}");
     EV("`s3.object.size` is a string", "{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"b\"},\"object\":{\"key\":\"k\",\"size\":\"12\"}}}]}");
     EV("empty bucket name", "{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"\"},\"object\":{\"key\":\"k\"}}}]}");
@@ -205,6 +205,12 @@ static void events(void)
     EV("SQS message whose body is not JSON", "{\"Records\":[{\"messageId\":\"m-1\",\"eventSource\":\"aws:sqs\",\"body\":\"not json\"}]}");
     EV("SNS notification whose Message is not an S3 event", "{\"Records\":[{\"EventSource\":\"aws:sns\",\"Sns\":{\"Type\":\"Notification\",\"Message\":\"{\\\"foo\\\":1}\"}}]}");
     EV("EventBridge event without `detail`", "{\"version\":\"0\",\"detail-type\":\"Object Created\",\"source\":\"aws.s3\",\"resources\":[]}");
+    EV("Batch Operations: unknown `invocationSchemaVersion`", "{\"invocationSchemaVersion\":\"3.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},\"tasks\":[]}");
+    EV("Batch Operations: no `job.id`", "{\"invocationSchemaVersion\":\"1.0\",\"invocationId\":\"i\",\"job\":{},\"tasks\":[]}");
+    EV("Batch Operations: `tasks` is not an array", "{\"invocationSchemaVersion\":\"1.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},\"tasks\":{}}");
+    EV("Batch Operations task: `s3BucketArn` is not an S3 ARN", "{\"invocationSchemaVersion\":\"1.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},\"tasks\":[{\"taskId\":\"t\",\"s3Key\":\"k\",\"s3BucketArn\":\"photos\"}]}");
+    EV("Batch Operations task (schema 2.0) without `s3Bucket`", "{\"invocationSchemaVersion\":\"2.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},\"tasks\":[{\"taskId\":\"t\",\"s3Key\":\"k\"}]}");
+    EV("Batch Operations task: `s3Key` with a truncated escape", "{\"invocationSchemaVersion\":\"2.0\",\"invocationId\":\"i\",\"job\":{\"id\":\"j\"},\"tasks\":[{\"taskId\":\"t\",\"s3Key\":\"cut%4\",\"s3Bucket\":\"b\"}]}");
     memset(&small, 0, sizeof small);
     small.max_records = 2;
     snprintf(json, sizeof json, "{\"Records\":[%s,%s,%s]}",

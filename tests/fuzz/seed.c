@@ -130,6 +130,24 @@ static char *sqs_envelope(const char *const *bodies, int n)
     return out;
 }
 
+/* An S3 Batch Operations invocation with one task per key; schema "1.0"
+   names the bucket by ARN, "2.0" by name and may carry userArguments. */
+static char *batch_invocation(const char *schema, const char *const *keys, size_t n)
+{
+    spim_buf b = SPIM_BUF_INIT;
+    size_t i;
+    int v2 = strcmp(schema, "2.0") == 0;
+    spim_buf_appendf(&b, "{\"invocationSchemaVersion\":\"%s\",\"invocationId\":\"YXNkbGZqYWRmaiBhc2RmdW9hZHNmZGpmaGFzbGtkaGZza2RmaAo\","
+                         "\"job\":{\"id\":\"f3cc4f60-61f6-4a2b-8a21-d07600c373ce\"%s},\"tasks\":[", schema,
+                     v2 ? ",\"userArguments\":{\"k1\":\"v1\",\"k2\":\"v2\"}" : "");
+    for (i = 0; i < n; i++)
+        spim_buf_appendf(&b, "%s{\"taskId\":\"dGFza2lkZ29lc2hlcmUK%zu\",\"s3Key\":\"%s\",\"s3VersionId\":%s,%s}",
+                         i ? "," : "", i, keys[i], i % 2 ? "null" : "\"1\"",
+                         v2 ? "\"s3Bucket\":\"sparta-gallery\"" : "\"s3BucketArn\":\"arn:aws:s3:::sparta-gallery\"");
+    spim_buf_append_str(&b, "]}");
+    return (char *)b.data;
+}
+
 static char *eventbridge(const char *type, const char *key, const char *reason)
 {
     spim_buf b = SPIM_BUF_INIT;
@@ -221,6 +239,18 @@ static void seed_events(void)
     put_event("s3_batch", doc);
     free(doc);
     for (i = 0; i < 4; i++) free((char *)recs[i]);
+    for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        doc = batch_invocation(i % 2 ? "2.0" : "1.0", keys + i, 1);
+        snprintf(name, sizeof name, "batch_key%zu", i);
+        put_event(name, doc);
+        free(doc);
+    }
+    doc = batch_invocation("1.0", keys, 4);
+    put_event("batch_v1_tasks", doc);
+    free(doc);
+    doc = batch_invocation("2.0", keys, 4);
+    put_event("batch_v2_tasks", doc);
+    free(doc);
     doc = eventbridge("Object Created", "uploads/two words+plus.jpg", "PutObject");
     put_event("eventbridge_created", doc);
     free(doc);
