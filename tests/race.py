@@ -14,6 +14,9 @@ must have converged:
 
     tests/race.py IMAGER_BOOTSTRAP          SEEDS=N (default 16) SEED=S[,S...] (replay those)
 
+A seed fixes the plan (operations, delays, duplicates, batching, faults);
+thread timing can still differ from run to run.
+
 Needs the servers.env variables (tests/run.sh exports them). Prints one line
 per seed, "N divergent keys", and "N passed, N failed".
 """
