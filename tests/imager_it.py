@@ -300,6 +300,17 @@ def case_bad_objects_skipped(t):
         check_absent(t.bucket, PREFIX + "bad/" + n)
 
 
+def case_overwritten_by_a_non_image(t):
+    """An image replaced by something that cannot be stamped loses its copy
+    (the copy of the older version would no longer match the original)."""
+    s3_put(t.bucket, "became-text.jpg", os.path.join(t.samples, "small.jpg"))
+    expect_eq("summary", c(stamped=1), counts(summary(answer(t.emu, s3_event(s3_record(t.bucket, "became-text.jpg"))))))
+    s3_put(t.bucket, "became-text.jpg", os.path.join(t.samples, "notimage.txt"))
+    doc = summary(answer(t.emu, s3_event(s3_record(t.bucket, "became-text.jpg"))))
+    expect_eq("summary after the overwrite", c(skipped=1), counts(doc))
+    check_absent(t.bucket, PREFIX + "became-text.jpg")
+
+
 def case_key_too_long(t):
     key = "k" * (1024 - len(PREFIX) + 1)
     doc = summary(answer(t.emu, s3_event(s3_record(t.bucket, key))))
@@ -395,7 +406,7 @@ def case_fixtures(t):
 
 SHARED = [case_formats_stamped, case_exif_orientation_6, case_redelivery_is_harmless,
           case_key_with_spaces_and_utf8, case_prefixed_key_skipped, case_marker_guard,
-          case_bad_objects_skipped, case_key_too_long, case_batch_of_40, case_removed_deletes_stamped,
+          case_bad_objects_skipped, case_overwritten_by_a_non_image, case_key_too_long, case_batch_of_40, case_removed_deletes_stamped,
           case_wrapped_events, case_test_event, case_not_an_event_fails, case_fixtures]
 
 

@@ -18,7 +18,7 @@
    record transiently, and the retry finishes the job.
 
    Not an image, too large, stamp outside it, refused by S3 with a 4xx: logged
-   and skipped. An S3 failure after the client's retries, or a record not
+   and skipped (an older version's copy is deleted). An S3 failure after the client's retries, or a record not
    started because the deadline was near, fails the invocation (retryable);
    through SQS those messages are listed in batchItemFailures instead; Batch
    Operations get one result per task. Configuration (README): SPARTA_OUTPUT_*,
@@ -145,7 +145,8 @@ static void stamp_object(const config *c, const spim_s3_record *rec, const char 
     spim_image_info info = {SPIM_FORMAT_UNKNOWN, SPIM_FORMAT_UNKNOWN, NULL, NULL, 0, 0, 0};
     spim_error err = {SPIM_OK, 0, 0, ""};
     spim_status st;
-    if (head(c, out_bucket, out_key, SOURCE_ETAG, made, r) < 0) return;
+    int had = head(c, out_bucket, out_key, SOURCE_ETAG, made, r);
+    if (had < 0) return;
     if (!*version && strcmp(made, now) == 0) settle(r, CURRENT, "", NULL, "the copy already carries the original's ETag");
     if (r->what != STAMPED) return;
     st = spim_s3_get_version(c->s3, rec->bucket, rec->key, version, SPIM_IMAGE_MAX_INPUT_BYTES(c->opt.max_pixels), &obj, &err);
@@ -163,6 +164,11 @@ static void stamp_object(const config *c, const spim_s3_record *rec, const char 
     else if (spim_s3_put(c->s3, out_bucket, out_key, enc.data, enc.len, &put, NULL, &err) != SPIM_OK) settle(r, FAILED, "PUT", &err, NULL);
     else r->wrote = 1;
     spim_buf_free(&enc);
+    if (r->what == SKIPPED && had && !*version) {   /* what cannot be stamped keeps no copy of an older version */
+        *made = 0;
+        r->wrote = 1;
+        if (spim_s3_delete(c->s3, out_bucket, out_key, &err) != SPIM_OK) settle(r, FAILED, "DELETE", &err, NULL);
+    }
 }
 
 static void delete_stamped(const config *c, const char *out_bucket, const char *out_key, char *made, result *r)
@@ -192,7 +198,7 @@ static void converge(const config *c, const spim_s3_record *rec, const char *out
         r->reason[0] = 0;
         if (exists) stamp_object(c, rec, out_bucket, out_key, round ? "" : rec->version_id, now, made, r);
         else delete_stamped(c, out_bucket, out_key, made, r);
-        if (r->what > DELETED || !r->wrote) return;
+        if (!r->wrote || r->what >= FAILED) return;
     }
     settle(r, FAILED, "", NULL, "the original kept changing: left to a retry");
 }
