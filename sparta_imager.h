@@ -133,6 +133,8 @@
             Free the memory and zero the buffer.
       spim_status spim_read_file(const char *path, size_t max_bytes, spim_buf *out, spim_error *err)
             Read a whole file (at most max_bytes; 0 = no limit).
+      int spim_utf8_valid(const char *s, size_t len)
+            1 when s[0..len) is UTF-8 without NUL bytes (what an S3 key must be).
       int64_t spim_now_ms(void)
             Milliseconds from a monotonic clock (for durations).
       void spim_log_init_from_env(void)
@@ -384,6 +386,9 @@ SPIMDEF spim_status spim_read_file(const char *path, size_t max_bytes,
                                    spim_buf *out, spim_error *err);
 
 
+/* 1 when s[0..len) is valid UTF-8 without NUL bytes (what S3 keys must be). */
+SPIMDEF int spim_utf8_valid(const char *s, size_t len);
+
 /* Milliseconds from a monotonic clock (for durations, not dates). */
 SPIMDEF int64_t spim_now_ms(void);
 
@@ -622,6 +627,11 @@ SPIMDEF void spim_s3_client_free(spim_s3_client *client);
    else as soon as the bytes received pass the limit. */
 SPIMDEF spim_status spim_s3_get(spim_s3_client *client, const char *bucket, const char *key,
                                 size_t max_bytes, spim_s3_object *out, spim_error *err);
+/* The same for one version of the object (GET ?versionId=; NULL or "" = the
+   current one). A version that does not exist is SPIM_ERR_NOT_FOUND. */
+SPIMDEF spim_status spim_s3_get_version(spim_s3_client *client, const char *bucket, const char *key,
+                                        const char *version_id, size_t max_bytes, spim_s3_object *out,
+                                        spim_error *err);
 /* PUT data (signed payload hash, known Content-Length); out may be NULL. */
 SPIMDEF spim_status spim_s3_put(spim_s3_client *client, const char *bucket, const char *key,
                                 const void *data, size_t len, const spim_s3_put_options *opts,
@@ -681,6 +691,10 @@ SPIMDEF spim_status spim_s3_list_objects(spim_s3_client *client, const char *buc
 SPIMDEF void spim_s3_list_free(spim_s3_list *list);
 
 SPIMDEF void spim_s3_object_free(spim_s3_object *obj);
+/* Split "s3://BUCKET/KEY": the bucket (1..255 bytes, no '/') into bucket[size],
+   *key pointing into uri. SPIM_ERR_INVALID, naming the rule, otherwise. */
+SPIMDEF spim_status spim_s3_parse_uri(const char *uri, char *bucket, size_t size, const char **key,
+                                      spim_error *err);
 /* Value of a user metadata entry (name without "x-amz-meta-", any case), or NULL. */
 SPIMDEF const char *spim_s3_object_meta(const spim_s3_object *obj, const char *name);
 
@@ -925,6 +939,14 @@ SPIMDEF const char *spim_format_content_type(spim_format format);
 /* Format from a file name's extension (.jpg .jpeg .png .bmp .tga); UNKNOWN otherwise. */
 SPIMDEF spim_format spim_format_from_name(const char *name);
 
+/* Default pixel budget from AWS_LAMBDA_FUNCTION_MEMORY_SIZE (see above). */
+SPIMDEF uint64_t spim_default_max_pixels(void);
+/* The most compressed bytes worth fetching for a pixel budget: 2 per pixel
+   (a PNG photo runs at about 1.5-2.5) + 1 MiB, so that input and pixels stay
+   within the budget's 5 bytes per pixel. Pass it as spim_s3_get's max_bytes. */
+#define SPIM_IMAGE_MAX_INPUT_BYTES(max_pixels) \
+    ((uint64_t)(max_pixels) > (SIZE_MAX - (1u << 20)) / 2 ? SIZE_MAX \
+                                                         : (size_t)(max_pixels) * 2 + (1u << 20))
 
 
 /* Decode (any format stb_image reads; GIF: first frame) after checking the
@@ -946,6 +968,10 @@ SPIMDEF void spim_image_free(spim_image *img);
 SPIMDEF spim_status spim_stamp_image(const void *in, size_t in_len, const spim_stamp *stamp,
                                      const spim_stamp_options *opt, spim_buf *out,
                                      spim_image_info *info, spim_error *err);
+/* The same, taking `in`: it is freed as soon as it is no longer needed (once
+   decoded), so the compressed input never sits beside the encoded output. */
+SPIMDEF spim_status spim_stamp_buf(spim_buf *in, const spim_stamp *stamp, const spim_stamp_options *opt,
+                                   spim_buf *out, spim_image_info *info, spim_error *err);
 
 /* Load a stamp from image bytes (PNG with alpha, normally); at most 16 MP. */
 SPIMDEF spim_status spim_stamp_load(spim_stamp *stamp, const void *data, size_t len, spim_error *err);
@@ -986,6 +1012,18 @@ typedef struct spim_invocation {
 
 /* Milliseconds left before the deadline (0 once passed; INT64_MAX if unknown). */
 SPIMDEF int64_t spim_invocation_remaining_ms(const spim_invocation *inv);
+
+/* Time for one more record? Zero-initialise, then call spim_budget_next
+   before each record: it closes the record in progress (if any), learns how
+   long records take, and returns 1 while the time left exceeds the longest
+   record seen plus safety_ms (0: 500), else 0 (leave the rest to a retry). */
+typedef struct spim_budget {
+    int64_t safety_ms;            /* what answering needs, on top of one record */
+    int64_t started_ms;           /* spim_now_ms() of the record in progress, 0 if none */
+    int64_t longest_ms;           /* longest record so far */
+    int records;                  /* records closed */
+} spim_budget;
+SPIMDEF int spim_budget_next(spim_budget *budget, const spim_invocation *inv);
 
 /* What the handler answers. The runtime clears it before each call and
    keeps its memory between invocations. */
@@ -1432,7 +1470,7 @@ static size_t spim__utf8_len(const unsigned char *s)
 }
 
 /* 1 when s[0..len) is valid UTF-8 without NUL bytes (what S3 keys must be). */
-SPIMDEF int spim__utf8_valid(const char *s, size_t len)
+SPIMDEF int spim_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
@@ -3320,6 +3358,7 @@ typedef struct spim__s3_call {
     size_t body_len;
     int upload;                     /* send body with a known Content-Length */
     int want_body;                  /* keep a 2xx body in out->body */
+    const char *version_id;         /* NULL: no ?versionId= */
     size_t max_bytes;               /* 0: no limit */
     spim_s3_object *out;
     char payload_hash[SPIM_SHA256_HEX_SIZE];
@@ -3666,6 +3705,10 @@ static spim_status spim__s3_execute(spim_s3_client *c, spim__s3_call *call, spim
     if (st == SPIM_OK && call->query && *call->query &&
         (spim__buf_append_str(&url, "?") != SPIM_OK || spim__buf_append_str(&url, call->query) != SPIM_OK))
         st = spim_error_set(err, SPIM_ERR_NOMEM, "s3: out of memory building a URL");
+    if (st == SPIM_OK && call->version_id && *call->version_id &&
+        (spim__buf_append_str(&url, "?versionId=") != SPIM_OK ||
+         spim_uri_encode(&url, call->version_id, strlen(call->version_id), 0) != SPIM_OK))
+        st = spim_error_set(err, SPIM_ERR_NOMEM, "s3: out of memory building a URL");
     while (st == SPIM_OK) {
         int64_t t0 = spim_now_ms();
         attempt++;
@@ -3740,13 +3783,34 @@ static spim_status spim__s3_need_key(const char *bucket, const char *key, spim_e
 SPIMDEF spim_status spim_s3_get(spim_s3_client *c, const char *bucket, const char *key, size_t max_bytes,
                                 spim_s3_object *out, spim_error *err)
 {
+    return spim_s3_get_version(c, bucket, key, NULL, max_bytes, out, err);
+}
+
+SPIMDEF spim_status spim_s3_get_version(spim_s3_client *c, const char *bucket, const char *key,
+                                        const char *version_id, size_t max_bytes, spim_s3_object *out,
+                                        spim_error *err)
+{
     spim__s3_call call;
     spim_status st = spim__s3_need_key(bucket, key, err);
     if (st != SPIM_OK) return st;
     spim__s3_call_init(&call, "GET", bucket, key, out);
     call.want_body = 1;
     call.max_bytes = max_bytes;
+    call.version_id = version_id;
     return spim__s3_run(c, &call, err);
+}
+
+SPIMDEF spim_status spim_s3_parse_uri(const char *uri, char *bucket, size_t size, const char **key,
+                                      spim_error *err)
+{
+    const char *slash = uri && strncmp(uri, "s3://", 5) == 0 ? strchr(uri + 5, '/') : NULL;
+    size_t n = slash ? (size_t)(slash - uri - 5) : 0;
+    if (!n || n > 255 || n >= size || !slash[1])
+        return spim_error_set(err, SPIM_ERR_INVALID, "\"%.200s\": expected s3://BUCKET/KEY", uri ? uri : "");
+    memcpy(bucket, uri + 5, n);
+    bucket[n] = 0;
+    *key = slash + 1;
+    return SPIM_OK;
 }
 
 SPIMDEF spim_status spim_s3_head(spim_s3_client *c, const char *bucket, const char *key,
@@ -5160,7 +5224,7 @@ SPIMDEF spim_format spim_format_from_name(const char *name)
 }
 
 /* Default pixel budget from AWS_LAMBDA_FUNCTION_MEMORY_SIZE (see above). */
-SPIMDEF uint64_t spim__default_max_pixels(void)
+SPIMDEF uint64_t spim_default_max_pixels(void)
 {
     const char *env = getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE");
     char *end = NULL;
@@ -5994,7 +6058,7 @@ SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max
     if (!data || len == 0) return spim_error_set(err, SPIM_ERR_IMAGE, "empty input: not an image");
     if (len > INT_MAX) return spim_error_set(err, SPIM_ERR_TOO_LARGE, "input of %zu bytes is too large", len);
     if ((st = spim__meta_read(data, len, &img->meta, err)) != SPIM_OK) return st;
-    if (!max_pixels) max_pixels = spim__default_max_pixels();
+    if (!max_pixels) max_pixels = spim_default_max_pixels();
     st = spim__decode_check((const unsigned char *)data, len, max_pixels, &img->meta, err);
     if (st == SPIM_OK) {
         img->pixels = stbi_load_from_memory((const stbi_uc *)data, (int)len, &img->width, &img->height,
@@ -6180,16 +6244,19 @@ SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format,
     return SPIM_OK;
 }
 
-SPIMDEF spim_status spim_stamp_image(const void *in, size_t in_len, const spim_stamp *stamp,
-                                     const spim_stamp_options *opt, spim_buf *out,
-                                     spim_image_info *info, spim_error *err)
+/* Decode, free `own` (when not NULL), stamp, encode. */
+static spim_status spim__stamp_pipeline(const void *in, size_t in_len, spim_buf *own, const spim_stamp *stamp,
+                                        const spim_stamp_options *opt, spim_buf *out,
+                                        spim_image_info *info, spim_error *err)
 {
     spim_stamp_options o;
     spim_image img;
     spim_status st;
     if (opt) o = *opt;
     else memset(&o, 0, sizeof o);
-    if ((st = spim_image_decode(in, in_len, o.max_pixels, &img, err)) != SPIM_OK) return st;
+    st = spim_image_decode(in, in_len, o.max_pixels, &img, err);
+    if (own) spim_buf_free(own);
+    if (st != SPIM_OK) return st;
     st = spim_image_stamp(&img, stamp, &o, err);
     if (st == SPIM_OK) st = spim_image_encode(&img, o.output_format, o.quality, out, err);
     if (info) {
@@ -6203,6 +6270,19 @@ SPIMDEF spim_status spim_stamp_image(const void *in, size_t in_len, const spim_s
     }
     spim_image_free(&img);
     return st;
+}
+
+SPIMDEF spim_status spim_stamp_image(const void *in, size_t in_len, const spim_stamp *stamp,
+                                     const spim_stamp_options *opt, spim_buf *out,
+                                     spim_image_info *info, spim_error *err)
+{
+    return spim__stamp_pipeline(in, in_len, NULL, stamp, opt, out, info, err);
+}
+
+SPIMDEF spim_status spim_stamp_buf(spim_buf *in, const spim_stamp *stamp, const spim_stamp_options *opt,
+                                   spim_buf *out, spim_image_info *info, spim_error *err)
+{
+    return spim__stamp_pipeline(in->data, in->len, in, stamp, opt, out, info, err);
 }
 
 SPIMDEF spim_status spim_stamp_load(spim_stamp *stamp, const void *data, size_t len, spim_error *err)
@@ -6301,6 +6381,19 @@ SPIMDEF int64_t spim_invocation_remaining_ms(const spim_invocation *inv)
     if (!inv->deadline_ms) return INT64_MAX;
     left = inv->deadline_ms - spim__wall_ms();
     return left > 0 ? left : 0;
+}
+
+SPIMDEF int spim_budget_next(spim_budget *b, const spim_invocation *inv)
+{
+    int64_t now = spim_now_ms();
+    if (b->started_ms) {
+        if (now - b->started_ms > b->longest_ms) b->longest_ms = now - b->started_ms;
+        b->records++;
+        b->started_ms = 0;
+    }
+    if (spim_invocation_remaining_ms(inv) <= b->longest_ms + (b->safety_ms > 0 ? b->safety_ms : 500)) return 0;
+    b->started_ms = now ? now : 1;
+    return 1;
 }
 
 static int spim__lambda_header_value_ok(const char *s)

@@ -11,8 +11,10 @@ prints the port it listens on as the first line of stdout, then serves until
 /__faultproxy__/quit, SIGTERM, or its parent process goes away.
 
 Control requests (any method, answered by the proxy itself):
-    /__faultproxy__/set?mode=M&count=N[&stall=S]
-        the next N proxied requests get fault M:
+    /__faultproxy__/set?mode=M&count=N[&stall=S][&match=TEXT][&method=METHOD]
+        the next N proxied requests (only those whose request target
+        contains TEXT, e.g. one key's URL-encoded path, and whose method
+        is METHOD, when given) get fault M:
           slowdown  503 with an S3 <Error><Code>SlowDown</Code> body
           internal  500 InternalError
           reset     read the request, then reset the connection (RST)
@@ -48,14 +50,18 @@ class State:
         self.mode = "pass"
         self.count = 0
         self.stall = 5.0
+        self.match = ""
+        self.method = ""
         self.requests = 0
         self.faults = 0
         self.connections = 0
 
-    def take(self):
+    def take(self, method="", target=""):
         """Count one proxied request and return the fault it gets."""
         with self.lock:
             self.requests += 1
+            if self.match not in target or (self.method and self.method != method):
+                return "pass"
             if self.count > 0 and self.mode != "pass":
                 self.count -= 1
                 self.faults += 1
@@ -152,7 +158,7 @@ class Handler(socketserver.StreamRequestHandler):
                 if not self.control(target):
                     return
                 continue
-            fault = STATE.take()
+            fault = STATE.take(method, target)
             if fault == "slowdown":
                 self.wfile.write(s3_error(503, "Slow Down", "SlowDown", "Please reduce your request rate."))
             elif fault == "internal":
@@ -180,6 +186,8 @@ class Handler(socketserver.StreamRequestHandler):
                 STATE.mode = mode
                 STATE.count = int(q.get("count", "1"))
                 STATE.stall = float(q.get("stall", "5"))
+                STATE.match = q.get("match", "")
+                STATE.method = q.get("method", "")
             self.wfile.write(plain(200, "ok\n"))
         elif cmd == "stats":
             with STATE.lock:
@@ -192,6 +200,7 @@ class Handler(socketserver.StreamRequestHandler):
         elif cmd == "reset":
             with STATE.lock:
                 STATE.mode, STATE.count, STATE.requests, STATE.faults = "pass", 0, 0, 0
+                STATE.match = STATE.method = ""
                 STATE.connections = 0
             self.wfile.write(plain(200, "ok\n"))
         elif cmd == "quit":

@@ -186,13 +186,24 @@ def check_absent(bucket, key):
     expect(s3_head(bucket, key) is None, "object " + key, "absent", "it exists")
 
 
+ENVELOPE = {"sqs": False, "wrapped": False}   # the second pass over the shared cases wraps S3 events in SQS
+
+
 def answer(emu, event, **headers):
+    ENVELOPE["wrapped"] = ENVELOPE["sqs"] and isinstance(event, dict) and bool(event.get("Records")) and \
+        all(r.get("eventSource") == "aws:s3" for r in event["Records"])
+    if ENVELOPE["wrapped"]:
+        event = {"Records": [dict(sqs_event(s3_event(r))["Records"][0], messageId="msg-%d" % i)
+                             for i, r in enumerate(event["Records"])]}
     return emu.result(emu.event(event, **headers), timeout=120)["final"]
 
 
 def summary(rec):
     expect_eq("answer kind", "response", rec["kind"])
-    return json.loads(rec["body"])
+    doc = json.loads(rec["body"])
+    if ENVELOPE["wrapped"]:
+        expect_eq("batchItemFailures", [], doc.get("batchItemFailures"))
+    return doc
 
 
 def counts(doc):
@@ -280,12 +291,24 @@ def case_bad_objects_skipped(t):
         s3_put(t.bucket, "bad/" + n, os.path.join(t.samples, n))
     recs = [s3_record(t.bucket, "bad/" + n) for n in names] + [s3_record(t.bucket, "bad/never-uploaded.jpg")]
     doc = summary(answer(t.emu, s3_event(*recs)))
-    expect_eq("summary", c(skipped=4), counts(doc))
+    # the original of the last one does not exist: its copy is deleted (there was none)
+    expect_eq("summary", c(skipped=3, deleted=1), counts(doc))
     reasons = [r.get("reason", "") for r in doc["records"]]
     expect("budget" in reasons[2] or "pixels" in reasons[2], "bomb reason", "over the pixel budget", reasons[2])
     expect_eq("missing object reason", "source object is gone", reasons[3])
     for n in names:
         check_absent(t.bucket, PREFIX + "bad/" + n)
+
+
+def case_overwritten_by_a_non_image(t):
+    """An image replaced by something that cannot be stamped loses its copy
+    (the copy of the older version would no longer match the original)."""
+    s3_put(t.bucket, "became-text.jpg", os.path.join(t.samples, "small.jpg"))
+    expect_eq("summary", c(stamped=1), counts(summary(answer(t.emu, s3_event(s3_record(t.bucket, "became-text.jpg"))))))
+    s3_put(t.bucket, "became-text.jpg", os.path.join(t.samples, "notimage.txt"))
+    doc = summary(answer(t.emu, s3_event(s3_record(t.bucket, "became-text.jpg"))))
+    expect_eq("summary after the overwrite", c(skipped=1), counts(doc))
+    check_absent(t.bucket, PREFIX + "became-text.jpg")
 
 
 def case_key_too_long(t):
@@ -338,6 +361,7 @@ def case_wrapped_events(t):
         doc = summary(answer(t.emu, ev))
         expect_eq(tag + " summary", c(stamped=1), counts(doc))
         check_stamped(t, t.bucket, "wrapped/%s.jpg" % tag, "small.jpg")
+    run([S3, "rm", "s3://%s/wrapped/eb.jpg" % t.bucket])
     doc = summary(answer(t.emu, eventbridge_event(t.bucket, "wrapped/eb.jpg", "Object Deleted", "DeleteObject")))
     expect_eq("eventbridge removal", c(deleted=1), counts(doc))
     check_absent(t.bucket, PREFIX + "wrapped/eb.jpg")
@@ -372,6 +396,8 @@ def case_fixtures(t):
                 ("eventbridge_put.json", c(stamped=1)), ("s3_batch.json", c(stamped=2, skipped=1)),
                 ("s3_test_event.json", c()), ("s3_delete.json", c(deleted=1))]
     for name, want in expected:
+        if name == "s3_delete.json":
+            run([S3, "rm", "s3://%s/uploads/photo.jpg" % t.bucket])
         doc = summary(answer(t.emu, fixture(t, name)))
         expect_eq(name + " summary", want, counts(doc))
     check_absent(t.bucket, PREFIX + "uploads/photo.jpg")
@@ -380,7 +406,7 @@ def case_fixtures(t):
 
 SHARED = [case_formats_stamped, case_exif_orientation_6, case_redelivery_is_harmless,
           case_key_with_spaces_and_utf8, case_prefixed_key_skipped, case_marker_guard,
-          case_bad_objects_skipped, case_key_too_long, case_batch_of_40, case_removed_deletes_stamped,
+          case_bad_objects_skipped, case_overwritten_by_a_non_image, case_key_too_long, case_batch_of_40, case_removed_deletes_stamped,
           case_wrapped_events, case_test_event, case_not_an_event_fails, case_fixtures]
 
 
@@ -415,7 +441,7 @@ def case_transient_fault_mid_batch(t):
     then the invocation fails with TransientS3Error, and Lambda's retry of
     the same event succeeds."""
     proxy = FaultProxy(t.tmp)
-    emu = Emulator(t.tmp)
+    emu = Emulator(t.tmp, "--timeout-ms", "60000")
     keys = ["fault/%d.jpg" % i for i in range(3)]
     for k in keys:
         s3_put(t.bucket, k, os.path.join(t.samples, "small.jpg"))
@@ -454,14 +480,16 @@ def case_memory_flat(t):
     if not t.plain:
         raise Skip("no optimised build (IMAGER_PLAIN)")
     s3_put(t.bucket, "mem/photo.jpg", os.path.join(t.samples, "photo.jpg"))
-    event = s3_event(s3_record(t.bucket, "mem/photo.jpg"), s3_record(t.bucket, "mem/photo.jpg", "ObjectRemoved:Delete"))
-    emu = Emulator(t.tmp)
+    # the copy is removed before each invocation, so that each one stamps
+    event = s3_event(s3_record(t.bucket, "mem/photo.jpg"))
+    emu = Emulator(t.tmp, "--timeout-ms", "60000")
     boot = Bootstrap(t.plain, t.tmp, emu.api, **aws_env())
     try:
         for i in range(60):
             if i == 10:
                 warm = boot.rss_kib()
-            expect_eq("summary %d" % i, c(stamped=1, deleted=1), counts(summary(answer(emu, event))))
+            run([S3, "rm", "s3://%s/%smem/photo.jpg" % (t.bucket, PREFIX)])
+            expect_eq("summary %d" % i, c(stamped=1), counts(summary(answer(emu, event))))
         grown = boot.rss_kib() - warm
         expect(grown < 2048, "RSS growth over 50 warm invocations", "under 2048 KiB",
                "%d KiB (from %d KiB)" % (grown, warm))
@@ -592,7 +620,7 @@ def case_local_invoke(t):
     expect_eq("exit status", 0, rc)
     doc = json.loads(b.stdout)
     expect_eq("summary", c(stamped=1), counts(doc))
-    expect("stamped" in b.log() and "get_ms=" in b.log(), "log line", "stamped ... get_ms=", b.log())
+    expect("stamped" in b.log() and " ms=" in b.log(), "log line", "stamped ... ms=", b.log())
 
 
 # ---- presign -------------------------------------------------------------------
@@ -724,6 +752,148 @@ OWN = [case_transient_fault_mid_batch, case_summary_lists_100_records, case_memo
 PRESIGN = [case_presign_link, case_presign_fixture, case_presign_errors, case_presign_bad_configuration, case_presign_payload_v1_and_runtime_api]
 
 
+def sqs_batch(*s3docs):
+    """One SQS message per S3 event document, message ids msg-0, msg-1, ..."""
+    recs = []
+    for i, doc in enumerate(s3docs):
+        rec = sqs_event(doc)["Records"][0]
+        rec["messageId"] = "msg-%d" % i
+        recs.append(rec)
+    return {"Records": recs}
+
+
+def case_sqs_partial_batch(t):
+    """Through SQS, a key whose every request meets 503 is the only message
+    in batchItemFailures; a permanent problem (not an image) is logged, not
+    listed; the invocation succeeds and the other messages are done."""
+    proxy = FaultProxy(t.tmp)
+    emu = Emulator(t.tmp, "--timeout-ms", "60000")
+    keys = ["sqs/ok0.jpg", "sqs/fail.jpg", "sqs/ok2.jpg", "sqs/notimage.txt"]
+    for k in keys:
+        s3_put(t.bucket, k, os.path.join(t.samples, "notimage.txt" if k.endswith(".txt") else "small.jpg"))
+    boot = Bootstrap(t.imager, t.tmp, emu.api, **dict(aws_env(proxy.url)))
+    try:
+        proxy.control("set?mode=slowdown&count=1000&match=/sqs/fail.jpg")
+        rec = answer(emu, sqs_batch(*[s3_event(s3_record(t.bucket, k)) for k in keys]))
+        doc = summary(rec)
+        expect_eq("batchItemFailures", [{"itemIdentifier": "msg-1"}], doc.get("batchItemFailures"))
+        expect_eq("summary", c(stamped=2, skipped=1, failed=1), counts(doc))
+        for k in ("sqs/ok0.jpg", "sqs/ok2.jpg"):
+            check_stamped(t, t.bucket, k, "small.jpg")
+        check_absent(t.bucket, PREFIX + "sqs/fail.jpg")
+        proxy.control("reset")
+        doc = summary(answer(emu, sqs_batch(s3_event(s3_record(t.bucket, "sqs/fail.jpg")))))
+        expect_eq("batchItemFailures of the redelivery", [], doc.get("batchItemFailures"))
+        check_stamped(t, t.bucket, "sqs/fail.jpg", "small.jpg")
+    finally:
+        boot.stop()
+        emu.stop()
+        proxy.stop()
+
+
+def case_deadline(t):
+    """A batch that needs more than the time left: the answer comes before
+    the deadline, what was stamped is stamped, and the rest is listed (SQS)
+    or counted in a retryable error (direct)."""
+    keys = ["deadline/%02d.jpg" % i for i in range(24)]
+    for k in keys:
+        s3_put(t.bucket, k, os.path.join(t.samples, "large.jpg"))
+    for envelope in ("sqs", "direct"):
+        for k in keys:
+            run([S3, "rm", "s3://%s/%s%s" % (t.bucket, PREFIX, k)])
+        docs = [s3_event(s3_record(t.bucket, k)) for k in keys]
+        event = sqs_batch(*docs) if envelope == "sqs" else s3_event(*[d["Records"][0] for d in docs])
+        deadline = int(time.time() * 1000) + 3000
+        rec = t.emu.result(t.emu.event(event, deadline_ms=deadline), timeout=120)["final"]
+        expect(rec["time"] * 1000 < deadline, envelope + " answer time", "before the deadline %d" % deadline,
+               "%d ms after it" % (rec["time"] * 1000 - deadline))
+        done = [k for k in keys if s3_head(t.bucket, PREFIX + k) is not None]
+        expect(0 < len(done) < len(keys), envelope + " stamped", "some but not all of %d" % len(keys), len(done))
+        expect_eq(envelope + " stamped in order", keys[:len(done)], done)
+        if envelope == "sqs":
+            doc = summary(rec)
+            expect_eq("batchItemFailures", [{"itemIdentifier": "msg-%d" % i} for i in range(len(done), len(keys))],
+                      doc["batchItemFailures"])
+        else:
+            expect_eq("answer kind", "error", rec["kind"])
+            body = json.loads(rec["body"])
+            expect("%d of %d records failed" % (len(keys) - len(done), len(keys)) in body["errorMessage"] and
+                   "deadline" in body["errorMessage"], "errorMessage", "N of 24 records failed ... deadline",
+                   body["errorMessage"])
+
+
+def batch_invocation(schema, bucket, tasks):
+    """An S3 Batch Operations invocation; tasks = [(task id, key, version id or None)]."""
+    out = []
+    for tid, key, version in tasks:
+        task = {"taskId": tid, "s3Key": urllib.parse.quote(key, safe="/"), "s3VersionId": version}
+        task.update({"s3BucketArn": "arn:aws:s3:::" + bucket} if schema == "1.0" else {"s3Bucket": bucket})
+        out.append(task)
+    job = {"id": "f3cc4f60-61f6-4a2b-8a21-d07600c373ce"}
+    if schema == "2.0":
+        job["userArguments"] = {}
+    return {"invocationSchemaVersion": schema, "invocationId": "inv-" + schema, "job": job, "tasks": out}
+
+
+def botocore_client():
+    try:
+        import botocore.session
+    except ImportError:
+        sys.path.append("/usr/lib/python3/dist-packages")
+        import botocore.session
+    e = aws_env()
+    return botocore.session.get_session().create_client(
+        "s3", endpoint_url=e["AWS_ENDPOINT_URL_S3"], region_name=e["AWS_REGION"],
+        aws_access_key_id=e["AWS_ACCESS_KEY_ID"], aws_secret_access_key=e["AWS_SECRET_ACCESS_KEY"])
+
+
+def case_batch_operations(t):
+    """One result per task, both schemas: Succeeded (stamped; skipped by the
+    loop guard), PermanentFailure (not an image; key missing; no such
+    version), TemporaryFailure (a GET failing with 503); a versioned GET on
+    a bucket with versioning enabled."""
+    bucket = new_bucket("batch")
+    s3 = botocore_client()
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    with open(os.path.join(t.samples, "small.jpg"), "rb") as f:
+        v1 = s3.put_object(Bucket=bucket, Key="b/photo 1+%.jpg", Body=f.read())["VersionId"]
+    for k, sample in (("b/fail.jpg", "small.jpg"), ("b/notimage.txt", "notimage.txt"), (PREFIX + "b/x.jpg", "small.jpg")):
+        s3_put(bucket, k, os.path.join(t.samples, sample))
+    proxy = FaultProxy(t.tmp)
+    emu = Emulator(t.tmp, "--timeout-ms", "60000")
+    boot = Bootstrap(t.imager, t.tmp, emu.api, **dict(aws_env(proxy.url)))
+    want = [("t-ok", "b/photo 1+%.jpg", v1, "Succeeded", "stamped"),
+            ("t-guard", PREFIX + "b/x.jpg", None, "Succeeded", "skipped: key starts with"),
+            ("t-notimage", "b/notimage.txt", None, "PermanentFailure", "skipped"),
+            ("t-missing", "b/never-uploaded.jpg", None, "PermanentFailure", "key missing"),
+            ("t-noversion", "b/photo 1+%.jpg", "not-a-version", "PermanentFailure", "skipped"),
+            ("t-503", "b/fail.jpg", None, "TemporaryFailure", "failed: GET")]
+    try:
+        for schema in ("1.0", "2.0"):
+            run([S3, "rm", "s3://%s/%sb/photo 1+%%.jpg" % (bucket, PREFIX)])
+            proxy.control("set?mode=slowdown&count=1000&method=GET&match=/b/fail.jpg")
+            rec = answer(emu, batch_invocation(schema, bucket, [(w[0], w[1], w[2]) for w in want]))
+            proxy.control("reset")
+            doc = summary(rec)
+            expect_eq(schema + " header", {"invocationSchemaVersion": schema, "treatMissingKeysAs": "PermanentFailure",
+                                           "invocationId": "inv-" + schema},
+                      {k: doc.get(k) for k in ("invocationSchemaVersion", "treatMissingKeysAs", "invocationId")})
+            got = [(r["taskId"], r["resultCode"]) for r in doc["results"]]
+            expect_eq(schema + " result codes", [(w[0], w[3]) for w in want], got)
+            for w, r in zip(want, doc["results"]):
+                expect(r["resultString"].startswith(w[4]) or w[4] in r["resultString"], schema + " " + w[0] + " resultString",
+                       w[4] + "...", r["resultString"])
+            check_stamped(t, bucket, "b/photo 1+%.jpg", "small.jpg")
+            check_absent(bucket, PREFIX + "b/fail.jpg")
+    finally:
+        boot.stop()
+        emu.stop()
+        proxy.stop()
+
+
+OWN += [case_sqs_partial_batch, case_deadline, case_batch_operations]
+
+
 class T:
     pass
 
@@ -741,15 +911,18 @@ def main():
     passed = failed = skipped = 0
     run([MKSAMPLES, t.samples])
     t.bucket = new_bucket("src")
-    t.emu = Emulator(t.tmp)
+    t.emu = Emulator(t.tmp, "--timeout-ms", "60000")   # the deadline has its own case
     t.boot = Bootstrap(t.imager, t.tmp, t.emu.api, **aws_env())
-    cases = SHARED + OWN + (PRESIGN if os.access(t.presign, os.X_OK) else [])
+    # the shared cases once more with every S3 event wrapped in SQS, one message per record
+    cases = SHARED + [("sqs", case) for case in SHARED] + OWN + (PRESIGN if os.access(t.presign, os.X_OK) else [])
     if not os.access(t.presign, os.X_OK):
         print("# %s missing: presign cases skipped" % t.presign)
         skipped += len(PRESIGN)
     try:
         for case in cases:
-            name = case.__name__[5:]
+            ENVELOPE["sqs"] = isinstance(case, tuple)
+            case = case[1] if isinstance(case, tuple) else case
+            name = case.__name__[5:] + ("_through_sqs" if ENVELOPE["sqs"] else "")
             if flt and flt not in name:
                 continue
             try:

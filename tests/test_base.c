@@ -77,15 +77,15 @@ TEST(read_file_reports_missing_and_too_large)
 
 TEST(utf8_validation_matches_the_standard)
 {
-    CHECK_INT(1, spim__utf8_valid("", 0));
-    CHECK_INT(1, spim__utf8_valid("photos/caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xb7.jpg", 24));
-    CHECK_INT(0, spim__utf8_valid("\xc3", 1));              /* truncated at the end of the buffer */
-    CHECK_INT(0, spim__utf8_valid("\xc3\xa9", 1));          /* length cuts the sequence */
-    CHECK_INT(0, spim__utf8_valid("\xc0\xaf", 2));          /* overlong '/' */
-    CHECK_INT(0, spim__utf8_valid("\xed\xa0\x80", 3));      /* surrogate */
-    CHECK_INT(0, spim__utf8_valid("\xf4\x90\x80\x80", 4));  /* past U+10FFFF */
-    CHECK_INT(0, spim__utf8_valid("\xff", 1));
-    CHECK_INT(0, spim__utf8_valid("a\0b", 3));              /* NUL cannot be in a key */
+    CHECK_INT(1, spim_utf8_valid("", 0));
+    CHECK_INT(1, spim_utf8_valid("photos/caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xb7.jpg", 24));
+    CHECK_INT(0, spim_utf8_valid("\xc3", 1));              /* truncated at the end of the buffer */
+    CHECK_INT(0, spim_utf8_valid("\xc3\xa9", 1));          /* length cuts the sequence */
+    CHECK_INT(0, spim_utf8_valid("\xc0\xaf", 2));          /* overlong '/' */
+    CHECK_INT(0, spim_utf8_valid("\xed\xa0\x80", 3));      /* surrogate */
+    CHECK_INT(0, spim_utf8_valid("\xf4\x90\x80\x80", 4));  /* past U+10FFFF */
+    CHECK_INT(0, spim_utf8_valid("\xff", 1));
+    CHECK_INT(0, spim_utf8_valid("a\0b", 3));              /* NUL cannot be in a key */
 }
 
 static char last_line[4096];

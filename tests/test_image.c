@@ -568,14 +568,14 @@ TEST(pixel_budget)
         spim_image_free(&img);
     }
     setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128", 1);
-    CHECK_INT((104ull << 20) / 5, spim__default_max_pixels());
-    CHECK(spim__default_max_pixels() >= 20000000);      /* a 20 MP photo fits in 128 MB */
+    CHECK_INT((104ull << 20) / 5, spim_default_max_pixels());
+    CHECK(spim_default_max_pixels() >= 20000000);      /* a 20 MP photo fits in 128 MB */
     setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "10240", 1);
-    CHECK_INT((10216ull << 20) / 5, spim__default_max_pixels());
+    CHECK_INT((10216ull << 20) / 5, spim_default_max_pixels());
     setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots", 1);
-    CHECK_INT((1000ull << 20) / 5, spim__default_max_pixels());
+    CHECK_INT((1000ull << 20) / 5, spim_default_max_pixels());
     unsetenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE");
-    CHECK_INT((1000ull << 20) / 5, spim__default_max_pixels());
+    CHECK_INT((1000ull << 20) / 5, spim_default_max_pixels());
     spim_buf_free(&in); free(px);
 }
 

@@ -105,6 +105,26 @@ TEST(remaining_time_follows_the_deadline)
     CHECKF(left > 0 && left <= 10000, "remaining %lld", (long long)left);
 }
 
+TEST(budget_stops_before_the_deadline_by_the_longest_record)
+{
+    spim_invocation inv;
+    spim_budget b;
+    memset(&inv, 0, sizeof inv);
+    memset(&b, 0, sizeof b);
+    CHECK_INT(1, spim_budget_next(&b, &inv));          /* no deadline: always */
+    b.started_ms -= 300;                                /* that record took 300 ms */
+    inv.deadline_ms = spim__wall_ms() + 700;             /* 700 left < 300 + 500 */
+    CHECK_INT(0, spim_budget_next(&b, &inv));
+    CHECK_INT(1, b.records);
+    CHECKF(b.longest_ms >= 300 && b.longest_ms < 400, "longest %lld", (long long)b.longest_ms);
+    CHECK_INT(0, b.started_ms);
+    inv.deadline_ms = spim__wall_ms() + 900;             /* 900 > 300 + 500 */
+    CHECK_INT(1, spim_budget_next(&b, &inv));
+    b.safety_ms = 700;                                  /* 900 < 300 + 700 */
+    CHECK_INT(0, spim_budget_next(&b, &inv));
+    CHECK_INT(2, b.records);
+}
+
 static void feed(spim__lambda *rt, const char *line)
 {
     size_t n = strlen(line);
@@ -270,6 +290,7 @@ int main(void)
     RUN(response_ok_copies_and_checks_content_type);
     RUN(response_fail_records_type_and_message);
     RUN(remaining_time_follows_the_deadline);
+    RUN(budget_stops_before_the_deadline_by_the_longest_record);
     RUN(next_headers_are_parsed_case_insensitively_and_capped);
     RUN(request_ids_and_deadlines_are_validated);
     RUN(trace_variable_is_set_replaced_and_unset);

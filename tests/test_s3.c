@@ -173,6 +173,23 @@ TEST(client_without_credentials_fails_clearly)
 
 /* ---- region, endpoint, addressing -------------------------------------------- */
 
+TEST(s3_uris_are_split)
+{
+    char bucket[8];
+    const char *key = NULL;
+    spim_error err;
+    CHECK_INT(SPIM_OK, spim_s3_parse_uri("s3://b-1/dir/stamp.png", bucket, sizeof bucket, &key, &err));
+    CHECK_STR("b-1", bucket);
+    CHECK_STR("dir/stamp.png", key);
+    CHECK_INT(SPIM_ERR_INVALID, spim_s3_parse_uri("s3://b-1/", bucket, sizeof bucket, &key, &err));
+    CHECKF(strstr(err.message, "expected s3://BUCKET/KEY") != NULL, "message %s", err.message);
+    CHECK_INT(SPIM_ERR_INVALID, spim_s3_parse_uri("s3:///key", bucket, sizeof bucket, &key, &err));
+    CHECK_INT(SPIM_ERR_INVALID, spim_s3_parse_uri("s3://bucket", bucket, sizeof bucket, &key, &err));
+    CHECK_INT(SPIM_ERR_INVALID, spim_s3_parse_uri("http://b/k", bucket, sizeof bucket, &key, &err));
+    CHECK_INT(SPIM_ERR_INVALID, spim_s3_parse_uri("s3://toolongname/k", bucket, sizeof bucket, &key, &err));
+    CHECK_INT(SPIM_ERR_INVALID, spim_s3_parse_uri(NULL, bucket, sizeof bucket, &key, &err));
+}
+
 TEST(bucket_names_for_virtual_hosting)
 {
     CHECK_INT(1, spim__s3_bucket_is_virtual_host_ok("my-bucket-1"));
@@ -1265,6 +1282,7 @@ int main(void)
     RUN(credentials_file_reports_bad_input);
     RUN(credentials_from_environment_then_file);
     RUN(client_without_credentials_fails_clearly);
+    RUN(s3_uris_are_split);
     RUN(bucket_names_for_virtual_hosting);
     RUN(aws_endpoint_addressing);
     RUN(region_and_endpoint_from_environment);

@@ -1,41 +1,32 @@
-/* imager - the SpartaImager function: stamp every image uploaded to a bucket.
+/* imager - the SpartaImager function: a stamped copy of every image in a bucket.
 
-   ObjectCreated:*  GET the object, draw the stamp, PUT it back as
-                    SPARTA_OUTPUT_PREFIX + key (same format; GIF and the other
-                    formats stb cannot write become PNG), marked with
-                    x-amz-meta-sparta-stamped: 1 and the source's ETag.
-   ObjectRemoved:*  DELETE the stamped counterpart.
-   s3:TestEvent     nothing to do.
+   ObjectCreated:* and ObjectRemoved:* both mean "this key changed": the imager
+   HEADs the original and makes SPARTA_OUTPUT_PREFIX + key match it, stamping
+   its current version (same format, or PNG; x-amz-meta-sparta-stamped: 1 and
+   x-amz-meta-sparta-source-etag: its ETag) or deleting the copy when it is
+   gone. Batch Operations tasks stamp their object (s3VersionId when given).
+   Keys starting with the prefix and objects carrying the marker are skipped.
 
-   Events arrive from S3 directly or wrapped by SQS, SNS or EventBridge.
-   A key starting with the prefix, or an object carrying the marker, is never
-   stamped again. A problem with one object (not an image, too many pixels,
-   corrupt, gone, key too long or not UTF-8, refused by S3 with a 4xx) is
-   logged and skipped; an S3 failure that survived the client's retries
-   fails the invocation (errorType TransientS3Error, or S3Error for access
-   denied and the like) once the rest of the batch is done, so that Lambda
-   retries it. The answer is a JSON summary: counts and, for the first 100
-   records, key, action, output key and reason.
+   Guarantee: once every delivery is handled, the copy exists exactly when the
+   original does and carries its current ETag, whatever the order, duplicates
+   and retries. Every write (a PUT made from ETag E, or a DELETE) is followed
+   by a HEAD of the original and redone until the original still is what the
+   write assumed; so the last write to a copy was checked after it landed, and
+   a later change to the original has its own event, handled after it. A copy
+   that already carries the current ETag is left alone (a duplicate costs
+   three HEADs); an original still changing after MAX_ROUNDS writes fails the
+   record transiently, and the retry finishes the job.
 
-   Configuration (read once, at init; a malformed value fails the init):
-     SPARTA_OUTPUT_PREFIX   default xformed_ (must not be empty)
-     SPARTA_OUTPUT_BUCKET   default: the source bucket
-     SPARTA_STAMP           default: the embedded stamp; else FILE or s3://BUCKET/KEY
-     SPARTA_STAMP_GRAVITY   nw n ne w c e sw s se (default se)
-     SPARTA_STAMP_MARGIN    pixels, 0..100000 (default 0)
-     SPARTA_STAMP_SCALE     stamp's longer side / photo's shorter side, 0..1;
-                            0 = native size (default 0.25)
-     SPARTA_STAMP_OPACITY   greater than 0, at most 1 (default 1)
-     SPARTA_JPEG_QUALITY    1..100 (default 90)
-     SPARTA_MAX_PIXELS      pixel budget (default from AWS_LAMBDA_FUNCTION_MEMORY_SIZE)
-   plus the AWS_* variables of the S3 client (AWS_ENDPOINT_URL_S3 included).
-
-      make build/imager/bootstrap
+   Not an image, too large, stamp outside it, refused by S3 with a 4xx: logged
+   and skipped (an older version's copy is deleted). An S3 failure after the client's retries, or a record not
+   started because the deadline was near, fails the invocation (retryable);
+   through SQS those messages are listed in batchItemFailures instead; Batch
+   Operations get one result per task. Configuration (README): SPARTA_OUTPUT_*,
+   SPARTA_STAMP*, SPARTA_JPEG_QUALITY, SPARTA_MAX_PIXELS and AWS_*.
       build/imager/bootstrap --event event.json     # invoke once, locally */
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"
 #include "build/assets/stamp_png.h"
-
 #include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -44,348 +35,281 @@
 
 #define MARKER "sparta-stamped"
 #define SOURCE_ETAG "sparta-source-etag"
-#define STAMP_MAX_BYTES (16u << 20)
-#define SUMMARY_MAX_RECORDS 100   /* the answer lists at most this many records */
+#define MAX_ROUNDS 5
+#define LISTED 100                /* the summary lists at most this many records */
 
 typedef struct config {
-    const char *prefix;
-    const char *output_bucket;    /* NULL: the source bucket */
+    const char *prefix, *output_bucket;
     spim_stamp stamp;
     spim_stamp_options opt;
-    size_t max_object_bytes;
     spim_s3_client *s3;
 } config;
 
-/* What happened to one record. */
+/* What happened to a record; in this order, `action`, and Batch Operations' code. */
+typedef enum outcome { STAMPED, CURRENT, DELETED, GUARDED, SKIPPED, FAILED, NOT_STARTED } outcome;
+static const char *const ACTION[] = {"stamped", "stamped", "deleted", "skipped", "skipped", "failed", "failed"};
+static const char *const CODE[] = {"Succeeded", "Succeeded", "PermanentFailure", "Succeeded", "PermanentFailure",
+                                   "PermanentFailure", "TemporaryFailure"};
 typedef struct result {
-    const char *action;           /* "stamped", "deleted", "skipped", "failed" */
+    outcome what;
+    int transient, wrote;
     char reason[SPIM_ERROR_MESSAGE_MAX];
-    int transient;
-    size_t bytes_in, bytes_out;
-    long get_ms, image_ms, put_ms;
 } result;
 
-/* ---- configuration --------------------------------------------------------- */
-
-/* An unset or empty variable keeps *out; anything else must parse whole, lie
-   in [lo, hi] (and be whole when `integer`); `expected` words the rule. */
-static spim_status env_number(const char *name, double lo, double hi, int integer, const char *expected,
-                              double *out, spim_error *err)
-{
-    const char *v = getenv(name);
-    char *end;
-    double d;
-    if (!v || !*v) return SPIM_OK;
-    d = strtod(v, &end);
-    if (end == v || *end || !(d >= lo && d <= hi) || (integer && d != floor(d)))
-        return spim_error_set(err, SPIM_ERR_CONFIG, "%s=\"%.64s\": expected %s", name, v, expected);
-    *out = d;
-    return SPIM_OK;
-}
-
-static spim_status read_options(config *c, spim_error *err)
-{
-    const char *g = getenv("SPARTA_STAMP_GRAVITY");
-    double margin = 0, scale = 0.25, opacity = 1, quality = 90, pixels = 0;
-    if (g && *g && spim_gravity_parse(g) < 0)
-        return spim_error_set(err, SPIM_ERR_CONFIG,
-                              "SPARTA_STAMP_GRAVITY=\"%.32s\": expected one of nw n ne w c e sw s se", g);
-    if (env_number("SPARTA_STAMP_MARGIN", 0, 100000, 1, "pixels from 0 to 100000", &margin, err) ||
-        env_number("SPARTA_STAMP_SCALE", 0, 1, 0, "a number from 0 (native size) to 1", &scale, err) ||
-        env_number("SPARTA_STAMP_OPACITY", 1e-9, 1, 0, "a number above 0, at most 1", &opacity, err) ||
-        env_number("SPARTA_JPEG_QUALITY", 1, 100, 1, "an integer from 1 to 100", &quality, err) ||
-        env_number("SPARTA_MAX_PIXELS", 1, 1e12, 1, "a pixel count from 1 to 10^12", &pixels, err))
-        return SPIM_ERR_CONFIG;
-    c->opt.gravity = g && *g ? (spim_gravity)spim_gravity_parse(g) : SPIM_GRAVITY_SE;
-    c->opt.margin = (int)margin;
-    c->opt.scale = scale;
-    c->opt.opacity = opacity;
-    c->opt.quality = (int)quality;
-    c->opt.max_pixels = pixels > 0 ? (uint64_t)pixels : spim__default_max_pixels();
-    /* 2 bytes per pixel of the budget holds any photo worth decoding (a PNG
-       photo runs at about 1.5-2.5) and keeps input + pixels within the
-       budget's 5 bytes per pixel; bigger objects are refused unread */
-    c->max_object_bytes = c->opt.max_pixels > (SIZE_MAX - (1u << 20)) / 2
-                        ? SIZE_MAX : (size_t)c->opt.max_pixels * 2 + (1u << 20);
-    return SPIM_OK;
-}
-
-static spim_status load_stamp(config *c, const char *where, spim_error *err)
-{
-    spim_buf file = SPIM_BUF_INIT;
-    spim_s3_object obj;
-    spim_status st;
-    memset(&obj, 0, sizeof obj);
-    if (!where || !*where) return spim_stamp_load(&c->stamp, spim_stamp_png, sizeof spim_stamp_png, err);
-    if (strncmp(where, "s3://", 5) == 0) {
-        char bucket[256];
-        const char *slash = strchr(where + 5, '/');
-        size_t n = slash ? (size_t)(slash - where - 5) : 0;
-        if (!n || n >= sizeof bucket || !slash[1])
-            return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP=\"%.200s\": expected s3://BUCKET/KEY", where);
-        memcpy(bucket, where + 5, n);
-        bucket[n] = 0;
-        st = spim_s3_get(c->s3, bucket, slash + 1, STAMP_MAX_BYTES, &obj, err);
-        if (st == SPIM_OK) st = spim_stamp_load(&c->stamp, obj.body.data, obj.body.len, err);
-        spim_s3_object_free(&obj);
-    } else {
-        st = spim_read_file(where, STAMP_MAX_BYTES, &file, err);
-        if (st == SPIM_OK) st = spim_stamp_load(&c->stamp, file.data, file.len, err);
-        spim_buf_free(&file);
-    }
-    if (st != SPIM_OK) {
-        char why[SPIM_ERROR_MESSAGE_MAX];
-        snprintf(why, sizeof why, "%s", err ? err->message : "");
-        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP=\"%.200s\": %s", where, why);
-    }
-    return SPIM_OK;
-}
+static const struct { const char *name, *rule; double lo, hi; int whole; } NUMBERS[] = {
+    {"SPARTA_STAMP_MARGIN", "pixels from 0 to 100000", 0, 100000, 1},
+    {"SPARTA_STAMP_SCALE", "a number from 0 (native size) to 1", 0, 1, 0},
+    {"SPARTA_STAMP_OPACITY", "a number above 0, at most 1", 1e-9, 1, 0},
+    {"SPARTA_JPEG_QUALITY", "an integer from 1 to 100", 1, 100, 1},
+    {"SPARTA_MAX_PIXELS", "a pixel count from 1 to 10^12", 1, 1e12, 1}};
 
 static spim_status imager_init(void *user, spim_error *err)
 {
     config *c = (config *)user;
-    const char *bucket = getenv("SPARTA_OUTPUT_BUCKET");
-    spim_status st;
-    c->prefix = getenv("SPARTA_OUTPUT_PREFIX");
-    if (!c->prefix) c->prefix = "xformed_";
-    if (!*c->prefix)
-        return spim_error_set(err, SPIM_ERR_CONFIG,
-                              "SPARTA_OUTPUT_PREFIX is empty: the stamped copies would overwrite the originals");
-    if (strlen(c->prefix) >= SPIM_S3_MAX_KEY)
-        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_OUTPUT_PREFIX is longer than an S3 key");
-    c->output_bucket = bucket && *bucket ? bucket : NULL;
-    if ((st = read_options(c, err)) != SPIM_OK) return st;
+    const char *g = getenv("SPARTA_STAMP_GRAVITY"), *where = getenv("SPARTA_STAMP"), *v, *key;
+    double n[5] = {0, 0.25, 1, 90, 0};
+    spim_s3_object obj = {0};
+    char bucket[256], *end, why[SPIM_ERROR_MESSAGE_MAX];
+    spim_status st = SPIM_OK;
+    size_t i;
+    c->prefix = getenv("SPARTA_OUTPUT_PREFIX") ? getenv("SPARTA_OUTPUT_PREFIX") : "xformed_";
+    c->output_bucket = (v = getenv("SPARTA_OUTPUT_BUCKET")) != NULL && *v ? v : NULL;
+    if (!*c->prefix || strlen(c->prefix) >= SPIM_S3_MAX_KEY)
+        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_OUTPUT_PREFIX %s", *c->prefix ? "is longer than an S3 key"
+                              : "is empty: the stamped copies would overwrite the originals");
+    if (g && *g && spim_gravity_parse(g) < 0)
+        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP_GRAVITY=\"%.32s\": expected one of nw n ne w c e sw s se", g);
+    for (i = 0; i < 5; i++)
+        if ((v = getenv(NUMBERS[i].name)) != NULL && *v && !((n[i] = strtod(v, &end)) >= NUMBERS[i].lo && n[i] <= NUMBERS[i].hi
+                                                              && end != v && !*end && (!NUMBERS[i].whole || n[i] == floor(n[i]))))
+            return spim_error_set(err, SPIM_ERR_CONFIG, "%s=\"%.64s\": expected %s", NUMBERS[i].name, v, NUMBERS[i].rule);
+    c->opt.gravity = g && *g ? (spim_gravity)spim_gravity_parse(g) : SPIM_GRAVITY_SE;
+    c->opt.margin = (int)n[0];
+    c->opt.scale = n[1];
+    c->opt.opacity = n[2];
+    c->opt.quality = (int)n[3];
+    c->opt.max_pixels = n[4] > 0 ? (uint64_t)n[4] : spim_default_max_pixels();
     if ((st = spim_s3_client_create(NULL, &c->s3, err)) != SPIM_OK) return st;
-    if ((st = load_stamp(c, getenv("SPARTA_STAMP"), err)) != SPIM_OK) return st;
+    if (!where || !*where) return spim_stamp_load(&c->stamp, spim_stamp_png, sizeof spim_stamp_png, err);
+    if (strncmp(where, "s3://", 5) != 0) st = spim_read_file(where, 16u << 20, &obj.body, err);
+    else if ((st = spim_s3_parse_uri(where, bucket, sizeof bucket, &key, err)) == SPIM_OK)
+        st = spim_s3_get(c->s3, bucket, key, 16u << 20, &obj, err);
+    if (st == SPIM_OK) st = spim_stamp_load(&c->stamp, obj.body.data, obj.body.len, err);
+    spim_s3_object_free(&obj);
+    snprintf(why, sizeof why, "%s", err->message);
+    if (st != SPIM_OK) return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP=\"%.200s\": %s", where, why);
     spim_log_fields(SPIM_LOG_INFO, "imager ready", SPIM_LOG_STR("prefix", c->prefix),
                     SPIM_LOG_STR("output_bucket", c->output_bucket ? c->output_bucket : "(source)"),
-                    SPIM_LOG_STR("stamp", getenv("SPARTA_STAMP") ? getenv("SPARTA_STAMP") : "(embedded)"), SPIM_LOG_END);
+                    SPIM_LOG_STR("stamp", where), SPIM_LOG_END);
     return SPIM_OK;
 }
 
-/* ---- one record ------------------------------------------------------------- */
+/* ---- one record: make the copy match the original ------------------------ */
 
-static void settle(result *r, const char *action, const char *fmt, const char *detail)
+static void settle(result *r, outcome what, const char *op, const spim_error *err, const char *why)
 {
-    r->action = action;
-    snprintf(r->reason, sizeof r->reason, fmt, detail);
+    r->what = what;
+    r->transient = what == NOT_STARTED || (what == FAILED && (!err || err->transient));
+    snprintf(r->reason, sizeof r->reason, "%s%s%.400s", op, *op ? ": " : "", err ? err->message : why);
 }
 
-/* An S3 failure: the invocation fails, retryable or not. */
-static void s3_failed(result *r, const char *op, const spim_error *err)
+static void bare_etag(char *out, const char *etag)   /* S3 quotes ETags; metadata holds the bare hex */
 {
-    char what[SPIM_ERROR_MESSAGE_MAX];
-    r->transient = err->transient || err->status == SPIM_ERR_NETWORK || err->http_status >= 500;
-    snprintf(what, sizeof what, "%s: %.400s", op, err->message);
-    settle(r, "failed", "%s", what);
+    snprintf(out, 256, "%.200s", etag + (*etag == '"'));
+    if (*out && out[strlen(out) - 1] == '"') out[strlen(out) - 1] = 0;
 }
 
-static int starts_with(const char *s, const char *prefix)
+/* HEAD: 1 with the ETag (of the original when `meta` is NULL, else that
+   metadata entry) in etag, 0 when gone, -1 with *r settled. */
+static int head(const config *c, const char *bucket, const char *key, const char *meta, char *etag, result *r)
 {
-    return strncmp(s, prefix, strlen(prefix)) == 0;
+    spim_s3_object o = {0};
+    spim_error err = {SPIM_OK, 0, 0, ""};
+    spim_status st = spim_s3_head(c->s3, bucket, key, &o, &err);
+    const char *v = meta ? spim_s3_object_meta(&o, meta) : o.etag;
+    if (st == SPIM_OK && !meta && spim_s3_object_meta(&o, MARKER)) settle(r, GUARDED, "", NULL, "object carries the x-amz-meta-" MARKER " marker");
+    else if (st != SPIM_OK && st != SPIM_ERR_NOT_FOUND) settle(r, FAILED, "HEAD", &err, NULL);
+    bare_etag(etag, st == SPIM_OK && v ? v : "");
+    spim_s3_object_free(&o);
+    return st == SPIM_OK && r->what == STAMPED ? 1 : st == SPIM_ERR_NOT_FOUND ? 0 : -1;
 }
 
-/* GET the source into *obj; 0 (with *r settled) when it must not be stamped. */
-static int fetch(const config *c, const spim_s3_record *rec, spim_s3_object *obj, result *r)
+/* Stamp the original (`version`, "" = current) unless the copy already
+   carries ETag `now`; `made` gets the ETag the copy is made from. */
+static void stamp_object(const config *c, const spim_s3_record *rec, const char *out_bucket, const char *out_key,
+                         const char *version, const char *now, char *made, result *r)
 {
-    spim_error err;
-    int64_t t = spim_now_ms();
-    spim_status st;
-    memset(&err, 0, sizeof err);
-    st = spim_s3_get(c->s3, rec->bucket, rec->key, c->max_object_bytes, obj, &err);
-    r->get_ms = (long)(spim_now_ms() - t);
-    r->bytes_in = obj->body.len;
-    if (st == SPIM_ERR_NOT_FOUND) settle(r, "skipped", "%s", "source object is gone");
-    else if (st == SPIM_ERR_TOO_LARGE) settle(r, "skipped", "%s", err.message);
-    else if (st == SPIM_ERR_HTTP && err.http_status >= 400 && err.http_status < 500 && !err.transient)
-        settle(r, "skipped", "%s", err.message);  /* S3 refuses this object for good */
-    else if (st != SPIM_OK) s3_failed(r, "GET", &err);
-    else if (spim_s3_object_meta(obj, MARKER)) settle(r, "skipped", "%s", "object carries the x-amz-meta-" MARKER " marker");
-    return r->action == NULL;
-}
-
-/* Decode, let go of the compressed bytes, stamp, encode: the input never
-   sits beside the output. */
-static void render(const config *c, spim_s3_object *obj, spim_buf *enc, const char **content_type, result *r)
-{
-    spim_image img;
-    spim_error err;
-    int64_t t = spim_now_ms();
-    spim_status st;
-    memset(&err, 0, sizeof err);
-    st = spim_image_decode(obj->body.data, obj->body.len, c->opt.max_pixels, &img, &err);
-    spim_s3_object_free(obj);
-    if (st == SPIM_OK) {
-        st = spim_image_stamp(&img, &c->stamp, &c->opt, &err);
-        if (st == SPIM_OK) st = spim_image_encode(&img, SPIM_FORMAT_UNKNOWN, c->opt.quality, enc, &err);
-        *content_type = spim_format_content_type(img.meta.format);
-        spim_image_free(&img);
-    }
-    r->image_ms = (long)(spim_now_ms() - t);
-    r->bytes_out = enc->len;
-    if (st == SPIM_ERR_IMAGE || st == SPIM_ERR_TOO_LARGE || st == SPIM_ERR_INVALID) {
-        settle(r, "skipped", "%s", err.message);
-    } else if (st != SPIM_OK) {
-        r->transient = 1; /* out of memory: another attempt may get a fresh sandbox */
-        settle(r, "failed", "%s", err.message);
-    }
-}
-
-static void stamp_object(const config *c, const spim_s3_record *rec, const char *out_key, result *r)
-{
-    spim_s3_object obj;
+    spim_s3_object obj = {0};
+    spim_header meta[2] = {{MARKER, "1"}, {SOURCE_ETAG, ""}};
+    spim_s3_put_options put = {NULL, meta, 2};
     spim_buf enc = SPIM_BUF_INIT;
-    spim_s3_put_options put;
-    spim_header meta[2];
-    spim_error err;
-    char etag[256];
-    int64_t t;
-    memset(&obj, 0, sizeof obj);
-    memset(&put, 0, sizeof put);
-    memset(&err, 0, sizeof err);
-    if (fetch(c, rec, &obj, r)) {
-        /* S3 quotes ETags; metadata gets the bare hex */
-        snprintf(etag, sizeof etag, "%.200s", obj.etag[0] == '"' ? obj.etag + 1 : obj.etag);
-        if (*etag && etag[strlen(etag) - 1] == '"') etag[strlen(etag) - 1] = 0;
-        render(c, &obj, &enc, &put.content_type, r);
-    }
+    spim_image_info info = {SPIM_FORMAT_UNKNOWN, SPIM_FORMAT_UNKNOWN, NULL, NULL, 0, 0, 0};
+    spim_error err = {SPIM_OK, 0, 0, ""};
+    spim_status st;
+    int had = head(c, out_bucket, out_key, SOURCE_ETAG, made, r);
+    if (had < 0) return;
+    if (!*version && strcmp(made, now) == 0) settle(r, CURRENT, "", NULL, "the copy already carries the original's ETag");
+    if (r->what != STAMPED) return;
+    st = spim_s3_get_version(c->s3, rec->bucket, rec->key, version, SPIM_IMAGE_MAX_INPUT_BYTES(c->opt.max_pixels), &obj, &err);
+    if (st == SPIM_ERR_NOT_FOUND && !*version) r->wrote = 1;   /* gone since the HEAD: look again */
+    else if (st == SPIM_ERR_NOT_FOUND) settle(r, SKIPPED, "", NULL, "this version of the object does not exist");
+    else if (st != SPIM_OK) settle(r, err.transient ? FAILED : SKIPPED, "GET", &err, NULL);
+    else if (spim_s3_object_meta(&obj, MARKER)) settle(r, GUARDED, "", NULL, "object carries the x-amz-meta-" MARKER " marker");
+    bare_etag(made, obj.etag);
+    if (r->what == STAMPED && !r->wrote) st = spim_stamp_buf(&obj.body, &c->stamp, &c->opt, &enc, &info, &err);
     spim_s3_object_free(&obj);
-    if (!r->action) {
-        meta[0].name = MARKER;
-        meta[0].value = "1";
-        meta[1].name = SOURCE_ETAG;
-        meta[1].value = etag;
-        put.metadata = meta;
-        put.metadata_count = 2;
-        t = spim_now_ms();
-        if (spim_s3_put(c->s3, c->output_bucket ? c->output_bucket : rec->bucket, out_key, enc.data, enc.len,
-                        &put, NULL, &err) != SPIM_OK)
-            s3_failed(r, "PUT", &err);
-        else
-            r->action = "stamped";
-        r->put_ms = (long)(spim_now_ms() - t);
-    }
+    meta[1].value = made;
+    put.content_type = info.content_type;
+    if (r->what != STAMPED || r->wrote) ;
+    else if (st != SPIM_OK) settle(r, st == SPIM_ERR_NOMEM ? FAILED : SKIPPED, "", &err, NULL);
+    else if (spim_s3_put(c->s3, out_bucket, out_key, enc.data, enc.len, &put, NULL, &err) != SPIM_OK) settle(r, FAILED, "PUT", &err, NULL);
+    else r->wrote = 1;
     spim_buf_free(&enc);
+    if (r->what == SKIPPED && had && !*version) {   /* what cannot be stamped keeps no copy of an older version */
+        *made = 0;
+        r->wrote = 1;
+        if (spim_s3_delete(c->s3, out_bucket, out_key, &err) != SPIM_OK) settle(r, FAILED, "DELETE", &err, NULL);
+    }
+}
+
+static void delete_stamped(const config *c, const char *out_bucket, const char *out_key, char *made, result *r)
+{
+    spim_error err = {SPIM_OK, 0, 0, ""};
+    *made = 0;
+    settle(r, DELETED, "", NULL, "source object is gone");
+    r->wrote = 1;
+    if (spim_s3_delete(c->s3, out_bucket, out_key, &err) != SPIM_OK) settle(r, FAILED, "DELETE", &err, NULL);
+}
+
+/* Act on what the original is now; after a write, look again. */
+static void converge(const config *c, const spim_s3_record *rec, const char *out_key, result *r)
+{
+    const char *out_bucket = c->output_bucket ? c->output_bucket : rec->bucket;
+    char now[256], made[256] = "";
+    int round, exists;
+    for (round = 0; round < MAX_ROUNDS; round++) {
+        result last = *r;
+        r->what = STAMPED;
+        if ((exists = head(c, rec->bucket, rec->key, NULL, now, r)) < 0) return;
+        if (round > 0 && strcmp(now, made) == 0) {   /* still what the write assumed */
+            *r = last;
+            return;
+        }
+        r->wrote = 0;
+        r->reason[0] = 0;
+        if (exists) stamp_object(c, rec, out_bucket, out_key, round ? "" : rec->version_id, now, made, r);
+        else delete_stamped(c, out_bucket, out_key, made, r);
+        if (!r->wrote || r->what >= FAILED) return;
+    }
+    settle(r, FAILED, "", NULL, "the original kept changing: left to a retry");
 }
 
 static void handle_record(const config *c, const spim_s3_record *rec, spim_buf *out_key, result *r)
 {
-    spim_error err;
-    spim_buf_reset(out_key);
-    if (rec->status != SPIM_OK) settle(r, "skipped", "%s", rec->error);
-    else if (!spim__utf8_valid(rec->key, rec->key_len)) settle(r, "skipped", "%s", "key is not UTF-8");
-    else if (rec->kind != SPIM_EVENT_CREATED && rec->kind != SPIM_EVENT_REMOVED)
-        settle(r, "skipped", "event %s is not handled", rec->name);
-    else if (starts_with(rec->key, c->prefix)) settle(r, "skipped", "key starts with %s", c->prefix);
-    else if (strlen(c->prefix) + rec->key_len > SPIM_S3_MAX_KEY)
-        settle(r, "skipped", "%s + key is longer than an S3 key", c->prefix);
-    else if (spim_buf_appendf(out_key, "%s", c->prefix) || spim_buf_appendf(out_key, "%s", rec->key))
-        settle(r, "failed", "%s", "out of memory");
-    if (r->action) return;
-    if (rec->kind == SPIM_EVENT_CREATED) {
-        stamp_object(c, rec, (const char *)out_key->data, r);
-        return;
+    if (rec->status != SPIM_OK) settle(r, SKIPPED, "", NULL, rec->error);
+    else if (!spim_utf8_valid(rec->key, rec->key_len)) settle(r, SKIPPED, "", NULL, "key is not UTF-8");
+    else if (strncmp(rec->key, c->prefix, strlen(c->prefix)) == 0) settle(r, GUARDED, "key starts with", NULL, c->prefix);
+    else if (strlen(c->prefix) + rec->key_len > SPIM_S3_MAX_KEY) settle(r, SKIPPED, c->prefix, NULL, "+ key is longer than an S3 key");
+    else if (spim_buf_appendf(out_key, "%s%s", c->prefix, rec->key)) settle(r, FAILED, "", NULL, "out of memory");
+    else switch (rec->kind) {
+    case SPIM_EVENT_CREATED:
+    case SPIM_EVENT_REMOVED: converge(c, rec, (const char *)out_key->data, r); break;
+    default: settle(r, SKIPPED, "", NULL, "event not handled"); break;
     }
-    memset(&err, 0, sizeof err);
-    if (spim_s3_delete(c->s3, c->output_bucket ? c->output_bucket : rec->bucket,
-                       (const char *)out_key->data, &err) != SPIM_OK)
-        s3_failed(r, "DELETE", &err);
-    else
-        r->action = "deleted";
 }
 
-/* ---- the invocation ------------------------------------------------------- */
+/* ---- the invocation ------------------------------------------------------------ */
 
 typedef struct summary {
-    int stamped, deleted, skipped, failed, transient;
-    cJSON *records;
-    char first_failure[SPIM_ERROR_MESSAGE_MAX];
+    int n[NOT_STARTED + 1], failed, transient;
+    char first[SPIM_ERROR_MESSAGE_MAX];
+    cJSON *doc, *records, *failures;   /* records: the summary's, or Batch Operations' results */
 } summary;
 
-static void report(summary *s, const spim_s3_record *rec, const char *out_key, const result *r)
+static void report(summary *s, const spim_s3_record *rec, const char *out_key, const result *r, int64_t ms)
 {
-    const char *key = spim__utf8_valid(rec->key, rec->key_len) ? rec->key : rec->key_raw;
-    cJSON *item;
-    /* a NULL reason leaves the field out of the line */
-    spim_log_fields(strcmp(r->action, "failed") ? SPIM_LOG_INFO : SPIM_LOG_ERROR, r->action,
-                    SPIM_LOG_STR("bucket", rec->bucket), SPIM_LOG_STR("key", key), SPIM_LOG_STR("event", rec->name),
-                    SPIM_LOG_STR("output", out_key), SPIM_LOG_INT("bytes_in", r->bytes_in),
-                    SPIM_LOG_INT("bytes_out", r->bytes_out), SPIM_LOG_INT("get_ms", r->get_ms),
-                    SPIM_LOG_INT("image_ms", r->image_ms), SPIM_LOG_INT("put_ms", r->put_ms),
-                    SPIM_LOG_STR("reason", r->reason[0] ? r->reason : NULL), SPIM_LOG_END);
-    s->stamped += strcmp(r->action, "stamped") == 0;
-    s->deleted += strcmp(r->action, "deleted") == 0;
-    s->skipped += strcmp(r->action, "skipped") == 0;
-    if (strcmp(r->action, "failed") == 0) {
-        s->transient += r->transient;
-        if (!s->failed++) snprintf(s->first_failure, sizeof s->first_failure, "%.200s: %.300s", key, r->reason);
+    const char *key = spim_utf8_valid(rec->key, rec->key_len) ? rec->key : rec->key_raw;
+    cJSON *item = NULL, *f;
+    char text[SPIM_ERROR_MESSAGE_MAX + 32];
+    spim_log(r->what >= FAILED ? SPIM_LOG_ERROR : SPIM_LOG_INFO, "%s bucket=%s key=%s event=%s output=%s ms=%lld%s%s",
+             ACTION[r->what], rec->bucket, key, rec->name, out_key, (long long)ms, *r->reason ? " reason=" : "", r->reason);
+    s->n[r->what]++;
+    if (r->what >= FAILED && !s->failed++) snprintf(s->first, sizeof s->first, "%.200s: %.300s", key, r->reason);
+    s->transient += r->transient;
+    cJSON_ArrayForEach(f, s->failures) if (strcmp(f->child->valuestring, rec->message_id) == 0) break;
+    if (r->transient && rec->source == SPIM_SOURCE_SQS && !f && (f = cJSON_CreateObject()) != NULL) {
+        cJSON_AddStringToObject(f, "itemIdentifier", rec->message_id);
+        cJSON_AddItemToArray(s->failures, f);
     }
-    if (cJSON_GetArraySize(s->records) >= SUMMARY_MAX_RECORDS || !(item = cJSON_CreateObject())) return;
-    cJSON_AddStringToObject(item, "key", key);
-    cJSON_AddStringToObject(item, "action", r->action);
-    if (*out_key && strcmp(r->action, "skipped") != 0) cJSON_AddStringToObject(item, "output", out_key);
-    if (r->reason[0]) cJSON_AddStringToObject(item, "reason", r->reason);
-    cJSON_AddItemToArray(s->records, item);
+    if (rec->source == SPIM_SOURCE_BATCH && (item = cJSON_CreateObject()) != NULL) {
+        snprintf(text, sizeof text, "%s%s%s", r->what == DELETED ? "key missing" : ACTION[r->what],
+                 *r->reason && r->what != DELETED ? ": " : "", r->what == DELETED ? "" : r->reason);
+        cJSON_AddStringToObject(item, "taskId", rec->task_id);
+        cJSON_AddStringToObject(item, "resultCode", r->transient ? "TemporaryFailure" : CODE[r->what]);
+        cJSON_AddStringToObject(item, "resultString", text);
+    } else if (rec->source != SPIM_SOURCE_BATCH && cJSON_GetArraySize(s->records) < LISTED && (item = cJSON_CreateObject())) {
+        cJSON_AddStringToObject(item, "key", key);
+        cJSON_AddStringToObject(item, "action", ACTION[r->what]);
+        if (*out_key && r->what <= DELETED) cJSON_AddStringToObject(item, "output", out_key);
+        if (*r->reason) cJSON_AddStringToObject(item, "reason", r->reason);
+    }
+    if (item) cJSON_AddItemToArray(s->records, item);
 }
 
-static spim_status answer(const summary *s, int tests, spim_response *resp)
+static spim_status answer(summary *s, const spim_event *ev, size_t total, spim_response *resp)
 {
-    int listed = cJSON_GetArraySize(s->records);
-    cJSON *doc = cJSON_CreateObject();
-    char *text = NULL;
+    spim_event_source from = total ? ev->records[0].source : SPIM_SOURCE_DIRECT;
     spim_status st = SPIM_ERR_NOMEM;
-    cJSON_AddNumberToObject(doc, "stamped", s->stamped);
-    cJSON_AddNumberToObject(doc, "deleted", s->deleted);
-    cJSON_AddNumberToObject(doc, "skipped", s->skipped);
-    cJSON_AddNumberToObject(doc, "failed", s->failed);
-    cJSON_AddNumberToObject(doc, "testEvents", tests);
-    cJSON_AddNumberToObject(doc, "recordsOmitted", s->stamped + s->deleted + s->skipped + s->failed - listed);
-    if (cJSON_AddItemReferenceToObject(doc, "records", s->records) && (text = cJSON_PrintUnformatted(doc)) != NULL)
-        st = spim_response_ok(resp, text, strlen(text), NULL);
+    char *text;
+    if (from == SPIM_SOURCE_BATCH) {
+        cJSON_AddStringToObject(s->doc, "invocationSchemaVersion", ev->invocation_schema_version);
+        cJSON_AddStringToObject(s->doc, "treatMissingKeysAs", "PermanentFailure");
+        cJSON_AddStringToObject(s->doc, "invocationId", ev->invocation_id);
+    } else {
+        cJSON_AddNumberToObject(s->doc, "stamped", s->n[STAMPED] + s->n[CURRENT]);
+        cJSON_AddNumberToObject(s->doc, "deleted", s->n[DELETED]);
+        cJSON_AddNumberToObject(s->doc, "skipped", s->n[SKIPPED] + s->n[GUARDED]);
+        cJSON_AddNumberToObject(s->doc, "failed", s->failed);
+        cJSON_AddNumberToObject(s->doc, "testEvents", ev->test_events);
+        cJSON_AddNumberToObject(s->doc, "recordsOmitted", (double)total - cJSON_GetArraySize(s->records));
+        if (from == SPIM_SOURCE_SQS) cJSON_AddItemReferenceToObject(s->doc, "batchItemFailures", s->failures);
+    }
+    cJSON_AddItemReferenceToObject(s->doc, from == SPIM_SOURCE_BATCH ? "results" : "records", s->records);
+    if ((text = cJSON_PrintUnformatted(s->doc)) != NULL) st = spim_response_ok(resp, text, strlen(text), NULL);
     cJSON_free(text);
-    cJSON_Delete(doc);
-    return st;
-}
-
-static void log_totals(const summary *s)
-{
-    spim_log_fields(SPIM_LOG_INFO, "done", SPIM_LOG_INT("stamped", s->stamped), SPIM_LOG_INT("deleted", s->deleted),
-                    SPIM_LOG_INT("skipped", s->skipped), SPIM_LOG_INT("failed", s->failed), SPIM_LOG_END);
+    spim_log(SPIM_LOG_INFO, "done stamped=%d deleted=%d skipped=%d failed=%d not_started=%d", s->n[STAMPED] + s->n[CURRENT],
+             s->n[DELETED], s->n[SKIPPED] + s->n[GUARDED], s->failed, s->n[NOT_STARTED]);
+    if (from == SPIM_SOURCE_BATCH || from == SPIM_SOURCE_SQS || !s->failed) return st;
+    spim_response_fail(resp, s->transient ? "TransientS3Error" : "S3Error", "%d of %zu records failed; first: %s%s", s->failed,
+                       total, s->first, s->n[NOT_STARTED] ? " (some were not started: the deadline was near)" : "");
+    return SPIM_ERR_HTTP;
 }
 
 static spim_status imager(const spim_invocation *inv, spim_response *resp, void *user)
 {
-    const config *c = (const config *)user;
     spim_event *ev = NULL;
     spim_buf out_key = SPIM_BUF_INIT;
+    spim_budget budget = {0, 0, 0, 0};
+    summary s = {{0}, 0, 0, "", cJSON_CreateObject(), cJSON_CreateArray(), cJSON_CreateArray()};
     spim_error err;
-    summary s;
+    spim_status st = SPIM_ERR_NOMEM;
     size_t i;
-    spim_status st;
-    memset(&err, 0, sizeof err);
-    memset(&s, 0, sizeof s);
     if (spim_event_parse(inv->payload, inv->payload_len, NULL, &ev, &err) != SPIM_OK) {
         spim_response_fail(resp, "InvalidEvent", "%s", err.message);
-        return err.status;
+        st = err.status;
     }
-    if (!(s.records = cJSON_CreateArray())) {
-        spim_event_free(ev);
-        return SPIM_ERR_NOMEM;
+    for (i = 0; ev && s.doc && s.records && s.failures && i < ev->record_count; i++) {
+        result r = {STAMPED, 0, 0, ""};
+        int64_t t = spim_now_ms();
+        spim_buf_reset(&out_key);
+        if (!spim_budget_next(&budget, inv)) settle(&r, NOT_STARTED, "", NULL, "not started: the deadline is near");
+        else handle_record((const config *)user, &ev->records[i], &out_key, &r);
+        report(&s, &ev->records[i], out_key.len ? (const char *)out_key.data : "", &r, spim_now_ms() - t);
     }
-    for (i = 0; i < ev->record_count; i++) {
-        result r;
-        memset(&r, 0, sizeof r);
-        handle_record(c, &ev->records[i], &out_key, &r);
-        report(&s, &ev->records[i], out_key.data ? (const char *)out_key.data : "", &r);
-    }
-    st = answer(&s, ev->test_events, resp);
-    log_totals(&s);
-    if (s.failed) {
-        spim_response_fail(resp, s.transient ? "TransientS3Error" : "S3Error", "%d of %zu records failed; first: %s",
-                           s.failed, ev->record_count, s.first_failure);
-        st = SPIM_ERR_HTTP;
-    }
+    if (ev && s.doc && s.records && s.failures) st = answer(&s, ev, ev->record_count, resp);
+    cJSON_Delete(s.doc);
     cJSON_Delete(s.records);
+    cJSON_Delete(s.failures);
     spim_buf_free(&out_key);
     spim_event_free(ev);
     return st;

@@ -1,0 +1,24 @@
+#!/bin/bash
+# Race harness: 3 imager bootstraps (build/imager/bootstrap, or $RACE_IMAGER)
+# against radosgw while originals change under them and events arrive
+# duplicated, late, out of order and retried. Cases and the convergence
+# check live in tests/race.py. SEEDS=N runs N schedules (default 16);
+# SEED=S replays one printed schedule.
+set -u
+cd "${SPIM_ROOT:-$(dirname "$0")/..}"
+build=${SPIM_BUILD:-build}
+imager=${RACE_IMAGER:-$build/imager/bootstrap}
+for f in "$imager" "$build/s3" "$build/tools/imgcheck"; do
+    if [ ! -x "$f" ]; then
+        echo "FAIL it_race: expected $f got nothing (run: make $f)"
+        echo "0 passed, 1 failed, 0 skipped"
+        exit 1
+    fi
+done
+if [ -z "${SPIM_TEST_S3_ENDPOINT:-}" ]; then
+    echo "# no radosgw (SPIM_TEST_S3_ENDPOINT unset: run through tests/run.sh)"
+    echo "0 passed, 0 failed, 1 skipped"
+    exit 0
+fi
+echo "# imager $imager"
+exec python3 tests/race.py "$imager"
