@@ -61,6 +61,8 @@ Runtime API (what the runtime under test calls)
     POST /2018-06-01/runtime/init/error
          202; 403 InvalidStateTransition "State transition from InitError
          to InitError ..." for a second one.
+    Any other path: 404 "404 page not found" (text/plain); another method
+    on one of these paths: 405 with no body, as RIE's router answers.
     For /error and /init/error the Lambda-Runtime-Function-Error-Type header
     must be present and read Category.Reason, and the body must be a JSON
     object with string errorMessage and errorType (stackTrace a list if
@@ -266,13 +268,21 @@ class Handler(BaseHTTPRequestHandler):
         return {k: v[-1] for k, v in q.items()}
 
     # ---- routing --------------------------------------------------------
+    def not_routed(self, path, method):
+        """What RIE's router (go-chi) answers for a path or a method it has no route for."""
+        if path == API + "/invocation/next" or path == API + "/init/error" or INVOCATION_RE.match(path):
+            return self.reply(405, b"", ctype="text/plain")
+        if path.startswith("/control/"):
+            return self.reply(404, rie_error("NotFound", "%s %s" % (method, path)))
+        return self.reply(404, b"404 page not found\n", ctype="text/plain; charset=utf-8")
+
     def do_GET(self):
         path = urlsplit(self.path).path
         if path == API + "/invocation/next":
             return self.next_invocation()
         if path.startswith("/control/"):
             return self.control_get(path)
-        self.reply(404, {"errorType": "NotFound", "errorMessage": path})
+        return self.not_routed(path, "GET")
 
     def do_POST(self):
         path = urlsplit(self.path).path
@@ -284,7 +294,13 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/control/"):
             return self.control_post(path)
         self.read_body()
-        self.reply(404, {"errorType": "NotFound", "errorMessage": path})
+        return self.not_routed(path, "POST")
+
+    def do_PUT(self):
+        self.read_body()
+        return self.not_routed(urlsplit(self.path).path, "PUT")
+
+    do_DELETE = do_PUT
 
     # ---- Runtime API ----------------------------------------------------
     def next_invocation(self):
@@ -425,7 +441,7 @@ class Handler(BaseHTTPRequestHandler):
                 while (st.answered < want or st.next_requests < want_next) and time.time() < limit:
                     st.cond.wait(max(0.0, limit - time.time()))
             return self.reply(200, st.stats())
-        self.reply(404, {"errorType": "NotFound", "errorMessage": path})
+        self.reply(404, rie_error("NotFound", path))
 
     def control_post(self, path):
         st = self.server.state
@@ -467,7 +483,7 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, {"status": "stopping"})
             threading.Thread(target=stop_server, args=(self.server,), daemon=True).start()
             return None
-        self.reply(404, {"errorType": "NotFound", "errorMessage": path})
+        self.reply(404, rie_error("NotFound", path))
 
 
 def rie_error(etype, message):

@@ -315,6 +315,10 @@ def case_rie_answers(env):
         env.emu.result(env.emu.event({"a": "later"}))
         expect_eq("an old id once a later invocation was handed out", 400,
                   post("/invocation/%s/error" % rid, late, err)[0])
+        conn.request("GET", "/2018-06-01/runtime/no-such-route")
+        r = conn.getresponse()
+        expect_eq("unknown path", (404, "404 page not found\n"), (r.status, r.read().decode()))
+        expect_eq("wrong method", (405, b""), post("/invocation/next")[0::2])
     finally:
         conn.close()
     records = env.emu.result(rid)["records"]
@@ -380,6 +384,14 @@ def case_init_failure(exe, tmp):
         expect("HELLO_FAIL_INIT" in doc.get("errorMessage", ""), "errorMessage", "the reason", doc)
         expect_eq("protocol problems", [], rec["problems"])
         expect_eq("next calls before init succeeded", 0, emu.stats()["nextRequests"])
+        status, doc = emu.call("POST", "/2018-06-01/runtime/init/error", b'{"errorMessage":"again","errorType":"X.Y"}',
+                               {"Lambda-Runtime-Function-Error-Type": "X.Y"})
+        expect_eq("a second /init/error (RIE: InitError -> InitError is not allowed)",
+                  (403, {"errorMessage": "State transition from InitError to InitError failed for runtime. "
+                                         "Error: State transition is not allowed",
+                         "errorType": "InvalidStateTransition"}), (status, doc))
+        status, rec = emu.call("GET", "/control/init-error?timeout=5")
+        expect_eq("the recorded init error is the first", "Runtime.ConfigInvalid", rec["errorTypeHeader"])
     finally:
         emu.stop()
 
