@@ -258,7 +258,7 @@ make_rootfs() {  # root
     mkdir -p "$1/proc" "$1/tmp" "$1/var/task" "$1/lib64" "$1/etc"
     while read -r f; do
         case "$f" in *.so|*.so.*) [ -f "$f" ] && mkdir -p "$1$(dirname "$f")" && cp -L "$f" "$1$f" ;; esac
-    done < <(dpkg -L libc6 2>/dev/null)
+    done < <(dpkg -L "libc6:$(dpkg --print-architecture)" 2>/dev/null)  # libc6:arm64 may be there too
     [ -e "$1/lib64/ld-linux-x86-64.so.2" ] || cp -L /lib64/ld-linux-x86-64.so.2 "$1/lib64/"
     cp /etc/hosts "$1/etc/hosts" 2>/dev/null
 }
@@ -401,14 +401,18 @@ while True:
     threading.Thread(target=handle, args=(c,), daemon=True).start()
 PY
 }
+# The proxy is reached by name, as S3 is (s3.REGION.amazonaws.com): the
+# root's /etc/hosts maps the name to 127.0.0.1. (mbedTLS 2.28 matches DNS
+# names only, not iPAddress entries: an https://IP endpoint does not verify.)
+tls_name=s3.it-package.test
 tls_ok=0
 if [ "$rootfs_ok" = 1 ] && [ "$s3_ready" = 1 ] && [ -f "$build/imager/function.zip" ] && command -v openssl >/dev/null; then
     mkdir -p "$tmp/tls"
     (
         cd "$tmp/tls" &&
         openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=spim it_package CA" &&
-        openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj "/CN=127.0.0.1" &&
-        printf 'subjectAltName=IP:127.0.0.1\n' > ext &&
+        openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj "/CN=$tls_name" &&
+        printf 'subjectAltName=DNS:%s\n' "$tls_name" > ext &&
         openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt -days 2 -extfile ext
     ) > "$tmp/openssl.log" 2>&1 && tls_ok=1
 fi
@@ -417,10 +421,11 @@ if [ "$tls_ok" = 1 ]; then
     tls_proxy "$tmp/tls/srv.crt" "$tmp/tls/srv.key" "${rgw_port%%/*}" "$tmp/tls/port" > "$tmp/tls/proxy.log" 2>&1 &
     proxy_pid=$!
     for _ in $(seq 200); do [ -s "$tmp/tls/port" ] && break; sleep 0.05; done
-    endpoint_override=https://127.0.0.1:$(cat "$tmp/tls/port")
+    endpoint_override=https://$tls_name:$(cat "$tmp/tls/port")
     for layout in debian al2023 none; do
         root=$tmp/root-tls-$layout
         make_rootfs "$root"
+        echo "127.0.0.1 $tls_name" >> "$root/etc/hosts"
         unzip -q "$build/imager/function.zip" -d "$root/var/task"
         if [ "$layout" = debian ]; then
             mkdir -p "$root/etc/ssl/certs"
