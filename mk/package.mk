@@ -31,6 +31,15 @@ PKG_ZIPS    = $(foreach l,$(LAMBDAS),$(PKG_OUT)/$(l)/function.zip)
 
 .PHONY: package-build third-party
 package: $(PKG_ZIPS)
+ifeq ($(ARCH),arm64)
+# The SAM template for arm64: CodeUri names the arm64 zips (relative to
+# build/arm64/), and the Architecture parameter defaults to arm64.
+package: $(PKG_OUT)/template.yaml
+$(PKG_OUT)/template.yaml: examples/imager/template.yaml
+	@mkdir -p $(@D)
+	sed -e 's|CodeUri: \.\./\.\./build/|CodeUri: |' \
+	    -e '/^  Architecture:/,/Default:/s/Default: x86_64/Default: arm64/' $< > $@
+endif
 third-party: $(PKG_TP)/stamp
 # check-build (make test) builds and tests the zips of both architectures
 package-build:

@@ -328,6 +328,20 @@ else
     done
 fi
 
+# The arm64 SAM template (make package ARCH=arm64): CodeUri names the arm64
+# zips, which exist, and the Architecture parameter defaults to arm64.
+t=$build/arm64/template.yaml
+if [ -f "$t" ]; then
+    got=""
+    for u in $(sed -n 's/^ *CodeUri: *//p' "$t"); do
+        got="$got $u:$([ -f "$(dirname "$t")/$u" ] && echo exists || echo missing)"
+    done
+    check arm64_template "imager/function.zip:exists presign/function.zip:exists default arm64" \
+        "${got# } default $(sed -n '/^  Architecture:/,/Default:/s/.*Default: *//p' "$t")"
+else
+    fail arm64_template "$t (make package ARCH=arm64)" "no file"
+fi
+
 # ---- the packager itself ------------------------------------------------------
 # Same input, same zip bytes; a binary that needs a newer glibc than AL2023's
 # (arc4random is GLIBC_2.36) is refused, naming the symbol.
