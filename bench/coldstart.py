@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Cold start of packaged bootstraps against the floor (run by bench/coldstart.sh).
 
-    bench/coldstart.py STARTS NAME=EXE [NAME=EXE ...]
+    bench/coldstart.py STARTS NAME=COMMAND [NAME=COMMAND ...]
+
+COMMAND is the program, possibly behind a runner (`qemu-aarch64 -L DIR EXE`).
 
 Spawn to first `GET /next`, as timestamped by tests/emulator.py (same
 machine clock), for each program STARTS times, interleaved round by round
@@ -11,6 +13,7 @@ clean environment holding only what Lambda gives a provided.al2023 function
 the floor; the table gives each median and its ratio to the floor's.
 """
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -30,16 +33,17 @@ def lambda_env(api, task):
             "AWS_SESSION_TOKEN": "token", "TZ": ":UTC", "LANG": "en_US.UTF-8", "PATH": "/usr/bin:/bin"}
 
 
-def one_start(emu, exe):
+def one_start(emu, cmd):
     seen = emu.stats()["nextRequests"]
-    env = lambda_env(emu.api, os.path.dirname(os.path.abspath(exe)))
+    argv = shlex.split(cmd)
+    env = lambda_env(emu.api, os.path.dirname(os.path.abspath(argv[-1])))
     t0 = time.time()
-    p = subprocess.Popen([exe], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     st = emu.stats(next_calls=seen + 1, timeout=30)   # blocks: no polling load
     p.terminate()
     p.wait(10)
     if st["nextRequests"] <= seen:
-        raise SystemExit("no `next` from %s in 30 s" % exe)
+        raise SystemExit("no `next` from %s in 30 s" % cmd)
     return (st["lastNextAt"] - t0) * 1000
 
 
@@ -59,7 +63,8 @@ def main():
         emu.stop()
     med = statistics.median
     floor = med(times[progs[0][0]])
-    print("### cold start: spawn to first `next` against tests/emulator.py, %d interleaved starts each" % starts)
+    print("### cold start%s: spawn to first `next` against tests/emulator.py, %d interleaved starts each"
+          % (os.environ.get("BENCH_COLDSTART_TITLE", ""), starts))
     print()
     print("| program | median (ms) | min | max | × floor |")
     print("|---|---:|---:|---:|---:|")

@@ -62,3 +62,6 @@ $(PKG_OUT)/package/imager/bootstrap: $(B)/assets/stamp_png.h
 
 $(PKG_OUT)/%/function.zip: $(PKG_OUT)/package/%/bootstrap scripts/package.sh
 	@scripts/package.sh $< $@
+
+# bench/coldstart.sh measures the packaged bootstraps of both architectures
+bench: package-build
