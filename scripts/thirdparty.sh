@@ -64,7 +64,7 @@ if [ -f "$OUT/stamp" ] && [ "$(cat "$OUT/stamp")" = "$stamp" ]; then exit 0; fi
 
 start=$(date +%s)
 echo "thirdparty: building static libraries for $ARCH in $OUT (a few minutes, once)" >&2
-rm -rf "$OUT/include" "$OUT/lib" "$OUT/work" "$OUT/stamp"
+rm -rf "${OUT:?}/include" "${OUT:?}/lib" "${OUT:?}/work" "${OUT:?}/stamp"
 mkdir -p "$OUT/include" "$OUT/lib" "$OUT/work"
 CFLAGS_TP="-O2 -ffunction-sections -fdata-sections"
 

@@ -162,7 +162,7 @@ static_checks() {  # name zip dir arch
     needed=$(readelf -d "$dir/bootstrap" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
     for n in $needed; do is_glibc "$n" || bad="$bad $n"; done
     check "${p}_needed_glibc_only" "" "${bad# }"
-    echo "# $p: NEEDED $(echo $needed), zip $(stat -c %s "$zip") bytes"
+    echo "# $p: NEEDED $(echo "$needed" | tr "\n" " "), zip $(stat -c %s "$zip") bytes"
     check "${p}_no_rpath" "" "$(readelf -d "$dir/bootstrap" | grep -E '\((RPATH|RUNPATH)\)')"
     check "${p}_stripped" "no .symtab" "$(readelf -S "$dir/bootstrap" | grep -q '\.symtab' && echo '.symtab present' || echo 'no .symtab')"
     if [ "$arch" = x86_64 ]; then
