@@ -1,23 +1,28 @@
 #!/bin/bash
 # Packaging integration: what `make package` puts in build/NAME/function.zip
-# must run on provided.al2023, where only glibc (2.34) is on the system.
+# (and `make package ARCH=arm64` in build/arm64/NAME/function.zip) must run
+# on provided.al2023, where only glibc (2.34) is on the system.
 # For each Lambda example (hello, imager, presign) the zip is unpacked into an
 # empty directory and checked:
-#   layout    bootstrap at the root with mode 755, everything else in lib/
-#   rpath     the bootstrap carries DT_RPATH $ORIGIN/lib (not RUNPATH)
+#   layout    the zip holds only `bootstrap`, mode 755, and is <= 1 MiB
+#   static    NEEDED names glibc's libraries only; no RPATH/RUNPATH
 #   stripped  no .symtab in the bootstrap
-#   deps      `env -i ldd`: every library resolves inside the dir or is glibc's,
-#             and no glibc library is bundled
-#   glibc     no GLIBC_ version reference above 2.34 in any file
+#   deps      `env -i ldd`: every library resolves to glibc's
+#   glibc     no GLIBC_ version reference above 2.34
+#   testevent the imager answers an s3:TestEvent with `env -i` and only the
+#             variables Lambda sets
 #   run       the bootstrap under tests/emulator.py with only the variables
 #             Lambda sets (env -i): hello echoes; imager stamps an object in
 #             radosgw and deletes the copy again; presign answers a URL that
-#             curl fetches. Every mapped .so of the live process is in the
-#             package or glibc's (/proc/PID/maps).
+#             curl fetches. Every mapped .so of the live process is glibc's
+#             (/proc/PID/maps).
 #   rootfs    the same run chrooted into a root holding glibc and the
 #             package only (as on AL2023): nothing can come from the host.
 #   tls       the imager over HTTPS in such a root, with the CA bundle where
 #             Debian keeps it, where AL2023 keeps it, and nowhere (refused).
+#   arm64     the arm64 zips: the same layout, static and glibc checks, then
+#             under qemu-aarch64 a TestEvent (env -i), hello's echo and a
+#             full stamp + delete against radosgw through the emulator.
 set -u
 cd "${SPIM_ROOT:-$(dirname "$0")/..}"
 build=${SPIM_BUILD:-build}
@@ -98,14 +103,18 @@ lambda_env() {  # task-dir-as-seen-by-the-process
 s3_env() {
     [ "$s3_ready" = 1 ] || return 0
     echo AWS_ACCESS_KEY_ID="$SPIM_TEST_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$SPIM_TEST_SECRET_KEY" \
-        AWS_ENDPOINT_URL_S3="${endpoint_override:-$SPIM_TEST_S3_ENDPOINT}" SPARTA_BUCKET="$bucket"
+        AWS_ENDPOINT_URL_S3="${endpoint_override:-$SPIM_TEST_S3_ENDPOINT}" SPARTA_BUCKET="$bucket" ${extra_env:-}
 }
 
 # Start the bootstrap (in the background); $1 = how: plain DIR | rootfs ROOT
 start_bootstrap() {
     local how=$1 dir=$2
     next_before=$(next_count)
-    if [ "$how" = plain ]; then
+    if [ "$how" = qemu ]; then
+        # shellcheck disable=SC2046
+        env -i $(lambda_env "$dir") $(s3_env) qemu-aarch64 -L "$QEMU_ROOT" "$dir/bootstrap" \
+            > "$tmp/boot.out" 2> "$tmp/boot.err" &
+    elif [ "$how" = plain ]; then
         # shellcheck disable=SC2046
         env -i $(lambda_env "$dir") $(s3_env) "$dir/bootstrap" > "$tmp/boot.out" 2> "$tmp/boot.err" &
     else
@@ -139,6 +148,46 @@ check_maps() {  # case pid dir
     else
         check "$1" "" "${bad# }"
     fi
+}
+
+# ---- checks of one unpacked zip (both architectures) --------------------------
+static_checks() {  # name zip dir arch
+    local name=$1 zip=$2 dir=$3 arch=$4 p needed bad="" n worst le
+    p=$name; [ "$arch" = x86_64 ] || p=${arch}_$name
+    check "${p}_layout_only_bootstrap" "bootstrap" "$(unzip -Z1 "$zip" | tr '\n' ' ' | sed 's/ $//')"
+    check "${p}_layout_mode" "-rwxr-xr-x" "$(unzip -Z "$zip" bootstrap 2>/dev/null | awk '{print $1}')"
+    check "${p}_zip_at_most_1MiB" "<= 1048576" "$(s=$(stat -c %s "$zip"); [ "$s" -le 1048576 ] && echo '<= 1048576' || echo "$s bytes")"
+    check "${p}_machine" "$([ "$arch" = arm64 ] && echo AArch64 || echo 'Advanced Micro Devices X86-64')" \
+        "$(readelf -h "$dir/bootstrap" | sed -n 's/^ *Machine: *//p')"
+    needed=$(readelf -d "$dir/bootstrap" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+    for n in $needed; do is_glibc "$n" || bad="$bad $n"; done
+    check "${p}_needed_glibc_only" "" "${bad# }"
+    echo "# $p: NEEDED $(echo "$needed" | tr "\n" " "), zip $(stat -c %s "$zip") bytes"
+    check "${p}_no_rpath" "" "$(readelf -d "$dir/bootstrap" | grep -E '\((RPATH|RUNPATH)\)')"
+    check "${p}_stripped" "no .symtab" "$(readelf -S "$dir/bootstrap" | grep -q '\.symtab' && echo '.symtab present' || echo 'no .symtab')"
+    if [ "$arch" = x86_64 ]; then
+        bad=""
+        while read -r soname arrow path _; do
+            [ "$arrow" = "=>" ] || continue
+            is_glibc "$soname" || bad="$bad $soname=>$path"
+        done < <(env -i ldd "$dir/bootstrap" 2>&1)
+        check "${p}_deps_glibc_only" "" "${bad# }"
+    fi
+    worst=$(readelf -V "$dir/bootstrap" | grep -oE 'GLIBC_[0-9]+(\.[0-9]+)+' | sed 's/GLIBC_//' | sort -uV | tail -1)
+    le=$(printf '%s\n%s\n' "$worst" "$MAX_GLIBC" | sort -V | head -1)
+    check "${p}_glibc_max" "<= $MAX_GLIBC" "$( [ "$le" = "$worst" ] && echo "<= $MAX_GLIBC" || echo "GLIBC_$worst")"
+    echo "# $p: highest GLIBC_ reference $worst"
+}
+
+# s3:TestEvent from a clean environment: only what Lambda sets (credentials
+# included: Lambda always gives the function's role), no S3 call needed.
+testevent_check() {  # case dir [runner...]
+    local c=$1 dir=$2 out; shift 2
+    printf '{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2024-05-01T12:00:00.000Z","Bucket":"b","RequestId":"r","HostId":"h"}\n' > "$tmp/testevent.json"
+    # shellcheck disable=SC2046
+    out=$(env -i $(lambda_env "$dir") AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=secretEXAMPLE \
+        "$@" "$dir/bootstrap" --event "$tmp/testevent.json" 2>"$tmp/testevent.err")
+    check "$c" "1 0" "$(echo "$out" | json_get 'str(d["testEvents"]) + " " + str(d["stamped"])' || echo "$out $(head -2 "$tmp/testevent.err")")"
 }
 
 # ---- function-specific runs ------------------------------------------------
@@ -209,7 +258,7 @@ make_rootfs() {  # root
     mkdir -p "$1/proc" "$1/tmp" "$1/var/task" "$1/lib64" "$1/etc"
     while read -r f; do
         case "$f" in *.so|*.so.*) [ -f "$f" ] && mkdir -p "$1$(dirname "$f")" && cp -L "$f" "$1$f" ;; esac
-    done < <(dpkg -L libc6 2>/dev/null)
+    done < <(dpkg -L "libc6:$(dpkg --print-architecture)" 2>/dev/null)  # libc6:arm64 may be there too
     [ -e "$1/lib64/ld-linux-x86-64.so.2" ] || cp -L /lib64/ld-linux-x86-64.so.2 "$1/lib64/"
     cp /etc/hosts "$1/etc/hosts" 2>/dev/null
 }
@@ -231,38 +280,8 @@ for name in hello imager presign; do
     mkdir -p "$dir"
     unzip -q "$zip" -d "$dir"
 
-    # layout
-    first=$(unzip -Z1 "$zip" | head -1)
-    mode=$(unzip -Z "$zip" bootstrap 2>/dev/null | awk '{print $1}')
-    check "${name}_layout_bootstrap_first" bootstrap "$first"
-    check "${name}_layout_mode" "-rwxr-xr-x" "$mode"
-    others=$(unzip -Z1 "$zip" | grep -vE '^(bootstrap|lib/[^/]+\.so(\.[0-9]+)*)$' | tr '\n' ' ')
-    check "${name}_layout_only_libs" "" "${others% }"
-
-    # rpath, strip
-    check "${name}_rpath" "RPATH [\$ORIGIN/lib]" \
-        "$(readelf -d "$dir/bootstrap" | awk '/\((RPATH|RUNPATH)\)/ {gsub(/[()]/, "", $2); print $2, $NF}')"
-    check "${name}_stripped" "no .symtab" "$(readelf -S "$dir/bootstrap" | grep -q '\.symtab' && echo '.symtab present' || echo 'no .symtab')"
-
-    # deps
-    bad="" bundled_glibc=""
-    while read -r soname arrow path _; do
-        [ "$arrow" = "=>" ] || continue
-        is_glibc "$soname" && continue
-        case "$path" in "$dir/lib/"*) ;; *) bad="$bad $soname=>$path" ;; esac
-    done < <(env -i ldd "$dir/bootstrap" 2>&1)
-    check "${name}_deps_inside" "" "${bad# }"
-    for f in "$dir"/lib/*; do [ -f "$f" ] && is_glibc "$(basename "$f")" && bundled_glibc="$bundled_glibc $(basename "$f")"; done
-    check "${name}_no_glibc_bundled" "" "${bundled_glibc# }"
-    nlibs=$(find "$dir/lib" -type f 2>/dev/null | wc -l)
-    nneed=$(env -i ldd "$dir/bootstrap" | awk '$2 == "=>" {print $1}' | while read -r s; do is_glibc "$s" || echo "$s"; done | wc -l)
-    check "${name}_every_bundled_used" "$nneed" "$nlibs"
-
-    # glibc versions
-    worst=$(for f in "$dir/bootstrap" "$dir"/lib/*; do [ -f "$f" ] && objdump -p "$f"; done |
-        grep -oE 'GLIBC_[0-9]+(\.[0-9]+)+' | sed 's/GLIBC_//' | sort -uV | tail -1)
-    le=$(printf '%s\n%s\n' "$worst" "$MAX_GLIBC" | sort -V | head -1)
-    check "${name}_glibc_max" "<= $MAX_GLIBC" "$( [ "$le" = "$worst" ] && echo "<= $MAX_GLIBC" || echo "GLIBC_$worst")"
+    static_checks "$name" "$zip" "$dir" x86_64
+    if [ "$name" = imager ]; then testevent_check imager_testevent_env_i "$dir"; fi
 
     # run with a clean environment against the emulator
     start_bootstrap plain "$dir"
@@ -287,6 +306,41 @@ for name in hello imager presign; do
         skip "${name}_rootfs" "needs root, unshare -m and chroot"
     fi
 done
+
+# ---- arm64 (Graviton): cross-built zips, run under qemu-aarch64 ----------------
+QEMU_ROOT=/usr/aarch64-linux-gnu
+if ! command -v qemu-aarch64 >/dev/null || [ ! -e "$QEMU_ROOT/lib/ld-linux-aarch64.so.1" ]; then
+    skip arm64 "needs qemu-user and libc6-dev-arm64-cross"
+else
+    for name in hello imager presign; do
+        [ -f "examples/$name/main.c" ] || continue
+        zip=$build/arm64/$name/function.zip
+        if [ ! -f "$zip" ]; then fail "arm64_${name}_zip" "$zip (make package ARCH=arm64)" "no file"; continue; fi
+        dir=$tmp/arm64-$name
+        mkdir -p "$dir"
+        unzip -q "$zip" -d "$dir"
+        static_checks "$name" "$zip" "$dir" arm64
+        if [ "$name" = imager ]; then testevent_check arm64_imager_testevent_env_i "$dir" qemu-aarch64 -L "$QEMU_ROOT"; fi
+        [ "$name" = presign ] && continue   # nothing arch-specific beyond hello + imager
+        start_bootstrap qemu "$dir"
+        "run_$name" "arm64_${name}_run"
+        stop_bootstrap
+    done
+fi
+
+# The arm64 SAM template (make package ARCH=arm64): CodeUri names the arm64
+# zips, which exist, and the Architecture parameter defaults to arm64.
+t=$build/arm64/template.yaml
+if [ -f "$t" ]; then
+    got=""
+    for u in $(sed -n 's/^ *CodeUri: *//p' "$t"); do
+        got="$got $u:$([ -f "$(dirname "$t")/$u" ] && echo exists || echo missing)"
+    done
+    check arm64_template "imager/function.zip:exists presign/function.zip:exists default arm64" \
+        "${got# } default $(sed -n '/^  Architecture:/,/Default:/s/.*Default: *//p' "$t")"
+else
+    fail arm64_template "$t (make package ARCH=arm64)" "no file"
+fi
 
 # ---- the packager itself ------------------------------------------------------
 # Same input, same zip bytes; a binary that needs a newer glibc than AL2023's
@@ -361,14 +415,18 @@ while True:
     threading.Thread(target=handle, args=(c,), daemon=True).start()
 PY
 }
+# The proxy is reached by name, as S3 is (s3.REGION.amazonaws.com): the
+# root's /etc/hosts maps the name to 127.0.0.1. (mbedTLS 2.28 matches DNS
+# names only, not iPAddress entries: an https://IP endpoint does not verify.)
+tls_name=s3.it-package.test
 tls_ok=0
 if [ "$rootfs_ok" = 1 ] && [ "$s3_ready" = 1 ] && [ -f "$build/imager/function.zip" ] && command -v openssl >/dev/null; then
     mkdir -p "$tmp/tls"
     (
         cd "$tmp/tls" &&
         openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=spim it_package CA" &&
-        openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj "/CN=127.0.0.1" &&
-        printf 'subjectAltName=IP:127.0.0.1\n' > ext &&
+        openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj "/CN=$tls_name" &&
+        printf 'subjectAltName=DNS:%s\n' "$tls_name" > ext &&
         openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt -days 2 -extfile ext
     ) > "$tmp/openssl.log" 2>&1 && tls_ok=1
 fi
@@ -377,10 +435,11 @@ if [ "$tls_ok" = 1 ]; then
     tls_proxy "$tmp/tls/srv.crt" "$tmp/tls/srv.key" "${rgw_port%%/*}" "$tmp/tls/port" > "$tmp/tls/proxy.log" 2>&1 &
     proxy_pid=$!
     for _ in $(seq 200); do [ -s "$tmp/tls/port" ] && break; sleep 0.05; done
-    endpoint_override=https://127.0.0.1:$(cat "$tmp/tls/port")
+    endpoint_override=https://$tls_name:$(cat "$tmp/tls/port")
     for layout in debian al2023 none; do
         root=$tmp/root-tls-$layout
         make_rootfs "$root"
+        echo "127.0.0.1 $tls_name" >> "$root/etc/hosts"
         unzip -q "$build/imager/function.zip" -d "$root/var/task"
         if [ "$layout" = debian ]; then
             mkdir -p "$root/etc/ssl/certs"
@@ -409,6 +468,32 @@ if [ "$tls_ok" = 1 ]; then
         stop_bootstrap
         grep -qi 'certificate' "$tmp/boot.err" && echo "# $layout layout, imager log: $(grep -m1 -io '[^"=]*certificate[^"]*' "$tmp/boot.err")"
     done
+    # arm64 under qemu-aarch64, the CA given by $SSL_CERT_FILE (qemu's -L
+    # root serves opens but not access(), so a bundle placed there is not
+    # found by the discovery, which tests the file with access()). The proxy
+    # is reached at 127.0.0.1, not by name: resolving a name starts curl's
+    # resolver thread, and a thread in a dynamically linked arm64 program
+    # hangs under Debian 12's qemu-user 7.2. Its certificate names
+    # 127.0.0.1 as a DNS name, which mbedTLS 2.28 compares as text.
+    if [ -f "$build/arm64/imager/function.zip" ] && command -v qemu-aarch64 >/dev/null &&
+        (cd "$tmp/tls" && openssl req -newkey rsa:2048 -nodes -keyout ip.key -out ip.csr -subj "/CN=127.0.0.1" &&
+         printf 'subjectAltName=DNS:127.0.0.1\n' > ipext &&
+         openssl x509 -req -in ip.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out ip.crt -days 2 -extfile ipext) \
+        >> "$tmp/openssl.log" 2>&1; then
+        tls_proxy "$tmp/tls/ip.crt" "$tmp/tls/ip.key" "${rgw_port%%/*}" "$tmp/tls/ipport" > "$tmp/tls/ipproxy.log" 2>&1 &
+        ip_proxy_pid=$!
+        for _ in $(seq 200); do [ -s "$tmp/tls/ipport" ] && break; sleep 0.05; done
+        endpoint_override=https://127.0.0.1:$(cat "$tmp/tls/ipport")
+        mkdir -p "$tmp/arm64-tls"
+        unzip -q "$build/arm64/imager/function.zip" -d "$tmp/arm64-tls"
+        extra_env="SSL_CERT_FILE=$tmp/tls/ca.crt"
+        start_bootstrap qemu "$tmp/arm64-tls"
+        run_imager "arm64_imager_tls_ssl_cert_file"
+        stop_bootstrap
+        extra_env=""
+        kill "$ip_proxy_pid" 2>/dev/null
+        wait "$ip_proxy_pid" 2>/dev/null
+    fi
     endpoint_override=""
     kill "$proxy_pid" 2>/dev/null
     wait "$proxy_pid" 2>/dev/null

@@ -91,7 +91,7 @@ mutant managed_policy "presign_policy_0_inline" \
           Statement:
             - Sid: ReadStampedCopies'
 mutant runtime "imager_runtime presign_runtime" 'Runtime: provided.al2023' 'Runtime: provided.al2'
-mutant arch "imager_arch presign_arch" '      - x86_64' '      - arm64'
+mutant arch "imager_arch presign_arch" '      - !Ref Architecture' '      - arm64'
 mutant route "presign_route" 'Path: /presign' 'Path: /link'
 mutant presign_writes "presign_no_writes" \
     '            - Sid: ReadStampedCopies

@@ -9,7 +9,8 @@ prints one `ok CASE` or `FAIL CASE: expected ... got ...` line per check,
 then `N passed, N failed, N skipped`. Exit status 1 when a check failed.
 
 What it checks: the SAM transform; both functions on provided.al2023 /
-bootstrap / x86_64 (Globals merged); CodeUri naming the zips `make package`
+bootstrap / the Architecture parameter (x86_64|arm64, default x86_64;
+Globals merged); CodeUri naming the zips `make package`
 builds (relative to the template, resolved from --root; with --artifacts the
 files must exist); the bucket and its S3 notification to the imager
 (ObjectCreated:* and ObjectRemoved:*); the HTTP API route GET /presign;
@@ -196,6 +197,9 @@ def main(argv):
     check("param_memory_default", 128, (params.get("MemorySize") or {}).get("Default"))
     check_true("param_timeout", "Timeout" in params, "a Timeout parameter", sorted(params))
     check("param_prefix_default", "xformed_", (params.get("OutputPrefix") or {}).get("Default"))
+    arch = params.get("Architecture") or {}
+    check("param_architecture", {"allowed": ["arm64", "x86_64"], "default": "x86_64"},
+          {"allowed": sorted(arch.get("AllowedValues") or []), "default": arch.get("Default")})
 
     # resources
     buckets = [n for n, r in res.items() if r.get("Type") == "AWS::S3::Bucket"]
@@ -220,7 +224,7 @@ def main(argv):
         p = merged(gfn, res[name].get("Properties") or {})
         check(kind + "_runtime", "provided.al2023", p.get("Runtime"))
         check(kind + "_handler", "bootstrap", p.get("Handler"))
-        check(kind + "_arch", ["x86_64"], p.get("Architectures"))
+        check(kind + "_arch", [{"Ref": "Architecture"}], p.get("Architectures"))
         check(kind + "_memory", {"Ref": "MemorySize"}, p.get("MemorySize"))
         check(kind + "_timeout", {"Ref": "Timeout"}, p.get("Timeout"))
         check(kind + "_codeuri", "../../build/%s/function.zip" % kind, p.get("CodeUri"))
