@@ -6048,16 +6048,43 @@ static void spim__jpeg_put_value(spim__jout *w, const spim__huff *h, int sym_hi,
     if (s) spim__jout_put(w, (uint32_t)(v < 0 ? v + (1 << s) - 1 : v), s);
 }
 
-/* Huffman-code one block after the DC predictor *pred; values the tables
-   cannot code are clamped first (changing the block, which is re-coded
-   anyway). 0 when not even that works. */
-static int spim__jpeg_put_block(spim__jout *w, const spim__huff *dc, const spim__huff *ac, int16_t *coef, int *pred)
+#define SPIM__JPEG_NO_NEXT (-100000)
+
+static int spim__jpeg_dc_codable(const spim__huff *h, int diff)
 {
-    int k, run = 0, ok, diff = spim__jpeg_codable(dc, 0, coef[0] - *pred, &ok);
-    if (!ok) return 0;
-    coef[0] = (int16_t)(*pred + diff);
-    *pred = coef[0];
-    spim__jpeg_put_value(w, dc, 0, diff);
+    int ok, v = spim__jpeg_codable(h, 0, diff, &ok);
+    return ok && v == diff;
+}
+
+/* The DC value nearest to `want` whose difference from `pred`, and to the
+   copied block after it (`next`, unless SPIM__JPEG_NO_NEXT), the table can
+   code; 0 when there is none. */
+static int spim__jpeg_pick_dc(const spim__huff *h, int pred, int want, int next, int *dc)
+{
+    int d, s;
+    for (d = 0; d <= 2048; d++)
+        for (s = -1; s <= 1; s += 2) {
+            int t = want + s * d;
+            if (t < -1023 || t > 1023) continue;
+            if (spim__jpeg_dc_codable(h, t - pred) && (next == SPIM__JPEG_NO_NEXT || spim__jpeg_dc_codable(h, next - t))) {
+                *dc = t;
+                return 1;
+            }
+        }
+    return 0;
+}
+
+/* Huffman-code one block after the DC predictor *pred; values the tables
+   cannot code are moved to the nearest they can first (changing the block,
+   which is re-coded anyway). 0 when not even that works. */
+static int spim__jpeg_put_block(spim__jout *w, const spim__huff *dc, const spim__huff *ac, int16_t *coef, int *pred,
+                                int next)
+{
+    int k, run = 0, ok, v;
+    if (!spim__jpeg_pick_dc(dc, *pred, coef[0], next, &v)) return 0;
+    spim__jpeg_put_value(w, dc, 0, v - *pred);
+    coef[0] = (int16_t)v;
+    *pred = v;
     for (k = 1; k < 64; k++) {
         int z = spim__zigzag[k], v = coef[z];
         if (!v) { run++; continue; }
@@ -6076,8 +6103,11 @@ static int spim__jpeg_put_block(spim__jout *w, const spim__huff *dc, const spim_
     return 1;
 }
 
-/* Decode, blend and re-code MCU (mc, mr), whose coefficients are in j->coef. */
-static int spim__jpeg_recode_mcu(spim__jpeg *j, const spim__plan *P, int mc, int mr, spim__jout *w, int *pred)
+/* Decode, blend and re-code MCU (mc, mr), whose coefficients are in
+   j->coef; next[c]: DC of the copied block that follows component c's last
+   block, or SPIM__JPEG_NO_NEXT. */
+static int spim__jpeg_recode_mcu(spim__jpeg *j, const spim__plan *P, int mc, int mr, spim__jout *w, int *pred,
+                                 const int *next)
 {
     int b;
     size_t n = (size_t)j->mcuw * (size_t)j->mcuh * (size_t)j->nc;
@@ -6087,7 +6117,9 @@ static int spim__jpeg_recode_mcu(spim__jpeg *j, const spim__plan *P, int mc, int
     spim__jpeg_mcu_coefs(j);
     for (b = 0; b < j->nblocks; b++) {
         const spim__jcomp *c = &j->comp[j->bcomp[b]];
-        if (!spim__jpeg_put_block(w, &j->dc[c->td], &j->ac[c->ta], j->coef[b], &pred[j->bcomp[b]]))
+        int last = b + 1 == j->nblocks || j->bcomp[b + 1] != j->bcomp[b];
+        if (!spim__jpeg_put_block(w, &j->dc[c->td], &j->ac[c->ta], j->coef[b], &pred[j->bcomp[b]],
+                                  last ? next[j->bcomp[b]] : SPIM__JPEG_NO_NEXT))
             return spim__jpeg_decline(j, "the file's Huffman tables cannot code a re-coded block");
     }
     return 1;
@@ -6115,6 +6147,24 @@ static int spim__jcover_any(const spim__jcover *k, uint64_t m0, uint64_t m1, int
     return 0;
 }
 
+/* The DC values of the first block of each component in the MCU after the
+   decoder's position (when `copied`: that MCU will be copied, so the last
+   re-coded blocks must leave it a difference its table can code). */
+static void spim__jpeg_peek_dc(const spim__jpeg *j, const spim__jbits *r, const int *src, int copied, int *next)
+{
+    spim__jbits t = *r;
+    int pred[3], b, seen[3] = { 0, 0, 0 };
+    uint64_t dc_end;
+    memcpy(pred, src, sizeof pred);
+    for (b = 0; b < 3; b++) next[b] = SPIM__JPEG_NO_NEXT;
+    for (b = 0; copied && b < j->nblocks; b++) {
+        const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+        if (!spim__jpeg_block(&t, &j->dc[cp->td], &j->ac[cp->ta], &pred[j->bcomp[b]], &dc_end, NULL)) return;
+        if (!seen[j->bcomp[b]]) next[j->bcomp[b]] = pred[j->bcomp[b]];
+        seen[j->bcomp[b]] = 1;
+    }
+}
+
 /* One restart interval (or the whole scan) with covered MCUs in it: data
    [pos, end), MCUs m0..m1-1. 1 done, 0 declined, -1 out of memory. */
 static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos, size_t end,
@@ -6122,7 +6172,7 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
 {
     spim__jbits r;
     spim__jcopy c;
-    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, b;
+    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, next[3], b;
     uint64_t m, dc_end;
     memset(&r, 0, sizeof r);
     memset(&c, 0, sizeof c);
@@ -6140,10 +6190,11 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
                     return spim__jpeg_decline(j, "corrupt scan");
             }
             if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
+            spim__jpeg_peek_dc(j, &r, src, m + 1 < m1 && !spim__jcover_has(k, m + 1, j->mcux), next);
             if (spim__jcopy_to(&c, w, start, 1) != SPIM_OK) return -1;
             spim__jcopy_to(&c, w, spim__jbits_pos(&r), 0);
             if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
-            if (!spim__jpeg_recode_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux), w, dst))
+            if (!spim__jpeg_recode_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux), w, dst, next))
                 return 0;
             continue;
         }

@@ -26,3 +26,17 @@ $(B)/bench/pipeline: bench/pipeline.c $(HEADER) $(B)/assets/stamp_png.h
 $(B)/bench/gostamp: bench/gostamp/main.go
 	@mkdir -p $(@D) $(B)/go
 	GOCACHE=$(abspath $(B))/go/cache GOPATH=$(abspath $(B))/go/path GO111MODULE=off GOFLAGS= go build -o $@ ./bench/gostamp
+
+# test_jpeg reads coefficients back through libjpeg (libjpeg62-turbo-dev):
+# only this test links it.
+$(B)/test/gcc/test_jpeg: tests/test_jpeg.c tests/spim_test.h $(HEADER)
+	@mkdir -p $(@D)
+	gcc $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS) -ljpeg
+
+$(B)/test/clang/test_jpeg: tests/test_jpeg.c tests/spim_test.h $(HEADER)
+	@mkdir -p $(@D)
+	$(CLANG) $(STD) $(WARN) $(OPT) $(CPPFLAGS) -o $@ $< $(PKG_LIBS) -ljpeg
+
+$(B)/test/san/test_jpeg: tests/test_jpeg.c tests/spim_test.h $(HEADER)
+	@mkdir -p $(@D)
+	$(CLANG) $(STD) $(WARN) $(SAN) $(CPPFLAGS) -o $@ $< $(PKG_LIBS) -ljpeg
