@@ -5542,7 +5542,7 @@ static int spim__jpeg_decline(spim__jpeg *j, const char *why)
 
 /* Canonical codes from a DHT table (T.81 C.2); 0 when the counts
    over-subscribe the code space or a symbol is out of range. */
-static int spim__huff_build(spim__huff *h, const unsigned char *counts, const unsigned char *syms, int total, int ac)
+static int spim__huff_build(spim__huff *h, const unsigned char *counts, const unsigned char *syms, int ac)
 {
     int len, i, k = 0;
     uint32_t code = 0;
@@ -5552,6 +5552,7 @@ static int spim__huff_build(spim__huff *h, const unsigned char *counts, const un
         h->delta[len] = k - (int32_t)code;
         for (i = 0; i < counts[len - 1]; i++, k++, code++) {
             unsigned s = syms[k];
+            if (code >= (1u << len)) return 0; /* over-subscribed */
             if ((ac && (s & 15) > 10) || (!ac && s > 11)) return 0;
             h->sym[k] = (unsigned char)s;
             if (!h->size[s]) { h->code[s] = (uint16_t)code; h->size[s] = (unsigned char)len; }
@@ -5561,10 +5562,8 @@ static int spim__huff_build(spim__huff *h, const unsigned char *counts, const un
             }
         }
         if (counts[len - 1]) h->maxcode[len] = (int32_t)code - 1;
-        if (code > (1u << len)) return 0;
         code <<= 1;
     }
-    (void)total;
     h->defined = 1;
     return 1;
 }
@@ -5578,7 +5577,7 @@ static int spim__jpeg_dht(spim__jpeg *j, const unsigned char *d, size_t n)
         th = d[0] & 15;
         for (i = 1; i <= 16; i++) total += d[i];
         if (tc > 1 || th > 3 || total > 256 || (size_t)(17 + total) > n) return spim__jpeg_decline(j, "bad Huffman table");
-        if (!spim__huff_build(tc ? &j->ac[th] : &j->dc[th], d + 1, d + 17, total, tc))
+        if (!spim__huff_build(tc ? &j->ac[th] : &j->dc[th], d + 1, d + 17, tc))
             return spim__jpeg_decline(j, "bad Huffman table");
         d += 17 + total;
         n -= (size_t)(17 + total);
