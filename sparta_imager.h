@@ -5496,10 +5496,14 @@ SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format,
    and spim_stamp_image takes the decode -> encode path instead. */
 
 #define SPIM__HUFF_FAST 9
+#define SPIM__HUFF_SKIP 11       /* AC lookahead that consumes code and value bits at once */
+#define SPIM__HUFF_EOB 127
 #define SPIM__JPEG_BLOCKS 10     /* T.81's limit on blocks per MCU */
 
 typedef struct spim__huff {
     uint16_t fast[1 << SPIM__HUFF_FAST]; /* (length << 8) | symbol for short codes, 0 = longer */
+    uint16_t skip[1 << SPIM__HUFF_SKIP]; /* AC: (coefficients advanced << 6) | bits, for code + value
+                                            up to SKIP bits (EOB advances SPIM__HUFF_EOB); 0 = slow path */
     int32_t maxcode[17];                 /* largest code of each length, -1 when none */
     int32_t delta[17];                   /* symbol index = code + delta[length] */
     unsigned char sym[256];
@@ -5559,6 +5563,11 @@ static int spim__huff_build(spim__huff *h, const unsigned char *counts, const un
             if (len <= SPIM__HUFF_FAST) {
                 uint32_t f, n = 1u << (SPIM__HUFF_FAST - len), first = code << (SPIM__HUFF_FAST - len);
                 for (f = 0; f < n; f++) h->fast[first + f] = (uint16_t)((len << 8) | s);
+            }
+            if (ac && len + (int)(s & 15) <= SPIM__HUFF_SKIP && ((s & 15) || s == 0 || s == 0xF0)) {
+                unsigned adv = s == 0 ? SPIM__HUFF_EOB : s == 0xF0 ? 16 : (s >> 4) + 1;
+                uint32_t f, n = 1u << (SPIM__HUFF_SKIP - len), first = code << (SPIM__HUFF_SKIP - len);
+                for (f = 0; f < n; f++) h->skip[first + f] = (uint16_t)((adv << 6) | (len + (s & 15)));
             }
         }
         if (counts[len - 1]) h->maxcode[len] = (int32_t)code - 1;
@@ -5738,6 +5747,21 @@ typedef struct spim__jbits {
 
 static void spim__jbits_fill(spim__jbits *r)
 {
+    if (r->end - r->pos >= 8) { /* eight bytes without FF: as many as fit, at once */
+        const unsigned char *q = r->p + r->pos;
+        uint64_t v = (uint64_t)q[0] << 56 | (uint64_t)q[1] << 48 | (uint64_t)q[2] << 40 | (uint64_t)q[3] << 32 |
+                     (uint64_t)q[4] << 24 | (uint64_t)q[5] << 16 | (uint64_t)q[6] << 8 | (uint64_t)q[7];
+        uint64_t x = ~v;
+        if (!((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull)) {
+            int k = (64 - r->n) >> 3;
+            /* the bits of a partial byte below are the next byte's own, which the next fill ORs in again */
+            r->acc |= v >> r->n;
+            r->pos += (size_t)k;
+            r->n += 8 * k;
+            r->fed += (uint64_t)k;
+            return;
+        }
+    }
     while (r->n <= 56) {
         unsigned b = 0;
         if (r->pos < r->end) {
@@ -5806,6 +5830,16 @@ static int spim__jpeg_block(spim__jbits *r, const spim__huff *dc, const spim__hu
     }
     for (k = 1; k < 64;) {
         if (r->n < 32) spim__jbits_fill(r);
+        if (!coef) {
+            unsigned e = ac->skip[r->acc >> (64 - SPIM__HUFF_SKIP)];
+            if (e) {
+                r->acc <<= e & 63;
+                r->n -= (int)(e & 63);
+                if ((e >> 6) == SPIM__HUFF_EOB) break;
+                k += (int)(e >> 6);
+                continue;
+            }
+        }
         if ((rs = spim__huff_decode(r, ac)) < 0) return 0;
         s = rs & 15;
         if (!s) {
