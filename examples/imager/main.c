@@ -26,7 +26,9 @@
      SPARTA_STAMP_SCALE     stamp's longer side / photo's shorter side, 0..1;
                             0 = native size (default 0.25)
      SPARTA_STAMP_OPACITY   greater than 0, at most 1 (default 1)
-     SPARTA_JPEG_QUALITY    1..100 (default 90)
+     SPARTA_JPEG_QUALITY    1..100 (default 90; only when a JPEG is re-encoded)
+     SPARTA_JPEG_MODE       auto (default: baseline JPEGs stamped in the compressed
+                            domain) or recode (always decode -> stamp -> encode)
      SPARTA_MAX_PIXELS      pixel budget (default from AWS_LAMBDA_FUNCTION_MEMORY_SIZE)
    plus the AWS_* variables of the S3 client (AWS_ENDPOINT_URL_S3 included).
 
@@ -63,6 +65,7 @@ typedef struct result {
     int transient;
     size_t bytes_in, bytes_out;
     long get_ms, image_ms, put_ms;
+    const char *path;             /* "splice" or "recode" once the image is done */
 } result;
 
 /* ---- configuration --------------------------------------------------------- */
@@ -85,7 +88,7 @@ static spim_status env_number(const char *name, double lo, double hi, int intege
 
 static spim_status read_options(config *c, spim_error *err)
 {
-    const char *g = getenv("SPARTA_STAMP_GRAVITY");
+    const char *g = getenv("SPARTA_STAMP_GRAVITY"), *mode = getenv("SPARTA_JPEG_MODE");
     double margin = 0, scale = 0.25, opacity = 1, quality = 90, pixels = 0;
     if (g && *g && spim_gravity_parse(g) < 0)
         return spim_error_set(err, SPIM_ERR_CONFIG,
@@ -96,6 +99,9 @@ static spim_status read_options(config *c, spim_error *err)
         env_number("SPARTA_JPEG_QUALITY", 1, 100, 1, "an integer from 1 to 100", &quality, err) ||
         env_number("SPARTA_MAX_PIXELS", 1, 1e12, 1, "a pixel count from 1 to 10^12", &pixels, err))
         return SPIM_ERR_CONFIG;
+    if (mode && *mode && strcmp(mode, "auto") != 0 && strcmp(mode, "recode") != 0)
+        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_JPEG_MODE=\"%.32s\": expected auto or recode", mode);
+    c->opt.jpeg_mode = mode && strcmp(mode, "recode") == 0 ? SPIM_JPEG_RECODE : SPIM_JPEG_AUTO;
     c->opt.gravity = g && *g ? (spim_gravity)spim_gravity_parse(g) : SPIM_GRAVITY_SE;
     c->opt.margin = (int)margin;
     c->opt.scale = scale;
@@ -204,22 +210,32 @@ static int fetch(const config *c, const spim_s3_record *rec, spim_s3_object *obj
     return r->action == NULL;
 }
 
-/* Decode, let go of the compressed bytes, stamp, encode: the input never
-   sits beside the output. */
+/* A JPEG goes through spim_stamp_image (compressed domain when it can:
+   input + output + a few MCU rows); anything else is decoded, the
+   compressed bytes let go, stamped and encoded. */
 static void render(const config *c, spim_s3_object *obj, spim_buf *enc, const char **content_type, result *r)
 {
     spim_image img;
+    spim_image_info info;
     spim_error err;
     int64_t t = spim_now_ms();
     spim_status st;
     spim_error_clear(&err);
-    st = spim_image_decode(obj->body.data, obj->body.len, c->opt.max_pixels, &img, &err);
-    spim_s3_object_free(obj);
-    if (st == SPIM_OK) {
+    if (c->opt.jpeg_mode == SPIM_JPEG_AUTO && spim_format_detect(obj->body.data, obj->body.len) == SPIM_FORMAT_JPEG) {
+        memset(&info, 0, sizeof info);
+        st = spim_stamp_image(obj->body.data, obj->body.len, &c->stamp, &c->opt, enc, &info, &err);
+        spim_s3_object_free(obj);
+        *content_type = spim_format_content_type(SPIM_FORMAT_JPEG);
+        r->path = info.path;
+    } else if ((st = spim_image_decode(obj->body.data, obj->body.len, c->opt.max_pixels, &img, &err)) == SPIM_OK) {
+        spim_s3_object_free(obj);
+        r->path = "recode";
         st = spim_image_stamp(&img, &c->stamp, &c->opt, &err);
         if (st == SPIM_OK) st = spim_image_encode(&img, SPIM_FORMAT_UNKNOWN, c->opt.quality, enc, &err);
         *content_type = spim_format_content_type(img.meta.format);
         spim_image_free(&img);
+    } else {
+        spim_s3_object_free(obj);
     }
     r->image_ms = (long)(spim_now_ms() - t);
     r->bytes_out = enc->len;
@@ -316,6 +332,7 @@ static void report(summary *s, const spim_s3_record *rec, const char *out_key, c
     spim_log_fields(strcmp(r->action, "failed") ? SPIM_LOG_INFO : SPIM_LOG_ERROR, r->action,
                     "bucket", rec->bucket, "key", key, "event", rec->name, "output", out_key,
                     "bytes_in", in, "bytes_out", out, "get_ms", get, "image_ms", img, "put_ms", put,
+                    "path", r->path ? r->path : "none",
                     r->reason[0] ? "reason" : (const char *)NULL, r->reason, (const char *)NULL);
     s->stamped += strcmp(r->action, "stamped") == 0;
     s->deleted += strcmp(r->action, "deleted") == 0;
