@@ -6315,6 +6315,7 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
     spim__jcover k;
     spim_status st = SPIM_OK;
     uint64_t budget = o->max_pixels ? o->max_pixels : spim_default_max_pixels(), area;
+    double side;
     size_t start = out->len;
     int rc;
     *why = NULL;
@@ -6326,6 +6327,14 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
         *why = j->why;
         SPIM_FREE(j);
         return SPIM_OK;
+    }
+    side = o->scale * (j->width < j->height ? j->width : j->height) + 0.5;
+    if (o->scale > 0 && side * side > (double)budget) {
+        st = spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG of %dx%d: the stamp scaled to %.0f pixels a side "
+                            "is over the budget of %llu pixels", j->width, j->height, side,
+                            (unsigned long long)budget);
+        SPIM_FREE(j);
+        return st;
     }
     if ((st = spim__plan_make(&P, j->width, j->height, j->nc, orientation, stamp, o, err)) != SPIM_OK) {
         SPIM_FREE(j);
