@@ -9,7 +9,9 @@
         2. an AWS Signature Version 4 signer (headers and presigned URLs)
         3. an S3 client over libcurl (GET/PUT/HEAD/DELETE, retries, errors)
         4. an image pipeline: stb decode, exact alpha-blend stamp kernel
-           (scalar, SSE2, AVX2, NEON), EXIF orientation, EXIF/ICC kept, encode
+           (scalar, SSE2, AVX2, NEON), EXIF orientation, EXIF/ICC kept, encode;
+           baseline JPEGs are stamped in the compressed domain (only the MCUs
+           under the stamp are re-coded, every other DCT block kept bit for bit)
         5. the Lambda Runtime API loop (and a local `--event FILE` invoke)
 
    BUILD
@@ -100,7 +102,12 @@
       s3          GET size limit set per call; 3 attempts, full-jitter backoff
                   capped at 20 s; presigned URLs 1 s .. 7 days
       image       decode refused above the pixel budget before allocating:
-                  (memory MiB - 24 MiB) / 5 bytes per pixel (21.8 MP at 128 MB)
+                  (memory MiB - 24 MiB) / 5 bytes per pixel (21.8 MP at 128 MB);
+                  a JPEG stamped in the compressed domain counts only the MCUs
+                  under the stamp and holds the input, the output and one MCU
+                  (a 20 MP photo peaks under 24 MiB in build/stamp); a stamp
+                  partly outside the image is clipped, one entirely outside it
+                  is SPIM_ERR_INVALID ("stamp falls outside the image ...")
       lambda      event 6 MB + 1 MiB margin, header values 16 KiB, Runtime
                   API connection retried 5 times (50 ms, doubling)
 */
@@ -666,6 +673,23 @@ SPIMDEF const char *spim_event_source_str(spim_event_source source);
 /* Pipeline:  spim_stamp_image(in, len, stamp, opt, out, info, err)  does it
    all; or, to free the input before encoding (less memory):
        spim_image_decode -> (free input) -> spim_image_stamp -> spim_image_encode
+
+   JPEG to JPEG, spim_stamp_image works in the compressed domain when the
+   file is a single-scan baseline or extended-sequential Huffman JPEG
+   (SOF0/SOF1), 8-bit, grey or YCbCr with sampling factors 1..2 (4:4:4,
+   4:2:2, 4:2:0, 4:4:0), with or without restart intervals: the MCUs the
+   stamp covers are decoded, blended with the same kernel and re-coded with
+   the file's quantisation and Huffman tables (a coefficient those tables
+   cannot code is moved to the nearest one they can, inside the stamp only);
+   every other MCU's bits are copied, so every DCT block outside the covered
+   MCUs is kept exactly. APPn, COM, DQT, DHT, SOF and DRI segments are
+   copied (the EXIF thumbnail unlinked, as on the pixel path); bytes after
+   EOI are dropped. Progressive, arithmetic-coded, 12-bit, lossless, CMYK
+   and anything else the splice does not understand are decoded and
+   re-encoded instead; info->path says which ran ("splice" or "recode"),
+   opt->jpeg_mode = SPIM_JPEG_RECODE forces the second, and `quality`
+   applies only to it. A stamp partly outside the image is clipped; one
+   entirely outside it fails with SPIM_ERR_INVALID on every path.
 
    stb_image, stb_image_write and stb_image_resize are compiled into the
    implementation as static functions; define SPIM_NO_STB_IMPLEMENTATION when
