@@ -5974,13 +5974,12 @@ static spim_status spim__jcopy_to(spim__jcopy *c, spim__jout *w, uint64_t to, in
 static void spim__jpeg_idct(const spim__jpeg *j, const int16_t *coef, const uint16_t *q, unsigned char *out, int stride)
 {
     float t[64];
-    int x, y, u;
-    for (y = 0; y < 8; y++)
-        for (u = 0; u < 8; u++) {
-            float s = 0;
-            int v;
-            for (v = 0; v < 8; v++) s += j->cosine[y][v] * (float)(coef[v * 8 + u] * q[v * 8 + u]);
-            t[y * 8 + u] = s;
+    int x, y, u, i;
+    memset(t, 0, sizeof t);
+    for (i = 0; i < 64; i++) /* most coefficients are zero: add only the others */
+        if (coef[i]) {
+            float f = (float)(coef[i] * q[i]);
+            for (y = 0; y < 8; y++) t[y * 8 + (i & 7)] += j->cosine[y][i >> 3] * f;
         }
     for (y = 0; y < 8; y++)
         for (x = 0; x < 8; x++) {
@@ -6034,10 +6033,11 @@ static void spim__jpeg_mcu_pixels(spim__jpeg *j)
         for (x = 0; x < j->mcuw; x++) {
             unsigned char *o = j->rgb + (y * j->mcuw + x) * ch;
             const spim__jcomp *c = j->comp;
-            float Y = j->plane[0][(y * c[0].v / j->vmax) * 8 * c[0].h + x * c[0].h / j->hmax], cb, cr;
+            int sy = j->vmax - 1, sx = j->hmax - 1; /* factors are 1 or 2: halve or keep */
+            float Y = j->plane[0][((y * c[0].v) >> sy) * 8 * c[0].h + ((x * c[0].h) >> sx)], cb, cr;
             if (ch == 1) { o[0] = (unsigned char)Y; continue; }
-            cb = (float)j->plane[1][(y * c[1].v / j->vmax) * 8 * c[1].h + x * c[1].h / j->hmax] - 128.0f;
-            cr = (float)j->plane[2][(y * c[2].v / j->vmax) * 8 * c[2].h + x * c[2].h / j->hmax] - 128.0f;
+            cb = (float)j->plane[1][((y * c[1].v) >> sy) * 8 * c[1].h + ((x * c[1].h) >> sx)] - 128.0f;
+            cr = (float)j->plane[2][((y * c[2].v) >> sy) * 8 * c[2].h + ((x * c[2].h) >> sx)] - 128.0f;
             o[0] = spim__clamp255(Y + 1.402f * cr);
             o[1] = spim__clamp255(Y - 0.344136f * cb - 0.714136f * cr);
             o[2] = spim__clamp255(Y + 1.772f * cb);
