@@ -11,7 +11,9 @@
         3. an S3 client over libcurl (GET/PUT/HEAD/DELETE, ListObjectsV2,
            retries, errors)
         4. an image pipeline: stb decode, exact alpha-blend stamp kernel
-           (scalar, SSE2, AVX2, NEON), EXIF orientation, EXIF/ICC kept, encode
+           (scalar, SSE2, AVX2, NEON), EXIF orientation, EXIF/ICC kept, encode;
+           baseline JPEGs are stamped in the compressed domain (only the MCUs
+           under the stamp are re-coded, every other DCT block kept bit for bit)
         5. the Lambda Runtime API loop (and a local `--event FILE` invoke)
 
    BUILD
@@ -282,7 +284,12 @@
                   capped at 20 s; presigned URLs 1 s .. 7 days; a ListObjectsV2
                   page 16 MiB
       image       decode refused above the pixel budget before allocating:
-                  (memory MiB - 24 MiB) / 5 bytes per pixel (21.8 MP at 128 MB)
+                  (memory MiB - 24 MiB) / 5 bytes per pixel (21.8 MP at 128 MB);
+                  a JPEG stamped in the compressed domain counts only the MCUs
+                  under the stamp and holds the input, the output and one MCU
+                  (a 20 MP photo peaks under 24 MiB in build/stamp); a stamp
+                  partly outside the image is clipped, one entirely outside it
+                  is SPIM_ERR_INVALID ("stamp falls outside the image ...")
       lambda      event and response 6 MiB + 100 B (Lambda's limit; a response
                   refused with 413 is logged, the platform has already failed
                   the invocation), header values 16 KiB, Runtime API
@@ -841,6 +848,23 @@ SPIMDEF void spim_event_free(spim_event *event);
    all; or, to free the input before encoding (less memory):
        spim_image_decode -> (free input) -> spim_image_stamp -> spim_image_encode
 
+   JPEG to JPEG, spim_stamp_image works in the compressed domain when the
+   file is a single-scan baseline or extended-sequential Huffman JPEG
+   (SOF0/SOF1), 8-bit, grey or YCbCr with sampling factors 1..2 (4:4:4,
+   4:2:2, 4:2:0, 4:4:0), with or without restart intervals: the MCUs the
+   stamp covers are decoded, blended with the same kernel and re-coded with
+   the file's quantisation and Huffman tables (a coefficient those tables
+   cannot code is moved to the nearest one they can, inside the stamp only);
+   every other MCU's bits are copied, so every DCT block outside the covered
+   MCUs is kept exactly. APPn, COM, DQT, DHT, SOF and DRI segments are
+   copied (the EXIF thumbnail unlinked, as on the pixel path); bytes after
+   EOI are dropped. Progressive, arithmetic-coded, 12-bit, lossless, CMYK
+   and anything else the splice does not understand are decoded and
+   re-encoded instead; info->path says which ran ("splice" or "recode"),
+   opt->jpeg_mode = SPIM_JPEG_RECODE forces the second, and `quality`
+   applies only to it. A stamp partly outside the image is clipped; one
+   entirely outside it fails with SPIM_ERR_INVALID on every path.
+
    stb_image, stb_image_write and stb_image_resize are compiled into the
    implementation as static functions; define SPIM_NO_STB_IMPLEMENTATION when
    your program compiles them itself. Orientation: the stamp, not the photo,
@@ -885,7 +909,18 @@ typedef enum spim_gravity {
     SPIM_GRAVITY_W, SPIM_GRAVITY_C, SPIM_GRAVITY_E, SPIM_GRAVITY_SW, SPIM_GRAVITY_S
 } spim_gravity;
 
-/* Zero-initialised = defaults. */
+/* How spim_stamp_image treats a JPEG that stays a JPEG. AUTO stamps a
+   baseline (SOF0/SOF1) Huffman JPEG in the compressed domain: only the MCUs
+   the stamp covers are re-coded, every other DCT block is kept bit for bit,
+   and `quality` does not apply; other JPEGs are decoded and re-encoded.
+   RECODE always decodes and re-encodes (the SPARTA_JPEG_MODE=recode of the
+   imager, `--recode` of build/stamp). */
+typedef enum spim_jpeg_mode {
+    SPIM_JPEG_AUTO = 0, SPIM_JPEG_RECODE
+} spim_jpeg_mode;
+
+/* Zero-initialised = defaults. A stamp partly outside the image is clipped;
+   one entirely outside it (a margin too large, say) is SPIM_ERR_INVALID. */
 typedef struct spim_stamp_options {
     spim_gravity gravity;
     int margin;               /* pixels between the stamp and the edges */
@@ -894,6 +929,7 @@ typedef struct spim_stamp_options {
     int quality;              /* JPEG quality 1..100; 0 = 90 */
     uint64_t max_pixels;      /* decode budget; 0 = from AWS_LAMBDA_FUNCTION_MEMORY_SIZE */
     spim_format output_format; /* 0 = the source format, or PNG when stb cannot write it */
+    spim_jpeg_mode jpeg_mode; /* JPEG to JPEG: AUTO (compressed domain when possible) or RECODE */
 } spim_stamp_options;
 
 /* A stamp: straight-alpha RGBA, rows top-down, 4*width bytes per row. */
@@ -932,6 +968,7 @@ typedef struct spim_image_info {
     const char *extension;    /* of the output, without dot: "jpg", "png", "bmp", "tga" */
     int width, height;        /* stored pixel size */
     int orientation;          /* EXIF orientation of the input, 1..8 */
+    const char *path;         /* "splice" (JPEG stamped in the compressed domain) or "recode" */
 } spim_image_info;
 
 /* Content type and extension of a writable format (PNG for the others). */
@@ -5824,12 +5861,13 @@ static int spim__layer_place(spim__layer *L, const spim_stamp *st, int px, int p
     return 1;
 }
 
-/* Row r (0..h-1) of the placed stamp, w * ch bytes of colour and of alpha. */
-static void spim__layer_row(const spim__layer *L, int r, unsigned char *color, unsigned char *alpha)
+/* Columns xa..xb-1 (stored coordinates) of row r (0..h-1) of the placed
+   stamp, (xb - xa) * ch bytes of colour and of alpha. */
+static void spim__layer_span(const spim__layer *L, int r, int xa, int xb, unsigned char *color, unsigned char *alpha)
 {
     int x, u, v, y = L->y + r;
     size_t i = 0;
-    for (x = L->x; x < L->x + L->w; x++, i += (size_t)L->ch) {
+    for (x = xa; x < xb; x++, i += (size_t)L->ch) {
         spim__to_display(L->o, L->ws, L->hs, x, y, &u, &v);
         u -= L->px;
         v -= L->py;
@@ -5881,6 +5919,62 @@ static spim_status spim__draw_check(const unsigned char *pixels, int width, int 
     return SPIM_OK;
 }
 
+/* A stamp made ready for one image: scaled, placed, its kernel chosen. The
+   pixel path draws it over the whole image, the JPEG splice one MCU at a time. */
+typedef struct spim__plan {
+    spim__layer L;
+    spim_stamp scaled;
+    spim__row_fn row;
+} spim__plan;
+
+static spim_status spim__plan_make(spim__plan *P, int width, int height, int channels, int orientation,
+                                   const spim_stamp *stamp, const spim_stamp_options *o, spim_error *err)
+{
+    const spim_stamp *use = stamp;
+    spim_status st;
+    int dw, dh, px, py;
+    unsigned op;
+    memset(P, 0, sizeof *P);
+    if (orientation < 1 || orientation > 8) orientation = 1;
+    dw = orientation >= 5 ? height : width;
+    dh = orientation >= 5 ? width : height;
+    if (o->scale > 0) {
+        int side = (int)(o->scale * (dw < dh ? dw : dh) + 0.5);
+        if (side < 1) side = 1;
+        if (side != (stamp->width > stamp->height ? stamp->width : stamp->height)) {
+            if ((st = spim__stamp_resize(stamp, side, &P->scaled, err)) != SPIM_OK) return st;
+            use = &P->scaled;
+        }
+    }
+    op = o->opacity > 0 ? (unsigned)(o->opacity * 255 + 0.5) : 255;
+    spim__place(o->gravity, o->margin, dw, dh, use->width, use->height, &px, &py);
+    if (!spim__layer_place(&P->L, use, px, py, orientation, width, height, channels, op)) {
+        spim_stamp_free(&P->scaled);
+        return spim_error_set(err, SPIM_ERR_INVALID, "stamp falls outside the image (margin %d on %dx%d)",
+                              o->margin, dw, dh);
+    }
+    P->row = spim__row_for(spim__force_simd);
+    return SPIM_OK;
+}
+
+/* Blend the part of the stamp inside the window (x0, y0, w, h) of the
+   stored image; `pixels` holds the window, `stride` bytes per row; `buf`
+   has room for 2 * w * channels bytes. */
+static void spim__plan_draw(const spim__plan *P, unsigned char *pixels, size_t stride, int x0, int y0, int w, int h,
+                            unsigned char *buf)
+{
+    const spim__layer *L = &P->L;
+    int xa = L->x > x0 ? L->x : x0, xb = L->x + L->w < x0 + w ? L->x + L->w : x0 + w;
+    int ya = L->y > y0 ? L->y : y0, yb = L->y + L->h < y0 + h ? L->y + L->h : y0 + h, y;
+    size_t n;
+    if (xa >= xb || ya >= yb) return;
+    n = (size_t)(xb - xa) * (size_t)L->ch;
+    for (y = ya; y < yb; y++) {
+        spim__layer_span(L, y - L->y, xa, xb, buf, buf + n);
+        P->row(pixels + (size_t)(y - y0) * stride + (size_t)(xa - x0) * (size_t)L->ch, buf, buf + n, n, L->ch);
+    }
+}
+
 /* Stamp raw pixels (stored orientation; EXIF `orientation` 1..8 says how they
    are displayed). The building block of spim_image_stamp. */
 SPIMDEF spim_status spim__stamp_draw(unsigned char *pixels, int width, int height, int channels,
@@ -5888,42 +5982,18 @@ SPIMDEF spim_status spim__stamp_draw(unsigned char *pixels, int width, int heigh
                                     const spim_stamp_options *opt, spim_error *err)
 {
     spim_stamp_options o;
-    spim_stamp scaled;
-    const spim_stamp *use = stamp;
-    spim__layer L;
+    spim__plan P;
     spim_status st;
-    int dw, dh, px, py, r;
-    unsigned op;
+    unsigned char *buf;
     if (opt) o = *opt;
     else memset(&o, 0, sizeof o);
     if ((st = spim__draw_check(pixels, width, height, channels, stamp, &o, err)) != SPIM_OK) return st;
-    if (orientation < 1 || orientation > 8) orientation = 1;
-    dw = orientation >= 5 ? height : width;
-    dh = orientation >= 5 ? width : height;
-    memset(&scaled, 0, sizeof scaled);
-    if (o.scale > 0) {
-        int side = (int)(o.scale * (dw < dh ? dw : dh) + 0.5);
-        if (side < 1) side = 1;
-        if (side != (stamp->width > stamp->height ? stamp->width : stamp->height)) {
-            if ((st = spim__stamp_resize(stamp, side, &scaled, err)) != SPIM_OK) return st;
-            use = &scaled;
-        }
-    }
-    op = o.opacity > 0 ? (unsigned)(o.opacity * 255 + 0.5) : 255;
-    spim__place(o.gravity, o.margin, dw, dh, use->width, use->height, &px, &py);
-    if (spim__layer_place(&L, use, px, py, orientation, width, height, channels, op)) {
-        size_t n = (size_t)L.w * (size_t)channels;
-        unsigned char *color = (unsigned char *)SPIM_MALLOC(2 * n);
-        spim__row_fn row = spim__row_for(spim__force_simd);
-        if (!color) st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory preparing the stamp");
-        for (r = 0; color && r < L.h; r++) {
-            spim__layer_row(&L, r, color, color + n);
-            row(pixels + ((size_t)(L.y + r) * (size_t)width + (size_t)L.x) * (size_t)channels, color, color + n, n,
-                channels);
-        }
-        SPIM_FREE(color);
-    }
-    spim_stamp_free(&scaled);
+    if ((st = spim__plan_make(&P, width, height, channels, orientation, stamp, &o, err)) != SPIM_OK) return st;
+    buf = (unsigned char *)SPIM_MALLOC(2 * (size_t)P.L.w * (size_t)channels);
+    if (!buf) st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory preparing the stamp");
+    else spim__plan_draw(&P, pixels, (size_t)width * (size_t)channels, 0, 0, width, height, buf);
+    SPIM_FREE(buf);
+    spim_stamp_free(&P.scaled);
     return st;
 }
 
@@ -6244,6 +6314,915 @@ SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format,
     return SPIM_OK;
 }
 
+/* ---- JPEG in the compressed domain ---------------------------------------- */
+
+/* A single-scan baseline or extended-sequential Huffman JPEG (SOF0/SOF1,
+   8-bit, 1 or 3 components, sampling factors 1-2) is stamped without
+   decoding the photo. The scan is Huffman-decoded only to learn where each
+   MCU's bits lie and what the DC predictors are; the bits of every MCU the
+   stamp does not cover are copied (restart intervals it does not reach,
+   byte for byte); the covered MCUs are decoded, blended with the same
+   kernel, and re-coded with the file's own quantisation and Huffman tables.
+   Blocks of a covered MCU the stamp leaves unchanged keep their
+   coefficients. Where a re-coded coefficient needs a Huffman code the
+   file's tables lack, it is clamped to the nearest one they have (inside
+   the stamp only). Everything the splice does not understand is declined,
+   and spim_stamp_image takes the decode -> encode path instead. */
+
+#define SPIM__HUFF_FAST 9
+#define SPIM__HUFF_SKIP 11       /* AC lookahead that consumes code and value bits at once */
+#define SPIM__HUFF_EOB 127
+#define SPIM__JPEG_BLOCKS 10     /* T.81's limit on blocks per MCU */
+
+typedef struct spim__huff {
+    uint16_t fast[1 << SPIM__HUFF_FAST]; /* (length << 8) | symbol for short codes, 0 = longer */
+    uint16_t skip[1 << SPIM__HUFF_SKIP]; /* AC: (coefficients advanced << 6) | bits, for code + value
+                                            up to SKIP bits (EOB advances SPIM__HUFF_EOB); 0 = slow path */
+    int32_t maxcode[17];                 /* largest code of each length, -1 when none */
+    int32_t delta[17];                   /* symbol index = code + delta[length] */
+    unsigned char sym[256];
+    uint16_t code[256];                  /* encoder: code and length per symbol, 0 = absent */
+    unsigned char size[256];
+    int defined;
+} spim__huff;
+
+typedef struct spim__jcomp {
+    int id, h, v, tq, td, ta;
+} spim__jcomp;
+
+typedef struct spim__jpeg {
+    const unsigned char *p;
+    size_t len, scan;            /* scan: first byte of entropy-coded data */
+    int width, height, nc, hmax, vmax, mcuw, mcuh, mcux, mcuy, ri, nblocks;
+    spim__jcomp comp[3];
+    int bcomp[SPIM__JPEG_BLOCKS], bx[SPIM__JPEG_BLOCKS], by[SPIM__JPEG_BLOCKS];
+    uint16_t qt[4][64];          /* natural order */
+    int qdef[4];
+    spim__huff dc[4], ac[4];
+    float cosine[8][8];          /* C(u)/2 * cos((2x+1)u pi/16), [x][u] */
+    int16_t coef[SPIM__JPEG_BLOCKS][64];
+    unsigned char plane[3][256], rgb[256 * 3], orig[256 * 3], layer[2 * 16 * 3];
+    const char *why;             /* why the splice was declined */
+} spim__jpeg;
+
+/* Natural-order index of the k-th coefficient in zigzag order. */
+static const unsigned char spim__zigzag[64] = {
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14,
+    21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53,
+    60, 61, 54, 47, 55, 62, 63
+};
+
+static int spim__jpeg_decline(spim__jpeg *j, const char *why)
+{
+    j->why = why;
+    return 0;
+}
+
+/* Canonical codes from a DHT table (T.81 C.2); 0 when the counts
+   over-subscribe the code space or a symbol is out of range. */
+static int spim__huff_build(spim__huff *h, const unsigned char *counts, const unsigned char *syms, int ac)
+{
+    int len, i, k = 0;
+    uint32_t code = 0;
+    memset(h, 0, sizeof *h);
+    for (len = 1; len <= 16; len++) {
+        h->maxcode[len] = -1;
+        h->delta[len] = k - (int32_t)code;
+        for (i = 0; i < counts[len - 1]; i++, k++, code++) {
+            unsigned s = syms[k];
+            if (code >= (1u << len)) return 0; /* over-subscribed */
+            if ((ac && (s & 15) > 10) || (!ac && s > 11)) return 0;
+            h->sym[k] = (unsigned char)s;
+            if (!h->size[s]) { h->code[s] = (uint16_t)code; h->size[s] = (unsigned char)len; }
+            if (len <= SPIM__HUFF_FAST) {
+                uint32_t f, n = 1u << (SPIM__HUFF_FAST - len), first = code << (SPIM__HUFF_FAST - len);
+                for (f = 0; f < n; f++) h->fast[first + f] = (uint16_t)((len << 8) | s);
+            }
+            if (ac && len + (int)(s & 15) <= SPIM__HUFF_SKIP && ((s & 15) || s == 0 || s == 0xF0)) {
+                unsigned adv = s == 0 ? SPIM__HUFF_EOB : s == 0xF0 ? 16 : (s >> 4) + 1;
+                uint32_t f, n = 1u << (SPIM__HUFF_SKIP - len), first = code << (SPIM__HUFF_SKIP - len);
+                for (f = 0; f < n; f++) h->skip[first + f] = (uint16_t)((adv << 6) | (len + (s & 15)));
+            }
+        }
+        if (counts[len - 1]) h->maxcode[len] = (int32_t)code - 1;
+        code <<= 1;
+    }
+    h->defined = 1;
+    return 1;
+}
+
+static int spim__jpeg_dht(spim__jpeg *j, const unsigned char *d, size_t n)
+{
+    while (n > 0) {
+        int total = 0, i, tc, th;
+        if (n < 17) return spim__jpeg_decline(j, "bad Huffman table");
+        tc = d[0] >> 4;
+        th = d[0] & 15;
+        for (i = 1; i <= 16; i++) total += d[i];
+        if (tc > 1 || th > 3 || total > 256 || (size_t)(17 + total) > n) return spim__jpeg_decline(j, "bad Huffman table");
+        if (!spim__huff_build(tc ? &j->ac[th] : &j->dc[th], d + 1, d + 17, tc))
+            return spim__jpeg_decline(j, "bad Huffman table");
+        d += 17 + total;
+        n -= (size_t)(17 + total);
+    }
+    return 1;
+}
+
+static int spim__jpeg_dqt(spim__jpeg *j, const unsigned char *d, size_t n)
+{
+    while (n > 0) {
+        int pq = d[0] >> 4, tq = d[0] & 15, k;
+        size_t need = 1 + (pq ? 128u : 64u);
+        if (pq > 1 || tq > 3 || n < need) return spim__jpeg_decline(j, "bad quantisation table");
+        for (k = 0; k < 64; k++) {
+            unsigned q = pq ? spim__rd16(d + 1 + 2 * k, 0) : d[1 + k];
+            if (!q) return spim__jpeg_decline(j, "quantisation table holds a zero");
+            j->qt[tq][spim__zigzag[k]] = (uint16_t)q;
+        }
+        j->qdef[tq] = 1;
+        d += need;
+        n -= need;
+    }
+    return 1;
+}
+
+static int spim__jpeg_sof(spim__jpeg *j, const unsigned char *d, size_t n)
+{
+    int i, k;
+    if (j->nc) return spim__jpeg_decline(j, "two frames");
+    if (n < 6) return spim__jpeg_decline(j, "short frame header");
+    if (d[0] != 8) return spim__jpeg_decline(j, "not 8 bits per sample");
+    j->height = (int)spim__rd16(d + 1, 0);
+    j->width = (int)spim__rd16(d + 3, 0);
+    j->nc = d[5];
+    if (j->nc != 1 && j->nc != 3) return spim__jpeg_decline(j, "not 1 or 3 components");
+    if (n != 6 + 3 * (size_t)j->nc) return spim__jpeg_decline(j, "bad frame header length");
+    if (!j->width || !j->height) return spim__jpeg_decline(j, "no frame size (DNL)");
+    j->hmax = j->vmax = 1;
+    for (i = 0; i < j->nc; i++) {
+        spim__jcomp *c = &j->comp[i];
+        c->id = d[6 + 3 * i];
+        c->h = d[7 + 3 * i] >> 4;
+        c->v = d[7 + 3 * i] & 15;
+        c->tq = d[8 + 3 * i];
+        if (c->h < 1 || c->h > 2 || c->v < 1 || c->v > 2 || c->tq > 3)
+            return spim__jpeg_decline(j, "sampling factor or table outside 1..2 / 0..3");
+        for (k = 0; k < i; k++)
+            if (j->comp[k].id == c->id) return spim__jpeg_decline(j, "two components with one id");
+        if (c->h > j->hmax) j->hmax = c->h;
+        if (c->v > j->vmax) j->vmax = c->v;
+    }
+    return 1;
+}
+
+static int spim__jpeg_sos(spim__jpeg *j, const unsigned char *d, size_t n)
+{
+    int i;
+    if (!j->nc) return spim__jpeg_decline(j, "scan before frame");
+    if (n < 1 || d[0] != j->nc || n != 4 + 2 * (size_t)j->nc) return spim__jpeg_decline(j, "scan without every component");
+    for (i = 0; i < j->nc; i++) {
+        spim__jcomp *c = &j->comp[i];
+        if (d[1 + 2 * i] != c->id) return spim__jpeg_decline(j, "scan components out of order");
+        c->td = d[2 + 2 * i] >> 4;
+        c->ta = d[2 + 2 * i] & 15;
+        if (c->td > 3 || c->ta > 3 || !j->dc[c->td].defined || !j->ac[c->ta].defined || !j->qdef[c->tq])
+            return spim__jpeg_decline(j, "scan uses an undefined table");
+    }
+    if (d[1 + 2 * j->nc] != 0 || d[2 + 2 * j->nc] != 63 || d[3 + 2 * j->nc] != 0)
+        return spim__jpeg_decline(j, "not a sequential scan");
+    return 1;
+}
+
+/* MCU geometry and the blocks of one MCU, component by component. */
+static int spim__jpeg_layout(spim__jpeg *j)
+{
+    int i, x, y, b = 0;
+    if (j->nc == 1) j->comp[0].h = j->comp[0].v = j->hmax = j->vmax = 1; /* non-interleaved: one block per MCU */
+    j->mcuw = 8 * j->hmax;
+    j->mcuh = 8 * j->vmax;
+    j->mcux = (j->width + j->mcuw - 1) / j->mcuw;
+    j->mcuy = (j->height + j->mcuh - 1) / j->mcuh;
+    for (i = 0; i < j->nc; i++)
+        for (y = 0; y < j->comp[i].v; y++)
+            for (x = 0; x < j->comp[i].h; x++) {
+                if (b == SPIM__JPEG_BLOCKS) return spim__jpeg_decline(j, "more than 10 blocks per MCU");
+                j->bcomp[b] = i; j->bx[b] = x; j->by[b] = y; b++;
+            }
+    j->nblocks = b;
+    for (x = 0; x < 8; x++)
+        for (i = 0; i < 8; i++)
+            j->cosine[x][i] = (float)((i ? 0.5 : 0.5 / sqrt(2.0)) * cos((2 * x + 1) * i * 3.14159265358979323846 / 16));
+    return 1;
+}
+
+/* The header up to the scan: 1 when the splice can take the file. */
+static int spim__jpeg_parse(spim__jpeg *j)
+{
+    const unsigned char *p = j->p;
+    size_t pos = spim__jpeg_soi(p, j->len), seg;
+    int m;
+    for (;;) {
+        if (pos >= j->len || p[pos] != 0xFF) return spim__jpeg_decline(j, "no marker where one belongs");
+        while (pos < j->len && p[pos] == 0xFF) pos++;
+        if (pos >= j->len) return spim__jpeg_decline(j, "no scan");
+        m = p[pos++];
+        if (j->len - pos < 2 || (seg = spim__rd16(p + pos, 0)) < 2 || seg > j->len - pos)
+            return spim__jpeg_decline(j, "segment runs past the end");
+        if ((m == 0xC0 || m == 0xC1) && !spim__jpeg_sof(j, p + pos + 2, seg - 2)) return 0;
+        if (m == 0xC4 && !spim__jpeg_dht(j, p + pos + 2, seg - 2)) return 0;
+        if (m == 0xDB && !spim__jpeg_dqt(j, p + pos + 2, seg - 2)) return 0;
+        if (m == 0xDD) {
+            if (seg != 4) return spim__jpeg_decline(j, "bad restart interval");
+            j->ri = (int)spim__rd16(p + pos + 2, 0);
+        }
+        if (m == 0xDA) {
+            if (!spim__jpeg_sos(j, p + pos + 2, seg - 2)) return 0;
+            j->scan = pos + seg;
+            return spim__jpeg_layout(j);
+        }
+        if ((m >= 0xC2 && m <= 0xCF && m != 0xC4) || !(m == 0xC0 || m == 0xC1 || m == 0xC4 || m == 0xDB ||
+                                                       m == 0xDD || m == 0xFE || (m >= 0xE0 && m <= 0xEF)))
+            return spim__jpeg_decline(j, m == 0xC2 || m == 0xC6 || m == 0xCA ? "progressive JPEG"
+                                         : m == 0xC3 || m == 0xC7 || m == 0xCB || m == 0xCF ? "lossless JPEG"
+                                         : m >= 0xC9 ? "arithmetic-coded JPEG" : "unsupported marker");
+        pos += seg;
+    }
+}
+
+/* Entropy-coded data from pos: its end (the marker's first FF), the marker
+   code and the position after it; 0 when the file ends first. */
+static int spim__jpeg_data_end(const unsigned char *p, size_t pos, size_t len, size_t *end, int *marker, size_t *after)
+{
+    while (pos + 1 < len) {
+        const unsigned char *f = (const unsigned char *)memchr(p + pos, 0xFF, len - pos - 1);
+        size_t k;
+        if (!f) return 0;
+        pos = (size_t)(f - p);
+        if (p[pos + 1] == 0x00) { pos += 2; continue; }
+        for (k = pos; k < len && p[k] == 0xFF; k++) {}
+        if (k >= len) return 0;
+        *end = pos;
+        *marker = p[k];
+        *after = k + 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- bits in, bits out ---- */
+
+typedef struct spim__jbits {
+    const unsigned char *p;
+    size_t pos, end;
+    uint64_t acc;                /* n valid bits, most significant first */
+    int n;
+    uint64_t fed, fill;          /* bytes put into acc; of which zeros past the end */
+} spim__jbits;
+
+static void spim__jbits_fill(spim__jbits *r)
+{
+    if (r->end - r->pos >= 8) { /* eight bytes without FF: as many as fit, at once */
+        const unsigned char *q = r->p + r->pos;
+        uint64_t v = (uint64_t)q[0] << 56 | (uint64_t)q[1] << 48 | (uint64_t)q[2] << 40 | (uint64_t)q[3] << 32 |
+                     (uint64_t)q[4] << 24 | (uint64_t)q[5] << 16 | (uint64_t)q[6] << 8 | (uint64_t)q[7];
+        uint64_t x = ~v;
+        if (!((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull)) {
+            int k = (64 - r->n) >> 3;
+            /* the bits of a partial byte below are the next byte's own, which the next fill ORs in again */
+            r->acc |= v >> r->n;
+            r->pos += (size_t)k;
+            r->n += 8 * k;
+            r->fed += (uint64_t)k;
+            return;
+        }
+    }
+    while (r->n <= 56) {
+        unsigned b = 0;
+        if (r->pos < r->end) {
+            b = r->p[r->pos];
+            r->pos += b == 0xFF ? 2 : 1; /* FF is always FF 00 before the end */
+        } else {
+            r->fill++;
+        }
+        r->acc |= (uint64_t)b << (56 - r->n);
+        r->n += 8;
+        r->fed++;
+    }
+}
+
+static uint64_t spim__jbits_pos(const spim__jbits *r) { return r->fed * 8 - (uint64_t)r->n; }
+
+static int spim__jbits_over(const spim__jbits *r) { return r->fill && spim__jbits_pos(r) > (r->fed - r->fill) * 8; }
+
+static unsigned spim__jbits_get(spim__jbits *r, int k)
+{
+    unsigned v;
+    if (!k) return 0;
+    v = (unsigned)(r->acc >> (64 - k));
+    r->acc <<= k;
+    r->n -= k;
+    return v;
+}
+
+static int spim__jbits_extend(unsigned v, int s) { return v < (1u << (s - 1)) ? (int)v - (1 << s) + 1 : (int)v; }
+
+/* One symbol; -1 for a code the table does not have. Needs 16 bits in acc. */
+static int spim__huff_decode(spim__jbits *r, const spim__huff *h)
+{
+    unsigned e = h->fast[r->acc >> (64 - SPIM__HUFF_FAST)];
+    int len;
+    if (e) {
+        r->acc <<= e >> 8;
+        r->n -= (int)(e >> 8);
+        return (int)(e & 255);
+    }
+    for (len = SPIM__HUFF_FAST + 1; len <= 16; len++) {
+        int32_t code = (int32_t)(r->acc >> (64 - len));
+        if (code <= h->maxcode[len]) {
+            r->acc <<= len;
+            r->n -= len;
+            return h->sym[code + h->delta[len]];
+        }
+    }
+    return -1;
+}
+
+/* One block: *pred becomes its DC value, *dc_end the bit position after the
+   DC; coef (natural order, quantised) is filled when non-NULL. 0 on bad data. */
+static int spim__jpeg_block(spim__jbits *r, const spim__huff *dc, const spim__huff *ac, int *pred,
+                            uint64_t *dc_end, int16_t *coef)
+{
+    int s, k, rs;
+    if (r->n < 32) spim__jbits_fill(r);
+    if ((s = spim__huff_decode(r, dc)) < 0) return 0;
+    if (s) *pred += spim__jbits_extend(spim__jbits_get(r, s), s);
+    if (*pred < -32768 || *pred > 32767) return 0;
+    *dc_end = spim__jbits_pos(r);
+    if (coef) {
+        memset(coef, 0, 64 * sizeof *coef);
+        coef[0] = (int16_t)*pred;
+    }
+    for (k = 1; k < 64;) {
+        if (r->n < 32) spim__jbits_fill(r);
+        if (!coef) {
+            unsigned e = ac->skip[r->acc >> (64 - SPIM__HUFF_SKIP)];
+            if (e) {
+                r->acc <<= e & 63;
+                r->n -= (int)(e & 63);
+                if ((e >> 6) == SPIM__HUFF_EOB) break;
+                k += (int)(e >> 6);
+                continue;
+            }
+        }
+        if ((rs = spim__huff_decode(r, ac)) < 0) return 0;
+        s = rs & 15;
+        if (!s) {
+            if (rs != 0xF0) break;
+            k += 16;
+            continue;
+        }
+        k += rs >> 4;
+        if (k > 63) return 0;
+        if (coef) coef[spim__zigzag[k]] = (int16_t)spim__jbits_extend(spim__jbits_get(r, s), s);
+        else spim__jbits_get(r, s);
+        k++;
+    }
+    return k <= 64;
+}
+
+typedef struct spim__jout {
+    spim_buf *b;
+    uint64_t acc;
+    int n;
+} spim__jout;
+
+static spim_status spim__jout_room(spim__jout *w, size_t bytes)
+{
+    return w->b->cap - w->b->len > bytes + 2 ? SPIM_OK : spim_buf_reserve(w->b, bytes + 2);
+}
+
+/* k <= 32 bits of v (the caller keeps v within k bits), stuffing FF with 00. */
+static void spim__jout_put(spim__jout *w, uint32_t v, int k)
+{
+    w->acc = (w->acc << k) | v;
+    w->n += k;
+    while (w->n >= 8) {
+        unsigned char c = (unsigned char)(w->acc >> (w->n - 8));
+        w->n -= 8;
+        w->b->data[w->b->len++] = c;
+        if (c == 0xFF) w->b->data[w->b->len++] = 0;
+    }
+}
+
+/* Pad the last byte with 1-bits (T.81 F.1.2.3). */
+static void spim__jout_flush(spim__jout *w)
+{
+    if (w->n) spim__jout_put(w, (1u << (8 - w->n)) - 1, 8 - w->n);
+}
+
+/* The copier walks the source scan behind the decoder, bit by bit. */
+typedef struct spim__jcopy {
+    const unsigned char *p;
+    size_t pos, end;
+    unsigned cur;
+    int left;                    /* bits of cur not yet taken */
+    uint64_t bitpos;
+} spim__jcopy;
+
+/* Whole bytes while both sides are byte-aligned: the stuffed source bytes
+   are already what the output needs. */
+static uint64_t spim__jcopy_raw(spim__jcopy *c, spim__jout *w, uint64_t bytes)
+{
+    size_t i = c->pos;
+    uint64_t got = 0;
+    while (got < bytes && i < c->end) {
+        size_t span = c->end - i;
+        const unsigned char *f;
+        if (span > bytes - got) span = (size_t)(bytes - got);
+        f = (const unsigned char *)memchr(c->p + i, 0xFF, span);
+        if (!f) { i += span; got += span; continue; }
+        got += (uint64_t)(f - (c->p + i)) + 1;
+        i = (size_t)(f - c->p) + 2;
+    }
+    if (i > c->end) i = c->end;
+    memcpy(w->b->data + w->b->len, c->p + c->pos, i - c->pos);
+    w->b->len += i - c->pos;
+    c->pos = i;
+    return got;
+}
+
+/* Copy (out != NULL) or skip the source bits up to bit position `to`. */
+static spim_status spim__jcopy_to(spim__jcopy *c, spim__jout *w, uint64_t to, int copy)
+{
+    uint64_t n = to - c->bitpos;
+    if (to <= c->bitpos) return SPIM_OK;
+    if (copy && spim__jout_room(w, (size_t)(n / 4) + 16) != SPIM_OK) return SPIM_ERR_NOMEM;
+    c->bitpos = to;
+    while (n > 0) {
+        int take;
+        if (c->left == 0) {
+            if (copy && w->n == 0 && n >= 8) {
+                n -= 8 * spim__jcopy_raw(c, w, n / 8);
+                if (c->pos >= c->end && n >= 8) return SPIM_ERR_IMAGE;
+                continue;
+            }
+            if (c->pos >= c->end) return SPIM_ERR_IMAGE;
+            c->cur = c->p[c->pos];
+            c->pos += c->cur == 0xFF ? 2 : 1;
+            c->left = 8;
+        }
+        take = (uint64_t)c->left < n ? c->left : (int)n;
+        if (copy) spim__jout_put(w, (c->cur >> (c->left - take)) & ((1u << take) - 1), take);
+        c->left -= take;
+        n -= (uint64_t)take;
+    }
+    return SPIM_OK;
+}
+
+/* ---- re-coding one MCU ---- */
+
+static void spim__jpeg_idct(const spim__jpeg *j, const int16_t *coef, const uint16_t *q, unsigned char *out, int stride)
+{
+    float t[64];
+    int x, y, u, i;
+    memset(t, 0, sizeof t);
+    for (i = 0; i < 64; i++) /* most coefficients are zero: add only the others */
+        if (coef[i]) {
+            float f = (float)(coef[i] * q[i]);
+            for (y = 0; y < 8; y++) t[y * 8 + (i & 7)] += j->cosine[y][i >> 3] * f;
+        }
+    for (y = 0; y < 8; y++)
+        for (x = 0; x < 8; x++) {
+            float s = 128.5f;
+            for (u = 0; u < 8; u++) s += j->cosine[x][u] * t[y * 8 + u];
+            out[y * stride + x] = (unsigned char)(s <= 0 ? 0 : s >= 255 ? 255 : (int)s);
+        }
+}
+
+static void spim__jpeg_fdct(const spim__jpeg *j, const float *in, const uint16_t *q, int16_t *coef)
+{
+    float t[64];
+    int x, y, u, v;
+    for (y = 0; y < 8; y++)
+        for (u = 0; u < 8; u++) {
+            float s = 0;
+            for (x = 0; x < 8; x++) s += j->cosine[x][u] * (in[y * 8 + x] - 128.0f);
+            t[y * 8 + u] = s;
+        }
+    for (v = 0; v < 8; v++)
+        for (u = 0; u < 8; u++) {
+            float s = 0, f;
+            int c;
+            for (y = 0; y < 8; y++) s += j->cosine[y][v] * t[y * 8 + u];
+            f = s / (float)q[v * 8 + u];
+            c = (int)(f < 0 ? f - 0.5f : f + 0.5f);
+            coef[v * 8 + u] = (int16_t)(c < -1023 ? -1023 : c > 1023 ? 1023 : c);
+        }
+}
+
+static float spim__jpeg_from_rgb(const unsigned char *px, int c)
+{
+    float r = px[0], g = px[1], b = px[2];
+    if (c == 0) return 0.299f * r + 0.587f * g + 0.114f * b;
+    if (c == 1) return -0.168736f * r - 0.331264f * g + 0.5f * b + 128.0f;
+    return 0.5f * r - 0.418688f * g - 0.081312f * b + 128.0f;
+}
+
+static unsigned char spim__clamp255(float v) { return (unsigned char)(v <= 0 ? 0 : v >= 255 ? 255 : (int)(v + 0.5f)); }
+
+/* The MCU's pixels (box-upsampled chroma) into j->rgb, ch bytes per pixel. */
+static void spim__jpeg_mcu_pixels(spim__jpeg *j)
+{
+    int b, x, y, ch = j->nc;
+    for (b = 0; b < j->nblocks; b++) {
+        const spim__jcomp *c = &j->comp[j->bcomp[b]];
+        spim__jpeg_idct(j, j->coef[b], j->qt[c->tq], j->plane[j->bcomp[b]] + j->by[b] * 8 * 8 * c->h + j->bx[b] * 8,
+                        8 * c->h);
+    }
+    for (y = 0; y < j->mcuh; y++)
+        for (x = 0; x < j->mcuw; x++) {
+            unsigned char *o = j->rgb + (y * j->mcuw + x) * ch;
+            const spim__jcomp *c = j->comp;
+            int sy = j->vmax - 1, sx = j->hmax - 1; /* factors are 1 or 2: halve or keep */
+            float Y = j->plane[0][((y * c[0].v) >> sy) * 8 * c[0].h + ((x * c[0].h) >> sx)], cb, cr;
+            if (ch == 1) { o[0] = (unsigned char)Y; continue; }
+            cb = (float)j->plane[1][((y * c[1].v) >> sy) * 8 * c[1].h + ((x * c[1].h) >> sx)] - 128.0f;
+            cr = (float)j->plane[2][((y * c[2].v) >> sy) * 8 * c[2].h + ((x * c[2].h) >> sx)] - 128.0f;
+            o[0] = spim__clamp255(Y + 1.402f * cr);
+            o[1] = spim__clamp255(Y - 0.344136f * cb - 0.714136f * cr);
+            o[2] = spim__clamp255(Y + 1.772f * cb);
+        }
+}
+
+/* Re-derive the coefficients of each block whose pixels the stamp changed:
+   colour conversion, box downsampling, FDCT, the file's quantisation. */
+static void spim__jpeg_mcu_coefs(spim__jpeg *j)
+{
+    int b, ch = j->nc;
+    for (b = 0; b < j->nblocks; b++) {
+        const spim__jcomp *c = &j->comp[j->bcomp[b]];
+        int sx = j->hmax / c->h, sy = j->vmax / c->v, x0 = j->bx[b] * 8 * sx, y0 = j->by[b] * 8 * sy;
+        int x, y, changed = 0;
+        float in[64];
+        for (y = y0; y < y0 + 8 * sy && !changed; y++) {
+            size_t off = ((size_t)y * (size_t)j->mcuw + (size_t)x0) * (size_t)ch;
+            changed = memcmp(j->rgb + off, j->orig + off, (size_t)(8 * sx * ch)) != 0;
+        }
+        if (!changed) continue;
+        for (y = 0; y < 8; y++)
+            for (x = 0; x < 8; x++) {
+                float s = 0;
+                int u, v;
+                for (v = 0; v < sy; v++)
+                    for (u = 0; u < sx; u++) {
+                        const unsigned char *px = j->rgb + ((size_t)(y0 + y * sy + v) * (size_t)j->mcuw +
+                                                            (size_t)(x0 + x * sx + u)) * (size_t)ch;
+                        s += ch == 1 ? (float)px[0] : spim__jpeg_from_rgb(px, j->bcomp[b]);
+                    }
+                in[y * 8 + x] = s / (float)(sx * sy);
+            }
+        spim__jpeg_fdct(j, in, j->qt[c->tq], j->coef[b]);
+    }
+}
+
+static int spim__jpeg_bits_of(int v)
+{
+    int s = 0;
+    if (v < 0) v = -v;
+    while (v) { s++; v >>= 1; }
+    return s;
+}
+
+/* The value nearest to v that the table can code with run `run` (AC) or as
+   a DC difference; 0 when only zero will do (*ok = 0 when not even that). */
+static int spim__jpeg_codable(const spim__huff *h, int run, int v, int *ok)
+{
+    int s = spim__jpeg_bits_of(v);
+    *ok = 1;
+    for (; s > 0; s--)
+        if (h->size[(run << 4) | s]) {
+            int lim = (1 << s) - 1;
+            return v > lim ? lim : v < -lim ? -lim : v;
+        }
+    *ok = run == 0 && h->size[0] != 0;
+    return 0;
+}
+
+static void spim__jpeg_put_value(spim__jout *w, const spim__huff *h, int sym_hi, int v)
+{
+    int s = spim__jpeg_bits_of(v), sym = sym_hi | s;
+    spim__jout_put(w, h->code[sym], h->size[sym]);
+    if (s) spim__jout_put(w, (uint32_t)(v < 0 ? v + (1 << s) - 1 : v), s);
+}
+
+#define SPIM__JPEG_NO_NEXT (-100000)
+
+static int spim__jpeg_dc_codable(const spim__huff *h, int diff)
+{
+    int ok, v = spim__jpeg_codable(h, 0, diff, &ok);
+    return ok && v == diff;
+}
+
+/* The DC value nearest to `want` whose difference from `pred`, and to the
+   copied block after it (`next`, unless SPIM__JPEG_NO_NEXT), the table can
+   code; 0 when there is none. */
+static int spim__jpeg_pick_dc(const spim__huff *h, int pred, int want, int next, int *dc)
+{
+    int d, s;
+    for (d = 0; d <= 2048; d++)
+        for (s = -1; s <= 1; s += 2) {
+            int t = want + s * d;
+            if (t < -1023 || t > 1023) continue;
+            if (spim__jpeg_dc_codable(h, t - pred) && (next == SPIM__JPEG_NO_NEXT || spim__jpeg_dc_codable(h, next - t))) {
+                *dc = t;
+                return 1;
+            }
+        }
+    return 0;
+}
+
+/* Huffman-code one block after the DC predictor *pred; values the tables
+   cannot code are moved to the nearest they can first (changing the block,
+   which is re-coded anyway). 0 when not even that works. */
+static int spim__jpeg_put_block(spim__jout *w, const spim__huff *dc, const spim__huff *ac, int16_t *coef, int *pred,
+                                int next)
+{
+    int k, run = 0, ok, v;
+    if (!spim__jpeg_pick_dc(dc, *pred, coef[0], next, &v)) return 0;
+    spim__jpeg_put_value(w, dc, 0, v - *pred);
+    coef[0] = (int16_t)v;
+    *pred = v;
+    for (k = 1; k < 64; k++) {
+        int z = spim__zigzag[k], v = coef[z];
+        if (!v) { run++; continue; }
+        if (run > 15 && !ac->size[0xF0]) { coef[z] = 0; run++; continue; }
+        while (run > 15) { spim__jpeg_put_value(w, ac, 0xF0, 0); run -= 16; }
+        v = spim__jpeg_codable(ac, run, v, &ok);
+        if (!v) { coef[z] = 0; run++; continue; }
+        coef[z] = (int16_t)v;
+        spim__jpeg_put_value(w, ac, run << 4, v);
+        run = 0;
+    }
+    if (run) {
+        if (!ac->size[0]) return 0;
+        spim__jpeg_put_value(w, ac, 0, 0);
+    }
+    return 1;
+}
+
+/* Decode, blend and re-code MCU (mc, mr), whose coefficients are in
+   j->coef; next[c]: DC of the copied block that follows component c's last
+   block, or SPIM__JPEG_NO_NEXT. */
+static int spim__jpeg_recode_mcu(spim__jpeg *j, const spim__plan *P, int mc, int mr, spim__jout *w, int *pred,
+                                 const int *next)
+{
+    int b;
+    size_t n = (size_t)j->mcuw * (size_t)j->mcuh * (size_t)j->nc;
+    spim__jpeg_mcu_pixels(j);
+    memcpy(j->orig, j->rgb, n);
+    spim__plan_draw(P, j->rgb, (size_t)j->mcuw * (size_t)j->nc, mc * j->mcuw, mr * j->mcuh, j->mcuw, j->mcuh, j->layer);
+    spim__jpeg_mcu_coefs(j);
+    for (b = 0; b < j->nblocks; b++) {
+        const spim__jcomp *c = &j->comp[j->bcomp[b]];
+        int last = b + 1 == j->nblocks || j->bcomp[b + 1] != j->bcomp[b];
+        if (!spim__jpeg_put_block(w, &j->dc[c->td], &j->ac[c->ta], j->coef[b], &pred[j->bcomp[b]],
+                                  last ? next[j->bcomp[b]] : SPIM__JPEG_NO_NEXT))
+            return spim__jpeg_decline(j, "the file's Huffman tables cannot code a re-coded block");
+    }
+    return 1;
+}
+
+/* The covered MCUs: columns c0..c1 of rows r0..r1. */
+typedef struct spim__jcover {
+    int c0, c1, r0, r1;
+} spim__jcover;
+
+static int spim__jcover_has(const spim__jcover *k, uint64_t m, int mcux)
+{
+    int r = (int)(m / (uint64_t)mcux), c = (int)(m % (uint64_t)mcux);
+    return r >= k->r0 && r <= k->r1 && c >= k->c0 && c <= k->c1;
+}
+
+/* Whether MCUs m0..m1-1 include a covered one. */
+static int spim__jcover_any(const spim__jcover *k, uint64_t m0, uint64_t m1, int mcux)
+{
+    uint64_t r;
+    for (r = m0 / (uint64_t)mcux; r <= (m1 - 1) / (uint64_t)mcux; r++) {
+        uint64_t a = r * (uint64_t)mcux + (uint64_t)k->c0, b = r * (uint64_t)mcux + (uint64_t)k->c1;
+        if ((int64_t)r >= k->r0 && (int64_t)r <= k->r1 && a < m1 && b >= m0) return 1;
+    }
+    return 0;
+}
+
+/* The DC values of the first block of each component in the MCU after the
+   decoder's position (when `copied`: that MCU will be copied, so the last
+   re-coded blocks must leave it a difference its table can code). */
+static void spim__jpeg_peek_dc(const spim__jpeg *j, const spim__jbits *r, const int *src, int copied, int *next)
+{
+    spim__jbits t = *r;
+    int pred[3], b, seen[3] = { 0, 0, 0 };
+    uint64_t dc_end;
+    memcpy(pred, src, sizeof pred);
+    for (b = 0; b < 3; b++) next[b] = SPIM__JPEG_NO_NEXT;
+    for (b = 0; copied && b < j->nblocks; b++) {
+        const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+        if (!spim__jpeg_block(&t, &j->dc[cp->td], &j->ac[cp->ta], &pred[j->bcomp[b]], &dc_end, NULL)) return;
+        if (!seen[j->bcomp[b]]) next[j->bcomp[b]] = pred[j->bcomp[b]];
+        seen[j->bcomp[b]] = 1;
+    }
+}
+
+/* One restart interval (or the whole scan) with covered MCUs in it: data
+   [pos, end), MCUs m0..m1-1. 1 done, 0 declined, -1 out of memory. */
+static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos, size_t end,
+                               uint64_t m0, uint64_t m1, spim__jout *w)
+{
+    spim__jbits r;
+    spim__jcopy c;
+    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, next[3], b;
+    uint64_t m, dc_end;
+    memset(&r, 0, sizeof r);
+    memset(&c, 0, sizeof c);
+    r.p = c.p = j->p;
+    r.pos = c.pos = pos;
+    r.end = c.end = end;
+    w->acc = 0;
+    w->n = 0;
+    for (m = m0; m < m1; m++) {
+        uint64_t start = spim__jbits_pos(&r);
+        if (spim__jcover_has(k, m, j->mcux)) {
+            for (b = 0; b < j->nblocks; b++) {
+                const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+                if (!spim__jpeg_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[j->bcomp[b]], &dc_end, j->coef[b]))
+                    return spim__jpeg_decline(j, "corrupt scan");
+            }
+            if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
+            spim__jpeg_peek_dc(j, &r, src, m + 1 < m1 && !spim__jcover_has(k, m + 1, j->mcux), next);
+            if (spim__jcopy_to(&c, w, start, 1) != SPIM_OK) return -1;
+            spim__jcopy_to(&c, w, spim__jbits_pos(&r), 0);
+            if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
+            if (!spim__jpeg_recode_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux), w, dst, next))
+                return 0;
+            continue;
+        }
+        for (b = 0; b < j->nblocks; b++) {
+            const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+            int ci = j->bcomp[b], before = src[ci];
+            uint64_t bstart = spim__jbits_pos(&r);
+            if (!spim__jpeg_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[ci], &dc_end, NULL))
+                return spim__jpeg_decline(j, "corrupt scan");
+            if (dst[ci] != before) { /* the first block after a re-coded run: new DC difference */
+                int ok, diff = src[ci] - dst[ci];
+                if (spim__jpeg_codable(&j->dc[cp->td], 0, diff, &ok) != diff || !ok)
+                    return spim__jpeg_decline(j, "the file's DC table cannot code a changed difference");
+                if (spim__jcopy_to(&c, w, bstart, 1) != SPIM_OK || spim__jout_room(w, 16) != SPIM_OK) return -1;
+                spim__jcopy_to(&c, w, dc_end, 0);
+                spim__jpeg_put_value(w, &j->dc[cp->td], 0, diff);
+            }
+            dst[ci] = src[ci];
+        }
+        if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
+    }
+    if (spim__jcopy_to(&c, w, spim__jbits_pos(&r), 1) != SPIM_OK || spim__jout_room(w, 2) != SPIM_OK) return -1;
+    spim__jout_flush(w);
+    return 1;
+}
+
+/* The scan, interval by interval, then EOI. 1 done, 0 declined, -1 out of memory. */
+static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, spim_buf *out)
+{
+    uint64_t total = (uint64_t)j->mcux * (uint64_t)j->mcuy, per = j->ri ? (uint64_t)j->ri : total, m0, i = 0;
+    size_t pos = j->scan, end, after;
+    int marker, rc;
+    spim__jout w;
+    w.b = out;
+    for (m0 = 0; m0 < total; m0 += per, i++) {
+        uint64_t m1 = total - m0 < per ? total : m0 + per;
+        if (!spim__jpeg_data_end(j->p, pos, j->len, &end, &marker, &after))
+            return spim__jpeg_decline(j, "scan runs to the end of the file");
+        if (m1 < total && marker != 0xD0 + (int)(i & 7)) return spim__jpeg_decline(j, "restart markers do not match DRI");
+        if (m1 == total && marker != 0xD9) return spim__jpeg_decline(j, "more than one scan");
+        if (!spim__jcover_any(k, m0, m1, j->mcux)) {
+            if (spim_buf_append(out, j->p + pos, end - pos) != SPIM_OK) return -1;
+        } else if ((rc = spim__jpeg_interval(j, P, k, pos, end, m0, m1, &w)) != 1) {
+            return rc;
+        }
+        if (m1 < total) {
+            unsigned char rst[2];
+            rst[0] = 0xFF;
+            rst[1] = (unsigned char)marker;
+            if (spim_buf_append(out, rst, 2) != SPIM_OK) return -1;
+        }
+        pos = after;
+    }
+    return spim_buf_append(out, "\xFF\xD9", 2) == SPIM_OK ? 1 : -1;
+}
+
+/* The header as it is, with each EXIF thumbnail unlinked (see
+   spim__exif_drop_thumbnail). */
+static spim_status spim__jpeg_copy_header(const spim__jpeg *j, spim_buf *out)
+{
+    size_t start = out->len, pos = spim__jpeg_soi(j->p, j->len);
+    unsigned char *h;
+    if (spim_buf_append(out, j->p, j->scan) != SPIM_OK) return SPIM_ERR_NOMEM;
+    h = out->data + start;
+    while (pos + 4 <= j->scan) {
+        size_t seg;
+        while (pos < j->scan && h[pos] == 0xFF) pos++;
+        if (pos + 3 > j->scan) break;
+        seg = spim__rd16(h + pos + 1, 0);
+        if (h[pos] == 0xE1 && seg >= 16 && memcmp(h + pos + 3, "Exif\0\0", 6) == 0)
+            spim__exif_drop_thumbnail(h + pos + 9, seg - 8);
+        pos += 1 + seg;
+    }
+    return SPIM_OK;
+}
+
+/* Stamp a JPEG in the compressed domain. SPIM_OK with *declined = 1 when
+   the file needs the decode -> encode path (*why says why). */
+static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int orientation, const spim_stamp *stamp,
+                                     const spim_stamp_options *o, spim_buf *out, spim_image_info *info,
+                                     const char **why, spim_error *err)
+{
+    spim__jpeg *j = (spim__jpeg *)SPIM_MALLOC(sizeof *j);
+    spim__plan P;
+    spim__jcover k;
+    spim_status st = SPIM_OK;
+    uint64_t budget = o->max_pixels ? o->max_pixels : spim_default_max_pixels(), area;
+    double side;
+    size_t start = out->len;
+    int rc;
+    *why = NULL;
+    if (!j) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory reading JPEG");
+    memset(j, 0, sizeof *j);
+    j->p = p;
+    j->len = len;
+    if (!spim__jpeg_parse(j)) {
+        *why = j->why;
+        SPIM_FREE(j);
+        return SPIM_OK;
+    }
+    side = o->scale * (j->width < j->height ? j->width : j->height) + 0.5;
+    if (o->scale > 0 && side * side > (double)budget) {
+        st = spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG of %dx%d: the stamp scaled to %.0f pixels a side "
+                            "is over the budget of %llu pixels", j->width, j->height, side,
+                            (unsigned long long)budget);
+        SPIM_FREE(j);
+        return st;
+    }
+    if ((st = spim__plan_make(&P, j->width, j->height, j->nc, orientation, stamp, o, err)) != SPIM_OK) {
+        SPIM_FREE(j);
+        return st;
+    }
+    k.c0 = P.L.x / j->mcuw;
+    k.c1 = (P.L.x + P.L.w - 1) / j->mcuw;
+    k.r0 = P.L.y / j->mcuh;
+    k.r1 = (P.L.y + P.L.h - 1) / j->mcuh;
+    area = (uint64_t)(k.c1 - k.c0 + 1) * (uint64_t)j->mcuw * (uint64_t)(k.r1 - k.r0 + 1) * (uint64_t)j->mcuh;
+    if (area > budget) {
+        st = spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG: the stamp covers %llu pixels, over the budget of %llu",
+                            (unsigned long long)area, (unsigned long long)budget);
+    } else if (spim_buf_reserve(out, len + len / 8 + 65536) != SPIM_OK || spim__jpeg_copy_header(j, out) != SPIM_OK ||
+               (rc = spim__jpeg_scan(j, &P, &k, out)) < 0) {
+        st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory stamping JPEG");
+    } else if (rc == 0) {
+        *why = j->why;
+    } else if (info) {
+        info->width = j->width;
+        info->height = j->height;
+    }
+    if (st != SPIM_OK || *why) out->len = start;
+    spim_stamp_free(&P.scaled);
+    SPIM_FREE(j);
+    return st;
+}
+
+/* The compressed-domain path of spim_stamp_image: *done = 0 when the file
+   must be decoded and re-encoded instead. The metadata is read (and the
+   structure checked) exactly as spim_image_decode does. */
+static spim_status spim__jpeg_stamp(const void *in, size_t in_len, const spim_stamp *stamp,
+                                    const spim_stamp_options *o, spim_buf *out, spim_image_info *info, int *done,
+                                    spim_error *err)
+{
+    spim_meta m;
+    spim_status st;
+    const char *why = NULL;
+    if (in_len > INT_MAX) return spim_error_set(err, SPIM_ERR_TOO_LARGE, "input of %zu bytes is too large", in_len);
+    if ((st = spim__meta_read(in, in_len, &m, err)) != SPIM_OK) return st;
+    if ((st = spim__draw_check((const unsigned char *)in, 1, 1, 3, stamp, o, err)) == SPIM_OK)
+        st = spim__jpeg_splice((const unsigned char *)in, in_len, m.orientation, stamp, o, out, info, &why, err);
+    *done = st == SPIM_OK && !why;
+    if (*done && info) {
+        info->format = info->out_format = SPIM_FORMAT_JPEG;
+        info->content_type = spim_format_content_type(SPIM_FORMAT_JPEG);
+        info->extension = spim__format_extension(SPIM_FORMAT_JPEG);
+        info->orientation = m.orientation;
+        info->path = "splice";
+    }
+    spim__meta_free(&m);
+    return st;
+}
+
 /* Decode, free `own` (when not NULL), stamp, encode. */
 static spim_status spim__stamp_pipeline(const void *in, size_t in_len, spim_buf *own, const spim_stamp *stamp,
                                         const spim_stamp_options *opt, spim_buf *out,
@@ -6254,6 +7233,15 @@ static spim_status spim__stamp_pipeline(const void *in, size_t in_len, spim_buf 
     spim_status st;
     if (opt) o = *opt;
     else memset(&o, 0, sizeof o);
+    if (o.jpeg_mode != SPIM_JPEG_RECODE && spim__format_detect(in, in_len) == SPIM_FORMAT_JPEG &&
+        spim__out_format(SPIM_FORMAT_JPEG, o.output_format) == SPIM_FORMAT_JPEG) {
+        int done = 0;   /* the splice keeps the input: `own` is freed after it */
+        st = spim__jpeg_stamp(in, in_len, stamp, &o, out, info, &done, err);
+        if (st != SPIM_OK || done) {
+            if (own) spim_buf_free(own);
+            return st;
+        }
+    }
     st = spim_image_decode(in, in_len, o.max_pixels, &img, err);
     if (own) spim_buf_free(own);
     if (st != SPIM_OK) return st;
@@ -6267,6 +7255,7 @@ static spim_status spim__stamp_pipeline(const void *in, size_t in_len, spim_buf 
         info->width = img.width;
         info->height = img.height;
         info->orientation = img.meta.orientation;
+        info->path = "recode";
     }
     spim_image_free(&img);
     return st;

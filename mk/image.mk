@@ -14,3 +14,7 @@ $(B)/assets/stamp_png.h: $(B)/assets/stamp.png $(B)/tools/bin2h
 
 $(B)/stamp: $(B)/assets/stamp_png.h
 $(B)/imager/bootstrap: $(B)/assets/stamp_png.h
+
+# test_jpeg reads coefficients back through libjpeg (libjpeg62-turbo-dev):
+# only this test links it.
+$(addsuffix /test_jpeg,$(addprefix $(B)/test/,gcc clang san)): PKG_LIBS += -ljpeg

@@ -592,11 +592,16 @@ def case_pixel_budget(t):
     for sample in ("small.jpg", "photo.jpg", "large.jpg"):
         s3_put(t.bucket, "budget/" + sample, os.path.join(t.samples, sample))
     event = s3_event(*[s3_record(t.bucket, "budget/" + s) for s in ("small.jpg", "photo.jpg", "large.jpg")])
-    doc = local_summary(t, event, SPARTA_MAX_PIXELS="1000000")
+    # the decode path (SPARTA_JPEG_MODE=recode) counts every pixel of the photo
+    doc = local_summary(t, event, SPARTA_MAX_PIXELS="1000000", SPARTA_JPEG_MODE="recode")
     expect_eq("actions with SPARTA_MAX_PIXELS=1000000", ["stamped", "skipped", "skipped"],
               [r["action"] for r in doc["records"]])
+    # the compressed domain counts only the MCUs under the stamp
+    doc = local_summary(t, event, SPARTA_MAX_PIXELS="1000000")
+    expect_eq("actions with SPARTA_MAX_PIXELS=1000000, compressed domain", ["stamped"] * 3,
+              [r["action"] for r in doc["records"]])
     # (32 MiB - 24 MiB) / 5 bytes per pixel = 1.68 MP: photo.jpg (1.23 MP) fits, large.jpg (6 MP) does not
-    doc = local_summary(t, event, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="32")
+    doc = local_summary(t, event, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="32", SPARTA_JPEG_MODE="recode")
     expect_eq("actions with 32 MB of memory", ["stamped", "stamped", "skipped"], [r["action"] for r in doc["records"]])
     doc = local_summary(t, event, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="32", SPARTA_MAX_PIXELS="7000000")
     expect_eq("SPARTA_MAX_PIXELS over the memory default", ["stamped"] * 3, [r["action"] for r in doc["records"]])

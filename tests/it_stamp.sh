@@ -41,13 +41,48 @@ expect_exit bad_quality 2 "quality" --quality 101 "$T/in.jpg" "$T/o.jpg"
 expect_exit bad_margin 2 "margin" --margin -3 "$T/in.jpg" "$T/o.jpg"
 expect_exit missing_value 2 "needs a value" "$T/in.jpg" "$T/o.jpg" --margin
 expect_exit unknown_option 2 "unknown option" --colour red "$T/in.jpg" "$T/o.jpg"
-expect_exit unwritable_extension 2 "must end in" "$T/in.jpg" "$T/o.gif"
+expect_exit unwritable_extension 2 "ending in .jpg" "$T/in.jpg" "$T/o.gif"
 expect_exit missing_input 1 "cannot open" "$T/nope.jpg" "$T/o.jpg"
 expect_exit not_an_image 1 "not a readable image" "$T/text.jpg" "$T/o.jpg"
 expect_exit missing_stamp 1 "cannot open" --stamp "$T/nope.png" "$T/in.jpg" "$T/o.jpg"
 expect_exit stamp_not_an_image 1 "stamp" --stamp "$T/text.jpg" "$T/in.jpg" "$T/o.jpg"
 SPARTA_MAX_PIXELS=1000 expect_exit pixel_budget 1 "budget" "$T/in.jpg" "$T/o.jpg"
+expect_exit stamp_entirely_outside 1 "stamp falls outside the image (margin 100000 on 320x240)" --margin 100000 "$T/in.jpg" "$T/o.jpg"
+expect_exit stamp_entirely_outside_recode 1 "stamp falls outside the image" --recode --margin 100000 "$T/in.jpg" "$T/o.jpg"
+expect_exit opacity_names_the_rule 2 "--opacity: must be a number in 0..1, above 0, got 'x'" --opacity x "$T/in.jpg" "$T/o.jpg"
+SPARTA_JPEG_MODE=fast expect_exit bad_jpeg_mode 2 "SPARTA_JPEG_MODE: must be auto or recode, got 'fast'" "$T/in.jpg" "$T/o.jpg"
 [ -e "$T/o.jpg" ] && fail no_output_on_failure "expected no $T/o.jpg" || ok no_output_on_failure
+
+# --help / -h: usage on stdout, exit 0, exit codes documented
+for h in --help -h; do
+    if "$S" "$h" >"$T/out.txt" 2>"$T/err.txt" && grep -q "usage: stamp" "$T/out.txt" && grep -q "Exit status" "$T/out.txt" &&
+       grep -q -- "--recode" "$T/out.txt" && [ ! -s "$T/err.txt" ]; then ok "help_$h"
+    else fail "help_$h" "expected usage with exit codes on stdout and exit 0"; fi
+done
+
+# baseline JPEG -> JPEG: compressed domain by default; --recode and
+# SPARTA_JPEG_MODE=recode re-encode. The splice keeps every byte of the scan
+# before the stamp's first MCU row (a 320x240 4:2:0 file, a 24 px stamp
+# bottom-right).
+"$S" --scale 0.1 "$T/in.jpg" "$T/splice.jpg" && "$S" --scale 0.1 --recode "$T/in.jpg" "$T/recode.jpg" &&
+    SPARTA_JPEG_MODE=recode "$S" --scale 0.1 "$T/in.jpg" "$T/recode_env.jpg"
+if cmp -s "$T/recode.jpg" "$T/recode_env.jpg"; then ok jpeg_mode_env_recode; else fail jpeg_mode_env_recode "SPARTA_JPEG_MODE=recode differs from --recode"; fi
+if cmp -s "$T/splice.jpg" "$T/recode.jpg"; then fail splice_differs_from_recode "expected two paths, got the same bytes"
+else ok splice_differs_from_recode; fi
+common=$(cmp "$T/in.jpg" "$T/splice.jpg" 2>/dev/null | grep -oE 'byte [0-9]+' | grep -oE '[0-9]+')
+size=$(stat -c %s "$T/in.jpg")
+if [ -n "$common" ] && [ "$common" -gt $((size * 3 / 4)) ]; then ok splice_keeps_the_prefix
+else fail splice_keeps_the_prefix "expected the first three quarters of the file kept, first difference at byte ${common:-?} of $size"; fi
+if command -v djpeg >/dev/null; then
+    if djpeg "$T/splice.jpg" >/dev/null 2>"$T/err.txt" && [ ! -s "$T/err.txt" ]; then ok splice_decodes_cleanly
+    else fail splice_decodes_cleanly "djpeg: $(head -1 "$T/err.txt")"; fi
+    if cjpeg -progressive "$T/in.png" > "$T/prog.jpg" 2>/dev/null || djpeg "$T/in.jpg" | cjpeg -progressive > "$T/prog.jpg"; then
+        if "$S" "$T/prog.jpg" "$T/prog_out.jpg" && djpeg "$T/prog_out.jpg" >/dev/null 2>&1; then ok progressive_is_recoded
+        else fail progressive_is_recoded "expected a stamped JPEG from a progressive one"; fi
+    fi
+else
+    echo "skip djpeg cases: apt-get install libjpeg-turbo-progs"; skipped=$((skipped + 2))
+fi
 
 # output format follows the extension
 for ext in jpg jpeg png bmp tga; do

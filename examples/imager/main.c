@@ -143,10 +143,11 @@ static void stamp_object(const config *c, const spim_s3_record *rec, const char 
     spim_header meta[2] = {{MARKER, "1"}, {SOURCE_ETAG, ""}};
     spim_s3_put_options put = {NULL, meta, 2};
     spim_buf enc = SPIM_BUF_INIT;
-    spim_image_info info = {SPIM_FORMAT_UNKNOWN, SPIM_FORMAT_UNKNOWN, NULL, NULL, 0, 0, 0};
+    spim_image_info info;
     spim_error err = {SPIM_OK, 0, 0, ""};
     spim_status st;
     int had = head(c, out_bucket, out_key, SOURCE_ETAG, made, r);
+    memset(&info, 0, sizeof info);
     if (had < 0) return;
     if (!*version && strcmp(made, now) == 0) settle(r, CURRENT, "", NULL, "the copy already carries the original's ETag");
     if (r->what != STAMPED) return;

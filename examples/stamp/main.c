@@ -1,12 +1,15 @@
 /* stamp - draw the stamp on one image, locally.
 
      build/stamp [--stamp FILE] [--gravity nw|n|ne|w|c|e|sw|s|se] [--margin PX]
-                 [--scale F] [--opacity F] [--quality Q] INPUT OUTPUT
+                 [--scale F] [--opacity F] [--quality Q] [--recode] INPUT OUTPUT
 
    The output format follows OUTPUT's extension (.jpg .jpeg .png .bmp .tga);
-   without --stamp the embedded default stamp is drawn. SPARTA_MAX_PIXELS
-   overrides the pixel budget. Exit status 0 on success, 2 for bad arguments,
-   1 when an image cannot be read, stamped or written. */
+   without --stamp the embedded default stamp is drawn. A baseline JPEG that
+   stays a JPEG is stamped in the compressed domain (only the MCUs under the
+   stamp are re-coded); --recode or SPARTA_JPEG_MODE=recode decodes and
+   re-encodes it instead. SPARTA_MAX_PIXELS overrides the pixel budget.
+   Exit status 0 on success, 1 when an image cannot be read, stamped or
+   written (a stamp entirely outside the image included), 2 for bad arguments. */
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"
 #include "build/assets/stamp_png.h"
@@ -15,12 +18,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void print_usage(FILE *f)
+{
+    fprintf(f, "usage: stamp [--stamp FILE] [--gravity nw|n|ne|w|c|e|sw|s|se] [--margin PX]\n"
+               "             [--scale F] [--opacity F] [--quality Q] [--recode] INPUT OUTPUT\n"
+               "  --stamp FILE   stamp image (PNG with alpha); default: the embedded stamp\n"
+               "  --gravity G    where the stamp goes as the viewer sees the photo (default se)\n"
+               "  --margin PX    pixels between the stamp and the edges, 0..1000000 (default 0)\n"
+               "  --scale F      stamp's longer side / image's shorter side, 0..1; 0 = native size\n"
+               "  --opacity F    0 < F <= 1, multiplied into the stamp's alpha (default 1)\n"
+               "  --quality Q    JPEG quality 1..100 when re-encoding (default 90)\n"
+               "  --recode       decode and re-encode a JPEG instead of stamping it in the\n"
+               "                 compressed domain (also SPARTA_JPEG_MODE=recode)\n"
+               "  -h, --help     this text\n"
+               "OUTPUT's extension (.jpg .jpeg .png .bmp .tga) picks the format.\n"
+               "Exit status: 0 written; 1 the image could not be read, stamped or written\n"
+               "(a stamp entirely outside the image included); 2 bad arguments.\n");
+}
+
 static int usage(const char *why)
 {
-    if (why) fprintf(stderr, "stamp: %s\n", why);
-    fprintf(stderr, "usage: stamp [--stamp FILE] [--gravity nw|n|ne|w|c|e|sw|s|se] [--margin PX]\n"
-                    "             [--scale F] [--opacity F] [--quality Q] INPUT OUTPUT\n");
+    fprintf(stderr, "stamp: %s\n", why);
+    print_usage(stderr);
     return 2;
+}
+
+/* A usage error naming the argument, the rule and what was given. */
+static int bad_value(const char *arg, const char *rule, const char *got)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s: must be %s, got '%s'", arg, rule, got);
+    return usage(msg);
 }
 
 static int parse_double(const char *s, double lo, double hi, double *out)
@@ -46,48 +74,53 @@ typedef struct args {
     spim_stamp_options opt;
 } args;
 
-/* 0 on success, else the exit status for a usage error. */
+/* 0 on success, -1 for --help, else the exit status for a usage error. */
 static int parse_args(int argc, char **argv, args *a)
 {
     int i, g, npos = 0;
-    const char *env = getenv("SPARTA_MAX_PIXELS");
+    const char *env = getenv("SPARTA_MAX_PIXELS"), *mode = getenv("SPARTA_JPEG_MODE");
     char msg[256];
     memset(a, 0, sizeof *a);
     if (env && *env) a->opt.max_pixels = strtoull(env, NULL, 10);
+    if (mode && *mode) {
+        if (strcmp(mode, "recode") == 0) a->opt.jpeg_mode = SPIM_JPEG_RECODE;
+        else if (strcmp(mode, "auto") != 0) return bad_value("SPARTA_JPEG_MODE", "auto or recode", mode);
+    }
     for (i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(k, "-h") == 0 || strcmp(k, "--help") == 0) return -1;
         if (strncmp(k, "--", 2) != 0 || strcmp(k, "--") == 0) {
             if (npos == 0) a->input = k;
             else if (npos == 1) a->output = k;
-            else return usage("too many arguments");
+            else { snprintf(msg, sizeof msg, "%s: one INPUT and one OUTPUT only", k); return usage(msg); }
             npos++;
             continue;
         }
-        if (strcmp(k, "--help") == 0) return usage(NULL);
-        if (!v) { snprintf(msg, sizeof msg, "%s needs a value", k); return usage(msg); }
+        if (strcmp(k, "--recode") == 0) { a->opt.jpeg_mode = SPIM_JPEG_RECODE; continue; }
+        if (!v) { snprintf(msg, sizeof msg, "%s: needs a value", k); return usage(msg); }
         i++;
         if (strcmp(k, "--stamp") == 0) a->stamp = v;
         else if (strcmp(k, "--gravity") == 0) {
-            if ((g = spim_gravity_parse(v)) < 0) return usage("--gravity must be one of nw n ne w c e sw s se");
+            if ((g = spim_gravity_parse(v)) < 0) return bad_value(k, "one of nw n ne w c e sw s se", v);
             a->opt.gravity = (spim_gravity)g;
         } else if (strcmp(k, "--margin") == 0) {
-            if (!parse_int(v, 0, 1000000, &a->opt.margin)) return usage("--margin must be 0..1000000 pixels");
+            if (!parse_int(v, 0, 1000000, &a->opt.margin)) return bad_value(k, "an integer in 0..1000000", v);
         } else if (strcmp(k, "--scale") == 0) {
-            if (!parse_double(v, 0, 1, &a->opt.scale)) return usage("--scale must be between 0 and 1 (0 = native size)");
+            if (!parse_double(v, 0, 1, &a->opt.scale)) return bad_value(k, "a number in 0..1 (0 = native size)", v);
         } else if (strcmp(k, "--opacity") == 0) {
             if (!parse_double(v, 0, 1, &a->opt.opacity) || a->opt.opacity <= 0)
-                return usage("--opacity must be greater than 0 and at most 1");
+                return bad_value(k, "a number in 0..1, above 0", v);
         } else if (strcmp(k, "--quality") == 0) {
-            if (!parse_int(v, 1, 100, &a->opt.quality)) return usage("--quality must be 1..100");
+            if (!parse_int(v, 1, 100, &a->opt.quality)) return bad_value(k, "an integer in 1..100", v);
         } else {
-            snprintf(msg, sizeof msg, "unknown option %s", k);
+            snprintf(msg, sizeof msg, "%s: unknown option", k);
             return usage(msg);
         }
     }
     if (npos != 2) return usage("INPUT and OUTPUT are required");
     a->opt.output_format = spim_format_from_name(a->output);
     if (a->opt.output_format == SPIM_FORMAT_UNKNOWN)
-        return usage("OUTPUT must end in .jpg, .jpeg, .png, .bmp or .tga");
+        return bad_value("OUTPUT", "a name ending in .jpg, .jpeg, .png, .bmp or .tga", a->output);
     return 0;
 }
 
@@ -100,7 +133,9 @@ static int write_file(const char *path, const spim_buf *b)
     return ok;
 }
 
-/* Decode, free the input, stamp, encode: the input never sits beside the output. */
+/* A JPEG that stays a JPEG goes through spim_stamp_image (compressed
+   domain when it can); otherwise decode, free the input, stamp, encode, so
+   the input never sits beside the pixels and the output. */
 static int run(const args *a, const spim_stamp *stamp)
 {
     spim_buf in = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
@@ -112,20 +147,20 @@ static int run(const args *a, const spim_stamp *stamp)
         fprintf(stderr, "stamp: %s\n", err.message);
         return 0;
     }
-    if (spim_image_decode(in.data, in.len, a->opt.max_pixels, &img, &err) != SPIM_OK) {
-        fprintf(stderr, "stamp: %s: %s\n", a->input, err.message);
+    if (a->opt.jpeg_mode == SPIM_JPEG_AUTO && spim__format_detect(in.data, in.len) == SPIM_FORMAT_JPEG &&
+        a->opt.output_format == SPIM_FORMAT_JPEG) {
+        if (spim_stamp_image(in.data, in.len, stamp, &a->opt, &out, NULL, &err) == SPIM_OK) ok = 1;
         spim_buf_free(&in);
-        return 0;
+    } else if (spim_image_decode(in.data, in.len, a->opt.max_pixels, &img, &err) == SPIM_OK) {
+        spim_buf_free(&in);
+        if (spim_image_stamp(&img, stamp, &a->opt, &err) == SPIM_OK &&
+            spim_image_encode(&img, a->opt.output_format, a->opt.quality, &out, &err) == SPIM_OK)
+            ok = 1;
+        spim_image_free(&img);
     }
     spim_buf_free(&in);
-    if (spim_image_stamp(&img, stamp, &a->opt, &err) == SPIM_OK &&
-        spim_image_encode(&img, a->opt.output_format, a->opt.quality, &out, &err) == SPIM_OK) {
-        spim_image_free(&img);
-        ok = write_file(a->output, &out);
-    } else {
-        fprintf(stderr, "stamp: %s: %s\n", a->input, err.message);
-        spim_image_free(&img);
-    }
+    if (ok) ok = write_file(a->output, &out);
+    else fprintf(stderr, "stamp: %s: %s\n", a->input, err.message);
     spim_buf_free(&out);
     return ok;
 }
@@ -139,6 +174,10 @@ int main(int argc, char **argv)
     const void *png = spim_stamp_png;
     size_t png_len = sizeof spim_stamp_png;
     int rc = parse_args(argc, argv, &a);
+    if (rc < 0) {
+        print_usage(stdout);
+        return 0;
+    }
     if (rc) return rc;
     memset(&err, 0, sizeof err);
     if (a.stamp) {

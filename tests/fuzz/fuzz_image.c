@@ -81,6 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     opt.max_pixels = BUDGET;
     spim__force_simd = (b & 16) ? SPIM__SIMD_SCALAR : SPIM__SIMD_AUTO;
     opt.output_format = outputs[(b >> 5) % 5];
+    opt.jpeg_mode = SPIM_JPEG_RECODE; /* the steps below are the recode path; fuzz_splice checks the other */
 
     spim__error_clear(&err);
     st = spim_image_decode(data, size, BUDGET, &img, &err);
@@ -105,6 +106,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                "a second decode of the same bytes gave other pixels");
     spim_image_free(&again);
     st = spim_image_stamp(&img, &stamp, &opt, &err);
+    FUZZ_CHECK(opt.margin != 1000000 || st == SPIM_ERR_INVALID, "a stamp far outside the image gave %s",
+               spim_status_str(st));
+    if (st == SPIM_ERR_INVALID && strstr(err.message, "stamp falls outside the image")) {
+        /* entirely outside: an error on the one-call path too */
+        st = spim_stamp_image(data, size, &stamp, &opt, &out, NULL, &err);
+        FUZZ_CHECK(st == SPIM_ERR_INVALID && out.len == 0, "spim_stamp_image drew a stamp outside the image");
+        spim_image_free(&img);
+        spim_buf_free(&out);
+        return 0;
+    }
     FUZZ_CHECK(st == SPIM_OK, "stamping a decoded %dx%dx%d image failed: %s", img.width, img.height,
                img.channels, err.message);
     fmt = spim__out_format(img.meta.format, opt.output_format);

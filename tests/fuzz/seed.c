@@ -2,13 +2,14 @@
    near-valid ones (truncated, one field wrong), made by the project itself.
       build/fuzz/seed NAME DIR
    NAME is a target (events, url_decode, s3_error, credentials, http_date,
-   lambda, sigv4, meta, image). Images come from the library's own encoder
+   lambda, sigv4, meta, image, splice). Images come from the library's own encoder
    with EXIF/ICC added; events from tests/fixtures/events/ (when run from the
    repository root) plus generated envelopes. Prints the number of files. */
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"
 
 #include <dirent.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -560,6 +561,62 @@ static void image_set(void (*emit)(const char *, const spim_buf *))
     spim_buf_free(&b);
 }
 
+
+/* JPEGs of every layout the splice takes (cjpeg from libjpeg-turbo-progs:
+   grey, 4:4:4, 4:2:2, 4:2:0, 4:4:0; restart intervals; optimised tables;
+   progressive for the fallback), plus the library's own encoder's. */
+static void seed_splice(void)
+{
+    static const char *const opts[] = {
+        "-grayscale", "-sample 1x1", "-sample 2x1", "-sample 2x2", "-sample 1x2",
+        "-grayscale -restart 1B", "-sample 1x1 -restart 2B -optimize", "-sample 2x1 -optimize",
+        "-sample 2x2 -restart 1B", "-sample 2x2 -restart 3B -optimize", "-sample 1x2 -restart 1",
+        "-sample 2x2 -progressive", "-sample 2x2 -quality 30", "-sample 2x2 -quality 100 -optimize",
+    };
+    static const int sizes[][2] = { { 33, 21 }, { 16, 16 }, { 7, 40 } };
+    const char *tmp = getenv("TMPDIR");
+    char ppm[400], cmd[1100], jpg[512], name[64];
+    spim_buf b = SPIM_BUF_INIT, x = SPIM_BUF_INIT;
+    size_t i, s;
+    int o, k;
+    for (s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        int w = sizes[s][0], h = sizes[s][1];
+        FILE *f;
+        snprintf(ppm, sizeof ppm, "%s/spim_seed_%d.ppm", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+        snprintf(jpg, sizeof jpg, "%s.jpg", ppm);
+        f = fopen(ppm, "wb");
+        if (!f) break;
+        fprintf(f, "P6\n%d %d\n255\n", w, h);
+        for (k = 0; k < w * h * 3; k++) fputc((k * 13 + (k / (w * 3)) * 31 + ((k / 3) % 5 == 0 ? 128 : 0)) & 255, f);
+        fclose(f);
+        for (i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+            snprintf(cmd, sizeof cmd, "cjpeg %s '%s' > '%s' 2>/dev/null", opts[i], ppm, jpg);
+            if (system(cmd) != 0) continue;
+            spim_buf_reset(&b);
+            if (spim_read_file(jpg, 0, &b, NULL) != SPIM_OK) continue;
+            for (o = 0; o < 2; o++) {
+                spim_buf_reset(&x);
+                spim_buf_append(&x, o ? "\x15\x46" : "\x00\x00", 2);
+                spim_buf_append(&x, b.data, b.len);
+                snprintf(name, sizeof name, "cjpeg_%dx%d_%zu%s.jpg", w, h, i, o ? "_opts" : "");
+                put(name, x.data, x.len);
+            }
+        }
+        remove(ppm);
+        remove(jpg);
+    }
+    for (o = 1; o <= 8; o++) {
+        make_image(&b, SPIM_FORMAT_JPEG, 19, 11, o & 1 ? 3 : 1, o, 0);
+        spim_buf_reset(&x);
+        spim_buf_append(&x, "\x03\x00", 2);
+        spim_buf_append(&x, b.data, b.len);
+        snprintf(name, sizeof name, "stb_o%d.jpg", o);
+        put(name, x.data, x.len);
+    }
+    spim_buf_free(&b);
+    spim_buf_free(&x);
+}
+
 static void emit_meta(const char *name, const spim_buf *b) { put_variants(name, b->data, b->len); }
 
 static void emit_image(const char *name, const spim_buf *b)
@@ -596,6 +653,7 @@ int main(int argc, char **argv)
     else if (!strcmp(name, "sigv4")) seed_sigv4();
     else if (!strcmp(name, "meta")) image_set(emit_meta);
     else if (!strcmp(name, "image")) image_set(emit_image);
+    else if (!strcmp(name, "splice")) seed_splice();
     else {
         fprintf(stderr, "seed: unknown target %s\n", name);
         return 2;
