@@ -169,6 +169,10 @@
       spim_status spim_s3_get(spim_s3_client *client, const char *bucket, const char *key,
                               size_t max_bytes, spim_s3_object *out, spim_error *err)
             GET an object into out->body, refusing more than max_bytes.
+      spim_status spim_s3_get_version(spim_s3_client *client, const char *bucket, const char *key,
+                                      const char *version_id, size_t max_bytes, spim_s3_object *out,
+                                      spim_error *err)
+            The same for one version of the object (NULL or "" = the current one).
       spim_status spim_s3_put(spim_s3_client *client, const char *bucket, const char *key,
                               const void *data, size_t len, const spim_s3_put_options *opts,
                               spim_s3_object *out, spim_error *err)
@@ -183,6 +187,13 @@
       spim_status spim_s3_presign_get(spim_s3_client *client, const char *bucket, const char *key,
                                       long expires_s, spim_buf *url_out, spim_error *err)
             A presigned GET URL valid for 1 s .. 7 days.
+      spim_status spim_s3_list_objects(spim_s3_client *client, const char *bucket,
+                                       const spim_s3_list_options *opts, spim_s3_list **out, spim_error *err)
+            One ListObjectsV2 page (prefix, continuation token); keys come back decoded.
+      void spim_s3_list_free(spim_s3_list *list)
+            Free a listing page (NULL is fine).
+      spim_status spim_s3_parse_uri(const char *uri, char *bucket, size_t size, const char **key, spim_error *err)
+            Split "s3://BUCKET/KEY" into the bucket and a pointer to the key.
       void spim_s3_object_free(spim_s3_object *obj)
             Free a response's body and metadata.
       const char *spim_s3_object_meta(const spim_s3_object *obj, const char *name)
@@ -198,6 +209,9 @@
             Content type of the format an image is written as ("image/jpeg", ...).
       spim_format spim_format_from_name(const char *name)
             Format from a file name's extension; SPIM_FORMAT_UNKNOWN otherwise.
+      uint64_t spim_default_max_pixels(void)
+            The pixel budget AWS_LAMBDA_FUNCTION_MEMORY_SIZE allows (SPIM_IMAGE_MAX_INPUT_BYTES
+            turns a budget into a GET size limit).
       spim_status spim_image_decode(const void *data, size_t len, uint64_t max_pixels,
                                     spim_image *img, spim_error *err)
             Decode any format stb reads, refusing images over the pixel budget first.
@@ -213,6 +227,9 @@
                                    const spim_stamp_options *opt, spim_buf *out,
                                    spim_image_info *info, spim_error *err)
             Decode, stamp and encode in one call.
+      spim_status spim_stamp_buf(spim_buf *in, const spim_stamp *stamp, const spim_stamp_options *opt,
+                                 spim_buf *out, spim_image_info *info, spim_error *err)
+            The same, freeing the input as soon as it is no longer needed.
       spim_status spim_stamp_load(spim_stamp *stamp, const void *data, size_t len, spim_error *err)
             Load a stamp (a PNG with alpha, normally) from image bytes.
       void spim_stamp_free(spim_stamp *stamp)
@@ -222,6 +239,8 @@
     lambda
       int64_t spim_invocation_remaining_ms(const spim_invocation *inv)
             Milliseconds left before the invocation's deadline.
+      int spim_budget_next(spim_budget *budget, const spim_invocation *inv)
+            1 while there is time for one more record (learns how long records take).
       spim_status spim_response_ok(spim_response *resp, const void *payload, size_t len,
                                    const char *content_type)
             Answer the invocation with a payload.
