@@ -6438,7 +6438,7 @@ static int spim__jpeg_dht(spim__jpeg *j, const unsigned char *d, size_t n)
         tc = d[0] >> 4;
         th = d[0] & 15;
         for (i = 1; i <= 16; i++) total += d[i];
-        if (tc > 1 || th > 3 || total > 256 || (size_t)(17 + total) > n) return spim__jpeg_decline(j, "bad Huffman table");
+        if (tc > 1 || th > 3 || total > 256 || (size_t)17 + (size_t)total > n) return spim__jpeg_decline(j, "bad Huffman table");
         if (!spim__huff_build(tc ? &j->ac[th] : &j->dc[th], d + 1, d + 17, tc))
             return spim__jpeg_decline(j, "bad Huffman table");
         d += 17 + total;
@@ -6885,7 +6885,7 @@ static void spim__jpeg_mcu_coefs(spim__jpeg *j)
         float in[64];
         for (y = y0; y < y0 + 8 * sy && !changed; y++) {
             size_t off = ((size_t)y * (size_t)j->mcuw + (size_t)x0) * (size_t)ch;
-            changed = memcmp(j->rgb + off, j->orig + off, (size_t)(8 * sx * ch)) != 0;
+            changed = memcmp(j->rgb + off, j->orig + off, (size_t)8 * (size_t)sx * (size_t)ch) != 0;
         }
         if (!changed) continue;
         for (y = 0; y < 8; y++)

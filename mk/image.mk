@@ -18,3 +18,7 @@ $(B)/imager/bootstrap: $(B)/assets/stamp_png.h
 # test_jpeg reads coefficients back through libjpeg (libjpeg62-turbo-dev):
 # only this test links it.
 $(addsuffix /test_jpeg,$(addprefix $(B)/test/,gcc clang san)): PKG_LIBS += -ljpeg
+
+# build/stamp compiles only the image section (SPIM_NO_S3/EVENTS/LAMBDA):
+# it links zlib and nothing else.
+$(B)/stamp: private PKG_LIBS = $(shell pkg-config --libs zlib 2>/dev/null) -lm

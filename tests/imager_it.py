@@ -801,8 +801,14 @@ def case_deadline(t):
     the deadline, what was stamped is stamped, and the rest is listed (SQS)
     or counted in a retryable error (direct)."""
     keys = ["deadline/%02d.jpg" % i for i in range(24)]
+    # progressive: the decode -> encode path, slow enough that 24 of them
+    # take longer than 3 s (a baseline JPEG is stamped in the compressed
+    # domain in a few milliseconds)
+    slow = os.path.join(t.tmp, "large-progressive.jpg")
+    with open(slow, "wb") as f:
+        subprocess.run(["jpegtran", "-progressive", os.path.join(t.samples, "large.jpg")], stdout=f, check=True)
     for k in keys:
-        s3_put(t.bucket, k, os.path.join(t.samples, "large.jpg"))
+        s3_put(t.bucket, k, slow)
     for envelope in ("sqs", "direct"):
         for k in keys:
             run([S3, "rm", "s3://%s/%s%s" % (t.bucket, PREFIX, k)])

@@ -11,6 +11,10 @@
    Exit status 0 on success, 1 when an image cannot be read, stamped or
    written (a stamp entirely outside the image included), 2 for bad arguments. */
 #define SPARTA_IMAGER_IMPLEMENTATION
+#define SPIM_NO_S3     /* a local tool: the image section only, so the process
+                          start pays for no libcurl or cJSON */
+#define SPIM_NO_EVENTS
+#define SPIM_NO_LAMBDA
 #include "sparta_imager.h"
 #include "build/assets/stamp_png.h"
 
