@@ -53,6 +53,7 @@ static const char *const CODE[] = {"Succeeded", "Succeeded", "PermanentFailure",
 typedef struct result {
     outcome what;
     int transient, wrote;
+    const char *path;             /* "splice" or "recode" once stamped */
     char reason[SPIM_ERROR_MESSAGE_MAX];
 } result;
 
@@ -83,6 +84,9 @@ static spim_status imager_init(void *user, spim_error *err)
         if ((v = getenv(NUMBERS[i].name)) != NULL && *v && !((n[i] = strtod(v, &end)) >= NUMBERS[i].lo && n[i] <= NUMBERS[i].hi
                                                               && end != v && !*end && (!NUMBERS[i].whole || n[i] == floor(n[i]))))
             return spim_error_set(err, SPIM_ERR_CONFIG, "%s=\"%.64s\": expected %s", NUMBERS[i].name, v, NUMBERS[i].rule);
+    if ((v = getenv("SPARTA_JPEG_MODE")) != NULL && *v && strcmp(v, "auto") != 0 && strcmp(v, "recode") != 0)
+        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_JPEG_MODE=\"%.32s\": expected auto or recode", v);
+    c->opt.jpeg_mode = v && strcmp(v, "recode") == 0 ? SPIM_JPEG_RECODE : SPIM_JPEG_AUTO;
     c->opt.gravity = g && *g ? (spim_gravity)spim_gravity_parse(g) : SPIM_GRAVITY_SE;
     c->opt.margin = (int)n[0];
     c->opt.scale = n[1];
@@ -161,6 +165,7 @@ static void stamp_object(const config *c, const spim_s3_record *rec, const char 
     spim_s3_object_free(&obj);
     meta[1].value = made;
     put.content_type = info.content_type;
+    r->path = info.path;
     if (r->what != STAMPED || r->wrote) ;
     else if (st != SPIM_OK) settle(r, st == SPIM_ERR_NOMEM ? FAILED : SKIPPED, "", &err, NULL);
     else if (spim_s3_put(c->s3, out_bucket, out_key, enc.data, enc.len, &put, NULL, &err) != SPIM_OK) settle(r, FAILED, "PUT", &err, NULL);
@@ -232,8 +237,10 @@ static void report(summary *s, const spim_s3_record *rec, const char *out_key, c
     const char *key = spim_utf8_valid(rec->key, rec->key_len) ? rec->key : rec->key_raw;
     cJSON *item = NULL, *f;
     char text[SPIM_ERROR_MESSAGE_MAX + 32];
-    spim_log(r->what >= FAILED ? SPIM_LOG_ERROR : SPIM_LOG_INFO, "%s bucket=%s key=%s event=%s output=%s ms=%lld%s%s",
-             ACTION[r->what], rec->bucket, key, rec->name, out_key, (long long)ms, *r->reason ? " reason=" : "", r->reason);
+    spim_log_fields(r->what >= FAILED ? SPIM_LOG_ERROR : SPIM_LOG_INFO, ACTION[r->what], SPIM_LOG_STR("bucket", rec->bucket),
+                    SPIM_LOG_STR("key", key), SPIM_LOG_STR("event", rec->name), SPIM_LOG_STR("output", out_key),
+                    SPIM_LOG_STR("path", r->path), SPIM_LOG_INT("ms", ms), SPIM_LOG_STR("reason", *r->reason ? r->reason : NULL),
+                    SPIM_LOG_END);
     s->n[r->what]++;
     if (r->what >= FAILED && !s->failed++) snprintf(s->first, sizeof s->first, "%.200s: %.300s", key, r->reason);
     s->transient += r->transient;
@@ -300,7 +307,7 @@ static spim_status imager(const spim_invocation *inv, spim_response *resp, void 
         st = err.status;
     }
     for (i = 0; ev && s.doc && s.records && s.failures && i < ev->record_count; i++) {
-        result r = {STAMPED, 0, 0, ""};
+        result r = {STAMPED, 0, 0, NULL, ""};
         int64_t t = spim_now_ms();
         spim_buf_reset(&out_key);
         if (!spim_budget_next(&budget, inv)) settle(&r, NOT_STARTED, "", NULL, "not started: the deadline is near");
