@@ -246,6 +246,11 @@
             Answer the invocation with a payload.
       void spim_response_fail(spim_response *resp, const char *error_type, const char *fmt, ...)
             Fail the invocation with an errorType and a message.
+      spim_status spim_reply_record(spim_reply *reply, const spim_s3_record *rec, spim_result result,
+                                    const char *action, const char *output, const char *reason)
+            Add one record's result to the answer of a batch (events and lambda).
+      spim_status spim_reply_finish(spim_reply *reply, const spim_event *ev, spim_response *resp)
+            Answer as the source wants (Batch results, SQS batchItemFailures, a summary) and free the reply.
       int spim_lambda_main(int argc, char **argv, spim_lambda_init_fn init, spim_handler handler, void *user)
             The whole main(): the Runtime API loop, or `--event FILE` once locally.
 
@@ -1101,6 +1106,52 @@ SPIMDEF spim_status spim_response_ok(spim_response *resp, const void *payload, s
    (or error_type itself when it already reads Function.X / Runtime.X). */
 SPIMDEF void spim_response_fail(spim_response *resp, const char *error_type,
                                 const char *fmt, ...) SPIM__PRINTF(3, 4);
+
+#ifndef SPIM_NO_EVENTS
+/* The answer to a batch of records, built one record at a time. Zero-
+   initialise (preset `actions` to list labels even when nothing got them),
+   call spim_reply_record once per record, then spim_reply_finish once: it
+   answers for the event's source and frees what the reply holds.
+     S3 Batch Operations: {"invocationSchemaVersion","treatMissingKeysAs",
+       "invocationId","results":[{"taskId","resultCode","resultString"}]},
+       resultCode Succeeded | PermanentFailure | TemporaryFailure and
+       resultString "action: reason"; the invocation succeeds.
+     SQS: the summary below plus {"batchItemFailures":[{"itemIdentifier"}]}
+       naming each message with a RETRY record once; the invocation succeeds.
+     otherwise: {"<action>": count..., "testEvents", "recordsOmitted",
+       "records":[{"key","action","output","reason"}]} (at most listed_max
+       records); any FAILED or RETRY record fails the invocation with
+       errorType error_type ("Transient" prepended when a record is RETRY)
+       and "N of M records failed; first: KEY: REASON". */
+typedef enum spim_result {
+    SPIM_RESULT_SUCCEEDED = 0, /* done, or nothing to do (Batch: Succeeded) */
+    SPIM_RESULT_SKIPPED,       /* a permanent problem with the object: logged, never retried */
+    SPIM_RESULT_FAILED,        /* failed for good: fails a direct invocation, not listed for SQS */
+    SPIM_RESULT_RETRY          /* failed transiently, or not started: retry that record */
+} spim_result;
+
+#define SPIM_REPLY_ACTIONS 8
+typedef struct spim_reply {
+    const char *actions[SPIM_REPLY_ACTIONS]; /* labels counted in the summary; new ones are added
+                                                as used (the strings must outlive the reply) */
+    int counts[SPIM_REPLY_ACTIONS];
+    size_t listed_max;            /* records the summary lists; 0 = 100 */
+    const char *error_type;       /* errorType of a failed direct invocation; NULL = "RecordError" */
+    size_t records, failed, retry; /* records seen, FAILED or RETRY, RETRY */
+    char first[SPIM_ERROR_MESSAGE_MAX]; /* "KEY: REASON" of the first FAILED or RETRY record */
+    void *spim__list, *spim__failures; /* private: the records (or results), SQS failures */
+    int spim__nomem;
+} spim_reply;
+
+/* Add one record: its result, a short `action` label ("stamped"), the
+   output it wrote (NULL: none) and why (NULL or ""). */
+SPIMDEF spim_status spim_reply_record(spim_reply *reply, const spim_s3_record *rec, spim_result result,
+                                      const char *action, const char *output, const char *reason);
+/* Answer `resp` for `ev` (NULL: the payload was not an event, direct summary)
+   and free what the reply holds. SPIM_ERR_NOMEM, SPIM_ERR_HTTP when the
+   invocation fails (resp says why), else SPIM_OK. */
+SPIMDEF spim_status spim_reply_finish(spim_reply *reply, const spim_event *ev, spim_response *resp);
+#endif /* SPIM_NO_EVENTS */
 
 /* The handler. Return SPIM_OK after spim_response_ok (an untouched response
    is an empty success); any other status, or a call to spim_response_fail,
@@ -7431,6 +7482,107 @@ SPIMDEF void spim_response_fail(spim_response *resp, const char *error_type, con
     vsnprintf(resp->error_message, sizeof resp->error_message, fmt, ap);
     va_end(ap);
 }
+
+#ifndef SPIM_NO_EVENTS
+static void spim__reply_str(spim_reply *r, cJSON *o, const char *k, const char *v)
+{
+    if (!o || !cJSON_AddStringToObject(o, k, v)) r->spim__nomem = 1;
+}
+
+static void spim__reply_add(spim_reply *r, void *array, cJSON *item)
+{
+    if (!item) r->spim__nomem = 1;
+    else cJSON_AddItemToArray((cJSON *)array, item);
+}
+
+/* The SQS message of rec, once (a message may hold several records). */
+static void spim__reply_retry_message(spim_reply *r, const spim_s3_record *rec)
+{
+    cJSON *f, *id;
+    cJSON_ArrayForEach(f, (cJSON *)r->spim__failures)
+        if ((id = cJSON_GetObjectItem(f, "itemIdentifier")) != NULL && strcmp(id->valuestring, rec->message_id) == 0)
+            return;
+    spim__reply_add(r, r->spim__failures, f = cJSON_CreateObject());
+    spim__reply_str(r, f, "itemIdentifier", rec->message_id);
+}
+
+SPIMDEF spim_status spim_reply_record(spim_reply *r, const spim_s3_record *rec, spim_result result,
+                                      const char *action, const char *output, const char *reason)
+{
+    static const char *const codes[] = {"Succeeded", "PermanentFailure", "PermanentFailure", "TemporaryFailure"};
+    const char *key = spim_utf8_valid(rec->key, rec->key_len) ? rec->key : rec->key_raw;
+    cJSON *item;
+    spim_buf text = SPIM_BUF_INIT;
+    size_t i;
+    reason = reason ? reason : "";
+    for (i = 0; i < SPIM_REPLY_ACTIONS && r->actions[i] && strcmp(r->actions[i], action) != 0; i++) {}
+    if (i < SPIM_REPLY_ACTIONS) r->actions[i] = action, r->counts[i]++;
+    r->records++;
+    if (result >= SPIM_RESULT_FAILED && !r->failed++) snprintf(r->first, sizeof r->first, "%.200s: %.300s", key, reason);
+    r->retry += result == SPIM_RESULT_RETRY;
+    if (!r->spim__list) r->spim__list = cJSON_CreateArray();
+    if (!r->spim__failures) r->spim__failures = cJSON_CreateArray();
+    if (!r->spim__list || !r->spim__failures) return SPIM_ERR_NOMEM;
+    if (result == SPIM_RESULT_RETRY && rec->source == SPIM_SOURCE_SQS) spim__reply_retry_message(r, rec);
+    if (rec->source == SPIM_SOURCE_BATCH) {
+        spim__reply_add(r, r->spim__list, item = cJSON_CreateObject());
+        if (spim_buf_appendf(&text, "%s%s%s", action, *reason ? ": " : "", reason) != SPIM_OK) r->spim__nomem = 1;
+        spim__reply_str(r, item, "taskId", rec->task_id);
+        spim__reply_str(r, item, "resultCode", codes[result]);
+        spim__reply_str(r, item, "resultString", text.data ? (const char *)text.data : "");
+        spim_buf_free(&text);
+    } else if ((size_t)cJSON_GetArraySize((cJSON *)r->spim__list) < (r->listed_max ? r->listed_max : 100)) {
+        spim__reply_add(r, r->spim__list, item = cJSON_CreateObject());
+        spim__reply_str(r, item, "key", key);
+        spim__reply_str(r, item, "action", action);
+        if (output && *output) spim__reply_str(r, item, "output", output);
+        if (*reason) spim__reply_str(r, item, "reason", reason);
+    }
+    return r->spim__nomem ? SPIM_ERR_NOMEM : SPIM_OK;
+}
+
+/* The answer document for ev's source; takes the reply's arrays. */
+static cJSON *spim__reply_doc(spim_reply *r, const spim_event *ev, spim_event_source from)
+{
+    cJSON *doc = cJSON_CreateObject(), *list = r->spim__list ? (cJSON *)r->spim__list : cJSON_CreateArray();
+    cJSON *fails = r->spim__failures ? (cJSON *)r->spim__failures : cJSON_CreateArray();
+    size_t i;
+    r->spim__list = r->spim__failures = NULL;
+    if (doc && from == SPIM_SOURCE_BATCH) {
+        spim__reply_str(r, doc, "invocationSchemaVersion", ev->invocation_schema_version);
+        spim__reply_str(r, doc, "treatMissingKeysAs", "PermanentFailure");
+        spim__reply_str(r, doc, "invocationId", ev->invocation_id);
+    }
+    for (i = 0; doc && from != SPIM_SOURCE_BATCH && i < SPIM_REPLY_ACTIONS && r->actions[i]; i++)
+        if (!cJSON_AddNumberToObject(doc, r->actions[i], r->counts[i])) r->spim__nomem = 1;
+    if (doc && from != SPIM_SOURCE_BATCH && (!cJSON_AddNumberToObject(doc, "testEvents", ev ? ev->test_events : 0) ||
+        !cJSON_AddNumberToObject(doc, "recordsOmitted", (double)r->records - (list ? cJSON_GetArraySize(list) : 0))))
+        r->spim__nomem = 1;
+    if (doc && fails && from == SPIM_SOURCE_SQS && cJSON_AddItemToObject(doc, "batchItemFailures", fails)) fails = NULL;
+    if (doc && list && cJSON_AddItemToObject(doc, from == SPIM_SOURCE_BATCH ? "results" : "records", list)) list = NULL;
+    if (list || (fails && from == SPIM_SOURCE_SQS)) r->spim__nomem = 1;
+    cJSON_Delete(list);
+    cJSON_Delete(fails);
+    return doc;
+}
+
+SPIMDEF spim_status spim_reply_finish(spim_reply *r, const spim_event *ev, spim_response *resp)
+{
+    spim_event_source from = ev && ev->record_count ? ev->records[0].source : SPIM_SOURCE_DIRECT;
+    cJSON *doc = spim__reply_doc(r, ev, from);
+    char *text = doc && !r->spim__nomem ? cJSON_PrintUnformatted(doc) : NULL;
+    spim_status st = text ? spim_response_ok(resp, text, strlen(text), NULL) : SPIM_ERR_NOMEM;
+    cJSON_free(text);
+    cJSON_Delete(doc);
+    spim_log_fields(SPIM_LOG_INFO, "done", SPIM_LOG_INT("records", (int64_t)r->records),
+                    SPIM_LOG_INT("failed", (int64_t)r->failed), SPIM_LOG_INT("retry", (int64_t)r->retry), SPIM_LOG_END);
+    if (st != SPIM_OK || from == SPIM_SOURCE_BATCH || from == SPIM_SOURCE_SQS || !r->failed) return st;
+    spim_response_fail(resp, NULL, "%zu of %zu records failed; first: %s", r->failed, r->records, r->first);
+    snprintf(resp->error_type, sizeof resp->error_type, "%s%.40s", r->retry ? "Transient" : "",
+             r->error_type ? r->error_type : "RecordError");
+    return SPIM_ERR_HTTP;
+}
+#endif /* SPIM_NO_EVENTS */
 
 static void spim__response_clear(spim_response *resp)
 {

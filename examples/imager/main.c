@@ -9,25 +9,21 @@
 
    Guarantee: once every delivery is handled, the copy exists exactly when the
    original does and carries its current ETag, whatever the order, duplicates
-   and retries. Every write (a PUT made from ETag E, or a DELETE) is followed
-   by a HEAD of the original and redone until the original still is what the
-   write assumed; so the last write to a copy was checked after it landed, and
-   a later change to the original has its own event, handled after it. A copy
-   that already carries the current ETag is left alone (a duplicate costs
-   three HEADs); an original still changing after MAX_ROUNDS writes fails the
-   record transiently, and the retry finishes the job.
+   and retries: every write (a PUT made from ETag E, or a DELETE) is followed
+   by a HEAD of the original and redone until the original is still what the
+   write assumed, and any later change has its own event. A copy already
+   carrying the current ETag is left alone; an original still changing after
+   MAX_ROUNDS writes fails the record transiently, and the retry finishes it.
 
-   Not an image, too large, stamp outside it, refused by S3 with a 4xx: logged
-   and skipped (an older version's copy is deleted). An S3 failure after the client's retries, or a record not
-   started because the deadline was near, fails the invocation (retryable);
-   through SQS those messages are listed in batchItemFailures instead; Batch
-   Operations get one result per task. Configuration (README): SPARTA_OUTPUT_*,
-   SPARTA_STAMP*, SPARTA_JPEG_QUALITY, SPARTA_MAX_PIXELS and AWS_*.
+   Not an image, too large, refused by S3 with a 4xx: logged and skipped (an
+   older version's copy is deleted). An S3 failure after retries, or a record
+   not started because the deadline was near, is retried: spim_reply_finish
+   answers each source its way (SQS batchItemFailures, Batch Operations
+   results, else a failed invocation). Configuration (README): SPARTA_* and AWS_*.
       build/imager/bootstrap --event event.json     # invoke once, locally */
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"
 #include "build/assets/stamp_png.h"
-#include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,20 +32,19 @@
 #define MARKER "sparta-stamped"
 #define SOURCE_ETAG "sparta-source-etag"
 #define MAX_ROUNDS 5
-#define LISTED 100                /* the summary lists at most this many records */
 
 typedef struct config {
     const char *prefix, *output_bucket;
-    spim_stamp stamp;
+    spim_stamp stamp;             /* the embedded one is decoded at the first record */
     spim_stamp_options opt;
     spim_s3_client *s3;
 } config;
 
-/* What happened to a record; in this order, `action`, and Batch Operations' code. */
+/* What happened to a record; in this order, `action` and the reply's result. */
 typedef enum outcome { STAMPED, CURRENT, DELETED, GUARDED, SKIPPED, FAILED, NOT_STARTED } outcome;
 static const char *const ACTION[] = {"stamped", "stamped", "deleted", "skipped", "skipped", "failed", "failed"};
-static const char *const CODE[] = {"Succeeded", "Succeeded", "PermanentFailure", "Succeeded", "PermanentFailure",
-                                   "PermanentFailure", "TemporaryFailure"};
+static const spim_result RESULT[] = {SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SKIPPED, SPIM_RESULT_SUCCEEDED,
+                                     SPIM_RESULT_SKIPPED, SPIM_RESULT_FAILED, SPIM_RESULT_RETRY};
 typedef struct result {
     outcome what;
     int transient, wrote;
@@ -94,17 +89,17 @@ static spim_status imager_init(void *user, spim_error *err)
     c->opt.quality = (int)n[3];
     c->opt.max_pixels = n[4] > 0 ? (uint64_t)n[4] : spim_default_max_pixels();
     if ((st = spim_s3_client_create(NULL, &c->s3, err)) != SPIM_OK) return st;
-    if (!where || !*where) return spim_stamp_load(&c->stamp, spim_stamp_png, sizeof spim_stamp_png, err);
-    if (strncmp(where, "s3://", 5) != 0) st = spim_read_file(where, 16u << 20, &obj.body, err);
+    if (!where || !*where) where = NULL;   /* the embedded stamp: decoded at the first record */
+    else if (strncmp(where, "s3://", 5) != 0) st = spim_read_file(where, 16u << 20, &obj.body, err);
     else if ((st = spim_s3_parse_uri(where, bucket, sizeof bucket, &key, err)) == SPIM_OK)
         st = spim_s3_get(c->s3, bucket, key, 16u << 20, &obj, err);
-    if (st == SPIM_OK) st = spim_stamp_load(&c->stamp, obj.body.data, obj.body.len, err);
+    if (st == SPIM_OK && where) st = spim_stamp_load(&c->stamp, obj.body.data, obj.body.len, err);
     spim_s3_object_free(&obj);
     snprintf(why, sizeof why, "%s", err->message);
     if (st != SPIM_OK) return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP=\"%.200s\": %s", where, why);
     spim_log_fields(SPIM_LOG_INFO, "imager ready", SPIM_LOG_STR("prefix", c->prefix),
                     SPIM_LOG_STR("output_bucket", c->output_bucket ? c->output_bucket : "(source)"),
-                    SPIM_LOG_STR("stamp", where), SPIM_LOG_END);
+                    SPIM_LOG_STR("stamp", where ? where : "(embedded)"), SPIM_LOG_END);
     return SPIM_OK;
 }
 
@@ -178,11 +173,12 @@ static void stamp_object(const config *c, const spim_s3_record *rec, const char 
     }
 }
 
-static void delete_stamped(const config *c, const char *out_bucket, const char *out_key, char *made, result *r)
+static void delete_stamped(const config *c, const spim_s3_record *rec, const char *out_bucket, const char *out_key,
+                           char *made, result *r)
 {
     spim_error err = {SPIM_OK, 0, 0, ""};
     *made = 0;
-    settle(r, DELETED, "", NULL, "source object is gone");
+    settle(r, DELETED, "", NULL, rec->source == SPIM_SOURCE_BATCH ? "key missing" : "source object is gone");
     r->wrote = 1;
     if (spim_s3_delete(c->s3, out_bucket, out_key, &err) != SPIM_OK) settle(r, FAILED, "DELETE", &err, NULL);
 }
@@ -204,7 +200,7 @@ static void converge(const config *c, const spim_s3_record *rec, const char *out
         r->wrote = 0;
         r->reason[0] = 0;
         if (exists) stamp_object(c, rec, out_bucket, out_key, round ? "" : rec->version_id, now, made, r);
-        else delete_stamped(c, out_bucket, out_key, made, r);
+        else delete_stamped(c, rec, out_bucket, out_key, made, r);
         if (!r->wrote || r->what >= FAILED) return;
     }
     settle(r, FAILED, "", NULL, "the original kept changing: left to a retry");
@@ -224,100 +220,52 @@ static void handle_record(const config *c, const spim_s3_record *rec, spim_buf *
     }
 }
 
+
 /* ---- the invocation ------------------------------------------------------------ */
 
-typedef struct summary {
-    int n[NOT_STARTED + 1], failed, transient;
-    char first[SPIM_ERROR_MESSAGE_MAX];
-    cJSON *doc, *records, *failures;   /* records: the summary's, or Batch Operations' results */
-} summary;
-
-static void report(summary *s, const spim_s3_record *rec, const char *out_key, const result *r, int64_t ms)
+static void log_record(const spim_s3_record *rec, const char *out_key, const result *r, int64_t ms)
 {
-    const char *key = spim_utf8_valid(rec->key, rec->key_len) ? rec->key : rec->key_raw;
-    cJSON *item = NULL, *f;
-    char text[SPIM_ERROR_MESSAGE_MAX + 32];
     spim_log_fields(r->what >= FAILED ? SPIM_LOG_ERROR : SPIM_LOG_INFO, ACTION[r->what], SPIM_LOG_STR("bucket", rec->bucket),
-                    SPIM_LOG_STR("key", key), SPIM_LOG_STR("event", rec->name), SPIM_LOG_STR("output", out_key),
-                    SPIM_LOG_STR("path", r->path), SPIM_LOG_INT("ms", ms), SPIM_LOG_STR("reason", *r->reason ? r->reason : NULL),
-                    SPIM_LOG_END);
-    s->n[r->what]++;
-    if (r->what >= FAILED && !s->failed++) snprintf(s->first, sizeof s->first, "%.200s: %.300s", key, r->reason);
-    s->transient += r->transient;
-    cJSON_ArrayForEach(f, s->failures) if (strcmp(f->child->valuestring, rec->message_id) == 0) break;
-    if (r->transient && rec->source == SPIM_SOURCE_SQS && !f && (f = cJSON_CreateObject()) != NULL) {
-        cJSON_AddStringToObject(f, "itemIdentifier", rec->message_id);
-        cJSON_AddItemToArray(s->failures, f);
-    }
-    if (rec->source == SPIM_SOURCE_BATCH && (item = cJSON_CreateObject()) != NULL) {
-        snprintf(text, sizeof text, "%s%s%s", r->what == DELETED ? "key missing" : ACTION[r->what],
-                 *r->reason && r->what != DELETED ? ": " : "", r->what == DELETED ? "" : r->reason);
-        cJSON_AddStringToObject(item, "taskId", rec->task_id);
-        cJSON_AddStringToObject(item, "resultCode", r->transient ? "TemporaryFailure" : CODE[r->what]);
-        cJSON_AddStringToObject(item, "resultString", text);
-    } else if (rec->source != SPIM_SOURCE_BATCH && cJSON_GetArraySize(s->records) < LISTED && (item = cJSON_CreateObject())) {
-        cJSON_AddStringToObject(item, "key", key);
-        cJSON_AddStringToObject(item, "action", ACTION[r->what]);
-        if (*out_key && r->what <= DELETED) cJSON_AddStringToObject(item, "output", out_key);
-        if (*r->reason) cJSON_AddStringToObject(item, "reason", r->reason);
-    }
-    if (item) cJSON_AddItemToArray(s->records, item);
-}
-
-static spim_status answer(summary *s, const spim_event *ev, size_t total, spim_response *resp)
-{
-    spim_event_source from = total ? ev->records[0].source : SPIM_SOURCE_DIRECT;
-    spim_status st = SPIM_ERR_NOMEM;
-    char *text;
-    if (from == SPIM_SOURCE_BATCH) {
-        cJSON_AddStringToObject(s->doc, "invocationSchemaVersion", ev->invocation_schema_version);
-        cJSON_AddStringToObject(s->doc, "treatMissingKeysAs", "PermanentFailure");
-        cJSON_AddStringToObject(s->doc, "invocationId", ev->invocation_id);
-    } else {
-        cJSON_AddNumberToObject(s->doc, "stamped", s->n[STAMPED] + s->n[CURRENT]);
-        cJSON_AddNumberToObject(s->doc, "deleted", s->n[DELETED]);
-        cJSON_AddNumberToObject(s->doc, "skipped", s->n[SKIPPED] + s->n[GUARDED]);
-        cJSON_AddNumberToObject(s->doc, "failed", s->failed);
-        cJSON_AddNumberToObject(s->doc, "testEvents", ev->test_events);
-        cJSON_AddNumberToObject(s->doc, "recordsOmitted", (double)total - cJSON_GetArraySize(s->records));
-        if (from == SPIM_SOURCE_SQS) cJSON_AddItemReferenceToObject(s->doc, "batchItemFailures", s->failures);
-    }
-    cJSON_AddItemReferenceToObject(s->doc, from == SPIM_SOURCE_BATCH ? "results" : "records", s->records);
-    if ((text = cJSON_PrintUnformatted(s->doc)) != NULL) st = spim_response_ok(resp, text, strlen(text), NULL);
-    cJSON_free(text);
-    spim_log(SPIM_LOG_INFO, "done stamped=%d deleted=%d skipped=%d failed=%d not_started=%d", s->n[STAMPED] + s->n[CURRENT],
-             s->n[DELETED], s->n[SKIPPED] + s->n[GUARDED], s->failed, s->n[NOT_STARTED]);
-    if (from == SPIM_SOURCE_BATCH || from == SPIM_SOURCE_SQS || !s->failed) return st;
-    spim_response_fail(resp, s->transient ? "TransientS3Error" : "S3Error", "%d of %zu records failed; first: %s%s", s->failed,
-                       total, s->first, s->n[NOT_STARTED] ? " (some were not started: the deadline was near)" : "");
-    return SPIM_ERR_HTTP;
+                    SPIM_LOG_STR("key", spim_utf8_valid(rec->key, rec->key_len) ? rec->key : rec->key_raw),
+                    SPIM_LOG_STR("event", rec->name), SPIM_LOG_STR("output", out_key), SPIM_LOG_STR("path", r->path),
+                    SPIM_LOG_INT("ms", ms), SPIM_LOG_STR("reason", *r->reason ? r->reason : NULL), SPIM_LOG_END);
 }
 
 static spim_status imager(const spim_invocation *inv, spim_response *resp, void *user)
 {
+    config *c = (config *)user;
     spim_event *ev = NULL;
     spim_buf out_key = SPIM_BUF_INIT;
     spim_budget budget = {0, 0, 0, 0};
-    summary s = {{0}, 0, 0, "", cJSON_CreateObject(), cJSON_CreateArray(), cJSON_CreateArray()};
+    spim_reply reply;
     spim_error err;
-    spim_status st = SPIM_ERR_NOMEM;
+    spim_status st = SPIM_OK;
     size_t i;
     if (spim_event_parse(inv->payload, inv->payload_len, NULL, &ev, &err) != SPIM_OK) {
         spim_response_fail(resp, "InvalidEvent", "%s", err.message);
-        st = err.status;
+        return err.status;
     }
-    for (i = 0; ev && s.doc && s.records && s.failures && i < ev->record_count; i++) {
+    if (ev->record_count && !c->stamp.rgba && spim_stamp_load(&c->stamp, spim_stamp_png, sizeof spim_stamp_png, &err)) {
+        spim_response_fail(resp, "StampError", "%s", err.message);
+        spim_event_free(ev);
+        return err.status;
+    }
+    memset(&reply, 0, sizeof reply);
+    reply.actions[0] = "stamped", reply.actions[1] = "deleted", reply.actions[2] = "skipped", reply.actions[3] = "failed";
+    reply.error_type = "S3Error";
+    for (i = 0; st == SPIM_OK && i < ev->record_count; i++) {
+        const spim_s3_record *rec = &ev->records[i];
         result r = {STAMPED, 0, 0, NULL, ""};
         int64_t t = spim_now_ms();
         spim_buf_reset(&out_key);
         if (!spim_budget_next(&budget, inv)) settle(&r, NOT_STARTED, "", NULL, "not started: the deadline is near");
-        else handle_record((const config *)user, &ev->records[i], &out_key, &r);
-        report(&s, &ev->records[i], out_key.len ? (const char *)out_key.data : "", &r, spim_now_ms() - t);
+        else handle_record(c, rec, &out_key, &r);
+        log_record(rec, out_key.len ? (const char *)out_key.data : "", &r, spim_now_ms() - t);
+        st = spim_reply_record(&reply, rec, r.transient ? SPIM_RESULT_RETRY : RESULT[r.what], ACTION[r.what],
+                               out_key.len && r.what <= DELETED ? (const char *)out_key.data : NULL, r.reason);
     }
-    if (ev && s.doc && s.records && s.failures) st = answer(&s, ev, ev->record_count, resp);
-    cJSON_Delete(s.doc);
-    cJSON_Delete(s.records);
-    cJSON_Delete(s.failures);
+    if (st == SPIM_OK) st = spim_reply_finish(&reply, ev, resp);
+    else spim_reply_finish(&reply, NULL, resp);
     spim_buf_free(&out_key);
     spim_event_free(ev);
     return st;
