@@ -7522,7 +7522,8 @@ SPIMDEF spim_status spim_reply_record(spim_reply *r, const spim_s3_record *rec, 
     r->retry += result == SPIM_RESULT_RETRY;
     if (!r->spim__list) r->spim__list = cJSON_CreateArray();
     if (!r->spim__failures) r->spim__failures = cJSON_CreateArray();
-    if (!r->spim__list || !r->spim__failures) return SPIM_ERR_NOMEM;
+    if (!r->spim__list || !r->spim__failures) r->spim__nomem = 1;
+    if (r->spim__nomem) return SPIM_ERR_NOMEM;
     if (result == SPIM_RESULT_RETRY && rec->source == SPIM_SOURCE_SQS) spim__reply_retry_message(r, rec);
     if (rec->source == SPIM_SOURCE_BATCH) {
         spim__reply_add(r, r->spim__list, item = cJSON_CreateObject());

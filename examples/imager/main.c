@@ -1,43 +1,29 @@
 /* imager - the SpartaImager function: a stamped copy of every image in a bucket.
 
-   ObjectCreated:* and ObjectRemoved:* both mean "this key changed": the imager
-   HEADs the original and makes SPARTA_OUTPUT_PREFIX + key match it, stamping
-   its current version (same format, or PNG; x-amz-meta-sparta-stamped: 1 and
-   x-amz-meta-sparta-source-etag: its ETag) or deleting the copy when it is
-   gone. Batch Operations tasks stamp their object (s3VersionId when given).
-   Keys starting with the prefix and objects carrying the marker are skipped.
+   ObjectCreated:* and ObjectRemoved:* both mean "this key changed": the copy
+   SPARTA_OUTPUT_PREFIX + key is made to match the original (stamped from its
+   current version, with x-amz-meta-sparta-stamped: 1 and -sparta-source-etag:
+   its ETag) or deleted when it is gone. Batch Operations tasks stamp their
+   object (s3VersionId when given). Keys with the prefix and marked objects are skipped.
 
    Guarantee: once every delivery is handled, the copy exists exactly when the
    original does and carries its current ETag, whatever the order, duplicates
-   and retries: every write (a PUT made from ETag E, or a DELETE) is followed
-   by a HEAD of the original and redone until the original is still what the
-   write assumed, and any later change has its own event. A copy already
-   carrying the current ETag is left alone; an original still changing after
-   MAX_ROUNDS writes fails the record transiently, and the retry finishes it.
-
-   Not an image, too large, refused by S3 with a 4xx: logged and skipped (an
-   older version's copy is deleted). An S3 failure after retries, or a record
-   not started because the deadline was near, is retried: spim_reply_finish
-   answers each source its way (SQS batchItemFailures, Batch Operations
-   results, else a failed invocation). Configuration (README): SPARTA_* and AWS_*.
-      build/imager/bootstrap --event event.json     # invoke once, locally */
+   and retries: each write is followed by a HEAD of the original and redone
+   until the original is still what the write assumed (a later change has its
+   own event). An original still changing after MAX_ROUNDS writes is retried.
+   Permanent problems (not an image, too large, a 4xx) are logged and skipped;
+   S3 failures and records left for the deadline are retried (spim_reply_finish).
+      build/imager/bootstrap --event event.json     # invoke once; configuration: README */
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"
 #include "build/assets/stamp_png.h"
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #define MARKER "sparta-stamped"
 #define SOURCE_ETAG "sparta-source-etag"
 #define MAX_ROUNDS 5
 
-typedef struct config {
-    const char *prefix, *output_bucket;
-    spim_stamp stamp;             /* the embedded one is decoded at the first record */
-    spim_stamp_options opt;
-    spim_s3_client *s3;
+typedef struct config {   /* stamp: the embedded one is decoded at the first record */
+    const char *prefix, *output_bucket; spim_stamp stamp; spim_stamp_options opt; spim_s3_client *s3;
 } config;
 
 /* What happened to a record; in this order, `action` and the reply's result. */
@@ -45,19 +31,15 @@ typedef enum outcome { STAMPED, CURRENT, DELETED, GUARDED, SKIPPED, FAILED, NOT_
 static const char *const ACTION[] = {"stamped", "stamped", "deleted", "skipped", "skipped", "failed", "failed"};
 static const spim_result RESULT[] = {SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SKIPPED, SPIM_RESULT_SUCCEEDED,
                                      SPIM_RESULT_SKIPPED, SPIM_RESULT_FAILED, SPIM_RESULT_RETRY};
-typedef struct result {
-    outcome what;
-    int transient, wrote;
-    const char *path;             /* "splice" or "recode" once stamped */
-    char reason[SPIM_ERROR_MESSAGE_MAX];
+typedef struct result {   /* path: "splice" or "recode" once stamped */
+    outcome what; int transient, wrote; const char *path; char reason[SPIM_ERROR_MESSAGE_MAX];
 } result;
 
 static const struct { const char *name, *rule; double lo, hi; int whole; } NUMBERS[] = {
     {"SPARTA_STAMP_MARGIN", "pixels from 0 to 100000", 0, 100000, 1},
     {"SPARTA_STAMP_SCALE", "a number from 0 (native size) to 1", 0, 1, 0},
     {"SPARTA_STAMP_OPACITY", "a number above 0, at most 1", 1e-9, 1, 0},
-    {"SPARTA_JPEG_QUALITY", "an integer from 1 to 100", 1, 100, 1},
-    {"SPARTA_MAX_PIXELS", "a pixel count from 1 to 10^12", 1, 1e12, 1}};
+    {"SPARTA_JPEG_QUALITY", "an integer from 1 to 100", 1, 100, 1}, {"SPARTA_MAX_PIXELS", "a pixel count from 1 to 10^12", 1, 1e12, 1}};
 
 static spim_status imager_init(void *user, spim_error *err)
 {
@@ -66,30 +48,25 @@ static spim_status imager_init(void *user, spim_error *err)
     double n[5] = {0, 0.25, 1, 90, 0};
     spim_s3_object obj = {0};
     char bucket[256], *end, why[SPIM_ERROR_MESSAGE_MAX];
-    spim_status st = SPIM_OK;
-    size_t i;
+    spim_status st = SPIM_OK; size_t i;
     c->prefix = getenv("SPARTA_OUTPUT_PREFIX") ? getenv("SPARTA_OUTPUT_PREFIX") : "xformed_";
     c->output_bucket = (v = getenv("SPARTA_OUTPUT_BUCKET")) != NULL && *v ? v : NULL;
-    if (!*c->prefix || strlen(c->prefix) >= SPIM_S3_MAX_KEY)
-        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_OUTPUT_PREFIX %s", *c->prefix ? "is longer than an S3 key"
-                              : "is empty: the stamped copies would overwrite the originals");
+    if (!*c->prefix || strlen(c->prefix) >= SPIM_S3_MAX_KEY) return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_OUTPUT_PREFIX %s",
+                                      *c->prefix ? "is longer than an S3 key" : "is empty: the stamped copies would overwrite the originals");
     if (g && *g && spim_gravity_parse(g) < 0)
         return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP_GRAVITY=\"%.32s\": expected one of nw n ne w c e sw s se", g);
     for (i = 0; i < 5; i++)
         if ((v = getenv(NUMBERS[i].name)) != NULL && *v && !((n[i] = strtod(v, &end)) >= NUMBERS[i].lo && n[i] <= NUMBERS[i].hi
-                                                              && end != v && !*end && (!NUMBERS[i].whole || n[i] == floor(n[i]))))
+                                                              && end != v && !*end && (!NUMBERS[i].whole || n[i] == (double)(int64_t)n[i])))
             return spim_error_set(err, SPIM_ERR_CONFIG, "%s=\"%.64s\": expected %s", NUMBERS[i].name, v, NUMBERS[i].rule);
     if ((v = getenv("SPARTA_JPEG_MODE")) != NULL && *v && strcmp(v, "auto") != 0 && strcmp(v, "recode") != 0)
         return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_JPEG_MODE=\"%.32s\": expected auto or recode", v);
     c->opt.jpeg_mode = v && strcmp(v, "recode") == 0 ? SPIM_JPEG_RECODE : SPIM_JPEG_AUTO;
     c->opt.gravity = g && *g ? (spim_gravity)spim_gravity_parse(g) : SPIM_GRAVITY_SE;
-    c->opt.margin = (int)n[0];
-    c->opt.scale = n[1];
-    c->opt.opacity = n[2];
-    c->opt.quality = (int)n[3];
+    c->opt.margin = (int)n[0], c->opt.scale = n[1], c->opt.opacity = n[2], c->opt.quality = (int)n[3];
     c->opt.max_pixels = n[4] > 0 ? (uint64_t)n[4] : spim_default_max_pixels();
     if ((st = spim_s3_client_create(NULL, &c->s3, err)) != SPIM_OK) return st;
-    if (!where || !*where) where = NULL;   /* the embedded stamp: decoded at the first record */
+    if (!where || !*where) where = NULL;   /* the embedded stamp is known good: decoded at the first record */
     else if (strncmp(where, "s3://", 5) != 0) st = spim_read_file(where, 16u << 20, &obj.body, err);
     else if ((st = spim_s3_parse_uri(where, bucket, sizeof bucket, &key, err)) == SPIM_OK)
         st = spim_s3_get(c->s3, bucket, key, 16u << 20, &obj, err);
@@ -97,13 +74,10 @@ static spim_status imager_init(void *user, spim_error *err)
     spim_s3_object_free(&obj);
     snprintf(why, sizeof why, "%s", err->message);
     if (st != SPIM_OK) return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP=\"%.200s\": %s", where, why);
-    spim_log_fields(SPIM_LOG_INFO, "imager ready", SPIM_LOG_STR("prefix", c->prefix),
-                    SPIM_LOG_STR("output_bucket", c->output_bucket ? c->output_bucket : "(source)"),
-                    SPIM_LOG_STR("stamp", where ? where : "(embedded)"), SPIM_LOG_END);
+    spim_log_fields(SPIM_LOG_INFO, "imager ready", SPIM_LOG_STR("prefix", c->prefix), SPIM_LOG_STR("output_bucket",
+                    c->output_bucket ? c->output_bucket : "(source)"), SPIM_LOG_STR("stamp", where ? where : "(embedded)"), SPIM_LOG_END);
     return SPIM_OK;
 }
-
-/* ---- one record: make the copy match the original ------------------------ */
 
 static void settle(result *r, outcome what, const char *op, const spim_error *err, const char *why)
 {
@@ -118,8 +92,7 @@ static void bare_etag(char *out, const char *etag)   /* S3 quotes ETags; metadat
     if (*out && out[strlen(out) - 1] == '"') out[strlen(out) - 1] = 0;
 }
 
-/* HEAD: 1 with the ETag (of the original when `meta` is NULL, else that
-   metadata entry) in etag, 0 when gone, -1 with *r settled. */
+/* HEAD: 1 with the ETag (the original's, or metadata entry `meta`), 0 when gone, -1 with *r settled. */
 static int head(const config *c, const char *bucket, const char *key, const char *meta, char *etag, result *r)
 {
     spim_s3_object o = {0};
@@ -133,8 +106,7 @@ static int head(const config *c, const char *bucket, const char *key, const char
     return st == SPIM_OK && r->what == STAMPED ? 1 : st == SPIM_ERR_NOT_FOUND ? 0 : -1;
 }
 
-/* Stamp the original (`version`, "" = current) unless the copy already
-   carries ETag `now`; `made` gets the ETag the copy is made from. */
+/* Stamp `version` ("" = current) unless the copy carries ETag `now`; `made`: the ETag it is made from. */
 static void stamp_object(const config *c, const spim_s3_record *rec, const char *out_bucket, const char *out_key,
                          const char *version, const char *now, char *made, result *r)
 {
@@ -142,14 +114,12 @@ static void stamp_object(const config *c, const spim_s3_record *rec, const char 
     spim_header meta[2] = {{MARKER, "1"}, {SOURCE_ETAG, ""}};
     spim_s3_put_options put = {NULL, meta, 2};
     spim_buf enc = SPIM_BUF_INIT;
-    spim_image_info info;
+    spim_image_info info = {SPIM_FORMAT_UNKNOWN, SPIM_FORMAT_UNKNOWN, NULL, NULL, 0, 0, 0, NULL};
     spim_error err = {SPIM_OK, 0, 0, ""};
     spim_status st;
     int had = head(c, out_bucket, out_key, SOURCE_ETAG, made, r);
-    memset(&info, 0, sizeof info);
-    if (had < 0) return;
-    if (!*version && strcmp(made, now) == 0) settle(r, CURRENT, "", NULL, "the copy already carries the original's ETag");
-    if (r->what != STAMPED) return;
+    if (had >= 0 && !*version && strcmp(made, now) == 0) settle(r, CURRENT, "", NULL, "the copy already carries the original's ETag");
+    if (had < 0 || r->what != STAMPED) return;
     st = spim_s3_get_version(c->s3, rec->bucket, rec->key, version, SPIM_IMAGE_MAX_INPUT_BYTES(c->opt.max_pixels), &obj, &err);
     if (st == SPIM_ERR_NOT_FOUND && !*version) r->wrote = 1;   /* gone since the HEAD: look again */
     else if (st == SPIM_ERR_NOT_FOUND) settle(r, SKIPPED, "", NULL, "this version of the object does not exist");
@@ -158,28 +128,23 @@ static void stamp_object(const config *c, const spim_s3_record *rec, const char 
     bare_etag(made, obj.etag);
     if (r->what == STAMPED && !r->wrote) st = spim_stamp_buf(&obj.body, &c->stamp, &c->opt, &enc, &info, &err);
     spim_s3_object_free(&obj);
-    meta[1].value = made;
-    put.content_type = info.content_type;
-    r->path = info.path;
+    meta[1].value = made, put.content_type = info.content_type, r->path = info.path;
     if (r->what != STAMPED || r->wrote) ;
     else if (st != SPIM_OK) settle(r, st == SPIM_ERR_NOMEM ? FAILED : SKIPPED, "", &err, NULL);
     else if (spim_s3_put(c->s3, out_bucket, out_key, enc.data, enc.len, &put, NULL, &err) != SPIM_OK) settle(r, FAILED, "PUT", &err, NULL);
     else r->wrote = 1;
     spim_buf_free(&enc);
     if (r->what == SKIPPED && had && !*version) {   /* what cannot be stamped keeps no copy of an older version */
-        *made = 0;
-        r->wrote = 1;
+        *made = 0, r->wrote = 1;
         if (spim_s3_delete(c->s3, out_bucket, out_key, &err) != SPIM_OK) settle(r, FAILED, "DELETE", &err, NULL);
     }
 }
 
-static void delete_stamped(const config *c, const spim_s3_record *rec, const char *out_bucket, const char *out_key,
-                           char *made, result *r)
+static void delete_stamped(const config *c, const spim_s3_record *rec, const char *out_bucket, const char *out_key, char *made, result *r)
 {
     spim_error err = {SPIM_OK, 0, 0, ""};
-    *made = 0;
     settle(r, DELETED, "", NULL, rec->source == SPIM_SOURCE_BATCH ? "key missing" : "source object is gone");
-    r->wrote = 1;
+    *made = 0, r->wrote = 1;
     if (spim_s3_delete(c->s3, out_bucket, out_key, &err) != SPIM_OK) settle(r, FAILED, "DELETE", &err, NULL);
 }
 
@@ -190,45 +155,16 @@ static void converge(const config *c, const spim_s3_record *rec, const char *out
     char now[256], made[256] = "";
     int round, exists;
     for (round = 0; round < MAX_ROUNDS; round++) {
-        result last = *r;
+        result last = *r;   /* what the last write did */
         r->what = STAMPED;
         if ((exists = head(c, rec->bucket, rec->key, NULL, now, r)) < 0) return;
-        if (round > 0 && strcmp(now, made) == 0) {   /* still what the write assumed */
-            *r = last;
-            return;
-        }
-        r->wrote = 0;
-        r->reason[0] = 0;
+        if (round > 0 && strcmp(now, made) == 0) { *r = last; return; }   /* still what the write assumed */
+        r->wrote = 0, r->reason[0] = 0;
         if (exists) stamp_object(c, rec, out_bucket, out_key, round ? "" : rec->version_id, now, made, r);
         else delete_stamped(c, rec, out_bucket, out_key, made, r);
         if (!r->wrote || r->what >= FAILED) return;
     }
     settle(r, FAILED, "", NULL, "the original kept changing: left to a retry");
-}
-
-static void handle_record(const config *c, const spim_s3_record *rec, spim_buf *out_key, result *r)
-{
-    if (rec->status != SPIM_OK) settle(r, SKIPPED, "", NULL, rec->error);
-    else if (!spim_utf8_valid(rec->key, rec->key_len)) settle(r, SKIPPED, "", NULL, "key is not UTF-8");
-    else if (strncmp(rec->key, c->prefix, strlen(c->prefix)) == 0) settle(r, GUARDED, "key starts with", NULL, c->prefix);
-    else if (strlen(c->prefix) + rec->key_len > SPIM_S3_MAX_KEY) settle(r, SKIPPED, c->prefix, NULL, "+ key is longer than an S3 key");
-    else if (spim_buf_appendf(out_key, "%s%s", c->prefix, rec->key)) settle(r, FAILED, "", NULL, "out of memory");
-    else switch (rec->kind) {
-    case SPIM_EVENT_CREATED:
-    case SPIM_EVENT_REMOVED: converge(c, rec, (const char *)out_key->data, r); break;
-    default: settle(r, SKIPPED, "", NULL, "event not handled"); break;
-    }
-}
-
-
-/* ---- the invocation ------------------------------------------------------------ */
-
-static void log_record(const spim_s3_record *rec, const char *out_key, const result *r, int64_t ms)
-{
-    spim_log_fields(r->what >= FAILED ? SPIM_LOG_ERROR : SPIM_LOG_INFO, ACTION[r->what], SPIM_LOG_STR("bucket", rec->bucket),
-                    SPIM_LOG_STR("key", spim_utf8_valid(rec->key, rec->key_len) ? rec->key : rec->key_raw),
-                    SPIM_LOG_STR("event", rec->name), SPIM_LOG_STR("output", out_key), SPIM_LOG_STR("path", r->path),
-                    SPIM_LOG_INT("ms", ms), SPIM_LOG_STR("reason", *r->reason ? r->reason : NULL), SPIM_LOG_END);
 }
 
 static spim_status imager(const spim_invocation *inv, spim_response *resp, void *user)
@@ -237,35 +173,38 @@ static spim_status imager(const spim_invocation *inv, spim_response *resp, void 
     spim_event *ev = NULL;
     spim_buf out_key = SPIM_BUF_INIT;
     spim_budget budget = {0, 0, 0, 0};
-    spim_reply reply;
+    spim_reply reply = {.actions = {"stamped", "deleted", "skipped", "failed"}, .error_type = "S3Error"};
     spim_error err;
     spim_status st = SPIM_OK;
     size_t i;
-    if (spim_event_parse(inv->payload, inv->payload_len, NULL, &ev, &err) != SPIM_OK) {
-        spim_response_fail(resp, "InvalidEvent", "%s", err.message);
-        return err.status;
-    }
-    if (ev->record_count && !c->stamp.rgba && spim_stamp_load(&c->stamp, spim_stamp_png, sizeof spim_stamp_png, &err)) {
-        spim_response_fail(resp, "StampError", "%s", err.message);
-        spim_event_free(ev);
-        return err.status;
-    }
-    memset(&reply, 0, sizeof reply);
-    reply.actions[0] = "stamped", reply.actions[1] = "deleted", reply.actions[2] = "skipped", reply.actions[3] = "failed";
-    reply.error_type = "S3Error";
+    if (spim_event_parse(inv->payload, inv->payload_len, NULL, &ev, &err) != SPIM_OK)
+        return spim_response_fail(resp, "InvalidEvent", "%s", err.message), err.status;
+    if (ev->record_count && !c->stamp.rgba && (st = spim_stamp_load(&c->stamp, spim_stamp_png, sizeof spim_stamp_png, &err)))
+        spim_response_fail(resp, "StampError", "%s", err.message);   /* out of memory: the embedded stamp is good */
     for (i = 0; st == SPIM_OK && i < ev->record_count; i++) {
         const spim_s3_record *rec = &ev->records[i];
         result r = {STAMPED, 0, 0, NULL, ""};
         int64_t t = spim_now_ms();
         spim_buf_reset(&out_key);
         if (!spim_budget_next(&budget, inv)) settle(&r, NOT_STARTED, "", NULL, "not started: the deadline is near");
-        else handle_record(c, rec, &out_key, &r);
-        log_record(rec, out_key.len ? (const char *)out_key.data : "", &r, spim_now_ms() - t);
-        st = spim_reply_record(&reply, rec, r.transient ? SPIM_RESULT_RETRY : RESULT[r.what], ACTION[r.what],
-                               out_key.len && r.what <= DELETED ? (const char *)out_key.data : NULL, r.reason);
+        else if (rec->status != SPIM_OK) settle(&r, SKIPPED, "", NULL, rec->error);
+        else if (!spim_utf8_valid(rec->key, rec->key_len)) settle(&r, SKIPPED, "", NULL, "key is not UTF-8");
+        else if (strncmp(rec->key, c->prefix, strlen(c->prefix)) == 0) settle(&r, GUARDED, "key starts with", NULL, c->prefix);
+        else if (strlen(c->prefix) + rec->key_len > SPIM_S3_MAX_KEY) settle(&r, SKIPPED, c->prefix, NULL, "+ key is longer than an S3 key");
+        else if (spim_buf_appendf(&out_key, "%s%s", c->prefix, rec->key)) settle(&r, FAILED, "", NULL, "out of memory");
+        else switch (rec->kind) {
+        case SPIM_EVENT_CREATED:
+        case SPIM_EVENT_REMOVED: converge(c, rec, (const char *)out_key.data, &r); break;
+        default: settle(&r, SKIPPED, "", NULL, "event not handled"); break;
+        }
+        spim_log_fields(r.what >= FAILED ? SPIM_LOG_ERROR : SPIM_LOG_INFO, ACTION[r.what], SPIM_LOG_STR("bucket", rec->bucket),
+                        SPIM_LOG_STR("key", spim_utf8_valid(rec->key, rec->key_len) ? rec->key : rec->key_raw),
+                        SPIM_LOG_STR("event", rec->name), SPIM_LOG_STR("output", (const char *)out_key.data), SPIM_LOG_STR("path", r.path),
+                        SPIM_LOG_INT("ms", spim_now_ms() - t), SPIM_LOG_STR("reason", *r.reason ? r.reason : NULL), SPIM_LOG_END);
+        spim_reply_record(&reply, rec, r.transient ? SPIM_RESULT_RETRY : RESULT[r.what], ACTION[r.what],
+                          r.what <= DELETED ? (const char *)out_key.data : NULL, r.reason);   /* out of memory: spim_reply_finish says so */
     }
     if (st == SPIM_OK) st = spim_reply_finish(&reply, ev, resp);
-    else spim_reply_finish(&reply, NULL, resp);
     spim_buf_free(&out_key);
     spim_event_free(ev);
     return st;
