@@ -279,6 +279,115 @@ TEST(local_event_up_to_the_platform_limit)
     remove(path);
 }
 
+/* A record as spim_event_parse leaves it, with only what the reply reads. */
+static spim_s3_record reply_rec(spim_event_source source, const char *key, const char *message_id, const char *task_id)
+{
+    spim_s3_record r;
+    memset(&r, 0, sizeof r);
+    r.source = source;
+    r.key = r.key_raw = key;
+    r.key_len = strlen(key);
+    r.message_id = message_id;
+    r.task_id = task_id;
+    return r;
+}
+
+TEST(reply_direct_is_a_summary_and_fails_on_failed_records)
+{
+    spim_s3_record recs[3];
+    spim_event ev;
+    spim_response resp;
+    spim_reply reply;
+    memset(&ev, 0, sizeof ev);
+    memset(&resp, 0, sizeof resp);
+    memset(&reply, 0, sizeof reply);
+    reply.actions[0] = "stamped", reply.actions[1] = "deleted", reply.actions[2] = "skipped";
+    reply.listed_max = 2;
+    reply.error_type = "S3Error";
+    recs[0] = reply_rec(SPIM_SOURCE_DIRECT, "a.jpg", "", "");
+    recs[1] = reply_rec(SPIM_SOURCE_DIRECT, "b.txt", "", "");
+    recs[2] = reply_rec(SPIM_SOURCE_DIRECT, "c.jpg", "", "");
+    ev.records = recs, ev.record_count = 3, ev.test_events = 1;
+    CHECK_INT(SPIM_OK, spim_reply_record(&reply, &recs[0], SPIM_RESULT_SUCCEEDED, "stamped", "x_a.jpg", NULL));
+    CHECK_INT(SPIM_OK, spim_reply_record(&reply, &recs[1], SPIM_RESULT_SKIPPED, "skipped", "", "not an image"));
+    CHECK_INT(SPIM_OK, spim_reply_record(&reply, &recs[2], SPIM_RESULT_RETRY, "failed", NULL, "GET: 503"));
+    CHECK_INT(SPIM_ERR_HTTP, spim_reply_finish(&reply, &ev, &resp));
+    CHECK_STR("{\"stamped\":1,\"deleted\":0,\"skipped\":1,\"failed\":1,\"testEvents\":1,\"recordsOmitted\":1,"
+              "\"records\":[{\"key\":\"a.jpg\",\"action\":\"stamped\",\"output\":\"x_a.jpg\"},"
+              "{\"key\":\"b.txt\",\"action\":\"skipped\",\"reason\":\"not an image\"}]}", (const char *)resp.payload.data);
+    CHECK_INT(1, resp.failed);
+    CHECK_STR("TransientS3Error", resp.error_type);
+    CHECK_STR("1 of 3 records failed; first: c.jpg: GET: 503", resp.error_message);
+    CHECK(reply.spim__list == NULL && reply.spim__failures == NULL);
+    spim_buf_free(&resp.payload);
+}
+
+TEST(reply_sqs_lists_each_retried_message_once_and_succeeds)
+{
+    spim_s3_record recs[4];
+    spim_event ev;
+    spim_response resp;
+    spim_reply reply;
+    memset(&ev, 0, sizeof ev);
+    memset(&resp, 0, sizeof resp);
+    memset(&reply, 0, sizeof reply);
+    recs[0] = reply_rec(SPIM_SOURCE_SQS, "a", "m-1", "");
+    recs[1] = reply_rec(SPIM_SOURCE_SQS, "b", "m-1", "");
+    recs[2] = reply_rec(SPIM_SOURCE_SQS, "c", "m-2", "");
+    recs[3] = reply_rec(SPIM_SOURCE_SQS, "d", "m-3", "");
+    ev.records = recs, ev.record_count = 4;
+    CHECK_INT(SPIM_OK, spim_reply_record(&reply, &recs[0], SPIM_RESULT_RETRY, "failed", NULL, "PUT: 503"));
+    CHECK_INT(SPIM_OK, spim_reply_record(&reply, &recs[1], SPIM_RESULT_RETRY, "failed", NULL, "not started"));
+    CHECK_INT(SPIM_OK, spim_reply_record(&reply, &recs[2], SPIM_RESULT_SUCCEEDED, "done", NULL, NULL));
+    CHECK_INT(SPIM_OK, spim_reply_record(&reply, &recs[3], SPIM_RESULT_FAILED, "failed", NULL, "PUT: 403"));
+    CHECK_INT(SPIM_OK, spim_reply_finish(&reply, &ev, &resp));
+    CHECK_STR("{\"failed\":3,\"done\":1,\"testEvents\":0,\"recordsOmitted\":0,"
+              "\"batchItemFailures\":[{\"itemIdentifier\":\"m-1\"}],\"records\":["
+              "{\"key\":\"a\",\"action\":\"failed\",\"reason\":\"PUT: 503\"},"
+              "{\"key\":\"b\",\"action\":\"failed\",\"reason\":\"not started\"},{\"key\":\"c\",\"action\":\"done\"},"
+              "{\"key\":\"d\",\"action\":\"failed\",\"reason\":\"PUT: 403\"}]}", (const char *)resp.payload.data);
+    CHECK_INT(0, resp.failed);
+    spim_buf_free(&resp.payload);
+}
+
+TEST(reply_batch_operations_has_one_result_per_task)
+{
+    spim_s3_record recs[3];
+    spim_event ev;
+    spim_response resp;
+    spim_reply reply;
+    memset(&ev, 0, sizeof ev);
+    memset(&resp, 0, sizeof resp);
+    memset(&reply, 0, sizeof reply);
+    recs[0] = reply_rec(SPIM_SOURCE_BATCH, "a b.jpg", "", "t-1");
+    recs[1] = reply_rec(SPIM_SOURCE_BATCH, "gone.jpg", "", "t-2");
+    recs[2] = reply_rec(SPIM_SOURCE_BATCH, "c.jpg", "", "t-3");
+    ev.records = recs, ev.record_count = 3, ev.invocation_id = "inv-1", ev.invocation_schema_version = "2.0";
+    CHECK_INT(SPIM_OK, spim_reply_record(&reply, &recs[0], SPIM_RESULT_SUCCEEDED, "stamped", "x_a b.jpg", ""));
+    CHECK_INT(SPIM_OK, spim_reply_record(&reply, &recs[1], SPIM_RESULT_SKIPPED, "deleted", NULL, "key missing"));
+    CHECK_INT(SPIM_OK, spim_reply_record(&reply, &recs[2], SPIM_RESULT_RETRY, "failed", NULL, "GET: \"503\""));
+    CHECK_INT(SPIM_OK, spim_reply_finish(&reply, &ev, &resp));
+    CHECK_STR("{\"invocationSchemaVersion\":\"2.0\",\"treatMissingKeysAs\":\"PermanentFailure\",\"invocationId\":\"inv-1\","
+              "\"results\":[{\"taskId\":\"t-1\",\"resultCode\":\"Succeeded\",\"resultString\":\"stamped\"},"
+              "{\"taskId\":\"t-2\",\"resultCode\":\"PermanentFailure\",\"resultString\":\"deleted: key missing\"},"
+              "{\"taskId\":\"t-3\",\"resultCode\":\"TemporaryFailure\",\"resultString\":\"failed: GET: \\\"503\\\"\"}]}",
+              (const char *)resp.payload.data);
+    CHECK_INT(0, resp.failed);
+    spim_buf_free(&resp.payload);
+}
+
+TEST(reply_without_records_is_an_empty_summary)
+{
+    spim_response resp;
+    spim_reply reply;
+    memset(&resp, 0, sizeof resp);
+    memset(&reply, 0, sizeof reply);
+    reply.actions[0] = "stamped";
+    CHECK_INT(SPIM_OK, spim_reply_finish(&reply, NULL, &resp));
+    CHECK_STR("{\"stamped\":0,\"testEvents\":0,\"recordsOmitted\":0,\"records\":[]}", (const char *)resp.payload.data);
+    spim_buf_free(&resp.payload);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -297,6 +406,10 @@ int main(void)
     RUN(run_needs_a_runtime_api);
     RUN(run_gives_up_after_bounded_retries);
     RUN(local_event_up_to_the_platform_limit);
+    RUN(reply_direct_is_a_summary_and_fails_on_failed_records);
+    RUN(reply_sqs_lists_each_retried_message_once_and_succeeds);
+    RUN(reply_batch_operations_has_one_result_per_task);
+    RUN(reply_without_records_is_an_empty_summary);
     curl_global_cleanup();
     return spim_test_finish();
 }
