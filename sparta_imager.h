@@ -2911,6 +2911,40 @@ static void spim__http_backoff(long base_ms, int retry, uint64_t *rng)
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
+/* What one attempt tells the retry loop. */
+typedef enum spim__try {
+    SPIM__TRY_DONE,   /* success, or a failure another attempt would not cure */
+    SPIM__TRY_AGAIN,  /* transient: wait, then try again while attempts are left */
+    SPIM__TRY_FREE    /* the cause is repaired (the clock offset): again at once, not counted;
+                         an attempt returns it a bounded number of times */
+} spim__try;
+
+/* The one retry loop of the header, for S3 and the Runtime API alike.
+   once() makes attempt number `attempt` (1-based); on SPIM__TRY_AGAIN it
+   fills `where` ("s3: PUT s3://bucket/key") and `why` for the warning. */
+typedef struct spim__retry {
+    int max_attempts;
+    long base_ms;                 /* first backoff step */
+    uint64_t *rng;                /* full jitter when set; NULL: exact exponential steps */
+    spim__try (*once)(struct spim__retry *r, int attempt);
+    void *user;
+    char where[320];
+    const char *why;
+} spim__retry;
+
+/* Runs the attempts; returns how many were counted. */
+static int spim__http_retry(spim__retry *r)
+{
+    int attempt = 0;
+    for (;;) {
+        spim__try t = r->once(r, ++attempt);
+        if (t == SPIM__TRY_FREE) { attempt--; continue; }
+        if (t == SPIM__TRY_DONE || attempt >= r->max_attempts) return attempt;
+        spim_log(SPIM_LOG_WARN, "%s: attempt %d failed (%s), retrying", r->where, attempt, r->why);
+        spim__http_backoff(r->base_ms, attempt - 1, r->rng);
+    }
+}
+
 #endif /* SPIM__HTTP */
 
 #ifndef SPIM_NO_S3
@@ -3801,13 +3835,48 @@ static void spim__s3_log_attempt(const spim__s3_call *call, int attempt, int64_t
                     SPIM_LOG_INT("ms", ms), SPIM_LOG_STR("result", what), SPIM_LOG_END);
 }
 
-/* Attempts with standard-mode retries; a clock-skew error resets the
-   client's clock offset from the server's Date and retries once for free. */
+/* One S3 attempt for spim__http_retry. A clock-skew error resets the
+   client's clock offset from the server's Date and is retried once for free. */
+typedef struct spim__s3_try {
+    spim_s3_client *c;
+    spim__s3_call *call;
+    const char *url;
+    spim_error *err;
+    spim_status st;
+    int skew_fixed;
+} spim__s3_try;
+
+static spim__try spim__s3_once(spim__retry *r, int attempt)
+{
+    spim__s3_try *t = (spim__s3_try *)r->user;
+    spim__s3_call *call = t->call;
+    int64_t t0 = spim_now_ms();
+    char where[256];
+    t->st = spim__s3_attempt(t->c, call, t->url, t->err);
+    r->why = t->st == SPIM_OK ? "ok" : call->cc != CURLE_OK ? curl_easy_strerror(call->cc) : call->error.code;
+    spim__s3_log_attempt(call, attempt, spim_now_ms() - t0, r->why);
+    if (t->st != SPIM_ERR_HTTP) return SPIM__TRY_DONE; /* success, or a failure before sending */
+    if (!t->skew_fixed && call->cc == CURLE_OK && call->server_date > 0 &&
+        spim__s3_is_clock_skew(call->error.code, call->server_date, call->signed_at)) {
+        t->skew_fixed = 1;
+        t->c->clock_offset_s = call->server_date - spim__wall_ms() / 1000;
+        spim_log(SPIM_LOG_WARN, "s3: %s: clock offset now %lld s from the server's Date", call->error.code,
+                 (long long)t->c->clock_offset_s);
+        return SPIM__TRY_FREE;
+    }
+    if (!spim__s3_call_retryable(call)) return SPIM__TRY_DONE;
+    spim__s3_where(call, where, sizeof where);
+    snprintf(r->where, sizeof r->where, "s3: %s", where);
+    return SPIM__TRY_AGAIN;
+}
+
+/* The call's URL, then attempts with AWS standard-mode retries. */
 static spim_status spim__s3_execute(spim_s3_client *c, spim__s3_call *call, spim_error *err)
 {
     spim_buf url = SPIM_BUF_INIT;
-    char where[256];
-    int attempt = 0, skew_fixed = 0;
+    spim__s3_try t;
+    spim__retry r;
+    int attempts;
     spim_status st = spim__s3_object_url(c, call->bucket, call->key, &url, err);
     if (st == SPIM_OK && call->query && *call->query &&
         (spim__buf_append_str(&url, "?") != SPIM_OK || spim__buf_append_str(&url, call->query) != SPIM_OK))
@@ -3816,33 +3885,23 @@ static spim_status spim__s3_execute(spim_s3_client *c, spim__s3_call *call, spim
         (spim__buf_append_str(&url, "?versionId=") != SPIM_OK ||
          spim_uri_encode(&url, call->version_id, strlen(call->version_id), 0) != SPIM_OK))
         st = spim_error_set(err, SPIM_ERR_NOMEM, "s3: out of memory building a URL");
-    while (st == SPIM_OK) {
-        int64_t t0 = spim_now_ms();
-        attempt++;
-        st = spim__s3_attempt(c, call, (const char *)url.data, err);
-        spim__s3_log_attempt(call, attempt, spim_now_ms() - t0, st == SPIM_OK ? "ok"
-                             : call->cc != CURLE_OK ? curl_easy_strerror(call->cc) : call->error.code);
-        if (st != SPIM_ERR_HTTP) break; /* success, or a failure before sending */
-        if (!skew_fixed && call->cc == CURLE_OK && call->server_date > 0 &&
-            spim__s3_is_clock_skew(call->error.code, call->server_date, call->signed_at)) {
-            skew_fixed = 1;
-            c->clock_offset_s = call->server_date - spim__wall_ms() / 1000;
-            spim_log(SPIM_LOG_WARN, "s3: %s: clock offset now %lld s from the server's Date",
-                     call->error.code, (long long)c->clock_offset_s);
-            attempt--;
-            st = SPIM_OK;
-            continue;
-        }
-        if (!spim__s3_call_retryable(call) || attempt >= c->max_attempts) {
-            st = spim__s3_fail(c, call, attempt, err);
-            break;
-        }
-        spim__s3_where(call, where, sizeof where);
-        spim_log(SPIM_LOG_WARN, "s3: %s: attempt %d failed (%s), retrying", where,
-                 attempt, call->cc != CURLE_OK ? curl_easy_strerror(call->cc) : call->error.code);
-        spim__http_backoff(c->backoff_base_ms, attempt - 1, &c->rng);
-        st = SPIM_OK;
+    if (st != SPIM_OK) {
+        spim_buf_free(&url);
+        return st;
     }
+    memset(&t, 0, sizeof t);
+    t.c = c;
+    t.call = call;
+    t.url = (const char *)url.data;
+    t.err = err;
+    memset(&r, 0, sizeof r);
+    r.max_attempts = c->max_attempts;
+    r.base_ms = c->backoff_base_ms;
+    r.rng = &c->rng;
+    r.once = spim__s3_once;
+    r.user = &t;
+    attempts = spim__http_retry(&r);
+    st = t.st == SPIM_ERR_HTTP ? spim__s3_fail(c, call, attempts, err) : t.st;
     spim_buf_free(&url);
     return st;
 }
@@ -7658,6 +7717,30 @@ static size_t spim__lambda_on_header(char *p, size_t size, size_t n, void *user)
     return len;
 }
 
+/* One Runtime API attempt for spim__http_retry: connection errors only are
+   retried (an HTTP status, whatever it is, is the runtime API's answer). */
+typedef struct spim__lambda_try {
+    spim__lambda *rt;
+    spim__http_req *req;
+    const char *path;
+    size_t body_max;
+    CURLcode rc;
+} spim__lambda_try;
+
+static spim__try spim__lambda_once(spim__retry *r, int attempt)
+{
+    spim__lambda_try *t = (spim__lambda_try *)r->user;
+    (void)attempt;
+    spim_buf_reset(&t->rt->body);
+    t->rt->body_max = t->body_max;
+    t->rt->body_overflow = 0;
+    t->rc = spim__http_perform(t->rt->curl, t->req);
+    if (t->rc == CURLE_OK || !spim__http_transient(t->rc)) return SPIM__TRY_DONE;
+    snprintf(r->where, sizeof r->where, "runtime API %s %s", t->req->method, t->path);
+    r->why = curl_easy_strerror(t->rc);
+    return SPIM__TRY_AGAIN;
+}
+
 /* One request to `path` (under .../runtime), retried on connection errors.
    A GET when body is NULL. SPIM_OK means an HTTP status arrived in *status. */
 static spim_status spim__lambda_request(spim__lambda *rt, const char *path, const char *content_type,
@@ -7667,7 +7750,9 @@ static spim_status spim__lambda_request(spim__lambda *rt, const char *path, cons
     char url[sizeof rt->base + 256], ct[160], et[96];
     struct curl_slist *hs = NULL, *h;
     spim__http_req req;
-    CURLcode rc = CURLE_OK;
+    spim__lambda_try t;
+    spim__retry r;
+    CURLcode rc;
     int attempt;
     snprintf(url, sizeof url, "%s%s", rt->base, path);
     memset(&req, 0, sizeof req);
@@ -7692,16 +7777,18 @@ static spim_status spim__lambda_request(spim__lambda *rt, const char *path, cons
         if (!hs) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory building a runtime API request");
     }
     req.headers = hs ? hs : rt->no_expect;
-    for (attempt = 1; attempt <= rt->tries; attempt++) {
-        spim_buf_reset(&rt->body);
-        rt->body_max = body_max;
-        rt->body_overflow = 0;
-        rc = spim__http_perform(rt->curl, &req);
-        if (rc == CURLE_OK || !spim__http_transient(rc) || attempt == rt->tries) break;
-        spim_log(SPIM_LOG_WARN, "runtime API %s failed (%s), retry %d/%d", path,
-                 curl_easy_strerror(rc), attempt, rt->tries - 1);
-        spim__http_backoff(rt->retry_ms, attempt - 1, NULL);
-    }
+    memset(&t, 0, sizeof t);
+    t.rt = rt;
+    t.req = &req;
+    t.path = path;
+    t.body_max = body_max;
+    memset(&r, 0, sizeof r);
+    r.max_attempts = rt->tries;
+    r.base_ms = rt->retry_ms;
+    r.once = spim__lambda_once;
+    r.user = &t;
+    attempt = spim__http_retry(&r);
+    rc = t.rc;
     curl_slist_free_all(hs);
     if (rc == CURLE_WRITE_ERROR && rt->body_overflow)
         return spim_error_set(err, SPIM_ERR_TOO_LARGE, "event payload over %zu bytes", body_max);

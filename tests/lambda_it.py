@@ -341,12 +341,12 @@ def case_dropped_connections_recover(env):
     # calls that follow the answer to the first event. libcurl itself retries
     # once when a reused keep-alive connection turns out dead, so two drops
     # cost one or two of our retries.
-    before = env.boot.log().count("retry ")
+    before = env.boot.log().count("), retrying")
     env.emu.fault(drop=2, dropOn="next")
     env.emu.result(env.emu.event({"first": 1}))
     rec = env.emu.result(env.emu.event({"after": "drops"}))["final"]
     expect_eq("answer after two dropped next calls", '{"after": "drops"}', rec["body"])
-    retries = env.boot.log().count("retry ") - before
+    retries = env.boot.log().count("), retrying") - before
     expect(1 <= retries <= 2, "retry log lines", "1 or 2", retries)
     env.emu.fault(drop=1, dropOn="response")
     doc = env.emu.result(env.emu.event({"after": "dropped response"}))
@@ -415,7 +415,7 @@ def case_api_gone_bounded_retries(exe, tmp):
     rc = boot.wait()
     log = boot.log()
     expect_eq("exit status with the API gone", 1, rc)
-    expect_eq("retry log lines", 4, log.count("retry "))
+    expect_eq("retry log lines", 4, log.count("), retrying"))
     last = [l for l in log.splitlines() if l.strip()][-1]
     expect("unreachable after 5 attempts" in last, "last log line", "'unreachable after 5 attempts'", last)
 
