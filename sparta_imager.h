@@ -234,8 +234,10 @@
             Load a stamp (a PNG with alpha, normally) from image bytes.
       void spim_stamp_free(spim_stamp *stamp)
             Free a stamp.
-      int spim_gravity_parse(const char *s)
-            "nw" ... "se" to a spim_gravity; -1 when unknown.
+      spim_status spim_stamp_option_set(spim_stamp_options *opt, const char *name, const char *value,
+                                        spim_error *err)
+            Set one option from text, as a flag or an environment variable gives it ("gravity",
+            "margin", "scale", "opacity", "quality", "jpeg-mode", "max-pixels").
     lambda
       int64_t spim_invocation_remaining_ms(const spim_invocation *inv)
             Milliseconds left before the invocation's deadline.
@@ -393,7 +395,9 @@ typedef struct spim_error {
 /* Short name of a status ("ok", "out of memory", ...). */
 SPIMDEF const char *spim_status_str(spim_status status);
 
-/* Record a failure in `err` (may be NULL) and return `status`. */
+/* Record a failure in `err` (may be NULL) and return `status`. The
+   arguments may include err->message itself, to add context to a failure:
+   spim_error_set(err, err->status, "SPARTA_STAMP: %s", err->message). */
 SPIMDEF spim_status spim_error_set(spim_error *err, spim_status status,
                                    const char *fmt, ...) SPIM__PRINTF(3, 4);
 
@@ -1039,8 +1043,20 @@ SPIMDEF spim_status spim_stamp_load(spim_stamp *stamp, const void *data, size_t 
 SPIMDEF void spim_stamp_free(spim_stamp *stamp);
 
 
-/* Parse "nw", "n", ..., "se" (case-insensitive); -1 when unknown. */
-SPIMDEF int spim_gravity_parse(const char *s);
+/* Set the option `name` of *opt from its text form, the one rule for every
+   program (command-line flags, environment variables):
+     gravity     nw n ne w c e sw s se (any case)
+     margin      an integer from 0 to 1000000
+     scale       a number from 0 (native size) to 1
+     opacity     a number above 0, at most 1
+     quality     an integer from 1 to 100
+     jpeg-mode   auto or recode
+     max-pixels  a pixel count from 1 to 10^12
+   SPIM_ERR_CONFIG, *opt unchanged, with the message "must be RULE, got
+   'VALUE'" for the caller to prefix with the flag or variable name;
+   SPIM_ERR_INVALID for an unknown name. */
+SPIMDEF spim_status spim_stamp_option_set(spim_stamp_options *opt, const char *name, const char *value,
+                                          spim_error *err);
 #endif /* SPIM_NO_IMAGE */
 
 #ifndef SPIM_NO_LAMBDA
@@ -1381,15 +1397,17 @@ SPIMDEF const char *spim_status_str(spim_status status)
 SPIMDEF spim_status spim_error_set(spim_error *err, spim_status status, const char *fmt, ...)
 {
     if (err) {
+        char message[sizeof err->message]; /* the arguments may point into err->message */
         va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(message, sizeof message, fmt, ap);
+        va_end(ap);
+        memcpy(err->message, message, sizeof message);
         err->status = status;
         /* the default classification; callers that know better (S3 after
            its retries, HTTP statuses) overwrite these after the call */
         err->transient = status == SPIM_ERR_NETWORK;
         err->http_status = 0;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
     }
     return status;
 }
@@ -5403,13 +5421,54 @@ SPIMDEF uint64_t spim_default_max_pixels(void)
     return (uint64_t)(mb << 20) / 5;
 }
 
-SPIMDEF int spim_gravity_parse(const char *s)
+SPIMDEF spim_status spim_stamp_option_set(spim_stamp_options *opt, const char *name, const char *value,
+                                          spim_error *err)
 {
-    static const char *const names[] = { "se", "nw", "n", "ne", "w", "c", "e", "sw", "s" };
-    int i;
-    for (i = 0; s && i < 9; i++)
-        if (spim__strieq(s, names[i])) return i;
-    return -1;
+    static const char *const gravities[] = { "se", "nw", "n", "ne", "w", "c", "e", "sw", "s" };
+    static const struct { const char *name, *rule; double lo, hi; int whole; } numbers[] = {
+        { "margin", "an integer from 0 to 1000000", 0, 1000000, 1 },
+        { "scale", "a number from 0 (native size) to 1", 0, 1, 0 },
+        { "opacity", "a number above 0, at most 1", 0, 1, 0 },
+        { "quality", "an integer from 1 to 100", 1, 100, 1 },
+        { "max-pixels", "a pixel count from 1 to 10^12", 1, 1e12, 1 },
+    };
+    const char *v = value ? value : "", *rule = NULL;
+    size_t i;
+    if (!opt || !name) return spim_error_set(err, SPIM_ERR_INVALID, "spim_stamp_option_set: no options or no name");
+    if (strcmp(name, "gravity") == 0) {
+        for (i = 0; i < 9; i++)
+            if (spim__strieq(v, gravities[i])) {
+                opt->gravity = (spim_gravity)i;
+                return SPIM_OK;
+            }
+        rule = "one of nw n ne w c e sw s se";
+    } else if (strcmp(name, "jpeg-mode") == 0) {
+        if (strcmp(v, "auto") == 0 || strcmp(v, "recode") == 0) {
+            opt->jpeg_mode = v[0] == 'r' ? SPIM_JPEG_RECODE : SPIM_JPEG_AUTO;
+            return SPIM_OK;
+        }
+        rule = "auto or recode";
+    }
+    for (i = 0; !rule && i < sizeof numbers / sizeof numbers[0]; i++) {
+        char *end;
+        double d;
+        if (strcmp(name, numbers[i].name) != 0) continue;
+        rule = numbers[i].rule;
+        d = strtod(v, &end);
+        if (end == v || *end || !(d >= numbers[i].lo && d <= numbers[i].hi) ||
+            (numbers[i].whole && d != (double)(int64_t)d) || (i == 2 && d <= 0))
+            break;
+        switch (i) {
+        case 0: opt->margin = (int)d; break;
+        case 1: opt->scale = d; break;
+        case 2: opt->opacity = d; break;
+        case 3: opt->quality = (int)d; break;
+        default: opt->max_pixels = (uint64_t)d; break;
+        }
+        return SPIM_OK;
+    }
+    if (!rule) return spim_error_set(err, SPIM_ERR_INVALID, "unknown stamp option \"%.32s\"", name);
+    return spim_error_set(err, SPIM_ERR_CONFIG, "must be %s, got '%.64s'", rule, v);
 }
 
 /* ---- metadata: EXIF, ICC -------------------------------------------------- */

@@ -49,7 +49,7 @@ expect_exit stamp_not_an_image 1 "stamp" --stamp "$T/text.jpg" "$T/in.jpg" "$T/o
 SPARTA_MAX_PIXELS=1000 expect_exit pixel_budget 1 "budget" "$T/in.jpg" "$T/o.jpg"
 expect_exit stamp_entirely_outside 1 "stamp falls outside the image (margin 100000 on 320x240)" --margin 100000 "$T/in.jpg" "$T/o.jpg"
 expect_exit stamp_entirely_outside_recode 1 "stamp falls outside the image" --recode --margin 100000 "$T/in.jpg" "$T/o.jpg"
-expect_exit opacity_names_the_rule 2 "--opacity: must be a number in 0..1, above 0, got 'x'" --opacity x "$T/in.jpg" "$T/o.jpg"
+expect_exit opacity_names_the_rule 2 "--opacity: must be a number above 0, at most 1, got 'x'" --opacity x "$T/in.jpg" "$T/o.jpg"
 SPARTA_JPEG_MODE=fast expect_exit bad_jpeg_mode 2 "SPARTA_JPEG_MODE: must be auto or recode, got 'fast'" "$T/in.jpg" "$T/o.jpg"
 [ -e "$T/o.jpg" ] && fail no_output_on_failure "expected no $T/o.jpg" || ok no_output_on_failure
 

@@ -27,6 +27,15 @@ TEST(error_set_formats_and_returns_status)
     CHECK_INT(0, e.http_status);
     spim_error_set(&e, SPIM_ERR_NETWORK, "connection refused");
     CHECK_INT(1, e.transient);
+    /* context added in front of the message itself, and a message that fills
+       the buffer, cut short rather than overrun */
+    spim_error_set(&e, SPIM_ERR_CONFIG, "SPARTA_STAMP: %s (%s)", e.message, e.message);
+    CHECK_STR("SPARTA_STAMP: connection refused (connection refused)", e.message);
+    memset(e.message, 'x', sizeof e.message - 1);
+    e.message[sizeof e.message - 1] = 0;
+    spim_error_set(&e, SPIM_ERR_CONFIG, "ab%s", e.message);
+    CHECK_INT((int)sizeof e.message - 1, (int)strlen(e.message));
+    CHECK(e.message[0] == 'a' && e.message[1] == 'b' && e.message[2] == 'x');
 }
 
 TEST(buffer_grows_and_stays_terminated)

@@ -265,15 +265,78 @@ TEST(nine_gravities_with_margin)
         { "c", 15, 12 }, { "e", 27, 12 }, { "sw", 3, 21 }, { "s", 15, 21 } };
     int i, x0, y0, x1, y1;
     for (i = 0; i < 9; i++) {
-        int g = spim_gravity_parse(want[i].name);
+        spim_stamp_options o;
+        spim_error err;
+        int g;
+        memset(&o, 0, sizeof o);
+        o.gravity = SPIM_GRAVITY_C;
+        CHECK_INT(SPIM_OK, spim_stamp_option_set(&o, "gravity", want[i].name, &err));
+        g = (int)o.gravity;
         CHECK_INT(i, g);
         changed_box(40, 30, 10, 6, (spim_gravity)g, 3, 0, &x0, &y0, &x1, &y1);
         CHECKF(x0 == want[i].x && y0 == want[i].y && x1 == want[i].x + 9 && y1 == want[i].y + 5,
                "%s: box (%d,%d)-(%d,%d), expected (%d,%d)-(%d,%d)", want[i].name, x0, y0, x1, y1,
                want[i].x, want[i].y, want[i].x + 9, want[i].y + 5);
     }
-    CHECK_INT(-1, spim_gravity_parse("middle"));
-    CHECK_INT(SPIM_GRAVITY_NE, spim_gravity_parse("NE"));
+}
+
+/* One rule per option for every program: the flag or variable text is set
+   when it is valid, and otherwise leaves the options as they were, with a
+   message that names the rule and the value. */
+TEST(stamp_options_from_text)
+{
+    static const struct { const char *name, *value, *error; } bad[] = {
+        { "gravity", "middle", "must be one of nw n ne w c e sw s se, got 'middle'" },
+        { "gravity", "", "must be one of nw n ne w c e sw s se, got ''" },
+        { "margin", "-3", "must be an integer from 0 to 1000000, got '-3'" },
+        { "margin", "1000001", "must be an integer from 0 to 1000000, got '1000001'" },
+        { "margin", "2.5", "must be an integer from 0 to 1000000, got '2.5'" },
+        { "scale", "1.5", "must be a number from 0 (native size) to 1, got '1.5'" },
+        { "scale", "abc", "must be a number from 0 (native size) to 1, got 'abc'" },
+        { "scale", "0.5x", "must be a number from 0 (native size) to 1, got '0.5x'" },
+        { "scale", "nan", "must be a number from 0 (native size) to 1, got 'nan'" },
+        { "opacity", "0", "must be a number above 0, at most 1, got '0'" },
+        { "opacity", "-0.2", "must be a number above 0, at most 1, got '-0.2'" },
+        { "quality", "0", "must be an integer from 1 to 100, got '0'" },
+        { "quality", "101", "must be an integer from 1 to 100, got '101'" },
+        { "jpeg-mode", "fast", "must be auto or recode, got 'fast'" },
+        { "max-pixels", "0", "must be a pixel count from 1 to 10^12, got '0'" },
+        { "max-pixels", "1e13", "must be a pixel count from 1 to 10^12, got '1e13'" },
+    };
+    spim_stamp_options o, before;
+    spim_error err;
+    size_t i;
+    memset(&o, 0, sizeof o);
+    CHECK_INT(SPIM_OK, spim_stamp_option_set(&o, "gravity", "NE", &err));
+    CHECK_INT(SPIM_GRAVITY_NE, o.gravity);
+    CHECK_INT(SPIM_OK, spim_stamp_option_set(&o, "margin", "100000", &err));
+    CHECK_INT(100000, o.margin);
+    CHECK_INT(SPIM_OK, spim_stamp_option_set(&o, "scale", "0", &err));
+    CHECK(o.scale == 0);
+    CHECK_INT(SPIM_OK, spim_stamp_option_set(&o, "scale", "0.25", &err));
+    CHECK(o.scale == 0.25);
+    CHECK_INT(SPIM_OK, spim_stamp_option_set(&o, "opacity", "1", &err));
+    CHECK(o.opacity == 1);
+    CHECK_INT(SPIM_OK, spim_stamp_option_set(&o, "quality", "75", &err));
+    CHECK_INT(75, o.quality);
+    CHECK_INT(SPIM_OK, spim_stamp_option_set(&o, "jpeg-mode", "recode", &err));
+    CHECK_INT(SPIM_JPEG_RECODE, o.jpeg_mode);
+    CHECK_INT(SPIM_OK, spim_stamp_option_set(&o, "jpeg-mode", "auto", &err));
+    CHECK_INT(SPIM_JPEG_AUTO, o.jpeg_mode);
+    CHECK_INT(SPIM_OK, spim_stamp_option_set(&o, "max-pixels", "1000000000000", &err));
+    CHECK(o.max_pixels == 1000000000000ull);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        before = o;
+        CHECK_INT(SPIM_ERR_CONFIG, spim_stamp_option_set(&o, bad[i].name, bad[i].value, &err));
+        CHECK_STR(bad[i].error, err.message);
+        CHECKF(before.gravity == o.gravity && before.margin == o.margin && before.scale == o.scale &&
+                   before.opacity == o.opacity && before.quality == o.quality && before.max_pixels == o.max_pixels &&
+                   before.jpeg_mode == o.jpeg_mode,
+               "%s=%s changed the options", bad[i].name, bad[i].value);
+    }
+    CHECK_INT(SPIM_ERR_INVALID, spim_stamp_option_set(&o, "colour", "red", &err));
+    CHECK_STR("unknown stamp option \"colour\"", err.message);
+    CHECK_INT(SPIM_ERR_CONFIG, spim_stamp_option_set(&o, "scale", NULL, &err));
 }
 
 TEST(clipping_at_every_edge)
@@ -432,6 +495,7 @@ int main(void)
     RUN(opacity_is_applied_to_alpha_then_rounded);
     RUN(grey_destination_uses_integer_luma);
     RUN(nine_gravities_with_margin);
+    RUN(stamp_options_from_text);
     RUN(clipping_at_every_edge);
     RUN(scale_is_a_fraction_of_the_shorter_edge);
     RUN(orientation_places_an_upright_stamp_at_the_displayed_corner);

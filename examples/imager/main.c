@@ -1,19 +1,17 @@
 /* imager - the SpartaImager function: a stamped copy of every image in a bucket.
 
-   ObjectCreated:* and ObjectRemoved:* both mean "this key changed": the copy
-   SPARTA_OUTPUT_PREFIX + key is made to match the original (stamped from its
-   current version, with x-amz-meta-sparta-stamped: 1 and -sparta-source-etag:
-   its ETag) or deleted when it is gone. Batch Operations tasks stamp their
+   ObjectCreated:* and ObjectRemoved:* both mean "this key changed": the copy SPARTA_OUTPUT_PREFIX + key
+   is made to match the original (stamped from its current version, with x-amz-meta-sparta-stamped: 1
+   and -sparta-source-etag: its ETag) or deleted when it is gone. Batch Operations tasks stamp their
    object (s3VersionId when given). Keys with the prefix and marked objects are skipped.
 
-   Guarantee: once every delivery is handled, the copy exists exactly when the
-   original does and carries its current ETag, whatever the order, duplicates
-   and retries: each write is followed by a HEAD of the original and redone
-   until the original is still what the write assumed (a later change has its
-   own event). An original still changing after MAX_ROUNDS writes is retried.
-   Permanent problems (not an image, too large, a 4xx) are logged and skipped;
-   S3 failures and records left for the deadline are retried (spim_reply_finish).
-      build/imager/bootstrap --event event.json     # invoke once; configuration: README */
+   Guarantee: once every delivery is handled, the copy exists exactly when the original does and
+   carries its current ETag, whatever the order, duplicates and retries: each write is followed by a
+   HEAD of the original and redone until the original is still what the write assumed (a later change
+   has its own event). An original still changing after MAX_ROUNDS writes is retried. Permanent
+   problems (not an image, too large, a 4xx) are logged and skipped; S3 failures and records left for
+   the deadline are retried (spim_reply_finish). Configuration: README.
+      build/imager/bootstrap --event event.json     # invoke once */
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"
 #include "build/assets/stamp_png.h"
@@ -29,53 +27,55 @@ typedef struct config {   /* stamp: the embedded one is decoded at the first rec
 /* What happened to a record; in this order, `action` and the reply's result. */
 typedef enum outcome { STAMPED, CURRENT, DELETED, GUARDED, SKIPPED, FAILED, NOT_STARTED } outcome;
 static const char *const ACTION[] = {"stamped", "stamped", "deleted", "skipped", "skipped", "failed", "failed"};
-static const spim_result RESULT[] = {SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SKIPPED, SPIM_RESULT_SUCCEEDED,
-                                     SPIM_RESULT_SKIPPED, SPIM_RESULT_FAILED, SPIM_RESULT_RETRY};
+static const spim_result RESULT[] = {SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SKIPPED,
+                                     SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SKIPPED, SPIM_RESULT_FAILED, SPIM_RESULT_RETRY};
 typedef struct result {   /* path: "splice" or "recode" once stamped */
     outcome what; int transient, wrote; const char *path; char reason[SPIM_ERROR_MESSAGE_MAX];
 } result;
 
-static const struct { const char *name, *rule; double lo, hi; int whole; } NUMBERS[] = {
-    {"SPARTA_STAMP_MARGIN", "pixels from 0 to 100000", 0, 100000, 1},
-    {"SPARTA_STAMP_SCALE", "a number from 0 (native size) to 1", 0, 1, 0},
-    {"SPARTA_STAMP_OPACITY", "a number above 0, at most 1", 1e-9, 1, 0},
-    {"SPARTA_JPEG_QUALITY", "an integer from 1 to 100", 1, 100, 1}, {"SPARTA_MAX_PIXELS", "a pixel count from 1 to 10^12", 1, 1e12, 1}};
+/* Variable -> stamp option, with spim_stamp_option_set's rules. */
+static const char *const OPTIONS[][2] = {
+    {"SPARTA_STAMP_GRAVITY", "gravity"}, {"SPARTA_STAMP_MARGIN", "margin"}, {"SPARTA_STAMP_SCALE", "scale"},
+    {"SPARTA_STAMP_OPACITY", "opacity"}, {"SPARTA_JPEG_QUALITY", "quality"}, {"SPARTA_JPEG_MODE", "jpeg-mode"},
+    {"SPARTA_MAX_PIXELS", "max-pixels"}};
+
+/* The stamp SPARTA_STAMP names: a file or s3://bucket/key. */
+static spim_status load_stamp(config *c, const char *where, spim_error *err)
+{
+    spim_s3_object obj = {0};
+    char bucket[256];
+    const char *key;
+    spim_status st;
+    if (strncmp(where, "s3://", 5) != 0) st = spim_read_file(where, 16u << 20, &obj.body, err);
+    else if ((st = spim_s3_parse_uri(where, bucket, sizeof bucket, &key, err)) == SPIM_OK)
+        st = spim_s3_get(c->s3, bucket, key, 16u << 20, &obj, err);
+    if (st == SPIM_OK) st = spim_stamp_load(&c->stamp, obj.body.data, obj.body.len, err);
+    spim_s3_object_free(&obj);
+    return st;
+}
 
 static spim_status imager_init(void *user, spim_error *err)
 {
     config *c = (config *)user;
-    const char *g = getenv("SPARTA_STAMP_GRAVITY"), *where = getenv("SPARTA_STAMP"), *v, *key;
-    double n[5] = {0, 0.25, 1, 90, 0};
-    spim_s3_object obj = {0};
-    char bucket[256], *end, why[SPIM_ERROR_MESSAGE_MAX];
-    spim_status st = SPIM_OK; size_t i;
-    c->prefix = getenv("SPARTA_OUTPUT_PREFIX") ? getenv("SPARTA_OUTPUT_PREFIX") : "xformed_";
+    const char *v, *stamp = getenv("SPARTA_STAMP");
+    spim_status st;
+    size_t i;
+    c->prefix = (v = getenv("SPARTA_OUTPUT_PREFIX")) != NULL ? v : "xformed_";
     c->output_bucket = (v = getenv("SPARTA_OUTPUT_BUCKET")) != NULL && *v ? v : NULL;
-    if (!*c->prefix || strlen(c->prefix) >= SPIM_S3_MAX_KEY) return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_OUTPUT_PREFIX %s",
-                                      *c->prefix ? "is longer than an S3 key" : "is empty: the stamped copies would overwrite the originals");
-    if (g && *g && spim_gravity_parse(g) < 0)
-        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP_GRAVITY=\"%.32s\": expected one of nw n ne w c e sw s se", g);
-    for (i = 0; i < 5; i++)
-        if ((v = getenv(NUMBERS[i].name)) != NULL && *v && !((n[i] = strtod(v, &end)) >= NUMBERS[i].lo && n[i] <= NUMBERS[i].hi
-                                                              && end != v && !*end && (!NUMBERS[i].whole || n[i] == (double)(int64_t)n[i])))
-            return spim_error_set(err, SPIM_ERR_CONFIG, "%s=\"%.64s\": expected %s", NUMBERS[i].name, v, NUMBERS[i].rule);
-    if ((v = getenv("SPARTA_JPEG_MODE")) != NULL && *v && strcmp(v, "auto") != 0 && strcmp(v, "recode") != 0)
-        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_JPEG_MODE=\"%.32s\": expected auto or recode", v);
-    c->opt.jpeg_mode = v && strcmp(v, "recode") == 0 ? SPIM_JPEG_RECODE : SPIM_JPEG_AUTO;
-    c->opt.gravity = g && *g ? (spim_gravity)spim_gravity_parse(g) : SPIM_GRAVITY_SE;
-    c->opt.margin = (int)n[0], c->opt.scale = n[1], c->opt.opacity = n[2], c->opt.quality = (int)n[3];
-    c->opt.max_pixels = n[4] > 0 ? (uint64_t)n[4] : spim_default_max_pixels();
+    if (!*c->prefix || strlen(c->prefix) >= SPIM_S3_MAX_KEY)
+        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_OUTPUT_PREFIX %s", *c->prefix ? "is longer than an S3 key"
+                              : "is empty: the stamped copies would overwrite the originals");
+    c->opt.scale = 0.25;   /* the other defaults are the library's: se, margin 0, opaque, q90, auto */
+    for (i = 0; i < sizeof OPTIONS / sizeof OPTIONS[0]; i++)
+        if ((v = getenv(OPTIONS[i][0])) != NULL && *v && spim_stamp_option_set(&c->opt, OPTIONS[i][1], v, err))
+            return spim_error_set(err, SPIM_ERR_CONFIG, "%s: %s", OPTIONS[i][0], err->message);
+    if (!c->opt.max_pixels) c->opt.max_pixels = spim_default_max_pixels();   /* it also sets the GET limit */
     if ((st = spim_s3_client_create(NULL, &c->s3, err)) != SPIM_OK) return st;
-    if (!where || !*where) where = NULL;   /* the embedded stamp is known good: decoded at the first record */
-    else if (strncmp(where, "s3://", 5) != 0) st = spim_read_file(where, 16u << 20, &obj.body, err);
-    else if ((st = spim_s3_parse_uri(where, bucket, sizeof bucket, &key, err)) == SPIM_OK)
-        st = spim_s3_get(c->s3, bucket, key, 16u << 20, &obj, err);
-    if (st == SPIM_OK && where) st = spim_stamp_load(&c->stamp, obj.body.data, obj.body.len, err);
-    spim_s3_object_free(&obj);
-    snprintf(why, sizeof why, "%s", err->message);
-    if (st != SPIM_OK) return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP=\"%.200s\": %s", where, why);
-    spim_log_fields(SPIM_LOG_INFO, "imager ready", SPIM_LOG_STR("prefix", c->prefix), SPIM_LOG_STR("output_bucket",
-                    c->output_bucket ? c->output_bucket : "(source)"), SPIM_LOG_STR("stamp", where ? where : "(embedded)"), SPIM_LOG_END);
+    if (stamp && *stamp && load_stamp(c, stamp, err) != SPIM_OK)
+        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP=\"%.200s\": %s", stamp, err->message);
+    spim_log_fields(SPIM_LOG_INFO, "imager ready", SPIM_LOG_STR("prefix", c->prefix),
+                    SPIM_LOG_STR("output_bucket", c->output_bucket ? c->output_bucket : "(source)"),
+                    SPIM_LOG_STR("stamp", stamp && *stamp ? stamp : "(embedded)"), SPIM_LOG_END);
     return SPIM_OK;
 }
 

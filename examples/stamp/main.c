@@ -7,7 +7,8 @@
    without --stamp the embedded default stamp is drawn. A baseline JPEG that
    stays a JPEG is stamped in the compressed domain (only the MCUs under the
    stamp are re-coded); --recode or SPARTA_JPEG_MODE=recode decodes and
-   re-encodes it instead. SPARTA_MAX_PIXELS overrides the pixel budget.
+   re-encodes it instead. SPARTA_MAX_PIXELS overrides the pixel budget; every
+   value follows spim_stamp_option_set's rules.
    Exit status 0 on success, 1 when an image cannot be read, stamped or
    written (a stamp entirely outside the image included), 2 for bad arguments. */
 #define SPARTA_IMAGER_IMPLEMENTATION
@@ -28,10 +29,10 @@ static void print_usage(FILE *f)
                "             [--scale F] [--opacity F] [--quality Q] [--recode] INPUT OUTPUT\n"
                "  --stamp FILE   stamp image (PNG with alpha); default: the embedded stamp\n"
                "  --gravity G    where the stamp goes as the viewer sees the photo (default se)\n"
-               "  --margin PX    pixels between the stamp and the edges, 0..1000000 (default 0)\n"
-               "  --scale F      stamp's longer side / image's shorter side, 0..1; 0 = native size\n"
-               "  --opacity F    0 < F <= 1, multiplied into the stamp's alpha (default 1)\n"
-               "  --quality Q    JPEG quality 1..100 when re-encoding (default 90)\n"
+               "  --margin PX    pixels between the stamp and the edges, 0 to 1000000 (default 0)\n"
+               "  --scale F      stamp's longer side / image's shorter side, 0 to 1; 0 = native size\n"
+               "  --opacity F    above 0, at most 1: multiplied into the stamp's alpha (default 1)\n"
+               "  --quality Q    JPEG quality 1 to 100 when re-encoding (default 90)\n"
                "  --recode       decode and re-encode a JPEG instead of stamping it in the\n"
                "                 compressed domain (also SPARTA_JPEG_MODE=recode)\n"
                "  -h, --help     this text\n"
@@ -55,43 +56,34 @@ static int bad_value(const char *arg, const char *rule, const char *got)
     return usage(msg);
 }
 
-static int parse_double(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !(v >= lo && v <= hi)) return 0;
-    *out = v;
-    return 1;
-}
-
-static int parse_int(const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < lo || v > hi) return 0;
-    *out = (int)v;
-    return 1;
-}
-
 typedef struct args {
     const char *stamp, *input, *output;
     spim_stamp_options opt;
 } args;
 
+/* A stamp option from a flag or a variable; 0, or the usage error's status. */
+static int set_option(spim_stamp_options *opt, const char *label, const char *name, const char *value)
+{
+    spim_error err;
+    if (spim_stamp_option_set(opt, name, value, &err) == SPIM_OK) return 0;
+    spim_error_set(&err, err.status, "%s: %s", label, err.message);
+    return usage(err.message);
+}
+
 /* 0 on success, -1 for --help, else the exit status for a usage error. */
 static int parse_args(int argc, char **argv, args *a)
 {
-    int i, g, npos = 0;
-    const char *env = getenv("SPARTA_MAX_PIXELS"), *mode = getenv("SPARTA_JPEG_MODE");
+    static const char *const ENV[][2] = {{"SPARTA_MAX_PIXELS", "max-pixels"}, {"SPARTA_JPEG_MODE", "jpeg-mode"}};
+    int i, rc, npos = 0;
+    const char *v;
     char msg[256];
     memset(a, 0, sizeof *a);
-    if (env && *env) a->opt.max_pixels = strtoull(env, NULL, 10);
-    if (mode && *mode) {
-        if (strcmp(mode, "recode") == 0) a->opt.jpeg_mode = SPIM_JPEG_RECODE;
-        else if (strcmp(mode, "auto") != 0) return bad_value("SPARTA_JPEG_MODE", "auto or recode", mode);
-    }
+    for (i = 0; i < 2; i++)
+        if ((v = getenv(ENV[i][0])) != NULL && *v && (rc = set_option(&a->opt, ENV[i][0], ENV[i][1], v)) != 0)
+            return rc;
     for (i = 1; i < argc; i++) {
-        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *k = argv[i];
+        v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(k, "-h") == 0 || strcmp(k, "--help") == 0) return -1;
         if (strncmp(k, "--", 2) != 0 || strcmp(k, "--") == 0) {
             if (npos == 0) a->input = k;
@@ -103,23 +95,13 @@ static int parse_args(int argc, char **argv, args *a)
         if (strcmp(k, "--recode") == 0) { a->opt.jpeg_mode = SPIM_JPEG_RECODE; continue; }
         if (!v) { snprintf(msg, sizeof msg, "%s: needs a value", k); return usage(msg); }
         i++;
-        if (strcmp(k, "--stamp") == 0) a->stamp = v;
-        else if (strcmp(k, "--gravity") == 0) {
-            if ((g = spim_gravity_parse(v)) < 0) return bad_value(k, "one of nw n ne w c e sw s se", v);
-            a->opt.gravity = (spim_gravity)g;
-        } else if (strcmp(k, "--margin") == 0) {
-            if (!parse_int(v, 0, 1000000, &a->opt.margin)) return bad_value(k, "an integer in 0..1000000", v);
-        } else if (strcmp(k, "--scale") == 0) {
-            if (!parse_double(v, 0, 1, &a->opt.scale)) return bad_value(k, "a number in 0..1 (0 = native size)", v);
-        } else if (strcmp(k, "--opacity") == 0) {
-            if (!parse_double(v, 0, 1, &a->opt.opacity) || a->opt.opacity <= 0)
-                return bad_value(k, "a number in 0..1, above 0", v);
-        } else if (strcmp(k, "--quality") == 0) {
-            if (!parse_int(v, 1, 100, &a->opt.quality)) return bad_value(k, "an integer in 1..100", v);
-        } else {
+        if (strcmp(k, "--stamp") == 0) { a->stamp = v; continue; }
+        if (strcmp(k, "--gravity") != 0 && strcmp(k, "--margin") != 0 && strcmp(k, "--scale") != 0 &&
+            strcmp(k, "--opacity") != 0 && strcmp(k, "--quality") != 0) {
             snprintf(msg, sizeof msg, "%s: unknown option", k);
             return usage(msg);
         }
+        if ((rc = set_option(&a->opt, k, k + 2, v)) != 0) return rc;
     }
     if (npos != 2) return usage("INPUT and OUTPUT are required");
     a->opt.output_format = spim_format_from_name(a->output);
