@@ -46,21 +46,24 @@ echo "|---|---|---|---|---|"
 "$BD/pipeline" "$BD/photo12.jpg" "$RUNS"
 "$BD/pipeline" "$BD/photo20.jpg" "$RUNS"
 
-# run NAME CMD...: median wall seconds and peak RSS (MiB) over RUNS runs
+# run NAME CMD...: median wall milliseconds (clock read around the process,
+# to the microsecond) and peak RSS (MiB, from /usr/bin/time) over RUNS runs
 run() {
-    local name=$1 i w=() m=() t=$BD/time.out
+    local name=$1 i w=() m=() t=$BD/time.out t0 t1
     shift
     for ((i = 0; i < RUNS; i++)); do
-        if ! /usr/bin/time -o "$t" -f "%e %M" "$@" >/dev/null 2>&1; then
+        t0=$(date +%s%N)
+        if ! /usr/bin/time -o "$t" -f "%M" "$@" >/dev/null 2>&1; then
             echo "| $name | failed: $* | |"; return
         fi
-        w+=("$(tail -1 "$t" | cut -d' ' -f1)")
-        m+=("$(tail -1 "$t" | cut -d' ' -f2)")
+        t1=$(date +%s%N)
+        w+=("$(( (t1 - t0) / 1000 ))")
+        m+=("$(tail -1 "$t")")
     done
     local wm mm
     wm=$(printf '%s\n' "${w[@]}" | median)
     mm=$(printf '%s\n' "${m[@]}" | median)
-    awk -v n="$name" -v w="$wm" -v m="$mm" 'BEGIN { printf "| %s | %s | %.1f |\n", n, w, m / 1024 }' 
+    awk -v n="$name" -v w="$wm" -v m="$mm" 'BEGIN { printf "| %s | %.1f | %.1f |\n", n, w / 1000, m / 1024 }'
 }
 
 if [ ! -x /usr/bin/time ]; then
@@ -71,7 +74,7 @@ W=4000 H=3000   # photo12.jpg, as made above
 echo
 echo "### 12 MP JPEG -> stamp (256 px, bottom-right) -> JPEG q90, median of $RUNS"
 echo
-echo "| program | wall s | peak RSS MiB |"
+echo "| program | wall ms | peak RSS MiB |"
 echo "|---|---|---|"
 run "build/stamp (stb + our kernel, 1 thread)" "$B/stamp" --stamp "$STAMP" "$IN" "$BD/out_ours.jpg"
 if have go && make -s "$BD/gostamp" 2>/dev/null; then
@@ -101,7 +104,7 @@ for f in photo12:4000:3000:12 photo20:5472:3648:20; do
     echo "### $mp MP JPEG -> stamp (256 px, bottom-right) -> JPEG, compressed domain, median of $RUNS"
     echo
     {
-    echo "| program | wall s | peak RSS MiB |"
+    echo "| program | wall ms | peak RSS MiB |"
     echo "|---|---|---|"
     run "build/stamp (splice)" "$B/stamp" --stamp "$STAMP" "$IN" "$BD/out_splice.jpg"
     run "build/stamp --recode" "$B/stamp" --recode --stamp "$STAMP" "$IN" "$BD/out_recode.jpg"
