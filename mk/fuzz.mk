@@ -20,7 +20,7 @@ $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(HEADER)
 $(B)/fuzz/seed $(B)/fuzz/bad_inputs: $(B)/fuzz/%: tests/fuzz/%.c $(HEADER)
 	$(call program,$(CC),$(OPT))
 
-fuzz-build: $(FUZZ_BINS) $(B)/fuzz/seed
+fuzz-build: $(FUZZ_BINS) $(B)/fuzz/seed $(B)/fuzz/bad_inputs
 
 check-build: fuzz-build
 

@@ -314,11 +314,25 @@ static void stamp_options(void)
     stamp.width = stamp.height = 2;
 #define OPT(input, field, value) do { memset(&o, 0, sizeof o); o.field = value; spim__error_clear(&err); \
         st = spim__stamp_draw(px, 4, 4, 3, 1, &stamp, &o, &err); row_err("configuration", input, st, &err); } while (0)
-    OPT("`SPARTA_STAMP_SCALE=1.5`", scale, 1.5);
-    OPT("`SPARTA_STAMP_OPACITY=-0.2`", opacity, -0.2);
-    OPT("`SPARTA_STAMP_MARGIN=-3`", margin, -3);
+    OPT("`scale` 1.5 in spim_stamp_options (library call)", scale, 1.5);
+    OPT("`opacity` -0.2 in spim_stamp_options (library call)", opacity, -0.2);
+    OPT("`margin` -3 in spim_stamp_options (library call)", margin, -3);
     OPT("gravity out of range (library call)", gravity, (spim_gravity)42);
 #undef OPT
+    /* the imager's variables and build/stamp's flags: spim_stamp_option_set's
+       message, prefixed with the variable as the imager does */
+#define TEXT(var, name, value) do { memset(&o, 0, sizeof o); spim__error_clear(&err); \
+        st = spim_stamp_option_set(&o, name, value, &err); \
+        if (st != SPIM_OK) spim_error_set(&err, st, "%s: %s", var, err.message); \
+        row_err("configuration", "`" var "=" value "`", st, &err); } while (0)
+    TEXT("SPARTA_STAMP_SCALE", "scale", "1.5");
+    TEXT("SPARTA_STAMP_OPACITY", "opacity", "-0.2");
+    TEXT("SPARTA_STAMP_MARGIN", "margin", "-3");
+    TEXT("SPARTA_STAMP_GRAVITY", "gravity", "middle");
+    TEXT("SPARTA_JPEG_QUALITY", "quality", "101");
+    TEXT("SPARTA_JPEG_MODE", "jpeg-mode", "fast");
+    TEXT("SPARTA_MAX_PIXELS", "max-pixels", "lots");
+#undef TEXT
 }
 
 /* ---- images -------------------------------------------------------------- */
