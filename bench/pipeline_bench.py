@@ -16,11 +16,15 @@ variables of build/servers.env must be set).
    libraries) as a reference
 3. per image: 2, 12 and 20 MP photo-like JPEGs (bench/pipeline_tool) in
    radosgw; for each size a fresh imager process gets one warm-up event and
-   REPEATS measured ObjectCreated:Put events: milliseconds from posting the
-   event to the answer (radosgw GET -> decode -> stamp -> encode -> PUT),
-   the imager's own get/image/put split (its log line), and the process's
-   peak RSS (VmHWM) after the runs. AWS_LAMBDA_FUNCTION_MEMORY_SIZE is
-   MEMORY (default 128, the template's default), which sets the pixel budget.
+   REPEATS measured ObjectCreated:Put events, each after the stamped copy
+   was deleted (so every event does the whole job: HEAD, GET, stamp, PUT,
+   HEAD; an event for a key whose copy is current costs only the HEADs):
+   milliseconds from posting the event to the answer, the imager's own
+   `ms` and `path` (its log line), and the process's peak RSS (VmHWM) after
+   the runs; once with the default SPARTA_JPEG_MODE (auto: the compressed
+   domain) and once with recode, in the same run, for the ratio.
+   AWS_LAMBDA_FUNCTION_MEMORY_SIZE is MEMORY (default 128, the template's
+   default), which sets the pixel budget.
 
 Environment: BENCH_PIPELINE_STARTS (15), BENCH_PIPELINE_REPEATS (5),
 BENCH_PIPELINE_MEMORY (128), BENCH_PIPELINE_SIZES ("2,12,20").
@@ -176,31 +180,40 @@ def vm_hwm_kib(pid):
 
 
 def log_split(log_path, count):
-    """get/image/put ms of the last `count` stamped lines of the imager's log."""
+    """(ms, path) of the last `count` stamped lines of the imager's log."""
     with open(log_path, encoding="utf-8", errors="replace") as f:
-        lines = [l for l in f if " stamped " in l and "get_ms=" in l]
+        lines = [l for l in f if "stamped" in l and re.search(r"\bms=\d+", l)]
     out = []
     for l in lines[-count:]:
-        m = {k: int(v) for k, v in re.findall(r"\b(get_ms|image_ms|put_ms)=(\d+)", l)}
-        out.append(m)
+        ms = re.search(r"\bms=(\d+)", l)
+        path = re.search(r"\bpath=(\w+)", l)
+        out.append((int(ms.group(1)), path.group(1) if path else "?"))
     return out
 
 
-def per_image(build, exe, tmp, sizes, repeats, memory):
+def per_image(build, exe, tmp, sizes, repeats, memory, mode):
     tool = os.path.join(build, "bench", "pipeline_tool")
-    bucket = "pipeline-bench-%d" % int(time.time())
+    bucket = "pipeline-bench-%s-%d" % (mode, int(time.time()))
     s3_cli(build, "mb", "s3://" + bucket)
     rows = []
+
+    def drop_copy():
+        try:
+            s3_cli(build, "rm", "s3://%s/xformed_%s" % (bucket, key))
+        except subprocess.CalledProcessError:
+            pass
+
     for mp in sizes:
         w, h = DIMENSIONS[mp]
         path = os.path.join(tmp, "photo-%dmp.jpg" % mp)
-        subprocess.run([tool, "jpeg", str(w), str(h), "90", path], check=True)
+        if not os.path.exists(path):
+            subprocess.run([tool, "jpeg", str(w), str(h), "90", path], check=True)
         size = os.path.getsize(path)
         key = "bench/photo %d MP.jpg" % mp
         s3_cli(build, "put", "s3://%s/%s" % (bucket, key), path, "--content-type", "image/jpeg")
         emu = Emulator(tmp)
-        log = os.path.join(tmp, "imager-%d.log" % mp)
-        proc = spawn(exe, emu.api, {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}, log)
+        log = os.path.join(tmp, "imager-%s-%d.log" % (mode, mp))
+        proc = spawn(exe, emu.api, {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory), "SPARTA_JPEG_MODE": mode}, log)
         try:
             rec, _ = emu.invoke(s3_event(bucket, key, size))          # warm-up
             body = json.loads(rec.get("body") or "{}")
@@ -210,23 +223,22 @@ def per_image(build, exe, tmp, sizes, repeats, memory):
                 continue
             times = []
             for _ in range(repeats):
+                drop_copy()
                 rec, ms = emu.invoke(s3_event(bucket, key, size))
-                if rec["kind"] != "response":
-                    raise SystemExit("pipeline bench: the imager failed: " + rec.get("body", ""))
+                body = json.loads(rec.get("body") or "{}") if rec["kind"] == "response" else {}
+                if body.get("stamped") != 1:
+                    raise SystemExit("pipeline bench: the imager did not stamp: " + rec.get("body", ""))
                 times.append(ms)
             hwm = vm_hwm_kib(proc.pid)
             split = log_split(log, repeats)
-            med = lambda k: statistics.median(s.get(k, 0) for s in split) if split else float("nan")
-            rows.append((mp, w, h, size, statistics.median(times), (med("get_ms"), med("image_ms"), med("put_ms")),
-                         hwm, min(times), ""))
+            own = statistics.median(m for m, _ in split) if split else float("nan")
+            paths = "/".join(sorted(set(p for _, p in split))) or "?"
+            rows.append((mp, w, h, size, statistics.median(times), (own, paths), hwm, min(times), ""))
         finally:
             stop(proc)
             emu.stop()
         s3_cli(build, "rm", "s3://%s/%s" % (bucket, key))
-        try:
-            s3_cli(build, "rm", "s3://%s/xformed_%s" % (bucket, key))
-        except subprocess.CalledProcessError:
-            pass
+        drop_copy()
     return rows
 
 
@@ -265,16 +277,25 @@ def main():
         if "imager" not in tasks:
             print("\n(no build/imager/function.zip: per-image rows skipped)")
             return
-        print("\n### per image: radosgw GET -> stamp -> PUT through the packaged imager "
+        print("\n### per image: radosgw HEAD, GET -> stamp -> PUT, HEAD through the packaged imager "
               "(AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%d, median of %d after 1 warm-up)\n" % (memory, repeats))
-        print("| photo | pixels | JPEG bytes | ms per image | min ms | get / image / put ms (imager log) | peak RSS MB (VmHWM) |")
-        print("|---|---:|---:|---:|---:|---|---:|")
-        for mp, w, h, size, med, split, hwm, mn, note in per_image(build, tasks["imager"], tmp, sizes, repeats, memory):
-            if med is None:
-                print("| %d MP | %dx%d | %d | %s | | | |" % (mp, w, h, size, note))
-            else:
-                print("| %d MP | %dx%d | %d | %.0f | %.0f | %.0f / %.0f / %.0f | %.1f |" %
-                      (mp, w, h, size, med, mn, split[0], split[1], split[2], hwm / 1024))
+        print("| photo | pixels | JPEG bytes | SPARTA_JPEG_MODE | ms per event | min ms | imager's ms (log) | path | peak RSS MB (VmHWM) |")
+        print("|---|---:|---:|---|---:|---:|---:|---|---:|")
+        medians = {}
+        for mode in ("auto", "recode"):
+            for mp, w, h, size, med, own, hwm, mn, note in per_image(build, tasks["imager"], tmp, sizes, repeats,
+                                                                    memory, mode):
+                if med is None:
+                    print("| %d MP | %dx%d | %d | %s | %s | | | | |" % (mp, w, h, size, mode, note))
+                    continue
+                medians[(mp, mode)] = med
+                print("| %d MP | %dx%d | %d | %s | %.0f | %.0f | %.0f | %s | %.1f |" %
+                      (mp, w, h, size, mode, med, mn, own[0], own[1], hwm / 1024))
+        for mp in sizes:
+            if (mp, "auto") in medians and (mp, "recode") in medians and medians[(mp, "auto")] > 0:
+                print("\n%d MP: auto %.1fx faster than recode per event" %
+                      (mp, medians[(mp, "recode")] / medians[(mp, "auto")]), end="")
+        print()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
