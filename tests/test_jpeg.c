@@ -537,7 +537,8 @@ TEST(stamp_entirely_outside_is_an_error)
    error or a valid JPEG, never a crash or a hang (ASan/UBSan watch). */
 TEST(hostile_jpegs_fail_cleanly)
 {
-    unsigned char *rgb = make_photo(120, 90, 5);
+    unsigned char *rgb = make_photo(120, 90, 5), *smooth = make_smooth(120, 90);
+    const size_t nl = sizeof layouts / sizeof layouts[0];
     spim_buf in = SPIM_BUF_INIT, bad = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
     spim_stamp_options o;
     spim_error err;
@@ -546,8 +547,9 @@ TEST(hostile_jpegs_fail_cleanly)
     int i, ok = 0, failed = 0;
     memset(&o, 0, sizeof o);
     o.max_pixels = 1u << 20;
-    for (li = 0; li < sizeof layouts / sizeof layouts[0]; li++) {
-        REQUIRE(make_jpeg(&in, rgb, 120, 90, &layouts[li], li & 1 ? 3 : 0, li & 2, 0, 0, 85));
+    for (li = 0; li < 2 * nl; li++) { /* then smooth sources whose tables send the splice to new ones */
+        if (li < nl) REQUIRE(make_jpeg(&in, rgb, 120, 90, &layouts[li], li & 1 ? 3 : 0, li & 2, 0, 0, 85));
+        else REQUIRE(make_jpeg(&in, smooth, 120, 90, &layouts[li - nl], li & 1 ? 3 : 0, 1, 0, 0, 85));
         for (cut = 0; cut < in.len; cut += 1 + in.len / 97) {
             out.len = 0;
             if (spim_stamp_image(in.data, cut, &the_stamp, &o, &out, NULL, &err) == SPIM_OK) ok++; else failed++;
@@ -584,6 +586,7 @@ TEST(hostile_jpegs_fail_cleanly)
     spim_buf_free(&bad);
     spim_buf_free(&out);
     free(rgb);
+    free(smooth);
 }
 
 /* A stamp with every alpha: gradients of colour and transparency. */
