@@ -13,7 +13,7 @@
         4. an image pipeline: stb decode, exact alpha-blend stamp kernel
            (scalar, SSE2, AVX2, NEON), EXIF orientation, EXIF/ICC kept, encode;
            baseline JPEGs are stamped in the compressed domain (only the MCUs
-           under the stamp are re-coded, every other DCT block kept bit for bit)
+           under the stamp are re-coded, every other DCT block kept exactly)
         5. the Lambda Runtime API loop (and a local `--event FILE` invoke)
 
    BUILD
@@ -937,8 +937,10 @@ typedef enum spim_gravity {
 
 /* How spim_stamp_image treats a JPEG that stays a JPEG. AUTO stamps a
    baseline (SOF0/SOF1) Huffman JPEG in the compressed domain: only the MCUs
-   the stamp covers are re-coded, every other DCT block is kept bit for bit,
-   and `quality` does not apply; other JPEGs are decoded and re-encoded.
+   the stamp covers are re-coded, every other DCT block keeps its
+   coefficients (its bits too, unless the file's Huffman tables lack a code
+   the stamp needs and the scan is re-encoded with new tables), and
+   `quality` does not apply; other JPEGs are decoded and re-encoded.
    RECODE always decodes and re-encodes (the SPARTA_JPEG_MODE=recode of the
    imager, `--recode` of build/stamp). */
 typedef enum spim_jpeg_mode {
