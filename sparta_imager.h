@@ -13,7 +13,7 @@
         4. an image pipeline: stb decode, exact alpha-blend stamp kernel
            (scalar, SSE2, AVX2, NEON), EXIF orientation, EXIF/ICC kept, encode;
            baseline JPEGs are stamped in the compressed domain (only the MCUs
-           under the stamp are re-coded, every other DCT block kept bit for bit)
+           under the stamp are re-coded, every other DCT block kept exactly)
         5. the Lambda Runtime API loop (and a local `--event FILE` invoke)
 
    BUILD
@@ -881,12 +881,14 @@ SPIMDEF void spim_event_free(spim_event *event);
    (SOF0/SOF1), 8-bit, grey or YCbCr with sampling factors 1..2 (4:4:4,
    4:2:2, 4:2:0, 4:4:0), with or without restart intervals: the MCUs the
    stamp covers are decoded, blended with the same kernel and re-coded with
-   the file's quantisation and Huffman tables (a coefficient those tables
-   cannot code is moved to the nearest one they can, inside the stamp only);
-   every other MCU's bits are copied, so every DCT block outside the covered
-   MCUs is kept exactly. APPn, COM, DQT, DHT, SOF and DRI segments are
-   copied (the EXIF thumbnail unlinked, as on the pixel path); bytes after
-   EOI are dropped. Progressive, arithmetic-coded, 12-bit, lossless, CMYK
+   the file's quantisation and Huffman tables and every other MCU's bits
+   are copied, so every DCT block outside the covered MCUs is kept exactly.
+   When a re-coded block needs a Huffman code the file's tables lack, the
+   whole scan is re-encoded instead with optimal tables built from its
+   coefficients (slower, still lossless outside the covered MCUs);
+   info->huffman says which ("file" or "optimal"). APPn, COM, DQT, DHT, SOF
+   and DRI segments are copied (the DHT replaced by the new tables; the EXIF
+   thumbnail unlinked, as on the pixel path); bytes after EOI are dropped. Progressive, arithmetic-coded, 12-bit, lossless, CMYK
    and anything else the splice does not understand are decoded and
    re-encoded instead; info->path says which ran ("splice" or "recode"),
    opt->jpeg_mode = SPIM_JPEG_RECODE forces the second, and `quality`
@@ -939,8 +941,10 @@ typedef enum spim_gravity {
 
 /* How spim_stamp_image treats a JPEG that stays a JPEG. AUTO stamps a
    baseline (SOF0/SOF1) Huffman JPEG in the compressed domain: only the MCUs
-   the stamp covers are re-coded, every other DCT block is kept bit for bit,
-   and `quality` does not apply; other JPEGs are decoded and re-encoded.
+   the stamp covers are re-coded, every other DCT block keeps its
+   coefficients (its bits too, unless the file's Huffman tables lack a code
+   the stamp needs and the scan is re-encoded with new tables), and
+   `quality` does not apply; other JPEGs are decoded and re-encoded.
    RECODE always decodes and re-encodes (the SPARTA_JPEG_MODE=recode of the
    imager, `--recode` of build/stamp). */
 typedef enum spim_jpeg_mode {
@@ -997,6 +1001,8 @@ typedef struct spim_image_info {
     int width, height;        /* stored pixel size */
     int orientation;          /* EXIF orientation of the input, 1..8 */
     const char *path;         /* "splice" (JPEG stamped in the compressed domain) or "recode" */
+    const char *huffman;      /* splice: "file" (its own tables, bits copied) or "optimal" (scan re-encoded
+                                 with new tables); NULL on the recode path */
 } spim_image_info;
 
 /* Content type and extension of a writable format (PNG for the others). */
@@ -6512,10 +6518,18 @@ SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format,
    byte for byte); the covered MCUs are decoded, blended with the same
    kernel, and re-coded with the file's own quantisation and Huffman tables.
    Blocks of a covered MCU the stamp leaves unchanged keep their
-   coefficients. Where a re-coded coefficient needs a Huffman code the
-   file's tables lack, it is clamped to the nearest one they have (inside
-   the stamp only). Everything the splice does not understand is declined,
-   and spim_stamp_image takes the decode -> encode path instead. */
+   coefficients. Where a re-coded block needs a Huffman code the file's
+   tables lack (found at the first such symbol; what was written is
+   dropped), the scan is re-encoded in two streaming passes instead: the
+   first decodes every block, re-derives the covered MCUs and counts the
+   symbols of each table the scan uses; optimal tables are built from the
+   counts (T.81 K.2); the second decodes and re-derives again (the same
+   arithmetic gives the same coefficients) and codes every block with the
+   new tables, restart intervals kept, the DHT segments replaced. No value
+   is ever clamped, and no block outside the covered MCUs changes. Memory
+   stays one MCU beside the output. Everything the splice does not
+   understand is declined, and spim_stamp_image takes the decode -> encode
+   path instead. */
 
 #define SPIM__HUFF_FAST 9
 #define SPIM__HUFF_SKIP 11       /* AC lookahead that consumes code and value bits at once */
@@ -6551,6 +6565,9 @@ typedef struct spim__jpeg {
     int16_t coef[SPIM__JPEG_BLOCKS][64];
     unsigned char plane[3][256], rgb[256 * 3], orig[256 * 3], layer[2 * 16 * 3];
     const char *why;             /* why the splice was declined */
+    int retable;                 /* declined for a code the file's tables lack: re-encode with new ones */
+    spim__huff ndc[4], nac[4];   /* the new tables */
+    uint64_t freq[8][257];       /* symbol counts: DC tables 0-3, AC tables 4-7 */
 } spim__jpeg;
 
 /* Natural-order index of the k-th coefficient in zigzag order. */
@@ -7081,103 +7098,62 @@ static int spim__jpeg_bits_of(int v)
     return s;
 }
 
-/* The value nearest to v that the table can code with run `run` (AC) or as
-   a DC difference; 0 when only zero will do (*ok = 0 when not even that). */
-static int spim__jpeg_codable(const spim__huff *h, int run, int v, int *ok)
-{
-    int s = spim__jpeg_bits_of(v);
-    *ok = 1;
-    for (; s > 0; s--)
-        if (h->size[(run << 4) | s]) {
-            int lim = (1 << s) - 1;
-            return v > lim ? lim : v < -lim ? -lim : v;
-        }
-    *ok = run == 0 && h->size[0] != 0;
-    return 0;
-}
-
-static void spim__jpeg_put_value(spim__jout *w, const spim__huff *h, int sym_hi, int v)
+/* Code (freq NULL) or count (into freq) the symbol sym_hi | size of v, and
+   v's bits. 0 when the table has no code for it. */
+static int spim__jpeg_put_value(spim__jout *w, const spim__huff *h, uint64_t *freq, int sym_hi, int v)
 {
     int s = spim__jpeg_bits_of(v), sym = sym_hi | s;
+    if (freq) {
+        freq[sym]++;
+        return 1;
+    }
+    if (!h->size[sym]) return 0;
     spim__jout_put(w, h->code[sym], h->size[sym]);
     if (s) spim__jout_put(w, (uint32_t)(v < 0 ? v + (1 << s) - 1 : v), s);
-}
-
-#define SPIM__JPEG_NO_NEXT (-100000)
-
-static int spim__jpeg_dc_codable(const spim__huff *h, int diff)
-{
-    int ok, v = spim__jpeg_codable(h, 0, diff, &ok);
-    return ok && v == diff;
-}
-
-/* The DC value nearest to `want` whose difference from `pred`, and to the
-   copied block after it (`next`, unless SPIM__JPEG_NO_NEXT), the table can
-   code; 0 when there is none. */
-static int spim__jpeg_pick_dc(const spim__huff *h, int pred, int want, int next, int *dc)
-{
-    int d, s;
-    for (d = 0; d <= 2048; d++)
-        for (s = -1; s <= 1; s += 2) {
-            int t = want + s * d;
-            if (t < -1023 || t > 1023) continue;
-            if (spim__jpeg_dc_codable(h, t - pred) && (next == SPIM__JPEG_NO_NEXT || spim__jpeg_dc_codable(h, next - t))) {
-                *dc = t;
-                return 1;
-            }
-        }
-    return 0;
-}
-
-/* Huffman-code one block after the DC predictor *pred; values the tables
-   cannot code are moved to the nearest they can first (changing the block,
-   which is re-coded anyway). 0 when not even that works. */
-static int spim__jpeg_put_block(spim__jout *w, const spim__huff *dc, const spim__huff *ac, int16_t *coef, int *pred,
-                                int next)
-{
-    int k, run = 0, ok, v;
-    if (!spim__jpeg_pick_dc(dc, *pred, coef[0], next, &v)) return 0;
-    spim__jpeg_put_value(w, dc, 0, v - *pred);
-    coef[0] = (int16_t)v;
-    *pred = v;
-    for (k = 1; k < 64; k++) {
-        int z = spim__zigzag[k], v = coef[z];
-        if (!v) { run++; continue; }
-        if (run > 15 && !ac->size[0xF0]) { coef[z] = 0; run++; continue; }
-        while (run > 15) { spim__jpeg_put_value(w, ac, 0xF0, 0); run -= 16; }
-        v = spim__jpeg_codable(ac, run, v, &ok);
-        if (!v) { coef[z] = 0; run++; continue; }
-        coef[z] = (int16_t)v;
-        spim__jpeg_put_value(w, ac, run << 4, v);
-        run = 0;
-    }
-    if (run) {
-        if (!ac->size[0]) return 0;
-        spim__jpeg_put_value(w, ac, 0, 0);
-    }
     return 1;
 }
 
-/* Decode, blend and re-code MCU (mc, mr), whose coefficients are in
-   j->coef; next[c]: DC of the copied block that follows component c's last
-   block, or SPIM__JPEG_NO_NEXT. */
-static int spim__jpeg_recode_mcu(spim__jpeg *j, const spim__plan *P, int mc, int mr, spim__jout *w, int *pred,
-                                 const int *next)
+/* A DC difference: at most 11 bits for 8-bit samples. */
+static int spim__jpeg_put_dc(spim__jout *w, const spim__huff *h, uint64_t *freq, int diff)
 {
-    int b;
+    return diff >= -2047 && diff <= 2047 && spim__jpeg_put_value(w, h, freq, 0, diff);
+}
+
+/* Code (fdc, fac NULL) or count one block after the DC predictor *pred;
+   0 when a table lacks a symbol the block needs or a DC difference is out
+   of range. */
+static int spim__jpeg_put_block(spim__jout *w, const spim__huff *dc, const spim__huff *ac, uint64_t *fdc,
+                                uint64_t *fac, const int16_t *coef, int *pred)
+{
+    int k, run = 0;
+    if (!spim__jpeg_put_dc(w, dc, fdc, coef[0] - *pred)) return 0;
+    *pred = coef[0];
+    for (k = 1; k < 64; k++) {
+        int v = coef[spim__zigzag[k]];
+        if (!v) { run++; continue; }
+        for (; run > 15; run -= 16)
+            if (!spim__jpeg_put_value(w, ac, fac, 0xF0, 0)) return 0;
+        if (!spim__jpeg_put_value(w, ac, fac, run << 4, v)) return 0;
+        run = 0;
+    }
+    return !run || spim__jpeg_put_value(w, ac, fac, 0, 0);
+}
+
+/* Decode MCU (mc, mr), whose coefficients are in j->coef, blend the stamp
+   and re-derive the coefficients of the blocks it changed. */
+static void spim__jpeg_stamp_mcu(spim__jpeg *j, const spim__plan *P, int mc, int mr)
+{
     size_t n = (size_t)j->mcuw * (size_t)j->mcuh * (size_t)j->nc;
     spim__jpeg_mcu_pixels(j);
     memcpy(j->orig, j->rgb, n);
     spim__plan_draw(P, j->rgb, (size_t)j->mcuw * (size_t)j->nc, mc * j->mcuw, mr * j->mcuh, j->mcuw, j->mcuh, j->layer);
     spim__jpeg_mcu_coefs(j);
-    for (b = 0; b < j->nblocks; b++) {
-        const spim__jcomp *c = &j->comp[j->bcomp[b]];
-        int last = b + 1 == j->nblocks || j->bcomp[b + 1] != j->bcomp[b];
-        if (!spim__jpeg_put_block(w, &j->dc[c->td], &j->ac[c->ta], j->coef[b], &pred[j->bcomp[b]],
-                                  last ? next[j->bcomp[b]] : SPIM__JPEG_NO_NEXT))
-            return spim__jpeg_decline(j, "the file's Huffman tables cannot code a re-coded block");
-    }
-    return 1;
+}
+
+static int spim__jpeg_need_tables(spim__jpeg *j)
+{
+    j->retable = 1;
+    return spim__jpeg_decline(j, "the file's Huffman tables cannot code a re-coded block");
 }
 
 /* The covered MCUs: columns c0..c1 of rows r0..r1. */
@@ -7202,32 +7178,15 @@ static int spim__jcover_any(const spim__jcover *k, uint64_t m0, uint64_t m1, int
     return 0;
 }
 
-/* The DC values of the first block of each component in the MCU after the
-   decoder's position (when `copied`: that MCU will be copied, so the last
-   re-coded blocks must leave it a difference its table can code). */
-static void spim__jpeg_peek_dc(const spim__jpeg *j, const spim__jbits *r, const int *src, int copied, int *next)
-{
-    spim__jbits t = *r;
-    int pred[3], b, seen[3] = { 0, 0, 0 };
-    uint64_t dc_end;
-    memcpy(pred, src, sizeof pred);
-    for (b = 0; b < 3; b++) next[b] = SPIM__JPEG_NO_NEXT;
-    for (b = 0; copied && b < j->nblocks; b++) {
-        const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-        if (!spim__jpeg_block(&t, &j->dc[cp->td], &j->ac[cp->ta], &pred[j->bcomp[b]], &dc_end, NULL)) return;
-        if (!seen[j->bcomp[b]]) next[j->bcomp[b]] = pred[j->bcomp[b]];
-        seen[j->bcomp[b]] = 1;
-    }
-}
-
-/* One restart interval (or the whole scan) with covered MCUs in it: data
-   [pos, end), MCUs m0..m1-1. 1 done, 0 declined, -1 out of memory. */
+/* One restart interval (or the whole scan) with covered MCUs in it, with
+   the file's tables: data [pos, end), MCUs m0..m1-1. 1 done, 0 declined
+   (j->retable when new tables would do), -1 out of memory. */
 static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos, size_t end,
                                uint64_t m0, uint64_t m1, spim__jout *w)
 {
     spim__jbits r;
     spim__jcopy c;
-    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, next[3], b;
+    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, b;
     uint64_t m, dc_end;
     memset(&r, 0, sizeof r);
     memset(&c, 0, sizeof c);
@@ -7245,12 +7204,15 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
                     return spim__jpeg_decline(j, "corrupt scan");
             }
             if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
-            spim__jpeg_peek_dc(j, &r, src, m + 1 < m1 && !spim__jcover_has(k, m + 1, j->mcux), next);
             if (spim__jcopy_to(&c, w, start, 1) != SPIM_OK) return -1;
             spim__jcopy_to(&c, w, spim__jbits_pos(&r), 0);
             if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
-            if (!spim__jpeg_recode_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux), w, dst, next))
-                return 0;
+            spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
+            for (b = 0; b < j->nblocks; b++) {
+                const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+                if (!spim__jpeg_put_block(w, &j->dc[cp->td], &j->ac[cp->ta], NULL, NULL, j->coef[b], &dst[j->bcomp[b]]))
+                    return spim__jpeg_need_tables(j);
+            }
             continue;
         }
         for (b = 0; b < j->nblocks; b++) {
@@ -7260,12 +7222,9 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
             if (!spim__jpeg_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[ci], &dc_end, NULL))
                 return spim__jpeg_decline(j, "corrupt scan");
             if (dst[ci] != before) { /* the first block after a re-coded run: new DC difference */
-                int ok, diff = src[ci] - dst[ci];
-                if (spim__jpeg_codable(&j->dc[cp->td], 0, diff, &ok) != diff || !ok)
-                    return spim__jpeg_decline(j, "the file's DC table cannot code a changed difference");
                 if (spim__jcopy_to(&c, w, bstart, 1) != SPIM_OK || spim__jout_room(w, 16) != SPIM_OK) return -1;
                 spim__jcopy_to(&c, w, dc_end, 0);
-                spim__jpeg_put_value(w, &j->dc[cp->td], 0, diff);
+                if (!spim__jpeg_put_dc(w, &j->dc[cp->td], NULL, src[ci] - dst[ci])) return spim__jpeg_need_tables(j);
             }
             dst[ci] = src[ci];
         }
@@ -7276,8 +7235,48 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
     return 1;
 }
 
-/* The scan, interval by interval, then EOI. 1 done, 0 declined, -1 out of memory. */
-static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, spim_buf *out)
+/* One interval re-encoded block by block: counted into j->freq (count) or
+   coded with the new tables. 1 done, 0 declined, -1 out of memory. */
+static int spim__jpeg_reencode(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos, size_t end,
+                               uint64_t m0, uint64_t m1, spim__jout *w, int count)
+{
+    spim__jbits r;
+    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, b;
+    uint64_t m, dc_end;
+    memset(&r, 0, sizeof r);
+    r.p = j->p;
+    r.pos = pos;
+    r.end = end;
+    w->acc = 0;
+    w->n = 0;
+    for (m = m0; m < m1; m++) {
+        for (b = 0; b < j->nblocks; b++) {
+            const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+            if (!spim__jpeg_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[j->bcomp[b]], &dc_end, j->coef[b]))
+                return spim__jpeg_decline(j, "corrupt scan");
+        }
+        if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
+        if (spim__jcover_has(k, m, j->mcux))
+            spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
+        if (!count && spim__jout_room(w, 8192) != SPIM_OK) return -1;
+        for (b = 0; b < j->nblocks; b++) {
+            const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+            if (!spim__jpeg_put_block(w, &j->ndc[cp->td], &j->nac[cp->ta], count ? j->freq[cp->td] : NULL,
+                                      count ? j->freq[4 + cp->ta] : NULL, j->coef[b], &dst[j->bcomp[b]]))
+                return spim__jpeg_decline(j, "a DC difference out of range");
+        }
+    }
+    if (!count) {
+        if (spim__jout_room(w, 2) != SPIM_OK) return -1;
+        spim__jout_flush(w);
+    }
+    return 1;
+}
+
+/* The scan, interval by interval, then EOI: spliced with the file's tables
+   (mode 0), counted (1) or re-encoded with the new tables (2, nothing is
+   written by 1). 1 done, 0 declined, -1 out of memory. */
+static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, spim_buf *out, int mode)
 {
     uint64_t total = (uint64_t)j->mcux * (uint64_t)j->mcuy, per = j->ri ? (uint64_t)j->ri : total, m0, i = 0;
     size_t pos = j->scan, end, after;
@@ -7290,40 +7289,123 @@ static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcove
             return spim__jpeg_decline(j, "scan runs to the end of the file");
         if (m1 < total && marker != 0xD0 + (int)(i & 7)) return spim__jpeg_decline(j, "restart markers do not match DRI");
         if (m1 == total && marker != 0xD9) return spim__jpeg_decline(j, "more than one scan");
-        if (!spim__jcover_any(k, m0, m1, j->mcux)) {
+        if (mode) {
+            if ((rc = spim__jpeg_reencode(j, P, k, pos, end, m0, m1, &w, mode == 1)) != 1) return rc;
+        } else if (!spim__jcover_any(k, m0, m1, j->mcux)) {
             if (spim_buf_append(out, j->p + pos, end - pos) != SPIM_OK) return -1;
         } else if ((rc = spim__jpeg_interval(j, P, k, pos, end, m0, m1, &w)) != 1) {
             return rc;
         }
-        if (m1 < total) {
+        if (m1 < total && mode != 1) {
             unsigned char rst[2];
             rst[0] = 0xFF;
-            rst[1] = (unsigned char)marker;
+            rst[1] = (unsigned char)(0xD0 + (int)(i & 7));
             if (spim_buf_append(out, rst, 2) != SPIM_OK) return -1;
         }
         pos = after;
     }
-    return spim_buf_append(out, "\xFF\xD9", 2) == SPIM_OK ? 1 : -1;
+    return mode == 1 || spim_buf_append(out, "\xFF\xD9", 2) == SPIM_OK ? 1 : -1;
+}
+
+/* An optimal table for the counts freq[0..255] (T.81 K.2: code lengths by
+   merging the two least frequent, limited to 16 bits, one code point
+   reserved so that no code is all ones) as DHT counts and symbols; the
+   number of symbols. freq[256] is overwritten. */
+static int spim__huff_optimal(uint64_t *freq, unsigned char *counts, unsigned char *syms)
+{
+    int size[257], others[257], bits[258], i, len, n = 0;
+    for (i = 0; i < 257; i++) { size[i] = 0; others[i] = -1; }
+    for (i = 0; i < 258; i++) bits[i] = 0;
+    freq[256] = 1; /* the reserved code point: the longest code, never used */
+    for (;;) {
+        int v1 = -1, v2 = -1;
+        for (i = 0; i < 257; i++) /* the least frequent, the later one on a tie */
+            if (freq[i] && (v1 < 0 || freq[i] <= freq[v1])) v1 = i;
+        for (i = 0; i < 257; i++)
+            if (freq[i] && i != v1 && (v2 < 0 || freq[i] <= freq[v2])) v2 = i;
+        if (v2 < 0) break;
+        freq[v1] += freq[v2];
+        freq[v2] = 0;
+        for (size[v1]++; others[v1] >= 0; size[v1]++) v1 = others[v1];
+        others[v1] = v2;
+        for (size[v2]++; others[v2] >= 0; size[v2]++) v2 = others[v2];
+    }
+    for (i = 0; i < 257; i++) if (size[i]) bits[size[i]]++;
+    for (len = 257; len > 16; len--) /* move pairs of the longest codes up (K.3) */
+        while (bits[len] > 0) {
+            int l = len - 2;
+            while (bits[l] == 0) l--;
+            bits[len] -= 2;
+            bits[len - 1]++;
+            bits[l + 1] += 2;
+            bits[l]--;
+        }
+    for (len = 16; len > 0 && !bits[len]; len--) {}
+    if (len > 0) bits[len]--; /* drop the reserved code point */
+    for (len = 1; len <= 16; len++) counts[len - 1] = (unsigned char)bits[len];
+    for (len = 1; len <= 257; len++)
+        for (i = 0; i < 256; i++)
+            if (size[i] == len) syms[n++] = (unsigned char)i;
+    return n;
+}
+
+/* New tables for every table the scan uses, from j->freq, into j->ndc and
+   j->nac, and the DHT segment that defines them into d (room for 4 + 8 *
+   (17 + 256) bytes); its length. */
+static size_t spim__jpeg_new_tables(spim__jpeg *j, unsigned char *d)
+{
+    size_t n = 4;
+    int t, i, used[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+    for (i = 0; i < j->nc; i++) used[j->comp[i].td] = used[4 + j->comp[i].ta] = 1;
+    for (t = 0; t < 8; t++) {
+        int count;
+        if (!used[t]) continue;
+        d[n] = (unsigned char)(t < 4 ? t : 0x10 | (t - 4));
+        count = spim__huff_optimal(j->freq[t], d + n + 1, d + n + 17);
+        spim__huff_build(t < 4 ? &j->ndc[t] : &j->nac[t - 4], d + n + 1, d + n + 17, t >= 4);
+        n += 17 + (size_t)count;
+    }
+    d[0] = 0xFF;
+    d[1] = 0xC4;
+    d[2] = (unsigned char)((n - 2) >> 8);
+    d[3] = (unsigned char)(n - 2);
+    return n;
 }
 
 /* The header as it is, with each EXIF thumbnail unlinked (see
-   spim__exif_drop_thumbnail). */
-static spim_status spim__jpeg_copy_header(const spim__jpeg *j, spim_buf *out)
+   spim__exif_drop_thumbnail); with dht (n bytes) in place of every DHT
+   segment, just before the SOS. */
+static spim_status spim__jpeg_copy_header(const spim__jpeg *j, spim_buf *out, const unsigned char *dht, size_t n)
 {
-    size_t start = out->len, pos = spim__jpeg_soi(j->p, j->len);
-    unsigned char *h;
-    if (spim_buf_append(out, j->p, j->scan) != SPIM_OK) return SPIM_ERR_NOMEM;
-    h = out->data + start;
-    while (pos + 4 <= j->scan) {
-        size_t seg;
-        while (pos < j->scan && h[pos] == 0xFF) pos++;
-        if (pos + 3 > j->scan) break;
-        seg = spim__rd16(h + pos + 1, 0);
-        if (h[pos] == 0xE1 && seg >= 16 && memcmp(h + pos + 3, "Exif\0\0", 6) == 0)
-            spim__exif_drop_thumbnail(h + pos + 9, seg - 8);
+    size_t pos = spim__jpeg_soi(j->p, j->len);
+    if (spim_buf_append(out, j->p, pos) != SPIM_OK) return SPIM_ERR_NOMEM;
+    while (pos < j->scan) { /* spim__jpeg_parse walked these segments */
+        size_t at = pos, seg, mark;
+        while (j->p[pos] == 0xFF) pos++;
+        seg = spim__rd16(j->p + pos + 1, 0);
+        mark = pos;
         pos += 1 + seg;
+        if (dht && j->p[mark] == 0xC4) continue;
+        if (dht && j->p[mark] == 0xDA && spim_buf_append(out, dht, n) != SPIM_OK) return SPIM_ERR_NOMEM;
+        if (spim_buf_append(out, j->p + at, pos - at) != SPIM_OK) return SPIM_ERR_NOMEM;
+        if (j->p[mark] == 0xE1 && seg >= 16 && memcmp(j->p + mark + 3, "Exif\0\0", 6) == 0)
+            spim__exif_drop_thumbnail(out->data + out->len - (pos - mark - 9), seg - 8);
     }
     return SPIM_OK;
+}
+
+/* The scan re-encoded with optimal tables: header and scan into out. 1
+   done, 0 declined, -1 out of memory. */
+static int spim__jpeg_optimal(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, spim_buf *out)
+{
+    unsigned char dht[4 + 8 * (17 + 256)];
+    size_t n;
+    int rc;
+    memset(j->freq, 0, sizeof j->freq);
+    if ((rc = spim__jpeg_scan(j, P, k, out, 1)) != 1) return rc;
+    n = spim__jpeg_new_tables(j, dht);
+    if (spim__jpeg_copy_header(j, out, dht, n) != SPIM_OK) return -1;
+    return spim__jpeg_scan(j, P, k, out, 2);
 }
 
 /* Stamp a JPEG in the compressed domain. SPIM_OK with *declined = 1 when
@@ -7370,14 +7452,23 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
     if (area > budget) {
         st = spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG: the stamp covers %llu pixels, over the budget of %llu",
                             (unsigned long long)area, (unsigned long long)budget);
-    } else if (spim_buf_reserve(out, len + len / 8 + 65536) != SPIM_OK || spim__jpeg_copy_header(j, out) != SPIM_OK ||
-               (rc = spim__jpeg_scan(j, &P, &k, out)) < 0) {
-        st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory stamping JPEG");
-    } else if (rc == 0) {
-        *why = j->why;
-    } else if (info) {
-        info->width = j->width;
-        info->height = j->height;
+    } else {
+        rc = -1;
+        if (spim_buf_reserve(out, len + len / 8 + 65536) == SPIM_OK && spim__jpeg_copy_header(j, out, NULL, 0) == SPIM_OK)
+            rc = spim__jpeg_scan(j, &P, &k, out, 0);
+        if (rc == 0 && j->retable) { /* a code the file's tables lack: start again with new tables */
+            out->len = start;
+            rc = spim__jpeg_optimal(j, &P, &k, out);
+        }
+        if (rc < 0) {
+            st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory stamping JPEG");
+        } else if (rc == 0) {
+            *why = j->why;
+        } else if (info) {
+            info->width = j->width;
+            info->height = j->height;
+            info->huffman = j->retable ? "optimal" : "file";
+        }
     }
     if (st != SPIM_OK || *why) out->len = start;
     spim_stamp_free(&P.scaled);
@@ -7444,6 +7535,7 @@ static spim_status spim__stamp_pipeline(const void *in, size_t in_len, spim_buf 
         info->height = img.height;
         info->orientation = img.meta.orientation;
         info->path = "recode";
+        info->huffman = NULL;
     }
     spim_image_free(&img);
     return st;

@@ -182,7 +182,7 @@ static void stamp_rect(int w, int h, int ch, int orientation, const spim_stamp_o
     free(img);
 }
 
-static int failures;
+static int failures, huffman_file, huffman_optimal;
 
 /* stamp_rect measures the_stamp's footprint: let it measure another. */
 static void the_stamp_swap(spim_stamp *s)
@@ -192,9 +192,11 @@ static void the_stamp_swap(spim_stamp *s)
     *s = t;
 }
 
-/* Stamp one input with the splice and check everything the issue promises. */
-static void check_splice(const char *what, const spim_buf *in, int w, int h, int grey, int orientation,
-                         const spim_stamp_options *o)
+/* Stamp one input with the splice and check everything the issue promises;
+   huffman: the tables it must have taken ("file", "optimal"; NULL either),
+   the output is kept in *kept when not NULL. */
+static void check_splice_as(const char *what, const spim_buf *in, int w, int h, int grey, int orientation,
+                            const spim_stamp_options *o, const char *huffman, spim_buf *kept)
 {
     spim_buf out = SPIM_BUF_INIT;
     spim_image_info info;
@@ -207,6 +209,14 @@ static void check_splice(const char *what, const spim_buf *in, int w, int h, int
     CHECKF(rc == SPIM_OK, "%s: %s", what, err.message);
     CHECKF(info.path && strcmp(info.path, "splice") == 0, "%s: path %s", what, info.path ? info.path : "(null)");
     if (rc != SPIM_OK || !info.path || strcmp(info.path, "splice") != 0) { failures++; spim_buf_free(&out); return; }
+    CHECKF(info.huffman && (!strcmp(info.huffman, "file") || !strcmp(info.huffman, "optimal")), "%s: huffman %s",
+           what, info.huffman ? info.huffman : "(null)");
+    if (info.huffman && !strcmp(info.huffman, "optimal")) huffman_optimal++;
+    else huffman_file++;
+    if (huffman && (!info.huffman || strcmp(info.huffman, huffman) != 0)) {
+        CHECKF(0, "%s: huffman %s, want %s", what, info.huffman ? info.huffman : "(null)", huffman);
+        failures++;
+    }
     CHECK_INT(1, read_coefs(in, &a));
     rc = read_coefs(&out, &b);
     CHECKF(rc == 1, "%s: libjpeg reads the output %s", what, rc == 2 ? "with warnings" : "not at all");
@@ -244,7 +254,14 @@ static void check_splice(const char *what, const spim_buf *in, int w, int h, int
     if (differ_out || !differ_in) failures++;
     free_coefs(&a);
     free_coefs(&b);
-    spim_buf_free(&out);
+    if (kept) { spim_buf_free(kept); *kept = out; }
+    else spim_buf_free(&out);
+}
+
+static void check_splice(const char *what, const spim_buf *in, int w, int h, int grey, int orientation,
+                         const spim_stamp_options *o)
+{
+    check_splice_as(what, in, w, h, grey, orientation, o, NULL, NULL);
 }
 
 TEST(every_layout_restart_optimised_gravity)
@@ -253,7 +270,7 @@ TEST(every_layout_restart_optimised_gravity)
     spim_buf in = SPIM_BUF_INIT;
     size_t li;
     int mode, g, cases = 0;
-    failures = 0;
+    failures = huffman_file = huffman_optimal = 0;
     for (li = 0; li < sizeof layouts / sizeof layouts[0]; li++)
         for (mode = 0; mode < 4; mode++) {
             int restart = (mode & 1) ? 5 : 0, optimize = (mode & 2) != 0;
@@ -271,7 +288,7 @@ TEST(every_layout_restart_optimised_gravity)
             }
         }
     CHECKF(failures == 0, "%d of %d cases failed", failures, cases);
-    printf("    %d cases\n", cases);
+    printf("    %d cases (huffman: %d file, %d optimal)\n", cases, huffman_file, huffman_optimal);
     spim_buf_free(&in);
     free(rgb);
 }
@@ -283,7 +300,7 @@ TEST(exif_orientations_and_odd_sizes)
     spim_buf in = SPIM_BUF_INIT;
     size_t si, li;
     int orient, cases = 0;
-    failures = 0;
+    failures = huffman_file = huffman_optimal = 0;
     for (si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         int w = sizes[si][0], h = sizes[si][1];
         rgb = make_photo(w, h, (int)si + 2);
@@ -303,8 +320,79 @@ TEST(exif_orientations_and_odd_sizes)
         free(rgb);
     }
     CHECKF(failures == 0, "%d of %d cases failed", failures, cases);
-    printf("    %d cases\n", cases);
+    printf("    %d cases (huffman: %d file, %d optimal)\n", cases, huffman_file, huffman_optimal);
     spim_buf_free(&in);
+}
+
+/* A smooth image: the optimised Huffman tables libjpeg makes for it hold
+   few codes, far from all a stamped block needs. */
+static unsigned char *make_smooth(int w, int h)
+{
+    unsigned char *p = (unsigned char *)malloc((size_t)w * (size_t)h * 3);
+    int x, y, k;
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x++)
+            for (k = 0; k < 3; k++)
+                p[((size_t)y * (size_t)w + (size_t)x) * 3 + (size_t)k] = (unsigned char)(70 + 40 * k + x * 24 / w + y * 16 / h);
+    return p;
+}
+
+/* Whether two JPEGs hold the same DCT coefficients, table for table. */
+static int same_coefs(const spim_buf *x, const spim_buf *y)
+{
+    coefs a, b;
+    int ci, same = read_coefs(x, &a) == 1 && read_coefs(y, &b) == 1 && a.nc == b.nc;
+    for (ci = 0; same && ci < a.nc; ci++)
+        same = a.w[ci] == b.w[ci] && a.h[ci] == b.h[ci] && memcmp(a.q[ci], b.q[ci], sizeof a.q[ci]) == 0 &&
+               memcmp(a.blk[ci], b.blk[ci], (size_t)a.w[ci] * (size_t)a.h[ci] * 64 * sizeof(short)) == 0;
+    free_coefs(&a);
+    free_coefs(&b);
+    return same;
+}
+
+/* A source whose optimised tables lack codes the stamped blocks need: the
+   scan is re-encoded with new tables (huffman "optimal"), every block
+   outside the covered MCUs keeps its coefficients, and nothing is clamped:
+   the output holds exactly the coefficients the same stamp gives on the
+   same image coded with libjpeg's standard tables, which have every code
+   (huffman "file"; the coefficients do not depend on the tables). */
+TEST(missing_codes_take_optimal_tables)
+{
+    static const int sizes[][2] = { { 333, 251 }, { 97, 61 }, { 40, 36 } };
+    static const size_t lis[] = { 0, 1, 3, 2 };
+    spim_buf tiny = SPIM_BUF_INIT, ample = SPIM_BUF_INIT, a = SPIM_BUF_INIT, b = SPIM_BUF_INIT;
+    size_t si, li;
+    int restart, cases = 0, unclamped = 0;
+    failures = 0;
+    for (si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        int w = sizes[si][0], h = sizes[si][1];
+        unsigned char *rgb = make_smooth(w, h);
+        for (li = 0; li < sizeof lis / sizeof lis[0]; li++)
+            for (restart = 0; restart <= 3; restart += 3) {
+                const layout *L = &layouts[lis[li]];
+                spim_stamp_options o;
+                char what[128];
+                REQUIRE(make_jpeg(&tiny, rgb, w, h, L, restart, 1, 0, 0, 90));
+                REQUIRE(make_jpeg(&ample, rgb, w, h, L, restart, 0, 0, 0, 90));
+                memset(&o, 0, sizeof o);
+                o.gravity = (spim_gravity)(cases % 9);
+                o.margin = cases % 4;
+                snprintf(what, sizeof what, "smooth %dx%d %s restart=%d", w, h, L->name, restart);
+                check_splice_as(what, &tiny, w, h, L->grey, 1, &o, "optimal", &a);
+                check_splice_as(what, &ample, w, h, L->grey, 1, &o, "file", &b);
+                if (same_coefs(&a, &b)) unclamped++;
+                else CHECKF(0, "%s: the re-coded blocks differ from the ones standard tables code", what);
+                cases++;
+            }
+        free(rgb);
+    }
+    CHECKF(failures == 0, "%d of %d cases failed", failures, cases);
+    CHECK_INT(cases, unclamped);
+    printf("    %d cases, %d coefficient-identical to the standard-table splice\n", cases, unclamped);
+    spim_buf_free(&tiny);
+    spim_buf_free(&ample);
+    spim_buf_free(&a);
+    spim_buf_free(&b);
 }
 
 /* Mean absolute error per channel, inside the stored rectangle r, between
@@ -350,7 +438,10 @@ TEST(stamp_is_as_exact_as_the_pixel_path)
     snprintf(path, sizeof path, "%s/samples/ben.jpg", shared ? shared : "../shared");
     if (spim_read_file(path, 0, &photo, &err) != SPIM_OK) SKIP("no shared sample photo");
     snprintf(path, sizeof path, "%s/assets/stamp.png", getenv("SPIM_BUILD") ? getenv("SPIM_BUILD") : "build");
-    if (spim_read_file(path, 0, &png, &err) != SPIM_OK) SKIP("no build/assets/stamp.png (make builds it)");
+    if (spim_read_file(path, 0, &png, &err) != SPIM_OK) {
+        spim_buf_free(&photo);
+        SKIP("no build/assets/stamp.png (make builds it)");
+    }
     REQUIRE(spim_stamp_load(&st, png.data, png.len, &err) == SPIM_OK);
     REQUIRE(spim_image_decode(photo.data, photo.len, 0, &img, &err) == SPIM_OK && img.channels == 3);
     for (li = 0; li < sizeof layouts / sizeof layouts[0]; li++) {
@@ -446,7 +537,8 @@ TEST(stamp_entirely_outside_is_an_error)
    error or a valid JPEG, never a crash or a hang (ASan/UBSan watch). */
 TEST(hostile_jpegs_fail_cleanly)
 {
-    unsigned char *rgb = make_photo(120, 90, 5);
+    unsigned char *rgb = make_photo(120, 90, 5), *smooth = make_smooth(120, 90);
+    const size_t nl = sizeof layouts / sizeof layouts[0];
     spim_buf in = SPIM_BUF_INIT, bad = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
     spim_stamp_options o;
     spim_error err;
@@ -455,8 +547,9 @@ TEST(hostile_jpegs_fail_cleanly)
     int i, ok = 0, failed = 0;
     memset(&o, 0, sizeof o);
     o.max_pixels = 1u << 20;
-    for (li = 0; li < sizeof layouts / sizeof layouts[0]; li++) {
-        REQUIRE(make_jpeg(&in, rgb, 120, 90, &layouts[li], li & 1 ? 3 : 0, li & 2, 0, 0, 85));
+    for (li = 0; li < 2 * nl; li++) { /* then smooth sources whose tables send the splice to new ones */
+        if (li < nl) REQUIRE(make_jpeg(&in, rgb, 120, 90, &layouts[li], li & 1 ? 3 : 0, li & 2, 0, 0, 85));
+        else REQUIRE(make_jpeg(&in, smooth, 120, 90, &layouts[li - nl], li & 1 ? 3 : 0, 1, 0, 0, 85));
         for (cut = 0; cut < in.len; cut += 1 + in.len / 97) {
             out.len = 0;
             if (spim_stamp_image(in.data, cut, &the_stamp, &o, &out, NULL, &err) == SPIM_OK) ok++; else failed++;
@@ -493,6 +586,7 @@ TEST(hostile_jpegs_fail_cleanly)
     spim_buf_free(&bad);
     spim_buf_free(&out);
     free(rgb);
+    free(smooth);
 }
 
 /* A stamp with every alpha: gradients of colour and transparency. */
@@ -517,6 +611,7 @@ int main(void)
     make_stamp(&the_stamp, 45, 33);
     RUN(every_layout_restart_optimised_gravity);
     RUN(exif_orientations_and_odd_sizes);
+    RUN(missing_codes_take_optimal_tables);
     RUN(stamp_is_as_exact_as_the_pixel_path);
     RUN(progressive_and_recode_mode_take_the_pixel_path);
     RUN(stamp_entirely_outside_is_an_error);

@@ -29,8 +29,8 @@ typedef enum outcome { STAMPED, CURRENT, DELETED, GUARDED, SKIPPED, FAILED, NOT_
 static const char *const ACTION[] = {"stamped", "stamped", "deleted", "skipped", "skipped", "failed", "failed"};
 static const spim_result RESULT[] = {SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SKIPPED,
                                      SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SKIPPED, SPIM_RESULT_FAILED, SPIM_RESULT_RETRY};
-typedef struct result {   /* path: "splice" or "recode" once stamped */
-    outcome what; int transient, wrote; const char *path; char reason[SPIM_ERROR_MESSAGE_MAX];
+typedef struct result {   /* path: "splice" or "recode" once stamped; huffman: "file" or "optimal" (splice) */
+    outcome what; int transient, wrote; const char *path, *huffman; char reason[SPIM_ERROR_MESSAGE_MAX];
 } result;
 
 /* Variable -> stamp option, with spim_stamp_option_set's rules. */
@@ -114,7 +114,7 @@ static void stamp_object(const config *c, const spim_s3_record *rec, const char 
     spim_header meta[2] = {{MARKER, "1"}, {SOURCE_ETAG, ""}};
     spim_s3_put_options put = {NULL, meta, 2};
     spim_buf enc = SPIM_BUF_INIT;
-    spim_image_info info = {SPIM_FORMAT_UNKNOWN, SPIM_FORMAT_UNKNOWN, NULL, NULL, 0, 0, 0, NULL};
+    spim_image_info info = {SPIM_FORMAT_UNKNOWN, SPIM_FORMAT_UNKNOWN, NULL, NULL, 0, 0, 0, NULL, NULL};
     spim_error err = {SPIM_OK, 0, 0, ""};
     spim_status st;
     int had = head(c, out_bucket, out_key, SOURCE_ETAG, made, r);
@@ -128,7 +128,7 @@ static void stamp_object(const config *c, const spim_s3_record *rec, const char 
     bare_etag(made, obj.etag);
     if (r->what == STAMPED && !r->wrote) st = spim_stamp_buf(&obj.body, &c->stamp, &c->opt, &enc, &info, &err);
     spim_s3_object_free(&obj);
-    meta[1].value = made, put.content_type = info.content_type, r->path = info.path;
+    meta[1].value = made, put.content_type = info.content_type, r->path = info.path, r->huffman = info.huffman;
     if (r->what != STAMPED || r->wrote) ;
     else if (st != SPIM_OK) settle(r, st == SPIM_ERR_NOMEM ? FAILED : SKIPPED, "", &err, NULL);
     else if (spim_s3_put(c->s3, out_bucket, out_key, enc.data, enc.len, &put, NULL, &err) != SPIM_OK) settle(r, FAILED, "PUT", &err, NULL);
@@ -183,7 +183,7 @@ static spim_status imager(const spim_invocation *inv, spim_response *resp, void 
         spim_response_fail(resp, "StampError", "%s", err.message);   /* out of memory: the embedded stamp is good */
     for (i = 0; st == SPIM_OK && i < ev->record_count; i++) {
         const spim_s3_record *rec = &ev->records[i];
-        result r = {STAMPED, 0, 0, NULL, ""};
+        result r = {STAMPED, 0, 0, NULL, NULL, ""};
         int64_t t = spim_now_ms();
         spim_buf_reset(&out_key);
         if (!spim_budget_next(&budget, inv)) settle(&r, NOT_STARTED, "", NULL, "not started: the deadline is near");
@@ -200,7 +200,7 @@ static spim_status imager(const spim_invocation *inv, spim_response *resp, void 
         spim_log_fields(r.what >= FAILED ? SPIM_LOG_ERROR : SPIM_LOG_INFO, ACTION[r.what], SPIM_LOG_STR("bucket", rec->bucket),
                         SPIM_LOG_STR("key", spim_utf8_valid(rec->key, rec->key_len) ? rec->key : rec->key_raw),
                         SPIM_LOG_STR("event", rec->name), SPIM_LOG_STR("output", (const char *)out_key.data), SPIM_LOG_STR("path", r.path),
-                        SPIM_LOG_INT("ms", spim_now_ms() - t), SPIM_LOG_STR("reason", *r.reason ? r.reason : NULL), SPIM_LOG_END);
+                        SPIM_LOG_STR("huffman", r.huffman), SPIM_LOG_INT("ms", spim_now_ms() - t), SPIM_LOG_STR("reason", *r.reason ? r.reason : NULL), SPIM_LOG_END);
         spim_reply_record(&reply, rec, r.transient ? SPIM_RESULT_RETRY : RESULT[r.what], ACTION[r.what],
                           r.what <= DELETED ? (const char *)out_key.data : NULL, r.reason);   /* out of memory: spim_reply_finish says so */
     }

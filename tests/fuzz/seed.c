@@ -562,8 +562,47 @@ static void image_set(void (*emit)(const char *, const spim_buf *))
 }
 
 
-/* JPEGs of every layout the splice takes (cjpeg from libjpeg-turbo-progs:
-   grey, 4:4:4, 4:2:2, 4:2:0, 4:4:0; restart intervals; optimised tables;
+/* cjpeg (libjpeg-turbo-progs) with each of opts on a w x h picture: busy,
+   or smooth (optimised tables for it lack most codes a stamp needs, which
+   sends the splice to new tables); each with and without option bytes. */
+static void seed_cjpeg(const char *const *opts, size_t nopts, int w, int h, int smooth)
+{
+    const char *tmp = getenv("TMPDIR");
+    char ppm[400], cmd[1100], jpg[512], name[80];
+    spim_buf b = SPIM_BUF_INIT, x = SPIM_BUF_INIT;
+    size_t i;
+    int o, k;
+    FILE *f;
+    snprintf(ppm, sizeof ppm, "%s/spim_seed_%d.ppm", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+    snprintf(jpg, sizeof jpg, "%s.jpg", ppm);
+    f = fopen(ppm, "wb");
+    if (!f) return;
+    fprintf(f, "P6\n%d %d\n255\n", w, h);
+    for (k = 0; k < w * h * 3; k++)
+        fputc(smooth ? 60 + 50 * (k % 3) + (k / 3 % w) * 20 / w + k / (3 * w) * 12 / h
+                     : (k * 13 + (k / (w * 3)) * 31 + ((k / 3) % 5 == 0 ? 128 : 0)) & 255, f);
+    fclose(f);
+    for (i = 0; i < nopts; i++) {
+        snprintf(cmd, sizeof cmd, "cjpeg %s '%s' > '%s' 2>/dev/null", opts[i], ppm, jpg);
+        if (system(cmd) != 0) continue;
+        spim_buf_reset(&b);
+        if (spim_read_file(jpg, 0, &b, NULL) != SPIM_OK) continue;
+        for (o = 0; o < 2; o++) {
+            spim_buf_reset(&x);
+            spim_buf_append(&x, o ? "\x15\x46" : "\x00\x00", 2);
+            spim_buf_append(&x, b.data, b.len);
+            snprintf(name, sizeof name, "cjpeg_%s%dx%d_%zu%s.jpg", smooth ? "smooth_" : "", w, h, i, o ? "_opts" : "");
+            put(name, x.data, x.len);
+        }
+    }
+    remove(ppm);
+    remove(jpg);
+    spim_buf_free(&b);
+    spim_buf_free(&x);
+}
+
+/* JPEGs of every layout the splice takes (grey, 4:4:4, 4:2:2, 4:2:0,
+   4:4:0; restart intervals; optimised tables, also on smooth pictures;
    progressive for the fallback), plus the library's own encoder's. */
 static void seed_splice(void)
 {
@@ -573,38 +612,18 @@ static void seed_splice(void)
         "-sample 2x2 -restart 1B", "-sample 2x2 -restart 3B -optimize", "-sample 1x2 -restart 1",
         "-sample 2x2 -progressive", "-sample 2x2 -quality 30", "-sample 2x2 -quality 100 -optimize",
     };
+    static const char *const smooth[] = {
+        "-grayscale -optimize", "-sample 1x1 -optimize", "-sample 2x2 -optimize", "-sample 2x2 -restart 1B -optimize",
+        "-sample 2x1 -restart 2B -optimize",
+    };
     static const int sizes[][2] = { { 33, 21 }, { 16, 16 }, { 7, 40 } };
-    const char *tmp = getenv("TMPDIR");
-    char ppm[400], cmd[1100], jpg[512], name[64];
     spim_buf b = SPIM_BUF_INIT, x = SPIM_BUF_INIT;
-    size_t i, s;
-    int o, k;
-    for (s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
-        int w = sizes[s][0], h = sizes[s][1];
-        FILE *f;
-        snprintf(ppm, sizeof ppm, "%s/spim_seed_%d.ppm", tmp && *tmp ? tmp : "/tmp", (int)getpid());
-        snprintf(jpg, sizeof jpg, "%s.jpg", ppm);
-        f = fopen(ppm, "wb");
-        if (!f) break;
-        fprintf(f, "P6\n%d %d\n255\n", w, h);
-        for (k = 0; k < w * h * 3; k++) fputc((k * 13 + (k / (w * 3)) * 31 + ((k / 3) % 5 == 0 ? 128 : 0)) & 255, f);
-        fclose(f);
-        for (i = 0; i < sizeof opts / sizeof opts[0]; i++) {
-            snprintf(cmd, sizeof cmd, "cjpeg %s '%s' > '%s' 2>/dev/null", opts[i], ppm, jpg);
-            if (system(cmd) != 0) continue;
-            spim_buf_reset(&b);
-            if (spim_read_file(jpg, 0, &b, NULL) != SPIM_OK) continue;
-            for (o = 0; o < 2; o++) {
-                spim_buf_reset(&x);
-                spim_buf_append(&x, o ? "\x15\x46" : "\x00\x00", 2);
-                spim_buf_append(&x, b.data, b.len);
-                snprintf(name, sizeof name, "cjpeg_%dx%d_%zu%s.jpg", w, h, i, o ? "_opts" : "");
-                put(name, x.data, x.len);
-            }
-        }
-        remove(ppm);
-        remove(jpg);
-    }
+    char name[64];
+    size_t s;
+    int o;
+    for (s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        seed_cjpeg(opts, sizeof opts / sizeof opts[0], sizes[s][0], sizes[s][1], 0);
+    seed_cjpeg(smooth, sizeof smooth / sizeof smooth[0], 41, 27, 1);
     for (o = 1; o <= 8; o++) {
         make_image(&b, SPIM_FORMAT_JPEG, 19, 11, o & 1 ? 3 : 1, o, 0);
         spim_buf_reset(&x);
