@@ -6868,9 +6868,10 @@ static int spim__jpeg_block(spim__jbits *r, const spim__huff *dc, const spim__hu
         coef[0] = (int16_t)*pred;
     }
     for (k = 1; k < 64;) {
-        if (r->n < 32) spim__jbits_fill(r);
-        if (!coef) {
-            unsigned e = ac->skip[r->acc >> (64 - SPIM__HUFF_SKIP)];
+        if (!coef) { /* skipping: code + value in one look-up while SKIP bits are at hand */
+            unsigned e;
+            if (r->n < SPIM__HUFF_SKIP) spim__jbits_fill(r);
+            e = ac->skip[r->acc >> (64 - SPIM__HUFF_SKIP)];
             if (e) {
                 r->acc <<= e & 63;
                 r->n -= (int)(e & 63);
@@ -6879,6 +6880,7 @@ static int spim__jpeg_block(spim__jbits *r, const spim__huff *dc, const spim__hu
                 continue;
             }
         }
+        if (r->n < 32) spim__jbits_fill(r);
         if ((rs = spim__huff_decode(r, ac)) < 0) return 0;
         s = rs & 15;
         if (!s) {
