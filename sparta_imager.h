@@ -1488,31 +1488,38 @@ SPIMDEF void spim_buf_free(spim_buf *b)
 SPIMDEF spim_status spim_read_file(const char *path, size_t max_bytes, spim_buf *out, spim_error *err)
 {
     FILE *f = fopen(path, "rb");
-    unsigned char chunk[65536];
-    size_t n;
+    size_t n, want = 65536;
+    long size;
     if (!f) {
         return spim_error_set(err, errno == ENOENT ? SPIM_ERR_NOT_FOUND : SPIM_ERR_IO,
                               "cannot open %s: %s", path, strerror(errno));
     }
     spim_buf_reset(out);
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (max_bytes && out->len + n > max_bytes) {
-            fclose(f);
-            return spim_error_set(err, SPIM_ERR_TOO_LARGE, "%s is larger than %zu bytes",
-                                  path, max_bytes);
-        }
-        if (spim_buf_append(out, chunk, n) != SPIM_OK) {
+    /* a regular file's size, read in one go (a pipe is read in chunks) */
+    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) > 0 && (unsigned long)size < (size_t)-1 / 2)
+        want = (size_t)size + 1; /* + 1 sees the end without another round */
+    rewind(f);
+    for (;;) {
+        if (max_bytes && want > max_bytes - out->len + 1) want = max_bytes - out->len + 1;
+        if (spim_buf_reserve(out, want) != SPIM_OK) {
             fclose(f);
             return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory reading %s", path);
         }
+        n = fread(out->data + out->len, 1, want, f);
+        out->len += n;
+        out->data[out->len] = 0;
+        if (max_bytes && out->len > max_bytes) {
+            fclose(f);
+            return spim_error_set(err, SPIM_ERR_TOO_LARGE, "%s is larger than %zu bytes", path, max_bytes);
+        }
+        if (n < want) break;
+        want = 65536;
     }
     if (ferror(f)) {
         fclose(f);
         return spim_error_set(err, SPIM_ERR_IO, "error reading %s", path);
     }
     fclose(f);
-    if (!out->data && spim_buf_reserve(out, 0) != SPIM_OK)
-        return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory reading %s", path);
     return SPIM_OK;
 }
 
@@ -6532,14 +6539,16 @@ SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format,
    path instead. */
 
 #define SPIM__HUFF_FAST 9
-#define SPIM__HUFF_SKIP 11       /* AC lookahead that consumes code and value bits at once */
+#define SPIM__HUFF_SKIP 12       /* AC lookahead that consumes up to two codes and values at once */
 #define SPIM__HUFF_EOB 127
 #define SPIM__JPEG_BLOCKS 10     /* T.81's limit on blocks per MCU */
 
 typedef struct spim__huff {
     uint16_t fast[1 << SPIM__HUFF_FAST]; /* (length << 8) | symbol for short codes, 0 = longer */
-    uint16_t skip[1 << SPIM__HUFF_SKIP]; /* AC: (coefficients advanced << 6) | bits, for code + value
-                                            up to SKIP bits (EOB advances SPIM__HUFF_EOB); 0 = slow path */
+    uint32_t skip[1 << SPIM__HUFF_SKIP]; /* AC, for the one or two symbols whose code + value bits fit
+                                            in SKIP: bits of the first | bits of both << 5 (0 = one) |
+                                            advance of the first << 10 | of the second << 17, where an
+                                            EOB advances SPIM__HUFF_EOB; 0 = slow path */
     int32_t maxcode[17];                 /* largest code of each length, -1 when none */
     int32_t delta[17];                   /* symbol index = code + delta[length] */
     unsigned char sym[256];
@@ -6562,6 +6571,7 @@ typedef struct spim__jpeg {
     int qdef[4];
     spim__huff dc[4], ac[4];
     float cosine[8][8];          /* C(u)/2 * cos((2x+1)u pi/16), [x][u] */
+    float cosinet[8][8];         /* the same, [u][x] */
     int16_t coef[SPIM__JPEG_BLOCKS][64];
     unsigned char plane[3][256], rgb[256 * 3], orig[256 * 3], layer[2 * 16 * 3];
     const char *why;             /* why the splice was declined */
@@ -6581,6 +6591,37 @@ static int spim__jpeg_decline(spim__jpeg *j, const char *why)
 {
     j->why = why;
     return 0;
+}
+
+/* The AC symbol whose code and value bits lead the SKIP-bit pattern v and
+   fit in its first avail bits: its bits and advance (an EOB advances
+   SPIM__HUFF_EOB), or 0 when none does. */
+static uint32_t spim__huff_skip_one(const spim__huff *h, uint32_t v, int avail, uint32_t *adv)
+{
+    int len;
+    for (len = 1; len <= avail; len++) {
+        int32_t code = (int32_t)(v >> (SPIM__HUFF_SKIP - len));
+        if (code <= h->maxcode[len]) {
+            unsigned s = h->sym[code + h->delta[len]];
+            if (len + (int)(s & 15) > avail || !((s & 15) || s == 0 || s == 0xF0)) return 0;
+            *adv = s == 0 ? SPIM__HUFF_EOB : s == 0xF0 ? 16 : (s >> 4) + 1;
+            return (uint32_t)(len + (int)(s & 15));
+        }
+    }
+    return 0;
+}
+
+/* The AC skip table: every SKIP-bit pattern decoded once, up to two symbols. */
+static void spim__huff_skip(spim__huff *h)
+{
+    uint32_t v;
+    for (v = 0; v < (1u << SPIM__HUFF_SKIP); v++) {
+        uint32_t a1 = 0, a2 = 0, b1 = spim__huff_skip_one(h, v, SPIM__HUFF_SKIP, &a1), b2 = 0;
+        if (!b1) continue;
+        if (a1 != SPIM__HUFF_EOB && b1 < SPIM__HUFF_SKIP)
+            b2 = spim__huff_skip_one(h, (v << b1) & ((1u << SPIM__HUFF_SKIP) - 1), SPIM__HUFF_SKIP - (int)b1, &a2);
+        h->skip[v] = b1 | (b2 ? (b1 + b2) << 5 : 0) | a1 << 10 | a2 << 17;
+    }
 }
 
 /* Canonical codes from a DHT table (T.81 C.2); 0 when the counts
@@ -6603,15 +6644,11 @@ static int spim__huff_build(spim__huff *h, const unsigned char *counts, const un
                 uint32_t f, n = 1u << (SPIM__HUFF_FAST - len), first = code << (SPIM__HUFF_FAST - len);
                 for (f = 0; f < n; f++) h->fast[first + f] = (uint16_t)((len << 8) | s);
             }
-            if (ac && len + (int)(s & 15) <= SPIM__HUFF_SKIP && ((s & 15) || s == 0 || s == 0xF0)) {
-                unsigned adv = s == 0 ? SPIM__HUFF_EOB : s == 0xF0 ? 16 : (s >> 4) + 1;
-                uint32_t f, n = 1u << (SPIM__HUFF_SKIP - len), first = code << (SPIM__HUFF_SKIP - len);
-                for (f = 0; f < n; f++) h->skip[first + f] = (uint16_t)((adv << 6) | (len + (s & 15)));
-            }
         }
         if (counts[len - 1]) h->maxcode[len] = (int32_t)code - 1;
         code <<= 1;
     }
+    if (ac) spim__huff_skip(h);
     h->defined = 1;
     return 1;
 }
@@ -6716,7 +6753,8 @@ static int spim__jpeg_layout(spim__jpeg *j)
     j->nblocks = b;
     for (x = 0; x < 8; x++)
         for (i = 0; i < 8; i++)
-            j->cosine[x][i] = (float)((i ? 0.5 : 0.5 / sqrt(2.0)) * cos((2 * x + 1) * i * 3.14159265358979323846 / 16));
+            j->cosine[x][i] = j->cosinet[i][x] =
+                (float)((i ? 0.5 : 0.5 / sqrt(2.0)) * cos((2 * x + 1) * i * 3.14159265358979323846 / 16));
     return 1;
 }
 
@@ -6852,8 +6890,84 @@ static int spim__huff_decode(spim__jbits *r, const spim__huff *h)
     return -1;
 }
 
+/* One block passed over, as spim__jpeg_block with coef NULL, with the bit
+   buffer in registers: code and value in one look-up while SKIP bits are at
+   hand, the general decoder for the rest. */
+static int spim__jpeg_skip_block(spim__jbits *r, const spim__huff *dc, const spim__huff *ac, int *pred,
+                                 uint64_t *dc_end)
+{
+    uint64_t acc;
+    int n, k, s, rs;
+    unsigned e;
+    if (r->n < 32) spim__jbits_fill(r);
+    if ((e = dc->fast[r->acc >> (64 - SPIM__HUFF_FAST)]) != 0) {
+        int len = (int)(e >> 8);
+        s = (int)(e & 255);
+        acc = r->acc << len;
+        n = r->n - len;
+        if (s) {
+            *pred += spim__jbits_extend((unsigned)(acc >> (64 - s)), s);
+            acc <<= s;
+            n -= s;
+        }
+    } else {
+        if ((s = spim__huff_decode(r, dc)) < 0) return 0;
+        if (s) *pred += spim__jbits_extend(spim__jbits_get(r, s), s);
+        acc = r->acc;
+        n = r->n;
+    }
+    if (*pred < -32768 || *pred > 32767) return 0;
+    *dc_end = r->fed * 8 - (uint64_t)n;
+    for (k = 1; k < 64;) {
+        if (n < SPIM__HUFF_SKIP) {
+            r->acc = acc;
+            r->n = n;
+            spim__jbits_fill(r);
+            acc = r->acc;
+            n = r->n;
+        }
+        e = ac->skip[acc >> (64 - SPIM__HUFF_SKIP)];
+        if (e) {
+            unsigned a = (e >> 10) & 127, bits = (e >> 5) & 31;
+            if (a == SPIM__HUFF_EOB) {
+                acc <<= e & 31;
+                n -= (int)(e & 31);
+                break;
+            }
+            k += (int)a;
+            if (!bits || k >= 64) { /* the second symbol only while the first left the block open */
+                acc <<= e & 31;
+                n -= (int)(e & 31);
+                continue;
+            }
+            acc <<= bits;
+            n -= (int)bits;
+            if ((a = e >> 17) == SPIM__HUFF_EOB) break;
+            k += (int)a;
+            continue;
+        }
+        r->acc = acc;
+        r->n = n;
+        if (r->n < 32) spim__jbits_fill(r);
+        if ((rs = spim__huff_decode(r, ac)) < 0) return 0;
+        s = rs & 15;
+        if (!s && rs != 0xF0) {
+            acc = r->acc;
+            n = r->n;
+            break;
+        }
+        k += s ? (rs >> 4) + 1 : 16;
+        spim__jbits_get(r, s);
+        acc = r->acc;
+        n = r->n;
+    }
+    r->acc = acc;
+    r->n = n;
+    return k <= 64;
+}
+
 /* One block: *pred becomes its DC value, *dc_end the bit position after the
-   DC; coef (natural order, quantised) is filled when non-NULL. 0 on bad data. */
+   DC, coef its coefficients (natural order, quantised). 0 on bad data. */
 static int spim__jpeg_block(spim__jbits *r, const spim__huff *dc, const spim__huff *ac, int *pred,
                             uint64_t *dc_end, int16_t *coef)
 {
@@ -6863,23 +6977,9 @@ static int spim__jpeg_block(spim__jbits *r, const spim__huff *dc, const spim__hu
     if (s) *pred += spim__jbits_extend(spim__jbits_get(r, s), s);
     if (*pred < -32768 || *pred > 32767) return 0;
     *dc_end = spim__jbits_pos(r);
-    if (coef) {
-        memset(coef, 0, 64 * sizeof *coef);
-        coef[0] = (int16_t)*pred;
-    }
+    memset(coef, 0, 64 * sizeof *coef);
+    coef[0] = (int16_t)*pred;
     for (k = 1; k < 64;) {
-        if (!coef) { /* skipping: code + value in one look-up while SKIP bits are at hand */
-            unsigned e;
-            if (r->n < SPIM__HUFF_SKIP) spim__jbits_fill(r);
-            e = ac->skip[r->acc >> (64 - SPIM__HUFF_SKIP)];
-            if (e) {
-                r->acc <<= e & 63;
-                r->n -= (int)(e & 63);
-                if ((e >> 6) == SPIM__HUFF_EOB) break;
-                k += (int)(e >> 6);
-                continue;
-            }
-        }
         if (r->n < 32) spim__jbits_fill(r);
         if ((rs = spim__huff_decode(r, ac)) < 0) return 0;
         s = rs & 15;
@@ -6890,8 +6990,7 @@ static int spim__jpeg_block(spim__jbits *r, const spim__huff *dc, const spim__hu
         }
         k += rs >> 4;
         if (k > 63) return 0;
-        if (coef) coef[spim__zigzag[k]] = (int16_t)spim__jbits_extend(spim__jbits_get(r, s), s);
-        else spim__jbits_get(r, s);
+        coef[spim__zigzag[k]] = (int16_t)spim__jbits_extend(spim__jbits_get(r, s), s);
         k++;
     }
     return k <= 64;
@@ -6988,9 +7087,11 @@ static spim_status spim__jcopy_to(spim__jcopy *c, spim__jout *w, uint64_t to, in
 
 /* ---- re-coding one MCU ---- */
 
+/* The separable transforms below keep the innermost loop over 8 adjacent
+   floats, which compilers vectorise. */
 static void spim__jpeg_idct(const spim__jpeg *j, const int16_t *coef, const uint16_t *q, unsigned char *out, int stride)
 {
-    float t[64];
+    float t[64], s[8];
     int x, y, u, i;
     memset(t, 0, sizeof t);
     for (i = 0; i < 64; i++) /* most coefficients are zero: add only the others */
@@ -6998,33 +7099,37 @@ static void spim__jpeg_idct(const spim__jpeg *j, const int16_t *coef, const uint
             float f = (float)(coef[i] * q[i]);
             for (y = 0; y < 8; y++) t[y * 8 + (i & 7)] += j->cosine[y][i >> 3] * f;
         }
-    for (y = 0; y < 8; y++)
-        for (x = 0; x < 8; x++) {
-            float s = 128.5f;
-            for (u = 0; u < 8; u++) s += j->cosine[x][u] * t[y * 8 + u];
-            out[y * stride + x] = (unsigned char)(s <= 0 ? 0 : s >= 255 ? 255 : (int)s);
+    for (y = 0; y < 8; y++) {
+        for (x = 0; x < 8; x++) s[x] = 128.5f;
+        for (u = 0; u < 8; u++) {
+            float f = t[y * 8 + u];
+            for (x = 0; x < 8; x++) s[x] += j->cosinet[u][x] * f;
         }
+        for (x = 0; x < 8; x++) out[y * stride + x] = (unsigned char)(s[x] <= 0 ? 0 : s[x] >= 255 ? 255 : (int)s[x]);
+    }
 }
 
 static void spim__jpeg_fdct(const spim__jpeg *j, const float *in, const uint16_t *q, int16_t *coef)
 {
-    float t[64];
-    int x, y, u, v;
-    for (y = 0; y < 8; y++)
-        for (u = 0; u < 8; u++) {
-            float s = 0;
-            for (x = 0; x < 8; x++) s += j->cosine[x][u] * (in[y * 8 + x] - 128.0f);
-            t[y * 8 + u] = s;
+    float t[64], o[64];
+    int x, y, u, v, i;
+    memset(t, 0, sizeof t);
+    memset(o, 0, sizeof o);
+    for (y = 0; y < 8; y++) /* rows: t[y][u] = sum over x of in[y][x] C[x][u] */
+        for (x = 0; x < 8; x++) {
+            float p = in[y * 8 + x] - 128.0f;
+            for (u = 0; u < 8; u++) t[y * 8 + u] += p * j->cosine[x][u];
         }
-    for (v = 0; v < 8; v++)
-        for (u = 0; u < 8; u++) {
-            float s = 0, f;
-            int c;
-            for (y = 0; y < 8; y++) s += j->cosine[y][v] * t[y * 8 + u];
-            f = s / (float)q[v * 8 + u];
-            c = (int)(f < 0 ? f - 0.5f : f + 0.5f);
-            coef[v * 8 + u] = (int16_t)(c < -1023 ? -1023 : c > 1023 ? 1023 : c);
+    for (y = 0; y < 8; y++) /* columns: o[v][u] = sum over y of C[y][v] t[y][u] */
+        for (v = 0; v < 8; v++) {
+            float c = j->cosine[y][v];
+            for (u = 0; u < 8; u++) o[v * 8 + u] += c * t[y * 8 + u];
         }
+    for (i = 0; i < 64; i++) {
+        float f = o[i] / (float)q[i];
+        int c = (int)(f < 0 ? f - 0.5f : f + 0.5f);
+        coef[i] = (int16_t)(c < -1023 ? -1023 : c > 1023 ? 1023 : c);
+    }
 }
 
 static float spim__jpeg_from_rgb(const unsigned char *px, int c)
@@ -7221,7 +7326,7 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
             const spim__jcomp *cp = &j->comp[j->bcomp[b]];
             int ci = j->bcomp[b], before = src[ci];
             uint64_t bstart = spim__jbits_pos(&r);
-            if (!spim__jpeg_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[ci], &dc_end, NULL))
+            if (!spim__jpeg_skip_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[ci], &dc_end))
                 return spim__jpeg_decline(j, "corrupt scan");
             if (dst[ci] != before) { /* the first block after a re-coded run: new DC difference */
                 if (spim__jcopy_to(&c, w, bstart, 1) != SPIM_OK || spim__jout_room(w, 16) != SPIM_OK) return -1;
