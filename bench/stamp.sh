@@ -2,13 +2,12 @@
 # Image benchmarks (markdown on stdout):
 #   1. the stamp kernel against pixman's OVER and memcpy (bench/kernel.c)
 #   2. where one 12 MP JPEG -> stamp -> JPEG job spends its time (bench/pipeline.c)
-#   3. the whole job with build/stamp against ImageMagick `composite`,
-#      `vips composite2` and the Go sample's image/draw (bench/gostamp): wall
-#      time and peak RSS, medians of RUNS runs
-#   4. JPEG in the compressed domain: build/stamp (splice) against
-#      build/stamp --recode, jpegtran -copy all (a lossless re-code of every
-#      block), vips, ImageMagick and the Go sample, on 12 and 20 MP
-#   5. peak RSS of build/stamp on 12 and 20 MP JPEGs against the targets
+#   3. the whole job, wall time and peak RSS (medians of RUNS runs) on 12 and
+#      20 MP: build/stamp (the compressed-domain splice) against
+#      build/stamp --recode (decode -> stamp -> encode), jpegtran -copy all
+#      (a lossless re-code of every block), vips composite2, ImageMagick
+#      composite and the Go sample's image/draw (bench/gostamp)
+#   4. peak RSS of build/stamp on 12 and 20 MP JPEGs against the targets
 # Test images are made by tools/mkjpeg (4:2:0, quality 90, like a camera).
 # Tools: Debian libpixman-1-dev imagemagick libvips-tools golang-go time
 # libjpeg-turbo-progs.
@@ -69,44 +68,23 @@ run() {
 if [ ! -x /usr/bin/time ]; then
     echo; echo "(job benchmarks skipped: apt-get install time)"; exit 0
 fi
-IN=$BD/photo12.jpg
-W=4000 H=3000   # photo12.jpg, as made above
+have go && make -s "$BD/gostamp" 2>/dev/null
 echo
-echo "### 12 MP JPEG -> stamp (256 px, bottom-right) -> JPEG q90, median of $RUNS"
-echo
-echo "| program | wall ms | peak RSS MiB |"
-echo "|---|---|---|"
-run "build/stamp (stb + our kernel, 1 thread)" "$B/stamp" --stamp "$STAMP" "$IN" "$BD/out_ours.jpg"
-if have go && make -s "$BD/gostamp" 2>/dev/null; then
-    run "Go image/jpeg + draw.Over (the original sample)" "$BD/gostamp" "$STAMP" "$IN" "$BD/out_go.jpg"
-else
-    echo "| Go sample | skipped: apt-get install golang-go | |"
-fi
-if [ -x /usr/bin/composite ]; then
-    run "ImageMagick composite ($(composite -version | head -1 | cut -d' ' -f3))" \
-        /usr/bin/composite -gravity SouthEast -quality 90 "$STAMP" "$IN" "$BD/out_im.jpg"
-else
-    echo "| ImageMagick | skipped: apt-get install imagemagick | |"
-fi
-if have vips; then
-    run "vips composite2 ($(vips --version))" vips composite2 "$IN" "$STAMP" "$BD/out_vips.jpg[Q=90]" over \
-        --x $((W - 256)) --y $((H - 256))
-else
-    echo "| vips | skipped: apt-get install libvips-tools | |"
-fi
+echo "Versions: $(jpegtran -version 2>&1 | head -1); $(composite -version 2>/dev/null | head -1 | cut -d' ' -f2-3);" \
+     "$(vips --version 2>/dev/null); the Go sample built with $(go version 2>/dev/null | cut -d' ' -f3)."
 
-# wall seconds of one row of the table above, for the ratios
+# wall milliseconds of one row of the table below, for the ratios
 wall_of() { grep -F "| $1 |" "$BD/jpeg.md" | head -1 | cut -d'|' -f3 | tr -d ' '; }
 for f in photo12:4000:3000:12 photo20:5472:3648:20; do
     IFS=: read -r n w h mp <<<"$f"
     IN=$BD/$n.jpg
     echo
-    echo "### $mp MP JPEG -> stamp (256 px, bottom-right) -> JPEG, compressed domain, median of $RUNS"
+    echo "### $mp MP JPEG -> stamp (256 px, bottom-right) -> JPEG q90, median of $RUNS"
     echo
     {
     echo "| program | wall ms | peak RSS MiB |"
     echo "|---|---|---|"
-    run "build/stamp (splice)" "$B/stamp" --stamp "$STAMP" "$IN" "$BD/out_splice.jpg"
+    run "build/stamp (compressed-domain splice)" "$B/stamp" --stamp "$STAMP" "$IN" "$BD/out_splice.jpg"
     run "build/stamp --recode" "$B/stamp" --recode --stamp "$STAMP" "$IN" "$BD/out_recode.jpg"
     if have jpegtran; then
         run "jpegtran -copy all" jpegtran -copy all -outfile "$BD/out_jpegtran.jpg" "$IN"
@@ -115,15 +93,21 @@ for f in photo12:4000:3000:12 photo20:5472:3648:20; do
     fi
     if have vips; then
         run "vips composite2" vips composite2 "$IN" "$STAMP" "$BD/out_vips.jpg[Q=90]" over --x $((w - 256)) --y $((h - 256))
+    else
+        echo "| vips | skipped: apt-get install libvips-tools | |"
     fi
     if [ -x /usr/bin/composite ]; then
         run "ImageMagick composite" /usr/bin/composite -gravity SouthEast -quality 90 "$STAMP" "$IN" "$BD/out_im.jpg"
+    else
+        echo "| ImageMagick | skipped: apt-get install imagemagick | |"
     fi
     if [ -x "$BD/gostamp" ]; then
-        run "Go image/jpeg + draw.Over" "$BD/gostamp" "$STAMP" "$IN" "$BD/out_go.jpg"
+        run "Go image/jpeg + draw.Over (the original sample)" "$BD/gostamp" "$STAMP" "$IN" "$BD/out_go.jpg"
+    else
+        echo "| Go sample | skipped: apt-get install golang-go | |"
     fi
     } | tee "$BD/jpeg.md"
-    s=$(wall_of "build/stamp (splice)"); r=$(wall_of "build/stamp --recode"); j=$(wall_of "jpegtran -copy all")
+    s=$(wall_of "build/stamp (compressed-domain splice)"); r=$(wall_of "build/stamp --recode"); j=$(wall_of "jpegtran -copy all")
     awk -v s="$s" -v r="$r" -v j="${j:-0}" 'BEGIN { if (s > 0) printf "\nsplice: %.2fx jpegtran -copy all (goal <= 0.5), %.1fx faster than --recode (goal >= 10)\n", (j > 0 ? s / j : 0), r / s }'
 done
 
