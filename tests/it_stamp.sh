@@ -52,6 +52,24 @@ expect_exit stamp_entirely_outside_recode 1 "stamp falls outside the image" --re
 expect_exit opacity_names_the_rule 2 "--opacity: must be a number above 0, at most 1, got 'x'" --opacity x "$T/in.jpg" "$T/o.jpg"
 SPARTA_JPEG_MODE=fast expect_exit bad_jpeg_mode 2 "SPARTA_JPEG_MODE: must be auto or recode, got 'fast'" "$T/in.jpg" "$T/o.jpg"
 [ -e "$T/o.jpg" ] && fail no_output_on_failure "expected no $T/o.jpg" || ok no_output_on_failure
+expect_exit output_directory_missing 1 "cannot write" "$T/in.jpg" "$T/nodir/o.jpg"
+if [ -w /dev/full ]; then
+    ln -sf /dev/full "$T/full.jpg"
+    expect_exit disk_full 1 "cannot write" "$T/in.jpg" "$T/full.jpg"
+fi
+
+# an output of many 64 KiB write pieces reads back whole: djpeg finds no
+# missing or repeated bytes, and the file ends in EOI
+"$B/tools/mkjpeg" 1600 1200 95 "$T/big.jpg"
+if ! "$S" "$T/big.jpg" "$T/big_out.jpg" 2>"$T/err.txt"; then fail large_output "stamp failed: $(head -1 "$T/err.txt")"
+elif [ "$(stat -c %s "$T/big_out.jpg")" -le 262144 ]; then fail large_output "expected an output over 256 KiB"
+elif [ "$(tail -c 2 "$T/big_out.jpg" | od -An -tx1 | tr -d ' ')" != ffd9 ]; then fail large_output "output does not end in EOI"
+elif command -v djpeg >/dev/null; then
+    if djpeg -outfile /dev/null "$T/big_out.jpg" 2>"$T/djpeg.txt" && [ ! -s "$T/djpeg.txt" ]; then ok large_output
+    else fail large_output "djpeg: $(head -1 "$T/djpeg.txt")"; fi
+else
+    ok large_output_without_djpeg
+fi
 
 # --help / -h: usage on stdout, exit 0, exit codes documented
 for h in --help -h; do
