@@ -1237,9 +1237,19 @@ SPIMDEF int spim_lambda_main(int argc, char **argv, spim_lambda_init_fn init,
 #endif
 
 /* ---- every system and library header the implementation uses --------------
-   base, crypto, sigv4: libc (POSIX clocks); s3 and lambda: libcurl; events:
-   cJSON; image: zlib, stb and the CPU's intrinsics. Each group is left out
-   with the sections that need it. */
+   base, crypto, sigv4: libc (POSIX clocks) and the compiler's intrinsics
+   (SHA-256 extensions, the stamp kernel); s3 and lambda: libcurl; events:
+   cJSON; image: zlib and stb. Each library is left out with the sections
+   that need it. */
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SPIM__X86 1
+#include <immintrin.h>
+#include <cpuid.h>
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#define SPIM__NEON 1
+#include <arm_neon.h>
+#endif
 
 #if !defined(SPIM_NO_S3) || !defined(SPIM_NO_LAMBDA)
 #define SPIM__HTTP 1
@@ -1254,14 +1264,6 @@ SPIMDEF int spim_lambda_main(int argc, char **argv, spim_lambda_init_fn init,
 #ifndef SPIM_NO_IMAGE
 #include <math.h>
 #include <zlib.h>
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define SPIM__X86 1
-#include <immintrin.h>
-#elif defined(__aarch64__) && defined(__ARM_NEON)
-#define SPIM__NEON 1
-#include <arm_neon.h>
-#endif
 
 /* zlib through SPIM_MALLOC; spim__zlib_compress is also stb_image_write's
    STBIW_ZLIB_COMPRESS, so it comes before stb. */
@@ -1745,7 +1747,8 @@ SPIMDEF void spim_log_fields(spim_log_level level, const char *message, ...)
 /* ==========================================================================
    crypto
    SHA-256 as specified in FIPS 180-4 section 6.2, HMAC as in RFC 2104, and
-   lower-case hex. Portable C: no intrinsics, byte order handled explicitly.
+   lower-case hex. Portable C, byte order handled explicitly; on x86-64 CPUs
+   with the SHA extensions the compression runs on them (picked at run time).
    ========================================================================== */
 
 
@@ -1762,30 +1765,123 @@ static const uint32_t spim__sha256_k[64] = {
 
 #define SPIM__ROR32(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
 
-static void spim__sha256_block(uint32_t state[8], const unsigned char *p)
+SPIMDEF void spim__sha256_blocks_scalar(uint32_t state[8], const unsigned char *p, size_t n)
 {
-    uint32_t w[64], a, b, c, d, e, f, g, h, t1, t2;
-    int i;
-    for (i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
-    for (i = 16; i < 64; i++) {
-        uint32_t s0 = SPIM__ROR32(w[i - 15], 7) ^ SPIM__ROR32(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = SPIM__ROR32(w[i - 2], 17) ^ SPIM__ROR32(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    for (; n; n--, p += 64) {
+        uint32_t w[64], a, b, c, d, e, f, g, h, t1, t2;
+        int i;
+        for (i = 0; i < 16; i++)
+            w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+                   (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
+        for (i = 16; i < 64; i++) {
+            uint32_t s0 = SPIM__ROR32(w[i - 15], 7) ^ SPIM__ROR32(w[i - 15], 18) ^ (w[i - 15] >> 3);
+            uint32_t s1 = SPIM__ROR32(w[i - 2], 17) ^ SPIM__ROR32(w[i - 2], 19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+        }
+        a = state[0]; b = state[1]; c = state[2]; d = state[3];
+        e = state[4]; f = state[5]; g = state[6]; h = state[7];
+        for (i = 0; i < 64; i++) {
+            t1 = h + (SPIM__ROR32(e, 6) ^ SPIM__ROR32(e, 11) ^ SPIM__ROR32(e, 25)) +
+                 ((e & f) ^ (~e & g)) + spim__sha256_k[i] + w[i];
+            t2 = (SPIM__ROR32(a, 2) ^ SPIM__ROR32(a, 13) ^ SPIM__ROR32(a, 22)) +
+                 ((a & b) ^ (a & c) ^ (b & c));
+            h = g; g = f; f = e; e = d + t1;
+            d = c; c = b; b = a; a = t1 + t2;
+        }
+        state[0] += a; state[1] += b; state[2] += c; state[3] += d;
+        state[4] += e; state[5] += f; state[6] += g; state[7] += h;
     }
-    a = state[0]; b = state[1]; c = state[2]; d = state[3];
-    e = state[4]; f = state[5]; g = state[6]; h = state[7];
-    for (i = 0; i < 64; i++) {
-        t1 = h + (SPIM__ROR32(e, 6) ^ SPIM__ROR32(e, 11) ^ SPIM__ROR32(e, 25)) +
-             ((e & f) ^ (~e & g)) + spim__sha256_k[i] + w[i];
-        t2 = (SPIM__ROR32(a, 2) ^ SPIM__ROR32(a, 13) ^ SPIM__ROR32(a, 22)) +
-             ((a & b) ^ (a & c) ^ (b & c));
-        h = g; g = f; f = e; e = d + t1;
-        d = c; c = b; b = a; a = t1 + t2;
+}
+
+#ifdef SPIM__X86
+/* The SHA extensions: two rounds per sha256rnds2 on the state held as
+   ABEF and CDGH, the schedule four words at a time with sha256msg1/2. */
+#define SPIM__SHA_ROUNDS(m, i)                                                                  \
+    do {                                                                                        \
+        const __m128i *k_ = (const __m128i *)(const void *)(spim__sha256_k + 4 * (i));          \
+        __m128i wk_ = _mm_add_epi32(m, _mm_loadu_si128(k_));                                    \
+        cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk_);                                          \
+        abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk_, 0x0E));                 \
+    } while (0)
+
+/* W[t..t+3] from the four groups before it: m0 = W[t-16..], m1 = W[t-12..], m2 = W[t-8..], m3 = W[t-4..] */
+__attribute__((target("sha,ssse3")))
+static __m128i spim__sha256_schedule(__m128i m0, __m128i m1, __m128i m2, __m128i m3)
+{
+    return _mm_sha256msg2_epu32(_mm_add_epi32(_mm_sha256msg1_epu32(m0, m1), _mm_alignr_epi8(m3, m2, 4)), m3);
+}
+
+__attribute__((target("sha,sse4.1,ssse3")))
+SPIMDEF void spim__sha256_blocks_shani(uint32_t state[8], const unsigned char *p, size_t n)
+{
+    const __m128i swap = _mm_set_epi64x(0x0c0d0e0f08090a0bll, 0x0405060700010203ll); /* big-endian words */
+    __m128i dcba = _mm_loadu_si128((const __m128i *)(const void *)state);
+    __m128i hgfe = _mm_loadu_si128((const __m128i *)(const void *)(state + 4));
+    __m128i badc = _mm_shuffle_epi32(dcba, 0xB1), efgh = _mm_shuffle_epi32(hgfe, 0x1B), abef, cdgh;
+    abef = _mm_alignr_epi8(badc, efgh, 8);
+    cdgh = _mm_blend_epi16(efgh, badc, 0xF0);
+    for (; n; n--, p += 64) {
+        __m128i abef0 = abef, cdgh0 = cdgh, m0, m1, m2, m3;
+        int i;
+        m0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)p), swap);
+        m1 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 16)), swap);
+        m2 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 32)), swap);
+        m3 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 48)), swap);
+        SPIM__SHA_ROUNDS(m0, 0);
+        SPIM__SHA_ROUNDS(m1, 1);
+        SPIM__SHA_ROUNDS(m2, 2);
+        SPIM__SHA_ROUNDS(m3, 3);
+        for (i = 4; i < 16; i += 4) {
+            m0 = spim__sha256_schedule(m0, m1, m2, m3);
+            SPIM__SHA_ROUNDS(m0, i);
+            m1 = spim__sha256_schedule(m1, m2, m3, m0);
+            SPIM__SHA_ROUNDS(m1, i + 1);
+            m2 = spim__sha256_schedule(m2, m3, m0, m1);
+            SPIM__SHA_ROUNDS(m2, i + 2);
+            m3 = spim__sha256_schedule(m3, m0, m1, m2);
+            SPIM__SHA_ROUNDS(m3, i + 3);
+        }
+        abef = _mm_add_epi32(abef, abef0);
+        cdgh = _mm_add_epi32(cdgh, cdgh0);
     }
-    state[0] += a; state[1] += b; state[2] += c; state[3] += d;
-    state[4] += e; state[5] += f; state[6] += g; state[7] += h;
+    efgh = _mm_shuffle_epi32(abef, 0x1B);   /* F E B A */
+    badc = _mm_shuffle_epi32(cdgh, 0xB1);   /* D C H G */
+    _mm_storeu_si128((__m128i *)(void *)state, _mm_blend_epi16(efgh, badc, 0xF0));
+    _mm_storeu_si128((__m128i *)(void *)(state + 4), _mm_alignr_epi8(badc, efgh, 8));
+}
+#undef SPIM__SHA_ROUNDS
+#endif
+
+/* 1 when this CPU has the SHA extensions (and the SSSE3/SSE4.1 they use);
+   asked of cpuid once, the answer kept with relaxed atomics. */
+SPIMDEF int spim__sha256_shani_available(void)
+{
+#ifdef SPIM__X86
+    static int known; /* 0 not asked yet, 1 no, 2 yes */
+    int v = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (!v) {
+        unsigned a, b, c, d, ecx1;
+        v = 1;
+        if (__get_cpuid(1, &a, &b, &ecx1, &d) && (ecx1 & (1u << 9)) && (ecx1 & (1u << 19)) &&
+            __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29)))
+            v = 2;
+        __atomic_store_n(&known, v, __ATOMIC_RELAXED);
+    }
+    return v == 2;
+#else
+    return 0;
+#endif
+}
+
+static void spim__sha256_blocks(uint32_t state[8], const unsigned char *p, size_t n)
+{
+#ifdef SPIM__X86
+    if (spim__sha256_shani_available()) {
+        spim__sha256_blocks_shani(state, p, n);
+        return;
+    }
+#endif
+    spim__sha256_blocks_scalar(state, p, n);
 }
 
 /* Streaming context. Not named spim_sha256: C++ forbids a type and the
@@ -1820,11 +1916,13 @@ SPIMDEF void spim__sha256_update(spim__sha256_ctx *ctx, const void *data, size_t
         p += take;
         len -= take;
         if (ctx->used < 64) return;
-        spim__sha256_block(ctx->state, ctx->block);
+        spim__sha256_blocks(ctx->state, ctx->block, 1);
         ctx->used = 0;
     }
     /* whole blocks straight from the input: no copy for large buffers */
-    for (; len >= 64; p += 64, len -= 64) spim__sha256_block(ctx->state, p);
+    spim__sha256_blocks(ctx->state, p, len / 64);
+    p += len / 64 * 64;
+    len %= 64;
     if (len) memcpy(ctx->block, p, len);
     ctx->used = len;
 }
@@ -1836,12 +1934,12 @@ SPIMDEF void spim__sha256_final(spim__sha256_ctx *ctx, unsigned char out[SPIM_SH
     ctx->block[ctx->used++] = 0x80;
     if (ctx->used > 56) {
         memset(ctx->block + ctx->used, 0, 64 - ctx->used);
-        spim__sha256_block(ctx->state, ctx->block);
+        spim__sha256_blocks(ctx->state, ctx->block, 1);
         ctx->used = 0;
     }
     memset(ctx->block + ctx->used, 0, 56 - ctx->used);
     for (i = 0; i < 8; i++) ctx->block[56 + i] = (unsigned char)(bits >> (56 - 8 * i));
-    spim__sha256_block(ctx->state, ctx->block);
+    spim__sha256_blocks(ctx->state, ctx->block, 1);
     for (i = 0; i < 8; i++) {
         out[4 * i] = (unsigned char)(ctx->state[i] >> 24);
         out[4 * i + 1] = (unsigned char)(ctx->state[i] >> 16);

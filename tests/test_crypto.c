@@ -124,6 +124,44 @@ TEST(sha256_streaming_in_odd_pieces_equals_one_shot)
     free(msg);
 }
 
+/* The portable compression on its own (the dispatch above picks the SHA
+   extensions where the CPU has them): FIPS 180-4's "abc", one padded block. */
+TEST(sha256_portable_blocks_give_fips_abc)
+{
+    uint32_t st[8] = { 0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff53au,
+                       0x510e527fu, 0x9b05688cu, 0x1f83d9abu, 0x5be0cd19u };
+    static const uint32_t want[8] = { 0xba7816bfu, 0x8f01cfeau, 0x414140deu, 0x5dae2223u,
+                                      0xb00361a3u, 0x96177a9cu, 0xb410ff61u, 0xf20015adu };
+    unsigned char block[64] = { 'a', 'b', 'c', 0x80 };
+    block[63] = 24; /* the length in bits */
+    spim__sha256_blocks_scalar(st, block, 1);
+    CHECK(memcmp(st, want, sizeof want) == 0);
+}
+
+/* The SHA-extension compression equals the portable one from any state,
+   for runs of 0 to 40 blocks of pseudo-random data. */
+TEST(sha256_cpu_extensions_equal_portable_blocks)
+{
+    unsigned char msg[40 * 64];
+    uint32_t x = 777, a[8], b[8];
+    size_t i, n;
+#ifndef SPIM__X86
+    SKIP("not an x86-64 build");
+#else
+    if (!spim__sha256_shani_available()) SKIP("this CPU has no SHA extensions");
+    for (i = 0; i < sizeof msg; i++) {
+        x = x * 1103515245u + 12345u;
+        msg[i] = (unsigned char)(x >> 16);
+    }
+    for (n = 0; n <= 40; n++) {
+        for (i = 0; i < 8; i++) a[i] = b[i] = (uint32_t)(n * 0x9e3779b9u + i * 0x85ebca6bu);
+        spim__sha256_blocks_scalar(a, msg, n);
+        spim__sha256_blocks_shani(b, msg, n);
+        CHECKF(memcmp(a, b, sizeof a) == 0, "%zu blocks", n);
+    }
+#endif
+}
+
 TEST(hex_is_lower_case_and_terminated)
 {
     const unsigned char bytes[] = { 0x00, 0x0f, 0xa5, 0xff };
@@ -224,6 +262,8 @@ int main(void)
     RUN(sha256_one_million_a);
     RUN(sha256_padding_boundaries_match_streaming_byte_by_byte);
     RUN(sha256_streaming_in_odd_pieces_equals_one_shot);
+    RUN(sha256_portable_blocks_give_fips_abc);
+    RUN(sha256_cpu_extensions_equal_portable_blocks);
     RUN(hex_is_lower_case_and_terminated);
     RUN(hmac_rfc4231_case1);
     RUN(hmac_rfc4231_case2_short_key);
