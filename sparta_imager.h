@@ -1853,7 +1853,10 @@ SPIMDEF void spim__sha256_blocks_shani(uint32_t state[8], const unsigned char *p
 #endif
 
 /* 1 when this CPU has the SHA extensions (and the SSSE3/SSE4.1 they use);
-   asked of cpuid once, the answer kept with relaxed atomics. */
+   asked of cpuid once, the answer kept with relaxed atomics. The stamp
+   kernel's __builtin_cpu_supports would be the one mechanism, but clang 14
+   does not know "sha" (and AVX2 needs its OS-state check, which cpuid alone
+   does not give). */
 SPIMDEF int spim__sha256_shani_available(void)
 {
 #ifdef SPIM__X86
