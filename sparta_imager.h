@@ -345,6 +345,15 @@
 #define SPIMDEF extern
 #endif
 
+/* Private functions (spim__) have internal linkage whatever the build: a program
+   that defines the implementation in two files gets no clash, and tests reach
+   them by including the implementation. */
+#if defined(__GNUC__) || defined(__clang__)
+#define SPIM__PRIVATE static __attribute__((unused))
+#else
+#define SPIM__PRIVATE static
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define SPIM__PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define SPIM__SENTINEL __attribute__((sentinel))
@@ -1420,7 +1429,7 @@ SPIMDEF spim_status spim_error_set(spim_error *err, spim_status status, const ch
     return status;
 }
 
-SPIMDEF void spim__error_clear(spim_error *err)
+SPIM__PRIVATE void spim__error_clear(spim_error *err)
 {
     if (err) memset(err, 0, sizeof *err);
 }
@@ -1451,7 +1460,7 @@ SPIMDEF spim_status spim_buf_append(spim_buf *b, const void *p, size_t n)
     return SPIM_OK;
 }
 
-SPIMDEF spim_status spim__buf_append_str(spim_buf *b, const char *s)
+SPIM__PRIVATE spim_status spim__buf_append_str(spim_buf *b, const char *s)
 {
     return spim_buf_append(b, s, strlen(s));
 }
@@ -1532,7 +1541,7 @@ SPIMDEF int64_t spim_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-SPIMDEF int64_t spim__wall_ms(void)
+SPIM__PRIVATE int64_t spim__wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -1571,21 +1580,14 @@ SPIMDEF void spim_log_init_from_env(void)
             if (spim__strieq(lvl, spim__log_names[i])) spim__log.level = (spim_log_level)i;
 }
 
-SPIMDEF void spim__log_set_format(spim__log_format format) { spim__log.format = format; }
-SPIMDEF void spim__log_set_level(spim_log_level level) { spim__log.level = level; }
-SPIMDEF int spim__log_enabled(spim_log_level level) { return level >= spim__log.level && level < SPIM_LOG_OFF; }
+SPIM__PRIVATE void spim__log_set_format(spim__log_format format) { spim__log.format = format; }
+SPIM__PRIVATE void spim__log_set_level(spim_log_level level) { spim__log.level = level; }
+SPIM__PRIVATE int spim__log_enabled(spim_log_level level) { return level >= spim__log.level && level < SPIM_LOG_OFF; }
 
 /* Request id stamped on every line until changed (NULL clears it). */
-SPIMDEF void spim__log_set_request_id(const char *request_id)
+SPIM__PRIVATE void spim__log_set_request_id(const char *request_id)
 {
     snprintf(spim__log.request_id, sizeof spim__log.request_id, "%s", request_id ? request_id : "");
-}
-
-/* Redirect log lines (NULL restores stderr). For tests and embedding. */
-SPIMDEF void spim__log_set_sink(void (*sink)(const char *line, void *user), void *user)
-{
-    spim__log.sink = sink;
-    spim__log.sink_user = user;
 }
 
 /* Length of the UTF-8 sequence at s (1..4), or 0 when it is not valid UTF-8
@@ -1765,7 +1767,7 @@ static const uint32_t spim__sha256_k[64] = {
 
 #define SPIM__ROR32(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
 
-SPIMDEF void spim__sha256_blocks_scalar(uint32_t state[8], const unsigned char *p, size_t n)
+SPIM__PRIVATE void spim__sha256_blocks_scalar(uint32_t state[8], const unsigned char *p, size_t n)
 {
     for (; n; n--, p += 64) {
         uint32_t w[64], a, b, c, d, e, f, g, h, t1, t2;
@@ -1812,7 +1814,7 @@ static __m128i spim__sha256_schedule(__m128i m0, __m128i m1, __m128i m2, __m128i
 }
 
 __attribute__((target("sha,sse4.1,ssse3")))
-SPIMDEF void spim__sha256_blocks_shani(uint32_t state[8], const unsigned char *p, size_t n)
+SPIM__PRIVATE void spim__sha256_blocks_shani(uint32_t state[8], const unsigned char *p, size_t n)
 {
     const __m128i swap = _mm_set_epi64x(0x0c0d0e0f08090a0bll, 0x0405060700010203ll); /* big-endian words */
     __m128i dcba = _mm_loadu_si128((const __m128i *)(const void *)state);
@@ -1857,7 +1859,7 @@ SPIMDEF void spim__sha256_blocks_shani(uint32_t state[8], const unsigned char *p
    kernel's __builtin_cpu_supports would be the one mechanism, but clang 14
    does not know "sha" (and AVX2 needs its OS-state check, which cpuid alone
    does not give). */
-SPIMDEF int spim__sha256_shani_available(void)
+SPIM__PRIVATE int spim__sha256_shani_available(void)
 {
 #ifdef SPIM__X86
     static int known; /* 0 not asked yet, 1 no, 2 yes */
@@ -1896,7 +1898,7 @@ typedef struct spim__sha256_ctx {
     size_t used;               /* bytes waiting in block */
 } spim__sha256_ctx;
 
-SPIMDEF void spim__sha256_init(spim__sha256_ctx *ctx)
+SPIM__PRIVATE void spim__sha256_init(spim__sha256_ctx *ctx)
 {
     static const uint32_t iv[8] = {
         0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff53au,
@@ -1907,7 +1909,7 @@ SPIMDEF void spim__sha256_init(spim__sha256_ctx *ctx)
     ctx->used = 0;
 }
 
-SPIMDEF void spim__sha256_update(spim__sha256_ctx *ctx, const void *data, size_t len)
+SPIM__PRIVATE void spim__sha256_update(spim__sha256_ctx *ctx, const void *data, size_t len)
 {
     const unsigned char *p = (const unsigned char *)data;
     if (!len) return; /* data may be NULL then */
@@ -1930,7 +1932,7 @@ SPIMDEF void spim__sha256_update(spim__sha256_ctx *ctx, const void *data, size_t
     ctx->used = len;
 }
 
-SPIMDEF void spim__sha256_final(spim__sha256_ctx *ctx, unsigned char out[SPIM_SHA256_SIZE])
+SPIM__PRIVATE void spim__sha256_final(spim__sha256_ctx *ctx, unsigned char out[SPIM_SHA256_SIZE])
 {
     uint64_t bits = ctx->total * 8;
     int i;
@@ -1962,7 +1964,7 @@ SPIMDEF void spim_sha256(const void *data, size_t len, unsigned char out[SPIM_SH
 }
 
 /* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
-SPIMDEF void spim__hex(const unsigned char *bytes, size_t n, char *out)
+SPIM__PRIVATE void spim__hex(const unsigned char *bytes, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
     size_t i;
@@ -1974,7 +1976,7 @@ SPIMDEF void spim__hex(const unsigned char *bytes, size_t n, char *out)
 }
 
 /* SHA-256 of data as 64 lower-case hex digits + NUL. */
-SPIMDEF void spim__sha256_hex(const void *data, size_t len, char out[SPIM_SHA256_HEX_SIZE])
+SPIM__PRIVATE void spim__sha256_hex(const void *data, size_t len, char out[SPIM_SHA256_HEX_SIZE])
 {
     unsigned char digest[SPIM_SHA256_SIZE];
     spim_sha256(data, len, digest);
@@ -2018,7 +2020,7 @@ SPIMDEF void spim_hmac_sha256(const void *key, size_t key_len, const void *data,
 #define SPIM__SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
 
 /* "20130524T000000Z" for a time in seconds since 1970. */
-SPIMDEF void spim__amz_date(int64_t time, char out[17])
+SPIM__PRIVATE void spim__amz_date(int64_t time, char out[17])
 {
     /* civil-from-days (proleptic Gregorian), so no dependency on gmtime_r or
        on the width of time_t; clamped to years 0000..9999, which keeps the
@@ -2097,7 +2099,7 @@ static void spim__show3(char out[4], const char *s, size_t n)
 /* Decode an S3 notification key (form encoding: '+' is a space, %XX a byte)
    into `out`, replacing its contents. Bad or truncated escapes and decoded
    NUL bytes are SPIM_ERR_INVALID. */
-SPIMDEF spim_status spim__url_decode_key(const char *s, size_t len, spim_buf *out, spim_error *err)
+SPIM__PRIVATE spim_status spim__url_decode_key(const char *s, size_t len, spim_buf *out, spim_error *err)
 {
     size_t i;
     char shown[4];
@@ -2394,7 +2396,7 @@ static spim_status spim__query_canonical(spim__query *q, spim_buf *out)
 /* Canonical query string of a query as sent on the wire (no leading '?'):
    each name and value percent-decoded, re-encoded per RFC 3986, sorted by
    name then value; a bare name becomes `name=`. Appends to `out`. */
-SPIMDEF spim_status spim__sigv4_canonical_query(spim_buf *out, const char *query, size_t len)
+SPIM__PRIVATE spim_status spim__sigv4_canonical_query(spim_buf *out, const char *query, size_t len)
 {
     spim__query q;
     spim_status st;
@@ -2540,7 +2542,7 @@ static spim_status spim__check_header(const spim_header *h, spim_error *err)
 
 /* The SigV4 signing key: HMAC chain over "AWS4"+secret, the date
    ("20130524"), region, service and "aws4_request". */
-SPIMDEF void spim__sigv4_signing_key(const char *secret_access_key, const char *date8,
+SPIM__PRIVATE void spim__sigv4_signing_key(const char *secret_access_key, const char *date8,
                                     const char *region, const char *service,
                                     unsigned char out[SPIM_SHA256_SIZE])
 {
@@ -3199,7 +3201,7 @@ static spim_status spim__s3_cred_line(const char *b, const char *e, const char *
    SPIM_ERR_NOT_FOUND when the profile is absent; SPIM_ERR_CONFIG when it
    lacks a key or a value is malformed; SPIM_ERR_TOO_LARGE over
    SPIM_S3_CREDENTIALS_FILE_MAX. */
-SPIMDEF spim_status spim__s3_parse_credentials(const char *data, size_t len, const char *profile,
+SPIM__PRIVATE spim_status spim__s3_parse_credentials(const char *data, size_t len, const char *profile,
                                               spim_credentials *out, spim_error *err)
 {
     const char *p = data, *end = data ? data + len : data; /* NULL + len is undefined */
@@ -3267,7 +3269,7 @@ static spim_status spim__s3_creds_from_vars(spim_credentials *out, spim_error *e
 /* Credentials from the environment, then the shared credentials file
    (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials; profile
    AWS_PROFILE, default "default"). */
-SPIMDEF spim_status spim__s3_credentials_from_env(spim_credentials *out, spim_error *err)
+SPIM__PRIVATE spim_status spim__s3_credentials_from_env(spim_credentials *out, spim_error *err)
 {
     const char *file = getenv("AWS_SHARED_CREDENTIALS_FILE"), *home = getenv("HOME");
     const char *profile = getenv("AWS_PROFILE");
@@ -3331,7 +3333,7 @@ static spim_status spim__s3_set_endpoint(spim_s3_client *c, const char *ep, spim
 
 /* 1 when a bucket name can be a DNS label: 3-63 of [a-z0-9-], starting and
    ending with a letter or digit (no dots: TLS wildcards would not match). */
-SPIMDEF int spim__s3_bucket_is_virtual_host_ok(const char *b)
+SPIM__PRIVATE int spim__s3_bucket_is_virtual_host_ok(const char *b)
 {
     size_t n = strlen(b), i;
     if (n < 3 || n > 63) return 0;
@@ -3341,7 +3343,7 @@ SPIMDEF int spim__s3_bucket_is_virtual_host_ok(const char *b)
 }
 
 /* The request URL for bucket/key (key may be NULL or "" for the bucket). */
-SPIMDEF spim_status spim__s3_object_url(const spim_s3_client *c, const char *bucket, const char *key,
+SPIM__PRIVATE spim_status spim__s3_object_url(const spim_s3_client *c, const char *bucket, const char *key,
                                        spim_buf *out, spim_error *err)
 {
     spim_status st;
@@ -3468,14 +3470,6 @@ SPIMDEF void spim_s3_client_free(spim_s3_client *c)
     SPIM_FREE(c);
 }
 
-SPIMDEF const char *spim__s3_client_region(const spim_s3_client *c) { return c->region; }
-/* Seconds added to the local clock when signing: the option, or what the
-   client learnt from a server's Date after a clock-skew error. */
-SPIMDEF int64_t spim__s3_client_clock_offset(const spim_s3_client *c) { return c->clock_offset_s; }
-SPIMDEF void spim__s3_client_set_clock_offset(spim_s3_client *c, int64_t s) { c->clock_offset_s = s; }
-/* The CA bundle the client gives libcurl; "" means libcurl's built-in default. */
-SPIMDEF const char *spim__s3_client_ca_file(const spim_s3_client *c) { return c->ca_file; }
-
 /* ---- error documents and classification ----------------------------------- */
 
 /* Decode the text of one element, entities resolved, control characters
@@ -3523,7 +3517,7 @@ static int spim__s3_xml_tag(const char *xml, size_t len, const char *tag, char *
 
 /* Parse an S3 <Error> body; tolerant of any garbage. Returns 1 when a
    Code was found. Entities &amp; &lt; &gt; &quot; &apos; are decoded. */
-SPIMDEF int spim__s3_parse_error(const char *xml, size_t len, spim__s3_error_info *out)
+SPIM__PRIVATE int spim__s3_parse_error(const char *xml, size_t len, spim__s3_error_info *out)
 {
     memset(out, 0, sizeof *out);
     if (!xml) return 0;
@@ -3540,7 +3534,7 @@ static int spim__s3_code_in(const char *code, const char *const *list)
 }
 
 /* The status an S3 failure maps to (http_status 0 = transport failure). */
-SPIMDEF spim_status spim__s3_status_for(int http_status, const char *code)
+SPIM__PRIVATE spim_status spim__s3_status_for(int http_status, const char *code)
 {
     static const char *const not_found[] = { "NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchVersion", NULL };
     static const char *const auth[] = { "SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied",
@@ -3555,7 +3549,7 @@ SPIMDEF spim_status spim__s3_status_for(int http_status, const char *code)
 
 /* 1 when AWS standard mode retries it: transport failures, 500/502/503/504,
    SlowDown, InternalError, RequestTimeout, Throttling and friends. */
-SPIMDEF int spim__s3_is_retryable(int http_status, const char *code)
+SPIM__PRIVATE int spim__s3_is_retryable(int http_status, const char *code)
 {
     /* the transient and throttling codes of the AWS SDKs' standard mode */
     static const char *const codes[] = {
@@ -3575,7 +3569,7 @@ SPIMDEF int spim__s3_is_retryable(int http_status, const char *code)
 /* 1 when the failure says our clock is off: RequestTimeTooSkewed,
    RequestExpired, or SignatureDoesNotMatch while the server's Date is more
    than 4 minutes from ours (times in seconds; server_time 0 = unknown). */
-SPIMDEF int spim__s3_is_clock_skew(const char *code, int64_t server_time, int64_t our_time)
+SPIM__PRIVATE int spim__s3_is_clock_skew(const char *code, int64_t server_time, int64_t our_time)
 {
     int64_t d = server_time - our_time;
     if (!code) return 0;
@@ -3598,7 +3592,7 @@ static int64_t spim__s3_days_from_civil(int64_t y, int m, int d)
 
 /* Seconds since 1970 from an RFC 7231 IMF-fixdate ("Sun, 06 Nov 1994
    08:49:37 GMT"); 0 when malformed. */
-SPIMDEF int64_t spim__s3_parse_http_date(const char *s)
+SPIM__PRIVATE int64_t spim__s3_parse_http_date(const char *s)
 {
     static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
     char mon[4];
@@ -4589,7 +4583,7 @@ SPIMDEF spim_status spim_s3_presign_get(spim_s3_client *c, const char *bucket, c
    cJSON tree is freed before the text's parser returns.
    ========================================================================== */
 
-SPIMDEF spim_event_kind spim__event_classify(const char *name, const char **normalised);
+SPIM__PRIVATE spim_event_kind spim__event_classify(const char *name, const char **normalised);
 
 
 /* Strings live in chunks that never move, so the records array can grow
@@ -5361,7 +5355,7 @@ SPIMDEF void spim_event_free(spim_event *event)
 
 /* Kind of an event name with or without "s3:"; *normalised (if not NULL)
    points into `name` past the prefix. */
-SPIMDEF spim_event_kind spim__event_classify(const char *name, const char **normalised)
+SPIM__PRIVATE spim_event_kind spim__event_classify(const char *name, const char **normalised)
 {
     if (!name) name = "";
     if (strncmp(name, "s3:", 3) == 0) name += 3;
@@ -5375,14 +5369,14 @@ SPIMDEF spim_event_kind spim__event_classify(const char *name, const char **norm
 }
 
 /* "other", "created", "removed", "test". */
-SPIMDEF const char *spim__event_kind_str(spim_event_kind kind)
+SPIM__PRIVATE const char *spim__event_kind_str(spim_event_kind kind)
 {
     static const char *const names[] = { "other", "created", "removed", "test" };
     return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "unknown";
 }
 
 /* "direct", "sqs", "sns", "eventbridge". */
-SPIMDEF const char *spim__event_source_str(spim_event_source source)
+SPIM__PRIVATE const char *spim__event_source_str(spim_event_source source)
 {
     static const char *const names[] = { "direct", "sqs", "sns", "eventbridge", "batch" };
     return (unsigned)source < sizeof names / sizeof names[0] ? names[source] : "unknown";
@@ -5398,7 +5392,7 @@ SPIMDEF const char *spim__event_source_str(spim_event_source source)
    and stb_image_write deflates PNGs with zlib.
    ========================================================================== */
 
-SPIMDEF void spim__meta_free(spim_meta *meta);
+SPIM__PRIVATE void spim__meta_free(spim_meta *meta);
 
 
 
@@ -5455,7 +5449,7 @@ static size_t spim__jpeg_soi(const unsigned char *p, size_t len)
 
 /* Detect the format from the first bytes (magic numbers; TGA has none and is
    reported only by spim_image_decode). */
-SPIMDEF spim_format spim__format_detect(const void *data, size_t len)
+SPIM__PRIVATE spim_format spim__format_detect(const void *data, size_t len)
 {
     const unsigned char *p = (const unsigned char *)data;
     if (!p) return SPIM_FORMAT_UNKNOWN;
@@ -5471,7 +5465,7 @@ SPIMDEF spim_format spim__format_detect(const void *data, size_t len)
     return SPIM_FORMAT_UNKNOWN;
 }
 
-SPIMDEF const char *spim__format_name(spim_format format)
+SPIM__PRIVATE const char *spim__format_name(spim_format format)
 {
     static const char *const names[] = { "unknown", "JPEG", "PNG", "BMP", "TGA", "GIF", "PSD", "PNM", "HDR", "PIC" };
     if ((int)format < 0 || (int)format >= (int)(sizeof names / sizeof names[0])) return "unknown";
@@ -5500,7 +5494,7 @@ SPIMDEF const char *spim_format_content_type(spim_format format)
     }
 }
 
-SPIMDEF const char *spim__format_extension(spim_format format)
+SPIM__PRIVATE const char *spim__format_extension(spim_format format)
 {
     switch (spim__out_format(format, format)) {
     case SPIM_FORMAT_JPEG: return "jpg";
@@ -5828,7 +5822,7 @@ static spim_status spim__png_meta(const unsigned char *p, size_t len, spim_meta 
 /* Parse JPEG segments or PNG chunks for EXIF orientation, EXIF and ICC. Never
    reads outside data[0..len); malformed metadata is ignored, but a JPEG/PNG
    whose structure runs past the end fails with SPIM_ERR_IMAGE. */
-SPIMDEF spim_status spim__meta_read(const void *data, size_t len, spim_meta *meta, spim_error *err)
+SPIM__PRIVATE spim_status spim__meta_read(const void *data, size_t len, spim_meta *meta, spim_error *err)
 {
     const unsigned char *p = (const unsigned char *)data;
     spim_status st = SPIM_OK;
@@ -5843,7 +5837,7 @@ SPIMDEF spim_status spim__meta_read(const void *data, size_t len, spim_meta *met
     return st;
 }
 
-SPIMDEF void spim__meta_free(spim_meta *meta)
+SPIM__PRIVATE void spim__meta_free(spim_meta *meta)
 {
     spim_format f = meta->format;
     SPIM_FREE(meta->exif);
@@ -6025,7 +6019,7 @@ static spim__simd spim__force_simd;
 typedef void (*spim__row_fn)(unsigned char *d, const unsigned char *s, const unsigned char *a, size_t n, int ch);
 
 /* 1 when the kernel `simd` can run on this CPU (AUTO and SCALAR always can). */
-SPIMDEF int spim__simd_available(spim__simd simd)
+SPIM__PRIVATE int spim__simd_available(spim__simd simd)
 {
     switch (simd) {
     case SPIM__SIMD_AUTO: case SPIM__SIMD_SCALAR: return 1;
@@ -6040,7 +6034,7 @@ SPIMDEF int spim__simd_available(spim__simd simd)
     }
 }
 
-SPIMDEF const char *spim__simd_name(spim__simd simd)
+SPIM__PRIVATE const char *spim__simd_name(spim__simd simd)
 {
     static const char *const names[] = { "auto", "scalar", "sse2", "avx2", "neon" };
     if ((int)simd < 0 || (int)simd > (int)SPIM__SIMD_NEON) return "unknown";
@@ -6279,7 +6273,7 @@ static void spim__plan_draw(const spim__plan *P, unsigned char *pixels, size_t s
 
 /* Stamp raw pixels (stored orientation; EXIF `orientation` 1..8 says how they
    are displayed). The building block of spim_image_stamp. */
-SPIMDEF spim_status spim__stamp_draw(unsigned char *pixels, int width, int height, int channels,
+SPIM__PRIVATE spim_status spim__stamp_draw(unsigned char *pixels, int width, int height, int channels,
                                     int orientation, const spim_stamp *stamp,
                                     const spim_stamp_options *opt, spim_error *err)
 {
@@ -8014,7 +8008,7 @@ static void spim__response_clear(spim_response *resp)
 
 /* {"errorMessage":...,"errorType":...,"stackTrace":[]} appended to `out`;
    invalid UTF-8 becomes U+FFFD so the body is always valid JSON. */
-SPIMDEF spim_status spim__lambda_error_json(spim_buf *out, const char *error_type, const char *message)
+SPIM__PRIVATE spim_status spim__lambda_error_json(spim_buf *out, const char *error_type, const char *message)
 {
     spim_status st = spim__buf_append_str(out, "{\"errorMessage\":");
     if (st == SPIM_OK) st = spim__json_string(out, message ? message : "");
@@ -8371,7 +8365,7 @@ static spim_status spim__lambda_handle(spim__lambda *rt, spim_handler handler, v
    does it). Returns only on max_invocations (SPIM_OK) or a fatal error: the
    API unreachable after the retries (SPIM_ERR_NETWORK), a 500 from it or a
    protocol violation (SPIM_ERR_RUNTIME); the caller should then exit. */
-SPIMDEF spim_status spim__lambda_run(spim_handler handler, void *user, const spim__lambda_opts *opts,
+SPIM__PRIVATE spim_status spim__lambda_run(spim_handler handler, void *user, const spim__lambda_opts *opts,
                                     spim_error *err)
 {
     spim__lambda rt;

@@ -106,7 +106,8 @@ static void capture(const char *line, void *user)
 
 TEST(log_json_lines_carry_request_id_and_typed_fields)
 {
-    spim__log_set_sink(capture, NULL);
+    spim__log.sink = capture;
+    spim__log.sink_user = NULL;
     spim__log_set_format(SPIM__LOG_JSON);
     spim__log_set_level(SPIM_LOG_INFO);
     spim__log_set_request_id("req-1");
@@ -126,26 +127,30 @@ TEST(log_json_lines_carry_request_id_and_typed_fields)
     spim_log_fields(SPIM_LOG_INFO, "skipped", SPIM_LOG_STR("key", "bad\xff\xc3"), SPIM_LOG_END);
     CHECK(strstr(last_line, "\"key\":\"bad\\ufffd\\ufffd\"") != NULL);
     spim__log_set_request_id(NULL);
-    spim__log_set_sink(NULL, NULL);
+    spim__log.sink = NULL;
+    spim__log.sink_user = NULL;
 }
 
 TEST(log_text_lines_are_single_lines)
 {
-    spim__log_set_sink(capture, NULL);
+    spim__log.sink = capture;
+    spim__log.sink_user = NULL;
     spim__log_set_format(SPIM__LOG_TEXT);
     spim_log(SPIM_LOG_WARN, "two\nlines");
     CHECK(strstr(last_line, " WARN two lines") != NULL);
     CHECK(strchr(last_line, '\n') == NULL);
     spim_log_fields(SPIM_LOG_ERROR, "failed", SPIM_LOG_STR("key", "a b"), SPIM_LOG_INT("ms", 7), SPIM_LOG_END);
     CHECK(strstr(last_line, "failed key=\"a b\" ms=7") != NULL);
-    spim__log_set_sink(NULL, NULL);
+    spim__log.sink = NULL;
+    spim__log.sink_user = NULL;
 }
 
 /* The logger never guesses a type from a value: a key "2024" or a bucket
    "1e5" stays a JSON string, an int is a number. */
 TEST(log_field_types_come_from_the_caller_not_the_value)
 {
-    spim__log_set_sink(capture, NULL);
+    spim__log.sink = capture;
+    spim__log.sink_user = NULL;
     spim__log_set_format(SPIM__LOG_JSON);
     spim__log_set_level(SPIM_LOG_INFO);
     spim_log_fields(SPIM_LOG_INFO, "stamped", SPIM_LOG_STR("key", "2024"), SPIM_LOG_STR("bucket", "1e5"),
@@ -159,7 +164,8 @@ TEST(log_field_types_come_from_the_caller_not_the_value)
     CHECKF(strstr(last_line, "reason") == NULL && strstr(last_line, "\"n\":1}") != NULL, "got %s", last_line);
     spim_log_fields(SPIM_LOG_INFO, "bare", "key", "2024", SPIM_LOG_END);
     CHECKF(strstr(last_line, "\"message\":\"bare\"}") != NULL, "got %s", last_line);
-    spim__log_set_sink(NULL, NULL);
+    spim__log.sink = NULL;
+    spim__log.sink_user = NULL;
 }
 
 int main(void)

@@ -391,7 +391,8 @@ TEST(reply_without_records_is_an_empty_summary)
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    spim__log_set_sink(quiet_sink, NULL);
+    spim__log.sink = quiet_sink;
+    spim__log.sink_user = NULL;
     RUN(error_json_escapes_the_message);
     RUN(error_json_keeps_utf8_and_replaces_invalid_bytes);
     RUN(error_header_is_category_dot_reason);

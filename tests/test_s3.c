@@ -231,17 +231,17 @@ TEST(region_and_endpoint_from_environment)
     setenv("AWS_ACCESS_KEY_ID", "AKIAENV", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "envSecret", 1);
     REQUIRE(spim_s3_client_create(NULL, &c, NULL) == SPIM_OK);
-    CHECK_STR("us-east-1", spim__s3_client_region(c));
+    CHECK_STR("us-east-1", c->region);
     spim_s3_client_free(c);
     setenv("AWS_DEFAULT_REGION", "eu-north-1", 1);
     REQUIRE(spim_s3_client_create(NULL, &c, NULL) == SPIM_OK);
-    CHECK_STR("eu-north-1", spim__s3_client_region(c));
+    CHECK_STR("eu-north-1", c->region);
     spim_s3_client_free(c);
     setenv("AWS_REGION", "ap-south-2", 1);
     setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1", 1);
     setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:7480//", 1);
     REQUIRE(spim_s3_client_create(NULL, &c, NULL) == SPIM_OK);
-    CHECK_STR("ap-south-2", spim__s3_client_region(c));
+    CHECK_STR("ap-south-2", c->region);
     /* a custom endpoint is path-style, and keys keep ./, ../ and // */
     CHECK_STR("http://127.0.0.1:7480/photos/a//b/../c/./%C3%A9%20%2B", url_of(c, "photos", "a//b/../c/./\xc3\xa9 +"));
     spim_s3_client_free(c);
@@ -275,19 +275,19 @@ TEST(ca_bundle_is_found_or_given)
     setenv("AWS_SECRET_ACCESS_KEY", "envSecret", 1);
     setenv("SSL_CERT_FILE", "/opt/certs/bundle.pem", 1);
     REQUIRE(spim_s3_client_create(NULL, &c, NULL) == SPIM_OK);
-    CHECK_STR("/opt/certs/bundle.pem", spim__s3_client_ca_file(c));
+    CHECK_STR("/opt/certs/bundle.pem", c->ca_file);
     spim_s3_client_free(c);
     memset(&o, 0, sizeof o);
     o.ca_file = "/given/ca.pem";
     REQUIRE(spim_s3_client_create(&o, &c, NULL) == SPIM_OK);
-    CHECK_STR("/given/ca.pem", spim__s3_client_ca_file(c));
+    CHECK_STR("/given/ca.pem", c->ca_file);
     spim_s3_client_free(c);
     unsetenv("SSL_CERT_FILE");
     REQUIRE(spim_s3_client_create(NULL, &c, NULL) == SPIM_OK);
     if (info->cainfo && access(info->cainfo, R_OK) == 0)
-        CHECK_STR("", spim__s3_client_ca_file(c)); /* libcurl's own bundle exists: keep it */
+        CHECK_STR("", c->ca_file); /* libcurl's own bundle exists: keep it */
     else
-        CHECKF(access(spim__s3_client_ca_file(c), R_OK) == 0, "probed \"%s\"", spim__s3_client_ca_file(c));
+        CHECKF(access(c->ca_file, R_OK) == 0, "probed \"%s\"", c->ca_file);
     spim_s3_client_free(c);
     clear_aws_env();
 }
@@ -829,11 +829,13 @@ TEST(bad_credentials_are_reported)
     c = server_client_at(getenv("SPIM_TEST_S3_ENDPOINT"), getenv("SPIM_TEST_ACCESS_KEY"), secret, NULL);
     REQUIRE(c != NULL);
     spim__error_clear(&e);
-    spim__log_set_sink(log_to_buf, &log);
+    spim__log.sink = log_to_buf;
+    spim__log.sink_user = &log;
     spim__log_set_level(SPIM_LOG_TRACE);
     CHECK_INT(SPIM_ERR_AUTH, spim_s3_put(c, bucket, key, "x", 1, NULL, NULL, &e));
     spim__log_set_level(SPIM_LOG_ERROR);
-    spim__log_set_sink(NULL, NULL);
+    spim__log.sink = NULL;
+    spim__log.sink_user = NULL;
     REQUIRE(log.data != NULL);
     CHECKF(strstr((const char *)log.data, "s3 request") != NULL, "log: %s", (const char *)log.data);
     CHECK(strstr((const char *)log.data, "SignatureDoesNotMatch") != NULL);
@@ -909,11 +911,11 @@ TEST(clock_skew_is_corrected_from_the_server_date)
     c = server_client_at(getenv("SPIM_TEST_S3_ENDPOINT"), getenv("SPIM_TEST_ACCESS_KEY"),
                          getenv("SPIM_TEST_SECRET_KEY"), &o);
     REQUIRE(c != NULL);
-    spim__s3_client_set_clock_offset(c, 3600);
+    c->clock_offset_s = 3600;
     make_key(key, sizeof key, "skew.txt");
     spim__error_clear(&e);
     CHECKF(spim_s3_put(c, bucket, key, "late", 4, NULL, NULL, &e) == SPIM_OK, "%s", e.message);
-    off = spim__s3_client_clock_offset(c);
+    off = c->clock_offset_s;
     CHECKF(off > -60 && off < 60, "offset after correction: %lld", (long long)off);
     CHECKF(spim_s3_delete(c, bucket, key, &e) == SPIM_OK, "%s", e.message);
     spim_s3_client_free(c);
@@ -1036,11 +1038,13 @@ TEST(slowdown_is_retried_then_succeeds)
     make_key(key, sizeof key, "slowdown.txt");
     CHECK_STR("ok", proxy_ctl("set?mode=slowdown&count=2"));
     spim__error_clear(&e);
-    spim__log_set_sink(log_to_buf, &log);
+    spim__log.sink = log_to_buf;
+    spim__log.sink_user = &log;
     spim__log_set_level(SPIM_LOG_WARN);
     CHECKF(spim_s3_put(c, bucket, key, "third time", 10, NULL, NULL, &e) == SPIM_OK, "%s", e.message);
     spim__log_set_level(SPIM_LOG_ERROR);
-    spim__log_set_sink(NULL, NULL);
+    spim__log.sink = NULL;
+    spim__log.sink_user = NULL;
     CHECK_STR("requests=3 faults=2", proxy_ctl("stats"));
     /* the retry warnings name the object, not only the bucket */
     REQUIRE(spim_buf_appendf(&where, "PUT s3://%s/%s: attempt 1 failed (SlowDown), retrying", bucket, key) == SPIM_OK);
