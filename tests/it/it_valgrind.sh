@@ -4,17 +4,12 @@
 # no error and no definite or indirect leak. One ok/FAIL line per binary with
 # its time, then "N passed, N failed, N skipped".
 #   VALGRIND_TESTS="test_base test_s3"  only these binaries
-set -u
-cd "${SPIM_ROOT:-$(dirname "$0")/..}"
-B=${SPIM_BUILD:-build}
-passed=0 failed=0 skipped=0
+. "$(dirname "$0")/preamble.sh"
 logs=$B/test/valgrind
 mkdir -p "$logs"
 
 if ! command -v valgrind >/dev/null; then
-    echo "skip valgrind: not installed (scripts/deps.sh test installs it)"
-    echo "0 passed, 0 failed, 1 skipped"
-    exit 0
+    skip valgrind "not installed (scripts/deps.sh test installs it)"; finish
 fi
 
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
@@ -34,22 +29,17 @@ for t in "$B"/test/gcc/test_*; do
     secs=$(secs_since "$start")
     summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
     if [ $rc = 0 ]; then
-        echo "ok   valgrind_$n (${secs} s; $summary)"
-        passed=$((passed + 1))
+        ok "valgrind_$n (${secs} s; $summary)"
     elif [ $rc = 99 ]; then
-        echo "FAIL valgrind_$n: memcheck errors or leaks in ${secs} s (see $log)"
+        fail "valgrind_$n" "memcheck errors or leaks in ${secs} s (see $log)"
         grep -E '^==[0-9]+== ' "$log" | head -40
-        failed=$((failed + 1))
     elif [ $rc = 124 ]; then
-        echo "FAIL valgrind_$n: over 900 s under valgrind"
-        failed=$((failed + 1))
+        fail "valgrind_$n" "over 900 s under valgrind"
     else
-        echo "FAIL valgrind_$n: exit $rc under valgrind in ${secs} s (${summary:-no summary}; see $log)"
+        fail "valgrind_$n" "exit $rc under valgrind in ${secs} s (${summary:-no summary}; see $log)"
         grep -E '^FAIL|^  |^    ' "$log" | head -30
-        failed=$((failed + 1))
     fi
 done
 total=$(secs_since "$total_start")
 echo "valgrind total: ${total} s"
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" = 0 ]
+finish

@@ -2,24 +2,12 @@
 # build/s3 against the real radosgw: round trips, presigned URLs fetched by
 # the curl tool (good, tampered, expired), ls across pages and the Batch
 # Operations manifest, --help, exit codes and error messages.
-# Needs SPIM_TEST_* from tests/servers.sh (via tests/run.sh); skips without
+# Needs SPIM_TEST_* from tests/it/servers.sh (via tests/run.sh); skips without
 # them unless SPIM_REQUIRE_SERVERS=1.
-set -u
-ROOT=${SPIM_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
-BUILD=${SPIM_BUILD:-$ROOT/build}
-S3=$BUILD/s3
-passed=0 failed=0 skipped=0
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: expected $2, got $3"; failed=$((failed + 1)); }
-skip() { echo "skip $1: $2"; skipped=$((skipped + 1)); }
-finish() { echo "$passed passed, $failed failed, $skipped skipped"; [ "$failed" = 0 ]; exit $?; }
-
-if [ -z "${SPIM_TEST_S3_ENDPOINT:-}" ]; then
-    if [ "${SPIM_REQUIRE_SERVERS:-0}" = 1 ]; then fail servers "SPIM_TEST_S3_ENDPOINT set" "nothing"
-    else skip all "no radosgw: SPIM_TEST_S3_ENDPOINT is not set (run through tests/run.sh)"; fi
-    finish
-fi
-if [ ! -x "$S3" ]; then fail build "$S3 (make $S3)" "no such program"; finish; fi
+. "$(dirname "$0")/preamble.sh"
+S3=$B/s3
+need_s3 all
+need build "$S3"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/it_s3cli.XXXXXX")
 trap 'rm -rf "$T"' EXIT

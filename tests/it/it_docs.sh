@@ -2,16 +2,8 @@
 # The bad-input tables are the program's output, not prose: build/fuzz/bad_inputs
 # prints tests/fuzz/BAD_INPUTS.md byte for byte, and the README's table holds
 # the same rows and the same count.
-set -u
-cd "${SPIM_ROOT:-$(dirname "$0")/..}"
-B=${SPIM_BUILD:-build}
-passed=0 failed=0
-ok() { echo "ok   $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-if [ ! -x "$B/fuzz/bad_inputs" ]; then
-    fail bad_inputs_built "$B/fuzz/bad_inputs is missing (make check-build builds it)"
-    echo "$passed passed, $failed failed"; exit 1
-fi
+. "$(dirname "$0")/preamble.sh"
+need bad_inputs_built "$B/fuzz/bad_inputs"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 if "$B/fuzz/bad_inputs" > "$out" 2>/dev/null && cmp -s "$out" tests/fuzz/BAD_INPUTS.md; then
@@ -27,5 +19,4 @@ else
 fi
 n=$(( $(rows "$out" | wc -l) - 2 ))
 if grep -q "for $n kinds of bad input" README.md; then ok readme_counts_the_rows; else fail readme_counts_the_rows "README.md does not say \"for $n kinds of bad input\""; fi
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

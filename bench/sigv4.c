@@ -1,5 +1,5 @@
-/* sigv4_bench: SHA-256 throughput and signing rate, medians of several runs.
-     sigv4_bench [MiB] [rounds]
+/* sigv4: SHA-256 throughput and signing rate, medians of several runs.
+     sigv4 [MiB] [rounds]
    Prints "name value unit" lines for bench/sigv4.sh. */
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The SAM template examples/imager/template.yaml, checked statically by
-# tests/template_check.py (needs Debian python3-yaml):
+# tests/it/it_template.py (needs Debian python3-yaml):
 #   template_*   every check on the real template, artifacts included (the
 #                zips `make package` builds must exist: check-build makes them)
 #   mutant_*     the checker on broken copies of the template: each mutation
@@ -8,18 +8,12 @@
 #                means something (wide writes, s3:*, a circular bucket
 #                reference, a wrong CodeUri, a missing event, a managed policy,
 #                another runtime, a missing route)
-set -u
-cd "${SPIM_ROOT:-$(dirname "$0")/..}"
-build=${SPIM_BUILD:-$PWD/build}
+. "$(dirname "$0")/preamble.sh"
 T=examples/imager/template.yaml
-checker=$PWD/tests/template_check.py
-passed=0 failed=0 skipped=0
-ok()   { echo "ok $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: expected $2 got $3"; failed=$((failed + 1)); }
+checker=$PWD/tests/it/it_template.py
 
 if ! python3 -c 'import yaml' 2>/dev/null; then
-    fail template_yaml "python3-yaml installed" "no module yaml"
-    echo "$passed passed, $failed failed, 1 skipped"; exit 1
+    fail template_yaml "python3-yaml installed" "no module yaml"; finish
 fi
 tmp=$(mktemp -d /tmp/it_template.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -27,11 +21,11 @@ trap 'rm -rf "$tmp"' EXIT
 # The real template: its own lines, prefixed, counted into our summary. The
 # artifacts are looked up in $SPIM_BUILD (a tree where build/ is that dir).
 root=$PWD
-if [ "$(cd "$build" && pwd -P)" != "$(pwd -P)/build" ]; then
+if [ "$(cd "$B" && pwd -P)" != "$(pwd -P)/build" ]; then
     root=$tmp/real
     mkdir -p "$root/examples/imager"
     cp "$T" "$root/$T"
-    ln -s "$(cd "$build" && pwd)" "$root/build"
+    ln -s "$(cd "$B" && pwd)" "$root/build"
 fi
 out=$(cd "$root" && python3 "$checker" "$T" --root "$root" --artifacts 2>&1)
 while read -r line; do
@@ -104,5 +98,4 @@ mutant presign_writes "presign_no_writes" \
                 - s3:PutObject'
 mutant memory "param_memory_default" '    Default: 128' '    Default: 1024'
 
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" = 0 ]
+finish

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Benchmark of the lambda section (run by bench/lambda.sh).
 
-    tests/lambda_bench.py BOOTSTRAP [STARTS] [ROUNDS] [INVOCATIONS]
+    bench/lambda.py BOOTSTRAP [STARTS] [ROUNDS] [INVOCATIONS]
 
 1. Cold start: time from spawning BOOTSTRAP to its first `next` request,
-   as timestamped by tests/emulator.py (same machine clock), STARTS times.
+   as timestamped by tests/it/emulator.py (same machine clock), STARTS times.
 2. Throughput: ROUNDS rounds of INVOCATIONS back-to-back invocations of
    the echo function against a fresh emulator, after 100 warm-up ones,
    with the CPU time each process spent (from /proc/PID/stat), which shows
@@ -19,8 +19,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lambda_it import Bootstrap, Emulator  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "it"))
+from it_lambda import Bootstrap, Emulator  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 EVENT = ('{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"photos"},'
@@ -99,7 +99,7 @@ def main():
     cpu_e = [r[2] for r in runs]
     shutil.rmtree(tmp, ignore_errors=True)
     med = statistics.median
-    print("### lambda runtime: %s against tests/emulator.py" % exe)
+    print("### lambda runtime: %s against tests/it/emulator.py" % exe)
     print()
     print("| measure | median | min | max | runs |")
     print("|---|---:|---:|---:|---:|")

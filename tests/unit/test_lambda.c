@@ -1,6 +1,6 @@
 /* lambda: error bodies and types, header parsing, responses, deadlines,
    the trace variable, and the loop's failures that need no Runtime API.
-   The loop against a Runtime API is in tests/it_lambda.sh. */
+   The loop against a Runtime API is in tests/it/it_lambda.sh. */
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"
 #include "spim_test.h"

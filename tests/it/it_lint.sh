@@ -5,16 +5,13 @@
 # portability, false positives in tests/fuzz/cppcheck.supp). stb and the
 # system headers are not ours: -isystem, and excluded from both reports.
 # A linter with any finding fails; a missing linter is a skip.
-set -u
-cd "${SPIM_ROOT:-$(dirname "$0")/..}"
-B=${SPIM_BUILD:-build}
-passed=0 failed=0 skipped=0
+. "$(dirname "$0")/preamble.sh"
 mkdir -p "$B/test"
 cflags=$(pkg-config --cflags libcurl libcjson stb zlib | sed 's|-I/usr/include/stb|-isystem /usr/include/stb|')
 
 tidy=$(command -v clang-tidy-14 || command -v clang-tidy || true)
 if [ -z "$tidy" ]; then
-    echo "skip lint_clang_tidy: clang-tidy not installed (Debian clang-tidy)"; skipped=$((skipped + 1))
+    skip lint_clang_tidy "clang-tidy not installed (Debian clang-tidy)"
 else
     log=$B/test/clang-tidy.log
     # shellcheck disable=SC2086
@@ -22,16 +19,15 @@ else
     rc=$?
     n=$(grep -c -E '(warning|error):' "$log")
     if [ "$rc" = 0 ] && [ "$n" = 0 ]; then
-        echo "ok   lint_clang_tidy (no findings)"; passed=$((passed + 1))
+        ok "lint_clang_tidy (no findings)"
     else
-        echo "FAIL lint_clang_tidy: $n finding(s), exit $rc"
+        fail lint_clang_tidy "$n finding(s), exit $rc"
         grep -A3 -E '(warning|error):' "$log" | head -60
-        failed=$((failed + 1))
     fi
 fi
 
 if ! command -v cppcheck >/dev/null; then
-    echo "skip lint_cppcheck: cppcheck not installed"; skipped=$((skipped + 1))
+    skip lint_cppcheck "cppcheck not installed"
 else
     log=$B/test/cppcheck.log
     cppcheck --quiet --enable=warning,portability --std=c99 --inline-suppr -I. \
@@ -39,12 +35,10 @@ else
         --error-exitcode=1 tests/fuzz/lint.c > "$log" 2>&1
     rc=$?
     if [ "$rc" = 0 ] && ! grep -q -E '(error|warning|portability|style):' "$log"; then
-        echo "ok   lint_cppcheck (no findings)"; passed=$((passed + 1))
+        ok "lint_cppcheck (no findings)"
     else
-        echo "FAIL lint_cppcheck: findings (exit $rc)"
+        fail lint_cppcheck "findings (exit $rc)"
         head -60 "$log"
-        failed=$((failed + 1))
     fi
 fi
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" = 0 ]
+finish

@@ -1,6 +1,6 @@
 /* s3: credentials, addressing, error documents and retry rules without a
    server; then round trips, errors and injected faults against the real
-   radosgw started by tests/servers.sh (SPIM_TEST_* variables). */
+   radosgw started by tests/it/servers.sh (SPIM_TEST_* variables). */
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"
 #include "spim_test.h"
@@ -962,7 +962,7 @@ TEST(connection_refused_is_a_transient_network_error)
     spim_s3_client_free(c);
 }
 
-/* ---- faults through tests/faultproxy.py -------------------------------------------- */
+/* ---- faults through tests/it/faultproxy.py -------------------------------------------- */
 
 static FILE *proxy_pipe;
 static char proxy_url[64];
@@ -971,7 +971,7 @@ static int proxy_start(void)
 {
     char cmd[512], line[32];
     const char *root = getenv("SPIM_ROOT");
-    snprintf(cmd, sizeof cmd, "exec python3 %s/tests/faultproxy.py --upstream %s", root ? root : ".",
+    snprintf(cmd, sizeof cmd, "exec python3 %s/tests/it/faultproxy.py --upstream %s", root ? root : ".",
              getenv("SPIM_TEST_S3_ENDPOINT"));
     proxy_pipe = popen(cmd, "r");
     if (!proxy_pipe || !fgets(line, sizeof line, proxy_pipe)) return 0;

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Integration cases for the lambda section: build/hello/bootstrap driven
-through tests/emulator.py (the Runtime API) and through `--event FILE`.
+through tests/it/emulator.py (the Runtime API) and through `--event FILE`.
 
-    tests/lambda_it.py BOOTSTRAP [PLAIN_BOOTSTRAP] [NAME_FILTER]
+    tests/it/it_lambda.py BOOTSTRAP [PLAIN_BOOTSTRAP] [NAME_FILTER]
 
 BOOTSTRAP serves the functional cases (a sanitizer build when there is
 one); PLAIN_BOOTSTRAP, an optimised build, the memory and valgrind cases. Prints
@@ -46,7 +46,7 @@ def short(v):
 
 
 class Emulator:
-    """tests/emulator.py in its own process, with a client for its control API."""
+    """tests/it/emulator.py in its own process, with a client for its control API."""
 
     def __init__(self, tmp, *args):
         self.tmp = tmp

@@ -11,7 +11,7 @@
 #   glibc     no GLIBC_ version reference above 2.34
 #   testevent the imager answers an s3:TestEvent with `env -i` and only the
 #             variables Lambda sets
-#   run       the bootstrap under tests/emulator.py with only the variables
+#   run       the bootstrap under tests/it/emulator.py with only the variables
 #             Lambda sets (env -i): hello echoes; imager stamps an object in
 #             radosgw and deletes the copy again; presign answers a URL that
 #             curl fetches. Every mapped .so of the live process is glibc's
@@ -23,15 +23,8 @@
 #   arm64     the arm64 zips: the same layout, static and glibc checks, then
 #             under qemu-aarch64 a TestEvent (env -i), hello's echo and a
 #             full stamp + delete against radosgw through the emulator.
-set -u
-cd "${SPIM_ROOT:-$(dirname "$0")/..}"
-build=${SPIM_BUILD:-build}
+. "$(dirname "$0")/preamble.sh"
 MAX_GLIBC=2.34
-passed=0 failed=0 skipped=0
-ok()   { echo "ok $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: expected $2 got $3"; failed=$((failed + 1)); }
-skip() { echo "skip $1: $2"; skipped=$((skipped + 1)); }
-check() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "$2" "$3"; fi; }
 
 tmp=$(mktemp -d /tmp/it_package.XXXXXX)
 emu_pid=""
@@ -59,7 +52,7 @@ json_get() {  # JSON on stdin, python expression over `d`
 }
 
 # ---- the emulator ----------------------------------------------------------
-python3 tests/emulator.py --port-file "$tmp/port" --results "$tmp/results.jsonl" \
+python3 tests/it/emulator.py --port-file "$tmp/port" --results "$tmp/results.jsonl" \
     --timeout-ms 60000 > "$tmp/emulator.log" 2>&1 &
 emu_pid=$!
 for _ in $(seq 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
@@ -80,13 +73,13 @@ invoke() {  # payload-file -> prints the final answer record (JSON); gives up
 
 next_count() { curl -s --max-time 5 "http://$api/control/stats" | json_get 'd["nextRequests"]' || echo 0; }
 
-# S3 settings: radosgw from tests/servers.sh (tests/run.sh sources servers.env).
+# S3 settings: radosgw from tests/it/servers.sh (tests/run.sh sources servers.env).
 s3_ready=0
-if [ -n "${SPIM_TEST_S3_ENDPOINT:-}" ] && [ -x "$build/s3" ]; then s3_ready=1; fi
+if [ -n "${SPIM_TEST_S3_ENDPOINT:-}" ] && [ -x "$B/s3" ]; then s3_ready=1; fi
 s3() {
     env AWS_ENDPOINT_URL_S3="$SPIM_TEST_S3_ENDPOINT" AWS_ACCESS_KEY_ID="$SPIM_TEST_ACCESS_KEY" \
         AWS_SECRET_ACCESS_KEY="$SPIM_TEST_SECRET_KEY" AWS_REGION="${SPIM_TEST_REGION:-us-east-1}" \
-        "$build/s3" "$@"
+        "$B/s3" "$@"
 }
 bucket=spim-pkg-$$-$RANDOM
 
@@ -207,7 +200,7 @@ run_hello() {  # case-prefix
 
 run_imager() {  # case-prefix
     local ans src key="pkg test/$1 photo.jpg"
-    if [ "$s3_ready" != 1 ]; then skip "$1_stamp" "no radosgw or $build/s3"; return; fi
+    if [ "$s3_ready" != 1 ]; then skip "$1_stamp" "no radosgw or $B/s3"; return; fi
     src=$tmp/samples/photo.jpg
     [ -f "$src" ] || src=$tmp/samples/small.jpg
     s3 put "s3://$bucket/$key" "$src" --content-type image/jpeg >/dev/null 2>"$tmp/s3.err" ||
@@ -227,7 +220,7 @@ run_imager() {  # case-prefix
 
 run_presign() {  # case-prefix
     local ans url code key="pkg/$1 file.jpg"
-    if [ "$s3_ready" != 1 ]; then skip "$1_url" "no radosgw or $build/s3"; return; fi
+    if [ "$s3_ready" != 1 ]; then skip "$1_url" "no radosgw or $B/s3"; return; fi
     printf 'presigned body %s\n' "$1" > "$tmp/obj.txt"
     s3 put "s3://$bucket/xformed_$key" "$tmp/obj.txt" >/dev/null 2>&1
     python3 - "$key" > "$tmp/apigw.json" <<'EOF'
@@ -270,11 +263,11 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v chroot >/de
 if [ "$s3_ready" = 1 ]; then
     s3 mb "s3://$bucket" >/dev/null 2>"$tmp/mb.err" || { echo "# cannot create bucket: $(cat "$tmp/mb.err")"; s3_ready=0; }
 fi
-if [ -x "$build/tools/mksamples" ]; then "$build/tools/mksamples" "$tmp/samples" >/dev/null; fi
+if [ -x "$B/tools/mksamples" ]; then "$B/tools/mksamples" "$tmp/samples" >/dev/null; fi
 
 for name in hello imager presign; do
     [ -f "examples/$name/main.c" ] || { skip "$name" "examples/$name/main.c does not exist yet"; continue; }
-    zip=$build/$name/function.zip
+    zip=$B/$name/function.zip
     if [ ! -f "$zip" ]; then fail "${name}_zip" "$zip (make package)" "no file"; continue; fi
     dir=$tmp/$name
     mkdir -p "$dir"
@@ -314,7 +307,7 @@ if ! command -v qemu-aarch64 >/dev/null || [ ! -e "$QEMU_ROOT/lib/ld-linux-aarch
 else
     for name in hello imager presign; do
         [ -f "examples/$name/main.c" ] || continue
-        zip=$build/arm64/$name/function.zip
+        zip=$B/arm64/$name/function.zip
         if [ ! -f "$zip" ]; then fail "arm64_${name}_zip" "$zip (make package ARCH=arm64)" "no file"; continue; fi
         dir=$tmp/arm64-$name
         mkdir -p "$dir"
@@ -330,7 +323,7 @@ fi
 
 # The arm64 SAM template (make package ARCH=arm64): CodeUri names the arm64
 # zips, which exist, and the Architecture parameter defaults to arm64.
-t=$build/arm64/template.yaml
+t=$B/arm64/template.yaml
 if [ -f "$t" ]; then
     got=""
     for u in $(sed -n 's/^ *CodeUri: *//p' "$t"); do
@@ -345,13 +338,13 @@ fi
 # ---- the packager itself ------------------------------------------------------
 # Same input, same zip bytes; a binary that needs a newer glibc than AL2023's
 # (arc4random is GLIBC_2.36) is refused, naming the symbol.
-if [ -x "$build/package/hello/bootstrap" ]; then
-    scripts/package.sh "$build/package/hello/bootstrap" "$tmp/repro1.zip" >/dev/null 2>&1
+if [ -x "$B/package/hello/bootstrap" ]; then
+    scripts/package.sh "$B/package/hello/bootstrap" "$tmp/repro1.zip" >/dev/null 2>&1
     sleep 1
-    scripts/package.sh "$build/package/hello/bootstrap" "$tmp/repro2.zip" >/dev/null 2>&1
+    scripts/package.sh "$B/package/hello/bootstrap" "$tmp/repro2.zip" >/dev/null 2>&1
     check packager_reproducible "identical zips" "$(cmp -s "$tmp/repro1.zip" "$tmp/repro2.zip" && echo 'identical zips' || echo 'different bytes')"
 else
-    skip packager_reproducible "no $build/package/hello/bootstrap (make package)"
+    skip packager_reproducible "no $B/package/hello/bootstrap (make package)"
 fi
 mkdir -p "$tmp/new/x"
 printf '#include <stdlib.h>\nint main(void) { return (int)(arc4random() & 1u); }\n' > "$tmp/new/new.c"
@@ -420,7 +413,7 @@ PY
 # names only, not iPAddress entries: an https://IP endpoint does not verify.)
 tls_name=s3.it-package.test
 tls_ok=0
-if [ "$rootfs_ok" = 1 ] && [ "$s3_ready" = 1 ] && [ -f "$build/imager/function.zip" ] && command -v openssl >/dev/null; then
+if [ "$rootfs_ok" = 1 ] && [ "$s3_ready" = 1 ] && [ -f "$B/imager/function.zip" ] && command -v openssl >/dev/null; then
     mkdir -p "$tmp/tls"
     (
         cd "$tmp/tls" &&
@@ -440,7 +433,7 @@ if [ "$tls_ok" = 1 ]; then
         root=$tmp/root-tls-$layout
         make_rootfs "$root"
         echo "127.0.0.1 $tls_name" >> "$root/etc/hosts"
-        unzip -q "$build/imager/function.zip" -d "$root/var/task"
+        unzip -q "$B/imager/function.zip" -d "$root/var/task"
         if [ "$layout" = debian ]; then
             mkdir -p "$root/etc/ssl/certs"
             cp "$tmp/tls/ca.crt" "$root/etc/ssl/certs/ca-certificates.crt"
@@ -475,7 +468,7 @@ if [ "$tls_ok" = 1 ]; then
     # resolver thread, and a thread in a dynamically linked arm64 program
     # hangs under Debian 12's qemu-user 7.2. Its certificate names
     # 127.0.0.1 as a DNS name, which mbedTLS 2.28 compares as text.
-    if [ -f "$build/arm64/imager/function.zip" ] && command -v qemu-aarch64 >/dev/null &&
+    if [ -f "$B/arm64/imager/function.zip" ] && command -v qemu-aarch64 >/dev/null &&
         (cd "$tmp/tls" && openssl req -newkey rsa:2048 -nodes -keyout ip.key -out ip.csr -subj "/CN=127.0.0.1" &&
          printf 'subjectAltName=DNS:127.0.0.1\n' > ipext &&
          openssl x509 -req -in ip.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out ip.crt -days 2 -extfile ipext) \
@@ -485,7 +478,7 @@ if [ "$tls_ok" = 1 ]; then
         for _ in $(seq 200); do [ -s "$tmp/tls/ipport" ] && break; sleep 0.05; done
         endpoint_override=https://127.0.0.1:$(cat "$tmp/tls/ipport")
         mkdir -p "$tmp/arm64-tls"
-        unzip -q "$build/arm64/imager/function.zip" -d "$tmp/arm64-tls"
+        unzip -q "$B/arm64/imager/function.zip" -d "$tmp/arm64-tls"
         extra_env="SSL_CERT_FILE=$tmp/tls/ca.crt"
         start_bootstrap qemu "$tmp/arm64-tls"
         run_imager "arm64_imager_tls_ssl_cert_file"
@@ -506,5 +499,4 @@ if [ "$s3_ready" = 1 ]; then
     # best effort: leave no objects behind
     for k in "xformed_pkg/presign_run file.jpg" "xformed_pkg/presign_rootfs file.jpg"; do s3 rm "s3://$bucket/$k" >/dev/null 2>&1; done
 fi
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" = 0 ]
+finish

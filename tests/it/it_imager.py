@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """End-to-end cases for the imager and presign functions: the bootstraps
-driven through tests/emulator.py (Runtime API) against the real radosgw,
+driven through tests/it/emulator.py (Runtime API) against the real radosgw,
 objects checked with build/s3 and pixels with build/tools/imgcheck.
 
-    tests/imager_it.py IMAGER_BOOTSTRAP PRESIGN_BOOTSTRAP [NAME_FILTER]
+    tests/it/it_imager.py IMAGER_BOOTSTRAP PRESIGN_BOOTSTRAP [NAME_FILTER]
 
 IMAGER_PLAIN names an optimised imager build for the memory case (the
 functional cases prefer a sanitizer build).
@@ -26,9 +26,9 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from lambda_it import Bootstrap, Emulator, Failure, expect, expect_eq, short  # noqa: E402
+from it_lambda import Bootstrap, Emulator, Failure, expect, expect_eq, short  # noqa: E402
 
-BUILD = os.environ.get("SPIM_BUILD", os.path.join(HERE, "..", "build"))
+BUILD = os.environ.get("SPIM_BUILD", os.path.join(HERE, "..", "..", "build"))
 S3 = os.path.join(BUILD, "s3")
 MKSAMPLES = os.path.join(BUILD, "tools", "mksamples")
 IMGCHECK = os.path.join(BUILD, "tools", "imgcheck")
@@ -380,7 +380,7 @@ def case_not_an_event_fails(t):
     expect_eq("error type header", "Function.InvalidEvent", rec["errorTypeHeader"])
 
 
-FIXTURES = os.path.join(HERE, "fixtures", "imager")
+FIXTURES = os.path.join(HERE, "..", "fixtures", "imager")
 
 
 def fixture(t, name):
@@ -915,7 +915,7 @@ class T:
 
 def main():
     if len(sys.argv) < 3:
-        print("usage: imager_it.py IMAGER PRESIGN [FILTER]")
+        print("usage: it_imager.py IMAGER PRESIGN [FILTER]")
         return 2
     t = T()
     t.imager, t.presign = sys.argv[1], sys.argv[2]

@@ -9,7 +9,7 @@ static void *t_realloc(void *p, size_t n);
 #define SPIM_FREE(p) free(p)
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"
-#include "tests/spim_test.h"
+#include "spim_test.h"
 
 /* The largest single allocation the library asked for: decompression bombs
    must be refused before anything big is allocated. */

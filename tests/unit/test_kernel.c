@@ -2,7 +2,7 @@
    scalar reference bit for bit, opacity, grey, placement and clipping. */
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"
-#include "tests/spim_test.h"
+#include "spim_test.h"
 
 static const spim__simd all_simd[] = { SPIM__SIMD_SCALAR, SPIM__SIMD_SSE2, SPIM__SIMD_AVX2, SPIM__SIMD_NEON };
 #define NSIMD ((int)(sizeof all_simd / sizeof all_simd[0]))

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The real servers the tests talk to: a single-node Ceph radosgw (1 mon, 1
 # OSD, cephx off) on 127.0.0.1, which verifies SigV4 like S3 does.
-#   tests/servers.sh start|stop|status
+#   tests/it/servers.sh start|stop|status
 #
 # start   reuses a healthy instance (pid files alive + radosgw answering HTTP),
 #         else creates one from scratch under $SPIM_BUILD/radosgw; then writes
@@ -18,7 +18,7 @@
 # SPIM_MON_PORT (default 6789), SPIM_RGW_STORE (memstore|bluestore, default
 # memstore: the fastest start and nothing on disk worth keeping).
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BUILD=${SPIM_BUILD:-$PWD/build}
 mkdir -p "$BUILD"
 BUILD=$(cd "$BUILD" && pwd)

@@ -1,5 +1,5 @@
-/* sigv4_tool: drives the signer from JSON lines, for differential tests
-   against other SigV4 implementations (tests/botocore_diff.py).
+/* it_botocore: drives the signer from JSON lines, for differential tests
+   against other SigV4 implementations (tests/it/it_botocore.py).
 
    stdin, one request per line:
      {"id":"r1","op":"sign"|"presign","mode":"s3"|"generic","method":"PUT",

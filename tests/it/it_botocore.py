@@ -5,14 +5,14 @@ Generates S3 requests from a fixed seed (awkward keys, query parameters,
 session tokens, bodies, header and presigned forms, virtual-hosted and
 path-style addressing, custom endpoints with ports), signs each with
 botocore (S3SigV4Auth / S3SigV4QueryAuth, clock frozen at the request's
-time) and with our signer through build/test/sigv4_tool, and compares the
+time) and with our signer through build/test/it_botocore, and compares the
 canonical request, the string to sign, the signature and what goes on the
 wire (Authorization and the added headers, or the whole presigned URL).
 A further group is signed the generic way (SigV4Auth / SigV4QueryAuth:
 normalised, double-encoded paths, no x-amz-content-sha256).
 
 Run with Debian's interpreter, which sees python3-botocore:
-    /usr/bin/python3 tests/botocore_diff.py TOOL [--count N] [--seed S]
+    /usr/bin/python3 tests/it/it_botocore.py TOOL [--count N] [--seed S]
 Prints one `ok <id> ...` or `FAIL <id>: expected ... got ...` line per
 request and ends with `N passed, N failed, N skipped`.
 """
@@ -31,7 +31,7 @@ try:
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 except ImportError as exc:  # the caller reports this as a skip
-    print("skip botocore_diff: botocore not importable (%s); apt-get install python3-botocore" % exc)
+    print("skip botocore: botocore not importable (%s); apt-get install python3-botocore" % exc)
     print("0 passed, 0 failed, 1 skipped")
     sys.exit(0)
 
@@ -302,7 +302,7 @@ def main():
         replies[reply.get("id")] = reply
     passed = failed = 0
     if proc.returncode != 0:
-        print("FAIL sigv4_tool: expected exit 0, got %d: %s" % (proc.returncode, proc.stderr[-500:]))
+        print("FAIL it_botocore_tool: expected exit 0, got %d: %s" % (proc.returncode, proc.stderr[-500:]))
         failed += 1
     for case, want in zip(cases, expected):
         problem = compare(case, want, replies.get(case["id"], {"status": "no reply"}))

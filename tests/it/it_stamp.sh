@@ -2,18 +2,12 @@
 # build/stamp end to end: arguments, exit codes, output formats by extension,
 # the embedded default stamp, gravity, the pixel budget. Images are made by
 # build/tools/mkjpeg; BMP output is read back with python3 to look at pixels.
-set -u
-cd "${SPIM_ROOT:-$(dirname "$0")/..}"
-B=${SPIM_BUILD:-build}
+. "$(dirname "$0")/preamble.sh"
 B=${B#"$PWD"/}   # make knows its targets by relative names
 T=$B/test/it_stamp
 mkdir -p "$T"
-passed=0 failed=0 skipped=0
 
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-
-make -s "$B/stamp" "$B/tools/mkjpeg" >/dev/null || { echo "FAIL build"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+make -s "$B/stamp" "$B/tools/mkjpeg" >/dev/null || { fail build "make $B/stamp $B/tools/mkjpeg failed"; finish; }
 S=$B/stamp
 "$B/tools/mkjpeg" 320 240 90 "$T/in.jpg"
 "$B/tools/mkjpeg" 320 240 90 "$T/in.png"
@@ -191,5 +185,4 @@ else
     fail no_stb_implementation "expected a clean build with the user's stb, got: $(head -3 "$T/err.txt")"
 fi
 
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" = 0 ]
+finish

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Race harness for the imager: several bootstraps, each behind its own
-tests/emulator.py, handle S3 events while the originals are put, overwritten
+tests/it/emulator.py, handle S3 events while the originals are put, overwritten
 and deleted under them, against the real radosgw. Deliveries are duplicated,
 delayed, reordered, batched (direct or wrapped in SQS) and retried when an
-invocation fails (one instance reaches S3 through tests/faultproxy.py, which
+invocation fails (one instance reaches S3 through tests/it/faultproxy.py, which
 fails some of its requests with 503). Once everything is delivered, every key
 must have converged:
 
@@ -12,7 +12,7 @@ must have converged:
     and it was made from the original's current bytes (pixel diff: only the
     stamp's corner differs; every version has its own colour).
 
-    tests/race.py IMAGER_BOOTSTRAP          SEEDS=N (default 16) SEED=S[,S...] (replay those)
+    tests/it/it_race.py IMAGER_BOOTSTRAP          SEEDS=N (default 16) SEED=S[,S...] (replay those)
 
 A seed fixes the plan (operations, delays, duplicates, batching, faults);
 thread timing can still differ from run to run.
@@ -34,8 +34,8 @@ import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from lambda_it import Bootstrap, Emulator  # noqa: E402
-from imager_it import FaultProxy, aws_env, new_bucket, run, s3_head, s3_record, S3, IMGCHECK, PREFIX  # noqa: E402
+from it_lambda import Bootstrap, Emulator  # noqa: E402
+from it_imager import FaultProxy, aws_env, new_bucket, run, s3_head, s3_record, S3, IMGCHECK, PREFIX  # noqa: E402
 
 INSTANCES = 3
 KEYS = 6
@@ -178,7 +178,7 @@ class Race:
 
 def main():
     if len(sys.argv) < 2:
-        print("usage: race.py IMAGER_BOOTSTRAP")
+        print("usage: it_race.py IMAGER_BOOTSTRAP")
         return 2
     imager = sys.argv[1]
     seeds = [int(x) for x in os.environ["SEED"].split(",")] if os.environ.get("SEED") else \
@@ -205,7 +205,7 @@ def main():
             for b in bad:
                 print("    " + b)
             if bad:
-                print("    replay: SEED=%d tests/it_race.sh" % seed)
+                print("    replay: SEED=%d tests/it/it_race.sh" % seed)
             passed += not bad
             failed += bool(bad)
             sys.stdout.flush()

@@ -5,7 +5,7 @@ It listens on 127.0.0.1, forwards every request verbatim (Host header
 included, so SigV4 signatures stay valid) to an upstream such as radosgw,
 and injects faults on demand:
 
-    tests/faultproxy.py --upstream http://127.0.0.1:7480 [--port 0]
+    tests/it/faultproxy.py --upstream http://127.0.0.1:7480 [--port 0]
 
 prints the port it listens on as the first line of stdout, then serves until
 /__faultproxy__/quit, SIGTERM, or its parent process goes away.

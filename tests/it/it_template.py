@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Static checks of the SAM template examples/imager/template.yaml.
 
-    tests/template_check.py TEMPLATE [--root DIR] [--artifacts]
+    tests/it/it_template.py TEMPLATE [--root DIR] [--artifacts]
 
 Parses the template with PyYAML (CloudFormation's short tags !Ref, !Sub,
 !GetAtt... become {"Ref": ...} / {"Fn::Sub": ...} like the long forms) and
@@ -314,7 +314,7 @@ def main(argv):
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        print("usage: template_check.py TEMPLATE [--root DIR] [--artifacts]", file=sys.stderr)
+        print("usage: it_template.py TEMPLATE [--root DIR] [--artifacts]", file=sys.stderr)
         sys.exit(2)
     main(sys.argv)
     print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
