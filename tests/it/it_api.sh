@@ -2,7 +2,8 @@
 # The public API as a user sees it: the non-static spim_* functions of an
 # object that defines the implementation (at most 55, issue 10), every one of
 # them in the reference list at the top of the header, and nothing listed
-# there that is not exported.
+# there that is not exported. The examples, which users copy, name no
+# private (spim__ / SPIM__) function, type or macro.
 . "$(dirname "$0")/preamble.sh"
 mkdir -p "$B/test"
 printf '#define SPARTA_IMAGER_IMPLEMENTATION\n#include "sparta_imager.h"\n' > "$B/test/api_count.c"
@@ -31,5 +32,11 @@ if [ -z "$extra" ]; then
     ok api_reference_lists_only_exported_functions
 else
     fail api_reference_lists_only_exported_functions "listed but not exported: $extra"
+fi
+private=$(grep -rn -i 'spim__' examples/ | cut -c1-160)
+if [ -z "$private" ]; then
+    ok examples_use_only_the_public_api
+else
+    fail examples_use_only_the_public_api "no spim__ name in examples/" "$private"
 fi
 finish
