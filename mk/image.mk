@@ -13,7 +13,7 @@ $(B)/assets/stamp_png.h: $(B)/assets/stamp.png $(B)/tools/bin2h
 	$(B)/tools/bin2h spim_stamp_png $< $@
 
 $(B)/stamp: $(B)/assets/stamp_png.h
-$(B)/imager/bootstrap $(B)/imager/bootstrap-san: $(B)/assets/stamp_png.h
+$(B)/imager/bootstrap $(B)/imager/bootstrap-san: $(B)/assets/stamp_png.h examples/imager/config.h
 
 # test_jpeg reads coefficients back through libjpeg (libjpeg62-turbo-dev):
 # only this test links it.
