@@ -7745,12 +7745,45 @@ SPIM__PRIVATE size_t spim__jprog_blocks(const spim__jprog *g, int c)
 SPIM__PRIVATE int16_t *spim__jprog_region(const spim__jprog *g, int c, int bx, int by)
 {
     const spim__jcomp *cp = &g->j->comp[c];
-    int mc = bx / cp->h, mr = by / cp->v;
+    int mc, mr;
     size_t m;
-    if (mc < g->k.c0 || mc > g->k.c1 || mr < g->k.r0 || mr > g->k.r1) return NULL;
+    if (bx < g->k.c0 * cp->h || bx >= (g->k.c1 + 1) * cp->h || by < g->k.r0 * cp->v ||
+        by >= (g->k.r1 + 1) * cp->v)
+        return NULL;
+    mc = bx / cp->h;
+    mr = by / cp->v;
     m = (size_t)(mr - g->k.r0) * (size_t)(g->k.c1 - g->k.c0 + 1) + (size_t)(mc - g->k.c0);
     m = m * (size_t)g->j->nblocks + (size_t)(g->base[c] + (by % cp->v) * cp->h + bx % cp->h);
     return g->reg + m * 64;
+}
+
+/* The lowest and the highest set bit of v (not 0). */
+SPIM__PRIVATE int spim__jprog_low(uint64_t v)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctzll(v);
+#else
+    int n = 0;
+    for (; !(v & 1); v >>= 1) n++;
+    return n;
+#endif
+}
+
+SPIM__PRIVATE int spim__jprog_high(uint64_t v)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return 63 - __builtin_clzll(v);
+#else
+    int n = 63;
+    for (; !(v >> 63); v <<= 1) n--;
+    return n;
+#endif
+}
+
+/* Bits ss..se of the scan's band. */
+SPIM__PRIVATE uint64_t spim__jprog_mask(const spim__jprog *g)
+{
+    return (~0ull >> (63 - g->se)) & (~0ull << g->ss);
 }
 
 /* ---- reading a scan ---- */
@@ -7779,12 +7812,12 @@ SPIM__PRIVATE int spim__jprog_dec_dc(spim__jprog *g, int c, spim__jband *b)
     return 1;
 }
 
-/* An AC first scan's values for the band (T.81 G.1.2.2). */
+/* An AC first scan's values for the band (T.81 G.1.2.2): b->a where b->nz
+   has a bit. */
 SPIM__PRIVATE int spim__jprog_dec_first(spim__jprog *g, const spim__huff *h, spim__jband *b)
 {
     spim__jbits *r = &g->r;
     int k, rs, s, run;
-    memset(b->a + g->ss, 0, (size_t)(g->se - g->ss + 1) * sizeof b->a[0]);
     b->nz = 0;
     b->eob_start = 0;
     if (g->run_in) {
@@ -7798,6 +7831,7 @@ SPIM__PRIVATE int spim__jprog_dec_first(spim__jprog *g, const spim__huff *h, spi
         run = rs >> 4;
         if (s) {
             if ((k += run) > g->se) return 0;
+            b->nz |= 1ull << k;
             b->a[k++] = (int16_t)spim__jbits_extend(spim__jbits_get(r, s), s);
         } else if (run == 15) {
             if ((k += 16) > g->se + 1) return 0;
@@ -7848,8 +7882,9 @@ SPIM__PRIVATE int spim__jprog_dec_refine(spim__jprog *g, const spim__huff *h, ui
         }
     }
     if (g->run_in) {
-        for (; k <= g->se; k++)
-            if ((hist >> k & 1) && spim__jprog_bit(r)) b->corr |= 1ull << k;
+        uint64_t left = k > g->se ? 0 : hist & spim__jprog_mask(g) & (~0ull << k);
+        for (; left; left &= left - 1)
+            if (spim__jprog_bit(r)) b->corr |= left & (~left + 1);
         g->run_in--;
     }
     return 1;
@@ -7867,7 +7902,7 @@ SPIM__PRIVATE void spim__jprog_apply(const spim__jprog *g, const spim__jband *b,
     for (k = g->ss; k <= g->se; k++) {
         int16_t *c = co + spim__zigzag[k];
         long v = *c;
-        if (!g->ah) v = (long)b->a[k] * one;
+        if (!g->ah) v = b->nz >> k & 1 ? (long)b->a[k] * one : 0;
         else if (b->corr >> k & 1) v += v > 0 ? one : -one;
         else if (b->nz >> k & 1) v = b->neg >> k & 1 ? -one : one;
         *c = (int16_t)(v < -32767 ? -32767 : v > 32767 ? 32767 : v);
@@ -7889,6 +7924,7 @@ SPIM__PRIVATE void spim__jprog_band(const spim__jprog *g, const int16_t *co, spi
         int v = co[spim__zigzag[k]], m = v < 0 ? -v : v;
         if (!g->ah) {
             b->a[k] = (int16_t)(v < 0 ? -(m >> g->al) : m >> g->al);
+            if (b->a[k]) b->nz |= 1ull << k;
         } else if (m >> g->ah) {
             b->hist |= 1ull << k;
             if (m >> g->al & 1) b->corr |= 1ull << k;
@@ -7962,17 +7998,15 @@ SPIM__PRIVATE int spim__jprog_tail(spim__jprog *g, int t)
 
 SPIM__PRIVATE int spim__jprog_enc_first(spim__jprog *g, int t, const spim__jband *b, int outside)
 {
-    uint64_t *f = g->count ? g->j->freq[4 + t] : NULL;
-    int last = -1, k, run = 0;
-    for (k = g->se; k >= g->ss && last < 0; k--)
-        if (b->a[k]) last = k;
+    uint64_t *f = g->count ? g->j->freq[4 + t] : NULL, left = b->nz;
+    int last = left ? spim__jprog_high(left) : -1, prev = g->ss - 1;
     if ((last >= 0 || (outside && b->eob_start)) && !spim__jprog_flush_run(g, t)) return 0;
-    for (k = g->ss; k <= last; k++) {
-        if (!b->a[k]) { run++; continue; }
+    for (; left; left &= left - 1) {
+        int k = spim__jprog_low(left), run = k - prev - 1;
         for (; run > 15; run -= 16)
             if (!spim__jprog_sym(g, t, 0xF0, 0, 0)) return 0;
         if (!spim__jpeg_put_value(&g->w, g->tac[t], f, run << 4, b->a[k])) return 0;
-        run = 0;
+        prev = k;
     }
     return last == g->se || spim__jprog_tail(g, t);
 }
@@ -7983,10 +8017,8 @@ SPIM__PRIVATE int spim__jprog_enc_first(spim__jprog *g, int t, const spim__jband
    the last newly nonzero one follow the EOB run's symbol. */
 SPIM__PRIVATE int spim__jprog_enc_refine(spim__jprog *g, int t, const spim__jband *b, int outside)
 {
-    uint64_t *f = g->count ? g->j->freq[4 + t] : NULL, pend = 0;
-    int last = -1, k, run = 0, npend = 0;
-    for (k = g->se; k >= g->ss && last < 0; k--)
-        if (b->nz >> k & 1) last = k;
+    uint64_t *f = g->count ? g->j->freq[4 + t] : NULL, pend = 0, left;
+    int last = b->nz ? spim__jprog_high(b->nz) : -1, k, run = 0, npend = 0;
     if ((last >= 0 || (outside && b->eob_start)) && !spim__jprog_flush_run(g, t)) return 0;
     for (k = g->ss; k <= last; k++) {
         if (b->hist >> k & 1) {
@@ -8005,8 +8037,8 @@ SPIM__PRIVATE int spim__jprog_enc_refine(spim__jprog *g, int t, const spim__jban
         npend = run = 0;
     }
     if (last == g->se) return 1;
-    for (k = last < 0 ? g->ss : last + 1; k <= g->se; k++)
-        if (b->hist >> k & 1) spim__jprog_cbit(g, (int)(b->corr >> k & 1));
+    left = b->hist & spim__jprog_mask(g) & (~0ull << (last + 1));
+    for (; left; left &= left - 1) spim__jprog_cbit(g, (b->corr & left & (~left + 1)) != 0);
     return spim__jprog_tail(g, t);
 }
 
@@ -8029,18 +8061,14 @@ SPIM__PRIVATE int spim__jprog_block(spim__jprog *g, int c, int bx, int by)
     spim__jpeg *j = g->j;
     size_t bi = (size_t)by * (size_t)g->pw[c] + (size_t)bx;
     int16_t *co = spim__jprog_region(g, c, bx, by);
-    int t = j->comp[c].ta, ok, k;
+    int t = j->comp[c].ta, ok;
     spim__jband b;
+    b.hist = b.corr = b.nz = b.neg = 0;
     if (!g->ss) ok = spim__jprog_dec_dc(g, c, &b);
     else if (!g->ah) ok = spim__jprog_dec_first(g, &j->ac[t], &b);
     else ok = spim__jprog_dec_refine(g, &j->ac[t], g->hist[c][bi], &b);
     if (!ok) return spim__jpeg_decline(j, "corrupt scan");
-    if (g->ss) {
-        uint64_t now = g->hist[c][bi] | b.nz;
-        if (!g->ah)
-            for (k = g->ss; k <= g->se; k++) now |= (uint64_t)(b.a[k] != 0) << k;
-        (g->pass == 1 ? g->hist[c] : g->spare)[bi] = now;
-    }
+    if (g->ss) (g->pass == 1 ? g->hist[c] : g->spare)[bi] = g->hist[c][bi] | b.nz;
     if (g->pass == 1) {
         if (co) spim__jprog_apply(g, &b, co);
         return 1;
