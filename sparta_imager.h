@@ -1009,9 +1009,11 @@ typedef struct spim_image_info {
     const char *extension;    /* of the output, without dot: "jpg", "png", "bmp", "tga" */
     int width, height;        /* stored pixel size */
     int orientation;          /* EXIF orientation of the input, 1..8 */
-    const char *path;         /* "splice" (JPEG stamped in the compressed domain) or "recode" */
+    const char *path;         /* "splice" (JPEG stamped in the compressed domain), "progressive" (a
+                                 progressive JPEG, in the coefficient domain) or "recode" */
     const char *huffman;      /* splice: "file" (its own tables, bits copied) or "optimal" (scan re-encoded
-                                 with new tables); NULL on the recode path */
+                                 with new tables); progressive: "file" or "optimal" (some scan got
+                                 new tables); NULL on the recode path */
 } spim_image_info;
 
 /* Content type and extension of a writable format (PNG for the others). */
@@ -7678,6 +7680,856 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
     return st;
 }
 
+/* ---- progressive JPEG in the coefficient domain ---- */
+
+/* A progressive Huffman JPEG (SOF2, 8-bit, 1 or 3 components, sampling
+   factors 1-2, any valid scan script) is stamped without a pixel frame, in
+   two walks over its scans. The first decodes every scan keeping, for every
+   block, one bit per coefficient (has it been nonzero yet: what a
+   refinement scan needs to be read, T.81 G.1.2.3) and, for the blocks of the
+   covered MCUs only, their whole coefficients; those MCUs are then stamped
+   as the splice stamps them. The second walk re-codes each scan: a block
+   outside the covered MCUs with the coefficient bits it had (an EOB run
+   ends where the file's ended), a covered one from its new coefficients at
+   the scan's band and precision. The scan script, quantisation, sampling,
+   restart intervals and metadata stay the file's; a scan whose Huffman
+   tables lack a code it needs is counted and gets optimal tables of its own
+   (a DHT before its SOS). Memory: the input, the output, 8 bytes per block
+   (the bits, and a copy of one component's for the scan being written) and
+   the covered MCUs' coefficients. */
+
+#define SPIM__JPROG_RUN 0x7FFF   /* the longest EOB run (EOB14 and 14 bits) */
+
+/* One block's part of a scan. */
+typedef struct spim__jband {
+    int16_t a[64];               /* first scans: values at the scan's precision, zigzag order;
+                                    DC in a[0] */
+    uint64_t hist, corr, nz, neg; /* refinements, by zigzag bit: nonzero before, correction bit
+                                     set, newly nonzero, of those negative */
+    int eob_start;               /* the file starts an EOB run in this block */
+} spim__jband;
+
+typedef struct spim__jprog {
+    spim__jpeg *j;
+    spim__jcover k;
+    uint64_t *hist[3], *spare;   /* nonzero-so-far bits per block, mcux*h x mcuy*v per component */
+    int pw[3], ph[3], bw[3], bh[3], base[3];
+    int16_t *reg;                /* the covered MCUs' coefficients, MCU by MCU, block by block,
+                                    natural order */
+    signed char state[3][64];    /* the Al that last coded each coefficient, -1 none yet (pass 1) */
+    int ns, sc[4], ss, se, ah, al;   /* the scan */
+    int pass, count, missing, optimal;
+    const spim__huff *tdc[4], *tac[4];   /* the tables the scan is written with */
+    int pin[3], pout[3];         /* DC predictors in and out */
+    unsigned run_in, run_out;    /* EOB runs: left in the file's, pending in ours */
+    unsigned char *cb;           /* the correction bits of our pending run, first bit highest */
+    size_t cbits;
+    spim__jbits r;
+    spim__jout w;
+    const unsigned char *dht[8]; /* the file's current table per slot (DC 0-3, AC 4-7) */
+    size_t dhtlen[8];
+    int mine[8];                 /* the output's slot holds one of our tables */
+    size_t first_sos, plane;     /* plane: the largest component's bits, in entries */
+    spim__huff *saved;           /* the tables at the first scan, DC then AC, and the rest of it */
+    const unsigned char *saved_dht[8];
+    size_t saved_len[8];
+    int saved_ri;
+} spim__jprog;
+
+/* Blocks of component c's bits, padded to whole MCUs. */
+SPIM__PRIVATE size_t spim__jprog_blocks(const spim__jprog *g, int c)
+{
+    return (size_t)g->pw[c] * (size_t)g->ph[c];
+}
+
+SPIM__PRIVATE int16_t *spim__jprog_region(const spim__jprog *g, int c, int bx, int by)
+{
+    const spim__jcomp *cp = &g->j->comp[c];
+    int mc, mr;
+    size_t m;
+    if (bx < g->k.c0 * cp->h || bx >= (g->k.c1 + 1) * cp->h || by < g->k.r0 * cp->v ||
+        by >= (g->k.r1 + 1) * cp->v)
+        return NULL;
+    mc = bx / cp->h;
+    mr = by / cp->v;
+    m = (size_t)(mr - g->k.r0) * (size_t)(g->k.c1 - g->k.c0 + 1) + (size_t)(mc - g->k.c0);
+    m = m * (size_t)g->j->nblocks + (size_t)(g->base[c] + (by % cp->v) * cp->h + bx % cp->h);
+    return g->reg + m * 64;
+}
+
+/* The lowest and the highest set bit of v (not 0). */
+SPIM__PRIVATE int spim__jprog_low(uint64_t v)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctzll(v);
+#else
+    int n = 0;
+    for (; !(v & 1); v >>= 1) n++;
+    return n;
+#endif
+}
+
+SPIM__PRIVATE int spim__jprog_high(uint64_t v)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return 63 - __builtin_clzll(v);
+#else
+    int n = 63;
+    for (; !(v >> 63); v <<= 1) n--;
+    return n;
+#endif
+}
+
+/* Bits ss..se of the scan's band. */
+SPIM__PRIVATE uint64_t spim__jprog_mask(const spim__jprog *g)
+{
+    return (~0ull >> (63 - g->se)) & (~0ull << g->ss);
+}
+
+/* ---- reading a scan ---- */
+
+SPIM__PRIVATE int spim__jprog_bit(spim__jbits *r)
+{
+    if (r->n < 1) spim__jbits_fill(r);
+    return (int)spim__jbits_get(r, 1);
+}
+
+/* A DC first scan's value (the predictor, at the scan's precision) or a DC
+   refinement's bit, into b->a[0]. */
+SPIM__PRIVATE int spim__jprog_dec_dc(spim__jprog *g, int c, spim__jband *b)
+{
+    spim__jbits *r = &g->r;
+    int s;
+    if (r->n < 32) spim__jbits_fill(r);
+    if (g->ah) {
+        b->a[0] = (int16_t)spim__jbits_get(r, 1);
+        return 1;
+    }
+    if ((s = spim__huff_decode(r, &g->j->dc[g->j->comp[c].td])) < 0 || s > 11) return 0;
+    if (s) g->pin[c] += spim__jbits_extend(spim__jbits_get(r, s), s);
+    if (g->pin[c] < -2048 || g->pin[c] > 2047) return 0;
+    b->a[0] = (int16_t)g->pin[c];
+    return 1;
+}
+
+/* An AC first scan's values for the band (T.81 G.1.2.2): b->a where b->nz
+   has a bit. */
+SPIM__PRIVATE int spim__jprog_dec_first(spim__jprog *g, const spim__huff *h, spim__jband *b)
+{
+    spim__jbits *r = &g->r;
+    int k, rs, s, run;
+    b->nz = 0;
+    b->eob_start = 0;
+    if (g->run_in) {
+        g->run_in--;
+        return 1;
+    }
+    for (k = g->ss; k <= g->se;) {
+        if (r->n < 32) spim__jbits_fill(r);
+        if ((rs = spim__huff_decode(r, h)) < 0) return 0;
+        s = rs & 15;
+        run = rs >> 4;
+        if (s) {
+            if ((k += run) > g->se) return 0;
+            b->nz |= 1ull << k;
+            b->a[k++] = (int16_t)spim__jbits_extend(spim__jbits_get(r, s), s);
+        } else if (run == 15) {
+            if ((k += 16) > g->se + 1) return 0;
+        } else {
+            g->run_in = (1u << run) - 1 + spim__jbits_get(r, run);
+            b->eob_start = 1;
+            break;
+        }
+    }
+    return 1;
+}
+
+/* An AC refinement scan's bits for the band, against hist (T.81 G.1.2.3):
+   a symbol skips `run` coefficients that are still zero, reading a
+   correction bit for each nonzero one it passes; an EOB run's blocks read
+   the correction bits of the rest of the band. */
+SPIM__PRIVATE int spim__jprog_dec_refine(spim__jprog *g, const spim__huff *h, uint64_t hist,
+                                         spim__jband *b)
+{
+    spim__jbits *r = &g->r;
+    int k = g->ss, rs, s, run;
+    b->hist = hist;
+    b->corr = b->nz = b->neg = 0;
+    b->eob_start = 0;
+    for (; !g->run_in && k <= g->se; k++) {
+        int neg = 0;
+        if (r->n < 32) spim__jbits_fill(r);
+        if ((rs = spim__huff_decode(r, h)) < 0 || (s = rs & 15) > 1) return 0;
+        run = rs >> 4;
+        if (s) {
+            neg = !spim__jbits_get(r, 1);
+        } else if (run != 15) {
+            g->run_in = (1u << run) + spim__jbits_get(r, run);
+            b->eob_start = 1;
+            break;
+        }
+        for (; k <= g->se; k++) {
+            if (hist >> k & 1) {
+                if (spim__jprog_bit(r)) b->corr |= 1ull << k;
+            } else if (run-- == 0) {
+                break;
+            }
+        }
+        if (s) {
+            if (k > g->se) return 0;
+            b->nz |= 1ull << k;
+            if (neg) b->neg |= 1ull << k;
+        }
+    }
+    if (g->run_in) {
+        uint64_t left = k > g->se ? 0 : hist & spim__jprog_mask(g) & (~0ull << k);
+        for (; left; left &= left - 1)
+            if (spim__jprog_bit(r)) b->corr |= left & (~left + 1);
+        g->run_in--;
+    }
+    return 1;
+}
+
+/* Pass 1: the block's part of the scan into its coefficients (natural order). */
+SPIM__PRIVATE void spim__jprog_apply(const spim__jprog *g, const spim__jband *b, int16_t *co)
+{
+    int k, one = 1 << g->al;
+    if (!g->ss) {
+        long v = g->ah ? (long)co[0] | (b->a[0] ? one : 0) : (long)b->a[0] * one;
+        co[0] = (int16_t)(v < -32767 ? -32767 : v > 32767 ? 32767 : v);
+        return;
+    }
+    for (k = g->ss; k <= g->se; k++) {
+        int16_t *c = co + spim__zigzag[k];
+        long v = *c;
+        if (!g->ah) v = b->nz >> k & 1 ? (long)b->a[k] * one : 0;
+        else if (b->corr >> k & 1) v += v > 0 ? one : -one;
+        else if (b->nz >> k & 1) v = b->neg >> k & 1 ? -one : one;
+        *c = (int16_t)(v < -32767 ? -32767 : v > 32767 ? 32767 : v);
+    }
+}
+
+/* Pass 2: a covered block's new coefficients as its part of the scan. */
+SPIM__PRIVATE void spim__jprog_band(const spim__jprog *g, const int16_t *co, spim__jband *b)
+{
+    int k;
+    b->eob_start = 0;
+    if (!g->ss) {
+        int v = co[0], q = v >= 0 ? v >> g->al : -((-v - 1) >> g->al) - 1; /* floor(v / 2^al) */
+        b->a[0] = (int16_t)(g->ah ? q & 1 : q);
+        return;
+    }
+    b->hist = b->corr = b->nz = b->neg = 0;
+    for (k = g->ss; k <= g->se; k++) {
+        int v = co[spim__zigzag[k]], m = v < 0 ? -v : v;
+        if (!g->ah) {
+            b->a[k] = (int16_t)(v < 0 ? -(m >> g->al) : m >> g->al);
+            if (b->a[k]) b->nz |= 1ull << k;
+        } else if (m >> g->ah) {
+            b->hist |= 1ull << k;
+            if (m >> g->al & 1) b->corr |= 1ull << k;
+        } else if (m >> g->al & 1) {
+            b->nz |= 1ull << k;
+            if (v < 0) b->neg |= 1ull << k;
+        }
+    }
+}
+
+/* ---- writing a scan ---- */
+
+/* n <= 64 bits of v, most significant first. */
+SPIM__PRIVATE void spim__jprog_bits(spim__jout *w, uint64_t v, int n)
+{
+    for (; n > 24; n -= 24) spim__jout_put(w, (uint32_t)(v >> (n - 24)) & 0xFFFFFFu, 24);
+    if (n) spim__jout_put(w, (uint32_t)(v & ((1ull << n) - 1)), n);
+}
+
+/* Code (or, counting, count) symbol sym of AC table slot t with n extra
+   bits v. 0 when the table lacks the code. */
+SPIM__PRIVATE int spim__jprog_sym(spim__jprog *g, int t, int sym, uint32_t v, int n)
+{
+    const spim__huff *h = g->tac[t];
+    if (g->count) {
+        g->j->freq[4 + t][sym]++;
+        return 1;
+    }
+    if (!h->size[sym]) return 0;
+    spim__jout_put(&g->w, h->code[sym], h->size[sym]);
+    if (n) spim__jout_put(&g->w, v, n);
+    return 1;
+}
+
+/* Our pending EOB run and the correction bits its blocks left. */
+SPIM__PRIVATE int spim__jprog_flush_run(spim__jprog *g, int t)
+{
+    unsigned n = g->run_out;
+    int r = 0;
+    size_t i;
+    if (!n) return 1;
+    while (n >> (r + 1)) r++;
+    if (!spim__jprog_sym(g, t, r << 4, n - (1u << r), r)) return 0;
+    if (!g->count) {
+        for (i = 0; i + 8 <= g->cbits; i += 8) spim__jout_put(&g->w, g->cb[i / 8], 8);
+        if (g->cbits > i) {
+            int rest = (int)(g->cbits - i);
+            spim__jout_put(&g->w, (uint32_t)g->cb[i / 8] >> (8 - rest), rest);
+        }
+    }
+    g->run_out = 0;
+    g->cbits = 0;
+    return 1;
+}
+
+SPIM__PRIVATE void spim__jprog_cbit(spim__jprog *g, int bit)
+{
+    if (g->count) return;
+    if (!(g->cbits & 7)) g->cb[g->cbits / 8] = 0;
+    if (bit) g->cb[g->cbits / 8] |= (unsigned char)(0x80 >> (g->cbits & 7));
+    g->cbits++;
+}
+
+/* The band's tail joins our EOB run: a new run where the file began one
+   (outside the covered MCUs), so that the file's runs are kept. */
+SPIM__PRIVATE int spim__jprog_tail(spim__jprog *g, int t)
+{
+    if (++g->run_out == SPIM__JPROG_RUN) return spim__jprog_flush_run(g, t);
+    return 1;
+}
+
+SPIM__PRIVATE int spim__jprog_enc_first(spim__jprog *g, int t, const spim__jband *b, int outside)
+{
+    uint64_t *f = g->count ? g->j->freq[4 + t] : NULL, left = b->nz;
+    int last = left ? spim__jprog_high(left) : -1, prev = g->ss - 1;
+    if ((last >= 0 || (outside && b->eob_start)) && !spim__jprog_flush_run(g, t)) return 0;
+    for (; left; left &= left - 1) {
+        int k = spim__jprog_low(left), run = k - prev - 1;
+        for (; run > 15; run -= 16)
+            if (!spim__jprog_sym(g, t, 0xF0, 0, 0)) return 0;
+        if (!spim__jpeg_put_value(&g->w, g->tac[t], f, run << 4, b->a[k])) return 0;
+        prev = k;
+    }
+    return last == g->se || spim__jprog_tail(g, t);
+}
+
+/* The mirror of spim__jprog_dec_refine: correction bits of the nonzero
+   coefficients passed follow the symbol that passes them (a ZRL at the
+   16th zero, a newly nonzero coefficient's code and sign bit), those after
+   the last newly nonzero one follow the EOB run's symbol. */
+SPIM__PRIVATE int spim__jprog_enc_refine(spim__jprog *g, int t, const spim__jband *b, int outside)
+{
+    uint64_t *f = g->count ? g->j->freq[4 + t] : NULL, pend = 0, left;
+    int last = b->nz ? spim__jprog_high(b->nz) : -1, k, run = 0, npend = 0;
+    if ((last >= 0 || (outside && b->eob_start)) && !spim__jprog_flush_run(g, t)) return 0;
+    for (k = g->ss; k <= last; k++) {
+        if (b->hist >> k & 1) {
+            pend = pend << 1 | (b->corr >> k & 1);
+            npend++;
+            continue;
+        }
+        if (!(b->nz >> k & 1)) {
+            if (++run < 16) continue;
+            if (!spim__jprog_sym(g, t, 0xF0, 0, 0)) return 0;
+        } else if (!spim__jpeg_put_value(&g->w, g->tac[t], f, run << 4, b->neg >> k & 1 ? -1 : 1)) {
+            return 0;
+        }
+        if (!g->count) spim__jprog_bits(&g->w, pend, npend);
+        pend = 0;
+        npend = run = 0;
+    }
+    if (last == g->se) return 1;
+    left = b->hist & spim__jprog_mask(g) & (~0ull << (last + 1));
+    for (; left; left &= left - 1) spim__jprog_cbit(g, (b->corr & left & (~left + 1)) != 0);
+    return spim__jprog_tail(g, t);
+}
+
+SPIM__PRIVATE int spim__jprog_enc_dc(spim__jprog *g, int c, const spim__jband *b)
+{
+    int t = g->j->comp[c].td, diff = b->a[0] - g->pout[c];
+    if (g->ah) {
+        if (!g->count) spim__jout_put(&g->w, (uint32_t)b->a[0], 1);
+        return 1;
+    }
+    g->pout[c] = b->a[0];
+    return spim__jpeg_put_dc(&g->w, g->tdc[t], g->count ? g->j->freq[t] : NULL, diff);
+}
+
+/* One block of the scan: read; pass 1 keeps a covered block's coefficients,
+   pass 2 writes it (the covered ones from their new coefficients). 0 on a
+   corrupt scan (j->why) or a code our tables lack (g->missing). */
+SPIM__PRIVATE int spim__jprog_block(spim__jprog *g, int c, int bx, int by)
+{
+    spim__jpeg *j = g->j;
+    size_t bi = (size_t)by * (size_t)g->pw[c] + (size_t)bx;
+    int16_t *co = spim__jprog_region(g, c, bx, by);
+    int t = j->comp[c].ta, ok;
+    spim__jband b;
+    b.hist = b.corr = b.nz = b.neg = 0;
+    if (!g->ss) ok = spim__jprog_dec_dc(g, c, &b);
+    else if (!g->ah) ok = spim__jprog_dec_first(g, &j->ac[t], &b);
+    else ok = spim__jprog_dec_refine(g, &j->ac[t], g->hist[c][bi], &b);
+    if (!ok) return spim__jpeg_decline(j, "corrupt scan");
+    if (g->ss) (g->pass == 1 ? g->hist[c] : g->spare)[bi] = g->hist[c][bi] | b.nz;
+    if (g->pass == 1) {
+        if (co) spim__jprog_apply(g, &b, co);
+        return 1;
+    }
+    if (co) spim__jprog_band(g, co, &b);
+    if (!g->ss) ok = spim__jprog_enc_dc(g, c, &b);
+    else if (!g->ah) ok = spim__jprog_enc_first(g, t, &b, !co);
+    else ok = spim__jprog_enc_refine(g, t, &b, !co);
+    if (!ok) g->missing = 1;
+    return ok;
+}
+
+/* MCU m of the scan: one block when it has one component (T.81 A.2.2). */
+SPIM__PRIVATE int spim__jprog_mcu(spim__jprog *g, uint64_t m)
+{
+    const spim__jpeg *j = g->j;
+    int i, x, y, mx, my;
+    if (g->ns == 1) {
+        int c = g->sc[0];
+        uint64_t w = (uint64_t)g->bw[c];
+        return spim__jprog_block(g, c, (int)(m % w), (int)(m / w));
+    }
+    mx = (int)(m % (uint64_t)j->mcux);
+    my = (int)(m / (uint64_t)j->mcux);
+    for (i = 0; i < g->ns; i++) {
+        const spim__jcomp *cp = &j->comp[g->sc[i]];
+        for (y = 0; y < cp->v; y++)
+            for (x = 0; x < cp->h; x++)
+                if (!spim__jprog_block(g, g->sc[i], mx * cp->h + x, my * cp->v + y)) return 0;
+    }
+    return 1;
+}
+
+/* The scan's entropy-coded data from pos, interval by interval; *next: the
+   marker after it. 1 done, 0 declined or a code missing, -1 out of memory. */
+SPIM__PRIVATE int spim__jprog_data(spim__jprog *g, size_t pos, size_t *next)
+{
+    spim__jpeg *j = g->j;
+    int c = g->sc[0], marker, t = j->comp[c].ta, write = g->pass == 2 && !g->count;
+    uint64_t total = g->ns == 1 ? (uint64_t)g->bw[c] * (uint64_t)g->bh[c]
+                                : (uint64_t)j->mcux * (uint64_t)j->mcuy;
+    uint64_t per = j->ri ? (uint64_t)j->ri : total, m0, m, i = 0;
+    size_t end = pos, after;
+    for (m0 = 0; m0 < total; m0 += per, i++) {
+        uint64_t m1 = total - m0 < per ? total : m0 + per;
+        if (!spim__jpeg_data_end(j->p, pos, j->len, &end, &marker, &after))
+            return spim__jpeg_decline(j, "scan runs to the end of the file");
+        if (m1 < total ? marker != 0xD0 + (int)(i & 7) : marker >= 0xD0 && marker <= 0xD7)
+            return spim__jpeg_decline(j, "restart markers do not match DRI");
+        memset(&g->r, 0, sizeof g->r);
+        g->r.p = j->p;
+        g->r.pos = pos;
+        g->r.end = end;
+        g->pin[0] = g->pin[1] = g->pin[2] = g->pout[0] = g->pout[1] = g->pout[2] = 0;
+        g->run_in = g->run_out = 0;
+        g->cbits = 0;
+        g->w.acc = 0;
+        g->w.n = 0;
+        for (m = m0; m < m1; m++) {
+            if (write && spim__jout_room(&g->w, 8192 + g->cbits / 4) != SPIM_OK) return -1;
+            if (!spim__jprog_mcu(g, m)) return 0;
+        }
+        if (spim__jbits_over(&g->r)) return spim__jpeg_decline(j, "scan data ends early");
+        if (write && spim__jout_room(&g->w, 64 + g->cbits / 4) != SPIM_OK) return -1;
+        if (g->pass == 2 && !spim__jprog_flush_run(g, t)) {
+            g->missing = 1;
+            return 0;
+        }
+        if (write) {
+            spim__jout_flush(&g->w);
+            if (m1 < total) {
+                g->w.b->data[g->w.b->len++] = 0xFF;
+                g->w.b->data[g->w.b->len++] = (unsigned char)(0xD0 + (int)(i & 7));
+            }
+        }
+        pos = after;
+    }
+    *next = end;
+    return 1;
+}
+
+/* A scan header: its components (in frame order), tables, band and
+   precision; pass 1 also checks the script (T.81 G.1.1.1: a coefficient's
+   first scan, then refinements one bit at a time). */
+SPIM__PRIVATE int spim__jprog_sos(spim__jprog *g, const unsigned char *d, size_t n)
+{
+    spim__jpeg *j = g->j;
+    int i, c = -1, k;
+    if (n < 1 || d[0] < 1 || d[0] > j->nc || n != 4 + 2 * (size_t)d[0])
+        return spim__jpeg_decline(j, "bad scan header");
+    g->ns = d[0];
+    g->ss = d[1 + 2 * g->ns];
+    g->se = d[2 + 2 * g->ns];
+    g->ah = d[3 + 2 * g->ns] >> 4;
+    g->al = d[3 + 2 * g->ns] & 15;
+    if (g->ss > g->se || g->se > 63 || (!g->ss && g->se) || (g->ss && g->ns != 1) || g->al > 10 ||
+        (g->ah && g->al != g->ah - 1))
+        return spim__jpeg_decline(j, "a scan this path cannot follow");
+    for (i = 0; i < g->ns; i++) {
+        spim__jcomp *cp;
+        int id = d[1 + 2 * i];
+        for (c++; c < j->nc && j->comp[c].id != id; c++) {}
+        if (c >= j->nc) return spim__jpeg_decline(j, "scan components out of order");
+        cp = &j->comp[c];
+        g->sc[i] = c;
+        cp->td = d[2 + 2 * i] >> 4;
+        cp->ta = d[2 + 2 * i] & 15;
+        if (cp->td > 3 || cp->ta > 3 || (!g->ss && !g->ah && !j->dc[cp->td].defined) ||
+            (g->ss && !j->ac[cp->ta].defined))
+            return spim__jpeg_decline(j, "scan uses an undefined table");
+        for (k = g->ss; g->pass == 1 && k <= g->se; k++) {
+            if (g->state[c][k] != (g->ah ? g->ah : -1))
+                return spim__jpeg_decline(j, "a scan this path cannot follow");
+            g->state[c][k] = (signed char)g->al;
+        }
+    }
+    return 1;
+}
+
+/* The table slots the scan codes with: DC 0-3, AC 4-7. */
+SPIM__PRIVATE unsigned spim__jprog_used(const spim__jprog *g)
+{
+    unsigned used = 0;
+    int i;
+    for (i = 0; i < g->ns; i++)
+        if (g->ss) used |= 1u << (4 + g->j->comp[g->sc[i]].ta);
+        else if (!g->ah) used |= 1u << g->j->comp[g->sc[i]].td;
+    return used;
+}
+
+/* Where our tables hold a slot the scan takes from the file: the file's
+   table again. */
+SPIM__PRIVATE spim_status spim__jprog_file_tables(spim__jprog *g, unsigned used, spim_buf *out)
+{
+    unsigned char h[4];
+    size_t n = 2;
+    int t;
+    for (t = 0; t < 8; t++)
+        if ((used >> t & 1) && g->mine[t]) n += g->dhtlen[t];
+    if (n == 2) return SPIM_OK;
+    h[0] = 0xFF;
+    h[1] = 0xC4;
+    h[2] = (unsigned char)(n >> 8);
+    h[3] = (unsigned char)n;
+    if (spim_buf_append(out, h, 4) != SPIM_OK) return SPIM_ERR_NOMEM;
+    for (t = 0; t < 8; t++)
+        if ((used >> t & 1) && g->mine[t]) {
+            if (spim_buf_append(out, g->dht[t], g->dhtlen[t]) != SPIM_OK) return SPIM_ERR_NOMEM;
+            g->mine[t] = 0;
+        }
+    return SPIM_OK;
+}
+
+/* Optimal tables for the slots the scan uses, from the counts, into
+   j->ndc/j->nac and a DHT segment in d; its length. */
+SPIM__PRIVATE size_t spim__jprog_tables(spim__jprog *g, unsigned used, unsigned char *d)
+{
+    spim__jpeg *j = g->j;
+    size_t n = 4;
+    int t;
+    for (t = 0; t < 8; t++) {
+        int count;
+        if (!(used >> t & 1)) continue;
+        d[n] = (unsigned char)(t < 4 ? t : 0x10 | (t - 4));
+        count = spim__huff_optimal(j->freq[t], d + n + 1, d + n + 17);
+        spim__huff_build(t < 4 ? &j->ndc[t] : &j->nac[t - 4], d + n + 1, d + n + 17, t >= 4);
+        if (t < 4) g->tdc[t] = &j->ndc[t];
+        else g->tac[t - 4] = &j->nac[t - 4];
+        g->mine[t] = 1;
+        n += 17 + (size_t)count;
+    }
+    d[0] = 0xFF;
+    d[1] = 0xC4;
+    d[2] = (unsigned char)((n - 2) >> 8);
+    d[3] = (unsigned char)(n - 2);
+    return n;
+}
+
+/* Pass 2, one scan (its SOS segment at `at`, data from `data`): with the
+   file's tables, or where they lack a code, counted and with optimal ones.
+   The refinement bits are written aside and kept once the scan is. */
+SPIM__PRIVATE int spim__jprog_write(spim__jprog *g, size_t at, size_t data, spim_buf *out,
+                                    size_t *next)
+{
+    spim__jpeg *j = g->j;
+    unsigned char dht[4 + 8 * (17 + 256)];
+    unsigned used = spim__jprog_used(g);
+    size_t start = out->len;
+    int t, rc, c = g->sc[0];
+    for (t = 0; t < 4; t++) {
+        g->tdc[t] = &j->dc[t];
+        g->tac[t] = &j->ac[t];
+    }
+    g->count = g->missing = 0;
+    if (spim__jprog_file_tables(g, used, out) != SPIM_OK ||
+        spim_buf_append(out, j->p + at, data - at) != SPIM_OK)
+        return -1;
+    rc = spim__jprog_data(g, data, next);
+    if (rc == 0 && g->missing) {
+        out->len = start;
+        for (t = 0; t < 8; t++)
+            if (used >> t & 1) memset(j->freq[t], 0, sizeof j->freq[t]);
+        g->count = 1;
+        g->missing = 0;
+        if ((rc = spim__jprog_data(g, data, next)) != 1) return rc;
+        g->count = 0;
+        g->optimal = 1;
+        if (spim_buf_append(out, dht, spim__jprog_tables(g, used, dht)) != SPIM_OK ||
+            spim_buf_append(out, j->p + at, data - at) != SPIM_OK)
+            return -1;
+        rc = spim__jprog_data(g, data, next);
+        if (rc == 0 && g->missing) return spim__jpeg_decline(j, "optimal tables lack a code");
+    }
+    if (rc == 1 && g->ss)
+        memcpy(g->hist[c], g->spare, spim__jprog_blocks(g, c) * sizeof *g->spare);
+    return rc;
+}
+
+/* The file's tables in a DHT segment (spim__jpeg_dht took it): where each
+   slot's is, to write it again after one of ours. */
+SPIM__PRIVATE void spim__jprog_note_dht(spim__jprog *g, const unsigned char *d, size_t n)
+{
+    while (n >= 17) {
+        size_t len = 17;
+        int i, t = (d[0] >> 4 ? 4 : 0) + (d[0] & 3);
+        for (i = 1; i <= 16; i++) len += d[i];
+        g->dht[t] = d;
+        g->dhtlen[t] = len;
+        g->mine[t] = 0;
+        d += len;
+        n -= len;
+    }
+}
+
+/* One segment outside the scans (m, its body d of n bytes). */
+SPIM__PRIVATE int spim__jprog_segment(spim__jprog *g, int m, const unsigned char *d, size_t n)
+{
+    spim__jpeg *j = g->j;
+    if (m == 0xC4) {
+        if (!spim__jpeg_dht(j, d, n)) return 0;
+        spim__jprog_note_dht(g, d, n);
+    } else if (m == 0xDB) {
+        if (g->first_sos) return spim__jpeg_decline(j, "quantisation table between scans");
+        return spim__jpeg_dqt(j, d, n);
+    } else if (m == 0xDD) {
+        if (n != 2) return spim__jpeg_decline(j, "bad restart interval");
+        j->ri = (int)spim__rd16(d, 0);
+    } else if (m == 0xC2) {
+        if (g->first_sos) return spim__jpeg_decline(j, "two frames");
+        return spim__jpeg_sof(j, d, n) && spim__jpeg_layout(j);
+    } else if (!(m == 0xFE || (m >= 0xE0 && m <= 0xEF))) {
+        return spim__jpeg_decline(j, m == 0xCC                  ? "arithmetic-coded JPEG"
+                                     : m >= 0xC0 && m <= 0xCF ? "two frames"
+                                                              : "unsupported marker");
+    }
+    return 1;
+}
+
+/* Walk the file: pass 0 up to the first scan (the frame, tables, restart
+   interval), pass 1 reads every scan, pass 2 writes them and what lies
+   between into out. 1 done, 0 declined, -1 out of memory. */
+SPIM__PRIVATE int spim__jprog_walk(spim__jprog *g, spim_buf *out)
+{
+    spim__jpeg *j = g->j;
+    const unsigned char *p = j->p;
+    size_t pos = g->pass ? g->first_sos : spim__jpeg_soi(p, j->len), seg, at, next;
+    int m, rc;
+    for (;;) {
+        at = pos;
+        if (pos >= j->len || p[pos] != 0xFF)
+            return spim__jpeg_decline(j, "no marker where one belongs");
+        while (pos < j->len && p[pos] == 0xFF) pos++;
+        if (pos >= j->len) return spim__jpeg_decline(j, "no end of image");
+        if ((m = p[pos++]) == 0xD9) break;
+        if (j->len - pos < 2 || (seg = spim__rd16(p + pos, 0)) < 2 || seg > j->len - pos)
+            return spim__jpeg_decline(j, "segment runs past the end");
+        if (m == 0xDA && !g->pass) {
+            if (!j->nc) return spim__jpeg_decline(j, "scan before frame");
+            g->first_sos = at;
+            return 1;
+        }
+        if (m == 0xDA) {
+            if (!spim__jprog_sos(g, p + pos + 2, seg - 2)) return 0;
+            rc = g->pass == 1 ? spim__jprog_data(g, pos + seg, &next)
+                              : spim__jprog_write(g, at, pos + seg, out, &next);
+            if (rc != 1) return rc;
+            pos = next;
+            continue;
+        }
+        if (!spim__jprog_segment(g, m, p + pos + 2, seg - 2)) return 0;
+        if (g->pass == 2 && spim_buf_append(out, p + at, pos + seg - at) != SPIM_OK) return -1;
+        pos += seg;
+    }
+    if (!g->pass) return spim__jpeg_decline(j, "no scan");
+    return g->pass == 1 || spim_buf_append(out, "\xFF\xD9", 2) == SPIM_OK ? 1 : -1;
+}
+
+/* The covered MCUs' new coefficients: each one stamped as the splice does. */
+SPIM__PRIVATE void spim__jprog_stamp(spim__jprog *g, const spim__plan *P)
+{
+    spim__jpeg *j = g->j;
+    size_t per = (size_t)j->nblocks * 64, i = 0;
+    int mr, mc, b;
+    for (mr = g->k.r0; mr <= g->k.r1; mr++)
+        for (mc = g->k.c0; mc <= g->k.c1; mc++, i++) {
+            int16_t *co = g->reg + i * per;
+            for (b = 0; b < j->nblocks; b++) memcpy(j->coef[b], co + 64 * b, sizeof j->coef[b]);
+            spim__jpeg_stamp_mcu(j, P, mc, mr);
+            for (b = 0; b < j->nblocks; b++) memcpy(co + 64 * b, j->coef[b], sizeof j->coef[b]);
+        }
+}
+
+SPIM__PRIVATE void *spim__jprog_zalloc(size_t n)
+{
+    void *p = SPIM_MALLOC(n);
+    if (p) memset(p, 0, n);
+    return p;
+}
+
+/* The bits, the covered MCUs' coefficients and the run buffer. */
+SPIM__PRIVATE int spim__jprog_alloc(spim__jprog *g)
+{
+    spim__jpeg *j = g->j;
+    size_t ncov = (size_t)(g->k.c1 - g->k.c0 + 1) * (size_t)(g->k.r1 - g->k.r0 + 1);
+    int c, b = 0;
+    memset(g->state, -1, sizeof g->state);
+    for (c = 0; c < j->nc; c++) {
+        const spim__jcomp *cp = &j->comp[c];
+        g->pw[c] = j->mcux * cp->h;
+        g->ph[c] = j->mcuy * cp->v;
+        g->bw[c] = ((j->width * cp->h + j->hmax - 1) / j->hmax + 7) / 8;
+        g->bh[c] = ((j->height * cp->v + j->vmax - 1) / j->vmax + 7) / 8;
+        g->base[c] = b;
+        b += cp->h * cp->v;
+        if (spim__jprog_blocks(g, c) > g->plane) g->plane = spim__jprog_blocks(g, c);
+    }
+    for (c = 0; c < j->nc; c++)
+        if (!(g->hist[c] = (uint64_t *)spim__jprog_zalloc(spim__jprog_blocks(g, c) * 8))) return 0;
+    g->spare = (uint64_t *)SPIM_MALLOC(g->plane * sizeof(uint64_t));
+    g->reg = (int16_t *)spim__jprog_zalloc(ncov * (size_t)j->nblocks * 64 * sizeof(int16_t));
+    g->cb = (unsigned char *)SPIM_MALLOC((size_t)SPIM__JPROG_RUN * 63 / 8 + 16);
+    g->saved = (spim__huff *)SPIM_MALLOC(8 * sizeof(spim__huff));
+    return g->spare && g->reg && g->cb && g->saved;
+}
+
+SPIM__PRIVATE void spim__jprog_free(spim__jprog *g)
+{
+    int c;
+    for (c = 0; c < 3; c++) SPIM_FREE(g->hist[c]);
+    SPIM_FREE(g->spare);
+    SPIM_FREE(g->reg);
+    SPIM_FREE(g->cb);
+    SPIM_FREE(g->saved);
+}
+
+/* Both walks: read, stamp, write (header first, as the splice writes it).
+   1 done, 0 declined, -1 out of memory. */
+SPIM__PRIVATE int spim__jprog_run(spim__jprog *g, const spim__plan *P, spim_buf *out)
+{
+    spim__jpeg *j = g->j;
+    int rc, c, t;
+    if (!spim__jprog_alloc(g)) return -1;
+    memcpy(g->saved, j->dc, sizeof j->dc);
+    memcpy(g->saved + 4, j->ac, sizeof j->ac);
+    memcpy(g->saved_dht, g->dht, sizeof g->dht);
+    memcpy(g->saved_len, g->dhtlen, sizeof g->dhtlen);
+    g->saved_ri = j->ri;
+    g->pass = 1;
+    if ((rc = spim__jprog_walk(g, NULL)) != 1) return rc;
+    spim__jprog_stamp(g, P);
+    memcpy(j->dc, g->saved, sizeof j->dc);
+    memcpy(j->ac, g->saved + 4, sizeof j->ac);
+    memcpy(g->dht, g->saved_dht, sizeof g->dht);
+    memcpy(g->dhtlen, g->saved_len, sizeof g->dhtlen);
+    j->ri = g->saved_ri;
+    for (t = 0; t < 8; t++) g->mine[t] = 0;
+    for (c = 0; c < j->nc; c++) memset(g->hist[c], 0, spim__jprog_blocks(g, c) * sizeof(uint64_t));
+    j->scan = g->first_sos; /* spim__jpeg_copy_header writes the segments before it */
+    if (spim_buf_reserve(out, j->len + j->len / 8 + 65536) != SPIM_OK ||
+        spim__jpeg_copy_header(j, out, NULL, 0) != SPIM_OK)
+        return -1;
+    g->w.b = out;
+    g->pass = 2;
+    return spim__jprog_walk(g, out);
+}
+
+/* Read the header, place the stamp, run both walks. */
+SPIM__PRIVATE spim_status spim__jprog_go(spim__jprog *g, int orientation, const spim_stamp *stamp,
+                                         const spim_stamp_options *o, spim_buf *out,
+                                         spim_image_info *info, const char **why, spim_error *err)
+{
+    spim__jpeg *j = g->j;
+    spim__plan P;
+    spim_status st = SPIM_OK;
+    uint64_t budget = o->max_pixels ? o->max_pixels : spim_default_max_pixels(), area;
+    double side;
+    int rc;
+    if (!spim__jprog_walk(g, NULL)) {
+        *why = j->why;
+        return SPIM_OK;
+    }
+    if ((uint64_t)j->width * (uint64_t)j->height / 16 > budget) { /* the bits: 1 byte per 8 px */
+        *why = "over the pixel budget";
+        return SPIM_OK;
+    }
+    side = o->scale * (j->width < j->height ? j->width : j->height) + 0.5;
+    if (o->scale > 0 && side * side > (double)budget)
+        return spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG of %dx%d: the stamp scaled to %.0f "
+                              "pixels a side is over the budget of %llu pixels", j->width,
+                              j->height, side, (unsigned long long)budget);
+    st = spim__plan_make(&P, j->width, j->height, j->nc, orientation, stamp, o, err);
+    if (st != SPIM_OK) return st;
+    g->k.c0 = P.L.x / j->mcuw;
+    g->k.c1 = (P.L.x + P.L.w - 1) / j->mcuw;
+    g->k.r0 = P.L.y / j->mcuh;
+    g->k.r1 = (P.L.y + P.L.h - 1) / j->mcuh;
+    area = (uint64_t)(g->k.c1 - g->k.c0 + 1) * (uint64_t)j->mcuw *
+           (uint64_t)(g->k.r1 - g->k.r0 + 1) * (uint64_t)j->mcuh;
+    if (area > budget)
+        st = spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG: the stamp covers %llu pixels, over the "
+                            "budget of %llu", (unsigned long long)area, (unsigned long long)budget);
+    else if ((rc = spim__jprog_run(g, &P, out)) < 0)
+        st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory stamping JPEG");
+    else if (rc == 0)
+        *why = j->why;
+    else if (info) {
+        info->width = j->width;
+        info->height = j->height;
+        info->huffman = g->optimal ? "optimal" : "file";
+    }
+    spim_stamp_free(&P.scaled);
+    return st;
+}
+
+/* Stamp a progressive JPEG in the coefficient domain: SPIM_OK with *why
+   set when it needs the decode -> encode path instead. */
+SPIM__PRIVATE spim_status spim__jprog_splice(const unsigned char *p, size_t len, int orientation,
+                                             const spim_stamp *stamp, const spim_stamp_options *o,
+                                             spim_buf *out, spim_image_info *info, const char **why,
+                                             spim_error *err)
+{
+    spim__jprog *g = (spim__jprog *)spim__jprog_zalloc(sizeof(spim__jprog));
+    spim__jpeg *j = (spim__jpeg *)spim__jprog_zalloc(sizeof(spim__jpeg));
+    spim_status st = SPIM_ERR_NOMEM;
+    size_t start = out->len;
+    *why = NULL;
+    if (g && j) {
+        g->j = j;
+        j->p = p;
+        j->len = len;
+        st = spim__jprog_go(g, orientation, stamp, o, out, info, why, err);
+        spim__jprog_free(g);
+    } else {
+        spim_error_set(err, SPIM_ERR_NOMEM, "out of memory reading JPEG");
+    }
+    if (st != SPIM_OK || *why) out->len = start;
+    SPIM_FREE(g);
+    SPIM_FREE(j);
+    return st;
+}
+
 /* The compressed-domain path of spim_stamp_image: *done = 0 when the file
    must be decoded and re-encoded instead. The metadata is read (and the
    structure checked) exactly as spim_image_decode does. */
@@ -7687,18 +8539,23 @@ static spim_status spim__jpeg_stamp(const void *in, size_t in_len, const spim_st
 {
     spim_meta m;
     spim_status st;
-    const char *why = NULL;
+    const char *why = NULL, *path = "splice";
     if (in_len > INT_MAX) return spim_error_set(err, SPIM_ERR_TOO_LARGE, "input of %zu bytes is too large", in_len);
     if ((st = spim__meta_read(in, in_len, &m, err)) != SPIM_OK) return st;
     if ((st = spim__draw_check((const unsigned char *)in, 1, 1, 3, stamp, o, err)) == SPIM_OK)
         st = spim__jpeg_splice((const unsigned char *)in, in_len, m.orientation, stamp, o, out, info, &why, err);
+    if (st == SPIM_OK && why && !strcmp(why, "progressive JPEG")) {
+        path = "progressive";
+        st = spim__jprog_splice((const unsigned char *)in, in_len, m.orientation, stamp, o, out,
+                                info, &why, err);
+    }
     *done = st == SPIM_OK && !why;
     if (*done && info) {
         info->format = info->out_format = SPIM_FORMAT_JPEG;
         info->content_type = spim_format_content_type(SPIM_FORMAT_JPEG);
         info->extension = spim__format_extension(SPIM_FORMAT_JPEG);
         info->orientation = m.orientation;
-        info->path = "splice";
+        info->path = path;
     }
     spim__meta_free(&m);
     return st;

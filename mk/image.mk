@@ -17,7 +17,7 @@ $(B)/imager/bootstrap $(B)/imager/bootstrap-san: $(B)/assets/stamp_png.h
 
 # test_jpeg reads coefficients back through libjpeg (libjpeg62-turbo-dev):
 # only this test links it.
-$(addsuffix /test_jpeg,$(addprefix $(B)/test/,gcc clang san)): PKG_LIBS += -ljpeg
+$(foreach t,test_jpeg test_jpeg_progressive,$(addsuffix /$(t),$(addprefix $(B)/test/,gcc clang san))): PKG_LIBS += -ljpeg
 
 # build/stamp compiles only the image section (SPIM_NO_S3/EVENTS/LAMBDA):
 # it links zlib and nothing else.

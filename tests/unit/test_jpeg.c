@@ -518,7 +518,7 @@ TEST(stamp_is_as_exact_as_the_pixel_path)
     spim_buf_free(&out);
 }
 
-TEST(progressive_and_recode_mode_take_the_pixel_path)
+TEST(progressive_and_recode_mode)
 {
     unsigned char *rgb = make_photo(200, 150, 3);
     spim_buf in = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
@@ -530,7 +530,12 @@ TEST(progressive_and_recode_mode_take_the_pixel_path)
     memset(&o, 0, sizeof o);
     memset(&info, 0, sizeof info);
     CHECK_INT(SPIM_OK, spim_stamp_image(in.data, in.len, &the_stamp, &o, &out, &info, &err));
+    CHECK_STR("progressive", info.path); /* tests/test_jpeg_progressive.c checks that path */
+    o.jpeg_mode = SPIM_JPEG_RECODE;
+    out.len = 0;
+    CHECK_INT(SPIM_OK, spim_stamp_image(in.data, in.len, &the_stamp, &o, &out, &info, &err));
     CHECK_STR("recode", info.path);
+    o.jpeg_mode = SPIM_JPEG_AUTO;
     CHECK_INT(SPIM_OK, spim_image_decode(out.data, out.len, 0, &img, &err));
     CHECK_INT(200, img.width);
     spim_image_free(&img);
@@ -650,7 +655,7 @@ int main(void)
     RUN(exif_orientations_and_odd_sizes);
     RUN(missing_codes_take_optimal_tables);
     RUN(stamp_is_as_exact_as_the_pixel_path);
-    RUN(progressive_and_recode_mode_take_the_pixel_path);
+    RUN(progressive_and_recode_mode);
     RUN(stamp_entirely_outside_is_an_error);
     RUN(hostile_jpegs_fail_cleanly);
     free(the_stamp.rgba);
