@@ -1259,6 +1259,9 @@ SPIMDEF int spim_lambda_main(int argc, char **argv, spim_lambda_init_fn init,
 #define SPIM__NEON 1
 #include <arm_neon.h>
 #endif
+#if defined(__aarch64__) && defined(__ARM_FEATURE_CRC32)
+#include <arm_acle.h>
+#endif
 
 #if !defined(SPIM_NO_S3) || !defined(SPIM_NO_LAMBDA)
 #define SPIM__HTTP 1
@@ -2008,6 +2011,177 @@ SPIMDEF void spim_hmac_sha256(const void *key, size_t key_len, const void *data,
 }
 
 #undef SPIM__ROR32
+
+/* ---- CRC checksums (S3's x-amz-checksum-*) -------------------------------
+   CRC-32 (ISO-HDLC, zlib's), CRC-32C (Castagnoli) and CRC-64/NVME, all
+   reflected, init and final xor all ones. Portable: slicing by 8 over tables
+   built once on first use. CRC-32C uses the CPU's instruction where it has
+   one (SSE4.2, asked of cpuid; ARMv8 CRC when the compiler targets it), the
+   reason S3 PUTs carry CRC-32C: it costs less than the SHA-256 beside it. */
+
+typedef struct spim__crc_tables {
+    uint32_t crc32[8][256], crc32c[8][256];
+    uint64_t crc64[8][256];
+} spim__crc_tables;
+
+static spim__crc_tables spim__crc_t;
+
+static void spim__crc_build(void)
+{
+    int i, j, k;
+    for (i = 0; i < 256; i++) {
+        uint32_t a = (uint32_t)i, c = (uint32_t)i;
+        uint64_t n = (uint64_t)i;
+        for (k = 0; k < 8; k++) {
+            a = (a >> 1) ^ (0xEDB88320u & (0u - (a & 1u)));
+            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+            n = (n >> 1) ^ (0x9A6C9329AC4BC9B5ull & (0ull - (n & 1u)));
+        }
+        spim__crc_t.crc32[0][i] = a;
+        spim__crc_t.crc32c[0][i] = c;
+        spim__crc_t.crc64[0][i] = n;
+    }
+    for (j = 1; j < 8; j++)
+        for (i = 0; i < 256; i++) {
+            uint32_t a = spim__crc_t.crc32[j - 1][i], c = spim__crc_t.crc32c[j - 1][i];
+            uint64_t n = spim__crc_t.crc64[j - 1][i];
+            spim__crc_t.crc32[j][i] = (a >> 8) ^ spim__crc_t.crc32[0][a & 0xff];
+            spim__crc_t.crc32c[j][i] = (c >> 8) ^ spim__crc_t.crc32c[0][c & 0xff];
+            spim__crc_t.crc64[j][i] = (n >> 8) ^ spim__crc_t.crc64[0][n & 0xff];
+        }
+}
+
+/* The tables, built by the first caller while any other waits (threads may
+   checksum at once; the atomics make the build visible to them). */
+static const spim__crc_tables *spim__crc_tables_get(void)
+{
+    static int state; /* 0 not built, 1 building, 2 ready */
+    int expect = 0;
+    if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == 2) return &spim__crc_t;
+    if (__atomic_compare_exchange_n(&state, &expect, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        spim__crc_build();
+        __atomic_store_n(&state, 2, __ATOMIC_RELEASE);
+    }
+    while (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != 2) {}
+    return &spim__crc_t;
+}
+
+static uint64_t spim__le64(const unsigned char *p)
+{
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
+           (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+}
+
+/* Slicing by 8 for a 32-bit reflected CRC (t: its 8 tables); crc is the
+   running register, not yet inverted. */
+static uint32_t spim__crc32_slice(const uint32_t t[8][256], uint32_t crc, const unsigned char *p, size_t n)
+{
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t v = spim__le64(p) ^ crc;
+        crc = t[7][v & 0xff] ^ t[6][(v >> 8) & 0xff] ^ t[5][(v >> 16) & 0xff] ^ t[4][(v >> 24) & 0xff] ^
+              t[3][(v >> 32) & 0xff] ^ t[2][(v >> 40) & 0xff] ^ t[1][(v >> 48) & 0xff] ^ t[0][v >> 56];
+    }
+    for (; n; n--, p++) crc = (crc >> 8) ^ t[0][(crc ^ *p) & 0xff];
+    return crc;
+}
+
+/* CRC-32 (zlib's crc32): update `crc` (0 to start) with n bytes. */
+SPIM__PRIVATE uint32_t spim__crc32(uint32_t crc, const void *data, size_t n)
+{
+    const spim__crc_tables *t = spim__crc_tables_get();
+    return ~spim__crc32_slice(t->crc32, ~crc, (const unsigned char *)data, n);
+}
+
+SPIM__PRIVATE uint32_t spim__crc32c_portable(uint32_t crc, const void *data, size_t n)
+{
+    const spim__crc_tables *t = spim__crc_tables_get();
+    return ~spim__crc32_slice(t->crc32c, ~crc, (const unsigned char *)data, n);
+}
+
+#if defined(SPIM__X86)
+__attribute__((target("sse4.2")))
+static uint32_t spim__crc32c_hw(uint32_t crc, const unsigned char *p, size_t n)
+{
+    uint64_t c = ~crc;
+    for (; n >= 8; n -= 8, p += 8) c = _mm_crc32_u64(c, spim__le64(p));
+    for (; n; n--, p++) c = _mm_crc32_u8((uint32_t)c, *p);
+    return ~(uint32_t)c;
+}
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_CRC32)
+static uint32_t spim__crc32c_hw(uint32_t crc, const unsigned char *p, size_t n)
+{
+    uint32_t c = ~crc;
+    for (; n >= 8; n -= 8, p += 8) c = __crc32cd(c, spim__le64(p));
+    for (; n; n--, p++) c = __crc32cb(c, *p);
+    return ~c;
+}
+#endif
+
+/* 1 when spim__crc32c runs on the CPU's CRC instruction. */
+SPIM__PRIVATE int spim__crc32c_hw_available(void)
+{
+#if defined(SPIM__X86)
+    static int known; /* 0 not asked yet, 1 no, 2 yes */
+    int v = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (!v) {
+        unsigned a, b, c, d;
+        v = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 20)) ? 2 : 1;
+        __atomic_store_n(&known, v, __ATOMIC_RELAXED);
+    }
+    return v == 2;
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_CRC32)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* CRC-32C: update `crc` (0 to start) with n bytes. */
+SPIM__PRIVATE uint32_t spim__crc32c(uint32_t crc, const void *data, size_t n)
+{
+#if defined(SPIM__X86) || (defined(__aarch64__) && defined(__ARM_FEATURE_CRC32))
+    if (spim__crc32c_hw_available()) return spim__crc32c_hw(crc, (const unsigned char *)data, n);
+#endif
+    return spim__crc32c_portable(crc, data, n);
+}
+
+/* CRC-64/NVME: update `crc` (0 to start) with n bytes. */
+SPIM__PRIVATE uint64_t spim__crc64nvme(uint64_t crc, const void *data, size_t n)
+{
+    const uint64_t (*t)[256] = spim__crc_tables_get()->crc64;
+    const unsigned char *p = (const unsigned char *)data;
+    crc = ~crc;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t v = spim__le64(p) ^ crc;
+        crc = t[7][v & 0xff] ^ t[6][(v >> 8) & 0xff] ^ t[5][(v >> 16) & 0xff] ^ t[4][(v >> 24) & 0xff] ^
+              t[3][(v >> 32) & 0xff] ^ t[2][(v >> 40) & 0xff] ^ t[1][(v >> 48) & 0xff] ^ t[0][v >> 56];
+    }
+    for (; n; n--, p++) crc = (crc >> 8) ^ t[0][(crc ^ *p) & 0xff];
+    return ~crc;
+}
+
+/* Standard base64 (RFC 4648, padded) of n bytes into out (4 * ((n + 2) / 3) + 1 bytes). */
+SPIM__PRIVATE void spim__base64(const unsigned char *in, size_t n, char *out)
+{
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i;
+    for (i = 0; i + 2 < n; i += 3, out += 4) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[0] = a[v >> 18];
+        out[1] = a[(v >> 12) & 63];
+        out[2] = a[(v >> 6) & 63];
+        out[3] = a[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
+        out[0] = a[v >> 18];
+        out[1] = a[(v >> 12) & 63];
+        out[2] = i + 1 < n ? a[(v >> 6) & 63] : '=';
+        out[3] = '=';
+        out += 4;
+    }
+    *out = 0;
+}
 
 /* ==========================================================================
    sigv4
