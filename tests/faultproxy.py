@@ -17,6 +17,7 @@ Control requests (any method, answered by the proxy itself):
         is METHOD, when given) get fault M:
           slowdown  503 with an S3 <Error><Code>SlowDown</Code> body
           internal  500 InternalError
+          denied    403 AccessDenied (a permission a person must fix)
           reset     read the request, then reset the connection (RST)
           stall     read the request, then say nothing for S seconds, close
           truncate  forward, relay half of the response body, then reset
@@ -41,7 +42,7 @@ import urllib.parse
 
 CONTROL = "/__faultproxy__/"
 MAX_LINE = 65536
-MODES = ("pass", "slowdown", "internal", "reset", "stall", "truncate", "chunked")
+MODES = ("pass", "slowdown", "internal", "denied", "reset", "stall", "truncate", "chunked")
 
 
 class State:
@@ -164,6 +165,8 @@ class Handler(socketserver.StreamRequestHandler):
             elif fault == "internal":
                 self.wfile.write(s3_error(500, "Internal Server Error", "InternalError",
                                           "We encountered an internal error. Please try again."))
+            elif fault == "denied":
+                self.wfile.write(s3_error(403, "Forbidden", "AccessDenied", "Access Denied"))
             elif fault == "reset":
                 reset_connection(self.connection)
                 return

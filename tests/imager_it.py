@@ -771,6 +771,39 @@ def sqs_batch(*s3docs):
     return {"Records": recs}
 
 
+def case_sqs_access_denied_listed(t):
+    """A PUT refused with AccessDenied (nothing a retry fixes, a person can)
+    lists exactly that message in batchItemFailures, so the queue's redrive
+    policy moves it to the DLQ; the other messages are done."""
+    proxy = FaultProxy(t.tmp)
+    emu = Emulator(t.tmp, "--timeout-ms", "60000")
+    keys = ["sqsd/ok0.jpg", "sqsd/denied.jpg", "sqsd/ok2.jpg"]
+    for k in keys:
+        s3_put(t.bucket, k, os.path.join(t.samples, "small.jpg"))
+    boot = Bootstrap(t.imager, t.tmp, emu.api, **dict(aws_env(proxy.url)))
+    try:
+        proxy.control("set?mode=denied&count=1000&match=/%s&method=PUT" % (PREFIX + "sqsd/denied.jpg"))
+        doc = summary(answer(emu, sqs_batch(*[s3_event(s3_record(t.bucket, k)) for k in keys])))
+        expect_eq("batchItemFailures", [{"itemIdentifier": "msg-1"}], doc.get("batchItemFailures"))
+        expect_eq("summary", c(stamped=2, failed=1), counts(doc))
+        check_absent(t.bucket, PREFIX + "sqsd/denied.jpg")
+    finally:
+        boot.stop()
+        emu.stop()
+        proxy.stop()
+
+
+def case_presign_5xx_names_no_bucket(t):
+    """A 5xx answer to a public caller says no more than it must: a generic
+    reason and the Lambda request id; S3's text, the bucket, the key in the log."""
+    resp, body = presign_call(t, http_api_v2({"key": "in/photo.jpg"}), AWS_SECRET_ACCESS_KEY="wrong" * 8)
+    expect_eq("status with a wrong secret", 502, resp["statusCode"])
+    expect_eq("error", "storage error", body.get("error"))
+    expect("requestId" in body, "body", "a requestId", body)
+    expect(t.bucket not in resp["body"] and "photo" not in resp["body"], "5xx body", "no bucket or key",
+           resp["body"])
+
+
 def case_sqs_partial_batch(t):
     """Through SQS, a key whose every request meets 503 is the only message
     in batchItemFailures; a permanent problem (not an image) is logged, not
@@ -906,7 +939,8 @@ def case_batch_operations(t):
         proxy.stop()
 
 
-OWN += [case_sqs_partial_batch, case_deadline, case_batch_operations]
+OWN += [case_sqs_partial_batch, case_sqs_access_denied_listed, case_presign_5xx_names_no_bucket, case_deadline,
+        case_batch_operations]
 
 
 class T:
