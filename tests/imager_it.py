@@ -793,6 +793,62 @@ def case_sqs_access_denied_listed(t):
         proxy.stop()
 
 
+def case_trace_header_and_checksums(t):
+    """Through a recording proxy: inside Lambda every S3 request of an
+    invocation carries its trace id, unsigned; PUTs carry a CRC-32C the proxy
+    checks against the body; a GET body with one byte flipped under a correct
+    x-amz-checksum-crc32 is retried, never stamped; with both switches
+    when_required no checksum header goes out; no variable, no trace header."""
+    proxy = FaultProxy(t.tmp)
+    emu = Emulator(t.tmp, "--timeout-ms", "60000")
+    s3_put(t.bucket, "trace/a.jpg", os.path.join(t.samples, "small.jpg"))
+    trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    runs = (({"AWS_LAMBDA_FUNCTION_NAME": "imager"}, trace), ({}, None),
+            ({"AWS_LAMBDA_FUNCTION_NAME": "imager", "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+              "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required"}, trace))
+    try:
+        for extra, want_trace in runs:
+            env = dict(aws_env(proxy.url))
+            env.update(extra)
+            boot = Bootstrap(t.imager, t.tmp, emu.api, **env)
+            try:
+                run([S3, "rm", "s3://%s/%strace/a.jpg" % (t.bucket, PREFIX)])
+                proxy.control("reset")
+                ev = s3_event(s3_record(t.bucket, "trace/a.jpg"))
+                doc = summary(emu.result(emu.event(ev, trace_id=trace), timeout=120)["final"])
+                expect_eq("summary with %s" % extra, c(stamped=1), counts(doc))
+                log = json.loads(proxy.control("log"))
+                expect(log, "requests seen by the proxy", "some", log)
+                expect_eq("X-Amzn-Trace-Id with %s" % extra, [want_trace] * len(log), [r["trace"] for r in log])
+                expect_eq("signed X-Amzn-Trace-Id", [], [r for r in log if "x-amzn-trace-id" in r["signed"]])
+                puts = [r for r in log if r["method"] == "PUT"]
+                if "AWS_REQUEST_CHECKSUM_CALCULATION" in extra:
+                    expect_eq("checksum headers when_required", [], [r for r in log if r["checksums"]])
+                else:
+                    expect_eq("PUT checksums right", [True] * len(puts), [r["crc32c_ok"] for r in puts])
+                    gets = [r for r in log if r["method"] in ("GET", "HEAD")]
+                    expect_eq("checksum mode asked", [{"x-amz-checksum-mode": "ENABLED"}] * len(gets),
+                              [r["checksums"] for r in gets])
+            finally:
+                boot.stop()
+        env = dict(aws_env(proxy.url))
+        boot = Bootstrap(t.imager, t.tmp, emu.api, **env)
+        try:
+            run([S3, "rm", "s3://%s/%strace/a.jpg" % (t.bucket, PREFIX)])
+            proxy.control("set?mode=flip&count=1000&match=/trace/a.jpg&method=GET")
+            rec = emu.result(emu.event(s3_event(s3_record(t.bucket, "trace/a.jpg"))), timeout=120)["final"]
+            expect_eq("answer with every GET body flipped", "error", rec["kind"])
+            expect_eq("flipped GET bodies: never stamped", None, s3_head(t.bucket, PREFIX + "trace/a.jpg"))
+            gets = [r for r in json.loads(proxy.control("log")) if r["method"] == "GET"]
+            expect(len(gets) >= 3, "GETs of the flipped object", ">= 3 (retried)", len(gets))
+            expect("checksum" in boot.log(), "imager log", "a checksum mismatch", boot.log()[-800:])
+        finally:
+            boot.stop()
+    finally:
+        emu.stop()
+        proxy.stop()
+
+
 def case_presign_5xx_names_no_bucket(t):
     """A 5xx answer to a public caller says no more than it must: a generic
     reason and the Lambda request id; S3's text, the bucket, the key in the log."""
@@ -939,7 +995,8 @@ def case_batch_operations(t):
         proxy.stop()
 
 
-OWN += [case_sqs_partial_batch, case_sqs_access_denied_listed, case_presign_5xx_names_no_bucket, case_deadline,
+OWN += [case_sqs_partial_batch, case_sqs_access_denied_listed, case_presign_5xx_names_no_bucket,
+        case_trace_header_and_checksums, case_deadline,
         case_batch_operations]
 
 
