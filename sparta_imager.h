@@ -1192,8 +1192,8 @@ SPIMDEF void spim_response_fail(spim_response *resp, const char *error_type,
 typedef enum spim_result {
     SPIM_RESULT_SUCCEEDED = 0, /* done, or nothing to do (Batch: Succeeded) */
     SPIM_RESULT_SKIPPED,       /* a permanent problem with the object: logged, never retried */
-    SPIM_RESULT_FAILED,        /* will not fix itself, a person can (AccessDenied, NoSuchBucket, KMS):
-                                  fails a direct invocation, listed for SQS (its DLQ gets it) */
+    SPIM_RESULT_FAILED,        /* will not fix itself, a person can (AccessDenied, NoSuchBucket,
+                                  KMS): fails a direct invocation, listed for SQS (its DLQ) */
     SPIM_RESULT_RETRY          /* failed transiently, or not started: retry that record */
 } spim_result;
 
@@ -2115,18 +2115,22 @@ static const spim__crc_tables *spim__crc_tables_get(void)
 
 static uint64_t spim__le64(const unsigned char *p)
 {
-    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
-           (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+    uint64_t v = 0;
+    int i;
+    for (i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
 }
 
 /* Slicing by 8 for a 32-bit reflected CRC (t: its 8 tables); crc is the
    running register, not yet inverted. */
-static uint32_t spim__crc32_slice(const uint32_t t[8][256], uint32_t crc, const unsigned char *p, size_t n)
+static uint32_t spim__crc32_slice(const uint32_t t[8][256], uint32_t crc, const unsigned char *p,
+                                  size_t n)
 {
     for (; n >= 8; n -= 8, p += 8) {
         uint64_t v = spim__le64(p) ^ crc;
-        crc = t[7][v & 0xff] ^ t[6][(v >> 8) & 0xff] ^ t[5][(v >> 16) & 0xff] ^ t[4][(v >> 24) & 0xff] ^
-              t[3][(v >> 32) & 0xff] ^ t[2][(v >> 40) & 0xff] ^ t[1][(v >> 48) & 0xff] ^ t[0][v >> 56];
+        crc = t[7][v & 0xff] ^ t[6][(v >> 8) & 0xff] ^ t[5][(v >> 16) & 0xff] ^
+              t[4][(v >> 24) & 0xff] ^ t[3][(v >> 32) & 0xff] ^ t[2][(v >> 40) & 0xff] ^
+              t[1][(v >> 48) & 0xff] ^ t[0][v >> 56];
     }
     for (; n; n--, p++) crc = (crc >> 8) ^ t[0][(crc ^ *p) & 0xff];
     return crc;
@@ -2200,8 +2204,9 @@ SPIM__PRIVATE uint64_t spim__crc64nvme(uint64_t crc, const void *data, size_t n)
     crc = ~crc;
     for (; n >= 8; n -= 8, p += 8) {
         uint64_t v = spim__le64(p) ^ crc;
-        crc = t[7][v & 0xff] ^ t[6][(v >> 8) & 0xff] ^ t[5][(v >> 16) & 0xff] ^ t[4][(v >> 24) & 0xff] ^
-              t[3][(v >> 32) & 0xff] ^ t[2][(v >> 40) & 0xff] ^ t[1][(v >> 48) & 0xff] ^ t[0][v >> 56];
+        crc = t[7][v & 0xff] ^ t[6][(v >> 8) & 0xff] ^ t[5][(v >> 16) & 0xff] ^
+              t[4][(v >> 24) & 0xff] ^ t[3][(v >> 32) & 0xff] ^ t[2][(v >> 40) & 0xff] ^
+              t[1][(v >> 48) & 0xff] ^ t[0][v >> 56];
     }
     for (; n; n--, p++) crc = (crc >> 8) ^ t[0][(crc ^ *p) & 0xff];
     return ~crc;
@@ -3640,8 +3645,8 @@ static spim_status spim__s3_checksum_switch(const char *name, int *on, spim_erro
         *on = 0;
         return SPIM_OK;
     }
-    return spim_error_set(err, SPIM_ERR_CONFIG, "s3: %s=\"%.32s\": expected when_supported or when_required",
-                          name, v);
+    return spim_error_set(err, SPIM_ERR_CONFIG,
+                          "s3: %s=\"%.32s\": expected when_supported or when_required", name, v);
 }
 
 static spim_status spim__s3_configure(spim_s3_client *c, const spim_s3_options *o, spim_error *err)
@@ -3663,8 +3668,8 @@ static spim_status spim__s3_configure(spim_s3_client *c, const spim_s3_options *
     c->low_speed_time_s = o->low_speed_time_s > 0 ? o->low_speed_time_s : 30;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 0;
     if (spim__s3_find_ca_file(c, o->ca_file, err) != SPIM_OK) return SPIM_ERR_CONFIG;
-    if (spim__s3_checksum_switch("AWS_REQUEST_CHECKSUM_CALCULATION", &c->send_checksum, err) != SPIM_OK ||
-        spim__s3_checksum_switch("AWS_RESPONSE_CHECKSUM_VALIDATION", &c->verify_checksum, err) != SPIM_OK)
+    if (spim__s3_checksum_switch("AWS_REQUEST_CHECKSUM_CALCULATION", &c->send_checksum, err) ||
+        spim__s3_checksum_switch("AWS_RESPONSE_CHECKSUM_VALIDATION", &c->verify_checksum, err))
         return SPIM_ERR_CONFIG;
     c->trace_header = getenv("AWS_LAMBDA_FUNCTION_NAME") != NULL;
     c->rng = (uint64_t)spim__wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
@@ -4010,8 +4015,8 @@ static int64_t spim__s3_clock_offset(spim_s3_client *c, int set, int64_t value)
 
 /* x-amz-checksum-* of an answer: the full-object CRCs we can check, and
    whether the value is a multipart composite (skipped, as the SDKs do). */
-static void spim__s3_checksum_header(spim__s3_call *call, const char *nb, size_t nlen, const char *vb,
-                                     size_t vlen)
+static void spim__s3_checksum_header(spim__s3_call *call, const char *nb, size_t nlen,
+                                     const char *vb, size_t vlen)
 {
     static const char *const names[] = {"crc32", "crc32c", "crc64nvme"};
     size_t i;
@@ -4042,10 +4047,12 @@ static int spim__s3_checksum_ok(const spim__s3_call *call)
     const spim_buf *b = &call->out->body;
     char mine[16];
     if (!call->verify || !call->checksum_name[0] || call->composite) return 1;
-    if (strcmp(call->checksum_name, "crc32") == 0) spim__s3_crc_base64(spim__crc32(0, b->data, b->len), 4, mine);
+    if (strcmp(call->checksum_name, "crc32") == 0)
+        spim__s3_crc_base64(spim__crc32(0, b->data, b->len), 4, mine);
     else if (strcmp(call->checksum_name, "crc32c") == 0)
         spim__s3_crc_base64(spim__crc32c(0, b->data, b->len), 4, mine);
-    else spim__s3_crc_base64(spim__crc64nvme(0, b->data, b->len), 8, mine);
+    else
+        spim__s3_crc_base64(spim__crc64nvme(0, b->data, b->len), 8, mine);
     return strcmp(mine, call->checksum) == 0;
 }
 
@@ -4163,12 +4170,14 @@ static struct curl_slist *spim__s3_slist_add(struct curl_slist *list, const char
 /* X-Amzn-Trace-Id for Lambda's recursive-loop detection: the trace id of
    the invocation this thread serves, inside Lambda only, never signed (the
    SDKs leave it out of SignedHeaders too). */
-static struct curl_slist *spim__s3_trace_add(const spim_s3_client *c, struct curl_slist *list, int *ok)
+static struct curl_slist *spim__s3_trace_add(const spim_s3_client *c, struct curl_slist *list,
+                                             int *ok)
 {
     const char *trace = spim__trace_get();
     if (!c->trace_header || !trace || !*trace || strlen(trace) > 2048) return list;
     for (; *trace == ' '; trace++) {}
-    return spim__s3_header_value_ok(trace) ? spim__s3_slist_add(list, "X-Amzn-Trace-Id", trace, ok) : list;
+    if (!spim__s3_header_value_ok(trace)) return list;
+    return spim__s3_slist_add(list, "X-Amzn-Trace-Id", trace, ok);
 }
 
 /* Sign the request at `now` and turn our headers plus the signer's into a
@@ -4314,8 +4323,9 @@ static spim_status spim__s3_fail(spim__s3_call *call, int attempts, spim_error *
     spim__s3_where(call, where, sizeof where);
     if (call->nomem) return spim_error_set(err, SPIM_ERR_NOMEM, "s3: %s: out of memory", where);
     if (call->bad_checksum) {
-        st = spim_error_set(err, SPIM_ERR_NETWORK, "s3: %s: the body does not match its x-amz-checksum-%s "
-                            "(%d attempt%s)", where, call->checksum_name, attempts, attempts == 1 ? "" : "s");
+        st = spim_error_set(err, SPIM_ERR_NETWORK,
+                            "s3: %s: the body does not match its x-amz-checksum-%s (%d attempt%s)",
+                            where, call->checksum_name, attempts, attempts == 1 ? "" : "s");
     } else if (call->too_large) {
         st = spim_error_set(err, SPIM_ERR_TOO_LARGE, "s3: %s: object is over the limit of %zu bytes%s",
                             where, call->max_bytes, o->content_length >= 0 ? " (Content-Length)" : "");
@@ -4529,8 +4539,8 @@ SPIMDEF spim_status spim_s3_delete(spim_s3_client *c, const char *bucket, const 
     st = spim__s3_run(c, &call, err);
     if (st != SPIM_ERR_NOT_FOUND) return st;
     /* only a missing bucket answers 404 to DELETE: nothing there to delete */
-    spim_log_fields(SPIM_LOG_INFO, "nothing to delete: the bucket does not exist", SPIM_LOG_STR("bucket", bucket),
-                    SPIM_LOG_STR("key", key), SPIM_LOG_END);
+    spim_log_fields(SPIM_LOG_INFO, "nothing to delete: the bucket does not exist",
+                    SPIM_LOG_STR("bucket", bucket), SPIM_LOG_STR("key", key), SPIM_LOG_END);
     if (err) spim__error_clear(err);
     return SPIM_OK;
 }
@@ -8367,7 +8377,8 @@ SPIMDEF spim_status spim_reply_record(spim_reply *r, const spim_s3_record *rec, 
     if (!r->spim__failures) r->spim__failures = cJSON_CreateArray();
     if (!r->spim__list || !r->spim__failures) r->spim__nomem = 1;
     if (r->spim__nomem) return SPIM_ERR_NOMEM;
-    if (result >= SPIM_RESULT_FAILED && rec->source == SPIM_SOURCE_SQS) spim__reply_retry_message(r, rec);
+    if (result >= SPIM_RESULT_FAILED && rec->source == SPIM_SOURCE_SQS)
+        spim__reply_retry_message(r, rec);   /* RETRY: redelivered; FAILED: on to the DLQ */
     if (rec->source == SPIM_SOURCE_BATCH) {
         spim__reply_add(r, r->spim__list, item = cJSON_CreateObject());
         if (spim_buf_appendf(&text, "%s%s%s", action, *reason ? ": " : "", reason) != SPIM_OK) r->spim__nomem = 1;
@@ -8887,7 +8898,8 @@ static spim_status spim__lambda_run_threads(spim__lambda_pool *pool, int n, int 
         pool->running = ++started;
     }
     if (started < n && pool->st == SPIM_OK) {
-        pool->st = spim_error_set(&pool->err, SPIM_ERR_RUNTIME, "could start %d of %d workers", started, n);
+        pool->st = spim_error_set(&pool->err, SPIM_ERR_RUNTIME, "could start %d of %d workers",
+                                  started, n);
     }
     while (pool->running > 0 && pool->st == SPIM_OK) pthread_cond_wait(&pool->done, &pool->lock);
     *abandoned = pool->running > 0;
@@ -9042,8 +9054,9 @@ static spim_status spim__lambda_workers(int *n, spim_error *err)
     long k = v && *v ? strtol(v, &end, 10) : 1;
     *n = 1;
     if (v && *v && (*end || k < 1 || k > SPIM__LAMBDA_WORKERS_MAX))
-        return spim_error_set(err, SPIM_ERR_CONFIG, "AWS_LAMBDA_MAX_CONCURRENCY=\"%.32s\": expected 1..%d",
-                              v, SPIM__LAMBDA_WORKERS_MAX);
+        return spim_error_set(err, SPIM_ERR_CONFIG,
+                              "AWS_LAMBDA_MAX_CONCURRENCY=\"%.32s\": expected 1..%d", v,
+                              SPIM__LAMBDA_WORKERS_MAX);
     *n = (int)k;
     return SPIM_OK;
 }
@@ -9066,7 +9079,8 @@ static int spim__lambda_loop(spim_lambda_init_fn init, spim_handler handler, voi
         return 1;
     }
     if (opts.workers > 1)
-        spim_log_fields(SPIM_LOG_INFO, "workers", SPIM_LOG_INT("count", opts.workers), SPIM_LOG_END);
+        spim_log_fields(SPIM_LOG_INFO, "workers", SPIM_LOG_INT("count", opts.workers),
+                        SPIM_LOG_END);
     return spim__lambda_run(handler, user, &opts, &e) == SPIM_OK ? 0 : 1;
 }
 
