@@ -24,8 +24,9 @@
 
       Compile with `pkg-config --cflags libcurl libcjson stb zlib`, link with
       `pkg-config --libs libcurl libcjson zlib` -lm (Debian: libcurl4-openssl-dev
-      libcjson-dev libstb-dev zlib1g-dev). stb_image, stb_image_write and
-      stb_image_resize are compiled inside the implementation, static.
+      libcjson-dev libstb-dev zlib1g-dev). stb_image, stb_image_write,
+      stb_image_resize and stb_truetype are compiled inside the
+      implementation, static.
       Other files include the header without the #define for declarations.
       The implementation needs POSIX.1-2008: it defines _POSIX_C_SOURCE
       itself, which works only before the first system header; after one,
@@ -295,7 +296,7 @@
       SPIM_MALLOC(n), SPIM_REALLOC(p,n), SPIM_FREE(p)
                                   override the allocator (all three together);
                                   stb's allocations go through them too
-      SPIM_NO_STB_IMPLEMENTATION  you compile stb_image/_write/_resize yourself
+      SPIM_NO_STB_IMPLEMENTATION  you compile stb_image/_write/_resize/_truetype yourself
       SPIM_NO_S3, SPIM_NO_EVENTS, SPIM_NO_IMAGE, SPIM_NO_LAMBDA
                                   leave a section out (see SECTIONS above)
 
@@ -907,7 +908,7 @@ SPIMDEF void spim_event_free(spim_event *event);
    applies only to it. A stamp partly outside the image is clipped; one
    entirely outside it fails with SPIM_ERR_INVALID on every path.
 
-   stb_image, stb_image_write and stb_image_resize are compiled into the
+   stb_image, stb_image_write, stb_image_resize and stb_truetype are compiled into the
    implementation as static functions; define SPIM_NO_STB_IMPLEMENTATION when
    your program compiles them itself. Orientation: the stamp, not the photo,
    is rotated/flipped so that it shows upright at the chosen corner once a
@@ -5444,7 +5445,7 @@ SPIM__PRIVATE const char *spim__event_source_str(spim_event_source source)
 #ifndef SPIM_NO_IMAGE
 /* ==========================================================================
    image
-   stb_image, stb_image_write and stb_image_resize compiled here as static
+   stb_image, _write, _resize and stb_truetype compiled here as static
    (unless SPIM_NO_STB_IMPLEMENTATION), so they allocate through SPIM_MALLOC
    and stb_image_write deflates PNGs with zlib.
    ========================================================================== */
@@ -5657,8 +5658,10 @@ static int spim__stamp_option_text(spim_stamp_options *opt, const char *name, co
         return 1;
     }
     if (strcmp(name, "text-color") == 0) {
+        uint32_t c = spim__color_parse(v);
         *rule = "#rrggbb or #rrggbbaa (alpha above 00)";
-        if (!(opt->text_color = spim__color_parse(v)) || (opt->text_color & 0xffu) == 0) return -1;
+        if ((c & 0xffu) == 0) return -1;
+        opt->text_color = c;
         return 1;
     }
     if (strcmp(name, "text-effect") != 0) return 0;
@@ -6380,20 +6383,23 @@ static long spim__utf8_next(const char *s, size_t n, size_t *i)
 /* The value of placeholder `name` (len bytes) into out; 0 when unknown. */
 static int spim__text_var(const char *name, size_t len, const spim_text_vars *v, spim_buf *out, spim_status *st)
 {
+    static const char *const names[] = { "year", "date", "key", "basename", "bucket" };
     const char *key = v && v->key ? v->key : "", *slash = strrchr(key, '/');
     time_t t = (time_t)(v && v->time ? v->time : (int64_t)time(NULL));
     struct tm tm;
+    int i;
+    for (i = 0; i < 5; i++)
+        if (strlen(names[i]) == len && memcmp(name, names[i], len) == 0) break;
     memset(&tm, 0, sizeof tm);
     gmtime_r(&t, &tm);
-#define SPIM__IS(s) (len == sizeof s - 1 && memcmp(name, s, len) == 0)
-    if (SPIM__IS("year")) *st = spim_buf_appendf(out, "%04d", tm.tm_year + 1900);
-    else if (SPIM__IS("date"))
-        *st = spim_buf_appendf(out, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-    else if (SPIM__IS("key")) *st = spim_buf_appendf(out, "%s", key);
-    else if (SPIM__IS("basename")) *st = spim_buf_appendf(out, "%s", slash ? slash + 1 : key);
-    else if (SPIM__IS("bucket")) *st = spim_buf_appendf(out, "%s", v && v->bucket ? v->bucket : "");
-    else return 0;
-#undef SPIM__IS
+    switch (i) {
+    case 0: *st = spim_buf_appendf(out, "%04d", tm.tm_year + 1900); break;
+    case 1: *st = spim_buf_appendf(out, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday); break;
+    case 2: *st = spim_buf_appendf(out, "%s", key); break;
+    case 3: *st = spim_buf_appendf(out, "%s", slash ? slash + 1 : key); break;
+    case 4: *st = spim_buf_appendf(out, "%s", v && v->bucket ? v->bucket : ""); break;
+    default: return 0;
+    }
     return 1;
 }
 
