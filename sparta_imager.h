@@ -24,8 +24,9 @@
 
       Compile with `pkg-config --cflags libcurl libcjson stb zlib`, link with
       `pkg-config --libs libcurl libcjson zlib` -lm (Debian: libcurl4-openssl-dev
-      libcjson-dev libstb-dev zlib1g-dev). stb_image, stb_image_write and
-      stb_image_resize are compiled inside the implementation, static.
+      libcjson-dev libstb-dev zlib1g-dev). stb_image, stb_image_write,
+      stb_image_resize and stb_truetype are compiled inside the
+      implementation, static.
       Other files include the header without the #define for declarations.
       The implementation needs POSIX.1-2008: it defines _POSIX_C_SOURCE
       itself, which works only before the first system header; after one,
@@ -237,7 +238,10 @@
       spim_status spim_stamp_option_set(spim_stamp_options *opt, const char *name, const char *value,
                                         spim_error *err)
             Set one option from text, as a flag or an environment variable gives it ("gravity",
-            "margin", "scale", "opacity", "quality", "jpeg-mode", "max-pixels").
+            "margin", "scale", "opacity", "quality", "jpeg-mode", "max-pixels", "tile", "text",
+            "text-gravity", "text-size", "text-color", "text-effect").
+      spim_status spim_stamp_check(const spim_stamp_options *opt, spim_error *err)
+            Check the options together at start-up (tile gap, text, font, glyphs).
     lambda
       int64_t spim_invocation_remaining_ms(const spim_invocation *inv)
             Milliseconds left before the invocation's deadline.
@@ -304,7 +308,7 @@
       SPIM_MALLOC(n), SPIM_REALLOC(p,n), SPIM_FREE(p)
                                   override the allocator (all three together);
                                   stb's allocations go through them too
-      SPIM_NO_STB_IMPLEMENTATION  you compile stb_image/_write/_resize yourself
+      SPIM_NO_STB_IMPLEMENTATION  you compile stb_image/_write/_resize/_truetype yourself
       SPIM_NO_S3, SPIM_NO_EVENTS, SPIM_NO_IMAGE, SPIM_NO_LAMBDA
                                   leave a section out (see SECTIONS above)
 
@@ -936,7 +940,7 @@ SPIMDEF void spim_event_free(spim_event *event);
    applies only to it. A stamp partly outside the image is clipped; one
    entirely outside it fails with SPIM_ERR_INVALID on every path.
 
-   stb_image, stb_image_write and stb_image_resize are compiled into the
+   stb_image, stb_image_write, stb_image_resize and stb_truetype are compiled into the
    implementation as static functions; define SPIM_NO_STB_IMPLEMENTATION when
    your program compiles them itself. Orientation: the stamp, not the photo,
    is rotated/flipped so that it shows upright at the chosen corner once a
@@ -992,6 +996,21 @@ typedef enum spim_jpeg_mode {
     SPIM_JPEG_AUTO = 0, SPIM_JPEG_RECODE
 } spim_jpeg_mode;
 
+/* How the text stands out from any background: a 1/16-line outline, or a
+   shadow offset by 1/20 of the line, in black under light text and white
+   under dark text; PLAIN draws the glyphs alone. */
+typedef enum spim_text_effect {
+    SPIM_TEXT_OUTLINE = 0, SPIM_TEXT_SHADOW, SPIM_TEXT_PLAIN
+} spim_text_effect;
+
+/* Values of a text stamp's placeholders, from the event: {key} the source
+   key, {basename} its last path segment, {bucket}; {year} and {date}
+   (YYYY-MM-DD, UTC) from `time` (seconds since 1970; 0 = now). */
+typedef struct spim_text_vars {
+    const char *key, *bucket;
+    int64_t time;
+} spim_text_vars;
+
 /* Zero-initialised = defaults. A stamp partly outside the image is clipped;
    one entirely outside it (a margin too large, say) is SPIM_ERR_INVALID. */
 typedef struct spim_stamp_options {
@@ -1003,7 +1022,29 @@ typedef struct spim_stamp_options {
     uint64_t max_pixels;      /* decode budget; 0 = from AWS_LAMBDA_FUNCTION_MEMORY_SIZE */
     spim_format output_format; /* 0 = the source format, or PNG when stb cannot write it */
     spim_jpeg_mode jpeg_mode; /* JPEG to JPEG: AUTO (compressed domain when possible) or RECODE */
+    /* Tiling: the stamp (the text when there is no image stamp) repeated
+       over the whole image on a grid whose anchor is the stamp placed by
+       gravity and margin. The gap between neighbours is tile_gap pixels,
+       or tile_gap_rel times the (scaled) stamp's width across and height down. */
+    int tile;                 /* 1 = tile; 0 = one stamp */
+    int tile_gap;             /* pixels, 0..SPIM_TILE_GAP_MAX (used when tile_gap_rel is 0) */
+    double tile_gap_rel;      /* > 0: the gap as a fraction of the stamp's size, at most 10 */
+    /* Text stamp, drawn over the image stamp (spim_stamp_image's stamp may be
+       NULL for text alone). One line, UTF-8, with the placeholders {year}
+       {date} {key} {basename} {bucket} from `vars` ({{ and }} for braces). */
+    const char *text;         /* NULL or "" = no text */
+    const void *font;         /* TrueType data, kept by the caller and trusted (a configuration
+                                 file, not an upload: stb_truetype does not defend against
+                                 hostile fonts); build/stamp and the imager embed DejaVu Sans */
+    size_t font_len;
+    spim_gravity text_gravity;
+    double text_size;         /* line height / image's shorter side, 0..1; 0 = 0.05 */
+    uint32_t text_color;      /* 0xRRGGBBAA, straight alpha; 0 = opaque white */
+    spim_text_effect text_effect; /* OUTLINE (default), SHADOW or PLAIN */
+    const spim_text_vars *vars; /* placeholder values; NULL = none (they expand to "") */
 } spim_stamp_options;
+
+#define SPIM_TILE_GAP_MAX 100000
 
 /* A stamp: straight-alpha RGBA, rows top-down, 4*width bytes per row. */
 typedef struct spim_stamp {
@@ -1101,11 +1142,23 @@ SPIMDEF void spim_stamp_free(spim_stamp *stamp);
      quality     an integer from 1 to 100
      jpeg-mode   auto or recode
      max-pixels  a pixel count from 1 to 10^12
+     tile        the gap between tiles: whole pixels (0 to 100000, "40"), or a
+                 fraction of the stamp's size with a point or a % ("0.5",
+                 "50%", 0 to 10 = 1000%); sets tile = 1
+     text        any UTF-8 text; the pointer is kept (the value must outlive *opt)
+     text-gravity, text-size, text-effect (outline shadow plain),
+     text-color  #rrggbb or #rrggbbaa (alpha above 00)
    SPIM_ERR_CONFIG, *opt unchanged, with the message "must be RULE, got
    'VALUE'" for the caller to prefix with the flag or variable name;
    SPIM_ERR_INVALID for an unknown name. */
 SPIMDEF spim_status spim_stamp_option_set(spim_stamp_options *opt, const char *name, const char *value,
                                           spim_error *err);
+/* Check the options together, once at start-up: the ranges, the tile gap,
+   and for a text its UTF-8, its placeholders, a usable font and a glyph for
+   every character outside the placeholders. SPIM_ERR_CONFIG with a message
+   starting with the option's name ("text: the font has no glyph for U+00E9
+   'é'"), for the caller to turn into its flag or variable name. */
+SPIMDEF spim_status spim_stamp_check(const spim_stamp_options *opt, spim_error *err);
 #endif /* SPIM_NO_IMAGE */
 
 #ifndef SPIM_NO_LAMBDA
@@ -1393,6 +1446,10 @@ static void *spim__stbi_malloc(size_t n)
 #define STBIW_ZLIB_COMPRESS spim__zlib_compress
 #define STBIR_MALLOC(n, c) ((void)(c), SPIM_MALLOC(n))
 #define STBIR_FREE(p, c) ((void)(c), SPIM_FREE(p))
+#define STBTT_STATIC
+#define STB_TRUETYPE_IMPLEMENTATION
+#define STBTT_malloc(n, u) ((void)(u), SPIM_MALLOC(n))
+#define STBTT_free(p, u) ((void)(u), SPIM_FREE(p))
 #endif
 
 /* stb is not warning-clean under -Wall -Wextra -Wpedantic or as C++. */
@@ -1425,6 +1482,7 @@ static void *spim__stbi_malloc(size_t n)
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 #include <stb/stb_image_resize.h>
+#include <stb/stb_truetype.h>
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif
@@ -5826,7 +5884,7 @@ SPIM__PRIVATE const char *spim__event_source_str(spim_event_source source)
 #ifndef SPIM_NO_IMAGE
 /* ==========================================================================
    image
-   stb_image, stb_image_write and stb_image_resize compiled here as static
+   stb_image, _write, _resize and stb_truetype compiled here as static
    (unless SPIM_NO_STB_IMPLEMENTATION), so they allocate through SPIM_MALLOC
    and stb_image_write deflates PNGs with zlib.
    ========================================================================== */
@@ -5968,6 +6026,93 @@ SPIMDEF uint64_t spim_default_max_pixels(void)
     return (uint64_t)(mb << 20) / 5;
 }
 
+/* "tile": whole pixels, or a fraction of the stamp with a point or a %;
+   1 when valid. */
+static int spim__tile_parse(spim_stamp_options *opt, const char *v)
+{
+    char *end;
+    double d = strtod(v, &end);
+    int pct = *end == '%';
+    if (end == v || *v == '-' || *v == '+' || (pct ? end[1] != 0 : *end != 0) || !(d >= 0)) return 0;
+    if (pct) d /= 100;
+    if (pct || strchr(v, '.')) {
+        if (d > 10) return 0;
+        opt->tile_gap_rel = d;
+        opt->tile_gap = 0;
+    } else {
+        if (d > SPIM_TILE_GAP_MAX || strchr(v, 'e') || strchr(v, 'E') || strchr(v, 'x') || strchr(v, 'X'))
+            return 0;
+        opt->tile_gap = (int)d;
+        opt->tile_gap_rel = 0;
+    }
+    opt->tile = 1;
+    return 1;
+}
+
+/* "#rrggbb" or "#rrggbbaa" into 0xRRGGBBAA; 0 when invalid (alpha 00 too). */
+static uint32_t spim__color_parse(const char *v)
+{
+    uint32_t c = 0;
+    size_t n = strlen(v), i;
+    if (v[0] != '#' || (n != 7 && n != 9)) return 0;
+    for (i = 1; i < n; i++) {
+        int h = isdigit((unsigned char)v[i]) ? v[i] - '0'
+                : isxdigit((unsigned char)v[i]) ? tolower((unsigned char)v[i]) - 'a' + 10 : -1;
+        if (h < 0) return 0;
+        c = c << 4 | (uint32_t)h;
+    }
+    return n == 7 ? c << 8 | 0xffu : c;
+}
+
+/* The tiling and text options of spim_stamp_option_set: 1 set, 0 not one of
+   them, -1 a bad value (*rule says what it must be). */
+static int spim__stamp_option_text(spim_stamp_options *opt, const char *name, const char *v, const char **rule)
+{
+    static const char *const effects[] = { "outline", "shadow", "plain" };
+    char *end;
+    double d;
+    int i;
+    if (strcmp(name, "tile") == 0) {
+        *rule = "a gap in whole pixels (0 to 100000) or a fraction of the stamp (0.5, 50%; at most 10)";
+        return spim__tile_parse(opt, v) ? 1 : -1;
+    }
+    if (strcmp(name, "text") == 0) {
+        opt->text = v;
+        return 1;
+    }
+    if (strcmp(name, "text-gravity") == 0) {
+        spim_stamp_options g = *opt;
+        if (spim_stamp_option_set(&g, "gravity", v, NULL) != SPIM_OK) {
+            *rule = "one of nw n ne w c e sw s se";
+            return -1;
+        }
+        opt->text_gravity = g.gravity;
+        return 1;
+    }
+    if (strcmp(name, "text-size") == 0) {
+        *rule = "a number above 0, at most 1 (line height / image's shorter side)";
+        d = strtod(v, &end);
+        if (end == v || *end || !(d > 0 && d <= 1)) return -1;
+        opt->text_size = d;
+        return 1;
+    }
+    if (strcmp(name, "text-color") == 0) {
+        uint32_t c = spim__color_parse(v);
+        *rule = "#rrggbb or #rrggbbaa (alpha above 00)";
+        if ((c & 0xffu) == 0) return -1;
+        opt->text_color = c;
+        return 1;
+    }
+    if (strcmp(name, "text-effect") != 0) return 0;
+    for (i = 0; i < 3; i++)
+        if (spim__strieq(v, effects[i])) {
+            opt->text_effect = (spim_text_effect)i;
+            return 1;
+        }
+    *rule = "outline, shadow or plain";
+    return -1;
+}
+
 SPIMDEF spim_status spim_stamp_option_set(spim_stamp_options *opt, const char *name, const char *value,
                                           spim_error *err)
 {
@@ -5981,7 +6126,10 @@ SPIMDEF spim_status spim_stamp_option_set(spim_stamp_options *opt, const char *n
     };
     const char *v = value ? value : "", *rule = NULL;
     size_t i;
+    int more;
     if (!opt || !name) return spim_error_set(err, SPIM_ERR_INVALID, "spim_stamp_option_set: no options or no name");
+    if ((more = spim__stamp_option_text(opt, name, v, &rule)) > 0) return SPIM_OK;
+    if (more < 0) return spim_error_set(err, SPIM_ERR_CONFIG, "must be %s, got '%.64s'", rule, v);
     if (strcmp(name, "gravity") == 0) {
         for (i = 0; i < 9; i++)
             if (spim__strieq(v, gravities[i])) {
@@ -6638,7 +6786,7 @@ static spim_status spim__draw_check(const unsigned char *pixels, int width, int 
 {
     if (!pixels || width <= 0 || height <= 0 || channels < 1 || channels > 4)
         return spim_error_set(err, SPIM_ERR_INVALID, "bad image for stamping (%dx%d, %d channels)", width, height, channels);
-    if (!stamp || !stamp->rgba || stamp->width <= 0 || stamp->height <= 0)
+    if (stamp ? !stamp->rgba || stamp->width <= 0 || stamp->height <= 0 : !(o->text && *o->text))
         return spim_error_set(err, SPIM_ERR_INVALID, "no stamp loaded");
     if (!(o->scale >= 0 && o->scale <= 1))
         return spim_error_set(err, SPIM_ERR_CONFIG, "stamp scale %g is not between 0 and 1", o->scale);
@@ -6654,51 +6802,334 @@ static spim_status spim__draw_check(const unsigned char *pixels, int width, int 
     return SPIM_OK;
 }
 
-/* A stamp made ready for one image: scaled, placed, its kernel chosen. The
-   pixel path draws it over the whole image, the JPEG splice one MCU at a time. */
-typedef struct spim__plan {
-    spim__layer L;
-    spim_stamp scaled;
-    spim__row_fn row;
-} spim__plan;
+/* ---- text stamps ------------------------------------------------------------ */
 
-static spim_status spim__plan_make(spim__plan *P, int width, int height, int channels, int orientation,
-                                   const spim_stamp *stamp, const spim_stamp_options *o, spim_error *err)
+/* The code point at s[*i] (advancing *i), or -1 when s is not UTF-8 there. */
+static long spim__utf8_next(const char *s, size_t n, size_t *i)
 {
-    const spim_stamp *use = stamp;
-    spim_status st;
-    int dw, dh, px, py;
-    unsigned op;
-    memset(P, 0, sizeof *P);
-    if (orientation < 1 || orientation > 8) orientation = 1;
-    dw = orientation >= 5 ? height : width;
-    dh = orientation >= 5 ? width : height;
-    if (o->scale > 0) {
-        int side = (int)(o->scale * (dw < dh ? dw : dh) + 0.5);
-        if (side < 1) side = 1;
-        if (side != (stamp->width > stamp->height ? stamp->width : stamp->height)) {
-            if ((st = spim__stamp_resize(stamp, side, &P->scaled, err)) != SPIM_OK) return st;
-            use = &P->scaled;
+    unsigned char seq[5] = { 0, 0, 0, 0, 0 };
+    size_t avail = n - *i < 4 ? n - *i : 4, k, len;
+    long cp;
+    memcpy(seq, s + *i, avail);
+    len = spim__utf8_len(seq);
+    if (len == 0 || len > avail || seq[0] == 0) return -1;
+    cp = len == 1 ? seq[0] : (long)(seq[0] & (0x7f >> len));
+    for (k = 1; k < len; k++) cp = cp << 6 | (seq[k] & 0x3f);
+    *i += len;
+    return cp;
+}
+
+/* The value of placeholder `name` (len bytes) into out; 0 when unknown. */
+static int spim__text_var(const char *name, size_t len, const spim_text_vars *v, spim_buf *out, spim_status *st)
+{
+    static const char *const names[] = { "year", "date", "key", "basename", "bucket" };
+    const char *key = v && v->key ? v->key : "", *slash = strrchr(key, '/');
+    time_t t = (time_t)(v && v->time ? v->time : (int64_t)time(NULL));
+    struct tm tm;
+    int i;
+    for (i = 0; i < 5; i++)
+        if (strlen(names[i]) == len && memcmp(name, names[i], len) == 0) break;
+    memset(&tm, 0, sizeof tm);
+    gmtime_r(&t, &tm);
+    switch (i) {
+    case 0: *st = spim_buf_appendf(out, "%04d", tm.tm_year + 1900); break;
+    case 1: *st = spim_buf_appendf(out, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday); break;
+    case 2: *st = spim_buf_appendf(out, "%s", key); break;
+    case 3: *st = spim_buf_appendf(out, "%s", slash ? slash + 1 : key); break;
+    case 4: *st = spim_buf_appendf(out, "%s", v && v->bucket ? v->bucket : ""); break;
+    default: return 0;
+    }
+    return 1;
+}
+
+/* Expand the placeholders of text t into out (NUL-terminated); with `fixed`
+   they expand to nothing, leaving what the font must cover at start-up. */
+static spim_status spim__text_expand(const char *t, const spim_text_vars *v, int fixed, spim_buf *out,
+                                     spim_error *err)
+{
+    spim_status st = SPIM_OK;
+    spim_buf scratch = SPIM_BUF_INIT;
+    const char *p = t;
+    spim_buf_reset(out);
+    while (st == SPIM_OK && *p) {
+        const char *e;
+        if ((p[0] == '{' || p[0] == '}') && p[1] == p[0]) {
+            st = spim_buf_append(out, p, 1);
+            p += 2;
+        } else if (*p != '{') {
+            st = spim_buf_append(out, p++, 1);
+        } else if ((e = strchr(p, '}')) == NULL) {
+            return spim_error_set(err, SPIM_ERR_CONFIG, "text: a '{' without its '}' (write {{ for a brace)");
+        } else {
+            if (!spim__text_var(p + 1, (size_t)(e - p - 1), v, fixed ? &scratch : out, &st)) {
+                spim_buf_free(&scratch);
+                return spim_error_set(err, SPIM_ERR_CONFIG, "text: unknown placeholder {%.*s} (known: {year} "
+                                      "{date} {key} {basename} {bucket})", (int)(e - p - 1 > 32 ? 32 : e - p - 1),
+                                      p + 1);
+            }
+            p = e + 1;
         }
     }
-    op = o->opacity > 0 ? (unsigned)(o->opacity * 255 + 0.5) : 255;
-    spim__place(o->gravity, o->margin, dw, dh, use->width, use->height, &px, &py);
-    if (!spim__layer_place(&P->L, use, px, py, orientation, width, height, channels, op)) {
-        spim_stamp_free(&P->scaled);
-        return spim_error_set(err, SPIM_ERR_INVALID, "stamp falls outside the image (margin %d on %dx%d)",
-                              o->margin, dw, dh);
+    spim_buf_free(&scratch);
+    if (st == SPIM_OK) st = spim_buf_append(out, "", 0);
+    return st == SPIM_OK ? SPIM_OK : spim_error_set(err, st, "out of memory expanding the text");
+}
+
+/* The font, checked first: stb_truetype takes no length, so the table
+   directory must lie inside the data (it catches a PNG passed as a font). */
+static spim_status spim__font_init(stbtt_fontinfo *f, const spim_stamp_options *o, spim_error *err)
+{
+    const unsigned char *p = (const unsigned char *)o->font;
+    size_t n = o->font_len, tables, i;
+    int off;
+    if (!p || n == 0) return spim_error_set(err, SPIM_ERR_CONFIG, "font: a text needs a font, none was given");
+    if (n < 12 || n > INT_MAX || !(memcmp(p, "\0\1\0\0", 4) == 0 || memcmp(p, "true", 4) == 0 ||
+                                   memcmp(p, "OTTO", 4) == 0 || memcmp(p, "ttcf", 4) == 0))
+        return spim_error_set(err, SPIM_ERR_CONFIG, "font: not a TrueType or OpenType font (%zu bytes)", n);
+    if (memcmp(p, "ttcf", 4) != 0) {
+        tables = spim__rd16(p + 4, 0);
+        if (12 + 16 * tables > n)
+            return spim_error_set(err, SPIM_ERR_CONFIG, "font: truncated table directory");
+        for (i = 0; i < tables; i++) {
+            const unsigned char *t = p + 12 + 16 * i;
+            if ((uint64_t)spim__rd32(t + 8, 0) + spim__rd32(t + 12, 0) > n)
+                return spim_error_set(err, SPIM_ERR_CONFIG, "font: table %.4s runs past the end of the file", t);
+        }
     }
-    P->row = spim__row_for(spim__force_simd);
+    off = stbtt_GetFontOffsetForIndex(p, 0);
+    if (off < 0 || (size_t)off >= n || !stbtt_InitFont(f, p, off))
+        return spim_error_set(err, SPIM_ERR_CONFIG, "font: stb_truetype cannot read it (no cmap, head or glyphs)");
     return SPIM_OK;
 }
 
-/* Blend the part of the stamp inside the window (x0, y0, w, h) of the
-   stored image; `pixels` holds the window, `stride` bytes per row; `buf`
-   has room for 2 * w * channels bytes. */
-static void spim__plan_draw(const spim__plan *P, unsigned char *pixels, size_t stride, int x0, int y0, int w, int h,
-                            unsigned char *buf)
+/* Check that the font has a glyph for every code point of s; the first one
+   missing names itself in the error. */
+static spim_status spim__text_glyphs(const stbtt_fontinfo *f, const char *s, spim_error *err)
 {
-    const spim__layer *L = &P->L;
+    size_t i = 0, n = strlen(s), at;
+    long cp;
+    while (i < n) {
+        at = i;
+        if ((cp = spim__utf8_next(s, n, &i)) < 0)
+            return spim_error_set(err, SPIM_ERR_CONFIG, "text: not UTF-8 at byte %zu", at);
+        if (cp >= 0x20 && !stbtt_FindGlyphIndex(f, (int)cp))
+            return spim_error_set(err, SPIM_ERR_CONFIG, "text: the font has no glyph for U+%04lX '%.*s'", cp,
+                                  (int)(i - at), s + at);
+    }
+    return SPIM_OK;
+}
+
+/* A laid-out glyph: its index and the top-left of its bitmap in the text box. */
+typedef struct spim__glyph {
+    int g, x, y, w, h;
+} spim__glyph;
+
+/* Lay out one line at `px` pixels: pen positions rounded to whole pixels,
+   kerning from the font; glyphs past `maxw` are left out (they would fall
+   off the image). Fills G (one per code point) and the box w x h. */
+static int spim__text_layout(const stbtt_fontinfo *f, const char *s, int px, int maxw, spim__glyph *G, int *w,
+                             int *h)
+{
+    float scale = stbtt_ScaleForPixelHeight(f, (float)px), pen = 0;
+    int asc, desc, gap, n = 0, prev = -1, x0 = 0, y0 = 0, x1 = 0, y1 = px, base, missing = 0;
+    size_t i = 0, len = strlen(s);
+    long cp;
+    stbtt_GetFontVMetrics(f, &asc, &desc, &gap);
+    base = (int)floor(asc * scale + 0.5);
+    while (i < len && (cp = spim__utf8_next(s, len, &i)) >= 0 && pen <= (float)maxw) {
+        int adv, lsb, bx0, by0, bx1, by1, ix;
+        spim__glyph *q = &G[n];
+        if (cp < 0x20) continue;
+        q->g = stbtt_FindGlyphIndex(f, (int)cp);
+        if (!q->g && !missing++)
+            spim_log(SPIM_LOG_WARN, "text: the font has no glyph for U+%04lX: drawn as its missing-glyph box", cp);
+        if (prev >= 0) pen += scale * (float)stbtt_GetGlyphKernAdvance(f, prev, q->g);
+        stbtt_GetGlyphHMetrics(f, q->g, &adv, &lsb);
+        stbtt_GetGlyphBitmapBox(f, q->g, scale, scale, &bx0, &by0, &bx1, &by1);
+        ix = (int)floor(pen + 0.5f);
+        q->x = ix + bx0; q->y = base + by0; q->w = bx1 - bx0; q->h = by1 - by0;
+        if (q->w > 0 && q->h > 0) {
+            if (q->x < x0) x0 = q->x;
+            if (q->y < y0) y0 = q->y;
+            if (q->x + q->w > x1) x1 = q->x + q->w;
+            if (q->y + q->h > y1) y1 = q->y + q->h;
+        }
+        pen += scale * (float)adv;
+        prev = q->g;
+        n++;
+    }
+    if ((int)ceil(pen) > x1) x1 = (int)ceil(pen);
+    for (i = 0; i < (size_t)n; i++) { G[i].x -= x0; G[i].y -= y0; }
+    *w = x1 - x0;
+    *h = y1 - y0;
+    return n;
+}
+
+/* Max-filter a w x h coverage map over a (2r+1)-pixel square, rows then columns. */
+static void spim__dilate(unsigned char *c, unsigned char *tmp, int w, int h, int r)
+{
+    int x, y, k;
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x++) {
+            unsigned char m = 0;
+            for (k = x - r < 0 ? 0 : x - r; k <= x + r && k < w; k++) if (c[y * w + k] > m) m = c[y * w + k];
+            tmp[y * w + x] = m;
+        }
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x++) {
+            unsigned char m = 0;
+            for (k = y - r < 0 ? 0 : y - r; k <= y + r && k < h; k++) if (tmp[k * w + x] > m) m = tmp[k * w + x];
+            c[y * w + x] = m;
+        }
+}
+
+/* Colour the coverage maps: the text (cov) in colour `rgba` over the effect
+   (eff, may be NULL) in black or white, straight alpha, into st->rgba. */
+static void spim__text_paint(spim_stamp *st, const unsigned char *cov, const unsigned char *eff, uint32_t rgba)
+{
+    unsigned c[3] = { rgba >> 24, rgba >> 16 & 255, rgba >> 8 & 255 }, ca = rgba & 255;
+    unsigned e = 77 * c[0] + 150 * c[1] + 29 * c[2] >= 128 * 256 ? 0 : 255, k;
+    size_t i, n = (size_t)st->width * (size_t)st->height;
+    for (i = 0; i < n; i++) {
+        unsigned t = (cov[i] * ca + 127) / 255, u = eff ? (eff[i] * ca + 127) / 255 : 0;
+        unsigned ue = (u * (255 - t) + 127) / 255, a = t + ue;
+        unsigned char *q = st->rgba + i * 4;
+        for (k = 0; k < 3; k++) q[k] = (unsigned char)(a ? (c[k] * t + e * ue + a / 2) / a : c[k]);
+        q[3] = (unsigned char)a;
+    }
+}
+
+/* Render the text stamp for one image: `px` pixels a line, at most about
+   `maxw` wide. */
+static spim_status spim__text_render(const stbtt_fontinfo *f, const char *s, int px, int maxw,
+                                     const spim_stamp_options *o, spim_stamp *out, spim_error *err)
+{
+    int n, w, h, i, pad = o->text_effect == SPIM_TEXT_PLAIN ? 0 : px / 16 > 1 ? (px + 8) / 16 : 1;
+    int dx = o->text_effect == SPIM_TEXT_SHADOW ? (px / 20 > 1 ? (px + 10) / 20 : 1) : 0;
+    size_t cells;
+    spim__glyph *G = (spim__glyph *)SPIM_MALLOC((strlen(s) + 1) * sizeof *G);
+    unsigned char *cov = NULL, *eff = NULL;
+    memset(out, 0, sizeof *out);
+    if (!G) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory laying out the text");
+    n = spim__text_layout(f, s, px, maxw, G, &w, &h);
+    out->width = w + 2 * pad;
+    out->height = h + 2 * pad;
+    cells = (size_t)out->width * (size_t)out->height;
+    cov = (unsigned char *)SPIM_MALLOC(cells * 3);
+    out->rgba = (unsigned char *)SPIM_MALLOC(cells * 4);
+    if (!cov || !out->rgba) {
+        SPIM_FREE(G); SPIM_FREE(cov); spim_stamp_free(out);
+        return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory rendering the text");
+    }
+    memset(cov, 0, cells * 3);
+    eff = cov + cells;
+    for (i = 0; i < n; i++) {
+        const spim__glyph *q = &G[i];
+        int x, y;
+        unsigned char *tmp = eff; /* scratch: glyph boxes may overlap, coverage takes the max */
+        if (q->w <= 0 || q->h <= 0) continue;
+        stbtt_MakeGlyphBitmap(f, tmp, q->w, q->h, q->w, stbtt_ScaleForPixelHeight(f, (float)px),
+                              stbtt_ScaleForPixelHeight(f, (float)px), q->g);
+        for (y = 0; y < q->h; y++)
+            for (x = 0; x < q->w; x++) {
+                unsigned char *d = cov + (size_t)(q->y + pad + y) * (size_t)out->width + (size_t)(q->x + pad + x);
+                if (tmp[y * q->w + x] > *d) *d = tmp[y * q->w + x];
+            }
+    }
+    if (pad) {
+        if (dx) { /* shadow: the coverage moved down-right */
+            memset(eff, 0, cells);
+            for (i = 0; i + dx < out->height; i++)
+                memcpy(eff + (size_t)(i + dx) * out->width + dx, cov + (size_t)i * out->width, (size_t)(out->width - dx));
+        } else {
+            memcpy(eff, cov, cells);
+            spim__dilate(eff, cov + 2 * cells, out->width, out->height, pad);
+        }
+    }
+    spim__text_paint(out, cov, pad ? eff : NULL, o->text_color ? o->text_color : 0xffffffffu);
+    SPIM_FREE(G);
+    SPIM_FREE(cov);
+    return SPIM_OK;
+}
+
+SPIMDEF spim_status spim_stamp_check(const spim_stamp_options *opt, spim_error *err)
+{
+    stbtt_fontinfo f;
+    spim_buf fixed = SPIM_BUF_INIT;
+    spim_status st = SPIM_OK;
+    if (!opt) return SPIM_OK;
+    if (opt->tile && (opt->tile_gap < 0 || opt->tile_gap > SPIM_TILE_GAP_MAX ||
+                      !(opt->tile_gap_rel >= 0 && opt->tile_gap_rel <= 10)))
+        return spim_error_set(err, SPIM_ERR_CONFIG, "tile: a gap of %d pixels or %g stamps makes no sense",
+                              opt->tile_gap, opt->tile_gap_rel);
+    if (!(opt->text_size >= 0 && opt->text_size <= 1))
+        return spim_error_set(err, SPIM_ERR_CONFIG, "text-size: %g is not between 0 and 1", opt->text_size);
+    if ((int)opt->text_gravity < 0 || (int)opt->text_gravity > (int)SPIM_GRAVITY_S ||
+        (int)opt->text_effect < 0 || (int)opt->text_effect > (int)SPIM_TEXT_PLAIN)
+        return spim_error_set(err, SPIM_ERR_CONFIG, "text-gravity or text-effect: unknown value");
+    if (!opt->text || !*opt->text) return SPIM_OK;
+    if (!spim_utf8_valid(opt->text, strlen(opt->text)))
+        return spim_error_set(err, SPIM_ERR_CONFIG, "text: not valid UTF-8");
+    if ((st = spim__font_init(&f, opt, err)) != SPIM_OK) return st;
+    if ((st = spim__text_expand(opt->text, NULL, 1, &fixed, err)) == SPIM_OK)
+        st = spim__text_glyphs(&f, (const char *)fixed.data, err);
+    spim_buf_free(&fixed);
+    return st;
+}
+
+/* ---- the plan: every stamp, tile and text placed on one image --------------- */
+
+/* One stamp of the plan as the viewer sees it: its top-left (px, py) on
+   screen, and when tiled the period (tx, ty) of the grid (0 = drawn once). */
+typedef struct spim__pstamp {
+    const spim_stamp *st;
+    int px, py, tx, ty;
+    unsigned op;
+} spim__pstamp;
+
+/* A stamp made ready for one image: scaled, the text rendered, placed, its
+   kernel chosen. The pixel path draws it over the whole image, the JPEG
+   splice one MCU at a time. */
+typedef struct spim__plan {
+    spim__pstamp s[2];        /* the image stamp and/or the text */
+    int n, o, ws, hs, ch;     /* stamps; orientation, stored size, channels */
+    spim_stamp scaled, text;
+    spim__row_fn row;
+} spim__plan;
+
+#define SPIM__TILES_MAX (1 << 20)
+
+static int spim__fdiv(int a, int b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }
+
+/* The tiles of stamp g meeting the stored window (x0, y0, w, h): grid
+   indices r[0]..r[1] across and r[2]..r[3] down; 0 when none. */
+static int spim__plan_range(const spim__plan *P, int g, int x0, int y0, int w, int h, int r[4])
+{
+    const spim__pstamp *s = &P->s[g];
+    int ax, ay, bx, by, dx0, dy0, dx1, dy1;
+    if (!s->tx) { r[0] = r[1] = r[2] = r[3] = 0; return 1; }
+    spim__to_display(P->o, P->ws, P->hs, x0, y0, &ax, &ay);
+    spim__to_display(P->o, P->ws, P->hs, x0 + w - 1, y0 + h - 1, &bx, &by);
+    dx0 = ax < bx ? ax : bx; dx1 = ax < bx ? bx : ax;
+    dy0 = ay < by ? ay : by; dy1 = ay < by ? by : ay;
+    r[0] = spim__fdiv(dx0 - s->st->width + 1 - s->px + s->tx - 1, s->tx);
+    r[1] = spim__fdiv(dx1 - s->px, s->tx);
+    r[2] = spim__fdiv(dy0 - s->st->height + 1 - s->py + s->ty - 1, s->ty);
+    r[3] = spim__fdiv(dy1 - s->py, s->ty);
+    return r[0] <= r[1] && r[2] <= r[3];
+}
+
+/* Tile (i, j) of stamp g as a layer; 0 when none of it is visible. */
+static int spim__plan_tile(const spim__plan *P, int g, int i, int j, spim__layer *L)
+{
+    const spim__pstamp *s = &P->s[g];
+    return spim__layer_place(L, s->st, s->px + i * s->tx, s->py + j * s->ty, P->o, P->ws, P->hs, P->ch, s->op);
+}
+
+/* Blend one layer inside the window (x0, y0, w, h); see spim__plan_draw. */
+static void spim__layer_draw(const spim__layer *L, spim__row_fn row, unsigned char *pixels, size_t stride, int x0,
+                             int y0, int w, int h, unsigned char *buf)
+{
     int xa = L->x > x0 ? L->x : x0, xb = L->x + L->w < x0 + w ? L->x + L->w : x0 + w;
     int ya = L->y > y0 ? L->y : y0, yb = L->y + L->h < y0 + h ? L->y + L->h : y0 + h, y;
     size_t n;
@@ -6706,8 +7137,123 @@ static void spim__plan_draw(const spim__plan *P, unsigned char *pixels, size_t s
     n = (size_t)(xb - xa) * (size_t)L->ch;
     for (y = ya; y < yb; y++) {
         spim__layer_span(L, y - L->y, xa, xb, buf, buf + n);
-        P->row(pixels + (size_t)(y - y0) * stride + (size_t)(xa - x0) * (size_t)L->ch, buf, buf + n, n, L->ch);
+        row(pixels + (size_t)(y - y0) * stride + (size_t)(xa - x0) * (size_t)L->ch, buf, buf + n, n, L->ch);
     }
+}
+
+/* Blend every stamp and tile inside the window (x0, y0, w, h) of the
+   stored image; `pixels` holds the window, `stride` bytes per row; `buf`
+   has room for 2 * w * channels bytes. */
+static void spim__plan_draw(const spim__plan *P, unsigned char *pixels, size_t stride, int x0, int y0, int w, int h,
+                            unsigned char *buf)
+{
+    spim__layer L;
+    int g, i, j, r[4];
+    for (g = 0; g < P->n; g++) {
+        if (!spim__plan_range(P, g, x0, y0, w, h, r)) continue;
+        for (j = r[2]; j <= r[3]; j++)
+            for (i = r[0]; i <= r[1]; i++)
+                if (spim__plan_tile(P, g, i, j, &L)) spim__layer_draw(&L, P->row, pixels, stride, x0, y0, w, h, buf);
+    }
+}
+
+/* The first stored row any stamp touches (the PNG path keeps the rows above
+   it); -1 when none. */
+SPIM__PRIVATE int spim__plan_first_row(const spim__plan *P)
+{
+    spim__layer L;
+    int g, i, j, r[4], first = -1;
+    for (g = 0; g < P->n; g++) {
+        if (!spim__plan_range(P, g, 0, 0, P->ws, P->hs, r)) continue;
+        for (j = r[2]; j <= r[3]; j++)
+            for (i = r[0]; i <= r[1]; i++)
+                if (spim__plan_tile(P, g, i, j, &L) && (first < 0 || L.y < first)) first = L.y;
+    }
+    return first;
+}
+
+/* Stamp g of the plan: scaled (s->st) or the text, at its gravity; the tile
+   count checked. */
+static spim_status spim__plan_add(spim__plan *P, const spim_stamp *use, spim_gravity gravity, int tiled,
+                                  const spim_stamp_options *o, spim_error *err)
+{
+    spim__pstamp *s = &P->s[P->n];
+    spim__layer L;
+    int dw = P->o >= 5 ? P->hs : P->ws, dh = P->o >= 5 ? P->ws : P->hs, r[4];
+    s->st = use;
+    s->op = o->opacity > 0 ? (unsigned)(o->opacity * 255 + 0.5) : 255;
+    spim__place(gravity, o->margin, dw, dh, use->width, use->height, &s->px, &s->py);
+    if (tiled) {
+        s->tx = use->width + (o->tile_gap_rel > 0 ? (int)(o->tile_gap_rel * use->width + 0.5) : o->tile_gap);
+        s->ty = use->height + (o->tile_gap_rel > 0 ? (int)(o->tile_gap_rel * use->height + 0.5) : o->tile_gap);
+        if (spim__plan_range(P, P->n, 0, 0, P->ws, P->hs, r) &&
+            (uint64_t)(r[1] - r[0] + 1) * (uint64_t)(r[3] - r[2] + 1) > SPIM__TILES_MAX)
+            return spim_error_set(err, SPIM_ERR_INVALID, "tile: %llu tiles of %dx%d on %dx%d, more than %d",
+                                  (unsigned long long)(r[1] - r[0] + 1) * (unsigned long long)(r[3] - r[2] + 1),
+                                  use->width, use->height, dw, dh, SPIM__TILES_MAX);
+    }
+    P->n++;
+    if (spim__plan_first_row(P) < 0 || (!tiled && !spim__plan_tile(P, P->n - 1, 0, 0, &L)))
+        return spim_error_set(err, SPIM_ERR_INVALID, "%s falls outside the image (margin %d on %dx%d)",
+                              use == &P->text ? "text" : "stamp", o->margin, dw, dh);
+    return SPIM_OK;
+}
+
+/* The text of the plan: expanded, rendered at text_size of the shorter side. */
+static spim_status spim__plan_text(spim__plan *P, const spim_stamp_options *o, spim_error *err)
+{
+    stbtt_fontinfo f;
+    spim_buf s = SPIM_BUF_INIT;
+    spim_status st;
+    int dw = P->o >= 5 ? P->hs : P->ws, dh = P->o >= 5 ? P->ws : P->hs;
+    int px = (int)((o->text_size > 0 ? o->text_size : 0.05) * (dw < dh ? dw : dh) + 0.5);
+    if (px < 1) px = 1;
+    if (!spim_utf8_valid(o->text, strlen(o->text)))
+        return spim_error_set(err, SPIM_ERR_CONFIG, "text: not valid UTF-8");
+    if ((st = spim__font_init(&f, o, err)) != SPIM_OK) return st;
+    if ((st = spim__text_expand(o->text, o->vars, 0, &s, err)) != SPIM_OK) return st;
+    if (!spim_utf8_valid((const char *)s.data, s.len)) { /* a placeholder's value: draw what is valid */
+        size_t i;
+        for (i = 0; i < s.len; i++) if ((unsigned char)s.data[i] >= 0x80) s.data[i] = '?';
+        spim_log(SPIM_LOG_WARN, "text: a placeholder's value is not UTF-8: its bytes over 0x7f drawn as '?'");
+    }
+    st = spim__text_render(&f, (const char *)s.data, px, dw, o, &P->text, err);
+    spim_buf_free(&s);
+    return st;
+}
+
+static void spim__plan_free(spim__plan *P)
+{
+    spim_stamp_free(&P->scaled);
+    spim_stamp_free(&P->text);
+}
+
+/* `stamp` may be NULL when the options have a text. */
+static spim_status spim__plan_make(spim__plan *P, int width, int height, int channels, int orientation,
+                                   const spim_stamp *stamp, const spim_stamp_options *o, spim_error *err)
+{
+    const spim_stamp *use = stamp;
+    spim_status st = SPIM_OK;
+    int dw, dh, text = o->text && *o->text;
+    memset(P, 0, sizeof *P);
+    if (orientation < 1 || orientation > 8) orientation = 1;
+    P->o = orientation; P->ws = width; P->hs = height; P->ch = channels;
+    dw = orientation >= 5 ? height : width;
+    dh = orientation >= 5 ? width : height;
+    if (stamp && o->scale > 0) {
+        int side = (int)(o->scale * (dw < dh ? dw : dh) + 0.5);
+        if (side < 1) side = 1;
+        if (side != (stamp->width > stamp->height ? stamp->width : stamp->height)) {
+            if ((st = spim__stamp_resize(stamp, side, &P->scaled, err)) != SPIM_OK) return st;
+            use = &P->scaled;
+        }
+    }
+    if (stamp) st = spim__plan_add(P, use, o->gravity, o->tile, o, err);
+    if (st == SPIM_OK && text && (st = spim__plan_text(P, o, err)) == SPIM_OK)
+        st = spim__plan_add(P, &P->text, o->text_gravity, o->tile && !stamp, o, err);
+    if (st != SPIM_OK) spim__plan_free(P);
+    P->row = spim__row_for(spim__force_simd);
+    return st;
 }
 
 /* Stamp raw pixels (stored orientation; EXIF `orientation` 1..8 says how they
@@ -6724,11 +7270,11 @@ SPIM__PRIVATE spim_status spim__stamp_draw(unsigned char *pixels, int width, int
     else memset(&o, 0, sizeof o);
     if ((st = spim__draw_check(pixels, width, height, channels, stamp, &o, err)) != SPIM_OK) return st;
     if ((st = spim__plan_make(&P, width, height, channels, orientation, stamp, &o, err)) != SPIM_OK) return st;
-    buf = (unsigned char *)SPIM_MALLOC(2 * (size_t)P.L.w * (size_t)channels);
+    buf = (unsigned char *)SPIM_MALLOC(2 * (size_t)width * (size_t)channels);
     if (!buf) st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory preparing the stamp");
     else spim__plan_draw(&P, pixels, (size_t)width * (size_t)channels, 0, 0, width, height, buf);
     SPIM_FREE(buf);
-    spim_stamp_free(&P.scaled);
+    spim__plan_free(&P);
     return st;
 }
 
@@ -7797,26 +8343,89 @@ static int spim__jpeg_need_tables(spim__jpeg *j)
     return spim__jpeg_decline(j, "the file's Huffman tables cannot code a re-coded block");
 }
 
-/* The covered MCUs: columns c0..c1 of rows r0..r1. */
+/* The covered MCUs, the union of every stamp's and tile's rectangle: their
+   bounding box c0..c1, r0..r1 and within it a bit per MCU (`bits`, rowbytes
+   a row), so tiles leaving gaps re-code only what they touch. */
 typedef struct spim__jcover {
     int c0, c1, r0, r1;
+    size_t rowbytes;
+    unsigned char *bits;
 } spim__jcover;
 
 static int spim__jcover_has(const spim__jcover *k, uint64_t m, int mcux)
 {
     int r = (int)(m / (uint64_t)mcux), c = (int)(m % (uint64_t)mcux);
-    return r >= k->r0 && r <= k->r1 && c >= k->c0 && c <= k->c1;
+    if (r < k->r0 || r > k->r1 || c < k->c0 || c > k->c1) return 0;
+    c -= k->c0;
+    return k->bits[(size_t)(r - k->r0) * k->rowbytes + (size_t)c / 8] >> (c % 8) & 1;
 }
 
 /* Whether MCUs m0..m1-1 include a covered one. */
 static int spim__jcover_any(const spim__jcover *k, uint64_t m0, uint64_t m1, int mcux)
 {
-    uint64_t r;
-    for (r = m0 / (uint64_t)mcux; r <= (m1 - 1) / (uint64_t)mcux; r++) {
-        uint64_t a = r * (uint64_t)mcux + (uint64_t)k->c0, b = r * (uint64_t)mcux + (uint64_t)k->c1;
-        if ((int64_t)r >= k->r0 && (int64_t)r <= k->r1 && a < m1 && b >= m0) return 1;
-    }
+    uint64_t m;
+    for (m = m0; m < m1; m++)
+        if (spim__jcover_has(k, m, mcux)) return 1;
     return 0;
+}
+
+static void spim__jcover_free(spim__jcover *k)
+{
+    SPIM_FREE(k->bits);
+    k->bits = NULL;
+}
+
+/* Visit every visible stamp and tile of the plan in MCUs (mcuw x mcuh):
+   without k->bits widen the bounding box, with them set the bits. */
+static void spim__jcover_mark(spim__jcover *k, const spim__plan *P, int mcuw, int mcuh)
+{
+    spim__layer L;
+    int g, i, j, r[4], x, y;
+    for (g = 0; g < P->n; g++) {
+        if (!spim__plan_range(P, g, 0, 0, P->ws, P->hs, r)) continue;
+        for (j = r[2]; j <= r[3]; j++)
+            for (i = r[0]; i <= r[1]; i++) {
+                int a0, a1, b0, b1;
+                if (!spim__plan_tile(P, g, i, j, &L)) continue;
+                a0 = L.x / mcuw; a1 = (L.x + L.w - 1) / mcuw; b0 = L.y / mcuh; b1 = (L.y + L.h - 1) / mcuh;
+                if (!k->bits) {
+                    if (a0 < k->c0) k->c0 = a0;
+                    if (a1 > k->c1) k->c1 = a1;
+                    if (b0 < k->r0) k->r0 = b0;
+                    if (b1 > k->r1) k->r1 = b1;
+                    continue;
+                }
+                for (y = b0 - k->r0; y <= b1 - k->r0; y++)
+                    for (x = a0 - k->c0; x <= a1 - k->c0; x++)
+                        k->bits[(size_t)y * k->rowbytes + (size_t)x / 8] |= (unsigned char)(1u << (x % 8));
+            }
+    }
+}
+
+/* The cover map of a plan on a JPEG of MCUs mcuw x mcuh; SPIM_ERR_TOO_LARGE
+   when its bounding box holds more than `budget` pixels (checked before the
+   map is allocated). */
+static spim_status spim__jcover_make(spim__jcover *k, const spim__plan *P, int mcuw, int mcuh, uint64_t budget,
+                                     spim_error *err)
+{
+    uint64_t area;
+    size_t n;
+    memset(k, 0, sizeof *k);
+    k->c0 = k->r0 = INT_MAX;
+    k->c1 = k->r1 = -1;
+    spim__jcover_mark(k, P, mcuw, mcuh);
+    if (k->c1 < 0) return spim_error_set(err, SPIM_ERR_INVALID, "stamp falls outside the image");
+    area = (uint64_t)(k->c1 - k->c0 + 1) * (uint64_t)mcuw * (uint64_t)(k->r1 - k->r0 + 1) * (uint64_t)mcuh;
+    if (area > budget)
+        return spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG: the stamp covers %llu pixels, over the budget of %llu",
+                              (unsigned long long)area, (unsigned long long)budget);
+    k->rowbytes = ((size_t)(k->c1 - k->c0) + 8) / 8;
+    n = k->rowbytes * (size_t)(k->r1 - k->r0 + 1);
+    if ((k->bits = (unsigned char *)SPIM_MALLOC(n)) == NULL)
+        return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory mapping the stamp's MCUs");
+    memset(k->bits, 0, n);
+    spim__jcover_mark(k, P, mcuw, mcuh);
+    return SPIM_OK;
 }
 
 /* One restart interval (or the whole scan) with covered MCUs in it, with
@@ -8059,7 +8668,7 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
     spim__plan P;
     spim__jcover k;
     spim_status st = SPIM_OK;
-    uint64_t budget = o->max_pixels ? o->max_pixels : spim_default_max_pixels(), area;
+    uint64_t budget = o->max_pixels ? o->max_pixels : spim_default_max_pixels();
     double side;
     size_t start = out->len;
     int rc;
@@ -8081,19 +8690,18 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
         SPIM_FREE(j);
         return st;
     }
+    side = (o->text_size > 0 ? o->text_size : 0.05) * (j->width < j->height ? j->width : j->height) + 0.5;
+    if (o->text && *o->text && side * (j->width < j->height ? j->height : j->width) > (double)budget) {
+        st = spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG of %dx%d: a text line of %.0f pixels is over the "
+                            "budget of %llu pixels", j->width, j->height, side, (unsigned long long)budget);
+        SPIM_FREE(j);
+        return st;
+    }
     if ((st = spim__plan_make(&P, j->width, j->height, j->nc, orientation, stamp, o, err)) != SPIM_OK) {
         SPIM_FREE(j);
         return st;
     }
-    k.c0 = P.L.x / j->mcuw;
-    k.c1 = (P.L.x + P.L.w - 1) / j->mcuw;
-    k.r0 = P.L.y / j->mcuh;
-    k.r1 = (P.L.y + P.L.h - 1) / j->mcuh;
-    area = (uint64_t)(k.c1 - k.c0 + 1) * (uint64_t)j->mcuw * (uint64_t)(k.r1 - k.r0 + 1) * (uint64_t)j->mcuh;
-    if (area > budget) {
-        st = spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG: the stamp covers %llu pixels, over the budget of %llu",
-                            (unsigned long long)area, (unsigned long long)budget);
-    } else {
+    if ((st = spim__jcover_make(&k, &P, j->mcuw, j->mcuh, budget, err)) == SPIM_OK) {
         rc = -1;
         if (spim_buf_reserve(out, len + len / 8 + 65536) == SPIM_OK && spim__jpeg_copy_header(j, out, NULL, 0) == SPIM_OK)
             rc = spim__jpeg_scan(j, &P, &k, out, 0);
@@ -8112,7 +8720,8 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
         }
     }
     if (st != SPIM_OK || *why) out->len = start;
-    spim_stamp_free(&P.scaled);
+    spim__jcover_free(&k);
+    spim__plan_free(&P);
     SPIM_FREE(j);
     return st;
 }
