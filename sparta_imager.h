@@ -283,7 +283,7 @@
       worker it still is, for code that reads it; (3) keeps to its deadline
       with spim_budget_next: Lambda does not stop an invocation on managed
       instances. S3 requests made on the handler's thread carry its trace
-      id. examples/imager does all three; tests/it_concurrency.sh runs hello
+      id. examples/imager does all three; tests/it/it_concurrency.sh runs hello
       under ThreadSanitizer with 4 workers. Without the
       variable there is one worker, the calling thread, as always.
       Link with -pthread (glibc 2.34 and later have it in libc).

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Lambda workers (AWS_LAMBDA_MAX_CONCURRENCY=N, as Lambda Managed Instances
-set it): build/hello driven through tests/emulator.py with N workers.
+set it): build/hello driven through tests/it/emulator.py with N workers.
 
-    tests/concurrency_it.py HELLO_PLAIN HELLO_TSAN [NAME_FILTER]
+    tests/it/it_concurrency.py HELLO_PLAIN HELLO_TSAN [NAME_FILTER]
 
 HELLO_TSAN is the ThreadSanitizer build (make build/hello/bootstrap-tsan);
 every case that runs it fails on any ThreadSanitizer report in its log.
@@ -17,7 +17,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lambda_it import Bootstrap, Emulator, Failure, Skip, expect, expect_eq  # noqa: E402
+from it_lambda import Bootstrap, Emulator, Failure, Skip, expect, expect_eq  # noqa: E402
 
 
 def tsan_clean(boot):
