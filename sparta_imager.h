@@ -1010,8 +1010,11 @@ typedef struct spim_image_info {
     int width, height;        /* stored pixel size */
     int orientation;          /* EXIF orientation of the input, 1..8 */
     const char *path;         /* "splice" (JPEG stamped in the compressed domain) or "recode" */
-    const char *huffman;      /* splice: "file" (its own tables, bits copied) or "optimal" (scan re-encoded
-                                 with new tables); NULL on the recode path */
+    const char *huffman;      /* splice: "file" (its own tables, bits copied), "constrained" (its own
+                                 tables, a stamped block that wanted a code they lack took the nearest
+                                 one they have) or "optimal" (scan re-encoded with new tables); NULL on
+                                 the recode path */
+    uint64_t mcus_recoded;    /* splice: MCUs decoded, stamped and coded again; 0 on the recode path */
 } spim_image_info;
 
 /* Content type and extension of a writable format (PNG for the others). */
@@ -6673,6 +6676,12 @@ typedef struct spim__jpeg {
     int retable;                 /* declined for a code the file's tables lack: re-encode with new ones */
     spim__huff ndc[4], nac[4];   /* the new tables */
     uint64_t freq[8][257];       /* symbol counts: DC tables 0-3, AC tables 4-7 */
+    float fcoef[SPIM__JPEG_BLOCKS][64]; /* re-derived blocks: coefficients before rounding */
+    int rederived[SPIM__JPEG_BLOCKS];
+    double extra[3];             /* constrained coding: absolute error added per component */
+    double allow[3];             /* ... and the most it may add (spim__jpeg_allowance) */
+    int constrained;             /* a block was coded with the nearest codable coefficients */
+    uint64_t recoded;            /* MCUs re-coded */
 } spim__jpeg;
 
 /* Natural-order index of the k-th coefficient in zigzag order. */
@@ -7204,7 +7213,8 @@ static void spim__jpeg_idct(const spim__jpeg *j, const int16_t *coef, const uint
     }
 }
 
-static void spim__jpeg_fdct(const spim__jpeg *j, const float *in, const uint16_t *q, int16_t *coef)
+/* The forward DCT of in (samples 0..255) divided by q, unrounded, into f. */
+static void spim__jpeg_fdct_exact(const spim__jpeg *j, const float *in, const uint16_t *q, float *f)
 {
     float t[64], o[64];
     int x, y, u, v, i;
@@ -7220,9 +7230,15 @@ static void spim__jpeg_fdct(const spim__jpeg *j, const float *in, const uint16_t
             float c = j->cosine[y][v];
             for (u = 0; u < 8; u++) o[v * 8 + u] += c * t[y * 8 + u];
         }
+    for (i = 0; i < 64; i++) f[i] = o[i] / (float)q[i];
+}
+
+/* Rounded to the nearest, within the 8-bit range of T.81's AC values. */
+static void spim__jpeg_quantise(const float *f, int16_t *coef)
+{
+    int i;
     for (i = 0; i < 64; i++) {
-        float f = o[i] / (float)q[i];
-        int c = (int)(f < 0 ? f - 0.5f : f + 0.5f);
+        int c = (int)(f[i] < 0 ? f[i] - 0.5f : f[i] + 0.5f);
         coef[i] = (int16_t)(c < -1023 ? -1023 : c > 1023 ? 1023 : c);
     }
 }
@@ -7275,6 +7291,7 @@ static void spim__jpeg_mcu_coefs(spim__jpeg *j)
             size_t off = ((size_t)y * (size_t)j->mcuw + (size_t)x0) * (size_t)ch;
             changed = memcmp(j->rgb + off, j->orig + off, (size_t)8 * (size_t)sx * (size_t)ch) != 0;
         }
+        j->rederived[b] = changed;
         if (!changed) continue;
         for (y = 0; y < 8; y++)
             for (x = 0; x < 8; x++) {
@@ -7288,7 +7305,8 @@ static void spim__jpeg_mcu_coefs(spim__jpeg *j)
                     }
                 in[y * 8 + x] = s / (float)(sx * sy);
             }
-        spim__jpeg_fdct(j, in, j->qt[c->tq], j->coef[b]);
+        spim__jpeg_fdct_exact(j, in, j->qt[c->tq], j->fcoef[b]);
+        spim__jpeg_quantise(j->fcoef[b], j->coef[b]);
     }
 }
 
@@ -7352,6 +7370,163 @@ static void spim__jpeg_stamp_mcu(spim__jpeg *j, const spim__plan *P, int mc, int
     spim__jpeg_mcu_coefs(j);
 }
 
+/* ---- the nearest codable block (huffman=constrained) ---- */
+
+/* Optimised tables hold only the symbols the encoder saw, so a re-coded
+   block may want one they lack. Rather than re-encode the whole scan, the
+   block takes the nearest coefficients the tables code: a value in a
+   smaller (or larger) size category, a run split with ZRL or broken by a
+   +-1, an earlier EOB. "Nearest" is the squared error against the
+   unrounded coefficients weighted by the squared quantiser, which is the
+   block's squared pixel error (T.81's DCT is orthonormal). What that adds
+   is measured in pixels, summed per component and bounded
+   (spim__jpeg_allowance); past the
+   bound the scan is re-encoded with new tables instead. */
+
+/* The value of size category s (0..11) nearest to t. */
+static int spim__jpeg_nearest_in(float t, int s)
+{
+    int lo, hi, m;
+    float a = t < 0 ? -t : t;
+    if (!s) return 0;
+    lo = 1 << (s - 1);
+    hi = (1 << s) - 1;
+    m = a > (float)hi ? hi : (int)(a + 0.5f);
+    if (m < lo) m = lo;
+    return t < 0 ? -m : m;
+}
+
+/* The DC value nearest to t whose difference from pred the table codes;
+   0 when there is none within the 8-bit range. */
+static int spim__jpeg_dc_nearest(const spim__huff *h, float t, int pred, int16_t *v)
+{
+    float best = -1;
+    int s;
+    for (s = 0; s <= 11; s++) {
+        int d, x;
+        float e;
+        if (!h->size[s]) continue;
+        d = spim__jpeg_nearest_in(t - (float)pred, s);
+        x = pred + d;
+        e = (t - (float)x) * (t - (float)x);
+        if (x < -1024 || x > 1023 || (best >= 0 && e >= best)) continue;
+        best = e;
+        *v = (int16_t)x;
+    }
+    return best >= 0;
+}
+
+/* The codable AC coefficients nearest to f (natural order, units of q):
+   a shortest path over the zigzag positions, each step from one non-zero
+   coefficient p to the next, k, zeroing those between and coding k in the
+   best category the table has for the run; the last step is EOB, or ends
+   at position 63. 0 when the table codes no block at all. */
+static int spim__jpeg_ac_nearest(const spim__huff *ac, const float *f, const uint16_t *q, int16_t *coef)
+{
+    float t[64], w[64], zero[65], best[64], end = -1;
+    int from[64], val[64], k, p, s, last = -1;
+    zero[1] = 0;
+    for (k = 1; k < 64; k++) {
+        t[k] = f[spim__zigzag[k]];
+        w[k] = (float)q[spim__zigzag[k]] * (float)q[spim__zigzag[k]];
+        zero[k + 1] = zero[k] + t[k] * t[k] * w[k]; /* zeroing positions a..b-1 costs zero[b] - zero[a] */
+    }
+    best[0] = 0;
+    for (k = 1; k < 64; k++) {
+        best[k] = -1;
+        for (p = 0; p < k; p++) {
+            int run = k - p - 1;
+            if (best[p] < 0 || (run >= 16 && !ac->size[0xF0])) continue;
+            for (s = 1; s <= 10; s++) {
+                int v;
+                float e;
+                if (!ac->size[(run & 15) << 4 | s]) continue;
+                v = spim__jpeg_nearest_in(t[k], s);
+                e = best[p] + zero[k] - zero[p + 1] + (t[k] - (float)v) * (t[k] - (float)v) * w[k];
+                if (best[k] < 0 || e < best[k]) { best[k] = e; from[k] = p; val[k] = v; }
+            }
+        }
+    }
+    for (p = 0; p < 64; p++) {
+        float e;
+        if (best[p] < 0 || (p < 63 && !ac->size[0])) continue;
+        e = best[p] + zero[64] - zero[p + 1];
+        if (end < 0 || e < end) { end = e; last = p; }
+    }
+    if (last < 0) return 0;
+    for (k = 1; k < 64; k++) coef[k] = 0;
+    for (k = last; k > 0; k = from[k]) coef[spim__zigzag[k]] = (int16_t)val[k];
+    return 1;
+}
+
+/* The absolute pixel error over a block of coefficient errors d (natural
+   order, already times the quantiser). */
+static double spim__jpeg_delta_l1(const spim__jpeg *j, const float *d)
+{
+    float t[64], s[8];
+    double sum = 0;
+    int x, y, u, i;
+    memset(t, 0, sizeof t);
+    for (i = 0; i < 64; i++)
+        if (d[i] != 0)
+            for (y = 0; y < 8; y++) t[y * 8 + (i & 7)] += j->cosine[y][i >> 3] * d[i];
+    for (y = 0; y < 8; y++) {
+        for (x = 0; x < 8; x++) s[x] = 0;
+        for (u = 0; u < 8; u++)
+            for (x = 0; x < 8; x++) s[x] += j->cosinet[u][x] * t[y * 8 + u];
+        for (x = 0; x < 8; x++) sum += s[x] < 0 ? -s[x] : s[x];
+    }
+    return sum;
+}
+
+/* The absolute error constrained coding may add to rounding's, per
+   component, summed over its samples: a mean over the stamp of
+   SPIM__JPEG_NEAR for grey; for colour, half of it in luma and the rest so
+   that no RGB channel gets more (B takes 1.772 Cb). */
+#define SPIM__JPEG_NEAR 0.25
+static void spim__jpeg_allowance(spim__jpeg *j, int w, int h)
+{
+    int c;
+    for (c = 0; c < j->nc; c++) {
+        double mean = j->nc == 1 ? SPIM__JPEG_NEAR : c == 0 ? SPIM__JPEG_NEAR / 2 : SPIM__JPEG_NEAR / 2 / 1.772;
+        double samples = (double)w * (double)h;
+        if (j->nc > 1) samples = samples * j->comp[c].h * j->comp[c].v / (j->hmax * j->vmax);
+        j->allow[c] = mean * samples;
+        j->extra[c] = 0;
+    }
+}
+
+/* Block b of the MCU with the file's tables: as it is when they code it,
+   else as the nearest block they code (j->coef[b] becomes it). 0 when
+   that would pass the allowance: the caller re-tables. */
+static int spim__jpeg_put_near(spim__jpeg *j, spim__jout *w, int b, int *pred)
+{
+    const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+    const spim__huff *dc = &j->dc[cp->td], *ac = &j->ac[cp->ta];
+    const uint16_t *q = j->qt[cp->tq];
+    size_t len = w->b->len;
+    uint64_t acc = w->acc;
+    int n = w->n, before = *pred, i;
+    int16_t near[64];
+    float f[64], d[64], r[64];
+    if (spim__jpeg_put_block(w, dc, ac, NULL, NULL, j->coef[b], pred)) return 1;
+    w->b->len = len; /* drop what the failed attempt wrote */
+    w->acc = acc;
+    w->n = n;
+    *pred = before;
+    for (i = 0; i < 64; i++) f[i] = j->rederived[b] ? j->fcoef[b][i] : (float)j->coef[b][i];
+    if (!spim__jpeg_dc_nearest(dc, f[0], before, near) || !spim__jpeg_ac_nearest(ac, f, q, near)) return 0;
+    for (i = 0; i < 64; i++) {
+        d[i] = ((float)near[i] - f[i]) * (float)q[i];
+        r[i] = ((float)j->coef[b][i] - f[i]) * (float)q[i];
+    }
+    j->extra[j->bcomp[b]] += spim__jpeg_delta_l1(j, d) - spim__jpeg_delta_l1(j, r);
+    if (j->extra[j->bcomp[b]] > j->allow[j->bcomp[b]]) return 0;
+    memcpy(j->coef[b], near, sizeof near);
+    j->constrained = 1;
+    return spim__jpeg_put_block(w, dc, ac, NULL, NULL, near, pred);
+}
+
 static int spim__jpeg_need_tables(spim__jpeg *j)
 {
     j->retable = 1;
@@ -7410,11 +7585,9 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
             spim__jcopy_to(&c, w, spim__jbits_pos(&r), 0);
             if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
             spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
-            for (b = 0; b < j->nblocks; b++) {
-                const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-                if (!spim__jpeg_put_block(w, &j->dc[cp->td], &j->ac[cp->ta], NULL, NULL, j->coef[b], &dst[j->bcomp[b]]))
-                    return spim__jpeg_need_tables(j);
-            }
+            for (b = 0; b < j->nblocks; b++)
+                if (!spim__jpeg_put_near(j, w, b, &dst[j->bcomp[b]])) return spim__jpeg_need_tables(j);
+            j->recoded++;
             continue;
         }
         for (b = 0; b < j->nblocks; b++) {
@@ -7458,8 +7631,10 @@ static int spim__jpeg_reencode(spim__jpeg *j, const spim__plan *P, const spim__j
                 return spim__jpeg_decline(j, "corrupt scan");
         }
         if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
-        if (spim__jcover_has(k, m, j->mcux))
+        if (spim__jcover_has(k, m, j->mcux)) {
             spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
+            j->recoded += !count;
+        }
         if (!count && spim__jout_room(w, 8192) != SPIM_OK) return -1;
         for (b = 0; b < j->nblocks; b++) {
             const spim__jcomp *cp = &j->comp[j->bcomp[b]];
@@ -7651,6 +7826,7 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
     k.r0 = P.L.y / j->mcuh;
     k.r1 = (P.L.y + P.L.h - 1) / j->mcuh;
     area = (uint64_t)(k.c1 - k.c0 + 1) * (uint64_t)j->mcuw * (uint64_t)(k.r1 - k.r0 + 1) * (uint64_t)j->mcuh;
+    spim__jpeg_allowance(j, P.L.w, P.L.h);
     if (area > budget) {
         st = spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG: the stamp covers %llu pixels, over the budget of %llu",
                             (unsigned long long)area, (unsigned long long)budget);
@@ -7658,8 +7834,10 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
         rc = -1;
         if (spim_buf_reserve(out, len + len / 8 + 65536) == SPIM_OK && spim__jpeg_copy_header(j, out, NULL, 0) == SPIM_OK)
             rc = spim__jpeg_scan(j, &P, &k, out, 0);
-        if (rc == 0 && j->retable) { /* a code the file's tables lack: start again with new tables */
+        if (rc == 0 && j->retable) { /* the nearest codable blocks are too far: start again, new tables */
             out->len = start;
+            j->constrained = 0;
+            j->recoded = 0;
             rc = spim__jpeg_optimal(j, &P, &k, out);
         }
         if (rc < 0) {
@@ -7669,7 +7847,8 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
         } else if (info) {
             info->width = j->width;
             info->height = j->height;
-            info->huffman = j->retable ? "optimal" : "file";
+            info->huffman = j->retable ? "optimal" : j->constrained ? "constrained" : "file";
+            info->mcus_recoded = j->recoded;
         }
     }
     if (st != SPIM_OK || *why) out->len = start;
@@ -7738,6 +7917,7 @@ static spim_status spim__stamp_pipeline(const void *in, size_t in_len, spim_buf 
         info->orientation = img.meta.orientation;
         info->path = "recode";
         info->huffman = NULL;
+        info->mcus_recoded = 0;
     }
     spim_image_free(&img);
     return st;
