@@ -7328,8 +7328,8 @@ static int spim__jpeg_put_value(spim__jout *w, const spim__huff *h, uint64_t *fr
         return 1;
     }
     if (!h->size[sym]) return 0;
-    spim__jout_put(w, h->code[sym], h->size[sym]);
-    if (s) spim__jout_put(w, (uint32_t)(v < 0 ? v + (1 << s) - 1 : v), s);
+    /* code and value bits at once: at most 16 + 11 */
+    spim__jout_put(w, (uint32_t)h->code[sym] << s | (uint32_t)(v < 0 ? v + (1 << s) - 1 : v), h->size[sym] + s);
     return 1;
 }
 
@@ -7506,7 +7506,7 @@ static int spim__jpeg_put_near(spim__jpeg *j, spim__jout *w, int b, int *pred)
     const uint16_t *q = j->qt[cp->tq];
     size_t len = w->b->len;
     uint64_t acc = w->acc;
-    int n = w->n, before = *pred, i;
+    int n = w->n, before = *pred, from = before, i;
     int16_t near[64];
     float f[64], d[64], r[64];
     if (spim__jpeg_put_block(w, dc, ac, NULL, NULL, j->coef[b], pred)) return 1;
@@ -7514,6 +7514,8 @@ static int spim__jpeg_put_near(spim__jpeg *j, spim__jout *w, int b, int *pred)
     w->acc = acc;
     w->n = n;
     *pred = before;
+    /* counted for the new tables, should they be needed */
+    spim__jpeg_put_block(w, dc, ac, j->freq[cp->td], j->freq[4 + cp->ta], j->coef[b], &from);
     for (i = 0; i < 64; i++) f[i] = j->rederived[b] ? j->fcoef[b][i] : (float)j->coef[b][i];
     if (!spim__jpeg_dc_nearest(dc, f[0], before, near) || !spim__jpeg_ac_nearest(ac, f, q, near)) return 0;
     for (i = 0; i < 64; i++) {
@@ -7610,10 +7612,10 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
     return 1;
 }
 
-/* One interval re-encoded block by block: counted into j->freq (count) or
-   coded with the new tables. 1 done, 0 declined, -1 out of memory. */
+/* One interval re-encoded block by block with the new tables. 1 done, 0
+   declined, -1 out of memory. */
 static int spim__jpeg_reencode(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos, size_t end,
-                               uint64_t m0, uint64_t m1, spim__jout *w, int count)
+                               uint64_t m0, uint64_t m1, spim__jout *w)
 {
     spim__jbits r;
     int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, b;
@@ -7633,26 +7635,24 @@ static int spim__jpeg_reencode(spim__jpeg *j, const spim__plan *P, const spim__j
         if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
         if (spim__jcover_has(k, m, j->mcux)) {
             spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
-            j->recoded += !count;
+            j->recoded++;
         }
-        if (!count && spim__jout_room(w, 8192) != SPIM_OK) return -1;
+        if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
         for (b = 0; b < j->nblocks; b++) {
             const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-            if (!spim__jpeg_put_block(w, &j->ndc[cp->td], &j->nac[cp->ta], count ? j->freq[cp->td] : NULL,
-                                      count ? j->freq[4 + cp->ta] : NULL, j->coef[b], &dst[j->bcomp[b]]))
+            if (!spim__jpeg_put_block(w, &j->ndc[cp->td], &j->nac[cp->ta], NULL, NULL, j->coef[b],
+                                      &dst[j->bcomp[b]]))
                 return spim__jpeg_decline(j, "a DC difference out of range");
         }
     }
-    if (!count) {
-        if (spim__jout_room(w, 2) != SPIM_OK) return -1;
-        spim__jout_flush(w);
-    }
+    if (spim__jout_room(w, 2) != SPIM_OK) return -1;
+    spim__jout_flush(w);
     return 1;
 }
 
 /* The scan, interval by interval, then EOI: spliced with the file's tables
-   (mode 0), counted (1) or re-encoded with the new tables (2, nothing is
-   written by 1). 1 done, 0 declined, -1 out of memory. */
+   (mode 0) or re-encoded with the new tables (2). 1 done, 0 declined, -1
+   out of memory. */
 static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, spim_buf *out, int mode)
 {
     uint64_t total = (uint64_t)j->mcux * (uint64_t)j->mcuy, per = j->ri ? (uint64_t)j->ri : total, m0, i = 0;
@@ -7667,13 +7667,13 @@ static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcove
         if (m1 < total && marker != 0xD0 + (int)(i & 7)) return spim__jpeg_decline(j, "restart markers do not match DRI");
         if (m1 == total && marker != 0xD9) return spim__jpeg_decline(j, "more than one scan");
         if (mode) {
-            if ((rc = spim__jpeg_reencode(j, P, k, pos, end, m0, m1, &w, mode == 1)) != 1) return rc;
+            if ((rc = spim__jpeg_reencode(j, P, k, pos, end, m0, m1, &w)) != 1) return rc;
         } else if (!spim__jcover_any(k, m0, m1, j->mcux)) {
             if (spim_buf_append(out, j->p + pos, end - pos) != SPIM_OK) return -1;
         } else if ((rc = spim__jpeg_interval(j, P, k, pos, end, m0, m1, &w)) != 1) {
             return rc;
         }
-        if (m1 < total && mode != 1) {
+        if (m1 < total) {
             unsigned char rst[2];
             rst[0] = 0xFF;
             rst[1] = (unsigned char)(0xD0 + (int)(i & 7));
@@ -7681,7 +7681,7 @@ static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcove
         }
         pos = after;
     }
-    return mode == 1 || spim_buf_append(out, "\xFF\xD9", 2) == SPIM_OK ? 1 : -1;
+    return spim_buf_append(out, "\xFF\xD9", 2) == SPIM_OK ? 1 : -1;
 }
 
 /* An optimal table for the counts freq[0..255] (T.81 K.2: code lengths by
@@ -7771,15 +7771,32 @@ static spim_status spim__jpeg_copy_header(const spim__jpeg *j, spim_buf *out, co
     return SPIM_OK;
 }
 
-/* The scan re-encoded with optimal tables: header and scan into out. 1
-   done, 0 declined, -1 out of memory. */
+/* Counts for new tables without a counting pass over the scan: each
+   symbol of the file's tables as often as its code length says (an optimal
+   code gives a symbol of probability 2^-l a code of l bits; the scan's
+   symbols estimated at one per 5 bits), the symbols the re-coded blocks
+   wanted as counted (already in j->freq), and every other valid symbol
+   once, so that any block can be coded. */
+static void spim__jpeg_estimate(spim__jpeg *j)
+{
+    uint64_t scale = (uint64_t)(j->len - j->scan) * 8 / 5 / (uint64_t)(2 * j->nc) >> 16;
+    int t, s;
+    for (t = 0; t < 8; t++) {
+        const spim__huff *h = t < 4 ? &j->dc[t] : &j->ac[t - 4];
+        for (s = 0; s < 256 && h->defined; s++)
+            if (t < 4 ? s <= 11 : (s == 0 || s == 0xF0 || ((s & 15) >= 1 && (s & 15) <= 10)))
+                j->freq[t][s] += h->size[s] ? (scale + 1) << (16 - h->size[s]) : 1;
+    }
+}
+
+/* The scan re-encoded in one pass with new tables estimated from the
+   file's (spim__jpeg_estimate): header and scan into out. 1 done, 0
+   declined, -1 out of memory. */
 static int spim__jpeg_optimal(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, spim_buf *out)
 {
     unsigned char dht[4 + 8 * (17 + 256)];
     size_t n;
-    int rc;
-    memset(j->freq, 0, sizeof j->freq);
-    if ((rc = spim__jpeg_scan(j, P, k, out, 1)) != 1) return rc;
+    spim__jpeg_estimate(j);
     n = spim__jpeg_new_tables(j, dht);
     if (spim__jpeg_copy_header(j, out, dht, n) != SPIM_OK) return -1;
     return spim__jpeg_scan(j, P, k, out, 2);
