@@ -5720,10 +5720,27 @@ static unsigned spim__jpeg_cost(const unsigned char *d, size_t n, int progressiv
     return (nc == 1 ? 10 : 30) + 10 * sum * (progressive ? 3 : 1) / (hmax * vmax);
 }
 
+/* The kinds of JPEG no path here decodes (stb_image would call them
+   "unknown image type"): NULL for the others. */
+static const char *spim__jpeg_refused(int marker, const unsigned char *d, size_t n)
+{
+    if (marker >= 0xC9) return "arithmetic-coded JPEG"; /* SOF9-15 and DAC */
+    if (marker == 0xC3 || marker == 0xC7) return "lossless JPEG";
+    if (marker >= 0xC5) return "hierarchical JPEG";
+    if (n >= 1 && d[0] == 12) return "12-bit JPEG";
+    if (n >= 1 && d[0] != 8) return "JPEG of other than 8 bits per sample";
+    return NULL;
+}
+
 /* One marker segment (payload d, n bytes) of a JPEG. */
 static spim_status spim__jpeg_segment(spim_meta *m, spim__icc_parts *ip, int marker,
                                       const unsigned char *d, size_t n, spim_error *err)
 {
+    const char *refused;
+    if (((marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8) || marker == 0xCC) &&
+        (refused = spim__jpeg_refused(marker, d, n)) != NULL)
+        return spim_error_set(err, SPIM_ERR_IMAGE, "%s: not supported (only 8-bit Huffman-coded baseline, "
+                              "extended or progressive JPEGs are)", refused);
     if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC && n >= 5) {
         m->height = spim__rd16(d + 1, 0);
         m->width = spim__rd16(d + 3, 0);

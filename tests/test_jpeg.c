@@ -11,6 +11,7 @@
 
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <jpeglib.h>
 
 typedef struct jerr {
@@ -638,6 +639,168 @@ TEST(hostile_jpegs_fail_cleanly)
     free(smooth);
 }
 
+/* Files from real encoders, made here from the shared sample photo: the
+   path and tables each takes, and on the splice, everything
+   check_splice_as checks plus the stamp's error within the libjpeg floor
+   + 0.3 per channel. Every file is quality 90 with libjpeg's tables (cjpeg,
+   Pillow and ImageMagick all scale the same Annex K tables), so
+   ideal_encoding's floor is made with the file's tables and layout. */
+typedef struct corpus_file {
+    const char *name, *make;     /* make: a shell command that writes $OUT from src.ppm */
+    int layout;                  /* index in layouts[] */
+    const char *want;            /* "splice", "pixels" (progressive: not spliced yet), or the error's reason */
+    int optimised;
+} corpus_file;
+
+static const corpus_file corpus[] = {
+    { "cjpeg 4:2:0", "cjpeg -quality 90 -sample 2x2 -outfile $OUT src.ppm", 3, "splice", 0 },
+    { "cjpeg 4:2:2 -restart 2", "cjpeg -quality 90 -sample 2x1 -restart 2 -outfile $OUT src.ppm", 2, "splice", 0 },
+    { "cjpeg -optimize 4:4:4", "cjpeg -quality 90 -optimize -sample 1x1 -outfile $OUT src.ppm", 1, "splice", 1 },
+    { "cjpeg -optimize 4:2:2", "cjpeg -quality 90 -optimize -sample 2x1 -outfile $OUT src.ppm", 2, "splice", 1 },
+    { "cjpeg -optimize 4:2:0 -restart 1", "cjpeg -quality 90 -optimize -sample 2x2 -restart 1 -outfile $OUT src.ppm",
+      3, "splice", 1 },
+    { "cjpeg -optimize 4:4:0", "cjpeg -quality 90 -optimize -sample 1x2 -outfile $OUT src.ppm", 4, "splice", 1 },
+    { "cjpeg -optimize -grayscale", "cjpeg -quality 90 -optimize -grayscale -outfile $OUT src.ppm", 0, "splice", 1 },
+    { "Pillow optimize=True 4:2:0", "/usr/bin/python3 -c \"from PIL import Image; "
+      "Image.open('src.ppm').save('$OUT', quality=90, optimize=True, subsampling=2)\"", 3, "splice", 1 },
+    { "Pillow optimize=True 4:4:4", "/usr/bin/python3 -c \"from PIL import Image; "
+      "Image.open('src.ppm').save('$OUT', quality=90, optimize=True, subsampling=0)\"", 1, "splice", 1 },
+    { "ImageMagick 4:2:0", "convert src.ppm -strip -quality 90 -sampling-factor 2x2 $OUT", 3, "splice", 1 },
+    { "cjpeg -progressive", "cjpeg -quality 90 -progressive -outfile $OUT src.ppm", 3, "pixels", 0 },
+    { "cjpeg -arithmetic", "cjpeg -quality 90 -arithmetic -outfile $OUT src.ppm", 3, "arithmetic-coded JPEG", 0 },
+};
+
+/* The photo as src.ppm in dir; 0 when it cannot be written. */
+static int write_ppm(const char *dir, const spim_image *img)
+{
+    char path[1100];
+    FILE *f;
+    size_t i, n = (size_t)img->width * (size_t)img->height;
+    snprintf(path, sizeof path, "%s/src.ppm", dir);
+    if (!(f = fopen(path, "wb"))) return 0;
+    fprintf(f, "P6\n%d %d\n255\n", img->width, img->height);
+    for (i = 0; i < n; i++) fwrite(img->pixels + i * (size_t)img->channels, 1, 3, f);
+    return fclose(f) == 0;
+}
+
+/* One corpus file made and stamped with the real stamp st at SE. */
+static void check_corpus_file(const corpus_file *c, const char *dir, const spim_stamp *st)
+{
+    char cmd[1400], path[1100], *out_at;
+    spim_buf in = SPIM_BUF_INIT, out = SPIM_BUF_INIT, ideal = SPIM_BUF_INIT;
+    spim_stamp_options o;
+    spim_image_info info;
+    spim_error err;
+    spim_stamp probe = *st;
+    const layout *L = &layouts[c->layout];
+    double mae[3], floor_[3];
+    int r[4], k, ch = 0, rc;
+    snprintf(path, sizeof path, "%s/corpus.jpg", dir);
+    snprintf(cmd, sizeof cmd, "cd '%s' && rm -f corpus.jpg && ", dir);
+    out_at = cmd + strlen(cmd);
+    for (k = 0; c->make[k] && out_at < cmd + sizeof cmd - 16; k++) /* $OUT -> corpus.jpg */
+        if (strncmp(c->make + k, "$OUT", 4) == 0) { out_at += sprintf(out_at, "corpus.jpg"); k += 3; }
+        else *out_at++ = c->make[k];
+    snprintf(out_at, 16, " 2>/dev/null");
+    if (system(cmd) != 0 || spim_read_file(path, 0, &in, &err) != SPIM_OK) {
+        printf("    skip %s: the encoder is missing or failed\n", c->name);
+        return;
+    }
+    memset(&o, 0, sizeof o);
+    memset(&info, 0, sizeof info);
+    rc = spim_stamp_image(in.data, in.len, st, &o, &out, &info, &err);
+    if (strcmp(c->want, "splice") != 0 && strcmp(c->want, "pixels") != 0) {
+        CHECKF(rc != SPIM_OK && strstr(err.message, c->want), "%s: want an error naming \"%s\", got %s", c->name,
+               c->want, rc == SPIM_OK ? "success" : err.message);
+    } else if (!strcmp(c->want, "pixels")) {
+        CHECKF(rc == SPIM_OK && info.path && strcmp(info.path, "splice") != 0, "%s: path %s (%s)", c->name,
+               info.path ? info.path : "(none)", rc == SPIM_OK ? "ok" : err.message);
+    } else {
+        const char *huffman = rc == SPIM_OK && info.huffman ? info.huffman : "(none)";
+        CHECKF(c->optimised || !strcmp(huffman, "file"), "%s: standard tables took huffman=%s", c->name, huffman);
+        the_stamp_swap(&probe);
+        check_splice_as(c->name, &in, info.width, info.height, L->grey, 1, &o, NULL, NULL);
+        stamp_rect(info.width, info.height, L->grey ? 1 : 3, 1, &o, r);
+        the_stamp_swap(&probe);
+        stamp_error(&in, &out, st, &o, r, mae, &ch);
+        REQUIRE(ideal_encoding(&in, st, &o, L, &ideal));
+        stamp_error(&in, &ideal, st, &o, r, floor_, &k);
+        for (k = 0; k < ch; k++)
+            CHECKF(mae[k] <= floor_[k] + 0.3, "%s huffman=%s channel %d: mean abs error %.3f, floor %.3f",
+                   c->name, huffman, k, mae[k], floor_[k]);
+        printf("    %-34s path=%s huffman=%-11s mcus=%llu error-floor:", c->name, info.path, huffman,
+               (unsigned long long)info.mcus_recoded);
+        for (k = 0; k < ch; k++) printf(" %+.3f", mae[k] - floor_[k]);
+        printf("\n");
+    }
+    spim_buf_free(&in);
+    spim_buf_free(&out);
+    spim_buf_free(&ideal);
+}
+
+TEST(real_encoders_corpus)
+{
+    const char *shared = getenv("SPIM_SHARED");
+    char path[1024], dir[64] = "/tmp/spim_corpus_XXXXXX";
+    spim_buf photo = SPIM_BUF_INIT, png = SPIM_BUF_INIT;
+    spim_image img;
+    spim_stamp st;
+    spim_error err;
+    size_t i;
+    snprintf(path, sizeof path, "%s/samples/ben.jpg", shared ? shared : "../shared");
+    if (spim_read_file(path, 0, &photo, &err) != SPIM_OK) SKIP("no shared sample photo");
+    snprintf(path, sizeof path, "%s/assets/stamp.png", getenv("SPIM_BUILD") ? getenv("SPIM_BUILD") : "build");
+    if (spim_read_file(path, 0, &png, &err) != SPIM_OK) {
+        spim_buf_free(&photo);
+        SKIP("no build/assets/stamp.png (make builds it)");
+    }
+    REQUIRE(spim_stamp_load(&st, png.data, png.len, &err) == SPIM_OK);
+    REQUIRE(spim_image_decode(photo.data, photo.len, 0, &img, &err) == SPIM_OK && img.channels == 3);
+    REQUIRE(mkdtemp(dir) != NULL);
+    REQUIRE(write_ppm(dir, &img));
+    for (i = 0; i < sizeof corpus / sizeof corpus[0]; i++) check_corpus_file(&corpus[i], dir, &st);
+    snprintf(path, sizeof path, "rm -rf '%s'", dir);
+    CHECK_INT(0, system(path));
+    spim_image_free(&img);
+    spim_stamp_free(&st);
+    spim_buf_free(&photo);
+    spim_buf_free(&png);
+}
+
+/* Kinds no path decodes are refused by name, on the splice and the pixel
+   path alike (the header is enough to tell). */
+TEST(arithmetic_12bit_lossless_refused_by_name)
+{
+    static const struct { int marker, precision; const char *why; } kinds[] = {
+        { 0xC9, 8, "arithmetic-coded JPEG" }, { 0xC0, 12, "12-bit JPEG" }, { 0xC1, 12, "12-bit JPEG" },
+        { 0xC3, 8, "lossless JPEG" }, { 0xCA, 8, "arithmetic-coded JPEG" },
+    };
+    unsigned char *rgb = make_photo(64, 48, 9);
+    spim_buf in = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
+    spim_error err;
+    spim_image img;
+    size_t i, sof;
+    REQUIRE(make_jpeg(&in, rgb, 64, 48, &layouts[3], 0, 0, 0, 0, 90));
+    for (sof = 2; sof + 4 < in.len && !(in.data[sof] == 0xFF && in.data[sof + 1] == 0xC0); sof++) {}
+    REQUIRE(sof + 4 < in.len);
+    for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        spim_stamp_options o;
+        in.data[sof + 1] = (unsigned char)kinds[i].marker;
+        in.data[sof + 4] = (unsigned char)kinds[i].precision;
+        memset(&o, 0, sizeof o);
+        out.len = 0;
+        CHECK_INT(SPIM_ERR_IMAGE, spim_stamp_image(in.data, in.len, &the_stamp, &o, &out, NULL, &err));
+        CHECKF(strstr(err.message, kinds[i].why) != NULL, "SOF %02X precision %d: want \"%s\", got \"%s\"",
+               kinds[i].marker, kinds[i].precision, kinds[i].why, err.message);
+        CHECK_INT(SPIM_ERR_IMAGE, spim_image_decode(in.data, in.len, 0, &img, &err));
+        CHECKF(strstr(err.message, kinds[i].why) != NULL, "decode: want \"%s\", got \"%s\"", kinds[i].why,
+               err.message);
+    }
+    spim_buf_free(&in);
+    spim_buf_free(&out);
+    free(rgb);
+}
+
 /* A stamp with every alpha: gradients of colour and transparency. */
 static void make_stamp(spim_stamp *s, int w, int h)
 {
@@ -665,6 +828,8 @@ int main(void)
     RUN(progressive_and_recode_mode_take_the_pixel_path);
     RUN(stamp_entirely_outside_is_an_error);
     RUN(hostile_jpegs_fail_cleanly);
+    RUN(real_encoders_corpus);
+    RUN(arithmetic_12bit_lossless_refused_by_name);
     free(the_stamp.rgba);
     return spim_test_finish();
 }
