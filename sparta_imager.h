@@ -7766,9 +7766,42 @@ static size_t spim__jpeg_new_tables(spim__jpeg *j, unsigned char *d)
     return n;
 }
 
+/* The Photoshop APP13 segment just appended at out->data + at, without
+   its thumbnail resources (0x0409, 0x040C: the unstamped photo, small);
+   dropped whole when its resources do not parse, as one might hide one.
+   Other APP13 segments stay as they are. */
+static void spim__jpeg_app13_clean(spim_buf *out, size_t at)
+{
+    unsigned char *s = out->data + at;
+    size_t n = out->len - at, pos = 18, keep = 18;
+    if (n < 18 || memcmp(s + 4, "Photoshop 3.0\0", 14) != 0) return;
+    while (pos < n) { /* "8BIM", id, a Pascal name padded to even, size, data padded to even */
+        size_t name, size, total;
+        unsigned id;
+        if (n - pos < 12 || memcmp(s + pos, "8BIM", 4) != 0) { out->len = at; return; }
+        id = spim__rd16(s + pos + 4, 0);
+        name = (size_t)s[pos + 6] + 1 + (s[pos + 6] % 2 == 0);
+        if (n - pos < 6 + name + 4) { out->len = at; return; }
+        size = spim__rd32(s + pos + 6 + name, 0);
+        if (size > n - pos - 10 - name) { out->len = at; return; }
+        total = 10 + name + size + (size & 1);
+        if (total > n - pos) total = n - pos; /* the last pad byte may be missing */
+        if (id != 0x0409 && id != 0x040C) {
+            memmove(s + keep, s + pos, total);
+            keep += total;
+        }
+        pos += total;
+    }
+    s[2] = (unsigned char)((keep - 2) >> 8);
+    s[3] = (unsigned char)(keep - 2);
+    out->len = at + keep;
+}
+
 /* The header as it is, with each EXIF thumbnail unlinked (see
-   spim__exif_drop_thumbnail); with dht (n bytes) in place of every DHT
-   segment, just before the SOS. */
+   spim__exif_drop_thumbnail) and each Photoshop one removed
+   (spim__jpeg_app13_clean); without MPF indexes (APP2 "MPF"), whose
+   images follow EOI, where the splice stops; with dht (n bytes) in place
+   of every DHT segment, just before the SOS. */
 static spim_status spim__jpeg_copy_header(const spim__jpeg *j, spim_buf *out, const unsigned char *dht, size_t n)
 {
     size_t pos = spim__jpeg_soi(j->p, j->len);
@@ -7780,10 +7813,12 @@ static spim_status spim__jpeg_copy_header(const spim__jpeg *j, spim_buf *out, co
         mark = pos;
         pos += 1 + seg;
         if (dht && j->p[mark] == 0xC4) continue;
+        if (j->p[mark] == 0xE2 && seg >= 6 && memcmp(j->p + mark + 3, "MPF\0", 4) == 0) continue;
         if (dht && j->p[mark] == 0xDA && spim_buf_append(out, dht, n) != SPIM_OK) return SPIM_ERR_NOMEM;
         if (spim_buf_append(out, j->p + at, pos - at) != SPIM_OK) return SPIM_ERR_NOMEM;
         if (j->p[mark] == 0xE1 && seg >= 16 && memcmp(j->p + mark + 3, "Exif\0\0", 6) == 0)
             spim__exif_drop_thumbnail(out->data + out->len - (pos - mark - 9), seg - 8);
+        if (j->p[mark] == 0xED) spim__jpeg_app13_clean(out, out->len - (pos - mark + 1));
     }
     return SPIM_OK;
 }

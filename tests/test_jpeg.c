@@ -801,6 +801,92 @@ TEST(arithmetic_12bit_lossless_refused_by_name)
     free(rgb);
 }
 
+static int has_bytes(const spim_buf *b, const void *what, size_t n)
+{
+    size_t i;
+    for (i = 0; i + n <= b->len; i++)
+        if (memcmp(b->data + i, what, n) == 0) return 1;
+    return 0;
+}
+
+/* A Photoshop resource: "8BIM", id, empty name (padded), size, data. */
+static void add_8bim(spim_buf *b, unsigned id, const char *data)
+{
+    unsigned char h[12] = { '8', 'B', 'I', 'M', 0, 0, 0, 0, 0, 0, 0, 0 };
+    size_t n = strlen(data);
+    h[4] = (unsigned char)(id >> 8);
+    h[5] = (unsigned char)id;
+    h[11] = (unsigned char)n;
+    spim_buf_append(b, h, 12);
+    spim_buf_append(b, data, n);
+    if (n & 1) spim_buf_append(b, "", 1);
+}
+
+/* A segment (marker, payload) inserted right after SOI. */
+static void insert_segment(spim_buf *jpeg, int marker, const spim_buf *payload)
+{
+    spim_buf t = SPIM_BUF_INIT;
+    unsigned char h[4];
+    h[0] = 0xFF;
+    h[1] = (unsigned char)marker;
+    h[2] = (unsigned char)((payload->len + 2) >> 8);
+    h[3] = (unsigned char)(payload->len + 2);
+    spim_buf_append(&t, jpeg->data, 2);
+    spim_buf_append(&t, h, 4);
+    spim_buf_append(&t, payload->data, payload->len);
+    spim_buf_append(&t, jpeg->data + 2, jpeg->len - 2);
+    spim_buf_free(jpeg);
+    *jpeg = t;
+}
+
+/* The Photoshop thumbnails (APP13 resources 0x0409, 0x040C) go, other
+   resources stay; an MPF index goes with the images after EOI it points
+   at, on the splice and the pixel path. */
+TEST(photoshop_thumbnail_and_mpf_images_do_not_leak)
+{
+    unsigned char *rgb = make_photo(160, 120, 5);
+    spim_buf in = SPIM_BUF_INIT, out = SPIM_BUF_INIT, seg = SPIM_BUF_INIT;
+    spim_stamp_options o;
+    spim_image_info info;
+    spim_error err;
+    int mode;
+    REQUIRE(make_jpeg(&in, rgb, 160, 120, &layouts[3], 0, 1, 0, 0, 90));
+    spim_buf_append(&seg, "Photoshop 3.0\0", 14);
+    add_8bim(&seg, 0x0404, "KEEP-IPTC");
+    add_8bim(&seg, 0x040C, "THUMB-SECRET-1");
+    add_8bim(&seg, 0x0409, "THUMB-SECRET-2");
+    add_8bim(&seg, 0x0425, "KEEP-DIGEST");
+    insert_segment(&in, 0xED, &seg);
+    seg.len = 0;
+    spim_buf_append(&seg, "MPF\0MM\0*\0\0\0\x08", 12); /* the index itself: its offsets point past EOI */
+    insert_segment(&in, 0xE2, &seg);
+    spim_buf_append(&in, "\xFF\xD8GAINMAP-SECRET\xFF\xD9", 18);
+    for (mode = 0; mode < 2; mode++) {
+        memset(&o, 0, sizeof o);
+        memset(&info, 0, sizeof info);
+        o.jpeg_mode = mode ? SPIM_JPEG_RECODE : SPIM_JPEG_AUTO;
+        out.len = 0;
+        CHECK_INT(SPIM_OK, spim_stamp_image(in.data, in.len, &the_stamp, &o, &out, &info, &err));
+        CHECK_STR(mode ? "recode" : "splice", info.path);
+        CHECKF(!has_bytes(&out, "SECRET", 6), "%s: a thumbnail or secondary image is still in the output",
+               info.path);
+        CHECKF(!has_bytes(&out, "MPF\0", 4), "%s: the MPF index is still in the output", info.path);
+        CHECKF(out.len > 2 && out.data[out.len - 2] == 0xFF && out.data[out.len - 1] == 0xD9,
+               "%s: the output does not end at its EOI", info.path);
+        if (!mode) {
+            coefs k;
+            CHECKF(has_bytes(&out, "KEEP-IPTC", 9) && has_bytes(&out, "KEEP-DIGEST", 11),
+                   "splice: the other Photoshop resources are gone");
+            CHECK_INT(1, read_coefs(&out, &k));
+            free_coefs(&k);
+        }
+    }
+    spim_buf_free(&in);
+    spim_buf_free(&out);
+    spim_buf_free(&seg);
+    free(rgb);
+}
+
 /* A stamp with every alpha: gradients of colour and transparency. */
 static void make_stamp(spim_stamp *s, int w, int h)
 {
@@ -830,6 +916,7 @@ int main(void)
     RUN(hostile_jpegs_fail_cleanly);
     RUN(real_encoders_corpus);
     RUN(arithmetic_12bit_lossless_refused_by_name);
+    RUN(photoshop_thumbnail_and_mpf_images_do_not_leak);
     free(the_stamp.rgba);
     return spim_test_finish();
 }
