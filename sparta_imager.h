@@ -1084,9 +1084,13 @@ typedef struct spim_image_info {
     int orientation;          /* EXIF orientation of the input, 1..8 */
     const char *path;         /* "splice" (JPEG stamped in the compressed domain), "progressive" (a
                                  progressive JPEG, in the coefficient domain) or "recode" */
-    const char *huffman;      /* splice: "file" (its own tables, bits copied) or "optimal" (scan re-encoded
-                                 with new tables); progressive: "file" or "optimal" (some scan got
-                                 new tables); NULL on the recode path */
+    const char *huffman;      /* splice: "file" (its own tables, bits copied), "constrained" (its own
+                                 tables, a stamped block that wanted a code they lack took the nearest
+                                 one they have) or "optimal" (scan re-encoded with new tables);
+                                 progressive: "file" or "optimal" (some scan got new tables); NULL on
+                                 the recode path */
+    uint64_t mcus_recoded;    /* splice, progressive: MCUs decoded, stamped and coded again; 0 on the
+                                 recode path */
 } spim_image_info;
 
 /* Content type and extension of a writable format (PNG for the others). */
@@ -6304,10 +6308,27 @@ static unsigned spim__jpeg_cost(const unsigned char *d, size_t n, int progressiv
     return (nc == 1 ? 10 : 30) + 10 * sum * (progressive ? 3 : 1) / (hmax * vmax);
 }
 
+/* The kinds of JPEG no path here decodes (stb_image would call them
+   "unknown image type"): NULL for the others. */
+static const char *spim__jpeg_refused(int marker, const unsigned char *d, size_t n)
+{
+    if (marker >= 0xC9) return "arithmetic-coded JPEG"; /* SOF9-15 and DAC */
+    if (marker == 0xC3 || marker == 0xC7) return "lossless JPEG";
+    if (marker >= 0xC5) return "hierarchical JPEG";
+    if (n >= 1 && d[0] == 12) return "12-bit JPEG";
+    if (n >= 1 && d[0] != 8) return "JPEG of other than 8 bits per sample";
+    return NULL;
+}
+
 /* One marker segment (payload d, n bytes) of a JPEG. */
 static spim_status spim__jpeg_segment(spim_meta *m, spim__icc_parts *ip, int marker,
                                       const unsigned char *d, size_t n, spim_error *err)
 {
+    const char *refused;
+    if (((marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8) || marker == 0xCC) &&
+        (refused = spim__jpeg_refused(marker, d, n)) != NULL)
+        return spim_error_set(err, SPIM_ERR_IMAGE, "%s: not supported (only 8-bit Huffman-coded baseline, "
+                              "extended or progressive JPEGs are)", refused);
     if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC && n >= 5) {
         m->height = spim__rd16(d + 1, 0);
         m->width = spim__rd16(d + 3, 0);
@@ -7658,6 +7679,12 @@ typedef struct spim__jpeg {
     int retable;                 /* declined for a code the file's tables lack: re-encode with new ones */
     spim__huff ndc[4], nac[4];   /* the new tables */
     uint64_t freq[8][257];       /* symbol counts: DC tables 0-3, AC tables 4-7 */
+    float fcoef[SPIM__JPEG_BLOCKS][64]; /* re-derived blocks: coefficients before rounding */
+    int rederived[SPIM__JPEG_BLOCKS];
+    double extra[3];             /* constrained coding: absolute error added per component */
+    double allow[3];             /* ... and the most it may add (spim__jpeg_allowance) */
+    int constrained;             /* a block was coded with the nearest codable coefficients */
+    uint64_t recoded;            /* MCUs re-coded */
 } spim__jpeg;
 
 /* Natural-order index of the k-th coefficient in zigzag order. */
@@ -8189,7 +8216,8 @@ static void spim__jpeg_idct(const spim__jpeg *j, const int16_t *coef, const uint
     }
 }
 
-static void spim__jpeg_fdct(const spim__jpeg *j, const float *in, const uint16_t *q, int16_t *coef)
+/* The forward DCT of in (samples 0..255) divided by q, unrounded, into f. */
+static void spim__jpeg_fdct_exact(const spim__jpeg *j, const float *in, const uint16_t *q, float *f)
 {
     float t[64], o[64];
     int x, y, u, v, i;
@@ -8205,9 +8233,15 @@ static void spim__jpeg_fdct(const spim__jpeg *j, const float *in, const uint16_t
             float c = j->cosine[y][v];
             for (u = 0; u < 8; u++) o[v * 8 + u] += c * t[y * 8 + u];
         }
+    for (i = 0; i < 64; i++) f[i] = o[i] / (float)q[i];
+}
+
+/* Rounded to the nearest, within the 8-bit range of T.81's AC values. */
+static void spim__jpeg_quantise(const float *f, int16_t *coef)
+{
+    int i;
     for (i = 0; i < 64; i++) {
-        float f = o[i] / (float)q[i];
-        int c = (int)(f < 0 ? f - 0.5f : f + 0.5f);
+        int c = (int)(f[i] < 0 ? f[i] - 0.5f : f[i] + 0.5f);
         coef[i] = (int16_t)(c < -1023 ? -1023 : c > 1023 ? 1023 : c);
     }
 }
@@ -8260,6 +8294,7 @@ static void spim__jpeg_mcu_coefs(spim__jpeg *j)
             size_t off = ((size_t)y * (size_t)j->mcuw + (size_t)x0) * (size_t)ch;
             changed = memcmp(j->rgb + off, j->orig + off, (size_t)8 * (size_t)sx * (size_t)ch) != 0;
         }
+        j->rederived[b] = changed;
         if (!changed) continue;
         for (y = 0; y < 8; y++)
             for (x = 0; x < 8; x++) {
@@ -8273,7 +8308,8 @@ static void spim__jpeg_mcu_coefs(spim__jpeg *j)
                     }
                 in[y * 8 + x] = s / (float)(sx * sy);
             }
-        spim__jpeg_fdct(j, in, j->qt[c->tq], j->coef[b]);
+        spim__jpeg_fdct_exact(j, in, j->qt[c->tq], j->fcoef[b]);
+        spim__jpeg_quantise(j->fcoef[b], j->coef[b]);
     }
 }
 
@@ -8295,8 +8331,8 @@ static int spim__jpeg_put_value(spim__jout *w, const spim__huff *h, uint64_t *fr
         return 1;
     }
     if (!h->size[sym]) return 0;
-    spim__jout_put(w, h->code[sym], h->size[sym]);
-    if (s) spim__jout_put(w, (uint32_t)(v < 0 ? v + (1 << s) - 1 : v), s);
+    /* code and value bits at once: at most 16 + 11 */
+    spim__jout_put(w, (uint32_t)h->code[sym] << s | (uint32_t)(v < 0 ? v + (1 << s) - 1 : v), h->size[sym] + s);
     return 1;
 }
 
@@ -8337,6 +8373,165 @@ static void spim__jpeg_stamp_mcu(spim__jpeg *j, const spim__plan *P, int mc, int
     spim__jpeg_mcu_coefs(j);
 }
 
+/* ---- the nearest codable block (huffman=constrained) ---- */
+
+/* Optimised tables hold only the symbols the encoder saw, so a re-coded
+   block may want one they lack. Rather than re-encode the whole scan, the
+   block takes the nearest coefficients the tables code: a value in a
+   smaller (or larger) size category, a run split with ZRL or broken by a
+   +-1, an earlier EOB. "Nearest" is the squared error against the
+   unrounded coefficients weighted by the squared quantiser, which is the
+   block's squared pixel error (T.81's DCT is orthonormal). What that adds
+   is measured in pixels, summed per component and bounded
+   (spim__jpeg_allowance); past the
+   bound the scan is re-encoded with new tables instead. */
+
+/* The value of size category s (0..11) nearest to t. */
+static int spim__jpeg_nearest_in(float t, int s)
+{
+    int lo, hi, m;
+    float a = t < 0 ? -t : t;
+    if (!s) return 0;
+    lo = 1 << (s - 1);
+    hi = (1 << s) - 1;
+    m = a > (float)hi ? hi : (int)(a + 0.5f);
+    if (m < lo) m = lo;
+    return t < 0 ? -m : m;
+}
+
+/* The DC value nearest to t whose difference from pred the table codes;
+   0 when there is none within the 8-bit range. */
+static int spim__jpeg_dc_nearest(const spim__huff *h, float t, int pred, int16_t *v)
+{
+    float best = -1;
+    int s;
+    for (s = 0; s <= 11; s++) {
+        int d, x;
+        float e;
+        if (!h->size[s]) continue;
+        d = spim__jpeg_nearest_in(t - (float)pred, s);
+        x = pred + d;
+        e = (t - (float)x) * (t - (float)x);
+        if (x < -1024 || x > 1023 || (best >= 0 && e >= best)) continue;
+        best = e;
+        *v = (int16_t)x;
+    }
+    return best >= 0;
+}
+
+/* The codable AC coefficients nearest to f (natural order, units of q):
+   a shortest path over the zigzag positions, each step from one non-zero
+   coefficient p to the next, k, zeroing those between and coding k in the
+   best category the table has for the run; the last step is EOB, or ends
+   at position 63. 0 when the table codes no block at all. */
+static int spim__jpeg_ac_nearest(const spim__huff *ac, const float *f, const uint16_t *q, int16_t *coef)
+{
+    float t[64], w[64], zero[65], best[64], end = -1;
+    int from[64], val[64], k, p, s, last = -1;
+    zero[1] = 0;
+    for (k = 1; k < 64; k++) {
+        t[k] = f[spim__zigzag[k]];
+        w[k] = (float)q[spim__zigzag[k]] * (float)q[spim__zigzag[k]];
+        zero[k + 1] = zero[k] + t[k] * t[k] * w[k]; /* zeroing positions a..b-1 costs zero[b] - zero[a] */
+    }
+    best[0] = 0;
+    for (k = 1; k < 64; k++) {
+        best[k] = -1;
+        for (p = 0; p < k; p++) {
+            int run = k - p - 1;
+            if (best[p] < 0 || (run >= 16 && !ac->size[0xF0])) continue;
+            for (s = 1; s <= 10; s++) {
+                int v;
+                float e;
+                if (!ac->size[(run & 15) << 4 | s]) continue;
+                v = spim__jpeg_nearest_in(t[k], s);
+                e = best[p] + zero[k] - zero[p + 1] + (t[k] - (float)v) * (t[k] - (float)v) * w[k];
+                if (best[k] < 0 || e < best[k]) { best[k] = e; from[k] = p; val[k] = v; }
+            }
+        }
+    }
+    for (p = 0; p < 64; p++) {
+        float e;
+        if (best[p] < 0 || (p < 63 && !ac->size[0])) continue;
+        e = best[p] + zero[64] - zero[p + 1];
+        if (end < 0 || e < end) { end = e; last = p; }
+    }
+    if (last < 0) return 0;
+    for (k = 1; k < 64; k++) coef[k] = 0;
+    for (k = last; k > 0; k = from[k]) coef[spim__zigzag[k]] = (int16_t)val[k];
+    return 1;
+}
+
+/* The absolute pixel error over a block of coefficient errors d (natural
+   order, already times the quantiser). */
+static double spim__jpeg_delta_l1(const spim__jpeg *j, const float *d)
+{
+    float t[64], s[8];
+    double sum = 0;
+    int x, y, u, i;
+    memset(t, 0, sizeof t);
+    for (i = 0; i < 64; i++)
+        if (d[i] != 0)
+            for (y = 0; y < 8; y++) t[y * 8 + (i & 7)] += j->cosine[y][i >> 3] * d[i];
+    for (y = 0; y < 8; y++) {
+        for (x = 0; x < 8; x++) s[x] = 0;
+        for (u = 0; u < 8; u++)
+            for (x = 0; x < 8; x++) s[x] += j->cosinet[u][x] * t[y * 8 + u];
+        for (x = 0; x < 8; x++) sum += s[x] < 0 ? -s[x] : s[x];
+    }
+    return sum;
+}
+
+/* The absolute error constrained coding may add to rounding's, per
+   component, summed over its samples: a mean over the stamp of
+   SPIM__JPEG_NEAR for grey; for colour, half of it in luma and the rest so
+   that no RGB channel gets more (B takes 1.772 Cb). */
+#define SPIM__JPEG_NEAR 0.25
+static void spim__jpeg_allowance(spim__jpeg *j, uint64_t pixels)
+{
+    int c;
+    for (c = 0; c < j->nc; c++) {
+        double mean = j->nc == 1 ? SPIM__JPEG_NEAR : c == 0 ? SPIM__JPEG_NEAR / 2 : SPIM__JPEG_NEAR / 2 / 1.772;
+        double samples = (double)pixels;
+        if (j->nc > 1) samples = samples * j->comp[c].h * j->comp[c].v / (j->hmax * j->vmax);
+        j->allow[c] = mean * samples;
+        j->extra[c] = 0;
+    }
+}
+
+/* Block b of the MCU with the file's tables: as it is when they code it,
+   else as the nearest block they code (j->coef[b] becomes it). 0 when
+   that would pass the allowance: the caller re-tables. */
+static int spim__jpeg_put_near(spim__jpeg *j, spim__jout *w, int b, int *pred)
+{
+    const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+    const spim__huff *dc = &j->dc[cp->td], *ac = &j->ac[cp->ta];
+    const uint16_t *q = j->qt[cp->tq];
+    size_t len = w->b->len;
+    uint64_t acc = w->acc;
+    int n = w->n, before = *pred, from = before, i;
+    int16_t near[64];
+    float f[64], d[64], r[64];
+    if (spim__jpeg_put_block(w, dc, ac, NULL, NULL, j->coef[b], pred)) return 1;
+    w->b->len = len; /* drop what the failed attempt wrote */
+    w->acc = acc;
+    w->n = n;
+    *pred = before;
+    /* counted for the new tables, should they be needed */
+    spim__jpeg_put_block(w, dc, ac, j->freq[cp->td], j->freq[4 + cp->ta], j->coef[b], &from);
+    for (i = 0; i < 64; i++) f[i] = j->rederived[b] ? j->fcoef[b][i] : (float)j->coef[b][i];
+    if (!spim__jpeg_dc_nearest(dc, f[0], before, near) || !spim__jpeg_ac_nearest(ac, f, q, near)) return 0;
+    for (i = 0; i < 64; i++) {
+        d[i] = ((float)near[i] - f[i]) * (float)q[i];
+        r[i] = ((float)j->coef[b][i] - f[i]) * (float)q[i];
+    }
+    j->extra[j->bcomp[b]] += spim__jpeg_delta_l1(j, d) - spim__jpeg_delta_l1(j, r);
+    if (j->extra[j->bcomp[b]] > j->allow[j->bcomp[b]]) return 0;
+    memcpy(j->coef[b], near, sizeof near);
+    j->constrained = 1;
+    return spim__jpeg_put_block(w, dc, ac, NULL, NULL, near, pred);
+}
+
 static int spim__jpeg_need_tables(spim__jpeg *j)
 {
     j->retable = 1;
@@ -8348,6 +8543,7 @@ static int spim__jpeg_need_tables(spim__jpeg *j)
    a row), so tiles leaving gaps re-code only what they touch. */
 typedef struct spim__jcover {
     int c0, c1, r0, r1;
+    uint64_t area;            /* pixels of the visible stamps and tiles */
     size_t rowbytes;
     unsigned char *bits;
 } spim__jcover;
@@ -8389,6 +8585,7 @@ static void spim__jcover_mark(spim__jcover *k, const spim__plan *P, int mcuw, in
                 if (!spim__plan_tile(P, g, i, j, &L)) continue;
                 a0 = L.x / mcuw; a1 = (L.x + L.w - 1) / mcuw; b0 = L.y / mcuh; b1 = (L.y + L.h - 1) / mcuh;
                 if (!k->bits) {
+                    k->area += (uint64_t)L.w * (uint64_t)L.h;
                     if (a0 < k->c0) k->c0 = a0;
                     if (a1 > k->c1) k->c1 = a1;
                     if (b0 < k->r0) k->r0 = b0;
@@ -8458,11 +8655,9 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
             spim__jcopy_to(&c, w, spim__jbits_pos(&r), 0);
             if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
             spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
-            for (b = 0; b < j->nblocks; b++) {
-                const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-                if (!spim__jpeg_put_block(w, &j->dc[cp->td], &j->ac[cp->ta], NULL, NULL, j->coef[b], &dst[j->bcomp[b]]))
-                    return spim__jpeg_need_tables(j);
-            }
+            for (b = 0; b < j->nblocks; b++)
+                if (!spim__jpeg_put_near(j, w, b, &dst[j->bcomp[b]])) return spim__jpeg_need_tables(j);
+            j->recoded++;
             continue;
         }
         for (b = 0; b < j->nblocks; b++) {
@@ -8485,10 +8680,10 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
     return 1;
 }
 
-/* One interval re-encoded block by block: counted into j->freq (count) or
-   coded with the new tables. 1 done, 0 declined, -1 out of memory. */
+/* One interval re-encoded block by block with the new tables. 1 done, 0
+   declined, -1 out of memory. */
 static int spim__jpeg_reencode(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos, size_t end,
-                               uint64_t m0, uint64_t m1, spim__jout *w, int count)
+                               uint64_t m0, uint64_t m1, spim__jout *w)
 {
     spim__jbits r;
     int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, b;
@@ -8506,26 +8701,26 @@ static int spim__jpeg_reencode(spim__jpeg *j, const spim__plan *P, const spim__j
                 return spim__jpeg_decline(j, "corrupt scan");
         }
         if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
-        if (spim__jcover_has(k, m, j->mcux))
+        if (spim__jcover_has(k, m, j->mcux)) {
             spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
-        if (!count && spim__jout_room(w, 8192) != SPIM_OK) return -1;
+            j->recoded++;
+        }
+        if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
         for (b = 0; b < j->nblocks; b++) {
             const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-            if (!spim__jpeg_put_block(w, &j->ndc[cp->td], &j->nac[cp->ta], count ? j->freq[cp->td] : NULL,
-                                      count ? j->freq[4 + cp->ta] : NULL, j->coef[b], &dst[j->bcomp[b]]))
+            if (!spim__jpeg_put_block(w, &j->ndc[cp->td], &j->nac[cp->ta], NULL, NULL, j->coef[b],
+                                      &dst[j->bcomp[b]]))
                 return spim__jpeg_decline(j, "a DC difference out of range");
         }
     }
-    if (!count) {
-        if (spim__jout_room(w, 2) != SPIM_OK) return -1;
-        spim__jout_flush(w);
-    }
+    if (spim__jout_room(w, 2) != SPIM_OK) return -1;
+    spim__jout_flush(w);
     return 1;
 }
 
 /* The scan, interval by interval, then EOI: spliced with the file's tables
-   (mode 0), counted (1) or re-encoded with the new tables (2, nothing is
-   written by 1). 1 done, 0 declined, -1 out of memory. */
+   (mode 0) or re-encoded with the new tables (2). 1 done, 0 declined, -1
+   out of memory. */
 static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, spim_buf *out, int mode)
 {
     uint64_t total = (uint64_t)j->mcux * (uint64_t)j->mcuy, per = j->ri ? (uint64_t)j->ri : total, m0, i = 0;
@@ -8540,13 +8735,13 @@ static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcove
         if (m1 < total && marker != 0xD0 + (int)(i & 7)) return spim__jpeg_decline(j, "restart markers do not match DRI");
         if (m1 == total && marker != 0xD9) return spim__jpeg_decline(j, "more than one scan");
         if (mode) {
-            if ((rc = spim__jpeg_reencode(j, P, k, pos, end, m0, m1, &w, mode == 1)) != 1) return rc;
+            if ((rc = spim__jpeg_reencode(j, P, k, pos, end, m0, m1, &w)) != 1) return rc;
         } else if (!spim__jcover_any(k, m0, m1, j->mcux)) {
             if (spim_buf_append(out, j->p + pos, end - pos) != SPIM_OK) return -1;
         } else if ((rc = spim__jpeg_interval(j, P, k, pos, end, m0, m1, &w)) != 1) {
             return rc;
         }
-        if (m1 < total && mode != 1) {
+        if (m1 < total) {
             unsigned char rst[2];
             rst[0] = 0xFF;
             rst[1] = (unsigned char)(0xD0 + (int)(i & 7));
@@ -8554,7 +8749,7 @@ static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcove
         }
         pos = after;
     }
-    return mode == 1 || spim_buf_append(out, "\xFF\xD9", 2) == SPIM_OK ? 1 : -1;
+    return spim_buf_append(out, "\xFF\xD9", 2) == SPIM_OK ? 1 : -1;
 }
 
 /* An optimal table for the counts freq[0..255] (T.81 K.2: code lengths by
@@ -8622,9 +8817,42 @@ static size_t spim__jpeg_new_tables(spim__jpeg *j, unsigned char *d)
     return n;
 }
 
+/* The Photoshop APP13 segment just appended at out->data + at, without
+   its thumbnail resources (0x0409, 0x040C: the unstamped photo, small);
+   dropped whole when its resources do not parse, as one might hide one.
+   Other APP13 segments stay as they are. */
+static void spim__jpeg_app13_clean(spim_buf *out, size_t at)
+{
+    unsigned char *s = out->data + at;
+    size_t n = out->len - at, pos = 18, keep = 18;
+    if (n < 18 || memcmp(s + 4, "Photoshop 3.0\0", 14) != 0) return;
+    while (pos < n) { /* "8BIM", id, a Pascal name padded to even, size, data padded to even */
+        size_t name, size, total;
+        unsigned id;
+        if (n - pos < 12 || memcmp(s + pos, "8BIM", 4) != 0) { out->len = at; return; }
+        id = spim__rd16(s + pos + 4, 0);
+        name = (size_t)s[pos + 6] + 1 + (s[pos + 6] % 2 == 0);
+        if (n - pos < 6 + name + 4) { out->len = at; return; }
+        size = spim__rd32(s + pos + 6 + name, 0);
+        if (size > n - pos - 10 - name) { out->len = at; return; }
+        total = 10 + name + size + (size & 1);
+        if (total > n - pos) total = n - pos; /* the last pad byte may be missing */
+        if (id != 0x0409 && id != 0x040C) {
+            memmove(s + keep, s + pos, total);
+            keep += total;
+        }
+        pos += total;
+    }
+    s[2] = (unsigned char)((keep - 2) >> 8);
+    s[3] = (unsigned char)(keep - 2);
+    out->len = at + keep;
+}
+
 /* The header as it is, with each EXIF thumbnail unlinked (see
-   spim__exif_drop_thumbnail); with dht (n bytes) in place of every DHT
-   segment, just before the SOS. */
+   spim__exif_drop_thumbnail) and each Photoshop one removed
+   (spim__jpeg_app13_clean); without MPF indexes (APP2 "MPF"), whose
+   images follow EOI, where the splice stops; with dht (n bytes) in place
+   of every DHT segment, just before the SOS. */
 static spim_status spim__jpeg_copy_header(const spim__jpeg *j, spim_buf *out, const unsigned char *dht, size_t n)
 {
     size_t pos = spim__jpeg_soi(j->p, j->len);
@@ -8636,23 +8864,42 @@ static spim_status spim__jpeg_copy_header(const spim__jpeg *j, spim_buf *out, co
         mark = pos;
         pos += 1 + seg;
         if (dht && j->p[mark] == 0xC4) continue;
+        if (j->p[mark] == 0xE2 && seg >= 6 && memcmp(j->p + mark + 3, "MPF\0", 4) == 0) continue;
         if (dht && j->p[mark] == 0xDA && spim_buf_append(out, dht, n) != SPIM_OK) return SPIM_ERR_NOMEM;
         if (spim_buf_append(out, j->p + at, pos - at) != SPIM_OK) return SPIM_ERR_NOMEM;
         if (j->p[mark] == 0xE1 && seg >= 16 && memcmp(j->p + mark + 3, "Exif\0\0", 6) == 0)
             spim__exif_drop_thumbnail(out->data + out->len - (pos - mark - 9), seg - 8);
+        if (j->p[mark] == 0xED) spim__jpeg_app13_clean(out, out->len - (pos - mark + 1));
     }
     return SPIM_OK;
 }
 
-/* The scan re-encoded with optimal tables: header and scan into out. 1
-   done, 0 declined, -1 out of memory. */
+/* Counts for new tables without a counting pass over the scan: each
+   symbol of the file's tables as often as its code length says (an optimal
+   code gives a symbol of probability 2^-l a code of l bits; the scan's
+   symbols estimated at one per 5 bits), the symbols the re-coded blocks
+   wanted as counted (already in j->freq), and every other valid symbol
+   once, so that any block can be coded. */
+static void spim__jpeg_estimate(spim__jpeg *j)
+{
+    uint64_t scale = (uint64_t)(j->len - j->scan) * 8 / 5 / (uint64_t)(2 * j->nc) >> 16;
+    int t, s;
+    for (t = 0; t < 8; t++) {
+        const spim__huff *h = t < 4 ? &j->dc[t] : &j->ac[t - 4];
+        for (s = 0; s < 256 && h->defined; s++)
+            if (t < 4 ? s <= 11 : (s == 0 || s == 0xF0 || ((s & 15) >= 1 && (s & 15) <= 10)))
+                j->freq[t][s] += h->size[s] ? (scale + 1) << (16 - h->size[s]) : 1;
+    }
+}
+
+/* The scan re-encoded in one pass with new tables estimated from the
+   file's (spim__jpeg_estimate): header and scan into out. 1 done, 0
+   declined, -1 out of memory. */
 static int spim__jpeg_optimal(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, spim_buf *out)
 {
     unsigned char dht[4 + 8 * (17 + 256)];
     size_t n;
-    int rc;
-    memset(j->freq, 0, sizeof j->freq);
-    if ((rc = spim__jpeg_scan(j, P, k, out, 1)) != 1) return rc;
+    spim__jpeg_estimate(j);
     n = spim__jpeg_new_tables(j, dht);
     if (spim__jpeg_copy_header(j, out, dht, n) != SPIM_OK) return -1;
     return spim__jpeg_scan(j, P, k, out, 2);
@@ -8702,11 +8949,14 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
         return st;
     }
     if ((st = spim__jcover_make(&k, &P, j->mcuw, j->mcuh, budget, err)) == SPIM_OK) {
+        spim__jpeg_allowance(j, k.area);
         rc = -1;
         if (spim_buf_reserve(out, len + len / 8 + 65536) == SPIM_OK && spim__jpeg_copy_header(j, out, NULL, 0) == SPIM_OK)
             rc = spim__jpeg_scan(j, &P, &k, out, 0);
-        if (rc == 0 && j->retable) { /* a code the file's tables lack: start again with new tables */
+        if (rc == 0 && j->retable) { /* the nearest codable blocks are too far: start again, new tables */
             out->len = start;
+            j->constrained = 0;
+            j->recoded = 0;
             rc = spim__jpeg_optimal(j, &P, &k, out);
         }
         if (rc < 0) {
@@ -8716,7 +8966,8 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
         } else if (info) {
             info->width = j->width;
             info->height = j->height;
-            info->huffman = j->retable ? "optimal" : "file";
+            info->huffman = j->retable ? "optimal" : j->constrained ? "constrained" : "file";
+            info->mcus_recoded = j->recoded;
         }
     }
     if (st != SPIM_OK || *why) out->len = start;
@@ -9427,6 +9678,7 @@ SPIM__PRIVATE void spim__jprog_stamp(spim__jprog *g, const spim__plan *P)
                 continue;
             for (b = 0; b < j->nblocks; b++) memcpy(j->coef[b], co + 64 * b, sizeof j->coef[b]);
             spim__jpeg_stamp_mcu(j, P, mc, mr);
+            j->recoded++;
             for (b = 0; b < j->nblocks; b++) memcpy(co + 64 * b, j->coef[b], sizeof j->coef[b]);
         }
 }
@@ -9542,6 +9794,7 @@ SPIM__PRIVATE spim_status spim__jprog_go(spim__jprog *g, int orientation, const 
             info->width = j->width;
             info->height = j->height;
             info->huffman = g->optimal ? "optimal" : "file";
+            info->mcus_recoded = j->recoded;
         }
     }
     spim__jcover_free(&g->k);
@@ -9641,6 +9894,7 @@ static spim_status spim__stamp_pipeline(const void *in, size_t in_len, spim_buf 
         info->orientation = img.meta.orientation;
         info->path = "recode";
         info->huffman = NULL;
+        info->mcus_recoded = 0;
     }
     spim_image_free(&img);
     return st;
