@@ -1,8 +1,8 @@
 #!/bin/bash
 # The public API as a user sees it: the non-static spim_* functions of an
-# object that defines the implementation (at most 55, issue 10), every one of
-# them in the reference list at the top of the header, and nothing listed
-# there that is not exported.
+# object that defines the implementation (at most 57: issue 10, plus issue 25's three
+# rules functions), every one of them in the reference list at the top of
+# the header, and nothing listed there that is not exported.
 set -u
 cd "${SPIM_ROOT:-$(dirname "$0")/..}"
 B=${SPIM_BUILD:-build}
@@ -15,10 +15,10 @@ if ! cc -std=c99 -I. $(pkg-config --cflags libcurl libcjson stb zlib) -c "$B/tes
 fi
 nm -g --defined-only "$B/test/api_count.o" | awk '{print $3}' | grep '^spim_' | grep -v '^spim__' | sort > "$B/test/api_exported.txt"
 n=$(wc -l < "$B/test/api_exported.txt")
-if [ "$n" -le 55 ] && [ "$n" -ge 30 ]; then
-    echo "ok   api_size ($n public functions, at most 55)"; passed=$((passed + 1))
+if [ "$n" -le 57 ] && [ "$n" -ge 30 ]; then
+    echo "ok   api_size ($n public functions, at most 57)"; passed=$((passed + 1))
 else
-    echo "FAIL api_size: expected 30..55 public functions, got $n"; failed=$((failed + 1))
+    echo "FAIL api_size: expected 30..57 public functions, got $n"; failed=$((failed + 1))
 fi
 # The reference list: the top comment up to the first "#ifndef", one
 # "type name(" line per function.

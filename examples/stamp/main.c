@@ -1,13 +1,15 @@
 /* stamp - draw the stamp on one image, locally.
 
      build/stamp [--stamp FILE] [--gravity nw|n|ne|w|c|e|sw|s|se] [--margin PX]
-                 [--scale F] [--opacity F] [--quality Q] [--recode] INPUT OUTPUT
+                 [--scale F] [--opacity F] [--quality Q] [--recode]
+                 [--metadata keep|strip-gps|strip] INPUT OUTPUT
 
    The output format follows OUTPUT's extension (.jpg .jpeg .png .bmp .tga);
    without --stamp the embedded default stamp is drawn. A baseline JPEG that
    stays a JPEG is stamped in the compressed domain (only the MCUs under the
    stamp are re-coded); --recode or SPARTA_JPEG_MODE=recode decodes and
-   re-encodes it instead. SPARTA_MAX_PIXELS overrides the pixel budget; every
+   re-encodes it instead. SPARTA_MAX_PIXELS overrides the pixel budget and
+   SPARTA_METADATA the metadata policy (--metadata wins); every
    value follows spim_stamp_option_set's rules.
    Exit status 0 on success, 1 when an image cannot be read, stamped or
    written (a stamp entirely outside the image included), 2 for bad arguments. */
@@ -26,7 +28,8 @@
 static void print_usage(FILE *f)
 {
     fprintf(f, "usage: stamp [--stamp FILE] [--gravity nw|n|ne|w|c|e|sw|s|se] [--margin PX]\n"
-               "             [--scale F] [--opacity F] [--quality Q] [--recode] INPUT OUTPUT\n"
+               "             [--scale F] [--opacity F] [--quality Q] [--recode]\n"
+               "             [--metadata keep|strip-gps|strip] INPUT OUTPUT\n"
                "  --stamp FILE   stamp image (PNG with alpha); default: the embedded stamp\n"
                "  --gravity G    where the stamp goes as the viewer sees the photo (default se)\n"
                "  --margin PX    pixels between the stamp and the edges, 0 to 1000000 (default 0)\n"
@@ -35,6 +38,9 @@ static void print_usage(FILE *f)
                "  --quality Q    JPEG quality 1 to 100 when re-encoding (default 90)\n"
                "  --recode       decode and re-encode a JPEG instead of stamping it in the\n"
                "                 compressed domain (also SPARTA_JPEG_MODE=recode)\n"
+               "  --metadata M   what the output keeps of EXIF/XMP: strip-gps (default: all but\n"
+               "                 the GPS position), keep, or strip (ICC profile, orientation,\n"
+               "                 artist and copyright only)\n"
                "  -h, --help     this text\n"
                "OUTPUT's extension (.jpg .jpeg .png .bmp .tga) picks the format.\n"
                "Exit status: 0 written; 1 the image could not be read, stamped or written\n"
@@ -73,12 +79,13 @@ static int set_option(spim_stamp_options *opt, const char *label, const char *na
 /* 0 on success, -1 for --help, else the exit status for a usage error. */
 static int parse_args(int argc, char **argv, args *a)
 {
-    static const char *const ENV[][2] = {{"SPARTA_MAX_PIXELS", "max-pixels"}, {"SPARTA_JPEG_MODE", "jpeg-mode"}};
+    static const char *const ENV[][2] = {{"SPARTA_MAX_PIXELS", "max-pixels"}, {"SPARTA_JPEG_MODE", "jpeg-mode"},
+                                         {"SPARTA_METADATA", "metadata"}};
     int i, rc, npos = 0;
     const char *v;
     char msg[256];
     memset(a, 0, sizeof *a);
-    for (i = 0; i < 2; i++)
+    for (i = 0; i < (int)(sizeof ENV / sizeof ENV[0]); i++)
         if ((v = getenv(ENV[i][0])) != NULL && *v && (rc = set_option(&a->opt, ENV[i][0], ENV[i][1], v)) != 0)
             return rc;
     for (i = 1; i < argc; i++) {
@@ -97,7 +104,7 @@ static int parse_args(int argc, char **argv, args *a)
         i++;
         if (strcmp(k, "--stamp") == 0) { a->stamp = v; continue; }
         if (strcmp(k, "--gravity") != 0 && strcmp(k, "--margin") != 0 && strcmp(k, "--scale") != 0 &&
-            strcmp(k, "--opacity") != 0 && strcmp(k, "--quality") != 0) {
+            strcmp(k, "--opacity") != 0 && strcmp(k, "--quality") != 0 && strcmp(k, "--metadata") != 0) {
             snprintf(msg, sizeof msg, "%s: unknown option", k);
             return usage(msg);
         }
