@@ -20,5 +20,11 @@ if [ -z "${SPIM_TEST_S3_ENDPOINT:-}" ]; then
     echo "0 passed, 0 failed, 1 skipped"
     exit 0
 fi
-echo "# imager $imager"
+# Rules on (issue 25): race/ keys go through a rule with its own output
+# prefix and options, next to a skip rule; the bootstraps inherit SPARTA_RULES.
+mkdir -p "$build/test"
+export SPARTA_RULES=$build/test/race_rules.json RACE_OUTPUT_PREFIX=raced_
+printf '[{"prefix": "skipped/", "skip": true},\n {"prefix": "race/", "output_prefix": "%s", "margin": 1, "metadata": "strip"}]\n' \
+    "$RACE_OUTPUT_PREFIX" > "$SPARTA_RULES"
+echo "# imager $imager, rules $SPARTA_RULES"
 exec python3 tests/race.py "$imager"
