@@ -6268,6 +6268,74 @@ SPIM__PRIVATE spim_status spim__jpeg_copy_segment(const unsigned char *s, size_t
     return st;
 }
 
+static spim_status spim__png_chunk(spim_buf *b, const char *type, const unsigned char *d1, size_t n1,
+                                   const unsigned char *d2, size_t n2);
+
+/* An iTXt chunk's XMP (keyword "XML:com.adobe.xmp") under `policy`, written
+   back uncompressed with the same language fields; dropped when the policy
+   leaves nothing or the chunk is malformed. */
+static spim_status spim__png_xmp(const unsigned char *d, size_t n, spim_metadata policy, spim_buf *out)
+{
+    static const char key[] = "XML:com.adobe.xmp";
+    const unsigned char *lang, *tkw, *text, *nul;
+    unsigned char *inflated = NULL;
+    size_t text_len = 0;
+    spim_buf b = SPIM_BUF_INIT;
+    spim_status st = SPIM_OK;
+    lang = d + sizeof key + 2;   /* after the keyword, its NUL, the compression flag and method */
+    if (n < sizeof key + 2 || (nul = (const unsigned char *)memchr(lang, 0, n - (size_t)(lang - d))) == NULL)
+        return SPIM_OK;
+    tkw = nul + 1;
+    if ((nul = (const unsigned char *)memchr(tkw, 0, n - (size_t)(tkw - d))) == NULL) return SPIM_OK;
+    text = nul + 1;
+    text_len = n - (size_t)(text - d);
+    if (d[sizeof key] == 1) {   /* compressed: zlib, the only method PNG defines */
+        if (d[sizeof key + 1] != 0 || !(inflated = spim__zlib_inflate(text, text_len, 16u << 20, &text_len)))
+            return SPIM_OK;
+        text = inflated;
+    }
+    if ((st = spim__xmp_policy(text, text_len, policy, &b)) == SPIM_OK && b.len) {
+        spim_buf head = SPIM_BUF_INIT;
+        static const unsigned char flags[2] = { 0, 0 };
+        if (spim_buf_append(&head, key, sizeof key) || spim_buf_append(&head, flags, 2) ||
+            spim_buf_append(&head, lang, (size_t)(nul + 1 - lang)))   /* language, translated keyword */
+            st = SPIM_ERR_NOMEM;
+        if (st == SPIM_OK) st = spim__png_chunk(out, "iTXt", head.data, head.len, b.data, b.len);
+        spim_buf_free(&head);
+    }
+    SPIM_FREE(inflated);
+    spim_buf_free(&b);
+    return st;
+}
+
+/* One PNG chunk (its type and data) appended to out as `policy` wants it,
+   for the paths that copy a file's chunks: eXIf rewritten (thumbnail
+   unlinked), iTXt XMP without GPS, and under STRIP the text and time chunks
+   left out; every other chunk copied. */
+SPIM__PRIVATE spim_status spim__png_copy_chunk(const unsigned char *type, const unsigned char *d, size_t n,
+                                               spim_metadata policy, spim_buf *out)
+{
+    static const char xmp_key[] = "XML:com.adobe.xmp";
+    char t[5];
+    spim_buf b = SPIM_BUF_INIT;
+    spim_status st = SPIM_OK;
+    memcpy(t, type, 4);
+    t[4] = 0;
+    if (strcmp(t, "eXIf") == 0) {
+        if ((st = spim__exif_policy(d, n, policy, &b)) == SPIM_OK && b.len) {
+            spim__exif_drop_thumbnail(b.data, b.len);
+            st = spim__png_chunk(out, "eXIf", b.data, b.len, NULL, 0);
+        }
+    } else if (strcmp(t, "iTXt") == 0 && n >= sizeof xmp_key && memcmp(d, xmp_key, sizeof xmp_key) == 0) {
+        st = spim__png_xmp(d, n, policy, out);
+    } else if (policy != SPIM_METADATA_STRIP || (strcmp(t, "tEXt") && strcmp(t, "zTXt") && strcmp(t, "iTXt") &&
+                                                 strcmp(t, "tIME"))) {
+        st = spim__png_chunk(out, t, d, n, NULL, 0);
+    }
+    spim_buf_free(&b);
+    return st;
+}
+
 /* ---- the blend kernel ----------------------------------------------------- */
 
 /* Exact source-over for one pixel of a destination with alpha (2 or 4

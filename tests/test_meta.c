@@ -312,6 +312,60 @@ TEST(jpeg_segments_per_policy)
     }
 }
 
+/* The chunks of out (length, type, data, CRC checked) as "TYPE:len " text. */
+static void chunk_list(const spim_buf *out, char *list, size_t size)
+{
+    size_t pos = 0;
+    list[0] = 0;
+    while (pos + 12 <= out->len) {
+        uint32_t n = spim__rd32(out->data + pos, 0);
+        uLong crc;
+        if (n > out->len - pos - 12) { snprintf(list + strlen(list), size - strlen(list), "BAD"); return; }
+        crc = crc32(crc32(0L, Z_NULL, 0), out->data + pos + 4, (uInt)n + 4);
+        snprintf(list + strlen(list), size - strlen(list), "%.4s:%s ", (const char *)out->data + pos + 4,
+                 crc == spim__rd32(out->data + pos + 8 + n, 0) ? "crc" : "BADCRC");
+        pos += 12 + n;
+    }
+}
+
+TEST(png_chunks_per_policy)
+{
+    static const char xmp[] = XMP_HEAD " exif:GPSLatitude=\"47N\"><dc:creator>Ann</dc:creator></rdf:Description>";
+    static const char *const want[3] = { "eXIf:crc iTXt:crc iTXt:crc tEXt:crc IDAT:crc ",
+                                         "eXIf:crc iTXt:crc iTXt:crc tEXt:crc IDAT:crc ", "eXIf:crc IDAT:crc " };
+    unsigned char itxt[600], zitxt[600], z[500];
+    uLongf zn = sizeof z;
+    size_t ni, nz, ne;
+    char list[200];
+    tiff t;
+    int p;
+    ne = make_tiff(&t, 1);
+    memcpy(itxt, "XML:com.adobe.xmp\0\0\0en\0\0", 24);   /* keyword, flag, method, language, "" */
+    memcpy(itxt + 24, xmp, sizeof xmp - 1);
+    ni = 24 + sizeof xmp - 1;
+    memcpy(zitxt, "XML:com.adobe.xmp\0\1\0\0\0", 22);
+    REQUIRE(compress(z, &zn, (const unsigned char *)xmp, sizeof xmp - 1) == Z_OK);
+    memcpy(zitxt + 22, z, zn);
+    nz = 22 + zn;
+    for (p = 0; p < 3; p++) {
+        spim_buf out = SPIM_BUF_INIT;
+        int k = (int)(p == 2 ? 0 : 1);
+        CHECK_INT(SPIM_OK, spim__png_copy_chunk((const unsigned char *)"eXIf", t.b, ne, (spim_metadata)p, &out));
+        CHECK_INT(SPIM_OK, spim__png_copy_chunk((const unsigned char *)"iTXt", itxt, ni, (spim_metadata)p, &out));
+        CHECK_INT(SPIM_OK, spim__png_copy_chunk((const unsigned char *)"iTXt", zitxt, nz, (spim_metadata)p, &out));
+        CHECK_INT(SPIM_OK, spim__png_copy_chunk((const unsigned char *)"tEXt", (const unsigned char *)"a\0b", 3,
+                                                (spim_metadata)p, &out));
+        CHECK_INT(SPIM_OK, spim__png_copy_chunk((const unsigned char *)"IDAT", z, 10, (spim_metadata)p, &out));
+        chunk_list(&out, list, sizeof list);
+        CHECK_STR(want[p], list);
+        CHECKF(has(out.data, out.len, "exif:GPS", 8) == (p == 1), "policy %d: exif:GPS present %d", p,
+               has(out.data, out.len, "exif:GPS", 8));
+        CHECKF(has(out.data, out.len, "<dc:creator>Ann", 15) == k, "policy %d: XMP kept %d", p, k);
+        CHECK(p == 2 || has(out.data, out.len, "en\0\0" XMP_HEAD, 4 + 10));   /* language fields kept */
+        spim_buf_free(&out);
+    }
+}
+
 TEST(option_names_the_policy)
 {
     spim_stamp_options o;
@@ -341,6 +395,7 @@ int main(void)
     RUN(xmp_without_gps_is_unchanged_and_text_is_not_a_property);
     RUN(xmp_that_cannot_be_vouched_for_is_dropped);
     RUN(jpeg_segments_per_policy);
+    RUN(png_chunks_per_policy);
     RUN(option_names_the_policy);
     return spim_test_finish();
 }
