@@ -1145,8 +1145,9 @@ typedef struct spim_rules {
 
 /* Parse and check a rules document; `defaults` (NULL = zeroed options) is
    what each rule starts from. */
-SPIMDEF spim_status spim_rules_parse(const char *json, size_t len, const spim_stamp_options *defaults,
-                                     spim_rules **out, spim_error *err);
+SPIMDEF spim_status spim_rules_parse(const char *json, size_t len,
+                                     const spim_stamp_options *defaults, spim_rules **out,
+                                     spim_error *err);
 /* The first rule whose prefix starts `key`, or NULL (use the defaults). */
 SPIMDEF const spim_rule *spim_rules_match(const spim_rules *rules, const char *key);
 /* Free the rules and the stamps loaded into them (NULL is fine). */
@@ -6006,9 +6007,12 @@ SPIM__PRIVATE int spim__exif_strip_gps(unsigned char *t, size_t n)
     if (le < 0 || !spim__tiff_ifd0(t, n, le, &ifd, &count)) return 0;
     for (i = 0; i < count;) {
         unsigned char *e = t + ifd + 2 + 12 * (size_t)i;
-        size_t tail = 12 * (size_t)(count - i - 1) + 4;   /* later entries and the next-IFD offset */
+        size_t tail = 12 * (size_t)(count - i - 1) + 4; /* later entries and the next-IFD offset */
         uint32_t gps;
-        if (spim__rd16(e, le) != 0x8825) { i++; continue; }
+        if (spim__rd16(e, le) != 0x8825) {
+            i++;
+            continue;
+        }
         gps = spim__rd32(e + 8, le);
         memmove(e, e + 12, tail);
         memset(e + tail, 0, 12);
@@ -6027,20 +6031,20 @@ typedef struct spim__tiff_out {
     uint32_t data_at;
 } spim__tiff_out;
 
-static spim_status spim__tiff_copy_field(const unsigned char *t, size_t n, int le, const unsigned char *e,
-                                         spim__tiff_out *o)
+static spim_status spim__tiff_copy_field(const unsigned char *t, size_t n, int le,
+                                         const unsigned char *e, spim__tiff_out *o)
 {
     unsigned type = spim__rd16(e + 2, le);
     uint32_t cnt = spim__rd32(e + 4, le), at = spim__rd32(e + 8, le);
     uint64_t size = spim__tiff_value_size(type, cnt);
     unsigned char *d = o->ifd + 2 + 12 * o->count;
-    if (size == 0 || size > 65535) return SPIM_OK;   /* not a value we can carry: leave it out */
+    if (size == 0 || size > 65535) return SPIM_OK; /* not a value we can carry: leave it out */
     if (size > 4 && (at < 8 || at > n || size > n - at)) return SPIM_OK;
     memcpy(d, e, 12);
     if (size > 4) {
         spim__wr32(d + 8, o->data_at + (uint32_t)o->data.len, le);
         if (spim_buf_append(&o->data, t + at, (size_t)size) != SPIM_OK ||
-            (o->data.len % 2 && spim_buf_append(&o->data, "", 1) != SPIM_OK))   /* word-aligned */
+            (o->data.len % 2 && spim_buf_append(&o->data, "", 1) != SPIM_OK)) /* word-aligned */
             return SPIM_ERR_NOMEM;
     }
     o->count++;
@@ -6051,7 +6055,7 @@ static spim_status spim__tiff_copy_field(const unsigned char *t, size_t n, int l
    Orientation, Artist and Copyright, into out; nothing when it has none. */
 SPIM__PRIVATE spim_status spim__exif_minimal(const unsigned char *t, size_t n, spim_buf *out)
 {
-    static const unsigned keep[3] = { 0x0112, 0x013B, 0x8298 };   /* ascending, as IFDs must be */
+    static const unsigned keep[3] = { 0x0112, 0x013B, 0x8298 }; /* ascending, as IFDs must be */
     int le = spim__tiff_order(t, n), k;
     uint32_t ifd, count, i;
     spim__tiff_out o;
@@ -6069,7 +6073,7 @@ SPIM__PRIVATE spim_status spim__exif_minimal(const unsigned char *t, size_t n, s
         unsigned char head[8];
         memcpy(head, t, 4);
         spim__wr32(head + 4, 8, le);
-        spim__wr16(o.ifd, o.count, le);   /* unused entry slots and the next-IFD offset stay 0 */
+        spim__wr16(o.ifd, o.count, le); /* unused entry slots and the next-IFD offset stay 0 */
         if (spim_buf_append(out, head, 8) || spim_buf_append(out, o.ifd, sizeof o.ifd) ||
             spim_buf_append(out, o.data.data, o.data.len))
             st = SPIM_ERR_NOMEM;
@@ -6080,12 +6084,14 @@ SPIM__PRIVATE spim_status spim__exif_minimal(const unsigned char *t, size_t n, s
 
 /* The EXIF a copy gets under `policy`, into out (emptied first; left empty
    when none). The caller still unlinks the thumbnail. */
-SPIM__PRIVATE spim_status spim__exif_policy(const unsigned char *t, size_t n, spim_metadata policy, spim_buf *out)
+SPIM__PRIVATE spim_status spim__exif_policy(const unsigned char *t, size_t n, spim_metadata policy,
+                                            spim_buf *out)
 {
     spim_buf_reset(out);
     if (policy == SPIM_METADATA_STRIP) return spim__exif_minimal(t, n, out);
     if (spim_buf_append(out, t, n) != SPIM_OK) return SPIM_ERR_NOMEM;
-    if (policy == SPIM_METADATA_STRIP_GPS && !spim__exif_strip_gps(out->data, out->len)) spim_buf_reset(out);
+    if (policy == SPIM_METADATA_STRIP_GPS && !spim__exif_strip_gps(out->data, out->len))
+        spim_buf_reset(out);
     return SPIM_OK;
 }
 
@@ -6100,7 +6106,8 @@ static size_t spim__find(const unsigned char *x, size_t n, size_t from, const ch
 
 static size_t spim__xml_name_end(const unsigned char *x, size_t n, size_t i)
 {
-    while (i < n && (isalnum(x[i]) || x[i] == ':' || x[i] == '_' || x[i] == '-' || x[i] == '.')) i++;
+    while (i < n && (isalnum(x[i]) || x[i] == ':' || x[i] == '_' || x[i] == '-' || x[i] == '.'))
+        i++;
     return i;
 }
 
@@ -6120,11 +6127,11 @@ static size_t spim__xmp_gps_end(const unsigned char *x, size_t n, size_t p, int 
         while (++i < n && x[i] != q) {}
         return i < n ? i + 1 : 0;
     }
-    for (; i < n && (q || x[i] != '>'); i++)   /* the start tag, quotes respected */
+    for (; i < n && (q || x[i] != '>'); i++) /* the start tag, quotes respected */
         if (x[i] == '"' || x[i] == '\'') q = q == x[i] ? 0 : q ? q : x[i];
     if (i >= n) return 0;
     if (x[i - 1] == '/') return i + 1;
-    for (;;) {   /* the matching end tag: </exif:GPSxxx> (same-name nesting does not occur in XMP) */
+    for (;;) { /* the matching end tag: </exif:GPSxxx> (same-name nesting does not occur in XMP) */
         i = spim__find(x, n, i, "</");
         if (i >= n) return 0;
         i += 2;
@@ -6151,7 +6158,8 @@ static int spim__xmp_exif_prefix_ok(const unsigned char *x, size_t n)
     static const char uri[] = "\"http://ns.adobe.com/exif/1.0/\"", bind[] = "xmlns:exif=";
     size_t at = 0, k = sizeof bind - 1;
     while ((at = spim__find(x, n, at, uri + 1)) < n) {
-        if (at < k + 1 || (x[at - 1] != '"' && x[at - 1] != '\'') || memcmp(x + at - 1 - k, bind, k) != 0)
+        if (at < k + 1 || (x[at - 1] != '"' && x[at - 1] != '\'') ||
+            memcmp(x + at - 1 - k, bind, k) != 0)
             return 0;
         at++;
     }
@@ -6167,15 +6175,21 @@ SPIM__PRIVATE spim_status spim__xmp_strip_gps(const unsigned char *x, size_t n, 
     if (!spim__xmp_exif_prefix_ok(x, n)) return SPIM_OK;
     while ((at = spim__find(x, n, from, "exif:GPS")) < n) {
         int element = at > 0 && x[at - 1] == '<';
-        size_t cut = at - (at > 0);   /* from the '<', or the spaces before the attribute */
-        if (at == 0 || (!element && (!isspace(x[at - 1]) || !spim__xml_in_tag(x, at)))) {   /* text */
-            if (at >= 2 && x[at - 1] == '/' && x[at - 2] == '<') { spim_buf_reset(out); return SPIM_OK; }
+        size_t cut = at - (at > 0); /* from the '<', or the spaces before the attribute */
+        if (at == 0 || (!element && (!isspace(x[at - 1]) || !spim__xml_in_tag(x, at)))) { /* text */
+            if (at >= 2 && x[at - 1] == '/' && x[at - 2] == '<') {
+                spim_buf_reset(out);
+                return SPIM_OK;
+            }
             at += 8;
             if (spim_buf_append(out, x + from, at - from) != SPIM_OK) return SPIM_ERR_NOMEM;
             from = at;
             continue;
         }
-        if ((end = spim__xmp_gps_end(x, n, at, element)) == 0) { spim_buf_reset(out); return SPIM_OK; }
+        if ((end = spim__xmp_gps_end(x, n, at, element)) == 0) {
+            spim_buf_reset(out);
+            return SPIM_OK;
+        }
         while (!element && cut > from && isspace(x[cut - 1])) cut--;
         if (spim_buf_append(out, x + from, cut - from) != SPIM_OK) return SPIM_ERR_NOMEM;
         from = end;
@@ -6184,7 +6198,8 @@ SPIM__PRIVATE spim_status spim__xmp_strip_gps(const unsigned char *x, size_t n, 
 }
 
 /* The XMP a copy gets under `policy`, into out (emptied first; empty = none). */
-SPIM__PRIVATE spim_status spim__xmp_policy(const unsigned char *x, size_t n, spim_metadata policy, spim_buf *out)
+SPIM__PRIVATE spim_status spim__xmp_policy(const unsigned char *x, size_t n, spim_metadata policy,
+                                           spim_buf *out)
 {
     spim_buf_reset(out);
     if (policy == SPIM_METADATA_KEEP) return spim_buf_append(out, x, n);
@@ -6201,7 +6216,7 @@ static spim_status spim__meta_policy(spim_meta *m, spim_metadata policy, spim_er
         return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory rewriting EXIF");
     }
     SPIM_FREE(m->exif);
-    m->exif = b.len ? b.data : NULL;   /* spim_buf's memory comes from SPIM_MALLOC too */
+    m->exif = b.len ? b.data : NULL; /* spim_buf's memory comes from SPIM_MALLOC too */
     m->exif_len = b.len;
     if (!b.len) spim_buf_free(&b);
     return SPIM_OK;
@@ -6219,7 +6234,8 @@ static spim_status spim__jpeg_put_app(spim_buf *out, int marker, const char *sig
     hdr[1] = (unsigned char)marker;
     hdr[2] = (unsigned char)((len + sig_len + 2) >> 8);
     hdr[3] = (unsigned char)(len + sig_len + 2);
-    if (spim_buf_append(out, hdr, 4) || spim_buf_append(out, sig, sig_len) || spim_buf_append(out, body, len))
+    if (spim_buf_append(out, hdr, 4) || spim_buf_append(out, sig, sig_len) ||
+        spim_buf_append(out, body, len))
         return SPIM_ERR_NOMEM;
     return SPIM_OK;
 }
@@ -6235,8 +6251,8 @@ static int spim__jpeg_strip_keeps(int marker, const unsigned char *d, size_t n)
 
 /* One JPEG header segment (s: fill bytes, FF, marker, length, payload; n
    bytes) appended to out as `policy` wants it, the EXIF thumbnail unlinked. */
-SPIM__PRIVATE spim_status spim__jpeg_copy_segment(const unsigned char *s, size_t n, spim_metadata policy,
-                                                  spim_buf *out)
+SPIM__PRIVATE spim_status spim__jpeg_copy_segment(const unsigned char *s, size_t n,
+                                                  spim_metadata policy, spim_buf *out)
 {
     static const char exif[] = "Exif\0", xmp[] = "http://ns.adobe.com/xap/1.0/",
                       xmp_ext[] = "http://ns.adobe.com/xmp/extension/";
@@ -6250,17 +6266,20 @@ SPIM__PRIVATE spim_status spim__jpeg_copy_segment(const unsigned char *s, size_t
     marker = s[at];
     d = s + at + 3;
     dn = n - at - 3;
-    if (marker == 0xE1 && dn >= 14 && memcmp(d, exif, sizeof exif) == 0) {   /* "Exif\0\0" */
+    if (marker == 0xE1 && dn >= 14 && memcmp(d, exif, sizeof exif) == 0) { /* "Exif\0\0" */
         if ((st = spim__exif_policy(d + 6, dn - 6, policy, &b)) == SPIM_OK && b.len) {
             spim__exif_drop_thumbnail(b.data, b.len);
             st = spim__jpeg_put_app(out, 0xE1, exif, sizeof exif, b.data, b.len);
         }
     } else if (marker == 0xE1 && dn >= sizeof xmp && memcmp(d, xmp, sizeof xmp) == 0) {
-        if ((st = spim__xmp_policy(d + sizeof xmp, dn - sizeof xmp, policy, &b)) == SPIM_OK && b.len)
+        if ((st = spim__xmp_policy(d + sizeof xmp, dn - sizeof xmp, policy, &b)) == SPIM_OK &&
+            b.len)
             st = spim__jpeg_put_app(out, 0xE1, xmp, sizeof xmp, b.data, b.len);
     } else if (marker == 0xE1 && dn >= sizeof xmp_ext && memcmp(d, xmp_ext, sizeof xmp_ext) == 0) {
-        if (policy == SPIM_METADATA_KEEP) st = spim_buf_append(out, s, n);   /* can't vouch for a part */
-    } else if (policy != SPIM_METADATA_STRIP || !((marker >= 0xE0 && marker <= 0xEF) || marker == 0xFE) ||
+        if (policy == SPIM_METADATA_KEEP)
+            st = spim_buf_append(out, s, n); /* can't vouch for a part */
+    } else if (policy != SPIM_METADATA_STRIP ||
+               !((marker >= 0xE0 && marker <= 0xEF) || marker == 0xFE) ||
                spim__jpeg_strip_keeps(marker, d, dn)) {
         st = spim_buf_append(out, s, n);
     }
@@ -6268,13 +6287,14 @@ SPIM__PRIVATE spim_status spim__jpeg_copy_segment(const unsigned char *s, size_t
     return st;
 }
 
-static spim_status spim__png_chunk(spim_buf *b, const char *type, const unsigned char *d1, size_t n1,
-                                   const unsigned char *d2, size_t n2);
+static spim_status spim__png_chunk(spim_buf *b, const char *type, const unsigned char *d1,
+                                   size_t n1, const unsigned char *d2, size_t n2);
 
 /* An iTXt chunk's XMP (keyword "XML:com.adobe.xmp") under `policy`, written
    back uncompressed with the same language fields; dropped when the policy
    leaves nothing or the chunk is malformed. */
-static spim_status spim__png_xmp(const unsigned char *d, size_t n, spim_metadata policy, spim_buf *out)
+static spim_status spim__png_xmp(const unsigned char *d, size_t n, spim_metadata policy,
+                                 spim_buf *out)
 {
     static const char key[] = "XML:com.adobe.xmp";
     const unsigned char *lang, *tkw, *text, *nul;
@@ -6282,15 +6302,18 @@ static spim_status spim__png_xmp(const unsigned char *d, size_t n, spim_metadata
     size_t text_len = 0;
     spim_buf b = SPIM_BUF_INIT;
     spim_status st = SPIM_OK;
-    lang = d + sizeof key + 2;   /* after the keyword, its NUL, the compression flag and method */
-    if (n < sizeof key + 2 || (nul = (const unsigned char *)memchr(lang, 0, n - (size_t)(lang - d))) == NULL)
+    lang = d + sizeof key + 2; /* after the keyword, its NUL, the compression flag and method */
+    if (n < sizeof key + 2 ||
+        (nul = (const unsigned char *)memchr(lang, 0, n - (size_t)(lang - d))) == NULL)
         return SPIM_OK;
     tkw = nul + 1;
-    if ((nul = (const unsigned char *)memchr(tkw, 0, n - (size_t)(tkw - d))) == NULL) return SPIM_OK;
+    if ((nul = (const unsigned char *)memchr(tkw, 0, n - (size_t)(tkw - d))) == NULL)
+        return SPIM_OK;
     text = nul + 1;
     text_len = n - (size_t)(text - d);
-    if (d[sizeof key] == 1) {   /* compressed: zlib, the only method PNG defines */
-        if (d[sizeof key + 1] != 0 || !(inflated = spim__zlib_inflate(text, text_len, 16u << 20, &text_len)))
+    if (d[sizeof key] == 1) { /* compressed: zlib, the only method PNG defines */
+        if (d[sizeof key + 1] != 0 ||
+            !(inflated = spim__zlib_inflate(text, text_len, 16u << 20, &text_len)))
             return SPIM_OK;
         text = inflated;
     }
@@ -6298,7 +6321,7 @@ static spim_status spim__png_xmp(const unsigned char *d, size_t n, spim_metadata
         spim_buf head = SPIM_BUF_INIT;
         static const unsigned char flags[2] = { 0, 0 };
         if (spim_buf_append(&head, key, sizeof key) || spim_buf_append(&head, flags, 2) ||
-            spim_buf_append(&head, lang, (size_t)(nul + 1 - lang)))   /* language, translated keyword */
+            spim_buf_append(&head, lang, (size_t)(nul + 1 - lang)))   /* language, its keyword */
             st = SPIM_ERR_NOMEM;
         if (st == SPIM_OK) st = spim__png_chunk(out, "iTXt", head.data, head.len, b.data, b.len);
         spim_buf_free(&head);
@@ -6312,8 +6335,8 @@ static spim_status spim__png_xmp(const unsigned char *d, size_t n, spim_metadata
    for the paths that copy a file's chunks: eXIf rewritten (thumbnail
    unlinked), iTXt XMP without GPS, and under STRIP the text and time chunks
    left out; every other chunk copied. */
-SPIM__PRIVATE spim_status spim__png_copy_chunk(const unsigned char *type, const unsigned char *d, size_t n,
-                                               spim_metadata policy, spim_buf *out)
+SPIM__PRIVATE spim_status spim__png_copy_chunk(const unsigned char *type, const unsigned char *d,
+                                               size_t n, spim_metadata policy, spim_buf *out)
 {
     static const char xmp_key[] = "XML:com.adobe.xmp";
     char t[5];
@@ -6326,10 +6349,11 @@ SPIM__PRIVATE spim_status spim__png_copy_chunk(const unsigned char *type, const 
             spim__exif_drop_thumbnail(b.data, b.len);
             st = spim__png_chunk(out, "eXIf", b.data, b.len, NULL, 0);
         }
-    } else if (strcmp(t, "iTXt") == 0 && n >= sizeof xmp_key && memcmp(d, xmp_key, sizeof xmp_key) == 0) {
+    } else if (strcmp(t, "iTXt") == 0 && n >= sizeof xmp_key &&
+               memcmp(d, xmp_key, sizeof xmp_key) == 0) {
         st = spim__png_xmp(d, n, policy, out);
-    } else if (policy != SPIM_METADATA_STRIP || (strcmp(t, "tEXt") && strcmp(t, "zTXt") && strcmp(t, "iTXt") &&
-                                                 strcmp(t, "tIME"))) {
+    } else if (policy != SPIM_METADATA_STRIP ||
+               (strcmp(t, "tEXt") && strcmp(t, "zTXt") && strcmp(t, "iTXt") && strcmp(t, "tIME"))) {
         st = spim__png_chunk(out, t, d, n, NULL, 0);
     }
     spim_buf_free(&b);
@@ -6932,10 +6956,11 @@ SPIMDEF spim_status spim_image_stamp(spim_image *img, const spim_stamp *stamp,
     spim_format out = spim__out_format(img->meta.format, opt ? opt->output_format : SPIM_FORMAT_UNKNOWN);
     /* BMP and TGA carry no EXIF: their viewers show the stored pixels as they are */
     int orientation = (out == SPIM_FORMAT_JPEG || out == SPIM_FORMAT_PNG) ? img->meta.orientation : 1;
-    spim_status st = spim__stamp_draw(img->pixels, img->width, img->height, img->channels, orientation, stamp,
-                                      opt, err);
+    spim_status st = spim__stamp_draw(img->pixels, img->width, img->height, img->channels,
+                                      orientation, stamp, opt, err);
     /* the copy's metadata follows opt->metadata (spim_image_encode writes what img->meta holds) */
-    return st == SPIM_OK ? spim__meta_policy(&img->meta, opt ? opt->metadata : SPIM_METADATA_STRIP_GPS, err) : st;
+    if (st != SPIM_OK) return st;
+    return spim__meta_policy(&img->meta, opt ? opt->metadata : SPIM_METADATA_STRIP_GPS, err);
 }
 
 SPIMDEF void spim_image_free(spim_image *img)
@@ -8068,8 +8093,8 @@ static size_t spim__jpeg_new_tables(spim__jpeg *j, unsigned char *d)
 }
 
 /* The header as it is, with each EXIF thumbnail unlinked (see
-   spim__exif_drop_thumbnail) and the metadata policy applied; with dht (n bytes) in place of every DHT
-   segment, just before the SOS. */
+   spim__exif_drop_thumbnail) and the metadata policy applied; with dht
+   (n bytes) in place of every DHT segment, just before the SOS. */
 static spim_status spim__jpeg_copy_header(const spim__jpeg *j, spim_buf *out, const unsigned char *dht, size_t n)
 {
     size_t pos = spim__jpeg_soi(j->p, j->len);
@@ -8082,7 +8107,8 @@ static spim_status spim__jpeg_copy_header(const spim__jpeg *j, spim_buf *out, co
         pos += 1 + seg;
         if (dht && j->p[mark] == 0xC4) continue;
         if (dht && j->p[mark] == 0xDA && spim_buf_append(out, dht, n) != SPIM_OK) return SPIM_ERR_NOMEM;
-        if (spim__jpeg_copy_segment(j->p + at, pos - at, j->metadata, out) != SPIM_OK) return SPIM_ERR_NOMEM;
+        if (spim__jpeg_copy_segment(j->p + at, pos - at, j->metadata, out) != SPIM_OK)
+            return SPIM_ERR_NOMEM;
     }
     return SPIM_OK;
 }
@@ -8294,10 +8320,11 @@ SPIMDEF void spim_stamp_free(spim_stamp *stamp)
    ========================================================================== */
 
 /* "rules[i] (prefix "p"): " then the message, as SPIM_ERR_CONFIG. */
-static spim_status spim__rule_fail(spim_error *err, size_t i, const cJSON *rule, const char *fmt, ...)
-    SPIM__PRINTF(4, 5);
+static spim_status spim__rule_fail(spim_error *err, size_t i, const cJSON *rule, const char *fmt,
+                                   ...) SPIM__PRINTF(4, 5);
 
-static spim_status spim__rule_fail(spim_error *err, size_t i, const cJSON *rule, const char *fmt, ...)
+static spim_status spim__rule_fail(spim_error *err, size_t i, const cJSON *rule, const char *fmt,
+                                   ...)
 {
     char msg[SPIM_ERROR_MESSAGE_MAX];
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(rule, "prefix");
@@ -8306,7 +8333,8 @@ static spim_status spim__rule_fail(spim_error *err, size_t i, const cJSON *rule,
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (cJSON_IsString(p))
-        return spim_error_set(err, SPIM_ERR_CONFIG, "rules[%zu] (prefix \"%.100s\"): %s", i, p->valuestring, msg);
+        return spim_error_set(err, SPIM_ERR_CONFIG, "rules[%zu] (prefix \"%.100s\"): %s", i,
+                              p->valuestring, msg);
     return spim_error_set(err, SPIM_ERR_CONFIG, "rules[%zu]: %s", i, msg);
 }
 
@@ -8315,66 +8343,80 @@ static int spim__rule_string(const cJSON *f, size_t i, const cJSON *rule, size_t
                              const char **out, spim_error *err)
 {
     size_t n;
-    if (!cJSON_IsString(f)) return !spim__rule_fail(err, i, rule, "field \"%s\": must be a string", f->string);
+    if (!cJSON_IsString(f))
+        return !spim__rule_fail(err, i, rule, "field \"%s\": must be a string", f->string);
     n = strlen(f->valuestring);
     if (!spim_utf8_valid(f->valuestring, n) || n < min || n > max)
-        return !spim__rule_fail(err, i, rule, "field \"%s\": must be UTF-8 of %zu to %zu bytes, got '%.64s'",
+        return !spim__rule_fail(err, i, rule,
+                                "field \"%s\": must be UTF-8 of %zu to %zu bytes, got '%.64s'",
                                 f->string, min, max, f->valuestring);
     *out = f->valuestring;
     return 1;
 }
 
 /* One field of rule i into r; SPIM_OK or SPIM_ERR_CONFIG naming it. */
-static spim_status spim__rule_field(spim_rule *r, const cJSON *f, size_t i, const cJSON *rule, spim_error *err)
+static spim_status spim__rule_field(spim_rule *r, const cJSON *f, size_t i, const cJSON *rule,
+                                    spim_error *err)
 {
     const char *name = f->string;
     char num[64];
     spim_error e;
     if (strcmp(name, "prefix") == 0)
-        return spim__rule_string(f, i, rule, 0, SPIM_S3_MAX_KEY, &r->prefix, err) ? SPIM_OK : SPIM_ERR_CONFIG;
-    if (strcmp(name, "output_prefix") == 0)   /* empty: the copies would overwrite the originals */
-        return spim__rule_string(f, i, rule, 1, SPIM_S3_MAX_KEY - 1, &r->output_prefix, err) ? SPIM_OK
-                                                                                           : SPIM_ERR_CONFIG;
+        return spim__rule_string(f, i, rule, 0, SPIM_S3_MAX_KEY, &r->prefix, err) ? SPIM_OK
+                                                                                  : SPIM_ERR_CONFIG;
+    if (strcmp(name, "output_prefix") == 0) /* empty: the copies would overwrite the originals */
+        return spim__rule_string(f, i, rule, 1, SPIM_S3_MAX_KEY - 1, &r->output_prefix, err)
+                   ? SPIM_OK
+                   : SPIM_ERR_CONFIG;
     if (strcmp(name, "output_bucket") == 0)
-        return spim__rule_string(f, i, rule, 3, 255, &r->output_bucket, err) ? SPIM_OK : SPIM_ERR_CONFIG;
+        return spim__rule_string(f, i, rule, 3, 255, &r->output_bucket, err) ? SPIM_OK
+                                                                             : SPIM_ERR_CONFIG;
     if (strcmp(name, "stamp") == 0)
-        return spim__rule_string(f, i, rule, 1, 4095, &r->stamp_source, err) ? SPIM_OK : SPIM_ERR_CONFIG;
+        return spim__rule_string(f, i, rule, 1, 4095, &r->stamp_source, err) ? SPIM_OK
+                                                                             : SPIM_ERR_CONFIG;
     if (strcmp(name, "skip") == 0) {
-        if (!cJSON_IsBool(f)) return spim__rule_fail(err, i, rule, "field \"skip\": must be true or false");
+        if (!cJSON_IsBool(f))
+            return spim__rule_fail(err, i, rule, "field \"skip\": must be true or false");
         r->skip = cJSON_IsTrue(f);
         return SPIM_OK;
     }
     if (cJSON_IsNumber(f)) snprintf(num, sizeof num, "%.17g", f->valuedouble);
     else if (!cJSON_IsString(f)) num[0] = 0;
     memset(&e, 0, sizeof e);
-    if (spim_stamp_option_set(&r->opt, name, cJSON_IsString(f) ? f->valuestring : num, &e) == SPIM_OK)
+    if (spim_stamp_option_set(&r->opt, name, cJSON_IsString(f) ? f->valuestring : num, &e) ==
+        SPIM_OK)
         return SPIM_OK;
-    if (e.status == SPIM_ERR_INVALID) return spim__rule_fail(err, i, rule, "unknown field \"%.64s\"", name);
+    if (e.status == SPIM_ERR_INVALID)
+        return spim__rule_fail(err, i, rule, "unknown field \"%.64s\"", name);
     if (!cJSON_IsString(f) && !cJSON_IsNumber(f))
         return spim__rule_fail(err, i, rule, "field \"%s\": must be a string or a number", name);
     return spim__rule_fail(err, i, rule, "field \"%s\": %s", name, e.message);
 }
 
-static spim_status spim__rules_fill(spim_rules *rs, const cJSON *root, const spim_stamp_options *defaults,
-                                    spim_error *err)
+static spim_status spim__rules_fill(spim_rules *rs, const cJSON *root,
+                                    const spim_stamp_options *defaults, spim_error *err)
 {
     const cJSON *rule, *f;
     size_t i = 0;
     spim_status st = SPIM_OK;
-    cJSON_ArrayForEach(rule, root) {
+    cJSON_ArrayForEach(rule, root)
+    {
         spim_rule *r = &rs->rule[i];
         if (defaults) r->opt = *defaults;
         if (!cJSON_IsObject(rule)) return spim__rule_fail(err, i, rule, "must be an object");
-        cJSON_ArrayForEach(f, rule)
-            if ((st = spim__rule_field(r, f, i, rule, err)) != SPIM_OK) return st;
-        if (!r->prefix) return spim__rule_fail(err, i, rule, "field \"prefix\": required (\"\" matches every key)");
+        cJSON_ArrayForEach(f, rule) if ((st = spim__rule_field(r, f, i, rule, err)) !=
+                                        SPIM_OK) return st;
+        if (!r->prefix)
+            return spim__rule_fail(err, i, rule,
+                                   "field \"prefix\": required (\"\" matches every key)");
         rs->count = ++i;
     }
     return SPIM_OK;
 }
 
-SPIMDEF spim_status spim_rules_parse(const char *json, size_t len, const spim_stamp_options *defaults,
-                                     spim_rules **out, spim_error *err)
+SPIMDEF spim_status spim_rules_parse(const char *json, size_t len,
+                                     const spim_stamp_options *defaults, spim_rules **out,
+                                     spim_error *err)
 {
     const char *end = NULL;
     cJSON *root;
@@ -8382,18 +8424,21 @@ SPIMDEF spim_status spim_rules_parse(const char *json, size_t len, const spim_st
     spim_status st;
     int n;
     *out = NULL;
-    if (!json || len == 0) return spim_error_set(err, SPIM_ERR_CONFIG, "empty, expected a JSON array of rules");
+    if (!json || len == 0)
+        return spim_error_set(err, SPIM_ERR_CONFIG, "empty, expected a JSON array of rules");
     root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     while (root && end && end < json + len && isspace((unsigned char)*end)) end++;
     if (!root || (end && end != json + len)) {
         cJSON_Delete(root);
         return spim_error_set(err, SPIM_ERR_CONFIG, "not valid JSON (error at byte %zu)",
-                              end && end >= json && end <= json + len ? (size_t)(end - json) : (size_t)0);
+                              end && end >= json && end <= json + len ? (size_t)(end - json)
+                                                                      : (size_t)0);
     }
     n = cJSON_GetArraySize(root);
     if (!cJSON_IsArray(root) || n > SPIM_RULES_MAX) {
         cJSON_Delete(root);
-        return spim_error_set(err, SPIM_ERR_CONFIG, "must be a JSON array of at most %d rules", SPIM_RULES_MAX);
+        return spim_error_set(err, SPIM_ERR_CONFIG, "must be a JSON array of at most %d rules",
+                              SPIM_RULES_MAX);
     }
     rs = (spim_rules *)SPIM_MALLOC(sizeof *rs);
     if (rs) rs->rule = (spim_rule *)SPIM_MALLOC(sizeof *rs->rule * (size_t)(n ? n : 1));
@@ -8417,7 +8462,8 @@ SPIMDEF const spim_rule *spim_rules_match(const spim_rules *rules, const char *k
 {
     size_t i;
     for (i = 0; rules && key && i < rules->count; i++)
-        if (strncmp(key, rules->rule[i].prefix, strlen(rules->rule[i].prefix)) == 0) return &rules->rule[i];
+        if (strncmp(key, rules->rule[i].prefix, strlen(rules->rule[i].prefix)) == 0)
+            return &rules->rule[i];
     return NULL;
 }
 

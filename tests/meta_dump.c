@@ -22,7 +22,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: meta_dump FILE\n");
         return 2;
     }
-    if (spim_read_file(argv[1], 0, &in, &err) != SPIM_OK || spim__meta_read(in.data, in.len, &m, &err) != SPIM_OK) {
+    if (spim_read_file(argv[1], 0, &in, &err) != SPIM_OK ||
+        spim__meta_read(in.data, in.len, &m, &err) != SPIM_OK) {
         fprintf(stderr, "meta_dump: %s\n", err.message);
         return 1;
     }

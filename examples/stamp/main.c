@@ -79,7 +79,8 @@ static int set_option(spim_stamp_options *opt, const char *label, const char *na
 /* 0 on success, -1 for --help, else the exit status for a usage error. */
 static int parse_args(int argc, char **argv, args *a)
 {
-    static const char *const ENV[][2] = {{"SPARTA_MAX_PIXELS", "max-pixels"}, {"SPARTA_JPEG_MODE", "jpeg-mode"},
+    static const char *const ENV[][2] = {{"SPARTA_MAX_PIXELS", "max-pixels"},
+                                         {"SPARTA_JPEG_MODE", "jpeg-mode"},
                                          {"SPARTA_METADATA", "metadata"}};
     int i, rc, npos = 0;
     const char *v;
@@ -104,7 +105,8 @@ static int parse_args(int argc, char **argv, args *a)
         i++;
         if (strcmp(k, "--stamp") == 0) { a->stamp = v; continue; }
         if (strcmp(k, "--gravity") != 0 && strcmp(k, "--margin") != 0 && strcmp(k, "--scale") != 0 &&
-            strcmp(k, "--opacity") != 0 && strcmp(k, "--quality") != 0 && strcmp(k, "--metadata") != 0) {
+            strcmp(k, "--opacity") != 0 && strcmp(k, "--quality") != 0 &&
+            strcmp(k, "--metadata") != 0) {
             snprintf(msg, sizeof msg, "%s: unknown option", k);
             return usage(msg);
         }
