@@ -11,7 +11,8 @@
         3. an S3 client over libcurl (GET/PUT/HEAD/DELETE, ListObjectsV2,
            retries, errors)
         4. an image pipeline: stb decode, exact alpha-blend stamp kernel
-           (scalar, SSE2, AVX2, NEON), EXIF orientation, EXIF/ICC kept, encode;
+           (scalar, SSE2, AVX2, NEON), EXIF orientation, ICC kept, EXIF/XMP
+           by policy (the GPS position left out unless asked), encode;
            baseline JPEGs are stamped in the compressed domain (only the MCUs
            under the stamp are re-coded, every other DCT block kept exactly)
         5. the Lambda Runtime API loop (and a local `--event FILE` invoke)
@@ -906,7 +907,7 @@ SPIMDEF void spim_event_free(spim_event *event);
    coefficients (slower, still lossless outside the covered MCUs);
    info->huffman says which ("file" or "optimal"). APPn, COM, DQT, DHT, SOF
    and DRI segments are copied (the DHT replaced by the new tables; the EXIF
-   thumbnail unlinked, as on the pixel path); bytes after EOI are dropped. Progressive, arithmetic-coded, 12-bit, lossless, CMYK
+   thumbnail unlinked and opt->metadata applied, as on the pixel path); bytes after EOI are dropped. Progressive, arithmetic-coded, 12-bit, lossless, CMYK
    and anything else the splice does not understand are decoded and
    re-encoded instead; info->path says which ran ("splice" or "recode"),
    opt->jpeg_mode = SPIM_JPEG_RECODE forces the second, and `quality`
