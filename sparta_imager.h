@@ -211,6 +211,8 @@
             Content type of the format an image is written as ("image/jpeg", ...).
       spim_format spim_format_from_name(const char *name)
             Format from a file name's extension; SPIM_FORMAT_UNKNOWN otherwise.
+      spim_format spim_format_detect(const void *data, size_t len)
+            Format from the first bytes (magic numbers); SPIM_FORMAT_UNKNOWN otherwise (TGA).
       uint64_t spim_default_max_pixels(void)
             The pixel budget AWS_LAMBDA_FUNCTION_MEMORY_SIZE allows (SPIM_IMAGE_MAX_INPUT_BYTES
             turns a budget into a GET size limit).
@@ -1126,6 +1128,9 @@ typedef struct spim_image_info {
 SPIMDEF const char *spim_format_content_type(spim_format format);
 /* Format from a file name's extension (.jpg .jpeg .png .bmp .tga); UNKNOWN otherwise. */
 SPIMDEF spim_format spim_format_from_name(const char *name);
+/* Format from the first bytes (magic numbers; TGA has none and is UNKNOWN here, though
+   spim_image_decode reads it). */
+SPIMDEF spim_format spim_format_detect(const void *data, size_t len);
 
 /* Default pixel budget from AWS_LAMBDA_FUNCTION_MEMORY_SIZE (see above). */
 SPIMDEF uint64_t spim_default_max_pixels(void);
@@ -6031,7 +6036,7 @@ static size_t spim__jpeg_soi(const unsigned char *p, size_t len)
 
 /* Detect the format from the first bytes (magic numbers; TGA has none and is
    reported only by spim_image_decode). */
-SPIM__PRIVATE spim_format spim__format_detect(const void *data, size_t len)
+SPIMDEF spim_format spim_format_detect(const void *data, size_t len)
 {
     const unsigned char *p = (const unsigned char *)data;
     if (!p) return SPIM_FORMAT_UNKNOWN;
@@ -6525,7 +6530,7 @@ SPIM__PRIVATE spim_status spim__meta_read(const void *data, size_t len, spim_met
     spim_status st = SPIM_OK;
     memset(meta, 0, sizeof *meta);
     meta->orientation = 1;
-    meta->format = spim__format_detect(data, len);
+    meta->format = spim_format_detect(data, len);
     if (meta->format == SPIM_FORMAT_JPEG) st = spim__jpeg_meta(p, len, meta, err);
     else if (meta->format == SPIM_FORMAT_PNG) st = spim__png_meta(p, len, meta, err);
     /* stb's GIF reader keeps RGBA, background and history (9 bytes a pixel) */
@@ -10391,7 +10396,7 @@ static spim_status spim__stamp_pipeline(const void *in, size_t in_len, spim_buf 
     spim_status st;
     if (opt) o = *opt;
     else memset(&o, 0, sizeof o);
-    if (o.jpeg_mode != SPIM_JPEG_RECODE && spim__format_detect(in, in_len) == SPIM_FORMAT_JPEG &&
+    if (o.jpeg_mode != SPIM_JPEG_RECODE && spim_format_detect(in, in_len) == SPIM_FORMAT_JPEG &&
         spim__out_format(SPIM_FORMAT_JPEG, o.output_format) == SPIM_FORMAT_JPEG) {
         int done = 0;   /* the splice keeps the input: `own` is freed after it */
         st = spim__jpeg_stamp(in, in_len, stamp, &o, out, info, &done, err);

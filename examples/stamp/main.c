@@ -187,7 +187,7 @@ static int run(const args *a, const spim_stamp *stamp)
         fprintf(stderr, "stamp: %s\n", err.message);
         return 0;
     }
-    if (a->opt.jpeg_mode == SPIM_JPEG_AUTO && spim__format_detect(in.data, in.len) == SPIM_FORMAT_JPEG &&
+    if (a->opt.jpeg_mode == SPIM_JPEG_AUTO && spim_format_detect(in.data, in.len) == SPIM_FORMAT_JPEG &&
         a->opt.output_format == SPIM_FORMAT_JPEG) {
         if (spim_stamp_image(in.data, in.len, stamp, &a->opt, &out, &info, &err) == SPIM_OK) ok = 1;
         spim_buf_free(&in);
