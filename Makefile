@@ -4,7 +4,7 @@ CLANG   ?= clang
 CXX     ?= g++
 PKGS     = libcurl libcjson stb zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs libcurl libcjson zlib 2>/dev/null) -lm
+PKG_LIBS   := $(shell pkg-config --libs libcurl libcjson zlib 2>/dev/null) -lm -pthread
 WARN     = -Wall -Wextra -Wpedantic -Werror
 STD      = -std=c99
 OPT     ?= -O2 -g

@@ -160,15 +160,17 @@ static void converge(job *j)
         note(j, FAILED, "the original kept changing: left to a retry");
 }
 
-/* The copy's key, or 0 with the job settled: what must not be stamped is skipped first. */
-static int copy_key(job *j, spim_buf *key)
+/* The copy's key, or 0 with the job settled: what must not be stamped is skipped first
+   (`guard`: the output prefix the key starts with; `rule`: the key's SPARTA_RULES entry). */
+static int copy_key(job *j, const char *guard, const spim_rule *rule, spim_buf *key)
 {
     const spim_s3_record *rec = j->rec;
     const char *prefix = j->c->prefix;
     if (rec->status != SPIM_OK) note(j, SKIPPED, rec->error);
     else if (!spim_utf8_valid(rec->key, rec->key_len)) note(j, SKIPPED, "key is not UTF-8");
-    else if (!strncmp(rec->key, prefix, strlen(prefix)))
-        settle(j, GUARDED, "key starts with", NULL, prefix);
+    else if (guard) settle(j, GUARDED, "key starts with", NULL, guard);
+    else if (rule && rule->skip)
+        settle(j, SKIPPED, "SPARTA_RULES skips prefix", NULL, rule->prefix);
     else if (strlen(prefix) + rec->key_len > SPIM_S3_MAX_KEY)
         settle(j, SKIPPED, prefix, NULL, "+ key is longer than an S3 key");
     else if (spim_buf_appendf(key, "%s%s", prefix, rec->key)) note(j, FAILED, "out of memory");
@@ -211,12 +213,15 @@ static spim_status imager(const spim_invocation *inv, spim_response *resp, void 
     if (st != SPIM_OK) spim_response_fail(resp, "StampError", "%s", err.message);
     for (i = 0; st == SPIM_OK && i < ev->record_count; i++) {
         const spim_s3_record *rec = &ev->records[i];
-        job j = {.c = c, .rec = rec, .bucket = c->output_bucket ? c->output_bucket : rec->bucket};
+        config k;   /* this key's configuration: created or removed, the same rule finds the copy */
+        const spim_rule *rule = route(c, rec, &k);
+        const char *guard = rec->status == SPIM_OK ? guarded(c, rec->key) : NULL;
+        job j = {.c = &k, .rec = rec, .bucket = k.output_bucket ? k.output_bucket : rec->bucket};
         int64_t started = spim_now_ms();
         spim_buf_reset(&key);
         if (!spim_budget_next(&budget, inv)) {
             settle(&j, NOT_STARTED, "", NULL, "not started: the deadline is near");
-        } else if (copy_key(&j, &key)) {
+        } else if (copy_key(&j, guard, rule, &key)) {
             j.key = (const char *)key.data;
             switch (rec->kind) {
             case SPIM_EVENT_CREATED: stamp_copy(&j, rec->version_id); break;
@@ -238,6 +243,7 @@ int main(int argc, char **argv)
     static config cfg;
     int rc = spim_lambda_main(argc, argv, imager_init, imager, &cfg);
     spim_stamp_free(&cfg.stamp);
+    spim_rules_free(cfg.rules);
     spim_s3_client_free(cfg.s3);
     return rc;
 }

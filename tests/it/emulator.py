@@ -13,7 +13,11 @@ errorType, one line) and the per-invocation state machine (Ready ->
 InvocationResponse/InvocationErrorResponse -> RuntimeResponseSentState): one
 answer closes an invocation, a second one gets 403 InvalidStateTransition.
 RIE serves one runtime; this emulator serves several at once (each
-invocation has its own state), which is the one difference.
+invocation has its own state), which is the one difference. That is also
+how Lambda Managed Instances behave: a runtime started with
+AWS_LAMBDA_MAX_CONCURRENCY=N keeps N `next` calls open, each handed its own
+invocation and each answer accepted by its own request id while the others
+are still running; stats count the most outstanding at once (maxInFlight).
 
 Command line
     emulator.py [--host 127.0.0.1] [--port 0] [--port-file F]
@@ -82,7 +86,7 @@ Control API (same port)
     GET  /control/init-error[?timeout=S]    the /init/error record or 404
     GET  /control/stats[?answered=N&next=N&timeout=S]
          counters (nextRequests, firstNextAt, lastNextAt as epoch seconds,
-         queued, inFlight, answered, problems); answered=N / next=N wait
+         queued, inFlight, maxInFlight, answered, problems); answered=N / next=N wait
          until that many invocations are answered / `next` calls arrived.
     POST /control/fault   JSON {"next500": N, "drop": N, "dropOn": "next"}
          the next N `next` calls get a 500; the next N calls of the kind
@@ -132,6 +136,8 @@ class State:
         self.problems = 0
         self.queued_total = 0
         self.handed_out = 0         # sequence number of the last invocation handed out
+        self.in_flight = 0          # handed out, not yet answered
+        self.max_in_flight = 0      # the most at once
         self.next500 = opts.next_500
         self.drop = opts.drop
         self.drop_on = opts.drop_on
@@ -188,7 +194,8 @@ class State:
             return {"nextRequests": self.next_requests, "firstNextAt": self.first_next_at,
                     "lastNextAt": self.last_next_at, "queued": states.count("queued"),
                     "inFlight": states.count("in_flight"), "answered": self.answered,
-                    "problems": self.problems, "initError": self.init_error is not None}
+                    "problems": self.problems, "initError": self.init_error is not None,
+                    "maxInFlight": self.max_in_flight}
 
 
 def check_error_report(headers, body):
@@ -326,6 +333,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.cond.wait(0.5)
             ev = st.queue.pop(0)
             ev["state"] = "in_flight"
+            st.in_flight += 1
+            st.max_in_flight = max(st.max_in_flight, st.in_flight)
             st.handed_out += 1
             ev["seq"] = st.handed_out
         timeout = ev.get("timeoutMs", st.opts.timeout_ms)
@@ -386,6 +395,7 @@ class Handler(BaseHTTPRequestHandler):
             ev["state"] = "done"
             ev["final"] = rec
             st.answered += 1
+            st.in_flight -= 1
         st.record(rec)
 
     def init_error(self):

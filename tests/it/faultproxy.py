@@ -17,6 +17,9 @@ Control requests (any method, answered by the proxy itself):
         is METHOD, when given) get fault M:
           slowdown  503 with an S3 <Error><Code>SlowDown</Code> body
           internal  500 InternalError
+          denied    403 AccessDenied (a permission a person must fix)
+          flip      forward; a 2xx GET answer gets x-amz-checksum-crc32 of the
+                    true body, then one body byte flipped
           reset     read the request, then reset the connection (RST)
           stall     read the request, then say nothing for S seconds, close
           truncate  forward, relay half of the response body, then reset
@@ -25,7 +28,12 @@ Control requests (any method, answered by the proxy itself):
     /__faultproxy__/stats   "requests=R faults=F" (proxied requests since reset)
     /__faultproxy__/connections  "connections=C" (TCP connections accepted since
                             reset, the one asking included)
-    /__faultproxy__/reset   clears the fault and the counters
+    /__faultproxy__/log     JSON list, one entry per proxied request: method,
+                            target, trace (X-Amzn-Trace-Id or null), signed
+                            (SignedHeaders), checksums ({x-amz-checksum-*}),
+                            crc32c_ok (a PUT's x-amz-checksum-crc32c against
+                            its body, null without one)
+    /__faultproxy__/reset   clears the fault, the counters and the log
     /__faultproxy__/quit    stops the proxy
 """
 import argparse
@@ -38,10 +46,39 @@ import sys
 import threading
 import time
 import urllib.parse
+import base64
+import json
+import re
+import zlib
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def b64be(value, size=4):
+    return base64.b64encode(value.to_bytes(size, "big")).decode()
+
+
+def describe(method, target, headers, body):
+    """What the log keeps of one request."""
+    h = {name.lower(): value for name, value in headers}
+    m = re.search(r"SignedHeaders=([^,]*)", h.get("authorization", ""))
+    sums = {k: v for k, v in h.items() if k.startswith("x-amz-checksum-")}
+    ok = None
+    if method == "PUT" and "x-amz-checksum-crc32c" in h:
+        ok = h["x-amz-checksum-crc32c"] == b64be(crc32c(body or b""))
+    return {"method": method, "target": target, "trace": h.get("x-amzn-trace-id"),
+            "signed": m.group(1).split(";") if m else [], "checksums": sums, "crc32c_ok": ok}
 
 CONTROL = "/__faultproxy__/"
 MAX_LINE = 65536
-MODES = ("pass", "slowdown", "internal", "reset", "stall", "truncate", "chunked")
+MODES = ("pass", "slowdown", "internal", "denied", "flip", "reset", "stall", "truncate", "chunked")
 
 
 class State:
@@ -54,6 +91,7 @@ class State:
         self.method = ""
         self.requests = 0
         self.faults = 0
+        self.log = []
         self.connections = 0
 
     def take(self, method="", target=""):
@@ -159,11 +197,15 @@ class Handler(socketserver.StreamRequestHandler):
                     return
                 continue
             fault = STATE.take(method, target)
+            with STATE.lock:
+                STATE.log.append(describe(method, target, headers, body))
             if fault == "slowdown":
                 self.wfile.write(s3_error(503, "Slow Down", "SlowDown", "Please reduce your request rate."))
             elif fault == "internal":
                 self.wfile.write(s3_error(500, "Internal Server Error", "InternalError",
                                           "We encountered an internal error. Please try again."))
+            elif fault == "denied":
+                self.wfile.write(s3_error(403, "Forbidden", "AccessDenied", "Access Denied"))
             elif fault == "reset":
                 reset_connection(self.connection)
                 return
@@ -189,6 +231,10 @@ class Handler(socketserver.StreamRequestHandler):
                 STATE.match = q.get("match", "")
                 STATE.method = q.get("method", "")
             self.wfile.write(plain(200, "ok\n"))
+        elif cmd == "log":
+            with STATE.lock:
+                text = json.dumps(STATE.log)
+            self.wfile.write(plain(200, text))
         elif cmd == "stats":
             with STATE.lock:
                 text = "requests=%d faults=%d\n" % (STATE.requests, STATE.faults)
@@ -202,6 +248,7 @@ class Handler(socketserver.StreamRequestHandler):
                 STATE.mode, STATE.count, STATE.requests, STATE.faults = "pass", 0, 0, 0
                 STATE.match = STATE.method = ""
                 STATE.connections = 0
+                STATE.log = []
             self.wfile.write(plain(200, "ok\n"))
         elif cmd == "quit":
             self.wfile.write(plain(200, "bye\n"))
@@ -243,6 +290,9 @@ class Handler(socketserver.StreamRequestHandler):
             out.append("%s: %s\r\n" % (name, value))
         if not has_length and method != "HEAD":
             out.append("Content-Length: %d\r\n" % len(data))
+        if fault == "flip" and method == "GET" and 200 <= resp.status < 300 and data:
+            out.append("x-amz-checksum-crc32: %s\r\n" % b64be(zlib.crc32(data)))
+            data = data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 0x20]) + data[len(data) // 2 + 1:]
         if chunked:
             out.append("Transfer-Encoding: chunked\r\n")
         out.append("\r\n")

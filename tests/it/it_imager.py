@@ -771,6 +771,95 @@ def sqs_batch(*s3docs):
     return {"Records": recs}
 
 
+def case_sqs_access_denied_listed(t):
+    """A PUT refused with AccessDenied (nothing a retry fixes, a person can)
+    lists exactly that message in batchItemFailures, so the queue's redrive
+    policy moves it to the DLQ; the other messages are done."""
+    proxy = FaultProxy(t.tmp)
+    emu = Emulator(t.tmp, "--timeout-ms", "60000")
+    keys = ["sqsd/ok0.jpg", "sqsd/denied.jpg", "sqsd/ok2.jpg"]
+    for k in keys:
+        s3_put(t.bucket, k, os.path.join(t.samples, "small.jpg"))
+    boot = Bootstrap(t.imager, t.tmp, emu.api, **dict(aws_env(proxy.url)))
+    try:
+        proxy.control("set?mode=denied&count=1000&match=/%s&method=PUT" % (PREFIX + "sqsd/denied.jpg"))
+        doc = summary(answer(emu, sqs_batch(*[s3_event(s3_record(t.bucket, k)) for k in keys])))
+        expect_eq("batchItemFailures", [{"itemIdentifier": "msg-1"}], doc.get("batchItemFailures"))
+        expect_eq("summary", c(stamped=2, failed=1), counts(doc))
+        check_absent(t.bucket, PREFIX + "sqsd/denied.jpg")
+    finally:
+        boot.stop()
+        emu.stop()
+        proxy.stop()
+
+
+def case_trace_header_and_checksums(t):
+    """Through a recording proxy: inside Lambda every S3 request of an
+    invocation carries its trace id, unsigned; PUTs carry a CRC-32C the proxy
+    checks against the body; a GET body with one byte flipped under a correct
+    x-amz-checksum-crc32 is retried, never stamped; with both switches
+    when_required no checksum header goes out; no variable, no trace header."""
+    proxy = FaultProxy(t.tmp)
+    emu = Emulator(t.tmp, "--timeout-ms", "60000")
+    s3_put(t.bucket, "trace/a.jpg", os.path.join(t.samples, "small.jpg"))
+    trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    runs = (({"AWS_LAMBDA_FUNCTION_NAME": "imager"}, trace), ({}, None),
+            ({"AWS_LAMBDA_FUNCTION_NAME": "imager", "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+              "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required"}, trace))
+    try:
+        for extra, want_trace in runs:
+            env = dict(aws_env(proxy.url))
+            env.update(extra)
+            boot = Bootstrap(t.imager, t.tmp, emu.api, **env)
+            try:
+                run([S3, "rm", "s3://%s/%strace/a.jpg" % (t.bucket, PREFIX)])
+                proxy.control("reset")
+                ev = s3_event(s3_record(t.bucket, "trace/a.jpg"))
+                doc = summary(emu.result(emu.event(ev, trace_id=trace), timeout=120)["final"])
+                expect_eq("summary with %s" % extra, c(stamped=1), counts(doc))
+                log = json.loads(proxy.control("log"))
+                expect(log, "requests seen by the proxy", "some", log)
+                expect_eq("X-Amzn-Trace-Id with %s" % extra, [want_trace] * len(log), [r["trace"] for r in log])
+                expect_eq("signed X-Amzn-Trace-Id", [], [r for r in log if "x-amzn-trace-id" in r["signed"]])
+                puts = [r for r in log if r["method"] == "PUT"]
+                if "AWS_REQUEST_CHECKSUM_CALCULATION" in extra:
+                    expect_eq("checksum headers when_required", [], [r for r in log if r["checksums"]])
+                else:
+                    expect_eq("PUT checksums right", [True] * len(puts), [r["crc32c_ok"] for r in puts])
+                    gets = [r for r in log if r["method"] in ("GET", "HEAD")]
+                    expect_eq("checksum mode asked", [{"x-amz-checksum-mode": "ENABLED"}] * len(gets),
+                              [r["checksums"] for r in gets])
+            finally:
+                boot.stop()
+        env = dict(aws_env(proxy.url))
+        boot = Bootstrap(t.imager, t.tmp, emu.api, **env)
+        try:
+            run([S3, "rm", "s3://%s/%strace/a.jpg" % (t.bucket, PREFIX)])
+            proxy.control("set?mode=flip&count=1000&match=/trace/a.jpg&method=GET")
+            rec = emu.result(emu.event(s3_event(s3_record(t.bucket, "trace/a.jpg"))), timeout=120)["final"]
+            expect_eq("answer with every GET body flipped", "error", rec["kind"])
+            expect_eq("flipped GET bodies: never stamped", None, s3_head(t.bucket, PREFIX + "trace/a.jpg"))
+            gets = [r for r in json.loads(proxy.control("log")) if r["method"] == "GET"]
+            expect(len(gets) >= 3, "GETs of the flipped object", ">= 3 (retried)", len(gets))
+            expect("checksum" in boot.log(), "imager log", "a checksum mismatch", boot.log()[-800:])
+        finally:
+            boot.stop()
+    finally:
+        emu.stop()
+        proxy.stop()
+
+
+def case_presign_5xx_names_no_bucket(t):
+    """A 5xx answer to a public caller says no more than it must: a generic
+    reason and the Lambda request id; S3's text, the bucket, the key in the log."""
+    resp, body = presign_call(t, http_api_v2({"key": "in/photo.jpg"}), AWS_SECRET_ACCESS_KEY="wrong" * 8)
+    expect_eq("status with a wrong secret", 502, resp["statusCode"])
+    expect_eq("error", "storage error", body.get("error"))
+    expect("requestId" in body, "body", "a requestId", body)
+    expect(t.bucket not in resp["body"] and "photo" not in resp["body"], "5xx body", "no bucket or key",
+           resp["body"])
+
+
 def case_sqs_partial_batch(t):
     """Through SQS, a key whose every request meets 503 is the only message
     in batchItemFailures; a permanent problem (not an image) is logged, not
@@ -906,7 +995,9 @@ def case_batch_operations(t):
         proxy.stop()
 
 
-OWN += [case_sqs_partial_batch, case_deadline, case_batch_operations]
+OWN += [case_sqs_partial_batch, case_sqs_access_denied_listed, case_presign_5xx_names_no_bucket,
+        case_trace_header_and_checksums, case_deadline,
+        case_batch_operations]
 
 
 class T:

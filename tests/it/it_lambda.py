@@ -115,7 +115,7 @@ class Bootstrap:
         self.log_path = tempfile.mktemp(prefix="bootstrap-", suffix=".log", dir=tmp)
         e = dict(os.environ)
         for k in ("AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL",
-                  "_X_AMZN_TRACE_ID", "HELLO_FAIL_INIT"):
+                  "_X_AMZN_TRACE_ID", "HELLO_FAIL_INIT", "AWS_LAMBDA_MAX_CONCURRENCY"):
             e.pop(k, None)
         if api:
             e["AWS_LAMBDA_RUNTIME_API"] = api

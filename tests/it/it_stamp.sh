@@ -144,15 +144,71 @@ else
     echo "skip pixel cases: python3 missing"; skipped=$((skipped + 5))
 fi
 
+# tiles and text (issue 25): every bad value is refused naming its flag;
+# --tile covers the whole image, --text draws with the embedded font or
+# --font's, alone or beside the stamp (quadrants: pixels changed against
+# the faint-stamp copy, top-left top-right bottom-left bottom-right)
+expect_exit tile_negative 2 "--tile: must be a gap in whole pixels" --tile -5 "$T/in.jpg" "$T/o.jpg"
+expect_exit tile_too_wide 2 "--tile: must be" --tile 2000% "$T/in.jpg" "$T/o.jpg"
+expect_exit text_missing_glyph 2 "--text: the font has no glyph for U+4E2D" --text $'\xe4\xb8\xad' "$T/in.jpg" "$T/o.jpg"
+expect_exit text_placeholder 2 "--text: unknown placeholder {month}" --text "{month}" "$T/in.jpg" "$T/o.jpg"
+expect_exit text_not_utf8 2 "--text: not valid UTF-8" --text $'bad \xff' "$T/in.jpg" "$T/o.jpg"
+expect_exit font_not_a_font 2 "--font: not a TrueType" --text hi --font "$T/text.jpg" "$T/in.jpg" "$T/o.jpg"
+expect_exit font_missing 2 "--font: cannot open" --text hi --font "$T/nope.ttf" "$T/in.jpg" "$T/o.jpg"
+expect_exit text_color 2 "--text-color: must be #rrggbb" --text hi --text-color red "$T/in.jpg" "$T/o.jpg"
+quads() {  # A.bmp B.bmp -> changed pixels per quadrant: "tl tr bl br"
+    python3 -c '
+import struct, sys
+def load(f):
+    d = open(f, "rb").read()
+    off, w, h = struct.unpack("<I", d[10:14])[0], *struct.unpack("<ii", d[18:26])
+    return d, off, w, h, (w * 3 + 3) & ~3
+a, off, w, h, row = load(sys.argv[1]); b = load(sys.argv[2])[0]
+q = [0, 0, 0, 0]
+for y in range(h):
+    for x in range(w):
+        p = off + (h - 1 - y) * row + x * 3
+        if a[p:p + 3] != b[p:p + 3]: q[(y >= h // 2) * 2 + (x >= w // 2)] += 1
+print(*q)' "$@"
+}
+if command -v python3 >/dev/null && [ -f "$T/plain.bmp" ]; then
+    "$S" --tile 0.5 --scale 0.15 --opacity 0.5 "$T/in.png" "$T/tile.bmp" 2>"$T/err.txt"
+    read -r q1 q2 q3 q4 < <(quads "$T/plain.bmp" "$T/tile.bmp")
+    if [ "$q1" -gt 500 ] && [ "$q2" -gt 500 ] && [ "$q3" -gt 500 ] && [ "$q4" -gt 500 ]; then
+        ok tile_covers_every_quadrant
+    else fail tile_covers_every_quadrant "changed per quadrant: $q1 $q2 $q3 $q4 ($(head -1 "$T/err.txt"))"; fi
+    "$S" --text $'\xc2\xa9 {year} Caf\xc3\xa9 {basename}' "$T/in.png" "$T/text.bmp" 2>"$T/err.txt"
+    read -r q1 q2 q3 q4 < <(quads "$T/plain.bmp" "$T/text.bmp")
+    if [ "$q4" -gt 200 ] && [ "$q1" = 0 ]; then ok text_alone_bottom_right
+    else fail text_alone_bottom_right "changed per quadrant: $q1 $q2 $q3 $q4 ($(head -1 "$T/err.txt"))"; fi
+    "$S" --stamp "$B/assets/stamp.png" --scale 0.2 --text "Sparta" --text-gravity nw --text-effect shadow \
+        --text-color '#ffd000' "$T/in.png" "$T/both.bmp" 2>"$T/err.txt"
+    read -r q1 q2 q3 q4 < <(quads "$T/plain.bmp" "$T/both.bmp")
+    if [ "$q1" -gt 100 ] && [ "$q4" -gt 100 ] && [ "$q2" = 0 ]; then ok text_and_stamp_each_at_its_gravity
+    else fail text_and_stamp_each_at_its_gravity "changed per quadrant: $q1 $q2 $q3 $q4 ($(head -1 "$T/err.txt"))"; fi
+else
+    echo "skip tile/text pixel cases: python3 missing"; skipped=$((skipped + 3))
+fi
+expect_exit tile_on_the_jpeg_splice 0 "" --tile 24 --scale 0.1 "$T/in.jpg" "$T/tile.jpg"
+if command -v djpeg >/dev/null && djpeg "$T/tile.jpg" >/dev/null 2>"$T/err.txt" && [ ! -s "$T/err.txt" ]; then
+    ok tiled_jpeg_reads_back
+else fail tiled_jpeg_reads_back "djpeg: $(head -1 "$T/err.txt")"; fi
+cjk=/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
+if [ -f "$cjk" ]; then
+    expect_exit text_cjk_with_its_font 0 "" --font "$cjk" --text $'\xe4\xb8\xad\xe6\x96\x87 {date}' "$T/in.jpg" "$T/cjk.jpg"
+else echo "skip text_cjk_with_its_font: no $cjk (Debian fonts-droid-fallback)"; skipped=$((skipped + 1)); fi
+
 # SPIM_NO_STB_IMPLEMENTATION: the library with stb compiled by the user in
 # another file (non-static stb, stb's own allocator and deflate)
 cat > "$T/own_stb.c" <<'EOF'
 #define STB_IMAGE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_RESIZE_IMPLEMENTATION
+#define STB_TRUETYPE_IMPLEMENTATION
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 #include <stb/stb_image_resize.h>
+#include <stb/stb_truetype.h>
 EOF
 cat > "$T/lib_only.c" <<'EOF'
 #define SPIM_NO_STB_IMPLEMENTATION

@@ -253,6 +253,64 @@ TEST(hmac_key_of_65_bytes_equals_hmac_with_its_hash)
     CHECK(memcmp(a, b, sizeof a) != 0);
 }
 
+/* Unsigned values, printed in hex (CRCs). */
+#define CHECK_UINT(expected, got) do { \
+        unsigned long long spim_t_e = (expected), spim_t_g = (got); \
+        if (spim_t_e != spim_t_g) { spim_t_fail_at(__FILE__, __LINE__); \
+            printf("    %s\n    expected: 0x%llX\n    got:      0x%llX\n", #got, spim_t_e, spim_t_g); } } while (0)
+
+/* CRCs: the catalogue's check value (the CRC of "123456789") for each. */
+TEST(crc_check_values_of_123456789)
+{
+    CHECK_UINT(0xCBF43926u, spim__crc32(0, "123456789", 9));
+    CHECK_UINT(0xE3069283u, spim__crc32c(0, "123456789", 9));
+    CHECK_UINT(0xE3069283u, spim__crc32c_portable(0, "123456789", 9));
+    CHECK_UINT(0xAE8B14860A799888ull, spim__crc64nvme(0, "123456789", 9));
+    CHECK_UINT(0, spim__crc32c(0, "", 0));
+}
+
+/* Every length and alignment, whole or in two pieces: the CPU's CRC-32C
+   equals the portable one, and updating in pieces equals one call. */
+TEST(crc32c_cpu_equals_portable_in_any_pieces)
+{
+    unsigned char buf[600];
+    size_t i, n, cut, bad = 0;
+    uint32_t seed = 12345;
+    for (i = 0; i < sizeof buf; i++) buf[i] = (unsigned char)((seed = seed * 1103515245u + 12345u) >> 24);
+    printf("    CRC-32C on the CPU's instruction: %s\n", spim__crc32c_hw_available() ? "yes" : "no");
+    for (n = 0; n < 300; n++)
+        for (cut = 0; cut <= n; cut += 7) {
+            uint32_t whole = spim__crc32c_portable(0, buf + (n & 7), n);
+            uint32_t two = spim__crc32c(spim__crc32c(0, buf + (n & 7), cut), buf + (n & 7) + cut, n - cut);
+            uint32_t a = spim__crc32(spim__crc32(0, buf, cut), buf + cut, n - cut);
+            uint64_t w64 = spim__crc64nvme(0, buf, n);
+            uint64_t t64 = spim__crc64nvme(spim__crc64nvme(0, buf, cut), buf + cut, n - cut);
+            bad += whole != two || a != spim__crc32(0, buf, n) || w64 != t64;
+        }
+    CHECK_UINT(0, bad);
+}
+
+/* CRC-32 is zlib's: the same value for a megabyte. */
+TEST(crc32_equals_zlib_on_a_megabyte)
+{
+    static unsigned char big[1u << 20];
+    size_t i;
+    for (i = 0; i < sizeof big; i++) big[i] = (unsigned char)(i * 31u + (i >> 9));
+    CHECK_UINT(crc32(0L, big, (uInt)sizeof big), spim__crc32(0, big, sizeof big));
+    CHECK_UINT(spim__crc32c_portable(0, big, sizeof big), spim__crc32c(0, big, sizeof big));
+}
+
+TEST(base64_pads_like_rfc4648)
+{
+    char out[16];
+    spim__base64((const unsigned char *)"f", 1, out);
+    CHECK_STR("Zg==", out);
+    spim__base64((const unsigned char *)"fo", 2, out);
+    CHECK_STR("Zm8=", out);
+    spim__base64((const unsigned char *)"foobar", 6, out);
+    CHECK_STR("Zm9vYmFy", out);
+}
+
 int main(void)
 {
     RUN(sha256_empty_string);
@@ -273,5 +331,9 @@ int main(void)
     RUN(hmac_rfc4231_case6_key_longer_than_block);
     RUN(hmac_rfc4231_case7_long_key_and_data);
     RUN(hmac_key_of_65_bytes_equals_hmac_with_its_hash);
+    RUN(crc_check_values_of_123456789);
+    RUN(crc32c_cpu_equals_portable_in_any_pieces);
+    RUN(crc32_equals_zlib_on_a_megabyte);
+    RUN(base64_pads_like_rfc4648);
     return spim_test_finish();
 }

@@ -322,6 +322,8 @@ TEST(reply_direct_is_a_summary_and_fails_on_failed_records)
     spim_buf_free(&resp.payload);
 }
 
+/* RETRY and FAILED (a person can fix it: AccessDenied) are listed, so the
+   queue redelivers or moves the message to its DLQ; SUCCEEDED is not. */
 TEST(reply_sqs_lists_each_retried_message_once_and_succeeds)
 {
     spim_s3_record recs[4];
@@ -342,7 +344,7 @@ TEST(reply_sqs_lists_each_retried_message_once_and_succeeds)
     CHECK_INT(SPIM_OK, spim_reply_record(&reply, &recs[3], SPIM_RESULT_FAILED, "failed", NULL, "PUT: 403"));
     CHECK_INT(SPIM_OK, spim_reply_finish(&reply, &ev, &resp));
     CHECK_STR("{\"failed\":3,\"done\":1,\"testEvents\":0,\"recordsOmitted\":0,"
-              "\"batchItemFailures\":[{\"itemIdentifier\":\"m-1\"}],\"records\":["
+              "\"batchItemFailures\":[{\"itemIdentifier\":\"m-1\"},{\"itemIdentifier\":\"m-3\"}],\"records\":["
               "{\"key\":\"a\",\"action\":\"failed\",\"reason\":\"PUT: 503\"},"
               "{\"key\":\"b\",\"action\":\"failed\",\"reason\":\"not started\"},{\"key\":\"c\",\"action\":\"done\"},"
               "{\"key\":\"d\",\"action\":\"failed\",\"reason\":\"PUT: 403\"}]}", (const char *)resp.payload.data);
