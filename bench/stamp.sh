@@ -123,3 +123,30 @@ for f in photo12:4000x3000:64 photo20:5472x3648:24; do
         done | median)
     awk -v n="$n" -v p="$px" -v m="$m" -v t="$t" 'BEGIN { printf "| %s.jpg | %s | %.1f | %s |\n", n, p, m / 1024, t }' 
 done
+
+# PNG -> PNG: rows above the stamp keep their deflate bits (the compressed
+# domain), against vips and ImageMagick. Inputs: the 12 MP photo saved by
+# Pillow at its default level 6, as RGB and as RGBA.
+PY=/usr/bin/python3
+for kind in RGB RGBA; do
+    IN=$BD/photo12_$kind.png
+    [ -f "$IN" ] || $PY -c "import sys; from PIL import Image; Image.open(sys.argv[1]).convert(sys.argv[2]).save(sys.argv[3])" \
+        "$BD/photo12.jpg" "$kind" "$IN" || { echo "(PNG benchmark skipped: apt-get install python3-pil)"; break; }
+    echo
+    echo "### 12 MP $kind PNG ($(( $(stat -c %s "$IN") / 1000000 )) MB) -> stamp (256 px, bottom-right) -> PNG, median of $RUNS"
+    echo
+    {
+    echo "| program | wall ms | peak RSS MiB |"
+    echo "|---|---|---|"
+    run "build/stamp (PNG compressed domain)" "$B/stamp" --stamp "$STAMP" "$IN" "$BD/out_png.png"
+    if have vips; then
+        run "vips composite2" vips composite2 "$IN" "$STAMP" "$BD/out_vips.png" over --x $((4000 - 256)) --y $((3000 - 256))
+    fi
+    if [ -x /usr/bin/composite ]; then
+        run "ImageMagick composite" /usr/bin/composite -gravity SouthEast "$STAMP" "$IN" "$BD/out_im.png"
+    fi
+    } | tee "$BD/png.md"
+    s=$(grep -F "| build/stamp (PNG" "$BD/png.md" | cut -d'|' -f3 | tr -d ' ')
+    v=$(grep -F "| vips composite2 |" "$BD/png.md" | cut -d'|' -f3 | tr -d ' ')
+    [ -n "$v" ] && awk -v s="$s" -v v="$v" 'BEGIN { printf "\nPNG: %.3fx vips composite2 (goal <= 0.1)\n", s / v }'
+done

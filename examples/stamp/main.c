@@ -33,7 +33,7 @@ static void print_usage(FILE *f)
                "  --scale F      stamp's longer side / image's shorter side, 0 to 1; 0 = native size\n"
                "  --opacity F    above 0, at most 1: multiplied into the stamp's alpha (default 1)\n"
                "  --quality Q    JPEG quality 1 to 100 when re-encoding (default 90)\n"
-               "  --recode       decode and re-encode a JPEG instead of stamping it in the\n"
+               "  --recode       decode and re-encode a JPEG or PNG instead of stamping it in the\n"
                "                 compressed domain (also SPARTA_JPEG_MODE=recode)\n"
                "  -h, --help     this text\n"
                "OUTPUT's extension (.jpg .jpeg .png .bmp .tga) picks the format.\n"
@@ -126,7 +126,7 @@ static int write_file(const char *path, const spim_buf *b)
     return ok;
 }
 
-/* A JPEG that stays a JPEG goes through spim_stamp_image (compressed
+/* A JPEG or PNG that keeps its format goes through spim_stamp_image (compressed
    domain when it can); otherwise decode, free the input, stamp, encode, so
    the input never sits beside the pixels and the output. */
 static int run(const args *a, const spim_stamp *stamp)
@@ -134,14 +134,16 @@ static int run(const args *a, const spim_stamp *stamp)
     spim_buf in = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
     spim_image img;
     spim_error err;
+    spim_format f;
     int ok = 0;
     memset(&err, 0, sizeof err);
     if (spim_read_file(a->input, 0, &in, &err) != SPIM_OK) {
         fprintf(stderr, "stamp: %s\n", err.message);
         return 0;
     }
-    if (a->opt.jpeg_mode == SPIM_JPEG_AUTO && spim__format_detect(in.data, in.len) == SPIM_FORMAT_JPEG &&
-        a->opt.output_format == SPIM_FORMAT_JPEG) {
+    f = spim__format_detect(in.data, in.len);
+    if (a->opt.jpeg_mode == SPIM_JPEG_AUTO && (f == SPIM_FORMAT_JPEG || f == SPIM_FORMAT_PNG) &&
+        a->opt.output_format == f) {
         if (spim_stamp_image(in.data, in.len, stamp, &a->opt, &out, NULL, &err) == SPIM_OK) ok = 1;
         spim_buf_free(&in);
     } else if (spim_image_decode(in.data, in.len, a->opt.max_pixels, &img, &err) == SPIM_OK) {
