@@ -13,7 +13,8 @@
         4. an image pipeline: stb decode, exact alpha-blend stamp kernel
            (scalar, SSE2, AVX2, NEON), EXIF orientation, EXIF/ICC kept, encode;
            baseline JPEGs are stamped in the compressed domain (only the MCUs
-           under the stamp are re-coded, every other DCT block kept exactly)
+           under the stamp are re-coded, every other DCT block kept exactly),
+           PNGs too (the deflate blocks above the stamp copied bit for bit)
         5. the Lambda Runtime API loop (and a local `--event FILE` invoke)
 
    BUILD
@@ -313,7 +314,9 @@
                   (memory MiB - 24 MiB) / 5 bytes per pixel (21.8 MP at 128 MB);
                   a JPEG stamped in the compressed domain counts only the MCUs
                   under the stamp and holds the input, the output and one MCU
-                  (a 20 MP photo peaks under 24 MiB in build/stamp); a stamp
+                  (a 20 MP photo peaks under 24 MiB in build/stamp); a PNG
+                  counts its pixels and holds input, output and a few rows
+                  (an interlaced one holds its frame too); a stamp
                   partly outside the image is clipped, one entirely outside it
                   is SPIM_ERR_INVALID ("stamp falls outside the image ...")
       lambda      event and response 6 MiB + 100 B (Lambda's limit; a response
@@ -903,6 +906,25 @@ SPIMDEF void spim_event_free(spim_event *event);
    opt->jpeg_mode = SPIM_JPEG_RECODE forces the second, and `quality`
    applies only to it. A stamp partly outside the image is clipped; one
    entirely outside it fails with SPIM_ERR_INVALID on every path.
+
+   PNG to PNG, spim_stamp_image keeps the deflate blocks that end above the
+   stamp's first row bit for bit and continues the zlib stream from there
+   (info->path "splice", info->bits_copied, info->rows_recoded); the rows
+   from the stamp on are stamped and compressed again one at a time, so the
+   memory is the input, the output and a few rows. RGB, RGBA and grey (+
+   alpha) keep their type and depth (16 bits blend as the 8-bit formulas
+   with 65535 for 255 and the stamp scaled by 257). A grey image under a
+   coloured stamp, a palette, a sub-byte grey or a tRNS image becomes the
+   smallest type that holds the stamp (grey+alpha, RGB or RGBA; 8 bits
+   unless the file has 16) and is re-coded whole (path "recode",
+   info->conversion says "palette8+tRNS -> rgba8"); an Adam7 file is
+   decoded whole, stamped and written without interlacing. Chunks stay in
+   their order: ancillary ones are kept (eXIf with its thumbnail unlinked,
+   unknown unsafe-to-copy ones dropped, as the PNG spec asks), PLTE, tRNS,
+   sBIT and hIST go when the type changes, bKGD is converted. Every CRC is
+   checked; a bad CRC, a truncated or over-long stream, a palette index
+   past PLTE or a zlib error is SPIM_ERR_IMAGE. SPIM_JPEG_RECODE sends PNGs
+   through the pixel path too.
 
    stb_image, stb_image_write and stb_image_resize are compiled into the
    implementation as static functions; define SPIM_NO_STB_IMPLEMENTATION when
@@ -7724,22 +7746,22 @@ static spim_status spim__jpeg_stamp(const void *in, size_t in_len, const spim_st
    re-coded whole; Adam7 images are decoded whole, stamped and written
    without interlacing. Ancillary chunks stay where they were. */
 
-#define SPIM__PNG_IDAT_MAX (256u << 10)   /* data bytes per IDAT chunk we write */
-#define SPIM__PNG_ROW_MAX (1u << 28)      /* bytes per row, filter byte aside */
+#define SPIM__PNG_IDAT_MAX (256u << 10) /* data bytes per IDAT chunk we write */
+#define SPIM__PNG_ROW_MAX  (1u << 28)   /* bytes per row, filter byte aside */
 #ifndef SPIM__PNG_LEVEL
-#define SPIM__PNG_LEVEL 3            /* 12 MP, SE stamp: 0.31 s user against 0.44 at 6, +0.26% bytes */
+#define SPIM__PNG_LEVEL 3 /* 12 MP, SE stamp: 0.31 s user against 0.44 at 6, +0.26% bytes */
 #endif
 
 typedef struct spim__png {
     const unsigned char *p;
-    size_t len, idat, idat_end;           /* first IDAT chunk, end of the last one */
+    size_t len, idat, idat_end; /* first IDAT chunk, end of the last one */
     uint32_t w, h;
-    int depth, ct, interlace, ch;         /* as stored */
-    int oct, odepth, och;                 /* as written */
-    int plte_n, trns_n;                   /* palette entries, tRNS bytes */
+    int depth, ct, interlace, ch; /* as stored */
+    int oct, odepth, och;         /* as written */
+    int plte_n, trns_n;           /* palette entries, tRNS bytes */
     unsigned char plte[768], trns[256];
-    size_t stride, ostride;               /* row bytes without the filter byte */
-    int bpp, obpp;                        /* filter distance in bytes */
+    size_t stride, ostride; /* row bytes without the filter byte */
+    int bpp, obpp;          /* filter distance in bytes */
 } spim__png;
 
 static int spim__png_channels(int ct)
@@ -7757,7 +7779,8 @@ static const char *spim__png_ihdr(spim__png *g, const unsigned char *d)
     g->ct = d[9];
     g->interlace = d[12];
     g->ch = spim__png_channels(g->ct);
-    if (!g->w || !g->h || g->w > 0x7FFFFFFFu || g->h > 0x7FFFFFFFu) return "corrupt PNG: bad dimensions";
+    if (!g->w || !g->h || g->w > 0x7FFFFFFFu || g->h > 0x7FFFFFFFu)
+        return "corrupt PNG: bad dimensions";
     if (!g->ch || d[10] || d[11] || d[12] > 1) return "corrupt PNG: bad IHDR";
     if (g->depth != 8 && g->depth != 16 && !(g->depth < 8 && (g->ct == 0 || g->ct == 3)))
         return "corrupt PNG: bad bit depth";
@@ -7775,10 +7798,14 @@ static const char *spim__png_chunk_in(spim__png *g, size_t pos, int *seen_idat, 
 {
     const unsigned char *c = g->p + pos, *d = c + 8;
     uint32_t n = spim__rd32(c, 0);
-    if (g->len - pos < 12 || n > 0x7FFFFFFFu || n > g->len - pos - 12) return "truncated PNG: a chunk runs past the end";
-    if ((uint32_t)crc32(crc32(0L, Z_NULL, 0), c + 4, n + 4) != spim__rd32(d + n, 0)) return "corrupt PNG: a chunk's CRC is wrong";
-    if (pos == 8 && (memcmp(c + 4, "IHDR", 4) != 0 || n != 13)) return "corrupt PNG: IHDR is not first";
-    if (memcmp(c + 4, "IHDR", 4) == 0) return pos == 8 ? spim__png_ihdr(g, d) : "corrupt PNG: second IHDR";
+    if (g->len - pos < 12 || n > 0x7FFFFFFFu || n > g->len - pos - 12)
+        return "truncated PNG: a chunk runs past the end";
+    if ((uint32_t)crc32(crc32(0L, Z_NULL, 0), c + 4, n + 4) != spim__rd32(d + n, 0))
+        return "corrupt PNG: a chunk's CRC is wrong";
+    if (pos == 8 && (memcmp(c + 4, "IHDR", 4) != 0 || n != 13))
+        return "corrupt PNG: IHDR is not first";
+    if (memcmp(c + 4, "IHDR", 4) == 0)
+        return pos == 8 ? spim__png_ihdr(g, d) : "corrupt PNG: second IHDR";
     if (memcmp(c + 4, "IDAT", 4) == 0) {
         if (*seen_idat == 2) return "corrupt PNG: IDAT chunks are not consecutive";
         if (!*seen_idat) g->idat = pos;
@@ -7803,7 +7830,8 @@ static const char *spim__png_chunk_in(spim__png *g, size_t pos, int *seen_idat, 
 }
 
 /* Walk the chunks: structure, CRCs, IHDR, PLTE, tRNS and where IDAT is. */
-static spim_status spim__png_parse(spim__png *g, const unsigned char *p, size_t len, spim_error *err)
+static spim_status spim__png_parse(spim__png *g, const unsigned char *p, size_t len,
+                                   spim_error *err)
 {
     size_t pos = 8;
     int seen = 0, done = 0;
@@ -7812,14 +7840,17 @@ static spim_status spim__png_parse(spim__png *g, const unsigned char *p, size_t 
     g->p = p;
     g->len = len;
     while (!why && !done) {
-        if (len - pos < 12) why = "truncated PNG: no IEND chunk";
-        else if ((why = spim__png_chunk_in(g, pos, &seen, &done)) == NULL) pos += 12 + (size_t)spim__rd32(p + pos, 0);
+        if (len - pos < 12)
+            why = "truncated PNG: no IEND chunk";
+        else if ((why = spim__png_chunk_in(g, pos, &seen, &done)) == NULL)
+            pos += 12 + (size_t)spim__rd32(p + pos, 0);
     }
     if (!why && !seen) why = "corrupt PNG: no IDAT chunk";
     if (!why && g->ct == 3 && !g->plte_n) why = "corrupt PNG: palette image without PLTE";
-    if (!why && g->trns_n && g->trns_n < (g->ct == 0 ? 2 : g->ct == 2 ? 6 : 0)) why = "corrupt PNG: short tRNS";
+    if (!why && g->trns_n && g->trns_n < (g->ct == 0 ? 2 : g->ct == 2 ? 6 : 0))
+        why = "corrupt PNG: short tRNS";
     if (!why && (g->ct == 4 || g->ct == 6)) g->trns_n = 0; /* not allowed there: ignored */
-    return why ? spim_error_set(err, SPIM_ERR_IMAGE, "%s", why) : SPIM_OK;
+    return why ? spim_error_set(err, SPIM_ERR_IMAGE, "%s (at byte %zu)", why, pos) : SPIM_OK;
 }
 
 /* The output type: the file's own when it holds the stamp, else the
@@ -7840,7 +7871,8 @@ static int spim__stamp_is_grey(const spim_stamp *s)
 {
     size_t i, n = (size_t)s->width * (size_t)s->height * 4;
     for (i = 0; i < n; i += 4)
-        if (s->rgba[i + 3] && (s->rgba[i] != s->rgba[i + 1] || s->rgba[i] != s->rgba[i + 2])) return 0;
+        if (s->rgba[i + 3] && (s->rgba[i] != s->rgba[i + 1] || s->rgba[i] != s->rgba[i + 2]))
+            return 0;
     return 1;
 }
 
@@ -7848,13 +7880,14 @@ static int spim__stamp_is_grey(const spim_stamp *s)
 
 static unsigned spim__png_paeth(unsigned a, unsigned b, unsigned c)
 {
-    int p = (int)a + (int)b - (int)c, pa = abs(p - (int)a), pb = abs(p - (int)b), pc = abs(p - (int)c);
+    int p = (int)a + (int)b - (int)c, pa = abs(p - (int)a), pb = abs(p - (int)b),
+        pc = abs(p - (int)c);
     return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
 }
 
 /* Undo filter f (row bytes in `row`, n of them) against the previous row. */
-static int spim__png_unfilter(int f, const unsigned char *in, unsigned char *row, const unsigned char *up, size_t n,
-                              int bpp)
+static int spim__png_unfilter(int f, const unsigned char *in, unsigned char *row,
+                              const unsigned char *up, size_t n, int bpp)
 {
     size_t i, b = (size_t)bpp;
     switch (f) {
@@ -7866,11 +7899,13 @@ static int spim__png_unfilter(int f, const unsigned char *in, unsigned char *row
         for (i = 0; i < n; i++) row[i] = (unsigned char)(in[i] + up[i]);
         break;
     case 3:
-        for (i = 0; i < n; i++) row[i] = (unsigned char)(in[i] + (((i >= b ? row[i - b] : 0) + up[i]) >> 1));
+        for (i = 0; i < n; i++)
+            row[i] = (unsigned char)(in[i] + (((i >= b ? row[i - b] : 0) + up[i]) >> 1));
         break;
     case 4:
         for (i = 0; i < b && i < n; i++) row[i] = (unsigned char)(in[i] + up[i]);
-        for (; i < n; i++) row[i] = (unsigned char)(in[i] + spim__png_paeth(row[i - b], up[i], up[i - b]));
+        for (; i < n; i++)
+            row[i] = (unsigned char)(in[i] + spim__png_paeth(row[i - b], up[i], up[i - b]));
         break;
     default: return 0;
     }
@@ -7878,7 +7913,8 @@ static int spim__png_unfilter(int f, const unsigned char *in, unsigned char *row
 }
 
 /* Residual of filter f at byte i. */
-static unsigned char spim__png_residual(int f, const unsigned char *row, const unsigned char *up, size_t i, size_t b)
+static unsigned char spim__png_residual(int f, const unsigned char *row, const unsigned char *up,
+                                        size_t i, size_t b)
 {
     unsigned a = i >= b ? row[i - b] : 0, c = i >= b ? up[i - b] : 0;
     switch (f) {
@@ -7904,7 +7940,10 @@ static void spim__png_filter(const unsigned char *row, const unsigned char *up, 
             unsigned r = spim__png_residual(f, row, up, i, (size_t)bpp);
             sum += r < 128 ? r : 256 - r;
         }
-        if (sum < best) { best = sum; pick = f; }
+        if (sum < best) {
+            best = sum;
+            pick = f;
+        }
     }
     out[0] = (unsigned char)pick;
     for (i = 0; i < n; i++) out[1 + i] = spim__png_residual(pick, row, up, i, (size_t)bpp);
@@ -7916,54 +7955,69 @@ static unsigned spim__png_sample(const unsigned char *row, size_t i, int depth)
     if (depth == 16) return (unsigned)row[2 * i] << 8 | row[2 * i + 1];
     if (depth == 8) return row[i];
     return (unsigned)(row[i * (size_t)depth / 8] >> (8 - depth - (int)(i * (size_t)depth % 8))) &
-           ((1u << depth) - 1);
+        ((1u << depth) - 1);
 }
 
 static void spim__png_put(unsigned char *o, size_t i, int depth, unsigned v)
 {
-    if (depth == 16) { o[2 * i] = (unsigned char)(v >> 8); o[2 * i + 1] = (unsigned char)v; }
-    else o[i] = (unsigned char)v;
+    if (depth == 16) {
+        o[2 * i] = (unsigned char)(v >> 8);
+        o[2 * i + 1] = (unsigned char)v;
+    } else
+        o[i] = (unsigned char)v;
 }
 
 /* One stored row in the output type: palette looked up, sub-byte grey
    scaled to 8 bits (x255, x85, x17, as decoders do), tRNS made alpha. */
-static void spim__png_convert(const spim__png *g, const unsigned char *in, unsigned char *o, size_t w)
+static int spim__png_convert(const spim__png *g, const unsigned char *in, unsigned char *o,
+                             size_t w)
 {
-    unsigned max = g->odepth == 16 ? 65535u : 255u, scale = g->depth < 8 ? 255u / ((1u << g->depth) - 1) : 1;
+    unsigned max = g->odepth == 16 ? 65535u : 255u,
+             scale = g->depth < 8 ? 255u / ((1u << g->depth) - 1) : 1, key[3], c3;
     size_t x, k;
+    /* a tRNS key below 16 bits is its low byte, as stb_image (the pixel path) reads it */
+    for (c3 = 0; c3 < 3; c3++)
+        key[c3] = spim__rd16(g->trns + 2 * c3, 0) & (g->depth == 16 ? 0xFFFFu : 0xFFu);
     for (x = 0; x < w; x++) {
         unsigned v[4], raw[3] = { 0, 0, 0 }, a = max;
         int c, nc = g->ct == 3 ? 1 : g->ch;
-        for (c = 0; c < nc; c++) raw[c < 3 ? c : 2] = v[c] = spim__png_sample(in, x * (size_t)nc + (size_t)c, g->depth);
+        for (c = 0; c < nc; c++) {
+            v[c] = spim__png_sample(in, x * (size_t)nc + (size_t)c, g->depth);
+            if (c < 3) raw[c] = v[c];
+        }
         if (g->ct == 3) {
-            unsigned i = v[0] < (unsigned)g->plte_n ? v[0] : 0;
+            unsigned i = v[0];
+            if (i >= (unsigned)g->plte_n) return 0; /* decoders differ here: refuse */
             for (c = 0; c < 3; c++) v[c] = g->plte[3 * i + (unsigned)c];
             a = i < (unsigned)g->trns_n ? g->trns[i] : 255;
         } else if (g->ct == 0 || g->ct == 4) {
             v[0] = v[0] * scale;
             if (g->ct == 4) a = v[1];
             v[1] = v[2] = v[0];
-            if (g->trns_n && raw[0] == spim__rd16(g->trns, 0)) a = 0;
+            if (g->trns_n && raw[0] == key[0]) a = 0;
         } else if (g->ct == 6) {
             a = v[3];
-        } else if (g->trns_n && raw[0] == spim__rd16(g->trns, 0) && raw[1] == spim__rd16(g->trns + 2, 0) &&
-                   raw[2] == spim__rd16(g->trns + 4, 0)) {
+        } else if (g->trns_n && raw[0] == key[0] && raw[1] == key[1] && raw[2] == key[2]) {
             a = 0;
         }
         k = x * (size_t)g->och;
-        for (c = 0; c < (g->och >= 3 ? 3 : 1); c++) spim__png_put(o, k + (size_t)c, g->odepth, v[c]);
+        for (c = 0; c < (g->och >= 3 ? 3 : 1); c++)
+            spim__png_put(o, k + (size_t)c, g->odepth, v[c]);
         if (g->och == 2 || g->och == 4) spim__png_put(o, k + (size_t)g->och - 1, g->odepth, a);
     }
+    return 1;
 }
 
 /* 16-bit source-over of an 8-bit layer span (the stamp scaled by 257): the
    8-bit formulas with 65535 for 255. */
-static void spim__png_blend16(unsigned char *d, const unsigned char *s, const unsigned char *al, size_t px, int ch)
+static void spim__png_blend16(unsigned char *d, const unsigned char *s, const unsigned char *al,
+                              size_t px, int ch)
 {
     size_t i;
     int c;
     for (i = 0; i < px; i++, d += 2 * ch, s += ch, al += ch) {
-        uint64_t A = al[0] * 257u, da = ch == 2 || ch == 4 ? spim__rd16(d + 2 * (ch - 1), 0) : 65535u;
+        uint64_t A = al[0] * 257u,
+                 da = ch == 2 || ch == 4 ? spim__rd16(d + 2 * (ch - 1), 0) : 65535u;
         int nc = ch == 2 || ch == 4 ? ch - 1 : ch;
         if (!A) continue;
         for (c = 0; c < nc; c++) {
@@ -7976,7 +8030,8 @@ static void spim__png_blend16(unsigned char *d, const unsigned char *s, const un
             }
             spim__png_put(d, (size_t)c, 16, (unsigned)v);
         }
-        if (nc < ch) spim__png_put(d, (size_t)nc, 16, (unsigned)(A + (da * (65535u - A) + 32767u) / 65535u));
+        if (nc < ch)
+            spim__png_put(d, (size_t)nc, 16, (unsigned)(A + (da * (65535u - A) + 32767u) / 65535u));
     }
 }
 
@@ -8003,18 +8058,18 @@ typedef struct spim__pngrun {
     spim_buf *out;
     spim_error *err;
     z_stream zi, zo;
-    int zi_live, zo_live, keep;           /* keep: the type is unchanged, blocks may be copied */
-    size_t feed;                          /* next IDAT chunk for inflate */
-    size_t chunk;                         /* offset of the open output IDAT chunk, 0 = none */
+    int zi_live, zo_live, keep; /* keep: the type is unchanged, blocks may be copied */
+    size_t feed;                /* next IDAT chunk for inflate */
+    size_t chunk;               /* offset of the open output IDAT chunk, 0 = none */
     unsigned char *raw, *cur, *prev, *orow[2], *filt, *buf, *zbuf;
-    spim_buf hist;                        /* bytes from the window before the last cut to the limit */
-    size_t win;                           /* the file's window size */
-    uint64_t limit;                       /* inflated bytes of the rows kept */
-    uint64_t cut_out, cut_bits;           /* the last block end at or before the limit */
+    spim_buf hist;              /* bytes from the window before the last cut to the limit */
+    size_t win;                 /* the file's window size */
+    uint64_t limit;             /* inflated bytes of the rows kept */
+    uint64_t cut_out, cut_bits; /* the last block end at or before the limit */
     uLong cut_adler, adler;
-    int ob, changed;                      /* which orow is next; the last row written changed */
-    int ended;                            /* inflate saw the end of the stream */
-    unsigned char *frame;                 /* Adam7: the whole image in the output type */
+    int ob, changed;      /* which orow is next; the last row written changed */
+    int ended;            /* inflate saw the end of the stream */
+    unsigned char *frame; /* Adam7: the whole image in the output type */
 } spim__pngrun;
 
 /* Output IDAT chunks: data goes straight into `out`; closing writes the
@@ -8027,10 +8082,14 @@ static int spim__png_idat_close(spim__pngrun *r)
     if (!r->chunk) return 1;
     n = r->out->len - r->chunk - 8;
     c = crc32(crc32(0L, Z_NULL, 0), r->out->data + r->chunk + 4, (uInt)(n + 4));
-    r->out->data[r->chunk] = (unsigned char)(n >> 24); r->out->data[r->chunk + 1] = (unsigned char)(n >> 16);
-    r->out->data[r->chunk + 2] = (unsigned char)(n >> 8); r->out->data[r->chunk + 3] = (unsigned char)n;
-    crc[0] = (unsigned char)(c >> 24); crc[1] = (unsigned char)(c >> 16);
-    crc[2] = (unsigned char)(c >> 8); crc[3] = (unsigned char)c;
+    r->out->data[r->chunk] = (unsigned char)(n >> 24);
+    r->out->data[r->chunk + 1] = (unsigned char)(n >> 16);
+    r->out->data[r->chunk + 2] = (unsigned char)(n >> 8);
+    r->out->data[r->chunk + 3] = (unsigned char)n;
+    crc[0] = (unsigned char)(c >> 24);
+    crc[1] = (unsigned char)(c >> 16);
+    crc[2] = (unsigned char)(c >> 8);
+    crc[3] = (unsigned char)c;
     r->chunk = 0;
     return spim_buf_append(r->out, crc, 4) == SPIM_OK;
 }
@@ -8064,7 +8123,8 @@ static int spim__png_deflate(spim__pngrun *r, const unsigned char *d, size_t n, 
         r->zo.next_out = r->zbuf;
         r->zo.avail_out = 65536;
         rc = deflate(&r->zo, flush);
-        if (rc == Z_STREAM_ERROR || !spim__png_idat_put(r, r->zbuf, 65536 - r->zo.avail_out)) return 0;
+        if (rc == Z_STREAM_ERROR || !spim__png_idat_put(r, r->zbuf, 65536 - r->zo.avail_out))
+            return 0;
     } while (r->zo.avail_out == 0 || (flush == Z_FINISH && rc != Z_STREAM_END));
     return 1;
 }
@@ -8094,7 +8154,8 @@ static int spim__png_feed(spim__pngrun *r)
 static int spim__png_note(spim__pngrun *r, const unsigned char *from, uLong before)
 {
     uint64_t end = r->zi.total_out < r->limit ? r->zi.total_out : r->limit;
-    if (end > before && spim_buf_append(&r->hist, from, (size_t)(end - before)) != SPIM_OK) return 0;
+    if (end > before && spim_buf_append(&r->hist, from, (size_t)(end - before)) != SPIM_OK)
+        return 0;
     if ((r->zi.data_type & 128) && r->zi.total_out <= r->limit) {
         r->cut_out = r->zi.total_out;
         r->cut_bits = (uint64_t)r->zi.total_in * 8 - (uint64_t)(r->zi.data_type & 7);
@@ -8116,11 +8177,14 @@ static spim_status spim__png_inflate(spim__pngrun *r, unsigned char *dst, size_t
         uLong before = r->zi.total_out;
         unsigned char *at = r->zi.next_out;
         int rc;
-        if (!r->zi.avail_in && !spim__png_feed(r)) return spim__png_fail(r, "the image data ends early");
+        if (!r->zi.avail_in && !spim__png_feed(r))
+            return spim__png_fail(r, "the image data ends early");
         rc = inflate(&r->zi, r->keep ? Z_BLOCK : Z_NO_FLUSH);
-        if (rc == Z_STREAM_END && r->zi.avail_out) return spim__png_fail(r, "the image data ends early");
+        if (rc == Z_STREAM_END && r->zi.avail_out)
+            return spim__png_fail(r, "the image data ends early");
         r->ended = rc == Z_STREAM_END;
-        if (rc == Z_MEM_ERROR) return spim_error_set(r->err, SPIM_ERR_NOMEM, "out of memory inflating PNG");
+        if (rc == Z_MEM_ERROR)
+            return spim_error_set(r->err, SPIM_ERR_NOMEM, "out of memory inflating PNG");
         if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR)
             return spim__png_fail(r, r->zi.msg ? r->zi.msg : "bad zlib data");
         if (r->keep && !spim__png_note(r, at, before))
@@ -8137,11 +8201,14 @@ static spim_status spim__png_inflate_end(spim__pngrun *r)
     while (!r->ended) {
         r->zi.next_out = &extra;
         r->zi.avail_out = 1;
-        if (!r->zi.avail_in && !spim__png_feed(r)) return spim__png_fail(r, "the image data ends early");
+        if (!r->zi.avail_in && !spim__png_feed(r))
+            return spim__png_fail(r, "the image data ends early");
         rc = inflate(&r->zi, Z_NO_FLUSH);
         if (!r->zi.avail_out) return spim__png_fail(r, "more image data than the rows hold");
-        if (rc == Z_STREAM_END) r->ended = 1;
-        else if (rc != Z_OK && rc != Z_BUF_ERROR) return spim__png_fail(r, r->zi.msg ? r->zi.msg : "bad zlib data");
+        if (rc == Z_STREAM_END)
+            r->ended = 1;
+        else if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return spim__png_fail(r, r->zi.msg ? r->zi.msg : "bad zlib data");
     }
     return SPIM_OK;
 }
@@ -8197,9 +8264,12 @@ static spim_status spim__png_start(spim__pngrun *r)
     r->zo_live = 1;
     r->adler = r->keep ? r->cut_adler : 1;
     if (win && deflateSetDictionary(&r->zo, r->hist.data, (uInt)win) != Z_OK) return SPIM_ERR_NOMEM;
-    if (bits && deflatePrime(&r->zo, bits, spim__png_stream_byte(r->g, r->cut_bits / 8) & ((1 << bits) - 1)) != Z_OK)
+    if (bits &&
+        deflatePrime(&r->zo, bits,
+                     spim__png_stream_byte(r->g, r->cut_bits / 8) & ((1 << bits) - 1)) != Z_OK)
         return SPIM_ERR_NOMEM;
-    if (r->hist.len > win && !spim__png_deflate(r, r->hist.data + win, r->hist.len - win, Z_NO_FLUSH))
+    if (r->hist.len > win &&
+        !spim__png_deflate(r, r->hist.data + win, r->hist.len - win, Z_NO_FLUSH))
         return SPIM_ERR_NOMEM;
     spim_buf_free(&r->hist);
     return SPIM_OK;
@@ -8207,16 +8277,19 @@ static spim_status spim__png_start(spim__pngrun *r)
 
 /* One row from the stamp on: a row that did not change after one that did
    not either keeps its filtered bytes; any other is converted, stamped and
-   filtered again. */
+   filtered again. 1 done, 0 out of memory, -1 a bad palette index. */
 static int spim__png_row_out(spim__pngrun *r, int y)
 {
     const spim__png *g = r->g;
     const spim__layer *L = &r->P->L;
     unsigned char *o = r->orow[r->ob], *up = r->orow[!r->ob];
     int changed = !r->keep || (y >= L->y && y < L->y + L->h), ok;
-    if (r->frame) memcpy(o, r->frame + (size_t)y * g->ostride, g->ostride);
-    else if (r->keep) memcpy(o, r->cur, g->stride);
-    else spim__png_convert(g, r->cur, o, g->w);
+    if (r->frame)
+        memcpy(o, r->frame + (size_t)y * g->ostride, g->ostride);
+    else if (r->keep)
+        memcpy(o, r->cur, g->stride);
+    else
+        if (!spim__png_convert(g, r->cur, o, g->w)) return -1;
     if (!changed && !r->changed) {
         ok = spim__png_deflate(r, r->raw, g->stride + 1, Z_NO_FLUSH);
     } else {
@@ -8238,6 +8311,7 @@ static spim_status spim__png_rows(spim__pngrun *r)
     uint32_t y, y0 = r->keep ? (uint32_t)r->P->L.y : 0;
     unsigned char *t;
     spim_status st;
+    int ok;
     for (y = 0; y < g->h; y++) {
         if ((st = spim__png_inflate(r, r->raw, g->stride + 1)) != SPIM_OK) return st;
         if (!spim__png_unfilter(r->raw[0], r->raw + 1, r->cur, r->prev, g->stride, g->bpp))
@@ -8247,9 +8321,12 @@ static spim_status spim__png_rows(spim__pngrun *r)
             if ((st = spim__png_start(r)) != SPIM_OK)
                 return spim_error_set(r->err, st, "out of memory writing PNG");
         }
-        if (y >= y0 && !spim__png_row_out(r, (int)y))
-            return spim_error_set(r->err, SPIM_ERR_NOMEM, "out of memory writing PNG");
-        t = r->prev; r->prev = r->cur; r->cur = t;
+        if (y >= y0 && (ok = spim__png_row_out(r, (int)y)) <= 0)
+            return ok ? spim__png_fail(r, "a palette index is past the PLTE entries")
+                      : spim_error_set(r->err, SPIM_ERR_NOMEM, "out of memory writing PNG");
+        t = r->prev;
+        r->prev = r->cur;
+        r->cur = t;
     }
     return SPIM_OK;
 }
@@ -8275,16 +8352,22 @@ static spim_status spim__png_rows_adam7(spim__pngrun *r)
             if ((st = spim__png_inflate(r, r->raw, stride + 1)) != SPIM_OK) return st;
             if (!spim__png_unfilter(r->raw[0], r->raw + 1, r->cur, r->prev, stride, g->bpp))
                 return spim__png_fail(r, "a row has an unknown filter type");
-            spim__png_convert(g, r->cur, r->orow[0], pw);
+            if (!spim__png_convert(g, r->cur, r->orow[0], pw))
+                return spim__png_fail(r, "a palette index is past the PLTE entries");
             for (i = 0; i < pw; i++)
-                memcpy(r->frame + (ys[k] + y * dy[k]) * g->ostride + (xs[k] + i * dx[k]) * ob, r->orow[0] + i * ob, ob);
-            t = r->prev; r->prev = r->cur; r->cur = t;
+                memcpy(r->frame + (ys[k] + y * dy[k]) * g->ostride + (xs[k] + i * dx[k]) * ob,
+                       r->orow[0] + i * ob, ob);
+            t = r->prev;
+            r->prev = r->cur;
+            r->cur = t;
         }
     }
     memset(r->orow[0], 0, g->ostride);
-    if ((st = spim__png_start(r)) != SPIM_OK) return spim_error_set(r->err, st, "out of memory writing PNG");
+    if ((st = spim__png_start(r)) != SPIM_OK)
+        return spim_error_set(r->err, st, "out of memory writing PNG");
     for (y = 0; y < g->h; y++)
-        if (!spim__png_row_out(r, (int)y)) return spim_error_set(r->err, SPIM_ERR_NOMEM, "out of memory writing PNG");
+        if (!spim__png_row_out(r, (int)y))
+            return spim_error_set(r->err, SPIM_ERR_NOMEM, "out of memory writing PNG");
     return SPIM_OK;
 }
 
@@ -8294,9 +8377,12 @@ static spim_status spim__png_finish(spim__pngrun *r)
     unsigned char a[4];
     spim_status st = spim__png_inflate_end(r);
     if (st != SPIM_OK) return st;
-    if (!spim__png_deflate(r, NULL, 0, Z_FINISH)) return spim_error_set(r->err, SPIM_ERR_NOMEM, "deflate failed");
-    a[0] = (unsigned char)(r->adler >> 24); a[1] = (unsigned char)(r->adler >> 16);
-    a[2] = (unsigned char)(r->adler >> 8); a[3] = (unsigned char)r->adler;
+    if (!spim__png_deflate(r, NULL, 0, Z_FINISH))
+        return spim_error_set(r->err, SPIM_ERR_NOMEM, "deflate failed");
+    a[0] = (unsigned char)(r->adler >> 24);
+    a[1] = (unsigned char)(r->adler >> 16);
+    a[2] = (unsigned char)(r->adler >> 8);
+    a[3] = (unsigned char)r->adler;
     if (!spim__png_idat_put(r, a, 4) || !spim__png_idat_close(r))
         return spim_error_set(r->err, SPIM_ERR_NOMEM, "out of memory writing PNG");
     return SPIM_OK;
@@ -8314,9 +8400,12 @@ static spim_status spim__png_bkgd(spim__pngrun *r, const unsigned char *d, uint3
     if (n < (g->ct == 3 ? 1u : g->ct == 2 || g->ct == 6 ? 6u : 2u)) return SPIM_OK;
     if (g->ct == 3 && d[0] >= g->plte_n) return SPIM_OK;
     for (c = 0; c < 3; c++) {
-        if (g->ct == 3) v[c] = g->plte[3 * d[0] + c];
-        else if (g->ct == 2 || g->ct == 6) v[c] = spim__rd16(d + 2 * c, 0);
-        else v[c] = spim__rd16(d, 0) * scale;
+        if (g->ct == 3)
+            v[c] = g->plte[3 * d[0] + c];
+        else if (g->ct == 2 || g->ct == 6)
+            v[c] = spim__rd16(d + 2 * c, 0);
+        else
+            v[c] = spim__rd16(d, 0) * scale;
         b[2 * c] = (unsigned char)(v[c] >> 8);
         b[2 * c + 1] = (unsigned char)v[c];
     }
@@ -8341,7 +8430,7 @@ static spim_status spim__png_exif(spim__pngrun *r, const unsigned char *d, uint3
 static int spim__png_type_bound(const unsigned char *type)
 {
     return !memcmp(type, "PLTE", 4) || !memcmp(type, "tRNS", 4) || !memcmp(type, "sBIT", 4) ||
-           !memcmp(type, "hIST", 4) || !memcmp(type, "bKGD", 4);
+        !memcmp(type, "hIST", 4) || !memcmp(type, "bKGD", 4);
 }
 
 /* Ancillary chunks whose meaning the new pixels do not change, though their
@@ -8375,8 +8464,9 @@ static spim_status spim__png_chunks(spim__pngrun *r, size_t from, size_t to)
             st = spim__png_exif(r, d, n);
         } else if (spim__png_type_bound(type) && !r->keep) {
             if (!memcmp(type, "bKGD", 4)) st = spim__png_bkgd(r, d, n);
-        } else if (!memcmp(type, "IDAT", 4) || (!(type[3] & 0x20) && !spim__png_known(type) &&
-                                                !spim__png_type_bound(type) && memcmp(type, "IEND", 4))) {
+        } else if (!memcmp(type, "IDAT", 4) ||
+                   (!(type[3] & 0x20) && !spim__png_known(type) && !spim__png_type_bound(type) &&
+                    memcmp(type, "IEND", 4))) {
             st = SPIM_OK;
         } else {
             st = spim_buf_append(r->out, c, 12 + (size_t)n);
@@ -8406,13 +8496,16 @@ static void spim__png_run_free(spim__pngrun *r)
 }
 
 /* Rows, the stamp's span buffer and the inflater; which blocks may be kept. */
-static spim_status spim__png_run_init(spim__pngrun *r, spim__png *g, const spim__plan *P, int keep, spim_buf *out,
-                                      spim_error *err)
+static spim_status spim__png_run_init(spim__pngrun *r, spim__png *g, const spim__plan *P, int keep,
+                                      spim_buf *out, spim_error *err)
 {
     uint64_t idat = 0;
     size_t pos, span = 2 * (size_t)P->L.w * (size_t)g->och;
     memset(r, 0, sizeof *r);
-    r->g = g; r->P = P; r->out = out; r->err = err;
+    r->g = g;
+    r->P = P;
+    r->out = out;
+    r->err = err;
     r->feed = g->idat;
     for (pos = g->idat; pos < g->idat_end; pos += 12 + (size_t)spim__rd32(g->p + pos, 0))
         idat += spim__rd32(g->p + pos, 0);
@@ -8431,25 +8524,28 @@ static spim_status spim__png_run_init(spim__pngrun *r, spim__png *g, const spim_
     r->zbuf = (unsigned char *)SPIM_MALLOC(65536);
     r->zi.zalloc = r->zo.zalloc = spim__zalloc;
     r->zi.zfree = r->zo.zfree = spim__zfree;
-    if (!r->raw || !r->cur || !r->prev || !r->orow[0] || !r->orow[1] || !r->filt || !r->buf || !r->zbuf ||
-        inflateInit(&r->zi) != Z_OK)
+    if (!r->raw || !r->cur || !r->prev || !r->orow[0] || !r->orow[1] || !r->filt || !r->buf ||
+        !r->zbuf || inflateInit(&r->zi) != Z_OK)
         return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory reading PNG");
     r->zi_live = 1;
     if (g->interlace && (r->frame = (unsigned char *)SPIM_MALLOC(g->ostride * g->h)) == NULL)
         return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory for an interlaced PNG of %lux%lu",
                               (unsigned long)g->w, (unsigned long)g->h);
-    memset(r->prev, 0, g->stride);      /* the row above the first is zero */
+    memset(r->prev, 0, g->stride); /* the row above the first is zero */
     memset(r->orow[1], 0, g->ostride);
     return SPIM_OK;
 }
 
 static const char *spim__png_type_name(int ct)
 {
-    static const char *const names[7] = { "grey", "?", "rgb", "palette", "grey+alpha", "?", "rgba" };
+    static const char *const names[7] = {
+        "grey", "?", "rgb", "palette", "grey+alpha", "?", "rgba"
+    };
     return ct >= 0 && ct <= 6 ? names[ct] : "?";
 }
 
-static void spim__png_info(const spim__png *g, const spim__pngrun *r, int orientation, spim_image_info *info)
+static void spim__png_info(const spim__png *g, const spim__pngrun *r, int orientation,
+                           spim_image_info *info)
 {
     info->format = info->out_format = SPIM_FORMAT_PNG;
     info->content_type = spim_format_content_type(SPIM_FORMAT_PNG);
@@ -8463,9 +8559,9 @@ static void spim__png_info(const spim__png *g, const spim__pngrun *r, int orient
     info->bits_copied = r->keep ? r->cut_bits : 0;
     info->conversion[0] = '\0';
     if (g->oct != g->ct || g->odepth != g->depth || g->trns_n || g->interlace)
-        snprintf(info->conversion, sizeof info->conversion, "%s%d%s%s -> %s%d", spim__png_type_name(g->ct),
-                 g->depth, g->trns_n ? "+tRNS" : "", g->interlace ? " Adam7" : "", spim__png_type_name(g->oct),
-                 g->odepth);
+        snprintf(info->conversion, sizeof info->conversion, "%s%d%s%s -> %s%d",
+                 spim__png_type_name(g->ct), g->depth, g->trns_n ? "+tRNS" : "",
+                 g->interlace ? " Adam7" : "", spim__png_type_name(g->oct), g->odepth);
 }
 
 /* Stream the image through: head chunks, IDAT, tail chunks. */
@@ -8473,7 +8569,8 @@ static spim_status spim__png_write(spim__pngrun *r)
 {
     const spim__png *g = r->g;
     spim_status st;
-    if (spim_buf_append(r->out, g->p, 8) != SPIM_OK) return spim_error_set(r->err, SPIM_ERR_NOMEM, "out of memory");
+    if (spim_buf_append(r->out, g->p, 8) != SPIM_OK)
+        return spim_error_set(r->err, SPIM_ERR_NOMEM, "out of memory");
     if ((st = spim__png_chunks(r, 8, g->idat)) != SPIM_OK) return st;
     if ((st = g->interlace ? spim__png_rows_adam7(r) : spim__png_rows(r)) != SPIM_OK) return st;
     if ((st = spim__png_finish(r)) != SPIM_OK) return st;
@@ -8484,8 +8581,8 @@ static spim_status spim__png_write(spim__pngrun *r)
    it wrote the output). The budget counts pixels: the rows stream, except
    Adam7's frame, which must fit in 5 bytes a pixel like a decode. */
 static spim_status spim__png_stamp(const void *in, size_t in_len, const spim_stamp *stamp,
-                                   const spim_stamp_options *o, spim_buf *out, spim_image_info *info, int *done,
-                                   spim_error *err)
+                                   const spim_stamp_options *o, spim_buf *out,
+                                   spim_image_info *info, int *done, spim_error *err)
 {
     const unsigned char *p = (const unsigned char *)in;
     uint64_t max = o->max_pixels ? o->max_pixels : spim_default_max_pixels();
@@ -8500,21 +8597,26 @@ static spim_status spim__png_stamp(const void *in, size_t in_len, const spim_sta
     memset(&r, 0, sizeof r);
     if ((st = spim__png_parse(&g, p, in_len, err)) != SPIM_OK) return st;
     if ((uint64_t)g.w * g.h > max)
-        return spim_error_set(err, SPIM_ERR_TOO_LARGE, "PNG of %lux%lu is over the budget of %llu pixels",
+        return spim_error_set(err, SPIM_ERR_TOO_LARGE,
+                              "PNG of %lux%lu is over the budget of %llu pixels",
                               (unsigned long)g.w, (unsigned long)g.h, (unsigned long long)max);
-    if (!g.stride) return spim_error_set(err, SPIM_ERR_TOO_LARGE, "PNG rows of %lu pixels are too wide",
-                                         (unsigned long)g.w);
+    if (!g.stride)
+        return spim_error_set(err, SPIM_ERR_TOO_LARGE, "PNG rows of %lu pixels are too wide",
+                              (unsigned long)g.w);
     if ((st = spim__meta_read(in, in_len, &m, err)) != SPIM_OK) return st;
     orientation = m.orientation;
     spim__meta_free(&m);
     if ((st = spim__draw_check(p, 1, 1, 3, stamp, o, err)) != SPIM_OK) return st;
-    if ((st = spim__plan_make(&P, (int)g.w, (int)g.h, 4, orientation, stamp, o, err)) != SPIM_OK) return st;
+    if ((st = spim__plan_make(&P, (int)g.w, (int)g.h, 4, orientation, stamp, o, err)) != SPIM_OK)
+        return st;
     keep = spim__png_out_type(&g, spim__stamp_is_grey(P.L.st)) && !g.interlace;
     P.L.ch = g.och;
     if (g.interlace && (uint64_t)g.w * g.h * (uint64_t)g.obpp > max * 5)
-        st = spim_error_set(err, SPIM_ERR_TOO_LARGE, "interlaced PNG of %lux%lu needs %d bytes a pixel, over the "
-                            "budget of %llu pixels", (unsigned long)g.w, (unsigned long)g.h, g.obpp,
-                            (unsigned long long)max);
+        st =
+            spim_error_set(err, SPIM_ERR_TOO_LARGE,
+                           "interlaced PNG of %lux%lu needs %d bytes a pixel, over the "
+                           "budget of %llu pixels",
+                           (unsigned long)g.w, (unsigned long)g.h, g.obpp, (unsigned long long)max);
     else
         st = spim__png_run_init(&r, &g, &P, keep, out, err);
     if (st == SPIM_OK) st = spim__png_write(&r);

@@ -18,8 +18,10 @@ static unsigned rnd(void)
 
 static void put32(unsigned char *p, uint32_t v)
 {
-    p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
 }
 
 static void chunk(spim_buf *b, const char *type, const void *d, size_t n)
@@ -39,11 +41,12 @@ static void chunk(spim_buf *b, const char *type, const void *d, size_t n)
 /* How a test PNG is made. */
 typedef struct png_spec {
     int w, h, depth, ct;
-    int block_rows;          /* end a deflate block (Z_BLOCK) every this many rows; 0 = never */
-    size_t idat_piece;       /* bytes per IDAT chunk; 0 = one chunk */
-    int empty_idats;         /* zero-length IDAT chunks between the pieces */
+    int block_rows;             /* end a deflate block (Z_BLOCK) every this many rows; 0 = never */
+    size_t idat_piece;          /* bytes per IDAT chunk; 0 = one chunk */
+    int empty_idats;            /* zero-length IDAT chunks between the pieces */
     const spim_buf *pre, *post; /* ready-made chunks before / after IDAT */
     int plte_n, trns_n;
+    int wild_index; /* palette indexes past the PLTE entries */
 } png_spec;
 
 static int channels_of(int ct) { return ct == 0 || ct == 3 ? 1 : ct == 2 ? 3 : ct == 4 ? 2 : 4; }
@@ -53,15 +56,19 @@ static void make_png(const png_spec *s, spim_buf *out)
 {
     size_t stride = ((size_t)s->w * (size_t)channels_of(s->ct) * (size_t)s->depth + 7) / 8, i, pos;
     int bpp = channels_of(s->ct) * s->depth / 8 ? channels_of(s->ct) * s->depth / 8 : 1, y;
-    unsigned char *prev = (unsigned char *)calloc(1, stride), *row = (unsigned char *)malloc(stride);
+    unsigned char *prev = (unsigned char *)calloc(1, stride),
+                  *row = (unsigned char *)malloc(stride);
     unsigned char *f = (unsigned char *)malloc(stride + 1), ihdr[13], plte[768], trns[256];
     spim_buf z = SPIM_BUF_INIT;
     z_stream zs;
     memset(&zs, 0, sizeof zs);
     deflateInit(&zs, 6);
     spim_buf_append(out, "\x89PNG\r\n\x1a\n", 8);
-    put32(ihdr, (uint32_t)s->w); put32(ihdr + 4, (uint32_t)s->h);
-    ihdr[8] = (unsigned char)s->depth; ihdr[9] = (unsigned char)s->ct; ihdr[10] = ihdr[11] = ihdr[12] = 0;
+    put32(ihdr, (uint32_t)s->w);
+    put32(ihdr + 4, (uint32_t)s->h);
+    ihdr[8] = (unsigned char)s->depth;
+    ihdr[9] = (unsigned char)s->ct;
+    ihdr[10] = ihdr[11] = ihdr[12] = 0;
     chunk(out, "IHDR", ihdr, 13);
     if (s->pre) spim_buf_append(out, s->pre->data, s->pre->len);
     for (i = 0; i < 768; i++) plte[i] = (unsigned char)rnd();
@@ -71,14 +78,19 @@ static void make_png(const png_spec *s, spim_buf *out)
     for (y = 0; y < s->h; y++) {
         for (i = 0; i < stride; i++) {
             row[i] = (unsigned char)(((unsigned)y * 3 + (unsigned)i * 7 + (rnd() & 15)) & 255);
-            if (s->ct == 3 && s->depth == 8) row[i] = (unsigned char)(row[i] % (unsigned)s->plte_n);
+            if (s->ct == 3 && s->depth == 8 && !s->wild_index)
+                row[i] = (unsigned char)(row[i] % (unsigned)s->plte_n);
         }
         f[0] = (unsigned char)(y % 5);
         for (i = 0; i < stride; i++) {
             unsigned a = i >= (size_t)bpp ? row[i - (size_t)bpp] : 0, b = prev[i],
                      c = i >= (size_t)bpp ? prev[i - (size_t)bpp] : 0;
-            int p = (int)a + (int)b - (int)c, pa = abs(p - (int)a), pb = abs(p - (int)b), pc = abs(p - (int)c);
-            unsigned pred[5] = { 0, a, b, (a + b) / 2, pa <= pb && pa <= pc ? a : pb <= pc ? b : c };
+            int p = (int)a + (int)b - (int)c, pa = abs(p - (int)a), pb = abs(p - (int)b),
+                pc = abs(p - (int)c);
+            unsigned pred[5] = { 0, a, b, (a + b) / 2,
+                                 pa <= pb && pa <= pc ? a
+                                     : pb <= pc       ? b
+                                                      : c };
             f[1 + i] = (unsigned char)(row[i] - pred[y % 5]);
         }
         memcpy(prev, row, stride);
@@ -88,7 +100,10 @@ static void make_png(const png_spec *s, spim_buf *out)
             unsigned char buf[4096];
             zs.next_out = buf;
             zs.avail_out = sizeof buf;
-            deflate(&zs, y == s->h - 1 ? Z_FINISH : s->block_rows && y % s->block_rows == 0 ? Z_BLOCK : Z_NO_FLUSH);
+            deflate(&zs,
+                    y == s->h - 1                                 ? Z_FINISH
+                        : s->block_rows && y % s->block_rows == 0 ? Z_BLOCK
+                                                                  : Z_NO_FLUSH);
             spim_buf_append(&z, buf, sizeof buf - zs.avail_out);
         } while (zs.avail_out == 0 || zs.avail_in);
     }
@@ -102,7 +117,9 @@ static void make_png(const png_spec *s, spim_buf *out)
     if (s->post) spim_buf_append(out, s->post->data, s->post->len);
     chunk(out, "IEND", NULL, 0);
     spim_buf_free(&z);
-    free(prev); free(row); free(f);
+    free(prev);
+    free(row);
+    free(f);
 }
 
 static spim_stamp colour_stamp, grey_stamp;
@@ -125,7 +142,8 @@ static void make_stamps(void)
 }
 
 /* The 16-bit blend documented in the header, written out independently. */
-static void blend16_reference(uint16_t *px, int w, int h, int ch, const spim_stamp *st, int x0, int y0, int grey)
+static void blend16_reference(uint16_t *px, int w, int h, int ch, const spim_stamp *st, int x0,
+                              int y0, int grey)
 {
     int x, y, c;
     for (y = 0; y < st->height; y++)
@@ -137,7 +155,8 @@ static void blend16_reference(uint16_t *px, int w, int h, int ch, const spim_sta
             if (x0 + x < 0 || y0 + y < 0 || x0 + x >= w || y0 + y >= h || !A) continue;
             d = px + ((size_t)(y0 + y) * (size_t)w + (size_t)(x0 + x)) * (size_t)ch;
             da = nc < ch ? d[ch - 1] : 65535;
-            for (c = 0; c < 3; c++) S[c] = (grey ? (77u * s[0] + 150u * s[1] + 29u * s[2] + 128) >> 8 : s[c]) * 257u;
+            for (c = 0; c < 3; c++)
+                S[c] = (grey ? (77u * s[0] + 150u * s[1] + 29u * s[2] + 128) >> 8 : s[c]) * 257u;
             for (c = 0; c < nc; c++) {
                 if (da == 65535 || A == 65535) {
                     d[c] = (uint16_t)((S[c] * A + d[c] * (65535 - A) + 32767) / 65535);
@@ -167,11 +186,14 @@ static int stamp_and_compare(const spim_buf *in, const spim_stamp *st, const spi
         uint16_t *b = stbi_load_16_from_memory(out->data, (int)out->len, &wo, &ho, &no, want_ch);
         int x0, y0;
         spim__place(o->gravity, o->margin, w, h, st->width, st->height, &x0, &y0);
-        if (!a || !b || !stbi_is_16_bit_from_memory(out->data, (int)out->len)) diff = -1;
-        else blend16_reference(a, w, h, want_ch, st, x0, y0, want_ch <= 2);
+        if (!a || !b || !stbi_is_16_bit_from_memory(out->data, (int)out->len))
+            diff = -1;
+        else
+            blend16_reference(a, w, h, want_ch, st, x0, y0, want_ch <= 2);
         for (i = 0, count = (size_t)w * (size_t)h * (size_t)want_ch; diff >= 0 && i < count; i++)
             if (abs((int)a[i] - (int)b[i]) > diff) diff = abs((int)a[i] - (int)b[i]);
-        stbi_image_free(a); stbi_image_free(b);
+        stbi_image_free(a);
+        stbi_image_free(b);
     } else {
         unsigned char *a = stbi_load_from_memory(in->data, (int)in->len, &w, &h, &n, want_ch);
         unsigned char *b = stbi_load_from_memory(out->data, (int)out->len, &wo, &ho, &no, want_ch);
@@ -180,7 +202,8 @@ static int stamp_and_compare(const spim_buf *in, const spim_stamp *st, const spi
             diff = -1;
         for (i = 0, count = (size_t)w * (size_t)h * (size_t)want_ch; diff >= 0 && i < count; i++)
             if (abs((int)a[i] - (int)b[i]) > diff) diff = abs((int)a[i] - (int)b[i]);
-        stbi_image_free(a); stbi_image_free(b);
+        stbi_image_free(a);
+        stbi_image_free(b);
     }
     if (diff >= 0 && no != want_ch) {
         printf("  output has %d channels, expected %d\n", no, want_ch);
@@ -231,20 +254,28 @@ TEST(every_colour_type_is_the_exact_blend)
             int d;
             memset(&s, 0, sizeof s);
             memset(&o, 0, sizeof o);
-            s.w = 61; s.h = 47; s.depth = c->depth; s.ct = c->ct; s.plte_n = c->plte_n; s.trns_n = c->trns_n;
+            s.w = 61;
+            s.h = 47;
+            s.depth = c->depth;
+            s.ct = c->ct;
+            s.plte_n = c->plte_n;
+            s.trns_n = c->trns_n;
             s.block_rows = 4;
             o.gravity = g == 0 ? SPIM_GRAVITY_SE : g == 1 ? SPIM_GRAVITY_NW : SPIM_GRAVITY_C;
             o.margin = g == 0 ? 3 : 0;
             make_png(&s, &in);
-            d = stamp_and_compare(&in, c->grey ? &grey_stamp : &colour_stamp, &o, c->ch, c->out_depth, &info, &out);
-            CHECKF(d == 0, "%s, gravity %d: max difference %d (expected 0)", c->name, (int)o.gravity, d);
-            CHECKF(out_ct(&out) == c->out_ct && out_depth(&out) == c->out_depth, "%s: wrote type %d depth %d",
-                   c->name, out_ct(&out), out_depth(&out));
+            d = stamp_and_compare(&in, c->grey ? &grey_stamp : &colour_stamp, &o, c->ch,
+                                  c->out_depth, &info, &out);
+            CHECKF(d == 0, "%s, gravity %d: max difference %d (expected 0)", c->name,
+                   (int)o.gravity, d);
+            CHECKF(out_ct(&out) == c->out_ct && out_depth(&out) == c->out_depth,
+                   "%s: wrote type %d depth %d", c->name, out_ct(&out), out_depth(&out));
             CHECKF(info.path && !strcmp(info.path, c->path), "%s: path %s, expected %s", c->name,
                    info.path ? info.path : "(null)", c->path);
-            CHECKF(!strcmp(info.conversion, c->conversion), "%s: conversion '%s', expected '%s'", c->name,
-                   info.conversion, c->conversion);
-            spim_buf_free(&in); spim_buf_free(&out);
+            CHECKF(!strcmp(info.conversion, c->conversion), "%s: conversion '%s', expected '%s'",
+                   c->name, info.conversion, c->conversion);
+            spim_buf_free(&in);
+            spim_buf_free(&out);
         }
 }
 
@@ -286,36 +317,46 @@ TEST(idat_prefix_is_copied_bit_for_bit)
         uint64_t bits, above;
         int d;
         memset(&s, 0, sizeof s);
-        s.w = 120; s.h = 300; s.depth = 8; s.ct = k == 1 ? 6 : 2;
-        s.block_rows = k == 2 ? 0 : 7;   /* k = 2: zlib's own block ends */
+        s.w = 120;
+        s.h = 300;
+        s.depth = 8;
+        s.ct = k == 1 ? 6 : 2;
+        s.block_rows = k == 2 ? 0 : 7; /* k = 2: zlib's own block ends */
         s.idat_piece = k == 0 ? 1000 : 8192;
         make_png(&s, &in);
-        d = stamp_and_compare(&in, &colour_stamp, &(spim_stamp_options){ 0 }, k == 1 ? 4 : 3, 8, &info, &out);
+        d = stamp_and_compare(&in, &colour_stamp, &(spim_stamp_options){ 0 }, k == 1 ? 4 : 3, 8,
+                              &info, &out);
         CHECKF(d == 0, "case %d: max difference %d", k, d);
         idat_stream(&in, &zi);
         idat_stream(&out, &zo);
         bits = info.bits_copied;
         above = (uint64_t)(s.h - colour_stamp.height) * (uint64_t)(s.w * (k == 1 ? 4 : 3) + 1);
         CHECKF(bits > 16, "case %d: copied %llu bits", k, (unsigned long long)bits);
-        CHECKF(zo.len > bits / 8 && !memcmp(zi.data, zo.data, (size_t)(bits / 8)), "case %d: prefix differs", k);
+        CHECKF(zo.len > bits / 8 && !memcmp(zi.data, zo.data, (size_t)(bits / 8)),
+               "case %d: prefix differs", k);
         if (bits % 8 && zo.len > bits / 8) {
             unsigned m = (1u << (bits % 8)) - 1;
-            CHECKF((zi.data[bits / 8] & m) == (zo.data[bits / 8] & m), "case %d: last bits differ", k);
+            CHECKF((zi.data[bits / 8] & m) == (zo.data[bits / 8] & m), "case %d: last bits differ",
+                   k);
         }
-        /* the rows above the stamp are most of the stream: the copy stops at most one block early */
-        CHECKF(info.rows_recoded < colour_stamp.height + (k == 2 ? 150 : 8), "case %d: %d rows re-coded", k,
-               info.rows_recoded);
+        /* the rows above the stamp are most of the stream: the copy stops a block early at most */
+        CHECKF(info.rows_recoded < colour_stamp.height + (k == 2 ? 150 : 8),
+               "case %d: %d rows re-coded", k, info.rows_recoded);
         CHECKF(bits / 8 * 10 >= zi.len * 5 || k == 2, "case %d: copied %llu of %zu bytes", k,
                (unsigned long long)(bits / 8), zi.len);
         (void)above;
         (void)err;
-        spim_buf_free(&in); spim_buf_free(&out); spim_buf_free(&zi); spim_buf_free(&zo);
+        spim_buf_free(&in);
+        spim_buf_free(&out);
+        spim_buf_free(&zi);
+        spim_buf_free(&zo);
     }
 }
 
 TEST(ancillary_chunks_stay_in_place)
 {
-    static const unsigned char exif[] = "MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x01\0\0\0\0\0\0";
+    static const unsigned char exif[] =
+        "MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x01\0\0\0\0\0\0";
     png_spec s;
     spim_buf pre = SPIM_BUF_INIT, post = SPIM_BUF_INIT, in = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
     spim_image_info info;
@@ -335,24 +376,36 @@ TEST(ancillary_chunks_stay_in_place)
     chunk(&post, "iTXt", "Comment\0\0\0\0\0hi", 15);
     chunk(&post, "zTXt", "Note\0\0x\x9c\x03\0\0\0\0\x01", 14);
     memset(&s, 0, sizeof s);
-    s.w = 40; s.h = 40; s.depth = 8; s.ct = 2; s.pre = &pre; s.post = &post;
+    s.w = 40;
+    s.h = 40;
+    s.depth = 8;
+    s.ct = 2;
+    s.pre = &pre;
+    s.post = &post;
     make_png(&s, &in);
     d = stamp_and_compare(&in, &colour_stamp, &(spim_stamp_options){ 0 }, 3, 8, &info, &out);
     CHECK_INT(0, d);
     chunk_list(&out, got, sizeof got);
     CHECK_STR("IHDR gAMA cHRM iCCP sRGB pHYs eXIf tEXt prVt bKGD IDAT tIME iTXt zTXt IEND", got);
-    /* the same chunks around a palette image that becomes RGB: PLTE and tRNS go, bKGD is converted */
+    /* a palette image that becomes RGB: PLTE and tRNS go, bKGD is converted */
     spim_buf_reset(&pre);
     chunk(&pre, "gAMA", "\0\0\xb1\x8f", 4);
     chunk(&pre, "bKGD", "\x02", 1);
-    spim_buf_reset(&in); spim_buf_reset(&out);
-    s.depth = 8; s.ct = 3; s.plte_n = 9; s.trns_n = 3;
+    spim_buf_reset(&in);
+    spim_buf_reset(&out);
+    s.depth = 8;
+    s.ct = 3;
+    s.plte_n = 9;
+    s.trns_n = 3;
     make_png(&s, &in);
     d = stamp_and_compare(&in, &colour_stamp, &(spim_stamp_options){ 0 }, 4, 8, &info, &out);
     CHECK_INT(0, d);
     chunk_list(&out, got, sizeof got);
     CHECK_STR("IHDR gAMA bKGD IDAT tIME iTXt zTXt IEND", got);
-    spim_buf_free(&pre); spim_buf_free(&post); spim_buf_free(&in); spim_buf_free(&out);
+    spim_buf_free(&pre);
+    spim_buf_free(&post);
+    spim_buf_free(&in);
+    spim_buf_free(&out);
 }
 
 TEST(idat_in_many_chunks_and_empty_ones)
@@ -362,13 +415,20 @@ TEST(idat_in_many_chunks_and_empty_ones)
     spim_image_info info;
     int d;
     memset(&s, 0, sizeof s);
-    s.w = 50; s.h = 60; s.depth = 8; s.ct = 6; s.block_rows = 5; s.idat_piece = 1; s.empty_idats = 1;
+    s.w = 50;
+    s.h = 60;
+    s.depth = 8;
+    s.ct = 6;
+    s.block_rows = 5;
+    s.idat_piece = 1;
+    s.empty_idats = 1;
     make_png(&s, &in);
     d = stamp_and_compare(&in, &colour_stamp, &(spim_stamp_options){ 0 }, 4, 8, &info, &out);
     CHECK_INT(0, d);
     CHECK_STR("splice", info.path);
     CHECK(info.bits_copied > 16);
-    spim_buf_free(&in); spim_buf_free(&out);
+    spim_buf_free(&in);
+    spim_buf_free(&out);
 }
 
 /* Stamp bytes that must fail with `status` and a message containing `what`. */
@@ -377,8 +437,8 @@ static void expect_error(const char *name, const spim_buf *in, spim_status statu
     spim_buf out = SPIM_BUF_INIT;
     spim_error err;
     spim_status st = spim_stamp_image(in->data, in->len, &colour_stamp, NULL, &out, NULL, &err);
-    CHECKF(st == status && strstr(err.message, what) && out.len == 0, "%s: status %d '%s' (%zu bytes out)", name,
-           (int)st, st ? err.message : "", out.len);
+    CHECKF(st == status && strstr(err.message, what) && out.len == 0,
+           "%s: status %d '%s' (%zu bytes out)", name, (int)st, st ? err.message : "", out.len);
     spim_buf_free(&out);
 }
 
@@ -386,7 +446,8 @@ static void expect_error(const char *name, const spim_buf *in, spim_status statu
 static size_t find_chunk(const spim_buf *b, const char *type)
 {
     size_t pos = 8;
-    while (pos + 12 <= b->len && memcmp(b->data + pos + 4, type, 4)) pos += 12 + spim__rd32(b->data + pos, 0);
+    while (pos + 12 <= b->len && memcmp(b->data + pos + 4, type, 4))
+        pos += 12 + spim__rd32(b->data + pos, 0);
     return pos;
 }
 
@@ -402,10 +463,20 @@ TEST(hostile_pngs_fail_clearly)
     spim_buf good = SPIM_BUF_INIT, b = SPIM_BUF_INIT;
     size_t idat;
     memset(&s, 0, sizeof s);
-    s.w = 64; s.h = 64; s.depth = 8; s.ct = 2; s.block_rows = 3; s.idat_piece = 900;
+    s.w = 64;
+    s.h = 64;
+    s.depth = 8;
+    s.ct = 2;
+    s.block_rows = 3;
+    s.idat_piece = 900;
     make_png(&s, &good);
     idat = find_chunk(&good, "IDAT");
-#define MUTATE(stmt) do { spim_buf_reset(&b); spim_buf_append(&b, good.data, good.len); stmt; } while (0)
+#define MUTATE(stmt)                                                                               \
+    do {                                                                                           \
+        spim_buf_reset(&b);                                                                        \
+        spim_buf_append(&b, good.data, good.len);                                                  \
+        stmt;                                                                                      \
+    } while (0)
     MUTATE(b.len = idat + 500);
     expect_error("truncated in IDAT", &b, SPIM_ERR_IMAGE, "truncated PNG");
     MUTATE(b.data[idat + 100] ^= 1);
@@ -430,8 +501,9 @@ TEST(hostile_pngs_fail_clearly)
     expect_error("unknown critical chunk", &b, SPIM_ERR_IMAGE, "critical");
     MUTATE((memcpy(b.data + idat + 12 + 900 + 4, "teXt", 4), fix_crc(&b, idat + 12 + 900)));
     expect_error("IDAT chunks apart", &b, SPIM_ERR_IMAGE, "IDAT");
-    {   /* a deflate bomb: 64x64 rows followed by megabytes of zeros */
-        unsigned char *zeros = (unsigned char *)calloc(1, 8u << 20), *z = (unsigned char *)malloc(1u << 20);
+    { /* a deflate bomb: 64x64 rows followed by megabytes of zeros */
+        unsigned char *zeros = (unsigned char *)calloc(1, 8u << 20),
+                      *z = (unsigned char *)malloc(1u << 20);
         uLongf zl = 1u << 20;
         unsigned char ihdr[13] = { 0, 0, 0, 64, 0, 0, 0, 64, 8, 2, 0, 0, 0 };
         compress2(z, &zl, zeros, 8u << 20, 9);
@@ -441,10 +513,18 @@ TEST(hostile_pngs_fail_clearly)
         chunk(&b, "IDAT", z, zl);
         chunk(&b, "IEND", NULL, 0);
         expect_error("deflate bomb", &b, SPIM_ERR_IMAGE, "more image data");
-        free(zeros); free(z);
+        free(zeros);
+        free(z);
     }
 #undef MUTATE
-    spim_buf_free(&good); spim_buf_free(&b);
+    spim_buf_reset(&b);
+    s.ct = 3;
+    s.plte_n = 5;
+    s.wild_index = 1;
+    make_png(&s, &b);
+    expect_error("palette index past PLTE", &b, SPIM_ERR_IMAGE, "palette index");
+    spim_buf_free(&good);
+    spim_buf_free(&b);
 }
 
 /* Adam7: decoded whole, stamped, written without interlacing, in the same
@@ -459,14 +539,16 @@ TEST(interlaced_pngs_are_stamped_exactly)
         spim_buf in = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
         spim_image_info info;
         int ct = kinds[k][0], depth = kinds[k][1], w = 37, h = 29, pass, d;
-        unsigned char ihdr[13] = { 0, 0, 0, 37, 0, 0, 0, 29, 0, 0, 0, 0, 1 }, *raw = (unsigned char *)malloc(65536);
+        unsigned char ihdr[13] = { 0, 0, 0, 37, 0, 0, 0, 29, 0, 0, 0, 0, 1 },
+                      *raw = (unsigned char *)malloc(65536);
         unsigned char *z = (unsigned char *)malloc(70000);
         uLongf zl = 70000;
         size_t n = 0, bits = (size_t)channels_of(ct) * (size_t)depth;
         ihdr[8] = (unsigned char)depth;
         ihdr[9] = (unsigned char)ct;
         for (pass = 0; pass < 7; pass++) {
-            int pw = (w - xs[pass] + dx[pass] - 1) / dx[pass], ph = (h - ys[pass] + dy[pass] - 1) / dy[pass], r;
+            int pw = (w - xs[pass] + dx[pass] - 1) / dx[pass],
+                ph = (h - ys[pass] + dy[pass] - 1) / dy[pass], r;
             size_t i;
             for (r = 0; r < ph && pw > 0; r++) {
                 raw[n++] = 0;
@@ -478,16 +560,18 @@ TEST(interlaced_pngs_are_stamped_exactly)
         chunk(&in, "IHDR", ihdr, 13);
         chunk(&in, "IDAT", z, zl);
         chunk(&in, "IEND", NULL, 0);
-        d = stamp_and_compare(&in, &colour_stamp, &(spim_stamp_options){ 0 }, kinds[k][2], kinds[k][3], &info,
-                              &out);
+        d = stamp_and_compare(&in, &colour_stamp, &(spim_stamp_options){ 0 }, kinds[k][2],
+                              kinds[k][3], &info, &out);
         CHECKF(d == 0, "kind %d: max difference %d", k, d);
         CHECK_STR("recode", info.path);
         CHECKF(strstr(info.conversion, "Adam7") != NULL, "conversion '%s'", info.conversion);
         CHECK_INT(0, out.data[28]);
         CHECK_INT(kinds[k][3], out_depth(&out));
         CHECK_INT(kinds[k][4], out_ct(&out));
-        spim_buf_free(&in); spim_buf_free(&out);
-        free(raw); free(z);
+        spim_buf_free(&in);
+        spim_buf_free(&out);
+        free(raw);
+        free(z);
     }
 }
 

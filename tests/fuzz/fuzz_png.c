@@ -8,25 +8,27 @@
 #include "fuzz_common.h"
 
 #define STAMP_BYTES (9 * 7 * 4)
-#define BUDGET ((uint64_t)1 << 20)
+#define BUDGET      ((uint64_t)1 << 20)
 
 /* stb's pixels of the source, stamped as the pixel path does, against ours. */
-static void check_pixels(const uint8_t *data, size_t size, const spim_buf *out, const spim_stamp *stamp,
-                         const spim_stamp_options *opt, const spim_image_info *info)
+static void check_pixels(const uint8_t *data, size_t size, const spim_buf *out,
+                         const spim_stamp *stamp, const spim_stamp_options *opt,
+                         const spim_image_info *info)
 {
     int w, h, n, wo, ho, no, ch;
     unsigned char *a, *b;
     spim_error err;
     if (!stbi_info_from_memory(data, (int)size, &w, &h, &n)) return;
-    FUZZ_CHECK(stbi_info_from_memory(out->data, (int)out->len, &wo, &ho, &no), "our PNG does not decode: %s",
-               stbi_failure_reason());
+    FUZZ_CHECK(stbi_info_from_memory(out->data, (int)out->len, &wo, &ho, &no),
+               "our PNG does not decode: %s", stbi_failure_reason());
     FUZZ_CHECK(wo == w && ho == h, "%dx%d became %dx%d", w, h, wo, ho);
     if (stbi_is_16_bit_from_memory(out->data, (int)out->len)) return;
     ch = no;
     a = stbi_load_from_memory(data, (int)size, &w, &h, &n, ch);
     b = stbi_load_from_memory(out->data, (int)out->len, &wo, &ho, &no, ch);
     if (a && b && spim__stamp_draw(a, w, h, ch, info->orientation, stamp, opt, &err) == SPIM_OK)
-        FUZZ_CHECK(memcmp(a, b, (size_t)w * (size_t)h * (size_t)ch) == 0, "pixels differ from the pixel path");
+        FUZZ_CHECK(memcmp(a, b, (size_t)w * (size_t)h * (size_t)ch) == 0,
+                   "pixels differ from the pixel path");
     stbi_image_free(a);
     stbi_image_free(b);
 }
@@ -48,7 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data += 2;
     size -= 2;
     for (i = 0; i < sizeof px; i++) px[i] = (unsigned char)(i * 37 + (i & 3) * 60);
-    if (b & 8) for (i = 0; i < sizeof px; i += 4) px[i + 1] = px[i + 2] = px[i]; /* a grey stamp */
+    if (b & 8)
+        for (i = 0; i < sizeof px; i += 4) px[i + 1] = px[i + 2] = px[i]; /* a grey stamp */
     stamp.rgba = px;
     stamp.width = 9;
     stamp.height = 7;
@@ -68,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         spim_buf_free(&out);
         return 0;
     }
-    FUZZ_CHECK(spim__format_detect(out.data, out.len) == SPIM_FORMAT_PNG, "the output is not a PNG");
+    FUZZ_CHECK(spim__format_detect(out.data, out.len) == SPIM_FORMAT_PNG,
+               "the output is not a PNG");
     st = spim_stamp_image(data, size, &stamp, &opt, &again, NULL, &err);
     FUZZ_CHECK(st == SPIM_OK && again.len == out.len && memcmp(again.data, out.data, out.len) == 0,
                "the same input gave other bytes");
