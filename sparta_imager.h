@@ -7880,8 +7880,8 @@ static int spim__stamp_is_grey(const spim_stamp *s)
 
 static unsigned spim__png_paeth(unsigned a, unsigned b, unsigned c)
 {
-    int p = (int)a + (int)b - (int)c, pa = abs(p - (int)a), pb = abs(p - (int)b),
-        pc = abs(p - (int)c);
+    int pa = abs((int)b - (int)c), pb = abs((int)a - (int)c),
+        pc = abs((int)a + (int)b - 2 * (int)c);
     return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
 }
 
@@ -7889,64 +7889,77 @@ static unsigned spim__png_paeth(unsigned a, unsigned b, unsigned c)
 static int spim__png_unfilter(int f, const unsigned char *in, unsigned char *row,
                               const unsigned char *up, size_t n, int bpp)
 {
-    size_t i, b = (size_t)bpp;
+    size_t i, b = (size_t)bpp < n ? (size_t)bpp : n;
+    if (f < 0 || f > 4) return 0;
+    for (i = 0; i < b; i++) /* no left neighbour: Sub and Paeth see 0, Average up / 2 */
+        row[i] = (unsigned char)(in[i] + (f == 2 || f == 4 ? up[i] : f == 3 ? up[i] >> 1 : 0));
     switch (f) {
     case 0: memcpy(row, in, n); break;
     case 1:
-        for (i = 0; i < n; i++) row[i] = (unsigned char)(in[i] + (i >= b ? row[i - b] : 0));
+        for (; i < n; i++) row[i] = (unsigned char)(in[i] + row[i - b]);
         break;
     case 2:
-        for (i = 0; i < n; i++) row[i] = (unsigned char)(in[i] + up[i]);
+        for (; i < n; i++) row[i] = (unsigned char)(in[i] + up[i]);
         break;
     case 3:
-        for (i = 0; i < n; i++)
-            row[i] = (unsigned char)(in[i] + (((i >= b ? row[i - b] : 0) + up[i]) >> 1));
+        for (; i < n; i++) row[i] = (unsigned char)(in[i] + ((row[i - b] + up[i]) >> 1));
         break;
-    case 4:
-        for (i = 0; i < b && i < n; i++) row[i] = (unsigned char)(in[i] + up[i]);
+    default:
         for (; i < n; i++)
             row[i] = (unsigned char)(in[i] + spim__png_paeth(row[i - b], up[i], up[i - b]));
         break;
-    default: return 0;
     }
     return 1;
 }
 
-/* Residual of filter f at byte i. */
-static unsigned char spim__png_residual(int f, const unsigned char *row, const unsigned char *up,
-                                        size_t i, size_t b)
+/* The residuals of filter f, after the filter byte; their sum of
+   absolute values as signed bytes. */
+static uint64_t spim__png_residuals(int f, const unsigned char *row, const unsigned char *up,
+                                    size_t n, size_t b, unsigned char *out)
 {
-    unsigned a = i >= b ? row[i - b] : 0, c = i >= b ? up[i - b] : 0;
+    uint64_t sum = 0;
+    size_t i;
+    out[0] = (unsigned char)f;
+    out++;
+    for (i = 0; i < b && i < n; i++)
+        out[i] = (unsigned char)(row[i] - (f == 2 || f == 4 ? up[i] : f == 3 ? up[i] >> 1 : 0));
     switch (f) {
-    case 1: return (unsigned char)(row[i] - a);
-    case 2: return (unsigned char)(row[i] - up[i]);
-    case 3: return (unsigned char)(row[i] - ((a + up[i]) >> 1));
-    case 4: return (unsigned char)(row[i] - spim__png_paeth(a, up[i], c));
-    default: return row[i];
+    case 0: memcpy(out, row, n); break;
+    case 1:
+        for (; i < n; i++) out[i] = (unsigned char)(row[i] - row[i - b]);
+        break;
+    case 2:
+        for (; i < n; i++) out[i] = (unsigned char)(row[i] - up[i]);
+        break;
+    case 3:
+        for (; i < n; i++) out[i] = (unsigned char)(row[i] - ((row[i - b] + up[i]) >> 1));
+        break;
+    default:
+        for (; i < n; i++)
+            out[i] = (unsigned char)(row[i] - spim__png_paeth(row[i - b], up[i], up[i - b]));
+        break;
     }
+    for (i = 0; i < n; i++) sum += out[i] < 128 ? out[i] : 256u - out[i];
+    return sum;
 }
 
 /* Filter a row with the type whose residuals have the least sum of
-   absolute values (as signed bytes), the PNG spec's suggested heuristic. */
+   absolute values (as signed bytes), the PNG spec's suggested heuristic;
+   the result is in *best (1 + n bytes), *spare is scratch of that size. */
 static void spim__png_filter(const unsigned char *row, const unsigned char *up, size_t n, int bpp,
-                             unsigned char *out)
+                             unsigned char **best, unsigned char **spare)
 {
-    uint64_t best = UINT64_MAX;
-    int f, pick = 0;
-    size_t i;
+    uint64_t least = UINT64_MAX, sum;
+    unsigned char *t;
+    int f;
     for (f = 0; f < 5; f++) {
-        uint64_t sum = 0;
-        for (i = 0; i < n && sum < best; i++) {
-            unsigned r = spim__png_residual(f, row, up, i, (size_t)bpp);
-            sum += r < 128 ? r : 256 - r;
-        }
-        if (sum < best) {
-            best = sum;
-            pick = f;
+        if ((sum = spim__png_residuals(f, row, up, n, (size_t)bpp, *spare)) < least) {
+            least = sum;
+            t = *best;
+            *best = *spare;
+            *spare = t;
         }
     }
-    out[0] = (unsigned char)pick;
-    for (i = 0; i < n; i++) out[1 + i] = spim__png_residual(pick, row, up, i, (size_t)bpp);
 }
 
 /* Sample i of a row of `depth`-bit samples. */
@@ -8061,7 +8074,7 @@ typedef struct spim__pngrun {
     int zi_live, zo_live, keep; /* keep: the type is unchanged, blocks may be copied */
     size_t feed;                /* next IDAT chunk for inflate */
     size_t chunk;               /* offset of the open output IDAT chunk, 0 = none */
-    unsigned char *raw, *cur, *prev, *orow[2], *filt, *buf, *zbuf;
+    unsigned char *raw, *cur, *prev, *orow[2], *filt, *spare, *buf, *zbuf;
     spim_buf hist;              /* bytes from the window before the last cut to the limit */
     size_t win;                 /* the file's window size */
     uint64_t limit;             /* inflated bytes of the rows kept */
@@ -8288,13 +8301,13 @@ static int spim__png_row_out(spim__pngrun *r, int y)
         memcpy(o, r->frame + (size_t)y * g->ostride, g->ostride);
     else if (r->keep)
         memcpy(o, r->cur, g->stride);
-    else
-        if (!spim__png_convert(g, r->cur, o, g->w)) return -1;
+    else if (!spim__png_convert(g, r->cur, o, g->w))
+        return -1;
     if (!changed && !r->changed) {
         ok = spim__png_deflate(r, r->raw, g->stride + 1, Z_NO_FLUSH);
     } else {
         spim__png_stamp_row(g, r->P, o, y, r->buf);
-        spim__png_filter(o, up, g->ostride, g->obpp, r->filt);
+        spim__png_filter(o, up, g->ostride, g->obpp, &r->filt, &r->spare);
         ok = spim__png_deflate(r, r->filt, g->ostride + 1, Z_NO_FLUSH);
     }
     r->changed = changed;
@@ -8489,6 +8502,7 @@ static void spim__png_run_free(spim__pngrun *r)
     SPIM_FREE(r->orow[0]);
     SPIM_FREE(r->orow[1]);
     SPIM_FREE(r->filt);
+    SPIM_FREE(r->spare);
     SPIM_FREE(r->buf);
     SPIM_FREE(r->zbuf);
     SPIM_FREE(r->frame);
@@ -8520,12 +8534,13 @@ static spim_status spim__png_run_init(spim__pngrun *r, spim__png *g, const spim_
     r->orow[0] = (unsigned char *)SPIM_MALLOC(g->ostride);
     r->orow[1] = (unsigned char *)SPIM_MALLOC(g->ostride);
     r->filt = (unsigned char *)SPIM_MALLOC(g->ostride + 1);
+    r->spare = (unsigned char *)SPIM_MALLOC(g->ostride + 1);
     r->buf = (unsigned char *)SPIM_MALLOC(span * (g->odepth / 8));
     r->zbuf = (unsigned char *)SPIM_MALLOC(65536);
     r->zi.zalloc = r->zo.zalloc = spim__zalloc;
     r->zi.zfree = r->zo.zfree = spim__zfree;
-    if (!r->raw || !r->cur || !r->prev || !r->orow[0] || !r->orow[1] || !r->filt || !r->buf ||
-        !r->zbuf || inflateInit(&r->zi) != Z_OK)
+    if (!r->raw || !r->cur || !r->prev || !r->orow[0] || !r->orow[1] || !r->filt || !r->spare ||
+        !r->buf || !r->zbuf || inflateInit(&r->zi) != Z_OK)
         return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory reading PNG");
     r->zi_live = 1;
     if (g->interlace && (r->frame = (unsigned char *)SPIM_MALLOC(g->ostride * g->h)) == NULL)
