@@ -8477,10 +8477,9 @@ static spim_status spim__png_chunks(spim__pngrun *r, size_t from, size_t to)
             st = spim__png_exif(r, d, n);
         } else if (spim__png_type_bound(type) && !r->keep) {
             if (!memcmp(type, "bKGD", 4)) st = spim__png_bkgd(r, d, n);
-        } else if (!memcmp(type, "IDAT", 4) ||
-                   (!(type[3] & 0x20) && !spim__png_known(type) && !spim__png_type_bound(type) &&
-                    memcmp(type, "IEND", 4))) {
-            st = SPIM_OK;
+        } else if (!memcmp(type, "IDAT", 4) || ((type[0] & 0x20) && !(type[3] & 0x20) &&
+                                                !spim__png_known(type) && !spim__png_type_bound(type))) {
+            st = SPIM_OK; /* IDAT is written apart; an unknown unsafe-to-copy chunk goes */
         } else {
             st = spim_buf_append(r->out, c, 12 + (size_t)n);
         }

@@ -5,6 +5,8 @@
 # decoder that is neither zlib's inflate in our code nor stb) reads every
 # output back: same size, changes only where the stamp is, and for 8-bit
 # RGB(A) photos the IDAT stream starts with most of the input's bytes.
+# Files come from python3-pil, imagemagick, golang-1.19-src and
+# adwaita-icon-theme (scripts/deps.sh test); a missing one is left out.
 set -u
 cd "${SPIM_ROOT:-$(dirname "$0")/..}"
 B=${SPIM_BUILD:-build}
