@@ -47,6 +47,7 @@ typedef struct png_spec {
     const spim_buf *pre, *post; /* ready-made chunks before / after IDAT */
     int plte_n, trns_n;
     int wild_index; /* palette indexes past the PLTE entries */
+    int flat;       /* every sample 77: zlib makes blocks of megabytes */
 } png_spec;
 
 static int channels_of(int ct) { return ct == 0 || ct == 3 ? 1 : ct == 2 ? 3 : ct == 4 ? 2 : 4; }
@@ -62,7 +63,8 @@ static void make_png(const png_spec *s, spim_buf *out)
     spim_buf z = SPIM_BUF_INIT;
     z_stream zs;
     memset(&zs, 0, sizeof zs);
-    deflateInit(&zs, 6);
+    /* flat: memLevel 9 lets a block hold 32K matches of 258 bytes, 8 MiB */
+    deflateInit2(&zs, 6, Z_DEFLATED, 15, s->flat ? 9 : 8, Z_DEFAULT_STRATEGY);
     spim_buf_append(out, "\x89PNG\r\n\x1a\n", 8);
     put32(ihdr, (uint32_t)s->w);
     put32(ihdr + 4, (uint32_t)s->h);
@@ -78,6 +80,7 @@ static void make_png(const png_spec *s, spim_buf *out)
     for (y = 0; y < s->h; y++) {
         for (i = 0; i < stride; i++) {
             row[i] = (unsigned char)(((unsigned)y * 3 + (unsigned)i * 7 + (rnd() & 15)) & 255);
+            if (s->flat) row[i] = 77;
             if (s->ct == 3 && s->depth == 8 && !s->wild_index)
                 row[i] = (unsigned char)(row[i] % (unsigned)s->plte_n);
         }
@@ -431,6 +434,21 @@ TEST(idat_in_many_chunks_and_empty_ones)
     spim_buf_free(&out);
 }
 
+TEST(a_block_of_megabytes_is_not_held)
+{
+    png_spec s;
+    spim_buf in = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
+    spim_image_info info;
+    int d;
+    memset(&s, 0, sizeof s);
+    s.w = 1500; s.h = 1400; s.depth = 8; s.ct = 2; s.flat = 1;
+    make_png(&s, &in);
+    d = stamp_and_compare(&in, &colour_stamp, &(spim_stamp_options){ 0 }, 3, 8, &info, &out);
+    CHECK_INT(0, d);
+    CHECK_STR("splice", info.path);
+    spim_buf_free(&in); spim_buf_free(&out);
+}
+
 /* Stamp bytes that must fail with `status` and a message containing `what`. */
 static void expect_error(const char *name, const spim_buf *in, spim_status status, const char *what)
 {
@@ -582,6 +600,7 @@ int main(void)
     RUN(idat_prefix_is_copied_bit_for_bit);
     RUN(ancillary_chunks_stay_in_place);
     RUN(idat_in_many_chunks_and_empty_ones);
+    RUN(a_block_of_megabytes_is_not_held);
     RUN(hostile_pngs_fail_clearly);
     RUN(interlaced_pngs_are_stamped_exactly);
     free(colour_stamp.rgba);
