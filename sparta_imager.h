@@ -11,7 +11,8 @@
         3. an S3 client over libcurl (GET/PUT/HEAD/DELETE, ListObjectsV2,
            retries, errors)
         4. an image pipeline: stb decode, exact alpha-blend stamp kernel
-           (scalar, SSE2, AVX2, NEON), EXIF orientation, EXIF/ICC kept, encode;
+           (scalar, SSE2, AVX2, NEON), EXIF orientation, ICC kept, EXIF/XMP
+           by policy (the GPS position left out unless asked), encode;
            baseline JPEGs are stamped in the compressed domain (only the MCUs
            under the stamp are re-coded, every other DCT block kept exactly),
            PNGs too (the deflate blocks above the stamp copied bit for bit)
@@ -211,6 +212,8 @@
             Content type of the format an image is written as ("image/jpeg", ...).
       spim_format spim_format_from_name(const char *name)
             Format from a file name's extension; SPIM_FORMAT_UNKNOWN otherwise.
+      spim_format spim_format_detect(const void *data, size_t len)
+            Format from the first bytes (magic numbers); SPIM_FORMAT_UNKNOWN otherwise (TGA).
       uint64_t spim_default_max_pixels(void)
             The pixel budget AWS_LAMBDA_FUNCTION_MEMORY_SIZE allows (SPIM_IMAGE_MAX_INPUT_BYTES
             turns a budget into a GET size limit).
@@ -240,9 +243,18 @@
                                         spim_error *err)
             Set one option from text, as a flag or an environment variable gives it ("gravity",
             "margin", "scale", "opacity", "quality", "jpeg-mode", "max-pixels", "tile", "text",
-            "text-gravity", "text-size", "text-color", "text-effect").
+            "text-gravity", "text-size", "text-color", "text-effect", "metadata").
       spim_status spim_stamp_check(const spim_stamp_options *opt, spim_error *err)
             Check the options together at start-up (tile gap, text, font, glyphs).
+    rules (image + events)
+      spim_status spim_rules_parse(const char *json, size_t len, const spim_stamp_options *defaults,
+                                   spim_rules **out, spim_error *err)
+            Parse and check a JSON array of per-prefix rules (SPARTA_RULES); errors name the rule
+            and the field.
+      const spim_rule *spim_rules_match(const spim_rules *rules, const char *key)
+            The first rule whose prefix starts the key, or NULL (the defaults apply).
+      void spim_rules_free(spim_rules *rules)
+            Free parsed rules and the stamps loaded into them (NULL is fine).
     lambda
       int64_t spim_invocation_remaining_ms(const spim_invocation *inv)
             Milliseconds left before the invocation's deadline.
@@ -936,7 +948,7 @@ SPIMDEF void spim_event_free(spim_event *event);
    coefficients (slower, still lossless outside the covered MCUs);
    info->huffman says which ("file" or "optimal"). APPn, COM, DQT, DHT, SOF
    and DRI segments are copied (the DHT replaced by the new tables; the EXIF
-   thumbnail unlinked, as on the pixel path); bytes after EOI are dropped. Progressive, arithmetic-coded, 12-bit, lossless, CMYK
+   thumbnail unlinked and opt->metadata applied, as on the pixel path); bytes after EOI are dropped. Progressive, arithmetic-coded, 12-bit, lossless, CMYK
    and anything else the splice does not understand are decoded and
    re-encoded instead; info->path says which ran ("splice" or "recode"),
    opt->jpeg_mode = SPIM_JPEG_RECODE forces the second, and `quality`
@@ -1019,6 +1031,24 @@ typedef enum spim_jpeg_mode {
     SPIM_JPEG_AUTO = 0, SPIM_JPEG_RECODE
 } spim_jpeg_mode;
 
+/* What of the source's metadata the stamped copy keeps (JPEG, PNG; the
+   option "metadata", SPARTA_METADATA, --metadata). The copy is the published
+   one, so the zero value leaves out where the photo was taken. On every path
+   the EXIF thumbnail is unlinked (it would show the photo without the stamp),
+   and in a JPEG stamped in the compressed domain the scan is not touched.
+     STRIP_GPS  everything but the position: EXIF loses its GPS IFD (IFD0's
+                pointer 0x8825 removed, the IFD and its values zeroed), XMP its
+                exif:GPS* properties; an EXIF or XMP too malformed to vouch for,
+                extended XMP, and XMP that binds the EXIF namespace to another
+                prefix are dropped whole
+     KEEP       everything as it is
+     STRIP      the ICC profile, and a new EXIF with only IFD0's Orientation,
+                Artist and Copyright; XMP, comments, IPTC and other APPn
+                segments (JFIF, Adobe and ICC stay) or text chunks are dropped */
+typedef enum spim_metadata {
+    SPIM_METADATA_STRIP_GPS = 0, SPIM_METADATA_KEEP, SPIM_METADATA_STRIP
+} spim_metadata;
+
 /* How the text stands out from any background: a 1/16-line outline, or a
    shadow offset by 1/20 of the line, in black under light text and white
    under dark text; PLAIN draws the glyphs alone. */
@@ -1045,6 +1075,7 @@ typedef struct spim_stamp_options {
     uint64_t max_pixels;      /* decode budget; 0 = from AWS_LAMBDA_FUNCTION_MEMORY_SIZE */
     spim_format output_format; /* 0 = the source format, or PNG when stb cannot write it */
     spim_jpeg_mode jpeg_mode; /* JPEG to JPEG: AUTO (compressed domain when possible) or RECODE */
+    spim_metadata metadata;   /* what the copy keeps: STRIP_GPS (default), KEEP or STRIP */
     /* Tiling: the stamp (the text when there is no image stamp) repeated
        over the whole image on a grid whose anchor is the stamp placed by
        gravity and margin. The gap between neighbours is tile_gap pixels,
@@ -1123,6 +1154,9 @@ typedef struct spim_image_info {
 SPIMDEF const char *spim_format_content_type(spim_format format);
 /* Format from a file name's extension (.jpg .jpeg .png .bmp .tga); UNKNOWN otherwise. */
 SPIMDEF spim_format spim_format_from_name(const char *name);
+/* Format from the first bytes (magic numbers; TGA has none and is UNKNOWN here, though
+   spim_image_decode reads it). */
+SPIMDEF spim_format spim_format_detect(const void *data, size_t len);
 
 /* Default pixel budget from AWS_LAMBDA_FUNCTION_MEMORY_SIZE (see above). */
 SPIMDEF uint64_t spim_default_max_pixels(void);
@@ -1138,7 +1172,8 @@ SPIMDEF uint64_t spim_default_max_pixels(void);
    budget; keeps the metadata. max_pixels 0 = the default budget (above). */
 SPIMDEF spim_status spim_image_decode(const void *data, size_t len, uint64_t max_pixels,
                                       spim_image *img, spim_error *err);
-/* Draw the stamp on the pixels, placed and oriented as the viewer sees them. */
+/* Draw the stamp on the pixels, placed and oriented as the viewer sees them,
+   and apply opt->metadata to img->meta (what spim_image_encode writes). */
 SPIMDEF spim_status spim_image_stamp(spim_image *img, const spim_stamp *stamp,
                                      const spim_stamp_options *opt, spim_error *err);
 /* Encode as `format` (UNKNOWN = source format or PNG), keeping EXIF and ICC in
@@ -1172,6 +1207,7 @@ SPIMDEF void spim_stamp_free(spim_stamp *stamp);
      quality     an integer from 1 to 100
      jpeg-mode   auto or recode
      max-pixels  a pixel count from 1 to 10^12
+     metadata    keep, strip-gps or strip
      tile        the gap between tiles: whole pixels (0 to 100000, "40"), or a
                  fraction of the stamp's size with a point or a % ("0.5",
                  "50%", 0 to 10 = 1000%); sets tile = 1
@@ -1190,6 +1226,56 @@ SPIMDEF spim_status spim_stamp_option_set(spim_stamp_options *opt, const char *n
    'é'"), for the caller to turn into its flag or variable name. */
 SPIMDEF spim_status spim_stamp_check(const spim_stamp_options *opt, spim_error *err);
 #endif /* SPIM_NO_IMAGE */
+
+#if !defined(SPIM_NO_IMAGE) && !defined(SPIM_NO_EVENTS)
+/* ==========================================================================
+   rules per prefix (image + events: the document is JSON, read with cJSON)
+   Different stamp options for different folders of a bucket (SPARTA_RULES).
+   ========================================================================== */
+
+/* A rules document is a JSON array, tried in order; the first rule whose
+   "prefix" starts the key wins, and a key no rule matches takes the defaults:
+     [ {"prefix": "press/", "stamp": "s3://assets/press.png", "gravity": "sw"},
+       {"prefix": "raw/", "skip": true},
+       {"prefix": "shop/", "output_prefix": "public/", "output_bucket": "cdn",
+        "scale": 0.1, "metadata": "strip"} ]
+   Fields: "prefix" (a string, required; "" matches every key), "skip"
+   (true: matching keys are left alone), "output_prefix" (non-empty),
+   "output_bucket", "stamp" (a path or s3://bucket/key, loaded by the
+   program), and every name spim_stamp_option_set takes, with the same rule
+   (a string, or a number for the numeric ones). An unknown field, a bad
+   value or a document that is not such an array fails with SPIM_ERR_CONFIG
+   and a message naming the rule and the field:
+     rules[1] (prefix "raw/"): field "gravity": must be one of ..., got 'up' */
+typedef struct spim_rule {
+    const char *prefix;          /* the keys it takes: those that start with it */
+    const char *output_prefix;   /* NULL = the program's default */
+    const char *output_bucket;   /* NULL = the program's default */
+    const char *stamp_source;    /* "stamp": a path or s3:// URI; NULL = the default stamp */
+    int skip;                    /* "skip": true */
+    spim_stamp_options opt;      /* the defaults given to spim_rules_parse, the rule's fields set */
+    spim_stamp stamp;            /* for the program to load stamp_source into, once; freed
+                                    by spim_rules_free */
+} spim_rule;
+
+typedef struct spim_rules {
+    spim_rule *rule;
+    size_t count;
+    void *doc;                   /* the parsed document the strings point into */
+} spim_rules;
+
+#define SPIM_RULES_MAX 1000
+
+/* Parse and check a rules document; `defaults` (NULL = zeroed options) is
+   what each rule starts from. */
+SPIMDEF spim_status spim_rules_parse(const char *json, size_t len,
+                                     const spim_stamp_options *defaults, spim_rules **out,
+                                     spim_error *err);
+/* The first rule whose prefix starts `key`, or NULL (use the defaults). */
+SPIMDEF const spim_rule *spim_rules_match(const spim_rules *rules, const char *key);
+/* Free the rules and the stamps loaded into them (NULL is fine). */
+SPIMDEF void spim_rules_free(spim_rules *rules);
+#endif /* !SPIM_NO_IMAGE && !SPIM_NO_EVENTS */
 
 #ifndef SPIM_NO_LAMBDA
 /* ==========================================================================
@@ -5976,7 +6062,7 @@ static size_t spim__jpeg_soi(const unsigned char *p, size_t len)
 
 /* Detect the format from the first bytes (magic numbers; TGA has none and is
    reported only by spim_image_decode). */
-SPIM__PRIVATE spim_format spim__format_detect(const void *data, size_t len)
+SPIMDEF spim_format spim_format_detect(const void *data, size_t len)
 {
     const unsigned char *p = (const unsigned char *)data;
     if (!p) return SPIM_FORMAT_UNKNOWN;
@@ -6173,6 +6259,14 @@ SPIMDEF spim_status spim_stamp_option_set(spim_stamp_options *opt, const char *n
             return SPIM_OK;
         }
         rule = "auto or recode";
+    } else if (strcmp(name, "metadata") == 0) {
+        static const char *const policies[] = { "strip-gps", "keep", "strip" };
+        for (i = 0; i < 3; i++)
+            if (strcmp(v, policies[i]) == 0) {
+                opt->metadata = (spim_metadata)i;
+                return SPIM_OK;
+            }
+        rule = "keep, strip-gps or strip";
     }
     for (i = 0; !rule && i < sizeof numbers / sizeof numbers[0]; i++) {
         char *end;
@@ -6462,7 +6556,7 @@ SPIM__PRIVATE spim_status spim__meta_read(const void *data, size_t len, spim_met
     spim_status st = SPIM_OK;
     memset(meta, 0, sizeof *meta);
     meta->orientation = 1;
-    meta->format = spim__format_detect(data, len);
+    meta->format = spim_format_detect(data, len);
     if (meta->format == SPIM_FORMAT_JPEG) st = spim__jpeg_meta(p, len, meta, err);
     else if (meta->format == SPIM_FORMAT_PNG) st = spim__png_meta(p, len, meta, err);
     /* stb's GIF reader keeps RGBA, background and history (9 bytes a pixel) */
@@ -6479,6 +6573,431 @@ SPIM__PRIVATE void spim__meta_free(spim_meta *meta)
     memset(meta, 0, sizeof *meta);
     meta->format = f;
     meta->orientation = 1;
+}
+
+/* ---- metadata policy: keep, strip-gps, strip ------------------------------ */
+
+/* Byte-level rewrites of EXIF (a TIFF structure) and XMP packets for
+   spim_metadata, shared by every container: the JPEG header copy, the PNG
+   chunks, the decode -> encode path. They never read outside their input;
+   what they cannot vouch for they drop whole. */
+
+static void spim__wr16(unsigned char *p, unsigned v, int le)
+{
+    p[le ? 0 : 1] = (unsigned char)v;
+    p[le ? 1 : 0] = (unsigned char)(v >> 8);
+}
+
+static void spim__wr32(unsigned char *p, uint32_t v, int le)
+{
+    int i;
+    for (i = 0; i < 4; i++) p[le ? i : 3 - i] = (unsigned char)(v >> 8 * i);
+}
+
+/* 1 little-endian ("II*\0"), 0 big-endian ("MM\0*"), -1 not a TIFF structure. */
+static int spim__tiff_order(const unsigned char *t, size_t n)
+{
+    if (n < 8) return -1;
+    if (memcmp(t, "II*\0", 4) == 0) return 1;
+    return memcmp(t, "MM\0*", 4) == 0 ? 0 : -1;
+}
+
+/* Bytes of a field's value (count * the size of its type); 0 for a type TIFF 6 / EXIF 2.3 lack. */
+static uint64_t spim__tiff_value_size(unsigned type, uint32_t count)
+{
+    static const unsigned char size[14] = { 0, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8, 4 };
+    return type < 14 ? (uint64_t)size[type] * count : 0;
+}
+
+/* IFD0's offset and entry count when its entries and next-IFD offset lie
+   inside the structure; 0 otherwise. */
+static int spim__tiff_ifd0(const unsigned char *t, size_t n, int le, uint32_t *ifd, uint32_t *count)
+{
+    *ifd = spim__rd32(t + 4, le);
+    if (*ifd < 8 || *ifd > n - 2) return 0;
+    *count = spim__rd16(t + *ifd, le);
+    return (uint64_t)*ifd + 2 + 12 * (uint64_t)*count + 4 <= n;
+}
+
+/* Zero an IFD and the out-of-line values of its entries (those in bounds):
+   a GPS IFD's rationals are the position itself. */
+static void spim__tiff_zero_ifd(unsigned char *t, size_t n, uint32_t off, int le)
+{
+    uint32_t count, i;
+    if (off < 8 || off > n - 2) return;
+    count = spim__rd16(t + off, le);
+    if ((uint64_t)off + 2 + 12 * (uint64_t)count > n) count = (uint32_t)((n - off - 2) / 12);
+    for (i = 0; i < count; i++) {
+        const unsigned char *e = t + off + 2 + 12 * (size_t)i;
+        uint64_t size = spim__tiff_value_size(spim__rd16(e + 2, le), spim__rd32(e + 4, le));
+        uint32_t at = spim__rd32(e + 8, le);
+        if (size > 4 && at >= 8 && at <= n && size <= n - at) memset(t + at, 0, (size_t)size);
+    }
+    memset(t + off, 0, 2 + 12 * (size_t)count);
+}
+
+/* Remove the GPS IFD in place: IFD0's pointer entries (tag 0x8825) go, the
+   entries after them and the next-IFD offset move up, the count drops, and
+   the GPS IFD with its values is zeroed (no other offset moves). 1 done
+   (or nothing to do), 0 when IFD0 is not sound (drop the whole EXIF). */
+SPIM__PRIVATE int spim__exif_strip_gps(unsigned char *t, size_t n)
+{
+    int le = spim__tiff_order(t, n);
+    uint32_t ifd, count, i;
+    if (le < 0 || !spim__tiff_ifd0(t, n, le, &ifd, &count)) return 0;
+    for (i = 0; i < count;) {
+        unsigned char *e = t + ifd + 2 + 12 * (size_t)i;
+        size_t tail = 12 * (size_t)(count - i - 1) + 4; /* later entries and the next-IFD offset */
+        uint32_t gps;
+        if (spim__rd16(e, le) != 0x8825) {
+            i++;
+            continue;
+        }
+        gps = spim__rd32(e + 8, le);
+        memmove(e, e + 12, tail);
+        memset(e + tail, 0, 12);
+        spim__wr16(t + ifd, --count, le);
+        spim__tiff_zero_ifd(t, n, gps, le);
+    }
+    return 1;
+}
+
+/* One IFD0 field copied into a new structure: entry at e, out-of-line
+   value appended to data (offsets relative to the TIFF start, data_at). */
+typedef struct spim__tiff_out {
+    unsigned char ifd[2 + 3 * 12 + 4];
+    unsigned count;
+    spim_buf data;
+    uint32_t data_at;
+} spim__tiff_out;
+
+static spim_status spim__tiff_copy_field(const unsigned char *t, size_t n, int le,
+                                         const unsigned char *e, spim__tiff_out *o)
+{
+    unsigned type = spim__rd16(e + 2, le);
+    uint32_t cnt = spim__rd32(e + 4, le), at = spim__rd32(e + 8, le);
+    uint64_t size = spim__tiff_value_size(type, cnt);
+    unsigned char *d = o->ifd + 2 + 12 * o->count;
+    if (size == 0 || size > 65535) return SPIM_OK; /* not a value we can carry: leave it out */
+    if (size > 4 && (at < 8 || at > n || size > n - at)) return SPIM_OK;
+    memcpy(d, e, 12);
+    if (size > 4) {
+        spim__wr32(d + 8, o->data_at + (uint32_t)o->data.len, le);
+        if (spim_buf_append(&o->data, t + at, (size_t)size) != SPIM_OK ||
+            (o->data.len % 2 && spim_buf_append(&o->data, "", 1) != SPIM_OK)) /* word-aligned */
+            return SPIM_ERR_NOMEM;
+    }
+    o->count++;
+    return SPIM_OK;
+}
+
+/* A new TIFF structure (the source's byte order) holding only IFD0's
+   Orientation, Artist and Copyright, into out; nothing when it has none. */
+SPIM__PRIVATE spim_status spim__exif_minimal(const unsigned char *t, size_t n, spim_buf *out)
+{
+    static const unsigned keep[3] = { 0x0112, 0x013B, 0x8298 }; /* ascending, as IFDs must be */
+    int le = spim__tiff_order(t, n), k;
+    uint32_t ifd, count, i;
+    spim__tiff_out o;
+    spim_status st = SPIM_OK;
+    if (le < 0 || !spim__tiff_ifd0(t, n, le, &ifd, &count)) return SPIM_OK;
+    memset(&o, 0, sizeof o);
+    o.data_at = 8 + (uint32_t)sizeof o.ifd;
+    for (k = 0; k < 3 && st == SPIM_OK; k++)
+        for (i = 0; i < count; i++)
+            if (spim__rd16(t + ifd + 2 + 12 * (size_t)i, le) == keep[k]) {
+                st = spim__tiff_copy_field(t, n, le, t + ifd + 2 + 12 * (size_t)i, &o);
+                break;
+            }
+    if (st == SPIM_OK && o.count) {
+        unsigned char head[8];
+        memcpy(head, t, 4);
+        spim__wr32(head + 4, 8, le);
+        spim__wr16(o.ifd, o.count, le); /* unused entry slots and the next-IFD offset stay 0 */
+        if (spim_buf_append(out, head, 8) || spim_buf_append(out, o.ifd, sizeof o.ifd) ||
+            spim_buf_append(out, o.data.data, o.data.len))
+            st = SPIM_ERR_NOMEM;
+    }
+    spim_buf_free(&o.data);
+    return st;
+}
+
+/* The EXIF a copy gets under `policy`, into out (emptied first; left empty
+   when none). The caller still unlinks the thumbnail. */
+SPIM__PRIVATE spim_status spim__exif_policy(const unsigned char *t, size_t n, spim_metadata policy,
+                                            spim_buf *out)
+{
+    spim_buf_reset(out);
+    if (policy == SPIM_METADATA_STRIP) return spim__exif_minimal(t, n, out);
+    if (spim_buf_append(out, t, n) != SPIM_OK) return SPIM_ERR_NOMEM;
+    if (policy == SPIM_METADATA_STRIP_GPS && !spim__exif_strip_gps(out->data, out->len))
+        spim_buf_reset(out);
+    return SPIM_OK;
+}
+
+/* The position of needle in x[from..n), or n. */
+static size_t spim__find(const unsigned char *x, size_t n, size_t from, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (; from + k <= n; from++)
+        if (x[from] == (unsigned char)needle[0] && memcmp(x + from, needle, k) == 0) return from;
+    return n;
+}
+
+static size_t spim__xml_name_end(const unsigned char *x, size_t n, size_t i)
+{
+    while (i < n && (isalnum(x[i]) || x[i] == ':' || x[i] == '_' || x[i] == '-' || x[i] == '.'))
+        i++;
+    return i;
+}
+
+/* End (one past) of the exif:GPS* property whose name starts at p: an
+   attribute (name="value") or an element (<name .../> or <name ...>...</name>);
+   0 when it is neither or malformed. */
+static size_t spim__xmp_gps_end(const unsigned char *x, size_t n, size_t p, int element)
+{
+    size_t name_end = spim__xml_name_end(x, n, p), i = name_end;
+    unsigned char q = 0;
+    if (!element) {
+        while (i < n && isspace(x[i])) i++;
+        if (i >= n || x[i++] != '=') return 0;
+        while (i < n && isspace(x[i])) i++;
+        if (i >= n || (x[i] != '"' && x[i] != '\'')) return 0;
+        q = x[i];
+        while (++i < n && x[i] != q) {}
+        return i < n ? i + 1 : 0;
+    }
+    for (; i < n && (q || x[i] != '>'); i++) /* the start tag, quotes respected */
+        if (x[i] == '"' || x[i] == '\'') q = q == x[i] ? 0 : q ? q : x[i];
+    if (i >= n) return 0;
+    if (x[i - 1] == '/') return i + 1;
+    for (;;) { /* the matching end tag: </exif:GPSxxx> (same-name nesting does not occur in XMP) */
+        i = spim__find(x, n, i, "</");
+        if (i >= n) return 0;
+        i += 2;
+        if ((size_t)(n - i) > name_end - p && memcmp(x + i, x + p, name_end - p) == 0 &&
+            spim__xml_name_end(x, n, i) == i + (name_end - p)) {
+            i += name_end - p;
+            while (i < n && isspace(x[i])) i++;
+            return i < n && x[i] == '>' ? i + 1 : 0;
+        }
+    }
+}
+
+/* 1 when x[at] lies inside a tag (after a '<' with no '>' since). */
+static int spim__xml_in_tag(const unsigned char *x, size_t at)
+{
+    while (at-- > 0)
+        if (x[at] == '<' || x[at] == '>') return x[at] == '<';
+    return 0;
+}
+
+/* Every use of the EXIF namespace URI binds it to the prefix "exif"; 1 when so. */
+static int spim__xmp_exif_prefix_ok(const unsigned char *x, size_t n)
+{
+    static const char uri[] = "\"http://ns.adobe.com/exif/1.0/\"", bind[] = "xmlns:exif=";
+    size_t at = 0, k = sizeof bind - 1;
+    while ((at = spim__find(x, n, at, uri + 1)) < n) {
+        if (at < k + 1 || (x[at - 1] != '"' && x[at - 1] != '\'') ||
+            memcmp(x + at - 1 - k, bind, k) != 0)
+            return 0;
+        at++;
+    }
+    return 1;
+}
+
+/* XMP without its exif:GPS* properties (attributes and elements), into out
+   (emptied first; left empty when the packet is dropped whole). */
+SPIM__PRIVATE spim_status spim__xmp_strip_gps(const unsigned char *x, size_t n, spim_buf *out)
+{
+    size_t from = 0, at, end;
+    spim_buf_reset(out);
+    if (!spim__xmp_exif_prefix_ok(x, n)) return SPIM_OK;
+    while ((at = spim__find(x, n, from, "exif:GPS")) < n) {
+        int element = at > 0 && x[at - 1] == '<';
+        size_t cut = at - (at > 0); /* from the '<', or the spaces before the attribute */
+        if (at == 0 || (!element && (!isspace(x[at - 1]) || !spim__xml_in_tag(x, at)))) { /* text */
+            if (at >= 2 && x[at - 1] == '/' && x[at - 2] == '<') {
+                spim_buf_reset(out);
+                return SPIM_OK;
+            }
+            at += 8;
+            if (spim_buf_append(out, x + from, at - from) != SPIM_OK) return SPIM_ERR_NOMEM;
+            from = at;
+            continue;
+        }
+        if ((end = spim__xmp_gps_end(x, n, at, element)) == 0) {
+            spim_buf_reset(out);
+            return SPIM_OK;
+        }
+        while (!element && cut > from && isspace(x[cut - 1])) cut--;
+        if (spim_buf_append(out, x + from, cut - from) != SPIM_OK) return SPIM_ERR_NOMEM;
+        from = end;
+    }
+    return spim_buf_append(out, x + from, n - from);
+}
+
+/* The XMP a copy gets under `policy`, into out (emptied first; empty = none). */
+SPIM__PRIVATE spim_status spim__xmp_policy(const unsigned char *x, size_t n, spim_metadata policy,
+                                           spim_buf *out)
+{
+    spim_buf_reset(out);
+    if (policy == SPIM_METADATA_KEEP) return spim_buf_append(out, x, n);
+    return policy == SPIM_METADATA_STRIP_GPS ? spim__xmp_strip_gps(x, n, out) : SPIM_OK;
+}
+
+/* Apply the policy to the EXIF a decoded image carries (what spim_image_encode writes). */
+static spim_status spim__meta_policy(spim_meta *m, spim_metadata policy, spim_error *err)
+{
+    spim_buf b = SPIM_BUF_INIT;
+    if (!m->exif || policy == SPIM_METADATA_KEEP) return SPIM_OK;
+    if (spim__exif_policy(m->exif, m->exif_len, policy, &b) != SPIM_OK) {
+        spim_buf_free(&b);
+        return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory rewriting EXIF");
+    }
+    SPIM_FREE(m->exif);
+    m->exif = b.len ? b.data : NULL; /* spim_buf's memory comes from SPIM_MALLOC too */
+    m->exif_len = b.len;
+    if (!b.len) spim_buf_free(&b);
+    return SPIM_OK;
+}
+
+static void spim__exif_drop_thumbnail(unsigned char *t, size_t n);
+
+/* FF marker, length, signature, body: one APPn segment; left out when it would not fit. */
+static spim_status spim__jpeg_put_app(spim_buf *out, int marker, const char *sig, size_t sig_len,
+                                      const unsigned char *body, size_t len)
+{
+    unsigned char hdr[4];
+    if (len > 65533 - sig_len) return SPIM_OK;
+    hdr[0] = 0xFF;
+    hdr[1] = (unsigned char)marker;
+    hdr[2] = (unsigned char)((len + sig_len + 2) >> 8);
+    hdr[3] = (unsigned char)(len + sig_len + 2);
+    if (spim_buf_append(out, hdr, 4) || spim_buf_append(out, sig, sig_len) ||
+        spim_buf_append(out, body, len))
+        return SPIM_ERR_NOMEM;
+    return SPIM_OK;
+}
+
+/* Under STRIP, the APPn segments kept: those that say how to read the
+   pixels (JFIF, Adobe's colour transform) and the ICC profile. */
+static int spim__jpeg_strip_keeps(int marker, const unsigned char *d, size_t n)
+{
+    return (marker == 0xE0 && n >= 5 && memcmp(d, "JFIF\0", 5) == 0) ||
+           (marker == 0xE2 && n >= 12 && memcmp(d, "ICC_PROFILE\0", 12) == 0) ||
+           (marker == 0xEE && n >= 5 && memcmp(d, "Adobe", 5) == 0);
+}
+
+/* One JPEG header segment (s: fill bytes, FF, marker, length, payload; n
+   bytes) appended to out as `policy` wants it, the EXIF thumbnail unlinked. */
+SPIM__PRIVATE spim_status spim__jpeg_copy_segment(const unsigned char *s, size_t n,
+                                                  spim_metadata policy, spim_buf *out)
+{
+    static const char exif[] = "Exif\0", xmp[] = "http://ns.adobe.com/xap/1.0/",
+                      xmp_ext[] = "http://ns.adobe.com/xmp/extension/";
+    size_t at = 0, dn;
+    const unsigned char *d;
+    spim_buf b = SPIM_BUF_INIT;
+    spim_status st = SPIM_OK;
+    int marker;
+    while (at < n && s[at] == 0xFF) at++;
+    if (at == 0 || n - at < 3) return spim_buf_append(out, s, n);
+    marker = s[at];
+    d = s + at + 3;
+    dn = n - at - 3;
+    if (marker == 0xE1 && dn >= 14 && memcmp(d, exif, sizeof exif) == 0) { /* "Exif\0\0" */
+        if ((st = spim__exif_policy(d + 6, dn - 6, policy, &b)) == SPIM_OK && b.len) {
+            spim__exif_drop_thumbnail(b.data, b.len);
+            st = spim__jpeg_put_app(out, 0xE1, exif, sizeof exif, b.data, b.len);
+        }
+    } else if (marker == 0xE1 && dn >= sizeof xmp && memcmp(d, xmp, sizeof xmp) == 0) {
+        if ((st = spim__xmp_policy(d + sizeof xmp, dn - sizeof xmp, policy, &b)) == SPIM_OK &&
+            b.len)
+            st = spim__jpeg_put_app(out, 0xE1, xmp, sizeof xmp, b.data, b.len);
+    } else if (marker == 0xE1 && dn >= sizeof xmp_ext && memcmp(d, xmp_ext, sizeof xmp_ext) == 0) {
+        if (policy == SPIM_METADATA_KEEP)
+            st = spim_buf_append(out, s, n); /* can't vouch for a part */
+    } else if (policy != SPIM_METADATA_STRIP ||
+               !((marker >= 0xE0 && marker <= 0xEF) || marker == 0xFE) ||
+               spim__jpeg_strip_keeps(marker, d, dn)) {
+        st = spim_buf_append(out, s, n);
+    }
+    spim_buf_free(&b);
+    return st;
+}
+
+static spim_status spim__png_chunk(spim_buf *b, const char *type, const unsigned char *d1,
+                                   size_t n1, const unsigned char *d2, size_t n2);
+
+/* An iTXt chunk's XMP (keyword "XML:com.adobe.xmp") under `policy`, written
+   back uncompressed with the same language fields; dropped when the policy
+   leaves nothing or the chunk is malformed. */
+static spim_status spim__png_xmp(const unsigned char *d, size_t n, spim_metadata policy,
+                                 spim_buf *out)
+{
+    static const char key[] = "XML:com.adobe.xmp";
+    const unsigned char *lang, *tkw, *text, *nul;
+    unsigned char *inflated = NULL;
+    size_t text_len = 0;
+    spim_buf b = SPIM_BUF_INIT;
+    spim_status st = SPIM_OK;
+    lang = d + sizeof key + 2; /* after the keyword, its NUL, the compression flag and method */
+    if (n < sizeof key + 2 ||
+        (nul = (const unsigned char *)memchr(lang, 0, n - (size_t)(lang - d))) == NULL)
+        return SPIM_OK;
+    tkw = nul + 1;
+    if ((nul = (const unsigned char *)memchr(tkw, 0, n - (size_t)(tkw - d))) == NULL)
+        return SPIM_OK;
+    text = nul + 1;
+    text_len = n - (size_t)(text - d);
+    if (d[sizeof key] == 1) { /* compressed: zlib, the only method PNG defines */
+        if (d[sizeof key + 1] != 0 ||
+            !(inflated = spim__zlib_inflate(text, text_len, 16u << 20, &text_len)))
+            return SPIM_OK;
+        text = inflated;
+    }
+    if ((st = spim__xmp_policy(text, text_len, policy, &b)) == SPIM_OK && b.len) {
+        spim_buf head = SPIM_BUF_INIT;
+        static const unsigned char flags[2] = { 0, 0 };
+        if (spim_buf_append(&head, key, sizeof key) || spim_buf_append(&head, flags, 2) ||
+            spim_buf_append(&head, lang, (size_t)(nul + 1 - lang)))   /* language, its keyword */
+            st = SPIM_ERR_NOMEM;
+        if (st == SPIM_OK) st = spim__png_chunk(out, "iTXt", head.data, head.len, b.data, b.len);
+        spim_buf_free(&head);
+    }
+    SPIM_FREE(inflated);
+    spim_buf_free(&b);
+    return st;
+}
+
+/* One PNG chunk (its type and data) appended to out as `policy` wants it,
+   for the paths that copy a file's chunks: eXIf rewritten (thumbnail
+   unlinked), iTXt XMP without GPS, and under STRIP the text and time chunks
+   left out; every other chunk copied. */
+SPIM__PRIVATE spim_status spim__png_copy_chunk(const unsigned char *type, const unsigned char *d,
+                                               size_t n, spim_metadata policy, spim_buf *out)
+{
+    static const char xmp_key[] = "XML:com.adobe.xmp";
+    char t[5];
+    spim_buf b = SPIM_BUF_INIT;
+    spim_status st = SPIM_OK;
+    memcpy(t, type, 4);
+    t[4] = 0;
+    if (strcmp(t, "eXIf") == 0) {
+        if ((st = spim__exif_policy(d, n, policy, &b)) == SPIM_OK && b.len) {
+            spim__exif_drop_thumbnail(b.data, b.len);
+            st = spim__png_chunk(out, "eXIf", b.data, b.len, NULL, 0);
+        }
+    } else if (strcmp(t, "iTXt") == 0 && n >= sizeof xmp_key &&
+               memcmp(d, xmp_key, sizeof xmp_key) == 0) {
+        st = spim__png_xmp(d, n, policy, out);
+    } else if (policy != SPIM_METADATA_STRIP ||
+               (strcmp(t, "tEXt") && strcmp(t, "zTXt") && strcmp(t, "iTXt") && strcmp(t, "tIME"))) {
+        st = spim__png_chunk(out, t, d, n, NULL, 0);
+    }
+    spim_buf_free(&b);
+    return st;
 }
 
 /* ---- the blend kernel ----------------------------------------------------- */
@@ -7475,7 +7994,11 @@ SPIMDEF spim_status spim_image_stamp(spim_image *img, const spim_stamp *stamp,
     spim_format out = spim__out_format(img->meta.format, opt ? opt->output_format : SPIM_FORMAT_UNKNOWN);
     /* BMP and TGA carry no EXIF: their viewers show the stored pixels as they are */
     int orientation = (out == SPIM_FORMAT_JPEG || out == SPIM_FORMAT_PNG) ? img->meta.orientation : 1;
-    return spim__stamp_draw(img->pixels, img->width, img->height, img->channels, orientation, stamp, opt, err);
+    spim_status st = spim__stamp_draw(img->pixels, img->width, img->height, img->channels,
+                                      orientation, stamp, opt, err);
+    /* the copy's metadata follows opt->metadata (spim_image_encode writes what img->meta holds) */
+    if (st != SPIM_OK) return st;
+    return spim__meta_policy(&img->meta, opt ? opt->metadata : SPIM_METADATA_STRIP_GPS, err);
 }
 
 SPIMDEF void spim_image_free(spim_image *img)
@@ -7711,6 +8234,7 @@ typedef struct spim__jpeg {
     double allow[3];             /* ... and the most it may add (spim__jpeg_allowance) */
     int constrained;             /* a block was coded with the nearest codable coefficients */
     uint64_t recoded;            /* MCUs re-coded */
+    spim_metadata metadata;      /* what the header copy keeps */
 } spim__jpeg;
 
 /* Natural-order index of the k-th coefficient in zigzag order. */
@@ -8875,16 +9399,16 @@ static void spim__jpeg_app13_clean(spim_buf *out, size_t at)
 }
 
 /* The header as it is, with each EXIF thumbnail unlinked (see
-   spim__exif_drop_thumbnail) and each Photoshop one removed
-   (spim__jpeg_app13_clean); without MPF indexes (APP2 "MPF"), whose
-   images follow EOI, where the splice stops; with dht (n bytes) in place
-   of every DHT segment, just before the SOS. */
+   spim__exif_drop_thumbnail) and the metadata policy applied, each
+   Photoshop thumbnail removed (spim__jpeg_app13_clean); without MPF
+   indexes (APP2 "MPF"), whose images follow EOI, where the splice stops;
+   with dht (n bytes) in place of every DHT segment, just before the SOS. */
 static spim_status spim__jpeg_copy_header(const spim__jpeg *j, spim_buf *out, const unsigned char *dht, size_t n)
 {
     size_t pos = spim__jpeg_soi(j->p, j->len);
     if (spim_buf_append(out, j->p, pos) != SPIM_OK) return SPIM_ERR_NOMEM;
     while (pos < j->scan) { /* spim__jpeg_parse walked these segments */
-        size_t at = pos, seg, mark;
+        size_t at = pos, seg, mark, before;
         while (j->p[pos] == 0xFF) pos++;
         seg = spim__rd16(j->p + pos + 1, 0);
         mark = pos;
@@ -8892,10 +9416,11 @@ static spim_status spim__jpeg_copy_header(const spim__jpeg *j, spim_buf *out, co
         if (dht && j->p[mark] == 0xC4) continue;
         if (j->p[mark] == 0xE2 && seg >= 6 && memcmp(j->p + mark + 3, "MPF\0", 4) == 0) continue;
         if (dht && j->p[mark] == 0xDA && spim_buf_append(out, dht, n) != SPIM_OK) return SPIM_ERR_NOMEM;
-        if (spim_buf_append(out, j->p + at, pos - at) != SPIM_OK) return SPIM_ERR_NOMEM;
-        if (j->p[mark] == 0xE1 && seg >= 16 && memcmp(j->p + mark + 3, "Exif\0\0", 6) == 0)
-            spim__exif_drop_thumbnail(out->data + out->len - (pos - mark - 9), seg - 8);
-        if (j->p[mark] == 0xED) spim__jpeg_app13_clean(out, out->len - (pos - mark + 1));
+        before = out->len;
+        if (spim__jpeg_copy_segment(j->p + at, pos - at, j->metadata, out) != SPIM_OK)
+            return SPIM_ERR_NOMEM;
+        if (j->p[mark] == 0xED && out->len > before)
+            spim__jpeg_app13_clean(out, out->len - (pos - mark + 1));
     }
     return SPIM_OK;
 }
@@ -8950,6 +9475,7 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
     memset(j, 0, sizeof *j);
     j->p = p;
     j->len = len;
+    j->metadata = o->metadata;
     if (!spim__jpeg_parse(j)) {
         *why = j->why;
         SPIM_FREE(j);
@@ -10262,6 +10788,7 @@ typedef struct spim__pngrun {
     int ob, changed;      /* which orow is next; the last row written changed */
     int ended;            /* inflate saw the end of the stream */
     unsigned char *frame; /* Adam7: the whole image in the output type */
+    spim_metadata policy;         /* what the copied chunks keep */
 } spim__pngrun;
 
 /* Output IDAT chunks: data goes straight into `out`; closing writes the
@@ -10610,20 +11137,6 @@ static spim_status spim__png_bkgd(spim__pngrun *r, const unsigned char *d, uint3
     return spim__png_chunk(r->out, "bKGD", b, g->och >= 3 ? 6 : 2, NULL, 0);
 }
 
-/* eXIf as the pixel path writes it: the thumbnail, which would show the
-   image without the stamp, unlinked. The metadata policy hooks in here. */
-static spim_status spim__png_exif(spim__pngrun *r, const unsigned char *d, uint32_t n)
-{
-    unsigned char *t = (unsigned char *)SPIM_MALLOC(n ? n : 1);
-    spim_status st;
-    if (!t) return SPIM_ERR_NOMEM;
-    memcpy(t, d, n);
-    spim__exif_drop_thumbnail(t, n);
-    st = spim__png_chunk(r->out, "eXIf", t, n, NULL, 0);
-    SPIM_FREE(t);
-    return st;
-}
-
 /* Chunks that describe the stored samples: kept only when the type is. */
 static int spim__png_type_bound(const unsigned char *type)
 {
@@ -10658,15 +11171,13 @@ static spim_status spim__png_chunks(spim__pngrun *r, size_t from, size_t to)
             h[9] = (unsigned char)g->oct;
             h[12] = 0;
             st = spim__png_chunk(r->out, "IHDR", h, 13, NULL, 0);
-        } else if (!memcmp(type, "eXIf", 4)) {
-            st = spim__png_exif(r, d, n);
         } else if (spim__png_type_bound(type) && !r->keep) {
             if (!memcmp(type, "bKGD", 4)) st = spim__png_bkgd(r, d, n);
         } else if (!memcmp(type, "IDAT", 4) || ((type[0] & 0x20) && !(type[3] & 0x20) &&
                                                 !spim__png_known(type) && !spim__png_type_bound(type))) {
             st = SPIM_OK; /* IDAT is written apart; an unknown unsafe-to-copy chunk goes */
         } else {
-            st = spim_buf_append(r->out, c, 12 + (size_t)n);
+            st = spim__png_copy_chunk(type, d, n, r->policy, r->out); /* eXIf, XMP: the policy */
         }
         if (!memcmp(type, "IEND", 4)) break;
         from += 12 + (size_t)n;
@@ -10818,6 +11329,7 @@ static spim_status spim__png_stamp(const void *in, size_t in_len, const spim_sta
                            (unsigned long)g.w, (unsigned long)g.h, g.obpp, (unsigned long long)max);
     else
         st = spim__png_run_init(&r, &g, &P, keep, out, err);
+    r.policy = o->metadata;
     if (st == SPIM_OK) st = spim__png_write(&r);
     if (st == SPIM_OK && info) spim__png_info(&g, &r, orientation, info);
     if (st != SPIM_OK) out->len = start;
@@ -10838,7 +11350,7 @@ static spim_status spim__stamp_pipeline(const void *in, size_t in_len, spim_buf 
     if (opt) o = *opt;
     else memset(&o, 0, sizeof o);
     if (info) memset(info, 0, sizeof *info);
-    if (o.jpeg_mode != SPIM_JPEG_RECODE && spim__format_detect(in, in_len) == SPIM_FORMAT_JPEG &&
+    if (o.jpeg_mode != SPIM_JPEG_RECODE && spim_format_detect(in, in_len) == SPIM_FORMAT_JPEG &&
         spim__out_format(SPIM_FORMAT_JPEG, o.output_format) == SPIM_FORMAT_JPEG) {
         int done = 0;   /* the splice keeps the input: `own` is freed after it */
         st = spim__jpeg_stamp(in, in_len, stamp, &o, out, info, &done, err);
@@ -10847,7 +11359,7 @@ static spim_status spim__stamp_pipeline(const void *in, size_t in_len, spim_buf 
             return st;
         }
     }
-    if (o.jpeg_mode != SPIM_JPEG_RECODE && spim__format_detect(in, in_len) == SPIM_FORMAT_PNG &&
+    if (o.jpeg_mode != SPIM_JPEG_RECODE && spim_format_detect(in, in_len) == SPIM_FORMAT_PNG &&
         spim__out_format(SPIM_FORMAT_PNG, o.output_format) == SPIM_FORMAT_PNG) {
         int done = 0;   /* rows are streamed from the input: `own` is freed after it */
         st = spim__png_stamp(in, in_len, stamp, &o, out, info, &done, err);
@@ -10927,6 +11439,172 @@ SPIMDEF void spim_stamp_free(spim_stamp *stamp)
 }
 
 #endif /* SPIM_NO_IMAGE */
+
+#if !defined(SPIM_NO_IMAGE) && !defined(SPIM_NO_EVENTS)
+/* ==========================================================================
+   rules per prefix
+   A JSON array of rules checked whole at parse time, so that a mistake
+   stops the program at init instead of stamping with the wrong options.
+   ========================================================================== */
+
+/* "rules[i] (prefix "p"): " then the message, as SPIM_ERR_CONFIG. */
+static spim_status spim__rule_fail(spim_error *err, size_t i, const cJSON *rule, const char *fmt,
+                                   ...) SPIM__PRINTF(4, 5);
+
+static spim_status spim__rule_fail(spim_error *err, size_t i, const cJSON *rule, const char *fmt,
+                                   ...)
+{
+    char msg[SPIM_ERROR_MESSAGE_MAX];
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(rule, "prefix");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (cJSON_IsString(p))
+        return spim_error_set(err, SPIM_ERR_CONFIG, "rules[%zu] (prefix \"%.100s\"): %s", i,
+                              p->valuestring, msg);
+    return spim_error_set(err, SPIM_ERR_CONFIG, "rules[%zu]: %s", i, msg);
+}
+
+/* A string field of min..max bytes: 1 set, 0 failed (err set). */
+static int spim__rule_string(const cJSON *f, size_t i, const cJSON *rule, size_t min, size_t max,
+                             const char **out, spim_error *err)
+{
+    size_t n;
+    if (!cJSON_IsString(f))
+        return !spim__rule_fail(err, i, rule, "field \"%s\": must be a string", f->string);
+    n = strlen(f->valuestring);
+    if (!spim_utf8_valid(f->valuestring, n) || n < min || n > max)
+        return !spim__rule_fail(err, i, rule,
+                                "field \"%s\": must be UTF-8 of %zu to %zu bytes, got '%.64s'",
+                                f->string, min, max, f->valuestring);
+    *out = f->valuestring;
+    return 1;
+}
+
+/* One field of rule i into r; SPIM_OK or SPIM_ERR_CONFIG naming it. */
+static spim_status spim__rule_field(spim_rule *r, const cJSON *f, size_t i, const cJSON *rule,
+                                    spim_error *err)
+{
+    const char *name = f->string;
+    char num[64];
+    spim_error e;
+    if (strcmp(name, "prefix") == 0)
+        return spim__rule_string(f, i, rule, 0, SPIM_S3_MAX_KEY, &r->prefix, err) ? SPIM_OK
+                                                                                  : SPIM_ERR_CONFIG;
+    if (strcmp(name, "output_prefix") == 0) /* empty: the copies would overwrite the originals */
+        return spim__rule_string(f, i, rule, 1, SPIM_S3_MAX_KEY - 1, &r->output_prefix, err)
+                   ? SPIM_OK
+                   : SPIM_ERR_CONFIG;
+    if (strcmp(name, "output_bucket") == 0)
+        return spim__rule_string(f, i, rule, 3, 255, &r->output_bucket, err) ? SPIM_OK
+                                                                             : SPIM_ERR_CONFIG;
+    if (strcmp(name, "stamp") == 0)
+        return spim__rule_string(f, i, rule, 1, 4095, &r->stamp_source, err) ? SPIM_OK
+                                                                             : SPIM_ERR_CONFIG;
+    if (strcmp(name, "skip") == 0) {
+        if (!cJSON_IsBool(f))
+            return spim__rule_fail(err, i, rule, "field \"skip\": must be true or false");
+        r->skip = cJSON_IsTrue(f);
+        return SPIM_OK;
+    }
+    if (cJSON_IsNumber(f)) snprintf(num, sizeof num, "%.17g", f->valuedouble);
+    else if (!cJSON_IsString(f)) num[0] = 0;
+    memset(&e, 0, sizeof e);
+    if (spim_stamp_option_set(&r->opt, name, cJSON_IsString(f) ? f->valuestring : num, &e) ==
+        SPIM_OK)
+        return SPIM_OK;
+    if (e.status == SPIM_ERR_INVALID)
+        return spim__rule_fail(err, i, rule, "unknown field \"%.64s\"", name);
+    if (!cJSON_IsString(f) && !cJSON_IsNumber(f))
+        return spim__rule_fail(err, i, rule, "field \"%s\": must be a string or a number", name);
+    return spim__rule_fail(err, i, rule, "field \"%s\": %s", name, e.message);
+}
+
+static spim_status spim__rules_fill(spim_rules *rs, const cJSON *root,
+                                    const spim_stamp_options *defaults, spim_error *err)
+{
+    const cJSON *rule, *f;
+    size_t i = 0;
+    spim_status st = SPIM_OK;
+    cJSON_ArrayForEach(rule, root)
+    {
+        spim_rule *r = &rs->rule[i];
+        if (defaults) r->opt = *defaults;
+        if (!cJSON_IsObject(rule)) return spim__rule_fail(err, i, rule, "must be an object");
+        cJSON_ArrayForEach(f, rule) if ((st = spim__rule_field(r, f, i, rule, err)) !=
+                                        SPIM_OK) return st;
+        if (!r->prefix)
+            return spim__rule_fail(err, i, rule,
+                                   "field \"prefix\": required (\"\" matches every key)");
+        rs->count = ++i;
+    }
+    return SPIM_OK;
+}
+
+SPIMDEF spim_status spim_rules_parse(const char *json, size_t len,
+                                     const spim_stamp_options *defaults, spim_rules **out,
+                                     spim_error *err)
+{
+    const char *end = NULL;
+    cJSON *root;
+    spim_rules *rs;
+    spim_status st;
+    int n;
+    *out = NULL;
+    if (!json || len == 0)
+        return spim_error_set(err, SPIM_ERR_CONFIG, "empty, expected a JSON array of rules");
+    root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    while (root && end && end < json + len && isspace((unsigned char)*end)) end++;
+    if (!root || (end && end != json + len)) {
+        cJSON_Delete(root);
+        return spim_error_set(err, SPIM_ERR_CONFIG, "not valid JSON (error at byte %zu)",
+                              end && end >= json && end <= json + len ? (size_t)(end - json)
+                                                                      : (size_t)0);
+    }
+    n = cJSON_GetArraySize(root);
+    if (!cJSON_IsArray(root) || n > SPIM_RULES_MAX) {
+        cJSON_Delete(root);
+        return spim_error_set(err, SPIM_ERR_CONFIG, "must be a JSON array of at most %d rules",
+                              SPIM_RULES_MAX);
+    }
+    rs = (spim_rules *)SPIM_MALLOC(sizeof *rs);
+    if (rs) rs->rule = (spim_rule *)SPIM_MALLOC(sizeof *rs->rule * (size_t)(n ? n : 1));
+    if (!rs || !rs->rule) {
+        SPIM_FREE(rs);
+        cJSON_Delete(root);
+        return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory reading the rules");
+    }
+    memset(rs->rule, 0, sizeof *rs->rule * (size_t)(n ? n : 1));
+    rs->count = 0;
+    rs->doc = root;
+    if ((st = spim__rules_fill(rs, root, defaults, err)) != SPIM_OK) {
+        spim_rules_free(rs);
+        return st;
+    }
+    *out = rs;
+    return SPIM_OK;
+}
+
+SPIMDEF const spim_rule *spim_rules_match(const spim_rules *rules, const char *key)
+{
+    size_t i;
+    for (i = 0; rules && key && i < rules->count; i++)
+        if (strncmp(key, rules->rule[i].prefix, strlen(rules->rule[i].prefix)) == 0)
+            return &rules->rule[i];
+    return NULL;
+}
+
+SPIMDEF void spim_rules_free(spim_rules *rules)
+{
+    size_t i;
+    if (!rules) return;
+    for (i = 0; i < rules->count; i++) spim_stamp_free(&rules->rule[i].stamp);
+    SPIM_FREE(rules->rule);
+    cJSON_Delete((cJSON *)rules->doc);
+    SPIM_FREE(rules);
+}
+#endif /* !SPIM_NO_IMAGE && !SPIM_NO_EVENTS */
 
 #ifndef SPIM_NO_LAMBDA
 /* ==========================================================================

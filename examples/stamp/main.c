@@ -4,19 +4,20 @@
                  [--scale F] [--opacity F] [--quality Q] [--recode] [--tile GAP]
                  [--text TEXT] [--font FILE] [--text-gravity G] [--text-size F]
                  [--text-color #rrggbb[aa]] [--text-effect outline|shadow|plain]
-                 [-v] INPUT OUTPUT
+                 [--metadata keep|strip-gps|strip] [-v] INPUT OUTPUT
 
    The output format follows OUTPUT's extension (.jpg .jpeg .png .bmp .tga);
    without --stamp the embedded default stamp is drawn, unless there is a
    --text (then the text alone; --stamp adds the image stamp to it). The
    text's {key} and {basename} are INPUT's name, {bucket} is empty, {year}
    and {date} are today's; the default font is the embedded DejaVu Sans. A
-   baseline JPEG that stays a JPEG is stamped in the compressed domain (only the MCUs under the
-   stamp are re-coded); --recode or SPARTA_JPEG_MODE=recode decodes and
-   re-encodes it instead. SPARTA_MAX_PIXELS overrides the pixel budget; every
-   value follows spim_stamp_option_set's rules. -v prints one line to stderr:
-   the path taken (splice, progressive or recode), the Huffman tables, the
-   MCUs re-coded and the milliseconds.
+   baseline JPEG that stays a JPEG is stamped in the compressed domain (only
+   the MCUs under the stamp are re-coded); --recode or SPARTA_JPEG_MODE=recode
+   decodes and re-encodes it instead. SPARTA_MAX_PIXELS overrides the pixel budget and
+   SPARTA_METADATA the metadata policy (--metadata wins); every value
+   follows spim_stamp_option_set's rules. -v prints one line to stderr: the
+   path taken (splice, progressive or recode), the Huffman tables, the MCUs
+   re-coded and the milliseconds.
    Exit status 0 on success, 1 when an image cannot be read, stamped or
    written (a stamp entirely outside the image included), 2 for bad arguments. */
 #define SPARTA_IMAGER_IMPLEMENTATION
@@ -39,7 +40,7 @@ static void print_usage(FILE *f)
                "             [--scale F] [--opacity F] [--quality Q] [--recode] [--tile GAP]\n"
                "             [--text TEXT] [--font FILE] [--text-gravity G] [--text-size F]\n"
                "             [--text-color #rrggbb[aa]] [--text-effect outline|shadow|plain]\n"
-               "             [-v] INPUT OUTPUT\n"
+               "             [--metadata keep|strip-gps|strip] [-v] INPUT OUTPUT\n"
                "  --stamp FILE   stamp image (PNG with alpha); default: the embedded stamp\n"
                "  --gravity G    where the stamp goes as the viewer sees the photo (default se)\n"
                "  --margin PX    pixels between the stamp and the edges, 0 to 1000000 (default 0)\n"
@@ -56,6 +57,9 @@ static void print_usage(FILE *f)
                "  --font FILE    TrueType font for --text (default: embedded DejaVu Sans, Latin-1)\n"
                "  --text-gravity G, --text-size F (line height / shorter side, default 0.05),\n"
                "  --text-color #rrggbb[aa] (default white), --text-effect outline|shadow|plain\n"
+               "  --metadata M   what the output keeps of EXIF/XMP: strip-gps (default: all but\n"
+               "                 the GPS position), keep, or strip (ICC profile, orientation,\n"
+               "                 artist and copyright only)\n"
                "  -v             one line to stderr: path, Huffman tables, MCUs re-coded, ms\n"
                "  -h, --help     this text\n"
                "OUTPUT's extension (.jpg .jpeg .png .bmp .tga) picks the format.\n"
@@ -98,7 +102,7 @@ static int known_flag(const char *k)
 {
     static const char *const flags[] = { "--gravity", "--margin", "--scale", "--opacity", "--quality", "--tile",
                                          "--text", "--text-gravity", "--text-size", "--text-color",
-                                         "--text-effect" };
+                                         "--text-effect", "--metadata" };
     size_t i;
     for (i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (strcmp(k, flags[i]) == 0) return 1;
@@ -108,12 +112,14 @@ static int known_flag(const char *k)
 /* 0 on success, -1 for --help, else the exit status for a usage error. */
 static int parse_args(int argc, char **argv, args *a)
 {
-    static const char *const ENV[][2] = {{"SPARTA_MAX_PIXELS", "max-pixels"}, {"SPARTA_JPEG_MODE", "jpeg-mode"}};
+    static const char *const ENV[][2] = {{"SPARTA_MAX_PIXELS", "max-pixels"},
+                                         {"SPARTA_JPEG_MODE", "jpeg-mode"},
+                                         {"SPARTA_METADATA", "metadata"}};
     int i, rc, npos = 0;
     const char *v;
     char msg[256];
     memset(a, 0, sizeof *a);
-    for (i = 0; i < 2; i++)
+    for (i = 0; i < (int)(sizeof ENV / sizeof ENV[0]); i++)
         if ((v = getenv(ENV[i][0])) != NULL && *v && (rc = set_option(&a->opt, ENV[i][0], ENV[i][1], v)) != 0)
             return rc;
     for (i = 1; i < argc; i++) {
@@ -182,7 +188,7 @@ static int run(const args *a, const spim_stamp *stamp)
         fprintf(stderr, "stamp: %s\n", err.message);
         return 0;
     }
-    f = spim__format_detect(in.data, in.len);
+    f = spim_format_detect(in.data, in.len);
     if (a->opt.jpeg_mode == SPIM_JPEG_AUTO && (f == SPIM_FORMAT_JPEG || f == SPIM_FORMAT_PNG) &&
         a->opt.output_format == f) {
         if (spim_stamp_image(in.data, in.len, stamp, &a->opt, &out, &info, &err) == SPIM_OK) ok = 1;

@@ -622,7 +622,7 @@ TEST(hostile_jpegs_fail_cleanly)
             if (spim_stamp_image(bad.data, bad.len, &the_stamp, &o, &out, NULL, &err) == SPIM_OK) {
                 spim_image img;
                 ok++;
-                CHECKF(spim__format_detect(out.data, out.len) == SPIM_FORMAT_JPEG, "output is not a JPEG");
+                CHECKF(spim_format_detect(out.data, out.len) == SPIM_FORMAT_JPEG, "output is not a JPEG");
                 if (spim_image_decode(out.data, out.len, 0, &img, &err) == SPIM_OK) spim_image_free(&img);
             } else {
                 failed++;
