@@ -6993,7 +6993,8 @@ SPIM__PRIVATE spim_status spim__png_copy_chunk(const unsigned char *type, const 
                memcmp(d, xmp_key, sizeof xmp_key) == 0) {
         st = spim__png_xmp(d, n, policy, out);
     } else if (policy != SPIM_METADATA_STRIP ||
-               (strcmp(t, "tEXt") && strcmp(t, "zTXt") && strcmp(t, "iTXt") && strcmp(t, "tIME"))) {
+               (strcmp(t, "tEXt") != 0 && strcmp(t, "zTXt") != 0 && strcmp(t, "iTXt") != 0 &&
+                strcmp(t, "tIME") != 0)) {
         st = spim__png_chunk(out, t, d, n, NULL, 0);
     }
     spim_buf_free(&b);
@@ -9915,6 +9916,7 @@ SPIM__PRIVATE int spim__jprog_block(spim__jprog *g, int c, int bx, int by)
     int t = j->comp[c].ta, ok;
     spim__jband b;
     b.hist = b.corr = b.nz = b.neg = 0;
+    b.eob_start = 0;
     if (!g->ss) ok = spim__jprog_dec_dc(g, c, &b);
     else if (!g->ah) ok = spim__jprog_dec_first(g, &j->ac[t], &b);
     else ok = spim__jprog_dec_refine(g, &j->ac[t], g->hist[c][bi], &b);
