@@ -10,7 +10,9 @@
    HEAD of the original and redone until the original is still what the write assumed (a later change
    has its own event). An original still changing after MAX_ROUNDS writes is retried. Permanent
    problems (not an image, too large, a 4xx) are logged and skipped; S3 failures and records left for
-   the deadline are retried (spim_reply_finish). Configuration: README.
+   the deadline are retried (spim_reply_finish); a failure a person must fix (AccessDenied, NoSuchBucket,
+   KMS) fails like a transient one, so SQS's DLQ gets it. Thread-safe with AWS_LAMBDA_MAX_CONCURRENCY:
+   nothing is written after init (the stamp is then decoded at init). Configuration: README.
       build/imager/bootstrap --event event.json     # invoke once */
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"
@@ -20,7 +22,7 @@
 #define SOURCE_ETAG "sparta-source-etag"
 #define MAX_ROUNDS 5
 
-typedef struct config {   /* stamp: the embedded one is decoded at the first record */
+typedef struct config {   /* stamp: the embedded one is decoded at the first record (one worker) */
     const char *prefix, *output_bucket; spim_stamp stamp; spim_stamp_options opt; spim_s3_client *s3;
 } config;
 
@@ -73,6 +75,9 @@ static spim_status imager_init(void *user, spim_error *err)
     if ((st = spim_s3_client_create(NULL, &c->s3, err)) != SPIM_OK) return st;
     if (stamp && *stamp && load_stamp(c, stamp, err) != SPIM_OK)
         return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP=\"%.200s\": %s", stamp, err->message);
+    /* several workers: the handler must write nothing shared, so no decoding at the first record */
+    if (!c->stamp.rgba && getenv("AWS_LAMBDA_MAX_CONCURRENCY") &&
+        (st = spim_stamp_load(&c->stamp, spim_stamp_png, sizeof spim_stamp_png, err)) != SPIM_OK) return st;
     spim_log_fields(SPIM_LOG_INFO, "imager ready", SPIM_LOG_STR("prefix", c->prefix),
                     SPIM_LOG_STR("output_bucket", c->output_bucket ? c->output_bucket : "(source)"),
                     SPIM_LOG_STR("stamp", stamp && *stamp ? stamp : "(embedded)"), SPIM_LOG_END);
@@ -123,7 +128,7 @@ static void stamp_object(const config *c, const spim_s3_record *rec, const char 
     st = spim_s3_get_version(c->s3, rec->bucket, rec->key, version, SPIM_IMAGE_MAX_INPUT_BYTES(c->opt.max_pixels), &obj, &err);
     if (st == SPIM_ERR_NOT_FOUND && !*version) r->wrote = 1;   /* gone since the HEAD: look again */
     else if (st == SPIM_ERR_NOT_FOUND) settle(r, SKIPPED, "", NULL, "this version of the object does not exist");
-    else if (st != SPIM_OK) settle(r, err.transient ? FAILED : SKIPPED, "GET", &err, NULL);
+    else if (st != SPIM_OK) settle(r, st == SPIM_ERR_TOO_LARGE ? SKIPPED : FAILED, "GET", &err, NULL);
     else if (spim_s3_object_meta(&obj, MARKER)) settle(r, GUARDED, "", NULL, "object carries the x-amz-meta-" MARKER " marker");
     bare_etag(made, obj.etag);
     if (r->what == STAMPED && !r->wrote) st = spim_stamp_buf(&obj.body, &c->stamp, &c->opt, &enc, &info, &err);
