@@ -23,8 +23,8 @@
          #include "sparta_imager.h"
 
       Compile with `pkg-config --cflags libcurl libcjson stb zlib`, link with
-      `pkg-config --libs libcurl libcjson zlib` -lm (Debian: libcurl4-openssl-dev
-      libcjson-dev libstb-dev zlib1g-dev). stb_image, stb_image_write and
+      `pkg-config --libs libcurl libcjson zlib` -lm -pthread (Debian:
+      libcurl4-openssl-dev libcjson-dev libstb-dev zlib1g-dev). stb_image, stb_image_write and
       stb_image_resize are compiled inside the implementation, static.
       Other files include the header without the #define for declarations.
       The implementation needs POSIX.1-2008: it defines _POSIX_C_SOURCE
@@ -279,9 +279,12 @@
       worker it still is, for code that reads it; (3) keeps to its deadline
       with spim_budget_next: Lambda does not stop an invocation on managed
       instances. S3 requests made on the handler's thread carry its trace
-      id. examples/imager does all three; tests/it_concurrency.sh runs hello
-      under ThreadSanitizer with 4 workers. Without the
-      variable there is one worker, the calling thread, as always.
+      id. examples/imager does all three. Under ThreadSanitizer with 4
+      workers, tests/it_concurrency.sh runs hello (1,000 invocations) and
+      it_imager the imager (one key's S3 requests failing). Without the
+      variable there is one worker, the calling thread, as always. A fatal
+      error in one worker (a 500 from the API) ends them all: the others
+      finish the invocation in hand and give up `next` within a second.
       Link with -pthread (glibc 2.34 and later have it in libc).
 
    ERRORS
