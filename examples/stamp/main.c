@@ -47,7 +47,7 @@ static void print_usage(FILE *f)
                "  --scale F      stamp's longer side / image's shorter side, 0 to 1; 0 = native size\n"
                "  --opacity F    above 0, at most 1: multiplied into the stamp's alpha (default 1)\n"
                "  --quality Q    JPEG quality 1 to 100 when re-encoding (default 90)\n"
-               "  --recode       decode and re-encode a JPEG instead of stamping it in the\n"
+               "  --recode       decode and re-encode a JPEG or PNG instead of stamping it in the\n"
                "                 compressed domain (also SPARTA_JPEG_MODE=recode)\n"
                "  --tile GAP     repeat the stamp over the image, GAP apart: whole pixels (40)\n"
                "                 or a fraction of the stamp's size (0.5, 50%%); grid anchored\n"
@@ -168,7 +168,7 @@ static int write_file(const char *path, const spim_buf *b)
     return ok;
 }
 
-/* A JPEG that stays a JPEG goes through spim_stamp_image (compressed
+/* A JPEG or PNG that keeps its format goes through spim_stamp_image (compressed
    domain when it can); otherwise decode, free the input, stamp, encode, so
    the input never sits beside the pixels and the output. */
 static int run(const args *a, const spim_stamp *stamp)
@@ -178,6 +178,7 @@ static int run(const args *a, const spim_stamp *stamp)
     spim_image_info info;
     spim_error err;
     struct timespec t0, t1;
+    spim_format f;
     int ok = 0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(&err, 0, sizeof err);
@@ -187,8 +188,9 @@ static int run(const args *a, const spim_stamp *stamp)
         fprintf(stderr, "stamp: %s\n", err.message);
         return 0;
     }
-    if (a->opt.jpeg_mode == SPIM_JPEG_AUTO && spim_format_detect(in.data, in.len) == SPIM_FORMAT_JPEG &&
-        a->opt.output_format == SPIM_FORMAT_JPEG) {
+    f = spim_format_detect(in.data, in.len);
+    if (a->opt.jpeg_mode == SPIM_JPEG_AUTO && (f == SPIM_FORMAT_JPEG || f == SPIM_FORMAT_PNG) &&
+        a->opt.output_format == f) {
         if (spim_stamp_image(in.data, in.len, stamp, &a->opt, &out, &info, &err) == SPIM_OK) ok = 1;
         spim_buf_free(&in);
     } else if (spim_image_decode(in.data, in.len, a->opt.max_pixels, &img, &err) == SPIM_OK) {
@@ -203,7 +205,11 @@ static int run(const args *a, const spim_stamp *stamp)
     else fprintf(stderr, "stamp: %s: %s\n", a->input, err.message);
     spim_buf_free(&out);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (a->verbose && ok)
+    if (a->verbose && ok && info.format == SPIM_FORMAT_PNG && info.out_format == SPIM_FORMAT_PNG)
+        fprintf(stderr, "stamp: %s: path=%s rows=%d bits_copied=%llu%s%s ms=%.1f\n", a->input, info.path,
+                info.rows_recoded, (unsigned long long)info.bits_copied, *info.conversion ? " type=" : "",
+                info.conversion, (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    else if (a->verbose && ok)
         fprintf(stderr, "stamp: %s: path=%s huffman=%s mcus=%llu ms=%.1f\n", a->input, info.path,
                 info.huffman ? info.huffman : "-", (unsigned long long)info.mcus_recoded,
                 (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
