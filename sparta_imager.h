@@ -885,24 +885,10 @@ SPIMDEF void spim_event_free(spim_event *event);
    all; or, to free the input before encoding (less memory):
        spim_image_decode -> (free input) -> spim_image_stamp -> spim_image_encode
 
-   JPEG to JPEG, spim_stamp_image works in the compressed domain when the
-   file is a single-scan baseline or extended-sequential Huffman JPEG
-   (SOF0/SOF1), 8-bit, grey or YCbCr with sampling factors 1..2 (4:4:4,
-   4:2:2, 4:2:0, 4:4:0), with or without restart intervals: the MCUs the
-   stamp covers are decoded, blended with the same kernel and re-coded with
-   the file's quantisation and Huffman tables and every other MCU's bits
-   are copied, so every DCT block outside the covered MCUs is kept exactly.
-   When a re-coded block needs a Huffman code the file's tables lack, the
-   whole scan is re-encoded instead with optimal tables built from its
-   coefficients (slower, still lossless outside the covered MCUs);
-   info->huffman says which ("file" or "optimal"). APPn, COM, DQT, DHT, SOF
-   and DRI segments are copied (the DHT replaced by the new tables; the EXIF
-   thumbnail unlinked, as on the pixel path); bytes after EOI are dropped. Progressive, arithmetic-coded, 12-bit, lossless, CMYK
-   and anything else the splice does not understand are decoded and
-   re-encoded instead; info->path says which ran ("splice" or "recode"),
-   opt->jpeg_mode = SPIM_JPEG_RECODE forces the second, and `quality`
-   applies only to it. A stamp partly outside the image is clipped; one
-   entirely outside it fails with SPIM_ERR_INVALID on every path.
+   JPEG to JPEG, spim_stamp_image works in the compressed domain when it
+   can (see the jpeg section below). A stamp partly outside the image is
+   clipped; one entirely outside it fails with SPIM_ERR_INVALID on every
+   path.
 
    stb_image, stb_image_write and stb_image_resize are compiled into the
    implementation as static functions; define SPIM_NO_STB_IMPLEMENTATION when
@@ -1045,6 +1031,43 @@ SPIMDEF spim_status spim_image_stamp(spim_image *img, const spim_stamp *stamp,
 SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format, int quality,
                                       spim_buf *out, spim_error *err);
 SPIMDEF void spim_image_free(spim_image *img);
+
+/* ==========================================================================
+   jpeg
+   JPEG to JPEG without decoding the photo: the MCUs under the stamp are
+   re-coded, every other DCT block keeps its bits. One marker walker, one
+   end-of-scan scanner, the splice's Huffman table rules, the header rules.
+   ========================================================================== */
+
+/* spim_stamp_image works in the compressed domain when the file is a
+   single-scan baseline or extended-sequential Huffman JPEG (SOF0/SOF1),
+   8-bit, grey or YCbCr with sampling factors 1..2 (4:4:4, 4:2:2, 4:2:0,
+   4:4:0), with or without restart intervals: the MCUs the stamp covers are
+   decoded, blended with the same kernel and re-coded with the file's
+   quantisation and Huffman tables, and every other MCU's bits are copied,
+   so every DCT block outside the covered MCUs is kept exactly.
+   info->huffman says which tables coded the re-coded blocks: "file" (the
+   file's; they had every code); "constrained" (the file's: a block that
+   wanted a code they lack took the nearest block they code, the mean error
+   this adds over the stamp within 0.25 per channel); "optimal" (past that
+   bound, the scan re-encoded in one pass with new tables: slower, still
+   lossless outside the covered MCUs). info->mcus_recoded counts the MCUs.
+   APPn, COM, DQT, DHT, SOF and DRI segments are copied, less what would
+   show the photo without the stamp: the EXIF thumbnail is unlinked and
+   Photoshop's (APP13 resources 0x0409, 0x040C) removed, as on the pixel
+   path; bytes after EOI are dropped, and with them the MPF index (APP2)
+   that points at them (an Ultra HDR gain map, a camera's preview).
+   Progressive, CMYK and anything else the splice does not understand are
+   decoded and re-encoded; arithmetic-coded, 12-bit, lossless and
+   hierarchical JPEGs are refused by name on every path (SPIM_ERR_IMAGE).
+   info->path says which ran ("splice" or "recode");
+   opt->jpeg_mode = SPIM_JPEG_RECODE forces the second, and `quality`
+   applies only to it. */
+
+/* ==========================================================================
+   pipeline
+   Decode (or splice), stamp, encode in one call, and the stamp itself.
+   ========================================================================== */
 
 /* Decode, stamp, encode in one call; `out` receives the encoded image and
    `info` (may be NULL) what was done. */
@@ -5595,6 +5618,50 @@ static uint32_t spim__rd32(const unsigned char *p, int le)
               : ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3]);
 }
 
+/* The one marker walker of every JPEG reader here: the marker at *pos
+   (after fill bytes) and its segment's payload [*d, *d + *n) (n = 0 for
+   the standalone TEM, RSTn, SOI, EOI); *pos moves past it. 1 read, 0 no
+   marker at *pos (*pos unchanged), -1 the segment runs past the end (*pos
+   just after the marker code). */
+static int spim__jpeg_marker(const unsigned char *p, size_t len, size_t *pos, int *marker, size_t *d, size_t *n)
+{
+    size_t i = *pos, seg;
+    if (i >= len || p[i] != 0xFF) return 0;
+    while (i < len && p[i] == 0xFF) i++;
+    if (i >= len) return 0;
+    *marker = p[i++];
+    *pos = *d = i;
+    *n = 0;
+    if (*marker == 0x01 || (*marker >= 0xD0 && *marker <= 0xD9)) return 1;
+    if (len - i < 2 || (seg = spim__rd16(p + i, 0)) < 2 || seg > len - i) return -1;
+    *d = i + 2;
+    *n = seg - 2;
+    *pos = i + seg;
+    return 1;
+}
+
+/* The one end-of-scan scanner: entropy-coded data from pos runs to *end
+   (the first FF of a marker); *marker is that marker, *after the position
+   after it. Stuffed FF 00 is data, fill bytes belong to the marker. 0 when
+   the file ends first. */
+static int spim__jpeg_data_end(const unsigned char *p, size_t pos, size_t len, size_t *end, int *marker, size_t *after)
+{
+    while (pos + 1 < len) {
+        const unsigned char *f = (const unsigned char *)memchr(p + pos, 0xFF, len - pos - 1);
+        size_t k;
+        if (!f) return 0;
+        pos = (size_t)(f - p);
+        if (p[pos + 1] == 0x00) { pos += 2; continue; }
+        for (k = pos; k < len && p[k] == 0xFF; k++) {}
+        if (k >= len) return 0;
+        *end = pos;
+        *marker = p[k];
+        *after = k + 1;
+        return 1;
+    }
+    return 0;
+}
+
 /* Orientation (tag 0x0112) from IFD0 of a TIFF structure; 1 when absent. */
 static int spim__tiff_orientation(const unsigned char *t, size_t n)
 {
@@ -5673,18 +5740,15 @@ static spim_status spim__icc_join(spim_meta *m, const spim__icc_parts *ip, spim_
     return SPIM_OK;
 }
 
-/* The next marker after entropy-coded data at pos (stuffed FF00, restart
-   markers and fill bytes are part of the scan); len when there is none. */
+/* The next marker after entropy-coded data at pos, restart markers being
+   part of the scan; len when there is none. */
 static size_t spim__jpeg_skip_scan(const unsigned char *p, size_t pos, size_t len)
 {
-    while (pos + 1 < len) {
-        const unsigned char *f = (const unsigned char *)memchr(p + pos, 0xFF, len - pos - 1);
-        unsigned next;
-        if (!f) return len;
-        pos = (size_t)(f - p);
-        next = p[pos + 1];
-        if (next == 0x00 || next == 0xFF || (next >= 0xD0 && next <= 0xD7)) { pos++; continue; }
-        return pos;
+    size_t end, after;
+    int marker;
+    while (spim__jpeg_data_end(p, pos, len, &end, &marker, &after)) {
+        if (marker != 0x00 && (marker < 0xD0 || marker > 0xD7)) return end;
+        pos = after;
     }
     return len;
 }
@@ -5760,32 +5824,29 @@ static spim_status spim__jpeg_segment(spim_meta *m, spim__icc_parts *ip, int mar
 static spim_status spim__jpeg_meta(const unsigned char *p, size_t len, spim_meta *m, spim_error *err)
 {
     spim__icc_parts *ip = (spim__icc_parts *)SPIM_MALLOC(sizeof *ip);
-    size_t pos = spim__jpeg_soi(p, len), seg;
-    int marker, scans = 0;
+    size_t pos = spim__jpeg_soi(p, len), d, n;
+    int marker, scans = 0, rc;
     spim_status st = SPIM_OK;
     if (!ip) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory reading JPEG metadata");
     memset(ip, 0, sizeof *ip);
     while (st == SPIM_OK) {
-        if (pos >= len || p[pos] != 0xFF) {
+        if ((rc = spim__jpeg_marker(p, len, &pos, &marker, &d, &n)) == 0) {
+            while (pos < len && p[pos] == 0xFF) pos++;
             st = spim_error_set(err, SPIM_ERR_IMAGE, scans ? "truncated JPEG: no end-of-image marker"
                                                             : "corrupt or truncated JPEG: no marker at byte %zu", pos);
             break;
         }
-        while (pos < len && p[pos] == 0xFF) pos++;
-        if (pos >= len) continue;
-        marker = p[pos++];
+        if (rc < 0) {
+            st = spim_error_set(err, SPIM_ERR_IMAGE, "truncated JPEG: segment at byte %zu runs past the end", pos);
+            break;
+        }
         if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) continue;
         if (marker == 0xD9) {
             if (!scans) st = spim_error_set(err, SPIM_ERR_IMAGE, "JPEG ends before its image data");
             else st = spim__icc_join(m, ip, err);
             break;
         }
-        if (len - pos < 2 || (seg = spim__rd16(p + pos, 0)) < 2 || seg > len - pos) {
-            st = spim_error_set(err, SPIM_ERR_IMAGE, "truncated JPEG: segment at byte %zu runs past the end", pos);
-            break;
-        }
-        st = spim__jpeg_segment(m, ip, marker, p + pos + 2, seg - 2, err);
-        pos += seg;
+        st = spim__jpeg_segment(m, ip, marker, p + d, n, err);
         if (marker == 0xDA) {
             scans++;
             pos = spim__jpeg_skip_scan(p, pos, len);
@@ -6630,7 +6691,20 @@ SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format,
     return SPIM_OK;
 }
 
-/* ---- JPEG in the compressed domain ---------------------------------------- */
+#endif /* SPIM_NO_IMAGE */
+
+#ifndef SPIM_NO_IMAGE /* jpeg works with image's kernel, placement and metadata */
+/* ==========================================================================
+   jpeg
+   The splice: the header parsed with the one marker walker and the scan
+   bounded by the one end-of-scan scanner (both in image's metadata code,
+   which reads JPEG segments first), the covered MCUs re-coded with the
+   file's, constrained or new Huffman tables, the header copied by its
+   rules. A path that cannot take a file declines, one way at each level:
+   int helpers return 0 with j->why set (1 done, -1 out of memory), the
+   spim_status ones SPIM_OK with *why set; the caller then decodes and
+   re-encodes.
+   ========================================================================== */
 
 /* A single-scan baseline or extended-sequential Huffman JPEG (SOF0/SOF1,
    8-bit, 1 or 3 components, sampling factors 1-2) is stamped without
@@ -6641,17 +6715,17 @@ SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format,
    kernel, and re-coded with the file's own quantisation and Huffman tables.
    Blocks of a covered MCU the stamp leaves unchanged keep their
    coefficients. Where a re-coded block needs a Huffman code the file's
-   tables lack (found at the first such symbol; what was written is
-   dropped), the scan is re-encoded in two streaming passes instead: the
-   first decodes every block, re-derives the covered MCUs and counts the
-   symbols of each table the scan uses; optimal tables are built from the
-   counts (T.81 K.2); the second decodes and re-derives again (the same
-   arithmetic gives the same coefficients) and codes every block with the
-   new tables, restart intervals kept, the DHT segments replaced. No value
-   is ever clamped, and no block outside the covered MCUs changes. Memory
-   stays one MCU beside the output. Everything the splice does not
-   understand is declined, and spim_stamp_image takes the decode -> encode
-   path instead. */
+   tables lack, it takes the nearest block they code (the nearest codable
+   block, below), within a bound on the error that adds. Past the bound
+   (found as soon as it is passed; what was written is dropped), the scan
+   is re-encoded in one streaming pass instead, with new tables estimated
+   without counting (spim__jpeg_estimate): every block decoded, the covered
+   MCUs re-derived (the same arithmetic gives the same coefficients), every
+   block coded with the new tables, restart intervals kept, the DHT
+   segments replaced; no value is clamped. No block outside the covered
+   MCUs ever changes. Memory stays one MCU beside the output. Everything
+   the splice does not understand is declined, and spim_stamp_image takes
+   the decode -> encode path instead. */
 
 #define SPIM__HUFF_FAST 9
 #define SPIM__HUFF_SKIP 12       /* AC lookahead that consumes up to two codes and values at once */
@@ -6883,25 +6957,22 @@ static int spim__jpeg_layout(spim__jpeg *j)
 static int spim__jpeg_parse(spim__jpeg *j)
 {
     const unsigned char *p = j->p;
-    size_t pos = spim__jpeg_soi(p, j->len), seg;
-    int m;
+    size_t pos = spim__jpeg_soi(p, j->len), d, n;
+    int m, rc;
     for (;;) {
-        if (pos >= j->len || p[pos] != 0xFF) return spim__jpeg_decline(j, "no marker where one belongs");
-        while (pos < j->len && p[pos] == 0xFF) pos++;
-        if (pos >= j->len) return spim__jpeg_decline(j, "no scan");
-        m = p[pos++];
-        if (j->len - pos < 2 || (seg = spim__rd16(p + pos, 0)) < 2 || seg > j->len - pos)
-            return spim__jpeg_decline(j, "segment runs past the end");
-        if ((m == 0xC0 || m == 0xC1) && !spim__jpeg_sof(j, p + pos + 2, seg - 2)) return 0;
-        if (m == 0xC4 && !spim__jpeg_dht(j, p + pos + 2, seg - 2)) return 0;
-        if (m == 0xDB && !spim__jpeg_dqt(j, p + pos + 2, seg - 2)) return 0;
+        if ((rc = spim__jpeg_marker(p, j->len, &pos, &m, &d, &n)) == 0)
+            return spim__jpeg_decline(j, pos < j->len && p[pos] != 0xFF ? "no marker where one belongs" : "no scan");
+        if (rc < 0) return spim__jpeg_decline(j, "segment runs past the end");
+        if ((m == 0xC0 || m == 0xC1) && !spim__jpeg_sof(j, p + d, n)) return 0;
+        if (m == 0xC4 && !spim__jpeg_dht(j, p + d, n)) return 0;
+        if (m == 0xDB && !spim__jpeg_dqt(j, p + d, n)) return 0;
         if (m == 0xDD) {
-            if (seg != 4) return spim__jpeg_decline(j, "bad restart interval");
-            j->ri = (int)spim__rd16(p + pos + 2, 0);
+            if (n != 2) return spim__jpeg_decline(j, "bad restart interval");
+            j->ri = (int)spim__rd16(p + d, 0);
         }
         if (m == 0xDA) {
-            if (!spim__jpeg_sos(j, p + pos + 2, seg - 2)) return 0;
-            j->scan = pos + seg;
+            if (!spim__jpeg_sos(j, p + d, n)) return 0;
+            j->scan = pos;
             return spim__jpeg_layout(j);
         }
         if ((m >= 0xC2 && m <= 0xCF && m != 0xC4) || !(m == 0xC0 || m == 0xC1 || m == 0xC4 || m == 0xDB ||
@@ -6909,28 +6980,7 @@ static int spim__jpeg_parse(spim__jpeg *j)
             return spim__jpeg_decline(j, m == 0xC2 || m == 0xC6 || m == 0xCA ? "progressive JPEG"
                                          : m == 0xC3 || m == 0xC7 || m == 0xCB || m == 0xCF ? "lossless JPEG"
                                          : m >= 0xC9 ? "arithmetic-coded JPEG" : "unsupported marker");
-        pos += seg;
     }
-}
-
-/* Entropy-coded data from pos: its end (the marker's first FF), the marker
-   code and the position after it; 0 when the file ends first. */
-static int spim__jpeg_data_end(const unsigned char *p, size_t pos, size_t len, size_t *end, int *marker, size_t *after)
-{
-    while (pos + 1 < len) {
-        const unsigned char *f = (const unsigned char *)memchr(p + pos, 0xFF, len - pos - 1);
-        size_t k;
-        if (!f) return 0;
-        pos = (size_t)(f - p);
-        if (p[pos + 1] == 0x00) { pos += 2; continue; }
-        for (k = pos; k < len && p[k] == 0xFF; k++) {}
-        if (k >= len) return 0;
-        *end = pos;
-        *marker = p[k];
-        *after = k + 1;
-        return 1;
-    }
-    return 0;
 }
 
 /* ---- bits in, bits out ---- */
@@ -7806,19 +7856,17 @@ static spim_status spim__jpeg_copy_header(const spim__jpeg *j, spim_buf *out, co
 {
     size_t pos = spim__jpeg_soi(j->p, j->len);
     if (spim_buf_append(out, j->p, pos) != SPIM_OK) return SPIM_ERR_NOMEM;
-    while (pos < j->scan) { /* spim__jpeg_parse walked these segments */
-        size_t at = pos, seg, mark;
-        while (j->p[pos] == 0xFF) pos++;
-        seg = spim__rd16(j->p + pos + 1, 0);
-        mark = pos;
-        pos += 1 + seg;
-        if (dht && j->p[mark] == 0xC4) continue;
-        if (j->p[mark] == 0xE2 && seg >= 6 && memcmp(j->p + mark + 3, "MPF\0", 4) == 0) continue;
-        if (dht && j->p[mark] == 0xDA && spim_buf_append(out, dht, n) != SPIM_OK) return SPIM_ERR_NOMEM;
+    while (pos < j->scan) { /* spim__jpeg_parse walked these segments: each has one */
+        size_t at = pos, d, len;
+        int m;
+        spim__jpeg_marker(j->p, j->scan, &pos, &m, &d, &len);
+        if (dht && m == 0xC4) continue;
+        if (m == 0xE2 && len >= 4 && memcmp(j->p + d, "MPF\0", 4) == 0) continue;
+        if (dht && m == 0xDA && spim_buf_append(out, dht, n) != SPIM_OK) return SPIM_ERR_NOMEM;
         if (spim_buf_append(out, j->p + at, pos - at) != SPIM_OK) return SPIM_ERR_NOMEM;
-        if (j->p[mark] == 0xE1 && seg >= 16 && memcmp(j->p + mark + 3, "Exif\0\0", 6) == 0)
-            spim__exif_drop_thumbnail(out->data + out->len - (pos - mark - 9), seg - 8);
-        if (j->p[mark] == 0xED) spim__jpeg_app13_clean(out, out->len - (pos - mark + 1));
+        if (m == 0xE1 && len >= 14 && memcmp(j->p + d, "Exif\0\0", 6) == 0)
+            spim__exif_drop_thumbnail(out->data + out->len - (len - 6), len - 6);
+        if (m == 0xED) spim__jpeg_app13_clean(out, out->len - (len + 4));
     }
     return SPIM_OK;
 }
@@ -7854,8 +7902,8 @@ static int spim__jpeg_optimal(spim__jpeg *j, const spim__plan *P, const spim__jc
     return spim__jpeg_scan(j, P, k, out, 2);
 }
 
-/* Stamp a JPEG in the compressed domain. SPIM_OK with *declined = 1 when
-   the file needs the decode -> encode path (*why says why). */
+/* Stamp a JPEG in the compressed domain; declined (SPIM_OK with *why set)
+   when the file needs the decode -> encode path. */
 static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int orientation, const spim_stamp *stamp,
                                      const spim_stamp_options *o, spim_buf *out, spim_image_info *info,
                                      const char **why, spim_error *err)
@@ -7926,22 +7974,22 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
     return st;
 }
 
-/* The compressed-domain path of spim_stamp_image: *done = 0 when the file
-   must be decoded and re-encoded instead. The metadata is read (and the
-   structure checked) exactly as spim_image_decode does. */
+/* The compressed-domain path of spim_stamp_image, declined (SPIM_OK with
+   *why set) when the file must be decoded and re-encoded instead. The
+   metadata is read (and the structure checked) exactly as
+   spim_image_decode does. */
 static spim_status spim__jpeg_stamp(const void *in, size_t in_len, const spim_stamp *stamp,
-                                    const spim_stamp_options *o, spim_buf *out, spim_image_info *info, int *done,
-                                    spim_error *err)
+                                    const spim_stamp_options *o, spim_buf *out, spim_image_info *info,
+                                    const char **why, spim_error *err)
 {
     spim_meta m;
     spim_status st;
-    const char *why = NULL;
+    *why = NULL;
     if (in_len > INT_MAX) return spim_error_set(err, SPIM_ERR_TOO_LARGE, "input of %zu bytes is too large", in_len);
     if ((st = spim__meta_read(in, in_len, &m, err)) != SPIM_OK) return st;
     if ((st = spim__draw_check((const unsigned char *)in, 1, 1, 3, stamp, o, err)) == SPIM_OK)
-        st = spim__jpeg_splice((const unsigned char *)in, in_len, m.orientation, stamp, o, out, info, &why, err);
-    *done = st == SPIM_OK && !why;
-    if (*done && info) {
+        st = spim__jpeg_splice((const unsigned char *)in, in_len, m.orientation, stamp, o, out, info, why, err);
+    if (st == SPIM_OK && !*why && info) {
         info->format = info->out_format = SPIM_FORMAT_JPEG;
         info->content_type = spim_format_content_type(SPIM_FORMAT_JPEG);
         info->extension = spim__format_extension(SPIM_FORMAT_JPEG);
@@ -7951,6 +7999,15 @@ static spim_status spim__jpeg_stamp(const void *in, size_t in_len, const spim_st
     spim__meta_free(&m);
     return st;
 }
+
+#endif /* SPIM_NO_IMAGE */
+
+#ifndef SPIM_NO_IMAGE
+/* ==========================================================================
+   pipeline
+   spim_stamp_image and spim_stamp_buf (the splice when it takes the file,
+   else decode -> stamp -> encode), spim_stamp_load and spim_stamp_free.
+   ========================================================================== */
 
 /* Decode, free `own` (when not NULL), stamp, encode. */
 static spim_status spim__stamp_pipeline(const void *in, size_t in_len, spim_buf *own, const spim_stamp *stamp,
@@ -7964,9 +8021,9 @@ static spim_status spim__stamp_pipeline(const void *in, size_t in_len, spim_buf 
     else memset(&o, 0, sizeof o);
     if (o.jpeg_mode != SPIM_JPEG_RECODE && spim__format_detect(in, in_len) == SPIM_FORMAT_JPEG &&
         spim__out_format(SPIM_FORMAT_JPEG, o.output_format) == SPIM_FORMAT_JPEG) {
-        int done = 0;   /* the splice keeps the input: `own` is freed after it */
-        st = spim__jpeg_stamp(in, in_len, stamp, &o, out, info, &done, err);
-        if (st != SPIM_OK || done) {
+        const char *why;   /* the splice keeps the input: `own` is freed after it */
+        st = spim__jpeg_stamp(in, in_len, stamp, &o, out, info, &why, err);
+        if (st != SPIM_OK || !why) {
             if (own) spim_buf_free(own);
             return st;
         }
