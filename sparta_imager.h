@@ -6744,6 +6744,8 @@ typedef struct spim__huff {
     uint16_t code[256];                  /* encoder: code and length per symbol, 0 = absent */
     unsigned char size[256];
     int defined;
+    unsigned char counts[16];            /* the DHT's: codes of each length */
+    int nsym;
 } spim__huff;
 
 typedef struct spim__jcomp {
@@ -6766,12 +6768,14 @@ typedef struct spim__jpeg {
     const char *why;             /* why the splice was declined */
     int retable;                 /* declined for a code the file's tables lack: re-encode with new ones */
     spim__huff ndc[4], nac[4];   /* the new tables */
+    spim__huff pac[4];           /* sparse re-tabling: the file's AC codes that stay, alone */
     uint64_t freq[8][257];       /* symbol counts: DC tables 0-3, AC tables 4-7 */
     float fcoef[SPIM__JPEG_BLOCKS][64]; /* re-derived blocks: coefficients before rounding */
     int rederived[SPIM__JPEG_BLOCKS];
     double extra[3];             /* constrained coding: absolute error added per component */
     double allow[3];             /* ... and the most it may add (spim__jpeg_allowance) */
     int constrained;             /* a block was coded with the nearest codable coefficients */
+    int extended;                /* coded with the extended tables (spim__jpeg_extended) */
     uint64_t recoded;            /* MCUs re-coded */
 } spim__jpeg;
 
@@ -6844,6 +6848,8 @@ static int spim__huff_build(spim__huff *h, const unsigned char *counts, const un
         code <<= 1;
     }
     if (ac) spim__huff_skip(h);
+    memcpy(h->counts, counts, 16);
+    h->nsym = k;
     h->defined = 1;
     return 1;
 }
@@ -7717,9 +7723,182 @@ static int spim__jpeg_reencode(spim__jpeg *j, const spim__plan *P, const spim__j
     return 1;
 }
 
+/* ---- sparse re-tabling (huffman=extended) ---- */
+
+/* Optimised AC tables fill the code space, so a symbol they lack cannot be
+   added beside the others. But their codes longer than ~12 bits belong to
+   rare symbols: those codes are given up and re-assigned, with every valid
+   symbol the table lacks, in the space they held. Every block whose
+   symbols all have kept codes is copied as it is (the skipping decoder
+   finds the others: they are the ones the kept codes alone cannot
+   decode); only the rest, and the covered MCUs, are coded again. */
+
+static int spim__huff_valid(int s, int ac)
+{
+    return ac ? s == 0 || s == 0xF0 || ((s & 15) >= 1 && (s & 15) <= 10) : s <= 11;
+}
+
+/* A table with h's codes of at most keep bits unchanged, then its longer
+   ones and every valid symbol it lacks, in that order, given lengths from
+   the longest kept one to 16 (a code after the kept ones, no shorter than
+   they, leaves them as they are), each as short as its old code where the
+   rest still fit, the all-ones code point unused: DHT counts and symbols,
+   *n of them; 0 when they do not fit. */
+static int spim__huff_extend(const spim__huff *h, int keep, int ac, unsigned char *counts, unsigned char *syms,
+                             int *n)
+{
+    int len[256], l, i, k = 0, kept = 0, s, prev = 1;
+    uint32_t space = 1u << 16;
+    memset(counts, 0, 16);
+    for (l = 1; l <= 16; l++)
+        for (i = 0; i < h->counts[l - 1]; i++, k++) {
+            syms[k] = h->sym[k];
+            len[k] = l;
+            if (l <= keep) { counts[l - 1]++; kept++; space -= 1u << (16 - l); prev = l; }
+        }
+    for (s = 0; s < 256; s++)
+        if (spim__huff_valid(s, ac) && !h->size[s]) { syms[k] = (unsigned char)s; len[k++] = 16; }
+    for (i = kept; i < k; i++) {
+        l = len[i] > prev ? len[i] : prev;
+        while (l <= 16 && space < (1u << (16 - l)) + (uint32_t)(k - i)) l++; /* the rest, and the reserved point */
+        if (l > 16) return 0;
+        space -= 1u << (16 - l);
+        counts[l - 1]++;
+        prev = l;
+    }
+    *n = k;
+    return 1;
+}
+
+/* The extended tables for every table the scan uses into j->ndc/j->nac,
+   the kept AC codes alone into j->pac, and their DHT segment into d; its
+   length, 0 when they do not fit. */
+static size_t spim__jpeg_extended_tables(spim__jpeg *j, unsigned char *d)
+{
+    unsigned char counts[16];
+    size_t n = 4;
+    int t, i, count, keep, used[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+    for (i = 0; i < j->nc; i++) used[j->comp[i].td] = used[4 + j->comp[i].ta] = 1;
+    for (t = 0; t < 8; t++) {
+        const spim__huff *h = t < 4 ? &j->dc[t] : &j->ac[t - 4];
+        if (!used[t]) continue;
+        for (keep = t < 4 ? 16 : 12; keep >= 9; keep--) /* DC codes all stay when there is room */
+            if (spim__huff_extend(h, keep, t >= 4, counts, d + n + 17, &count)) break;
+        if (keep < 9) return 0;
+        d[n] = (unsigned char)(t < 4 ? t : 0x10 | (t - 4));
+        memcpy(d + n + 1, counts, 16);
+        spim__huff_build(t < 4 ? &j->ndc[t] : &j->nac[t - 4], counts, d + n + 17, t >= 4);
+        if (t >= 4) {
+            for (i = keep; i < 16; i++) counts[i] = 0;
+            spim__huff_build(&j->pac[t - 4], counts, d + n + 17, 1);
+        } else if (keep < 16) {
+            return 0; /* a DC code would change: every block has one */
+        }
+        n += 17 + (size_t)count;
+    }
+    d[0] = 0xFF;
+    d[1] = 0xC4;
+    d[2] = (unsigned char)((n - 2) >> 8);
+    d[3] = (unsigned char)(n - 2);
+    return n;
+}
+
+/* MCU m passed over with the kept codes: its blocks' DC predictors and
+   bit positions, so that their bits can be copied; 0 when a symbol has a
+   code that changed (or the data is bad): the MCU must be coded again. */
+typedef struct spim__jskip {
+    uint64_t start[SPIM__JPEG_BLOCKS], dc_end[SPIM__JPEG_BLOCKS];
+    int after[SPIM__JPEG_BLOCKS];
+} spim__jskip;
+
+static int spim__jpeg_probe_mcu(spim__jpeg *j, spim__jbits *r, int *src, spim__jskip *s)
+{
+    int b;
+    for (b = 0; b < j->nblocks; b++) {
+        const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+        s->start[b] = spim__jbits_pos(r);
+        if (!spim__jpeg_skip_block(r, &j->dc[cp->td], &j->pac[cp->ta], &src[j->bcomp[b]], &s->dc_end[b]))
+            return 0;
+        s->after[b] = src[j->bcomp[b]];
+    }
+    return !spim__jbits_over(r);
+}
+
+/* MCU m decoded whole (stamped when covered) and coded with the new
+   tables: 1, 0 declined, -1 out of memory. */
+static int spim__jpeg_recode_mcu(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, uint64_t m,
+                                 spim__jbits *r, spim__jcopy *c, spim__jout *w, int *src, int *dst)
+{
+    uint64_t start = spim__jbits_pos(r), dc_end;
+    int b;
+    for (b = 0; b < j->nblocks; b++) {
+        const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+        if (!spim__jpeg_block(r, &j->dc[cp->td], &j->ac[cp->ta], &src[j->bcomp[b]], &dc_end, j->coef[b]))
+            return spim__jpeg_decline(j, "corrupt scan");
+    }
+    if (spim__jbits_over(r)) return spim__jpeg_decline(j, "scan data ends early");
+    if (spim__jcopy_to(c, w, start, 1) != SPIM_OK) return -1;
+    spim__jcopy_to(c, w, spim__jbits_pos(r), 0);
+    if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
+    if (spim__jcover_has(k, m, j->mcux)) {
+        spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
+        j->recoded++;
+    }
+    for (b = 0; b < j->nblocks; b++) {
+        const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+        if (!spim__jpeg_put_block(w, &j->ndc[cp->td], &j->nac[cp->ta], NULL, NULL, j->coef[b], &dst[j->bcomp[b]]))
+            return spim__jpeg_decline(j, "a DC difference out of range");
+    }
+    return 1;
+}
+
+/* One interval with the extended tables: data [pos, end), MCUs m0..m1-1.
+   1 done, 0 declined, -1 out of memory. */
+static int spim__jpeg_sparse(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos, size_t end,
+                             uint64_t m0, uint64_t m1, spim__jout *w)
+{
+    spim__jbits r, at;
+    spim__jcopy c;
+    spim__jskip sk;
+    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, was[3], b, rc;
+    uint64_t m;
+    memset(&r, 0, sizeof r);
+    memset(&c, 0, sizeof c);
+    r.p = c.p = j->p;
+    r.pos = c.pos = pos;
+    r.end = c.end = end;
+    w->acc = 0;
+    w->n = 0;
+    for (m = m0; m < m1; m++) {
+        at = r;
+        memcpy(was, src, sizeof was);
+        if (spim__jcover_has(k, m, j->mcux) || !spim__jpeg_probe_mcu(j, &r, src, &sk)) {
+            r = at;
+            memcpy(src, was, sizeof was);
+            if ((rc = spim__jpeg_recode_mcu(j, P, k, m, &r, &c, w, src, dst)) != 1) return rc;
+            continue;
+        }
+        for (b = 0; b < j->nblocks; b++) { /* the bits as they are; a new DC difference after a recoded block */
+            int ci = j->bcomp[b], before = b ? sk.after[b - 1] : was[ci];
+            for (rc = b - 1; rc >= 0 && j->bcomp[rc] != ci; rc--) {}
+            before = rc >= 0 ? sk.after[rc] : was[ci];
+            if (dst[ci] != before) {
+                if (spim__jcopy_to(&c, w, sk.start[b], 1) != SPIM_OK || spim__jout_room(w, 16) != SPIM_OK) return -1;
+                spim__jcopy_to(&c, w, sk.dc_end[b], 0);
+                if (!spim__jpeg_put_dc(w, &j->ndc[j->comp[ci].td], NULL, sk.after[b] - dst[ci]))
+                    return spim__jpeg_decline(j, "a DC difference out of range");
+            }
+            dst[ci] = sk.after[b];
+        }
+    }
+    if (spim__jcopy_to(&c, w, spim__jbits_pos(&r), 1) != SPIM_OK || spim__jout_room(w, 2) != SPIM_OK) return -1;
+    spim__jout_flush(w);
+    return 1;
+}
+
 /* The scan, interval by interval, then EOI: spliced with the file's tables
-   (mode 0) or re-encoded with the new tables (2). 1 done, 0 declined, -1
-   out of memory. */
+   (mode 0), with the extended ones (1) or re-encoded with new ones (2). 1
+   done, 0 declined, -1 out of memory. */
 static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, spim_buf *out, int mode)
 {
     uint64_t total = (uint64_t)j->mcux * (uint64_t)j->mcuy, per = j->ri ? (uint64_t)j->ri : total, m0, i = 0;
@@ -7733,7 +7912,9 @@ static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcove
             return spim__jpeg_decline(j, "scan runs to the end of the file");
         if (m1 < total && marker != 0xD0 + (int)(i & 7)) return spim__jpeg_decline(j, "restart markers do not match DRI");
         if (m1 == total && marker != 0xD9) return spim__jpeg_decline(j, "more than one scan");
-        if (mode) {
+        if (mode == 1) {
+            if ((rc = spim__jpeg_sparse(j, P, k, pos, end, m0, m1, &w)) != 1) return rc;
+        } else if (mode) {
             if ((rc = spim__jpeg_reencode(j, P, k, pos, end, m0, m1, &w)) != 1) return rc;
         } else if (!spim__jcover_any(k, m0, m1, j->mcux)) {
             if (spim_buf_append(out, j->p + pos, end - pos) != SPIM_OK) return -1;
@@ -7902,6 +8083,19 @@ static int spim__jpeg_optimal(spim__jpeg *j, const spim__plan *P, const spim__jc
     return spim__jpeg_scan(j, P, k, out, 2);
 }
 
+/* The scan with extended tables: header and scan into out. 1 done, 0
+   declined (j->retable stays set when they do not fit: new tables then),
+   -1 out of memory. */
+static int spim__jpeg_extended(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, spim_buf *out)
+{
+    unsigned char dht[4 + 8 * (17 + 256)];
+    size_t n = spim__jpeg_extended_tables(j, dht);
+    if (!n) return spim__jpeg_decline(j, "no room for the missing codes");
+    j->retable = 0;
+    if (spim__jpeg_copy_header(j, out, dht, n) != SPIM_OK) return -1;
+    return spim__jpeg_scan(j, P, k, out, 1);
+}
+
 /* Stamp a JPEG in the compressed domain; declined (SPIM_OK with *why set)
    when the file needs the decode -> encode path. */
 static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int orientation, const spim_stamp *stamp,
@@ -7955,6 +8149,12 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
             out->len = start;
             j->constrained = 0;
             j->recoded = 0;
+            rc = spim__jpeg_extended(j, &P, &k, out);
+            j->extended = rc == 1;
+        }
+        if (rc == 0 && j->retable) { /* no room for them: every code new */
+            out->len = start;
+            j->recoded = 0;
             rc = spim__jpeg_optimal(j, &P, &k, out);
         }
         if (rc < 0) {
@@ -7964,7 +8164,7 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
         } else if (info) {
             info->width = j->width;
             info->height = j->height;
-            info->huffman = j->retable ? "optimal" : j->constrained ? "constrained" : "file";
+            info->huffman = j->extended ? "extended" : j->retable ? "optimal" : j->constrained ? "constrained" : "file";
             info->mcus_recoded = j->recoded;
         }
     }
