@@ -996,11 +996,9 @@ typedef struct spim_image_info {
     int width, height;        /* stored pixel size */
     int orientation;          /* EXIF orientation of the input, 1..8 */
     const char *path;         /* "splice" (JPEG stamped in the compressed domain) or "recode" */
-    const char *huffman;      /* splice: "file" (its own tables, bits copied), "constrained" (its own
-                                 tables, a stamped block that wanted a code they lack took the nearest
-                                 one they have) or "optimal" (scan re-encoded with new tables); NULL on
-                                 the recode path */
-    uint64_t mcus_recoded;    /* splice: MCUs decoded, stamped and coded again; 0 on the recode path */
+    const char *huffman;      /* splice: "file", "constrained", "extended" or "optimal"
+                                 (the jpeg section says what each is); NULL on recode */
+    uint64_t mcus_recoded;    /* splice: MCUs decoded, stamped, coded again; 0 on recode */
 } spim_image_info;
 
 /* Content type and extension of a writable format (PNG for the others). */
@@ -5623,7 +5621,8 @@ static uint32_t spim__rd32(const unsigned char *p, int le)
    the standalone TEM, RSTn, SOI, EOI); *pos moves past it. 1 read, 0 no
    marker at *pos (*pos unchanged), -1 the segment runs past the end (*pos
    just after the marker code). */
-static int spim__jpeg_marker(const unsigned char *p, size_t len, size_t *pos, int *marker, size_t *d, size_t *n)
+static int spim__jpeg_marker(const unsigned char *p, size_t len, size_t *pos, int *marker,
+                             size_t *d, size_t *n)
 {
     size_t i = *pos, seg;
     if (i >= len || p[i] != 0xFF) return 0;
@@ -5644,7 +5643,8 @@ static int spim__jpeg_marker(const unsigned char *p, size_t len, size_t *pos, in
    (the first FF of a marker); *marker is that marker, *after the position
    after it. Stuffed FF 00 is data, fill bytes belong to the marker. 0 when
    the file ends first. */
-static int spim__jpeg_data_end(const unsigned char *p, size_t pos, size_t len, size_t *end, int *marker, size_t *after)
+static int spim__jpeg_data_end(const unsigned char *p, size_t pos, size_t len, size_t *end,
+                               int *marker, size_t *after)
 {
     while (pos + 1 < len) {
         const unsigned char *f = (const unsigned char *)memchr(p + pos, 0xFF, len - pos - 1);
@@ -5801,10 +5801,10 @@ static spim_status spim__jpeg_segment(spim_meta *m, spim__icc_parts *ip, int mar
                                       const unsigned char *d, size_t n, spim_error *err)
 {
     const char *refused;
-    if (((marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8) || marker == 0xCC) &&
+    if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 &&
         (refused = spim__jpeg_refused(marker, d, n)) != NULL)
-        return spim_error_set(err, SPIM_ERR_IMAGE, "%s: not supported (only 8-bit Huffman-coded baseline, "
-                              "extended or progressive JPEGs are)", refused);
+        return spim_error_set(err, SPIM_ERR_IMAGE, "%s: not supported (only 8-bit Huffman-coded "
+                              "baseline, extended or progressive JPEGs are)", refused);
     if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC && n >= 5) {
         m->height = spim__rd16(d + 1, 0);
         m->width = spim__rd16(d + 3, 0);
@@ -5837,7 +5837,8 @@ static spim_status spim__jpeg_meta(const unsigned char *p, size_t len, spim_meta
             break;
         }
         if (rc < 0) {
-            st = spim_error_set(err, SPIM_ERR_IMAGE, "truncated JPEG: segment at byte %zu runs past the end", pos);
+            st = spim_error_set(err, SPIM_ERR_IMAGE,
+                                "truncated JPEG: segment at byte %zu runs past the end", pos);
             break;
         }
         if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) continue;
@@ -6967,7 +6968,8 @@ static int spim__jpeg_parse(spim__jpeg *j)
     int m, rc;
     for (;;) {
         if ((rc = spim__jpeg_marker(p, j->len, &pos, &m, &d, &n)) == 0)
-            return spim__jpeg_decline(j, pos < j->len && p[pos] != 0xFF ? "no marker where one belongs" : "no scan");
+            return spim__jpeg_decline(j, pos < j->len && p[pos] != 0xFF
+                                             ? "no marker where one belongs" : "no scan");
         if (rc < 0) return spim__jpeg_decline(j, "segment runs past the end");
         if ((m == 0xC0 || m == 0xC1) && !spim__jpeg_sof(j, p + d, n)) return 0;
         if (m == 0xC4 && !spim__jpeg_dht(j, p + d, n)) return 0;
@@ -7402,7 +7404,8 @@ static int spim__jpeg_put_value(spim__jout *w, const spim__huff *h, uint64_t *fr
     }
     if (!h->size[sym]) return 0;
     /* code and value bits at once: at most 16 + 11 */
-    spim__jout_put(w, (uint32_t)h->code[sym] << s | (uint32_t)(v < 0 ? v + (1 << s) - 1 : v), h->size[sym] + s);
+    spim__jout_put(w, (uint32_t)h->code[sym] << s | (uint32_t)(v < 0 ? v + (1 << s) - 1 : v),
+                   h->size[sym] + s);
     return 1;
 }
 
@@ -7494,7 +7497,8 @@ static int spim__jpeg_dc_nearest(const spim__huff *h, float t, int pred, int16_t
    coefficient p to the next, k, zeroing those between and coding k in the
    best category the table has for the run; the last step is EOB, or ends
    at position 63. 0 when the table codes no block at all. */
-static int spim__jpeg_ac_nearest(const spim__huff *ac, const float *f, const uint16_t *q, int16_t *coef)
+static int spim__jpeg_ac_nearest(const spim__huff *ac, const float *f, const uint16_t *q,
+                                 int16_t *coef)
 {
     float t[64], w[64], zero[65], best[64], end = -1;
     int from[64], val[64], k, p, s, last = -1;
@@ -7502,7 +7506,7 @@ static int spim__jpeg_ac_nearest(const spim__huff *ac, const float *f, const uin
     for (k = 1; k < 64; k++) {
         t[k] = f[spim__zigzag[k]];
         w[k] = (float)q[spim__zigzag[k]] * (float)q[spim__zigzag[k]];
-        zero[k + 1] = zero[k] + t[k] * t[k] * w[k]; /* zeroing positions a..b-1 costs zero[b] - zero[a] */
+        zero[k + 1] = zero[k] + t[k] * t[k] * w[k]; /* zeroing a..b-1 costs zero[b] - zero[a] */
     }
     best[0] = 0;
     for (k = 1; k < 64; k++) {
@@ -7561,7 +7565,9 @@ static void spim__jpeg_allowance(spim__jpeg *j, int w, int h)
 {
     int c;
     for (c = 0; c < j->nc; c++) {
-        double mean = j->nc == 1 ? SPIM__JPEG_NEAR : c == 0 ? SPIM__JPEG_NEAR / 2 : SPIM__JPEG_NEAR / 2 / 1.772;
+        double mean = j->nc == 1 ? SPIM__JPEG_NEAR
+                      : c == 0   ? SPIM__JPEG_NEAR / 2
+                                 : SPIM__JPEG_NEAR / 2 / 1.772;
         double samples = (double)w * (double)h;
         if (j->nc > 1) samples = samples * j->comp[c].h * j->comp[c].v / (j->hmax * j->vmax);
         j->allow[c] = mean * samples;
@@ -7590,7 +7596,8 @@ static int spim__jpeg_put_near(spim__jpeg *j, spim__jout *w, int b, int *pred)
     /* counted for the new tables, should they be needed */
     spim__jpeg_put_block(w, dc, ac, j->freq[cp->td], j->freq[4 + cp->ta], j->coef[b], &from);
     for (i = 0; i < 64; i++) f[i] = j->rederived[b] ? j->fcoef[b][i] : (float)j->coef[b][i];
-    if (!spim__jpeg_dc_nearest(dc, f[0], before, near) || !spim__jpeg_ac_nearest(ac, f, q, near)) return 0;
+    if (!spim__jpeg_dc_nearest(dc, f[0], before, near) || !spim__jpeg_ac_nearest(ac, f, q, near))
+        return 0;
     for (i = 0; i < 64; i++) {
         d[i] = ((float)near[i] - f[i]) * (float)q[i];
         r[i] = ((float)j->coef[b][i] - f[i]) * (float)q[i];
@@ -7661,7 +7668,8 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
             if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
             spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
             for (b = 0; b < j->nblocks; b++)
-                if (!spim__jpeg_put_near(j, w, b, &dst[j->bcomp[b]])) return spim__jpeg_need_tables(j);
+                if (!spim__jpeg_put_near(j, w, b, &dst[j->bcomp[b]]))
+                    return spim__jpeg_need_tables(j);
             j->recoded++;
             continue;
         }
@@ -7744,8 +7752,8 @@ static int spim__huff_valid(int s, int ac)
    they, leaves them as they are), each as short as its old code where the
    rest still fit, the all-ones code point unused: DHT counts and symbols,
    *n of them; 0 when they do not fit. */
-static int spim__huff_extend(const spim__huff *h, int keep, int ac, unsigned char *counts, unsigned char *syms,
-                             int *n)
+static int spim__huff_extend(const spim__huff *h, int keep, int ac, unsigned char *counts,
+                             unsigned char *syms, int *n)
 {
     int len[256], l, i, k = 0, kept = 0, s, prev = 1;
     uint32_t space = 1u << 16;
@@ -7760,7 +7768,8 @@ static int spim__huff_extend(const spim__huff *h, int keep, int ac, unsigned cha
         if (spim__huff_valid(s, ac) && !h->size[s]) { syms[k] = (unsigned char)s; len[k++] = 16; }
     for (i = kept; i < k; i++) {
         l = len[i] > prev ? len[i] : prev;
-        while (l <= 16 && space < (1u << (16 - l)) + (uint32_t)(k - i)) l++; /* the rest, and the reserved point */
+        while (l <= 16 && space < (1u << (16 - l)) + (uint32_t)(k - i)) /* the rest, reserved */
+            l++;
         if (l > 16) return 0;
         space -= 1u << (16 - l);
         counts[l - 1]++;
@@ -7782,17 +7791,15 @@ static size_t spim__jpeg_extended_tables(spim__jpeg *j, unsigned char *d)
     for (t = 0; t < 8; t++) {
         const spim__huff *h = t < 4 ? &j->dc[t] : &j->ac[t - 4];
         if (!used[t]) continue;
-        for (keep = t < 4 ? 16 : 12; keep >= 9; keep--) /* DC codes all stay when there is room */
+        for (keep = t < 4 ? 16 : 12; keep >= 9; keep--) /* every block has a DC code: all stay */
             if (spim__huff_extend(h, keep, t >= 4, counts, d + n + 17, &count)) break;
-        if (keep < 9) return 0;
+        if (keep < (t < 4 ? 16 : 9)) return 0;
         d[n] = (unsigned char)(t < 4 ? t : 0x10 | (t - 4));
         memcpy(d + n + 1, counts, 16);
         spim__huff_build(t < 4 ? &j->ndc[t] : &j->nac[t - 4], counts, d + n + 17, t >= 4);
         if (t >= 4) {
             for (i = keep; i < 16; i++) counts[i] = 0;
             spim__huff_build(&j->pac[t - 4], counts, d + n + 17, 1);
-        } else if (keep < 16) {
-            return 0; /* a DC code would change: every block has one */
         }
         n += 17 + (size_t)count;
     }
@@ -7817,7 +7824,8 @@ static int spim__jpeg_probe_mcu(spim__jpeg *j, spim__jbits *r, int *src, spim__j
     for (b = 0; b < j->nblocks; b++) {
         const spim__jcomp *cp = &j->comp[j->bcomp[b]];
         s->start[b] = spim__jbits_pos(r);
-        if (!spim__jpeg_skip_block(r, &j->dc[cp->td], &j->pac[cp->ta], &src[j->bcomp[b]], &s->dc_end[b]))
+        if (!spim__jpeg_skip_block(r, &j->dc[cp->td], &j->pac[cp->ta], &src[j->bcomp[b]],
+                                   &s->dc_end[b]))
             return 0;
         s->after[b] = src[j->bcomp[b]];
     }
@@ -7826,14 +7834,16 @@ static int spim__jpeg_probe_mcu(spim__jpeg *j, spim__jbits *r, int *src, spim__j
 
 /* MCU m decoded whole (stamped when covered) and coded with the new
    tables: 1, 0 declined, -1 out of memory. */
-static int spim__jpeg_recode_mcu(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, uint64_t m,
-                                 spim__jbits *r, spim__jcopy *c, spim__jout *w, int *src, int *dst)
+static int spim__jpeg_recode_mcu(spim__jpeg *j, const spim__plan *P, const spim__jcover *k,
+                                 uint64_t m, spim__jbits *r, spim__jcopy *c, spim__jout *w,
+                                 int *src, int *dst)
 {
     uint64_t start = spim__jbits_pos(r), dc_end;
     int b;
     for (b = 0; b < j->nblocks; b++) {
         const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-        if (!spim__jpeg_block(r, &j->dc[cp->td], &j->ac[cp->ta], &src[j->bcomp[b]], &dc_end, j->coef[b]))
+        if (!spim__jpeg_block(r, &j->dc[cp->td], &j->ac[cp->ta], &src[j->bcomp[b]], &dc_end,
+                              j->coef[b]))
             return spim__jpeg_decline(j, "corrupt scan");
     }
     if (spim__jbits_over(r)) return spim__jpeg_decline(j, "scan data ends early");
@@ -7846,7 +7856,8 @@ static int spim__jpeg_recode_mcu(spim__jpeg *j, const spim__plan *P, const spim_
     }
     for (b = 0; b < j->nblocks; b++) {
         const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-        if (!spim__jpeg_put_block(w, &j->ndc[cp->td], &j->nac[cp->ta], NULL, NULL, j->coef[b], &dst[j->bcomp[b]]))
+        if (!spim__jpeg_put_block(w, &j->ndc[cp->td], &j->nac[cp->ta], NULL, NULL, j->coef[b],
+                                  &dst[j->bcomp[b]]))
             return spim__jpeg_decline(j, "a DC difference out of range");
     }
     return 1;
@@ -7854,8 +7865,8 @@ static int spim__jpeg_recode_mcu(spim__jpeg *j, const spim__plan *P, const spim_
 
 /* One interval with the extended tables: data [pos, end), MCUs m0..m1-1.
    1 done, 0 declined, -1 out of memory. */
-static int spim__jpeg_sparse(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos, size_t end,
-                             uint64_t m0, uint64_t m1, spim__jout *w)
+static int spim__jpeg_sparse(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos,
+                             size_t end, uint64_t m0, uint64_t m1, spim__jout *w)
 {
     spim__jbits r, at;
     spim__jcopy c;
@@ -7878,12 +7889,14 @@ static int spim__jpeg_sparse(spim__jpeg *j, const spim__plan *P, const spim__jco
             if ((rc = spim__jpeg_recode_mcu(j, P, k, m, &r, &c, w, src, dst)) != 1) return rc;
             continue;
         }
-        for (b = 0; b < j->nblocks; b++) { /* the bits as they are; a new DC difference after a recoded block */
-            int ci = j->bcomp[b], before = b ? sk.after[b - 1] : was[ci];
+        for (b = 0; b < j->nblocks; b++) { /* the bits as they are, but after a recoded block */
+            int ci = j->bcomp[b], before;
             for (rc = b - 1; rc >= 0 && j->bcomp[rc] != ci; rc--) {}
             before = rc >= 0 ? sk.after[rc] : was[ci];
-            if (dst[ci] != before) {
-                if (spim__jcopy_to(&c, w, sk.start[b], 1) != SPIM_OK || spim__jout_room(w, 16) != SPIM_OK) return -1;
+            if (dst[ci] != before) { /* a new DC difference */
+                if (spim__jcopy_to(&c, w, sk.start[b], 1) != SPIM_OK ||
+                    spim__jout_room(w, 16) != SPIM_OK)
+                    return -1;
                 spim__jcopy_to(&c, w, sk.dc_end[b], 0);
                 if (!spim__jpeg_put_dc(w, &j->ndc[j->comp[ci].td], NULL, sk.after[b] - dst[ci]))
                     return spim__jpeg_decline(j, "a DC difference out of range");
@@ -7891,7 +7904,9 @@ static int spim__jpeg_sparse(spim__jpeg *j, const spim__plan *P, const spim__jco
             dst[ci] = sk.after[b];
         }
     }
-    if (spim__jcopy_to(&c, w, spim__jbits_pos(&r), 1) != SPIM_OK || spim__jout_room(w, 2) != SPIM_OK) return -1;
+    if (spim__jcopy_to(&c, w, spim__jbits_pos(&r), 1) != SPIM_OK ||
+        spim__jout_room(w, 2) != SPIM_OK)
+        return -1;
     spim__jout_flush(w);
     return 1;
 }
@@ -8086,7 +8101,8 @@ static int spim__jpeg_optimal(spim__jpeg *j, const spim__plan *P, const spim__jc
 /* The scan with extended tables: header and scan into out. 1 done, 0
    declined (j->retable stays set when they do not fit: new tables then),
    -1 out of memory. */
-static int spim__jpeg_extended(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, spim_buf *out)
+static int spim__jpeg_extended(spim__jpeg *j, const spim__plan *P, const spim__jcover *k,
+                               spim_buf *out)
 {
     unsigned char dht[4 + 8 * (17 + 256)];
     size_t n = spim__jpeg_extended_tables(j, dht);
@@ -8145,7 +8161,7 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
         rc = -1;
         if (spim_buf_reserve(out, len + len / 8 + 65536) == SPIM_OK && spim__jpeg_copy_header(j, out, NULL, 0) == SPIM_OK)
             rc = spim__jpeg_scan(j, &P, &k, out, 0);
-        if (rc == 0 && j->retable) { /* the nearest codable blocks are too far: start again, new tables */
+        if (rc == 0 && j->retable) { /* the nearest codable blocks are too far: other tables */
             out->len = start;
             j->constrained = 0;
             j->recoded = 0;
@@ -8164,7 +8180,8 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
         } else if (info) {
             info->width = j->width;
             info->height = j->height;
-            info->huffman = j->extended ? "extended" : j->retable ? "optimal" : j->constrained ? "constrained" : "file";
+            info->huffman = j->extended ? "extended" : j->retable ? "optimal"
+                            : j->constrained ? "constrained" : "file";
             info->mcus_recoded = j->recoded;
         }
     }
@@ -8179,8 +8196,8 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
    metadata is read (and the structure checked) exactly as
    spim_image_decode does. */
 static spim_status spim__jpeg_stamp(const void *in, size_t in_len, const spim_stamp *stamp,
-                                    const spim_stamp_options *o, spim_buf *out, spim_image_info *info,
-                                    const char **why, spim_error *err)
+                                    const spim_stamp_options *o, spim_buf *out,
+                                    spim_image_info *info, const char **why, spim_error *err)
 {
     spim_meta m;
     spim_status st;
@@ -8188,7 +8205,8 @@ static spim_status spim__jpeg_stamp(const void *in, size_t in_len, const spim_st
     if (in_len > INT_MAX) return spim_error_set(err, SPIM_ERR_TOO_LARGE, "input of %zu bytes is too large", in_len);
     if ((st = spim__meta_read(in, in_len, &m, err)) != SPIM_OK) return st;
     if ((st = spim__draw_check((const unsigned char *)in, 1, 1, 3, stamp, o, err)) == SPIM_OK)
-        st = spim__jpeg_splice((const unsigned char *)in, in_len, m.orientation, stamp, o, out, info, why, err);
+        st = spim__jpeg_splice((const unsigned char *)in, in_len, m.orientation, stamp, o, out,
+                               info, why, err);
     if (st == SPIM_OK && !*why && info) {
         info->format = info->out_format = SPIM_FORMAT_JPEG;
         info->content_type = spim_format_content_type(SPIM_FORMAT_JPEG);

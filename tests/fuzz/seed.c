@@ -617,8 +617,11 @@ static void seed_splice(void)
         "-grayscale -optimize", "-sample 1x1 -optimize", "-sample 2x2 -optimize", "-sample 2x2 -restart 1B -optimize",
         "-sample 2x1 -restart 2B -optimize",
     };
-    static const char *const near[] = { /* busy and large enough that stamped blocks take the nearest codes */
-        "-sample 2x2 -optimize", "-sample 1x1 -optimize -restart 1", "-grayscale -optimize -quality 95",
+    static const char *const near[] = {
+        /* busy and large enough that stamped blocks take the nearest codes */
+        "-sample 2x2 -optimize",
+        "-sample 1x1 -optimize -restart 1",
+        "-grayscale -optimize -quality 95",
     };
     static const int sizes[][2] = { { 33, 21 }, { 16, 16 }, { 7, 40 } };
     spim_buf b = SPIM_BUF_INIT, x = SPIM_BUF_INIT;
