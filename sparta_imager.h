@@ -7786,7 +7786,7 @@ static size_t spim__jpeg_extended_tables(spim__jpeg *j, unsigned char *d)
 {
     unsigned char counts[16];
     size_t n = 4;
-    int t, i, count, keep, used[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+    int t, i, count = 0, keep, used[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
     for (i = 0; i < j->nc; i++) used[j->comp[i].td] = used[4 + j->comp[i].ta] = 1;
     for (t = 0; t < 8; t++) {
         const spim__huff *h = t < 4 ? &j->dc[t] : &j->ac[t - 4];
