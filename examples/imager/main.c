@@ -20,8 +20,9 @@
 #define SOURCE_ETAG "sparta-source-etag"
 #define MAX_ROUNDS 5
 
-typedef struct config {   /* stamp: the embedded one is decoded at the first record */
+typedef struct config {   /* stamp: the embedded one is decoded at the first record; rules: SPARTA_RULES */
     const char *prefix, *output_bucket; spim_stamp stamp; spim_stamp_options opt; spim_s3_client *s3;
+    spim_rules *rules;
 } config;
 
 /* What happened to a record; in this order, `action` and the reply's result. */
@@ -37,27 +38,75 @@ typedef struct result {   /* path: "splice" or "recode" once stamped; huffman: "
 static const char *const OPTIONS[][2] = {
     {"SPARTA_STAMP_GRAVITY", "gravity"}, {"SPARTA_STAMP_MARGIN", "margin"}, {"SPARTA_STAMP_SCALE", "scale"},
     {"SPARTA_STAMP_OPACITY", "opacity"}, {"SPARTA_JPEG_QUALITY", "quality"}, {"SPARTA_JPEG_MODE", "jpeg-mode"},
-    {"SPARTA_MAX_PIXELS", "max-pixels"}};
+    {"SPARTA_MAX_PIXELS", "max-pixels"}, {"SPARTA_METADATA", "metadata"}};
 
-/* The stamp SPARTA_STAMP names: a file or s3://bucket/key. */
-static spim_status load_stamp(config *c, const char *where, spim_error *err)
+/* A file or s3://bucket/key (a stamp, the rules) into obj->body. */
+static spim_status fetch(const config *c, const char *where, spim_s3_object *obj, spim_error *err)
 {
-    spim_s3_object obj = {0};
     char bucket[256];
     const char *key;
     spim_status st;
-    if (strncmp(where, "s3://", 5) != 0) st = spim_read_file(where, 16u << 20, &obj.body, err);
-    else if ((st = spim_s3_parse_uri(where, bucket, sizeof bucket, &key, err)) == SPIM_OK)
-        st = spim_s3_get(c->s3, bucket, key, 16u << 20, &obj, err);
-    if (st == SPIM_OK) st = spim_stamp_load(&c->stamp, obj.body.data, obj.body.len, err);
+    if (strncmp(where, "s3://", 5) != 0) return spim_read_file(where, 16u << 20, &obj->body, err);
+    if ((st = spim_s3_parse_uri(where, bucket, sizeof bucket, &key, err)) == SPIM_OK)
+        st = spim_s3_get(c->s3, bucket, key, 16u << 20, obj, err);
+    return st;
+}
+
+static spim_status load_stamp(const config *c, const char *where, spim_stamp *stamp, spim_error *err)
+{
+    spim_s3_object obj = {0};
+    spim_status st = fetch(c, where, &obj, err);
+    if (st == SPIM_OK) st = spim_stamp_load(stamp, obj.body.data, obj.body.len, err);
     spim_s3_object_free(&obj);
     return st;
+}
+
+/* SPARTA_RULES: parsed over the defaults the variables set, each rule's stamp loaded once. */
+static spim_status load_rules(config *c, const char *where, spim_error *err)
+{
+    spim_s3_object obj = {0};
+    spim_status st = fetch(c, where, &obj, err);
+    size_t i;
+    if (st == SPIM_OK) st = spim_rules_parse((const char *)obj.body.data, obj.body.len, &c->opt, &c->rules, err);
+    spim_s3_object_free(&obj);
+    for (i = 0; st == SPIM_OK && i < c->rules->count; i++) {
+        spim_rule *r = &c->rules->rule[i];
+        if (r->stamp_source && (st = load_stamp(c, r->stamp_source, &r->stamp, err)) != SPIM_OK)
+            spim_error_set(err, st, "rules[%zu] (prefix \"%.100s\"): field \"stamp\": %.200s: %s", i, r->prefix,
+                           r->stamp_source, err->message);
+    }
+    return st;
+}
+
+/* The configuration for one key: its rule's (output prefix and bucket, options, stamp) over the defaults. */
+static const spim_rule *route(const config *c, const char *key, config *out)
+{
+    const spim_rule *r = spim_rules_match(c->rules, key);
+    *out = *c;
+    if (!r) return NULL;
+    if (r->output_prefix) out->prefix = r->output_prefix;
+    if (r->output_bucket) out->output_bucket = r->output_bucket;
+    if (r->stamp.rgba) out->stamp = r->stamp;
+    out->opt = r->opt;
+    return r;
+}
+
+/* Loop guard: a key under the default output prefix or any rule's is a copy. */
+static const char *guarded(const config *c, const char *key)
+{
+    size_t i;
+    if (strncmp(key, c->prefix, strlen(c->prefix)) == 0) return c->prefix;
+    for (i = 0; c->rules && i < c->rules->count; i++) {
+        const char *p = c->rules->rule[i].output_prefix;
+        if (p && strncmp(key, p, strlen(p)) == 0) return p;
+    }
+    return NULL;
 }
 
 static spim_status imager_init(void *user, spim_error *err)
 {
     config *c = (config *)user;
-    const char *v, *stamp = getenv("SPARTA_STAMP");
+    const char *v, *stamp = getenv("SPARTA_STAMP"), *rules = getenv("SPARTA_RULES");
     spim_status st;
     size_t i;
     c->prefix = (v = getenv("SPARTA_OUTPUT_PREFIX")) != NULL ? v : "xformed_";
@@ -71,11 +120,14 @@ static spim_status imager_init(void *user, spim_error *err)
             return spim_error_set(err, SPIM_ERR_CONFIG, "%s: %s", OPTIONS[i][0], err->message);
     if (!c->opt.max_pixels) c->opt.max_pixels = spim_default_max_pixels();   /* it also sets the GET limit */
     if ((st = spim_s3_client_create(NULL, &c->s3, err)) != SPIM_OK) return st;
-    if (stamp && *stamp && load_stamp(c, stamp, err) != SPIM_OK)
+    if (stamp && *stamp && load_stamp(c, stamp, &c->stamp, err) != SPIM_OK)
         return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP=\"%.200s\": %s", stamp, err->message);
+    if (rules && *rules && load_rules(c, rules, err) != SPIM_OK)
+        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_RULES=\"%.200s\": %s", rules, err->message);
     spim_log_fields(SPIM_LOG_INFO, "imager ready", SPIM_LOG_STR("prefix", c->prefix),
                     SPIM_LOG_STR("output_bucket", c->output_bucket ? c->output_bucket : "(source)"),
-                    SPIM_LOG_STR("stamp", stamp && *stamp ? stamp : "(embedded)"), SPIM_LOG_END);
+                    SPIM_LOG_STR("stamp", stamp && *stamp ? stamp : "(embedded)"),
+                    SPIM_LOG_INT("rules", c->rules ? (int64_t)c->rules->count : 0), SPIM_LOG_END);
     return SPIM_OK;
 }
 
@@ -114,7 +166,7 @@ static void stamp_object(const config *c, const spim_s3_record *rec, const char 
     spim_header meta[2] = {{MARKER, "1"}, {SOURCE_ETAG, ""}};
     spim_s3_put_options put = {NULL, meta, 2};
     spim_buf enc = SPIM_BUF_INIT;
-    spim_image_info info = {SPIM_FORMAT_UNKNOWN, SPIM_FORMAT_UNKNOWN, NULL, NULL, 0, 0, 0, NULL, NULL};
+    spim_image_info info = {0};
     spim_error err = {SPIM_OK, 0, 0, ""};
     spim_status st;
     int had = head(c, out_bucket, out_key, SOURCE_ETAG, made, r);
@@ -185,16 +237,20 @@ static spim_status imager(const spim_invocation *inv, spim_response *resp, void 
         const spim_s3_record *rec = &ev->records[i];
         result r = {STAMPED, 0, 0, NULL, NULL, ""};
         int64_t t = spim_now_ms();
+        config k;   /* this key's configuration (SPARTA_RULES) */
+        const spim_rule *rule = rec->status == SPIM_OK ? route(c, rec->key, &k) : NULL;
+        const char *guard = rec->status == SPIM_OK ? guarded(c, rec->key) : NULL;
         spim_buf_reset(&out_key);
         if (!spim_budget_next(&budget, inv)) settle(&r, NOT_STARTED, "", NULL, "not started: the deadline is near");
         else if (rec->status != SPIM_OK) settle(&r, SKIPPED, "", NULL, rec->error);
         else if (!spim_utf8_valid(rec->key, rec->key_len)) settle(&r, SKIPPED, "", NULL, "key is not UTF-8");
-        else if (strncmp(rec->key, c->prefix, strlen(c->prefix)) == 0) settle(&r, GUARDED, "key starts with", NULL, c->prefix);
-        else if (strlen(c->prefix) + rec->key_len > SPIM_S3_MAX_KEY) settle(&r, SKIPPED, c->prefix, NULL, "+ key is longer than an S3 key");
-        else if (spim_buf_appendf(&out_key, "%s%s", c->prefix, rec->key)) settle(&r, FAILED, "", NULL, "out of memory");
-        else switch (rec->kind) {
+        else if (guard) settle(&r, GUARDED, "key starts with", NULL, guard);
+        else if (rule && rule->skip) settle(&r, SKIPPED, "SPARTA_RULES skips prefix", NULL, rule->prefix);
+        else if (strlen(k.prefix) + rec->key_len > SPIM_S3_MAX_KEY) settle(&r, SKIPPED, k.prefix, NULL, "+ key is longer than an S3 key");
+        else if (spim_buf_appendf(&out_key, "%s%s", k.prefix, rec->key)) settle(&r, FAILED, "", NULL, "out of memory");
+        else switch (rec->kind) {   /* created or removed: the rule that makes the copy finds it */
         case SPIM_EVENT_CREATED:
-        case SPIM_EVENT_REMOVED: converge(c, rec, (const char *)out_key.data, &r); break;
+        case SPIM_EVENT_REMOVED: converge(&k, rec, (const char *)out_key.data, &r); break;
         default: settle(&r, SKIPPED, "", NULL, "event not handled"); break;
         }
         spim_log_fields(r.what >= FAILED ? SPIM_LOG_ERROR : SPIM_LOG_INFO, ACTION[r.what], SPIM_LOG_STR("bucket", rec->bucket),
@@ -215,6 +271,7 @@ int main(int argc, char **argv)
     static config cfg;
     int rc = spim_lambda_main(argc, argv, imager_init, imager, &cfg);
     spim_stamp_free(&cfg.stamp);
+    spim_rules_free(cfg.rules);
     spim_s3_client_free(cfg.s3);
     return rc;
 }

@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     FUZZ_CHECK(info.path && (!strcmp(info.path, "splice") || !strcmp(info.path, "recode")), "no path in info");
-    FUZZ_CHECK(spim__format_detect(out.data, out.len) == SPIM_FORMAT_JPEG, "the output is not a JPEG");
+    FUZZ_CHECK(spim_format_detect(out.data, out.len) == SPIM_FORMAT_JPEG, "the output is not a JPEG");
     FUZZ_CHECK(strcmp(info.path, "splice")
                    ? !info.huffman
                    : info.huffman &&
