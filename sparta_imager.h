@@ -9317,6 +9317,8 @@ SPIM__PRIVATE int16_t *spim__jprog_region(const spim__jprog *g, int c, int bx, i
         return NULL;
     mc = bx / cp->h;
     mr = by / cp->v;
+    if (!spim__jcover_has(&g->k, (uint64_t)mr * (uint64_t)g->j->mcux + (uint64_t)mc, g->j->mcux))
+        return NULL; /* between tiles: kept like any block outside */
     m = (size_t)(mr - g->k.r0) * (size_t)(g->k.c1 - g->k.c0 + 1) + (size_t)(mc - g->k.c0);
     m = m * (size_t)g->j->nblocks + (size_t)(g->base[c] + (by % cp->v) * cp->h + bx % cp->h);
     return g->reg + m * 64;
@@ -9940,6 +9942,8 @@ SPIM__PRIVATE void spim__jprog_stamp(spim__jprog *g, const spim__plan *P)
     for (mr = g->k.r0; mr <= g->k.r1; mr++)
         for (mc = g->k.c0; mc <= g->k.c1; mc++, i++) {
             int16_t *co = g->reg + i * per;
+            if (!spim__jcover_has(&g->k, (uint64_t)mr * (uint64_t)j->mcux + (uint64_t)mc, j->mcux))
+                continue;
             for (b = 0; b < j->nblocks; b++) memcpy(j->coef[b], co + 64 * b, sizeof j->coef[b]);
             spim__jpeg_stamp_mcu(j, P, mc, mr);
             for (b = 0; b < j->nblocks; b++) memcpy(co + 64 * b, j->coef[b], sizeof j->coef[b]);
@@ -10027,9 +10031,8 @@ SPIM__PRIVATE spim_status spim__jprog_go(spim__jprog *g, int orientation, const 
 {
     spim__jpeg *j = g->j;
     spim__plan P;
-    spim__jcover box;
     spim_status st = SPIM_OK;
-    uint64_t budget = o->max_pixels ? o->max_pixels : spim_default_max_pixels(), area;
+    uint64_t budget = o->max_pixels ? o->max_pixels : spim_default_max_pixels();
     double side;
     int rc;
     if (!spim__jprog_walk(g, NULL)) {
@@ -10047,33 +10050,20 @@ SPIM__PRIVATE spim_status spim__jprog_go(spim__jprog *g, int orientation, const 
                               j->height, side, (unsigned long long)budget);
     st = spim__plan_make(&P, j->width, j->height, j->nc, orientation, stamp, o, err);
     if (st != SPIM_OK) return st;
-    /* the bounding box of every stamp and tile (spim__jcover_mark without bits) */
-    memset(&box, 0, sizeof box);
-    box.c0 = box.r0 = INT_MAX;
-    box.c1 = box.r1 = -1;
-    spim__jcover_mark(&box, &P, j->mcuw, j->mcuh);
-    if (box.c1 < 0) {
-        spim__plan_free(&P);
-        return spim_error_set(err, SPIM_ERR_INVALID, "stamp falls outside the image");
+    st = spim__jcover_make(&g->k, &P, j->mcuw, j->mcuh, budget, err);
+    if (st == SPIM_OK) {
+        rc = spim__jprog_run(g, &P, out);
+        if (rc < 0)
+            st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory stamping JPEG");
+        else if (rc == 0)
+            *why = j->why;
+        else if (info) {
+            info->width = j->width;
+            info->height = j->height;
+            info->huffman = g->optimal ? "optimal" : "file";
+        }
     }
-    g->k.c0 = box.c0;
-    g->k.c1 = box.c1;
-    g->k.r0 = box.r0;
-    g->k.r1 = box.r1;
-    area = (uint64_t)(g->k.c1 - g->k.c0 + 1) * (uint64_t)j->mcuw *
-           (uint64_t)(g->k.r1 - g->k.r0 + 1) * (uint64_t)j->mcuh;
-    if (area > budget)
-        st = spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG: the stamp covers %llu pixels, over the "
-                            "budget of %llu", (unsigned long long)area, (unsigned long long)budget);
-    else if ((rc = spim__jprog_run(g, &P, out)) < 0)
-        st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory stamping JPEG");
-    else if (rc == 0)
-        *why = j->why;
-    else if (info) {
-        info->width = j->width;
-        info->height = j->height;
-        info->huffman = g->optimal ? "optimal" : "file";
-    }
+    spim__jcover_free(&g->k);
     spim__plan_free(&P);
     return st;
 }
@@ -10094,6 +10084,7 @@ SPIM__PRIVATE spim_status spim__jprog_splice(const unsigned char *p, size_t len,
         g->j = j;
         j->p = p;
         j->len = len;
+        j->metadata = o->metadata;   /* what spim__jpeg_copy_header keeps */
         st = spim__jprog_go(g, orientation, stamp, o, out, info, why, err);
         spim__jprog_free(g);
     } else {
