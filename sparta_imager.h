@@ -6921,6 +6921,13 @@ static spim_status spim__png_xmp(const unsigned char *d, size_t n, spim_metadata
     return st;
 }
 
+/* Chunks of text or time: what STRIP leaves out of a PNG. */
+static int spim__png_is_text(const char *t)
+{
+    return strcmp(t, "tEXt") == 0 || strcmp(t, "zTXt") == 0 || strcmp(t, "iTXt") == 0 ||
+           strcmp(t, "tIME") == 0;
+}
+
 /* One PNG chunk (its type and data) appended to out as `policy` wants it,
    for the paths that copy a file's chunks: eXIf rewritten (thumbnail
    unlinked), iTXt XMP without GPS, and under STRIP the text and time chunks
@@ -6942,8 +6949,7 @@ SPIM__PRIVATE spim_status spim__png_copy_chunk(const unsigned char *type, const 
     } else if (strcmp(t, "iTXt") == 0 && n >= sizeof xmp_key &&
                memcmp(d, xmp_key, sizeof xmp_key) == 0) {
         st = spim__png_xmp(d, n, policy, out);
-    } else if (policy != SPIM_METADATA_STRIP ||
-               (strcmp(t, "tEXt") && strcmp(t, "zTXt") && strcmp(t, "iTXt") && strcmp(t, "tIME"))) {
+    } else if (policy != SPIM_METADATA_STRIP || !spim__png_is_text(t)) {
         st = spim__png_chunk(out, t, d, n, NULL, 0);
     }
     spim_buf_free(&b);
