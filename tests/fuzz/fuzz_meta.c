@@ -46,8 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     spim_status st;
     spim__error_clear(&err);
     st = spim__meta_read(data, size, &m, &err);
-    FUZZ_CHECK(m.format == spim__format_detect(data, size), "format %s, detect says %s", spim__format_name(m.format),
-               spim__format_name(spim__format_detect(data, size)));
+    FUZZ_CHECK(m.format == spim_format_detect(data, size), "format %s, detect says %s", spim__format_name(m.format),
+               spim__format_name(spim_format_detect(data, size)));
     FUZZ_CHECK(m.orientation >= 1 && m.orientation <= 8, "orientation %d", m.orientation);
     FUZZ_CHECK((m.exif == NULL) == (m.exif_len == 0), "exif %p with length %zu", (void *)m.exif, m.exif_len);
     FUZZ_CHECK((m.icc == NULL) == (m.icc_len == 0), "icc %p with length %zu", (void *)m.icc, m.icc_len);
