@@ -1270,8 +1270,8 @@ SPIMDEF spim_status spim_stamp_check(const spim_stamp_options *opt, spim_error *
         "scale": 0.1, "metadata": "strip"} ]
    Fields: "prefix" (a string, required; "" matches every key), "skip"
    (true: matching keys are left alone), "output_prefix" (non-empty),
-   "output_bucket", "stamp" (a path or s3://bucket/key, loaded by the
-   program), and every name spim_stamp_option_set takes, with the same rule
+   "output_bucket", "stamp" and "font" (a path or s3://bucket/key, loaded
+   by the program), and every name spim_stamp_option_set takes, with the same rule
    (a string, or a number for the numeric ones). An unknown field, a bad
    value or a document that is not such an array fails with SPIM_ERR_CONFIG
    and a message naming the rule and the field:
@@ -1281,10 +1281,12 @@ typedef struct spim_rule {
     const char *output_prefix;   /* NULL = the program's default */
     const char *output_bucket;   /* NULL = the program's default */
     const char *stamp_source;    /* "stamp": a path or s3:// URI; NULL = the default stamp */
+    const char *font_source;     /* "font": a TrueType file's path or s3:// URI; NULL = none */
     int skip;                    /* "skip": true */
     spim_stamp_options opt;      /* the defaults given to spim_rules_parse, the rule's fields set */
     spim_stamp stamp;            /* for the program to load stamp_source into, once; freed
                                     by spim_rules_free */
+    spim_buf font;               /* the same for font_source (point opt.font at it) */
 } spim_rule;
 
 typedef struct spim_rules {
@@ -11588,6 +11590,7 @@ SPIM__PRIVATE spim_status spim__jprog_splice(const unsigned char *p, size_t len,
         g->j = j;
         j->p = p;
         j->len = len;
+        j->metadata = o->metadata;   /* what spim__jpeg_copy_header keeps */
         st = spim__jprog_go(g, orientation, stamp, o, out, info, why, err);
         spim__jprog_free(g);
     } else {
@@ -11805,6 +11808,9 @@ static spim_status spim__rule_field(spim_rule *r, const cJSON *f, size_t i, cons
     if (strcmp(name, "stamp") == 0)
         return spim__rule_string(f, i, rule, 1, 4095, &r->stamp_source, err) ? SPIM_OK
                                                                              : SPIM_ERR_CONFIG;
+    if (strcmp(name, "font") == 0)
+        return spim__rule_string(f, i, rule, 1, 4095, &r->font_source, err) ? SPIM_OK
+                                                                            : SPIM_ERR_CONFIG;
     if (strcmp(name, "skip") == 0) {
         if (!cJSON_IsBool(f))
             return spim__rule_fail(err, i, rule, "field \"skip\": must be true or false");
@@ -11902,7 +11908,10 @@ SPIMDEF void spim_rules_free(spim_rules *rules)
 {
     size_t i;
     if (!rules) return;
-    for (i = 0; i < rules->count; i++) spim_stamp_free(&rules->rule[i].stamp);
+    for (i = 0; i < rules->count; i++) {
+        spim_stamp_free(&rules->rule[i].stamp);
+        spim_buf_free(&rules->rule[i].font);
+    }
     SPIM_FREE(rules->rule);
     cJSON_Delete((cJSON *)rules->doc);
     SPIM_FREE(rules);
