@@ -19,6 +19,10 @@ $(B)/imager/bootstrap: $(B)/assets/stamp_png.h
 # only this test links it.
 $(addsuffix /test_jpeg,$(addprefix $(B)/test/,gcc clang san)): PKG_LIBS += -ljpeg
 
-# build/stamp compiles only the image section (SPIM_NO_S3/EVENTS/LAMBDA):
-# it links zlib and nothing else.
-$(B)/stamp: private PKG_LIBS = $(shell pkg-config --libs zlib 2>/dev/null) -lm
+# build/stamp compiles only the image section (SPIM_NO_S3/EVENTS/LAMBDA)
+# with WebP and GIF: it links zlib, libwebp and giflib and nothing else.
+$(B)/stamp: private PKG_LIBS = $(shell pkg-config --libs zlib 2>/dev/null) -lm $(FMT_LIBS)
+
+# test_webp_gif turns SPIM_WEBP and SPIM_GIF on (and skips its cases when
+# built with -DSPIM_TEST_NO_FORMATS, which check-sections does).
+$(addsuffix /test_webp_gif,$(addprefix $(B)/test/,gcc clang san)): PKG_LIBS += $(FMT_LIBS)

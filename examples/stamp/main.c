@@ -3,7 +3,8 @@
      build/stamp [--stamp FILE] [--gravity nw|n|ne|w|c|e|sw|s|se] [--margin PX]
                  [--scale F] [--opacity F] [--quality Q] [--recode] INPUT OUTPUT
 
-   The output format follows OUTPUT's extension (.jpg .jpeg .png .bmp .tga);
+   The output format follows OUTPUT's extension (.jpg .jpeg .png .bmp .tga,
+   and .webp/.gif for a WebP/GIF input, which stays itself);
    without --stamp the embedded default stamp is drawn. A baseline JPEG that
    stays a JPEG is stamped in the compressed domain (only the MCUs under the
    stamp are re-coded); --recode or SPARTA_JPEG_MODE=recode decodes and
@@ -16,6 +17,8 @@
                           start pays for no libcurl or cJSON */
 #define SPIM_NO_EVENTS
 #define SPIM_NO_LAMBDA
+#define SPIM_WEBP      /* WebP stays WebP (libwebp), GIF stays GIF (giflib) */
+#define SPIM_GIF
 #include "sparta_imager.h"
 #include "build/assets/stamp_png.h"
 
@@ -36,7 +39,8 @@ static void print_usage(FILE *f)
                "  --recode       decode and re-encode a JPEG instead of stamping it in the\n"
                "                 compressed domain (also SPARTA_JPEG_MODE=recode)\n"
                "  -h, --help     this text\n"
-               "OUTPUT's extension (.jpg .jpeg .png .bmp .tga) picks the format.\n"
+               "OUTPUT's extension (.jpg .jpeg .png .bmp .tga .webp .gif) picks the format;\n"
+               "WebP and GIF are written only from the same format (SPARTA_WEBP_QUALITY: lossy quality).\n"
                "Exit status: 0 written; 1 the image could not be read, stamped or written\n"
                "(a stamp entirely outside the image included); 2 bad arguments.\n");
 }
@@ -73,12 +77,13 @@ static int set_option(spim_stamp_options *opt, const char *label, const char *na
 /* 0 on success, -1 for --help, else the exit status for a usage error. */
 static int parse_args(int argc, char **argv, args *a)
 {
-    static const char *const ENV[][2] = {{"SPARTA_MAX_PIXELS", "max-pixels"}, {"SPARTA_JPEG_MODE", "jpeg-mode"}};
+    static const char *const ENV[][2] = {{"SPARTA_MAX_PIXELS", "max-pixels"}, {"SPARTA_JPEG_MODE", "jpeg-mode"},
+                                         {"SPARTA_WEBP_QUALITY", "webp-quality"}};
     int i, rc, npos = 0;
     const char *v;
     char msg[256];
     memset(a, 0, sizeof *a);
-    for (i = 0; i < 2; i++)
+    for (i = 0; i < 3; i++)
         if ((v = getenv(ENV[i][0])) != NULL && *v && (rc = set_option(&a->opt, ENV[i][0], ENV[i][1], v)) != 0)
             return rc;
     for (i = 1; i < argc; i++) {
@@ -106,7 +111,7 @@ static int parse_args(int argc, char **argv, args *a)
     if (npos != 2) return usage("INPUT and OUTPUT are required");
     a->opt.output_format = spim_format_from_name(a->output);
     if (a->opt.output_format == SPIM_FORMAT_UNKNOWN)
-        return bad_value("OUTPUT", "a name ending in .jpg, .jpeg, .png, .bmp or .tga", a->output);
+        return bad_value("OUTPUT", "a name ending in .jpg, .jpeg, .png, .bmp, .tga, .webp or .gif", a->output);
     return 0;
 }
 
@@ -126,22 +131,24 @@ static int write_file(const char *path, const spim_buf *b)
     return ok;
 }
 
-/* A JPEG that stays a JPEG goes through spim_stamp_image (compressed
-   domain when it can); otherwise decode, free the input, stamp, encode, so
+/* A JPEG that stays a JPEG (compressed domain when it can), a WebP and a
+   GIF (which stay themselves) go through spim_stamp_image; otherwise decode, free the input, stamp, encode, so
    the input never sits beside the pixels and the output. */
 static int run(const args *a, const spim_stamp *stamp)
 {
     spim_buf in = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
     spim_image img;
     spim_error err;
-    int ok = 0;
+    spim_format f, to = a->opt.output_format;
+    int ok = 0, kept;
     memset(&err, 0, sizeof err);
     if (spim_read_file(a->input, 0, &in, &err) != SPIM_OK) {
         fprintf(stderr, "stamp: %s\n", err.message);
         return 0;
     }
-    if (a->opt.jpeg_mode == SPIM_JPEG_AUTO && spim__format_detect(in.data, in.len) == SPIM_FORMAT_JPEG &&
-        a->opt.output_format == SPIM_FORMAT_JPEG) {
+    f = spim__format_detect(in.data, in.len);
+    kept = f == SPIM_FORMAT_WEBP || f == SPIM_FORMAT_GIF || to == SPIM_FORMAT_WEBP || to == SPIM_FORMAT_GIF;
+    if ((a->opt.jpeg_mode == SPIM_JPEG_AUTO && f == SPIM_FORMAT_JPEG && to == SPIM_FORMAT_JPEG) || kept) {
         if (spim_stamp_image(in.data, in.len, stamp, &a->opt, &out, NULL, &err) == SPIM_OK) ok = 1;
         spim_buf_free(&in);
     } else if (spim_image_decode(in.data, in.len, a->opt.max_pixels, &img, &err) == SPIM_OK) {
