@@ -8397,10 +8397,14 @@ static int spim__gif_rect(const spim__gifst *s, const GifImageDesc *d, GifImageD
             widen = !s->ok[(size_t)y * (size_t)L->w + (size_t)x] &&
                     !spim__gif_inside(d, L->x + x, L->y + y);
     if (!widen) return 0;
-    r->Left = d->Left < L->x ? d->Left : L->x;
-    r->Top = d->Top < L->y ? d->Top : L->y;
-    r->Width = (d->Left + d->Width > L->x + L->w ? d->Left + d->Width : L->x + L->w) - r->Left;
-    r->Height = (d->Top + d->Height > L->y + L->h ? d->Top + d->Height : L->y + L->h) - r->Top;
+    /* the bounding box of the stamp and the frame's visible part (what lies
+       off the canvas is dropped: a far-away frame must not widen to it) */
+    x = d->Left + d->Width < s->W ? d->Left + d->Width : s->W;
+    y = d->Top + d->Height < s->H ? d->Top + d->Height : s->H;
+    r->Left = d->Left < L->x ? (d->Left > 0 ? d->Left : 0) : L->x;
+    r->Top = d->Top < L->y ? (d->Top > 0 ? d->Top : 0) : L->y;
+    r->Width = (x > L->x + L->w ? x : L->x + L->w) - r->Left;
+    r->Height = (y > L->y + L->h ? y : L->y + L->h) - r->Top;
     return 1;
 }
 
@@ -8515,6 +8519,11 @@ static int spim__gif_put_frame(GifFileType *o, const GifImageDesc *r, const Colo
         while (size < pal->n) size *= 2;
         if ((cm = GifMakeMapObject(size, NULL)) == NULL) return 0;
         memcpy(cm->Colors, pal->c, (size_t)pal->n * sizeof *pal->c);
+    }
+    if (!cm && !local && o->Image.ColorMap) {
+        /* giflib 5.2.1 forgets (leaks) the last frame's palette here */
+        GifFreeMapObject(o->Image.ColorMap);
+        o->Image.ColorMap = NULL;
     }
     ok = EGifPutImageDesc(o, r->Left, r->Top, r->Width, r->Height, false, cm ? cm : local) ==
          GIF_OK;

@@ -13,6 +13,8 @@
    the deadline are retried (spim_reply_finish). Configuration: README.
       build/imager/bootstrap --event event.json     # invoke once */
 #define SPARTA_IMAGER_IMPLEMENTATION
+#define SPIM_WEBP   /* WebP stays WebP (libwebp), GIF stays GIF (giflib) */
+#define SPIM_GIF
 #include "sparta_imager.h"
 #include "build/assets/stamp_png.h"
 
@@ -37,7 +39,7 @@ typedef struct result {   /* path: "splice" or "recode" once stamped; huffman: "
 static const char *const OPTIONS[][2] = {
     {"SPARTA_STAMP_GRAVITY", "gravity"}, {"SPARTA_STAMP_MARGIN", "margin"}, {"SPARTA_STAMP_SCALE", "scale"},
     {"SPARTA_STAMP_OPACITY", "opacity"}, {"SPARTA_JPEG_QUALITY", "quality"}, {"SPARTA_JPEG_MODE", "jpeg-mode"},
-    {"SPARTA_MAX_PIXELS", "max-pixels"}};
+    {"SPARTA_MAX_PIXELS", "max-pixels"}, {"SPARTA_WEBP_QUALITY", "webp-quality"}};
 
 /* The stamp SPARTA_STAMP names: a file or s3://bucket/key. */
 static spim_status load_stamp(config *c, const char *where, spim_error *err)
