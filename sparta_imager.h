@@ -7893,7 +7893,7 @@ static int spim__vp8_quality(const unsigned char *d, size_t n)
     }
     if (lo >= 0) q = hi;
     q = q < 0 ? 0 : q > 127 ? 127 : q;
-    c = 1.0 - (q + 0.5) / 127.0;
+    c = q >= 127 ? 0.0 : 1.0 - (q + 0.5) / 127.0;
     /* libwebp's segments (default sns 50) spread c as c_base^(1 + 0.45 * alpha),
        alpha -1..1; the most quantised segment has alpha -1 */
     if (lo >= 0 && hi > lo) c = pow(c, 1.0 / 1.45);
@@ -8317,13 +8317,16 @@ typedef struct spim__gifst {
    their places; the stamp's colours go into the entries no pixel of the
    frame uses (encoders pad palettes to a power of two) and into the room
    up to 256, while there is some; then the nearest entry. */
+#define SPIM__GIF_CACHE 4096
 typedef struct spim__gifpal {
     GifColorType c[256];
     unsigned char used[256];
     int n, trans, added, next;
+    uint32_t key[SPIM__GIF_CACHE]; /* colour + 1 -> its index: a stamp repeats its colours */
+    unsigned char val[SPIM__GIF_CACHE];
 } spim__gifpal;
 
-static int spim__gifpal_index(spim__gifpal *pal, const unsigned char *rgb)
+static int spim__gifpal_search(spim__gifpal *pal, const unsigned char *rgb)
 {
     int i, best = -1;
     long bd = LONG_MAX;
@@ -8348,6 +8351,17 @@ static int spim__gifpal_index(spim__gifpal *pal, const unsigned char *rgb)
     if (best < 0) best = 0;
     pal->used[best] = 1; /* pixels point at it now: never reused */
     return best;
+}
+
+static int spim__gifpal_index(spim__gifpal *pal, const unsigned char *rgb)
+{
+    uint32_t k = ((uint32_t)rgb[0] << 16 | (uint32_t)rgb[1] << 8 | rgb[2]) + 1;
+    uint32_t h = (k * 2654435761u) >> 20 & (SPIM__GIF_CACHE - 1);
+    if (pal->key[h] != k) {
+        pal->val[h] = (unsigned char)spim__gifpal_search(pal, rgb);
+        pal->key[h] = k;
+    }
+    return pal->val[h];
 }
 
 /* Composite frame k over the canvas as a viewer does. */

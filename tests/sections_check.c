@@ -89,7 +89,8 @@ int main(void)
         st.width = st.height = 1;
 #ifdef SPIM__WEBP
         {
-            static const unsigned char px[16] = { 1, 2, 3, 255, 4, 5, 6, 255, 7, 8, 9, 255, 9, 9, 9, 255 };
+            static const unsigned char px[16] = { 1, 2, 3, 255, 4, 5, 6, 255,
+                                                  7, 8, 9, 255, 9, 9, 9, 255 };
             uint8_t *webp = NULL;
             size_t n = WebPEncodeLosslessRGBA(px, 2, 2, 8, &webp);
             check(n > 0 && spim_stamp_image(webp, n, &st, NULL, &out, &info, &err) == SPIM_OK &&
@@ -99,8 +100,9 @@ int main(void)
         }
 #endif
 #ifdef SPIM__GIF
-        static const unsigned char gif[] = "GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00"
-                                           ",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00;";
+        static const unsigned char gif[] = "GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff"
+                                           "\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00"
+                                           "\x02\x02\x44\x01\x00;";
         check(spim_stamp_image(gif, sizeof gif - 1, &st, NULL, &out, &info, &err) == SPIM_OK &&
               out.len > 6 && memcmp(out.data, "GIF89a", 6) == 0, "gif stays gif");
 #endif

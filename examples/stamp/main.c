@@ -40,7 +40,8 @@ static void print_usage(FILE *f)
                "                 compressed domain (also SPARTA_JPEG_MODE=recode)\n"
                "  -h, --help     this text\n"
                "OUTPUT's extension (.jpg .jpeg .png .bmp .tga .webp .gif) picks the format;\n"
-               "WebP and GIF are written only from the same format (SPARTA_WEBP_QUALITY: lossy quality).\n"
+               "WebP and GIF are written only from the same format\n"
+               "(SPARTA_WEBP_QUALITY: the quality of a lossy WebP).\n"
                "Exit status: 0 written; 1 the image could not be read, stamped or written\n"
                "(a stamp entirely outside the image included); 2 bad arguments.\n");
 }
@@ -77,7 +78,8 @@ static int set_option(spim_stamp_options *opt, const char *label, const char *na
 /* 0 on success, -1 for --help, else the exit status for a usage error. */
 static int parse_args(int argc, char **argv, args *a)
 {
-    static const char *const ENV[][2] = {{"SPARTA_MAX_PIXELS", "max-pixels"}, {"SPARTA_JPEG_MODE", "jpeg-mode"},
+    static const char *const ENV[][2] = {{"SPARTA_MAX_PIXELS", "max-pixels"},
+                                         {"SPARTA_JPEG_MODE", "jpeg-mode"},
                                          {"SPARTA_WEBP_QUALITY", "webp-quality"}};
     int i, rc, npos = 0;
     const char *v;
@@ -111,7 +113,8 @@ static int parse_args(int argc, char **argv, args *a)
     if (npos != 2) return usage("INPUT and OUTPUT are required");
     a->opt.output_format = spim_format_from_name(a->output);
     if (a->opt.output_format == SPIM_FORMAT_UNKNOWN)
-        return bad_value("OUTPUT", "a name ending in .jpg, .jpeg, .png, .bmp, .tga, .webp or .gif", a->output);
+        return bad_value("OUTPUT", "a name ending in .jpg, .jpeg, .png, .bmp, .tga, .webp or .gif",
+                         a->output);
     return 0;
 }
 
@@ -132,8 +135,9 @@ static int write_file(const char *path, const spim_buf *b)
 }
 
 /* A JPEG that stays a JPEG (compressed domain when it can), a WebP and a
-   GIF (which stay themselves) go through spim_stamp_image; otherwise decode, free the input, stamp, encode, so
-   the input never sits beside the pixels and the output. */
+   GIF (which stay themselves) go through spim_stamp_image; otherwise
+   decode, free the input, stamp, encode, so the input never sits beside
+   the pixels and the output. */
 static int run(const args *a, const spim_stamp *stamp)
 {
     spim_buf in = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
@@ -147,8 +151,10 @@ static int run(const args *a, const spim_stamp *stamp)
         return 0;
     }
     f = spim__format_detect(in.data, in.len);
-    kept = f == SPIM_FORMAT_WEBP || f == SPIM_FORMAT_GIF || to == SPIM_FORMAT_WEBP || to == SPIM_FORMAT_GIF;
-    if ((a->opt.jpeg_mode == SPIM_JPEG_AUTO && f == SPIM_FORMAT_JPEG && to == SPIM_FORMAT_JPEG) || kept) {
+    kept = f == SPIM_FORMAT_WEBP || f == SPIM_FORMAT_GIF || to == SPIM_FORMAT_WEBP ||
+           to == SPIM_FORMAT_GIF;
+    if ((a->opt.jpeg_mode == SPIM_JPEG_AUTO && f == SPIM_FORMAT_JPEG && to == SPIM_FORMAT_JPEG) ||
+        kept) {
         if (spim_stamp_image(in.data, in.len, stamp, &a->opt, &out, NULL, &err) == SPIM_OK) ok = 1;
         spim_buf_free(&in);
     } else if (spim_image_decode(in.data, in.len, a->opt.max_pixels, &img, &err) == SPIM_OK) {

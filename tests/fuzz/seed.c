@@ -719,7 +719,11 @@ static void seed_gif(const char *name, int frames, int interlace)
     GraphicsControlBlock gcb;
     GifByteType ext[4], row[12], loop[3] = { 1, 3, 0 };
     int e = 0, k, y, x;
-    for (k = 0; k < 16; k++) { pal[k].Red = (GifByteType)(k * 16); pal[k].Green = (GifByteType)(255 - k * 9); pal[k].Blue = (GifByteType)(k * 5); }
+    for (k = 0; k < 16; k++) {
+        pal[k].Red = (GifByteType)(k * 16);
+        pal[k].Green = (GifByteType)(255 - k * 9);
+        pal[k].Blue = (GifByteType)(k * 5);
+    }
     cm = GifMakeMapObject(16, pal);
     g = EGifOpen(&b, gif_sink, &e);
     if (!g || !cm) exit(1);
