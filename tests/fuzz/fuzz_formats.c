@@ -34,6 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st != SPIM_OK) {
         FUZZ_CHECK_ERROR(st, err);
         FUZZ_CHECK(out.len == 0, "a failure (%s) left %zu bytes of output", err.message, out.len);
+        spim_buf_free(&out);   /* the buffer may have grown before the failure */
         return 0;
     }
     if (info.format == SPIM_FORMAT_WEBP || info.format == SPIM_FORMAT_GIF) {
