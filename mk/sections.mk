@@ -1,13 +1,13 @@
-# Section switches: tests/sections_check.c built for each of the 16
+# Section switches: tests/unit/sections_check.c built for each of the 16
 # combinations of SPIM_NO_S3/EVENTS/IMAGE/LAMBDA, linked with only what the
 # sections left in need (base+crypto+sigv4: libc; s3: libcurl; events: cJSON;
 # image: stb + zlib; lambda: libcurl), and run. The libc-only build uses the
-# bare command line the manual promises. tests/include_order.c: the
+# bare command line the manual promises. tests/unit/include_order.c: the
 # implementation after <stdio.h> builds under gnu99 and stops with the
 # header's own #error under strict c99.
 SECTION_COMBOS = $(foreach s,0 1,$(foreach e,0 1,$(foreach i,0 1,$(foreach l,0 1,$(s)$(e)$(i)$(l)))))
 
-$(B)/test/sections/%: tests/sections_check.c $(HEADER)
+$(B)/test/sections/%: tests/unit/sections_check.c $(HEADER)
 	@mkdir -p $(@D)
 	@c=$*; s=$$(echo $$c | cut -c1); e=$$(echo $$c | cut -c2); i=$$(echo $$c | cut -c3); l=$$(echo $$c | cut -c4); defs= pkgs=; \
 	if [ $$s = 1 ]; then defs="$$defs -DSPIM_NO_S3"; else pkgs="$$pkgs libcurl"; fi; \
@@ -18,7 +18,7 @@ $(B)/test/sections/%: tests/sections_check.c $(HEADER)
 	echo "sections $$c:$$defs -> $${pkgs:- libc only}"; \
 	$(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -I. $$defs $$flags -o $@ $< $$libs && $@ > /dev/null
 
-$(B)/test/include_order: tests/include_order.c $(HEADER)
+$(B)/test/include_order: tests/unit/include_order.c $(HEADER)
 	@mkdir -p $(@D)
 	$(CC) -std=gnu99 $(WARN) -I. -o $@ $<
 	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -I. -o $@ $<
@@ -34,7 +34,7 @@ $(B)/test/include_order: tests/include_order.c $(HEADER)
 # switches off (-DSPIM_TEST_NO_FORMATS: its cases skip), linked without them.
 FMT_COMBOS = $(foreach s,all image,$(foreach f,webp gif webp-gif,$(s)-$(f)))
 
-$(B)/test/sections/fmt-%: tests/sections_check.c $(HEADER)
+$(B)/test/sections/fmt-%: tests/unit/sections_check.c $(HEADER)
 	@mkdir -p $(@D)
 	@c=$*; defs= pkgs="stb zlib" libs=; \
 	case $$c in all-*) pkgs="$$pkgs libcurl libcjson";; *) defs="-DSPIM_NO_S3 -DSPIM_NO_EVENTS -DSPIM_NO_LAMBDA";; esac; \
@@ -44,7 +44,7 @@ $(B)/test/sections/fmt-%: tests/sections_check.c $(HEADER)
 	$(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -I. $$defs $$(pkg-config --cflags $$pkgs) -o $@ $< \
 		$$(pkg-config --libs $$pkgs) $$libs -lm && $@ > /dev/null
 
-$(B)/test/sections/test_webp_gif_off: tests/test_webp_gif.c tests/spim_test.h $(HEADER)
+$(B)/test/sections/test_webp_gif_off: tests/unit/test_webp_gif.c tests/unit/spim_test.h $(HEADER)
 	@mkdir -p $(@D)
 	$(CC) $(STD) $(WARN) -DSPIM_TEST_NO_FORMATS $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
 	$@ | grep -q '^0 passed, 0 failed, 9 skipped' || { echo "test_webp_gif_off: expected 9 skipped"; exit 1; }
@@ -52,4 +52,3 @@ $(B)/test/sections/test_webp_gif_off: tests/test_webp_gif.c tests/spim_test.h $(
 .PHONY: check-sections
 check-sections: $(addprefix $(B)/test/sections/,$(SECTION_COMBOS)) $(B)/test/include_order
 check-sections: $(addprefix $(B)/test/sections/fmt-,$(FMT_COMBOS)) $(B)/test/sections/test_webp_gif_off
-check-build: check-sections

@@ -38,9 +38,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     if (info.format == SPIM_FORMAT_WEBP || info.format == SPIM_FORMAT_GIF) {
-        FUZZ_CHECK(spim__format_detect(out.data, out.len) == info.format, "%s came out as %s",
+        FUZZ_CHECK(spim_format_detect(out.data, out.len) == info.format, "%s came out as %s",
                    spim__format_name(info.format),
-                   spim__format_name(spim__format_detect(out.data, out.len)));
+                   spim__format_name(spim_format_detect(out.data, out.len)));
         st = spim_stamp_image(out.data, out.len, &stamp, &opt, &again, NULL, &err);
         FUZZ_CHECK(st == SPIM_OK, "our own %s output does not stamp again: %s",
                    spim__format_name(info.format), err.message);
