@@ -5,6 +5,8 @@ CXX     ?= g++
 PKGS     = libcurl libcjson stb zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs libcurl libcjson zlib 2>/dev/null) -lm -pthread
+# The opt-in formats (SPIM_WEBP, SPIM_GIF): what a program that turns them on links.
+FMT_LIBS   := $(shell pkg-config --libs libwebpmux libwebpdemux libwebp 2>/dev/null) -lgif
 WARN     = -Wall -Wextra -Wpedantic -Werror
 STD      = -std=c99
 OPT     ?= -O2 -g

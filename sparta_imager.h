@@ -41,10 +41,14 @@
       s3                   SPIM_NO_S3          libcurl
       events               SPIM_NO_EVENTS      cJSON
       image                SPIM_NO_IMAGE       stb (headers) + zlib, -lm
+        WebP in image      SPIM_WEBP (opt in)  libwebp, libwebpmux, libwebpdemux
+        GIF in image       SPIM_GIF (opt in)   giflib (-lgif)
       lambda               SPIM_NO_LAMBDA      libcurl
-      Any combination works. With all four, the header is a libc-only
-      SHA-256/HMAC/SigV4 signer: `cc -std=c99 -Wall -Wextra -Wpedantic
-      -Werror -I. file.c`, no library. With SPIM_NO_S3, SPIM_NO_EVENTS and
+      Without SPIM_WEBP a WebP is refused by name; without SPIM_GIF a GIF is
+      read by stb (first frame) and written as PNG. Any combination works.
+      With all four SPIM_NO_*, the header is a libc-only SHA-256/HMAC/SigV4
+      signer: `cc -std=c99 -Wall -Wextra -Wpedantic -Werror -I. file.c`, no
+      library. With SPIM_NO_S3, SPIM_NO_EVENTS and
       SPIM_NO_LAMBDA it is an image stamper needing stb and zlib only.
       The switches hide the section's declarations too, so define them the
       same way wherever the header is included.
@@ -243,7 +247,7 @@
                                         spim_error *err)
             Set one option from text, as a flag or an environment variable gives it ("gravity",
             "margin", "scale", "opacity", "quality", "jpeg-mode", "max-pixels", "tile", "text",
-            "text-gravity", "text-size", "text-color", "text-effect", "metadata").
+            "text-gravity", "text-size", "text-color", "text-effect", "metadata", "webp-quality").
       spim_status spim_stamp_check(const spim_stamp_options *opt, spim_error *err)
             Check the options together at start-up (tile gap, text, font, glyphs).
     rules (image + events)
@@ -327,6 +331,7 @@
       SPIM_NO_STB_IMPLEMENTATION  you compile stb_image/_write/_resize/_truetype yourself
       SPIM_NO_S3, SPIM_NO_EVENTS, SPIM_NO_IMAGE, SPIM_NO_LAMBDA
                                   leave a section out (see SECTIONS above)
+      SPIM_WEBP, SPIM_GIF         WebP stays WebP, GIF stays GIF (see SECTIONS)
 
    ENVIRONMENT (read by spim_s3_client_create, the logger and spim_lambda_main)
       AWS_REGION / AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
@@ -963,6 +968,30 @@ SPIMDEF void spim_event_free(spim_event *event);
    past PLTE or a zlib error is SPIM_ERR_IMAGE. SPIM_JPEG_RECODE sends PNGs
    through the pixel path too.
 
+   WebP (SPIM_WEBP, libwebp) stays WebP in spim_stamp_image: lossless
+   (VP8L) is re-encoded lossless and exact (RGB under alpha 0 kept), lossy
+   (VP8) lossy at opt->webp_quality, or when 0 at the quality the source's
+   quantiser indicates (libwebp's quality-to-quantiser curve inverted); alpha
+   is kept, and the ICCP chunk, EXIF and XMP under opt->metadata (as for
+   JPEG and PNG: GPS stripped by default, the thumbnail unlinked). An
+   animation has every frame stamped on the composited canvas and is
+   re-encoded with libwebp's animation encoder: frame timing, loop count and
+   background kept (two consecutive frames the stamp makes identical are
+   merged, their durations added). info->path is "webp-lossy",
+   "webp-lossless" or "webp-animated". GIF (SPIM_GIF, giflib) stays GIF,
+   info->path "gif": every frame keeps its rectangle, delay, disposal,
+   transparent index and palette, and the loop count (NETSCAPE2.0) is kept;
+   inside the stamp each pixel is the blend over the frame as displayed,
+   mapped to the frame's palette: exactly when the palette has a free slot
+   for the colour (a local palette is then written, the old entries in
+   their places), else the nearest entry; pixels outside the stamp keep their
+   indices. A frame that does not cover the stamp is widened to it when the
+   canvas beneath lost the stamp (first frame, disposal to background), the
+   added pixels transparent. The budget counts frames x canvas pixels for
+   both (and the canvas weighted by the codec's memory); GIFs with more than
+   SPIM_IMAGE_MAX_FRAMES frames are refused. giflib and libwebp allocate
+   with malloc, not SPIM_MALLOC.
+
    stb_image, stb_image_write, stb_image_resize and stb_truetype are compiled into the
    implementation as static functions; define SPIM_NO_STB_IMPLEMENTATION when
    your program compiles them itself. Orientation: the stamp, not the photo,
@@ -997,7 +1026,8 @@ SPIMDEF void spim_event_free(spim_event *event);
 typedef enum spim_format {
     SPIM_FORMAT_UNKNOWN = 0,
     SPIM_FORMAT_JPEG, SPIM_FORMAT_PNG, SPIM_FORMAT_BMP, SPIM_FORMAT_TGA,
-    SPIM_FORMAT_GIF, SPIM_FORMAT_PSD, SPIM_FORMAT_PNM, SPIM_FORMAT_HDR, SPIM_FORMAT_PIC
+    SPIM_FORMAT_GIF, SPIM_FORMAT_PSD, SPIM_FORMAT_PNM, SPIM_FORMAT_HDR, SPIM_FORMAT_PIC,
+    SPIM_FORMAT_WEBP          /* read and written only with SPIM_WEBP (libwebp) */
 } spim_format;
 
 /* Where the stamp goes, as a viewer sees the photo (EXIF orientation applied).
@@ -1085,6 +1115,7 @@ typedef struct spim_stamp_options {
     uint32_t text_color;      /* 0xRRGGBBAA, straight alpha; 0 = opaque white */
     spim_text_effect text_effect; /* OUTLINE (default), SHADOW or PLAIN */
     const spim_text_vars *vars; /* placeholder values; NULL = none (they expand to "") */
+    int webp_quality;         /* lossy WebP 1..100; 0 = estimated from the source's quantiser */
 } spim_stamp_options;
 
 #define SPIM_TILE_GAP_MAX 100000
@@ -1136,6 +1167,8 @@ typedef struct spim_image_info {
     uint64_t bits_copied;     /* PNG splice: bits of the zlib stream copied from the input */
     char conversion[40];      /* PNG: "palette8 -> rgb8" when the colour type or depth changed, else "" */
 } spim_image_info;
+
+#define SPIM_IMAGE_MAX_FRAMES 10000
 
 /* Content type and extension of a writable format (PNG for the others). */
 SPIMDEF const char *spim_format_content_type(spim_format format);
@@ -1635,6 +1668,20 @@ static void *spim__stbi_malloc(size_t n)
 #endif
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
+
+/* The opt-in formats: WebP through libwebp (its mux and demux libraries
+   for chunks and animations), GIF through giflib. */
+#ifdef SPIM_WEBP
+#define SPIM__WEBP 1
+#include <webp/decode.h>
+#include <webp/encode.h>
+#include <webp/mux.h>
+#include <webp/demux.h>
+#endif
+#ifdef SPIM_GIF
+#define SPIM__GIF 1
+#include <gif_lib.h>
 #endif
 #endif /* SPIM_NO_IMAGE */
 
@@ -6123,12 +6170,15 @@ SPIMDEF spim_format spim_format_detect(const void *data, size_t len)
     if ((len >= 10 && memcmp(p, "#?RADIANCE", 10) == 0) || (len >= 6 && memcmp(p, "#?RGBE", 6) == 0))
         return SPIM_FORMAT_HDR;
     if (len >= 4 && memcmp(p, "\x53\x80\xF6\x34", 4) == 0) return SPIM_FORMAT_PIC;
+    if (len >= 12 && memcmp(p, "RIFF", 4) == 0 && memcmp(p + 8, "WEBP", 4) == 0)
+        return SPIM_FORMAT_WEBP;
     return SPIM_FORMAT_UNKNOWN;
 }
 
 SPIM__PRIVATE const char *spim__format_name(spim_format format)
 {
-    static const char *const names[] = { "unknown", "JPEG", "PNG", "BMP", "TGA", "GIF", "PSD", "PNM", "HDR", "PIC" };
+    static const char *const names[] = { "unknown", "JPEG", "PNG", "BMP", "TGA", "GIF", "PSD", "PNM", "HDR", "PIC",
+                                        "WebP" };
     if ((int)format < 0 || (int)format >= (int)(sizeof names / sizeof names[0])) return "unknown";
     return names[format];
 }
@@ -6145,8 +6195,23 @@ static spim_format spim__out_format(spim_format src, spim_format want)
     return spim__format_writable(src) ? src : SPIM_FORMAT_PNG;
 }
 
+/* WebP and GIF are written only from a WebP or a GIF (spim_stamp_image
+   keeps them), and only when their switch is on. */
+static int spim__format_kept(spim_format f)
+{
+#ifdef SPIM__WEBP
+    if (f == SPIM_FORMAT_WEBP) return 1;
+#endif
+#ifdef SPIM__GIF
+    if (f == SPIM_FORMAT_GIF) return 1;
+#endif
+    (void)f;
+    return 0;
+}
+
 SPIMDEF const char *spim_format_content_type(spim_format format)
 {
+    if (spim__format_kept(format)) return format == SPIM_FORMAT_WEBP ? "image/webp" : "image/gif";
     switch (spim__out_format(format, format)) {
     case SPIM_FORMAT_JPEG: return "image/jpeg";
     case SPIM_FORMAT_BMP: return "image/bmp";
@@ -6157,6 +6222,7 @@ SPIMDEF const char *spim_format_content_type(spim_format format)
 
 SPIM__PRIVATE const char *spim__format_extension(spim_format format)
 {
+    if (spim__format_kept(format)) return format == SPIM_FORMAT_WEBP ? "webp" : "gif";
     switch (spim__out_format(format, format)) {
     case SPIM_FORMAT_JPEG: return "jpg";
     case SPIM_FORMAT_BMP: return "bmp";
@@ -6173,6 +6239,8 @@ SPIMDEF spim_format spim_format_from_name(const char *name)
     if (spim__strieq(dot, ".png")) return SPIM_FORMAT_PNG;
     if (spim__strieq(dot, ".bmp")) return SPIM_FORMAT_BMP;
     if (spim__strieq(dot, ".tga")) return SPIM_FORMAT_TGA;
+    if (spim__strieq(dot, ".webp") && spim__format_kept(SPIM_FORMAT_WEBP)) return SPIM_FORMAT_WEBP;
+    if (spim__strieq(dot, ".gif") && spim__format_kept(SPIM_FORMAT_GIF)) return SPIM_FORMAT_GIF;
     return SPIM_FORMAT_UNKNOWN;
 }
 
@@ -6287,6 +6355,7 @@ SPIMDEF spim_status spim_stamp_option_set(spim_stamp_options *opt, const char *n
         { "opacity", "a number above 0, at most 1", 0, 1, 0 },
         { "quality", "an integer from 1 to 100", 1, 100, 1 },
         { "max-pixels", "a pixel count from 1 to 10^12", 1, 1e12, 1 },
+        { "webp-quality", "an integer from 1 to 100", 1, 100, 1 },
     };
     const char *v = value ? value : "", *rule = NULL;
     size_t i;
@@ -6330,7 +6399,8 @@ SPIMDEF spim_status spim_stamp_option_set(spim_stamp_options *opt, const char *n
         case 1: opt->scale = d; break;
         case 2: opt->opacity = d; break;
         case 3: opt->quality = (int)d; break;
-        default: opt->max_pixels = (uint64_t)d; break;
+        case 4: opt->max_pixels = (uint64_t)d; break;
+        default: opt->webp_quality = (int)d; break;
         }
         return SPIM_OK;
     }
@@ -8028,6 +8098,8 @@ static const char *spim__unsupported(spim_format f)
 {
     if (f == SPIM_FORMAT_HDR) return "Radiance HDR images are not supported";
     if (f == SPIM_FORMAT_PIC) return "Softimage PIC images are not supported";
+    if (f == SPIM_FORMAT_WEBP && spim__format_kept(f)) return "WebP is stamped by spim_stamp_image only";
+    if (f == SPIM_FORMAT_WEBP) return "WebP images need SPIM_WEBP (libwebp)";
     return NULL;
 }
 
@@ -9179,6 +9251,993 @@ static spim_status spim__png_stamp(const void *in, size_t in_len, const spim_sta
     *done = st == SPIM_OK;
     spim__png_run_free(&r);
     spim__plan_free(&P);
+    return st;
+}
+
+/* ---- WebP (SPIM_WEBP) ------------------------------------------------------ */
+#ifdef SPIM__WEBP
+
+/* Decoding memory per pixel, in tenths as spim_meta.decode_cost counts it:
+   a still image holds RGBA(ish) pixels and the encoder's planes; an
+   animation the decoder's two canvases, our frame and the encoder's
+   candidate canvases. */
+#define SPIM__WEBP_COST 100
+#define SPIM__WEBP_ANIM_COST 300
+
+/* RFC 6386's boolean decoder, enough to read a VP8 key frame's header. */
+typedef struct spim__vp8bool {
+    const unsigned char *p, *end;
+    uint32_t value;
+    unsigned range;
+    int bits;
+} spim__vp8bool;
+
+static void spim__vp8bool_init(spim__vp8bool *b, const unsigned char *p, size_t n)
+{
+    b->p = p + (n < 2 ? n : 2);
+    b->end = p + n;
+    b->value = n >= 2 ? (uint32_t)p[0] << 8 | p[1] : 0;
+    b->range = 255;
+    b->bits = 0;
+}
+
+static unsigned spim__vp8bool_get(spim__vp8bool *b, unsigned prob)
+{
+    unsigned split = 1 + (((b->range - 1) * prob) >> 8), bit = 0;
+    if (b->value >= (uint32_t)split << 8) {
+        bit = 1;
+        b->range -= split;
+        b->value -= (uint32_t)split << 8;
+    } else {
+        b->range = split;
+    }
+    while (b->range < 128) {
+        b->value <<= 1;
+        b->range <<= 1;
+        if (++b->bits == 8) {
+            b->bits = 0;
+            if (b->p < b->end) b->value |= *b->p++;
+        }
+    }
+    return bit;
+}
+
+/* An n-bit literal, most significant bit first; with a sign bit after it. */
+static int spim__vp8bool_lit(spim__vp8bool *b, int n, int sign)
+{
+    int v = 0;
+    while (n-- > 0) v = v << 1 | (int)spim__vp8bool_get(b, 128);
+    return sign && spim__vp8bool_get(b, 128) ? -v : v;
+}
+
+/* The first "VP8 " (lossy) chunk's payload of a WebP file, at the top level
+   or in an animation frame (ANMF holds 16 bytes of frame header, then
+   chunks); NULL when there is none. */
+static const unsigned char *spim__webp_find_vp8(const unsigned char *p, size_t len, size_t *n)
+{
+    size_t pos = 12, end = len;
+    while (end - pos >= 8 && pos <= end) {
+        uint32_t sz = spim__rd32(p + pos + 4, 1);
+        if (sz > end - pos - 8) return NULL;
+        if (memcmp(p + pos, "VP8 ", 4) == 0) {
+            *n = sz;
+            return p + pos + 8;
+        }
+        if (memcmp(p + pos, "ANMF", 4) == 0 && sz >= 16) {
+            end = pos + 8 + sz; /* descend into the first frame only */
+            pos += 8 + 16;
+            continue;
+        }
+        pos += 8 + (size_t)sz + (sz & 1);
+    }
+    return NULL;
+}
+
+/* The quality libwebp's encoder would have been given for this key frame:
+   its quantiser index through the inverse of libwebp's quality -> quantiser
+   curve (q = 127 * (1 - c), c = cbrt(Q < 0.75 ? Q * 2/3 : 2Q - 1)); a
+   segmented frame's base from its most quantised segment. 0 if unknown.
+   Measured: cwebp -q 20..100 (and -sns 0) and Pillow files read back within 1. */
+static int spim__vp8_quality(const unsigned char *d, size_t n)
+{
+    spim__vp8bool b;
+    int seg[4] = { 0, 0, 0, 0 }, absolute = 0, segmented, i, q, lo = -1, hi = -1;
+    double c, lin, quality;
+    if (n < 10 + 4 || (d[0] & 1) || d[3] != 0x9D || d[4] != 0x01 || d[5] != 0x2A) return 0;
+    spim__vp8bool_init(&b, d + 10, n - 10);
+    spim__vp8bool_lit(&b, 2, 0); /* colour space, clamping */
+    if ((segmented = (int)spim__vp8bool_get(&b, 128)) != 0) {
+        int update_map = (int)spim__vp8bool_get(&b, 128);
+        if (spim__vp8bool_get(&b, 128)) { /* segment feature data */
+            absolute = (int)spim__vp8bool_get(&b, 128);
+            for (i = 0; i < 4; i++)
+                seg[i] = spim__vp8bool_get(&b, 128) ? spim__vp8bool_lit(&b, 7, 1) : 0;
+            for (i = 0; i < 4; i++)
+                if (spim__vp8bool_get(&b, 128)) spim__vp8bool_lit(&b, 6, 1);
+        }
+        for (i = 0; update_map && i < 3; i++)
+            if (spim__vp8bool_get(&b, 128)) spim__vp8bool_lit(&b, 8, 0);
+    }
+    spim__vp8bool_lit(&b, 1 + 6 + 3, 0); /* filter type, level, sharpness */
+    if (spim__vp8bool_get(&b, 128) && spim__vp8bool_get(&b, 128)) /* loop filter deltas */
+        for (i = 0; i < 8; i++)
+            if (spim__vp8bool_get(&b, 128)) spim__vp8bool_lit(&b, 6, 1);
+    spim__vp8bool_lit(&b, 2, 0); /* DCT partitions */
+    q = spim__vp8bool_lit(&b, 7, 0);
+    for (i = 0, lo = hi = -1; segmented && i < 4; i++) {
+        int s = absolute ? seg[i] : q + seg[i];
+        s = s < 0 ? 0 : s > 127 ? 127 : s;
+        if (lo < 0 || s < lo) lo = s;
+        if (s > hi) hi = s;
+    }
+    if (lo >= 0) q = hi;
+    q = q < 0 ? 0 : q > 127 ? 127 : q;
+    c = q >= 127 ? 0.0 : 1.0 - (q + 0.5) / 127.0;
+    /* libwebp's segments (default sns 50) spread c as c_base^(1 + 0.45 * alpha),
+       alpha -1..1; the most quantised segment has alpha -1 */
+    if (lo >= 0 && hi > lo) c = pow(c, 1.0 / 1.45);
+    lin = c * c * c;
+    quality = 100.0 * (lin < 0.5 ? lin * 1.5 : (lin + 1.0) / 2.0);
+    return quality < 1 ? 1 : quality > 100 ? 100 : (int)(quality + 0.5);
+}
+
+/* The metadata chunks kept: ICCP, EXIF, XMP, in that order, pointing into
+   the input. One place decides what goes out (spim__webp_put_meta). */
+typedef struct spim__webp_meta {
+    WebPData chunk[3];
+} spim__webp_meta;
+
+static const char *const spim__webp_meta_ids[3] = { "ICCP", "EXIF", "XMP " };
+
+static void spim__webp_meta_read(const WebPDemuxer *dmux, spim__webp_meta *m)
+{
+    int i;
+    memset(m, 0, sizeof *m);
+    for (i = 0; i < 3; i++) {
+        WebPChunkIterator it;
+        if (WebPDemuxGetChunk(dmux, spim__webp_meta_ids[i], 1, &it)) m->chunk[i] = it.chunk;
+        WebPDemuxReleaseChunkIterator(&it);
+    }
+}
+
+/* The EXIF and XMP a copy gets under the metadata policy (as for JPEG and
+   PNG: GPS stripped by default, the EXIF thumbnail unlinked); ICCP stays. */
+static spim_status spim__webp_policy(const spim__webp_meta *m, spim_metadata policy, spim_buf *exif,
+                                     spim_buf *xmp)
+{
+    if (m->chunk[1].size) {
+        if (spim__exif_policy(m->chunk[1].bytes, m->chunk[1].size, policy, exif) != SPIM_OK)
+            return SPIM_ERR_NOMEM;
+        if (exif->len) spim__exif_drop_thumbnail(exif->data, exif->len);
+    }
+    if (m->chunk[2].size &&
+        spim__xmp_policy(m->chunk[2].bytes, m->chunk[2].size, policy, xmp) != SPIM_OK)
+        return SPIM_ERR_NOMEM;
+    return SPIM_OK;
+}
+
+/* Append `bits` (a complete WebP file) to out with the metadata chunks set
+   on it. */
+static spim_status spim__webp_put_meta(const WebPData *bits, const spim__webp_meta *m,
+                                       spim_metadata policy, spim_buf *out, spim_error *err)
+{
+    WebPMux *mux = NULL;
+    WebPData all = { NULL, 0 }, d[3];
+    spim_buf exif = SPIM_BUF_INIT, xmp = SPIM_BUF_INIT;
+    int i, ok = spim__webp_policy(m, policy, &exif, &xmp) == SPIM_OK;
+    d[0] = m->chunk[0];
+    d[1].bytes = exif.data; d[1].size = exif.len;
+    d[2].bytes = xmp.data; d[2].size = xmp.len;
+    if (ok && !d[0].size && !d[1].size && !d[2].size) {
+        ok = spim_buf_append(out, bits->bytes, bits->size) == SPIM_OK;
+    } else if (ok && (mux = WebPMuxCreate(bits, 0)) != NULL) {
+        for (i = 0; ok && i < 3; i++)
+            if (d[i].size) ok = WebPMuxSetChunk(mux, spim__webp_meta_ids[i], &d[i], 1) == WEBP_MUX_OK;
+        ok = ok && WebPMuxAssemble(mux, &all) == WEBP_MUX_OK &&
+             spim_buf_append(out, all.bytes, all.size) == SPIM_OK;
+        WebPMuxDelete(mux);
+    } else {
+        ok = 0;
+    }
+    spim_buf_free(&exif);
+    spim_buf_free(&xmp);
+    WebPDataClear(&all);
+    return ok ? SPIM_OK : spim_error_set(err, SPIM_ERR_NOMEM, "out of memory writing WebP chunks");
+}
+
+/* The encoder settings for a lossy (quality 1..100) or lossless frame. */
+static int spim__webp_config(WebPConfig *cfg, int lossless, int quality)
+{
+    if (!WebPConfigInit(cfg)) return 0;
+    cfg->lossless = lossless;
+    cfg->exact = lossless; /* lossless means every byte, RGB under alpha 0 too */
+    if (!lossless) cfg->quality = (float)quality;
+    return WebPValidateConfig(cfg);
+}
+
+/* Import ch (3 or 4) channel pixels into a picture for the encoder. */
+static int spim__webp_picture(WebPPicture *pic, const unsigned char *px, int w, int h, int ch,
+                              int lossless)
+{
+    if (!WebPPictureInit(pic)) return 0;
+    pic->width = w;
+    pic->height = h;
+    pic->use_argb = lossless;
+    return ch == 4 ? WebPPictureImportRGBA(pic, px, w * 4) : WebPPictureImportRGB(pic, px, w * 3);
+}
+
+/* Encode one still image (3 or 4 channels) into a WebP file in `mem`. */
+static spim_status spim__webp_encode_still(const unsigned char *px, int w, int h, int ch,
+                                           int lossless, int quality, WebPMemoryWriter *mem,
+                                           spim_error *err)
+{
+    WebPConfig cfg;
+    WebPPicture pic;
+    int ok;
+    WebPMemoryWriterInit(mem);
+    if (!spim__webp_config(&cfg, lossless, quality))
+        return spim_error_set(err, SPIM_ERR_CONFIG, "WebP quality %d is not valid", quality);
+    if (!spim__webp_picture(&pic, px, w, h, ch, lossless)) {
+        WebPPictureFree(&pic);
+        return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory encoding WebP");
+    }
+    pic.writer = WebPMemoryWrite;
+    pic.custom_ptr = mem;
+    ok = WebPEncode(&cfg, &pic);
+    if (!ok)
+        spim_error_set(
+            err, pic.error_code == VP8_ENC_ERROR_OUT_OF_MEMORY ? SPIM_ERR_NOMEM : SPIM_ERR_IMAGE,
+            "WebP encoding failed (libwebp error %d)", (int)pic.error_code);
+    WebPPictureFree(&pic);
+    if (!ok) WebPMemoryWriterClear(mem);
+    return ok ? SPIM_OK : err ? err->status : SPIM_ERR_IMAGE;
+}
+
+/* What a WebP file is, from its headers only (nothing decoded yet). */
+typedef struct spim__webp_file {
+    WebPData data;
+    WebPDemuxer *dmux;
+    uint32_t width, height, frames, flags;
+    int lossless, quality; /* quality: of the first lossy frame, 0 when lossless */
+} spim__webp_file;
+
+static spim_status spim__webp_open(const unsigned char *p, size_t len, uint64_t budget,
+                                   spim__webp_file *f, spim_error *err)
+{
+    const unsigned char *vp8;
+    size_t n = 0;
+    spim_meta m;
+    uint64_t px;
+    memset(f, 0, sizeof *f);
+    f->data.bytes = p;
+    f->data.size = len;
+    if ((f->dmux = WebPDemux(&f->data)) == NULL)
+        return spim_error_set(err, SPIM_ERR_IMAGE,
+                              "corrupt or truncated WebP: its chunks do not parse");
+    f->width = WebPDemuxGetI(f->dmux, WEBP_FF_CANVAS_WIDTH);
+    f->height = WebPDemuxGetI(f->dmux, WEBP_FF_CANVAS_HEIGHT);
+    f->frames = WebPDemuxGetI(f->dmux, WEBP_FF_FRAME_COUNT);
+    f->flags = WebPDemuxGetI(f->dmux, WEBP_FF_FORMAT_FLAGS);
+    vp8 = spim__webp_find_vp8(p, len, &n);
+    f->lossless = vp8 == NULL;
+    f->quality = vp8 ? spim__vp8_quality(vp8, n) : 0;
+    memset(&m, 0, sizeof m);
+    m.format = SPIM_FORMAT_WEBP;
+    m.decode_cost = (f->flags & ANIMATION_FLAG) ? SPIM__WEBP_ANIM_COST : SPIM__WEBP_COST;
+    px = (uint64_t)f->width * f->height;
+    if (f->frames == 0 || px == 0)
+        return spim_error_set(err, SPIM_ERR_IMAGE, "WebP without a frame");
+    if (spim__weighted_pixels(&m, f->width, f->height) > budget)
+        return spim__over_budget(&m, f->width, f->height, budget, err);
+    if (px * f->frames > budget)
+        return spim_error_set(err, SPIM_ERR_TOO_LARGE,
+                              "animated WebP of %lux%lu with %lu frames is %llu "
+                              "pixels, over the budget of %llu",
+                              (unsigned long)f->width, (unsigned long)f->height,
+                              (unsigned long)f->frames, (unsigned long long)(px * f->frames),
+                              (unsigned long long)budget);
+    return SPIM_OK;
+}
+
+/* A still WebP: decode, stamp, encode the same kind. */
+static spim_status spim__webp_still(spim__webp_file *f, const spim_stamp *stamp,
+                                    const spim_stamp_options *o, WebPMemoryWriter *mem,
+                                    spim_error *err)
+{
+    WebPBitstreamFeatures ft;
+    int w = (int)f->width, h = (int)f->height, ch, ok;
+    size_t size;
+    unsigned char *px;
+    spim_status st;
+    if (WebPGetFeatures(f->data.bytes, f->data.size, &ft) != VP8_STATUS_OK || ft.width != w ||
+        ft.height != h)
+        return spim_error_set(err, SPIM_ERR_IMAGE, "corrupt WebP: no readable bitstream header");
+    ch = ft.has_alpha ? 4 : 3;
+    size = (size_t)w * (size_t)h * (size_t)ch;
+    if ((px = (unsigned char *)SPIM_MALLOC(size)) == NULL)
+        return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory decoding WebP");
+    ok = ch == 4 ? WebPDecodeRGBAInto(f->data.bytes, f->data.size, px, size, w * 4) != NULL
+                 : WebPDecodeRGBInto(f->data.bytes, f->data.size, px, size, w * 3) != NULL;
+    if (!ok)
+        st = spim_error_set(err, SPIM_ERR_IMAGE, "cannot decode WebP: corrupt %s bitstream",
+                            f->lossless ? "VP8L" : "VP8");
+    else
+        st = spim__stamp_draw(px, w, h, ch, 1, stamp, o, err);
+    if (st == SPIM_OK)
+        st = spim__webp_encode_still(px, w, h, ch, f->lossless,
+                                     o->webp_quality ? o->webp_quality : f->quality, mem, err);
+    SPIM_FREE(px);
+    return st;
+}
+
+/* One frame of an animation: stamp a copy of the canvas, hand it to the encoder. */
+static spim_status spim__webp_anim_frame(WebPAnimEncoder *enc, const spim__plan *P,
+                                         unsigned char *frame, unsigned char *row,
+                                         const spim__webp_file *f, const WebPConfig *cfg, int ts,
+                                         spim_error *err)
+{
+    WebPPicture pic;
+    int w = (int)f->width, h = (int)f->height, ok;
+    spim__plan_draw(P, frame, (size_t)w * 4, 0, 0, w, h, row);
+    ok = spim__webp_picture(&pic, frame, w, h, 4, 1) && WebPAnimEncoderAdd(enc, &pic, ts, cfg);
+    WebPPictureFree(&pic);
+    if (!ok)
+        return spim_error_set(err, SPIM_ERR_IMAGE, "WebP animation encoding failed: %s",
+                              WebPAnimEncoderGetError(enc));
+    return SPIM_OK;
+}
+
+/* The frames of an animation: decode (composited canvas), stamp, encode. */
+static spim_status spim__webp_anim_frames(spim__webp_file *f, WebPAnimDecoder *dec,
+                                          WebPAnimEncoder *enc, const spim__plan *P,
+                                          const WebPConfig *cfg, spim_error *err)
+{
+    size_t size = (size_t)f->width * f->height * 4;
+    unsigned char *frame = (unsigned char *)SPIM_MALLOC(size);
+    unsigned char *row = (unsigned char *)SPIM_MALLOC(2 * (size_t)f->width * 4);
+    spim_status st = SPIM_OK;
+    int ts = 0, next = 0;
+    if (!frame || !row)
+        st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory decoding WebP frames");
+    while (st == SPIM_OK && WebPAnimDecoderHasMoreFrames(dec)) {
+        uint8_t *canvas;
+        if (!WebPAnimDecoderGetNext(dec, &canvas, &next)) {
+            st = spim_error_set(err, SPIM_ERR_IMAGE,
+                                "cannot decode WebP: a corrupt animation frame");
+            break;
+        }
+        memcpy(frame, canvas, size);
+        st = spim__webp_anim_frame(enc, P, frame, row, f, cfg, ts, err);
+        ts = next;
+    }
+    if (st == SPIM_OK && !WebPAnimEncoderAdd(enc, NULL, ts, NULL))
+        st = spim_error_set(err, SPIM_ERR_IMAGE, "WebP animation encoding failed: %s",
+                            WebPAnimEncoderGetError(enc));
+    SPIM_FREE(frame);
+    SPIM_FREE(row);
+    return st;
+}
+
+/* An animated WebP: every frame stamped at the same place of the canvas;
+   loop count and background colour kept, timestamps passed through. */
+static spim_status spim__webp_anim(spim__webp_file *f, const spim_stamp *stamp,
+                                   const spim_stamp_options *o, WebPData *bits, spim_error *err)
+{
+    WebPAnimDecoderOptions dopt;
+    WebPAnimEncoderOptions eopt;
+    WebPAnimDecoder *dec = NULL;
+    WebPAnimEncoder *enc = NULL;
+    WebPConfig cfg;
+    spim__plan P;
+    spim_status st;
+    int quality = o->webp_quality ? o->webp_quality : f->quality ? f->quality : 90;
+    if ((st = spim__plan_make(&P, (int)f->width, (int)f->height, 4, 1, stamp, o, err)) != SPIM_OK)
+        return st;
+    if (!WebPAnimDecoderOptionsInit(&dopt) || !WebPAnimEncoderOptionsInit(&eopt) ||
+        !spim__webp_config(&cfg, f->lossless, quality)) {
+        spim__plan_free(&P);
+        return spim_error_set(err, SPIM_ERR_CONFIG, "libwebp refused its own default options");
+    }
+    dopt.color_mode = MODE_RGBA;
+    eopt.anim_params.loop_count = (int)WebPDemuxGetI(f->dmux, WEBP_FF_LOOP_COUNT);
+    eopt.anim_params.bgcolor = WebPDemuxGetI(f->dmux, WEBP_FF_BACKGROUND_COLOR);
+    eopt.allow_mixed = 0;
+    if ((dec = WebPAnimDecoderNew(&f->data, &dopt)) == NULL)
+        st = spim_error_set(err, SPIM_ERR_IMAGE, "cannot decode WebP: corrupt animation");
+    else if ((enc = WebPAnimEncoderNew((int)f->width, (int)f->height, &eopt)) == NULL)
+        st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory encoding WebP animation");
+    else if ((st = spim__webp_anim_frames(f, dec, enc, &P, &cfg, err)) == SPIM_OK &&
+             !WebPAnimEncoderAssemble(enc, bits))
+        st = spim_error_set(err, SPIM_ERR_IMAGE, "WebP animation encoding failed: %s",
+                            WebPAnimEncoderGetError(enc));
+    WebPAnimDecoderDelete(dec);
+    WebPAnimEncoderDelete(enc);
+    spim__plan_free(&P);
+    return st;
+}
+
+/* WebP stays WebP (see the declarations): lossy, lossless or animated. */
+static spim_status spim__webp_stamp(const void *in, size_t in_len, const spim_stamp *stamp,
+                                    const spim_stamp_options *o, spim_buf *out,
+                                    spim_image_info *info, spim_error *err)
+{
+    spim__webp_file f;
+    spim__webp_meta m;
+    WebPMemoryWriter mem;
+    WebPData bits = { NULL, 0 };
+    uint64_t budget = o->max_pixels ? o->max_pixels : spim_default_max_pixels();
+    int animated;
+    spim_status st = spim__webp_open((const unsigned char *)in, in_len, budget, &f, err);
+    animated = (f.flags & ANIMATION_FLAG) != 0;
+    if (st == SPIM_OK)
+        st = spim__draw_check((const unsigned char *)in, (int)f.width, (int)f.height, 4, stamp, o,
+                              err);
+    if (st == SPIM_OK && animated) {
+        st = spim__webp_anim(&f, stamp, o, &bits, err);
+    } else if (st == SPIM_OK && (st = spim__webp_still(&f, stamp, o, &mem, err)) == SPIM_OK) {
+        bits.bytes = mem.mem; /* owned by mem, cleared below */
+        bits.size = mem.size;
+    }
+    if (st == SPIM_OK) {
+        spim__webp_meta_read(f.dmux, &m);
+        st = spim__webp_put_meta(&bits, &m, o->metadata, out, err);
+    }
+    if (animated)
+        WebPDataClear(&bits);
+    else if (bits.bytes)
+        WebPMemoryWriterClear(&mem);
+    WebPDemuxDelete(f.dmux);
+    if (st == SPIM_OK && info) {
+        info->format = info->out_format = SPIM_FORMAT_WEBP;
+        info->width = (int)f.width;
+        info->height = (int)f.height;
+        info->orientation = 1;
+        info->path = animated ? "webp-animated" : f.lossless ? "webp-lossless" : "webp-lossy";
+    }
+    return st;
+}
+
+#endif /* SPIM__WEBP */
+
+/* ---- GIF (SPIM_GIF) ---------------------------------------------------------- */
+#ifdef SPIM__GIF
+
+/* Decoding memory per canvas pixel in tenths: the composited canvas and its
+   copy for "restore to previous" (RGBA each) and giflib's index raster. */
+#define SPIM__GIF_COST 90
+
+/* Walk a GIF's blocks without decoding (sub-blocks skipped by their
+   lengths): canvas size, frame count and the pixels giflib will allocate.
+   NULL when the structure holds, else why not. */
+static const char *spim__gif_scan(const unsigned char *p, size_t len, uint32_t *w, uint32_t *h,
+                                  uint64_t *frames, uint64_t *area)
+{
+    size_t pos = 13;
+    *frames = *area = 0;
+    if (len < 13) return "truncated GIF: no screen descriptor";
+    *w = spim__rd16(p + 6, 1);
+    *h = spim__rd16(p + 8, 1);
+    if (p[10] & 0x80) pos += (size_t)3 << ((p[10] & 7) + 1);
+    for (;;) {
+        if (pos >= len) return *frames ? NULL : "truncated GIF: no image";
+        if (p[pos] == 0x3B) return *frames ? NULL : "GIF without an image";
+        if (p[pos] == 0x2C) {
+            if (len - pos < 11) return "truncated GIF: image descriptor cut short";
+            *area += (uint64_t)spim__rd16(p + pos + 5, 1) * spim__rd16(p + pos + 7, 1);
+            if (++*frames > SPIM_IMAGE_MAX_FRAMES)
+                return "GIF with more frames than SPIM_IMAGE_MAX_FRAMES";
+            if (p[pos + 9] & 0x80) pos += (size_t)3 << ((p[pos + 9] & 7) + 1);
+            pos += 11; /* descriptor and LZW minimum code size */
+        } else if (p[pos] == 0x21) {
+            pos += 2; /* introducer and label */
+        } else {
+            return "corrupt GIF: a block of unknown type";
+        }
+        while (pos < len && p[pos]) pos += 1 + (size_t)p[pos];
+        pos++; /* the terminating empty sub-block */
+    }
+}
+
+static spim_status spim__gif_budget(const unsigned char *p, size_t len, uint64_t budget,
+                                    spim_error *err)
+{
+    uint32_t w = 0, h = 0;
+    uint64_t frames, area;
+    spim_meta m;
+    const char *why = spim__gif_scan(p, len, &w, &h, &frames, &area);
+    if (why) return spim_error_set(err, SPIM_ERR_IMAGE, "%s", why);
+    memset(&m, 0, sizeof m);
+    m.format = SPIM_FORMAT_GIF;
+    m.decode_cost = SPIM__GIF_COST;
+    if (w == 0 || h == 0)
+        return spim_error_set(err, SPIM_ERR_IMAGE, "GIF of %lux%lu pixels", (unsigned long)w,
+                              (unsigned long)h);
+    if (spim__weighted_pixels(&m, w, h) > budget) return spim__over_budget(&m, w, h, budget, err);
+    if ((uint64_t)w * h * frames > budget || area > budget)
+        return spim_error_set(
+            err, SPIM_ERR_TOO_LARGE,
+            "GIF of %lux%lu with %llu frames is %llu pixels, over "
+            "the budget of %llu",
+            (unsigned long)w, (unsigned long)h, (unsigned long long)frames,
+            (unsigned long long)((uint64_t)w * h * frames > area ? (uint64_t)w * h * frames : area),
+            (unsigned long long)budget);
+    return SPIM_OK;
+}
+
+typedef struct spim__gif_io {
+    const unsigned char *p;
+    size_t len, pos;
+    spim_buf *out;
+    int failed;
+} spim__gif_io;
+
+static int spim__gif_read(GifFileType *g, GifByteType *buf, int n)
+{
+    spim__gif_io *io = (spim__gif_io *)g->UserData;
+    size_t k = n < 0 ? 0 : (size_t)n;
+    if (k > io->len - io->pos) k = io->len - io->pos;
+    memcpy(buf, io->p + io->pos, k);
+    io->pos += k;
+    return (int)k;
+}
+
+static int spim__gif_write(GifFileType *g, const GifByteType *buf, int n)
+{
+    spim__gif_io *io = (spim__gif_io *)g->UserData;
+    if (n < 0 || io->failed || spim_buf_append(io->out, buf, (size_t)n) != SPIM_OK) {
+        io->failed = 1;
+        return 0;
+    }
+    return n;
+}
+
+/* The stamping state: the canvas as the input displays it (RGBA, alpha 0 or
+   255), its copy for disposal 3, and per stamp pixel whether the output
+   canvas already shows the stamped colour there. */
+typedef struct spim__gifst {
+    GifFileType *g;
+    spim__plan P;
+    spim__layer T; /* the box around every stamp, tile and text of the plan */
+    int W, H;
+    unsigned char *canvas, *saved, *ok, *saved_ok, *want, *row;
+} spim__gifst;
+
+/* One frame's palette as written: the source's entries the frame uses in
+   their places; the stamp's colours go into the entries no pixel of the
+   frame uses (encoders pad palettes to a power of two) and into the room
+   up to 256, while there is some; then the nearest entry. */
+#define SPIM__GIF_CACHE 4096
+typedef struct spim__gifpal {
+    GifColorType c[256];
+    unsigned char used[256];
+    int n, trans, added, next;
+    uint32_t key[SPIM__GIF_CACHE]; /* colour + 1 -> its index: a stamp repeats its colours */
+    unsigned char val[SPIM__GIF_CACHE];
+} spim__gifpal;
+
+static int spim__gifpal_search(spim__gifpal *pal, const unsigned char *rgb)
+{
+    int i, best = -1;
+    long bd = LONG_MAX;
+    for (i = 0; i < pal->n; i++) {
+        long dr = pal->c[i].Red - rgb[0], dg = pal->c[i].Green - rgb[1],
+             db = pal->c[i].Blue - rgb[2];
+        long d = dr * dr + dg * dg + db * db;
+        if (i == pal->trans || d >= bd) continue;
+        bd = d;
+        best = i;
+        if (d == 0) break;
+    }
+    while (bd && pal->next < 256 && (pal->used[pal->next] || pal->next == pal->trans)) pal->next++;
+    if (bd && pal->next < 256) { /* a free entry: the exact colour */
+        best = pal->next;
+        pal->c[best].Red = rgb[0];
+        pal->c[best].Green = rgb[1];
+        pal->c[best].Blue = rgb[2];
+        if (best >= pal->n) pal->n = best + 1;
+        pal->added = 1;
+    }
+    if (best < 0) best = 0;
+    pal->used[best] = 1; /* pixels point at it now: never reused */
+    return best;
+}
+
+static int spim__gifpal_index(spim__gifpal *pal, const unsigned char *rgb)
+{
+    uint32_t k = ((uint32_t)rgb[0] << 16 | (uint32_t)rgb[1] << 8 | rgb[2]) + 1;
+    uint32_t h = (k * 2654435761u) >> 20 & (SPIM__GIF_CACHE - 1);
+    if (pal->key[h] != k) {
+        pal->val[h] = (unsigned char)spim__gifpal_search(pal, rgb);
+        pal->key[h] = k;
+    }
+    return pal->val[h];
+}
+
+/* Composite frame k over the canvas as a viewer does. */
+static void spim__gif_composite(spim__gifst *s, const SavedImage *im, const ColorMapObject *cm,
+                                int trans)
+{
+    const GifImageDesc *d = &im->ImageDesc;
+    int x, y;
+    for (y = d->Top < 0 ? 0 : d->Top; y < d->Top + d->Height && y < s->H; y++)
+        for (x = d->Left < 0 ? 0 : d->Left; x < d->Left + d->Width && x < s->W; x++) {
+            int v = im->RasterBits[(size_t)(y - d->Top) * (size_t)d->Width + (size_t)(x - d->Left)];
+            unsigned char *c = s->canvas + ((size_t)y * (size_t)s->W + (size_t)x) * 4;
+            if (v == trans || v >= cm->ColorCount) continue;
+            c[0] = cm->Colors[v].Red;
+            c[1] = cm->Colors[v].Green;
+            c[2] = cm->Colors[v].Blue;
+            c[3] = 255;
+        }
+}
+
+/* The stamped canvas under the stamp's rectangle, into s->want. */
+static void spim__gif_want(spim__gifst *s)
+{
+    const spim__layer *L = &s->T;
+    int y;
+    for (y = 0; y < L->h; y++)
+        memcpy(s->want + (size_t)y * (size_t)L->w * 4,
+               s->canvas + ((size_t)(L->y + y) * (size_t)s->W + (size_t)L->x) * 4,
+               (size_t)L->w * 4);
+    spim__plan_draw(&s->P, s->want, (size_t)L->w * 4, L->x, L->y, L->w, L->h, s->row);
+}
+
+static int spim__gif_inside(const GifImageDesc *d, int x, int y)
+{
+    return x >= d->Left && x < d->Left + d->Width && y >= d->Top && y < d->Top + d->Height;
+}
+
+/* The frame's rectangle as written: its own, or widened to the stamp when
+   some stamp pixel outside it is not shown stamped by the canvas beneath. */
+static int spim__gif_rect(const spim__gifst *s, const GifImageDesc *d, GifImageDesc *r)
+{
+    const spim__layer *L = &s->T;
+    int x, y, widen = 0;
+    *r = *d;
+    for (y = 0; !widen && y < L->h; y++)
+        for (x = 0; !widen && x < L->w; x++)
+            widen = !s->ok[(size_t)y * (size_t)L->w + (size_t)x] &&
+                    !spim__gif_inside(d, L->x + x, L->y + y);
+    if (!widen) return 0;
+    /* the bounding box of the stamp and the frame's visible part (what lies
+       off the canvas is dropped: a far-away frame must not widen to it) */
+    x = d->Left + d->Width < s->W ? d->Left + d->Width : s->W;
+    y = d->Top + d->Height < s->H ? d->Top + d->Height : s->H;
+    r->Left = d->Left < L->x ? (d->Left > 0 ? d->Left : 0) : L->x;
+    r->Top = d->Top < L->y ? (d->Top > 0 ? d->Top : 0) : L->y;
+    r->Width = (x > L->x + L->w ? x : L->x + L->w) - r->Left;
+    r->Height = (y > L->y + L->h ? y : L->y + L->h) - r->Top;
+    return 1;
+}
+
+/* The raster written for frame k over rectangle r: the source's indices,
+   transparent where r widens the frame, the stamped colours under the stamp. */
+static void spim__gif_raster(spim__gifst *s, const SavedImage *im, const GifImageDesc *r,
+                             spim__gifpal *pal, unsigned char *out)
+{
+    const GifImageDesc *d = &im->ImageDesc;
+    const spim__layer *L = &s->T;
+    int x, y;
+    for (y = 0; y < r->Height; y++)
+        for (x = 0; x < r->Width; x++) {
+            int cx = r->Left + x, cy = r->Top + y, u = cx - L->x, v = cy - L->y;
+            unsigned char *o = out + (size_t)y * (size_t)r->Width + (size_t)x;
+            if (u >= 0 && v >= 0 && u < L->w && v < L->h) {
+                size_t i = (size_t)v * (size_t)L->w + (size_t)u;
+                const unsigned char *c = s->want + i * 4;
+                int in = spim__gif_inside(d, cx, cy);
+                int idx = in ? im->RasterBits[(size_t)(cy - d->Top) * (size_t)d->Width +
+                                              (size_t)(cx - d->Left)]
+                             : -1;
+                /* where the stamp changes nothing the index stays (transparent
+                   only while the canvas beneath shows the stamp) */
+                if (in &&
+                    memcmp(c, s->canvas + ((size_t)cy * (size_t)s->W + (size_t)cx) * 4, 4) == 0 &&
+                    (idx != pal->trans || s->ok[i]))
+                    *o = (unsigned char)idx;
+                else
+                    *o = (unsigned char)(c[3] < 128 && pal->trans >= 0
+                                             ? pal->trans
+                                             : spim__gifpal_index(pal, c));
+                s->ok[i] = 1;
+            } else if (spim__gif_inside(d, cx, cy)) {
+                *o = im->RasterBits[(size_t)(cy - d->Top) * (size_t)d->Width +
+                                    (size_t)(cx - d->Left)];
+            } else {
+                *o = (unsigned char)pal->trans;
+            }
+        }
+}
+
+/* What the viewer does after frame k: restore to background (transparent)
+   or to the canvas before it. The output's stamp is lost where it clears. */
+static void spim__gif_dispose(spim__gifst *s, const GifImageDesc *d, const GifImageDesc *r,
+                              int disposal)
+{
+    const spim__layer *L = &s->T;
+    size_t n = (size_t)s->W * (size_t)s->H * 4;
+    int x, y;
+    if (disposal == DISPOSE_PREVIOUS) {
+        memcpy(s->canvas, s->saved, n);
+        memcpy(s->ok, s->saved_ok, (size_t)L->w * (size_t)L->h);
+    } else if (disposal == DISPOSE_BACKGROUND) {
+        for (y = d->Top < 0 ? 0 : d->Top; y < d->Top + d->Height && y < s->H; y++)
+            for (x = d->Left < 0 ? 0 : d->Left; x < d->Left + d->Width && x < s->W; x++)
+                memset(s->canvas + ((size_t)y * (size_t)s->W + (size_t)x) * 4, 0, 4);
+        for (y = 0; y < L->h; y++)
+            for (x = 0; x < L->w; x++)
+                if (spim__gif_inside(r, L->x + x, L->y + y))
+                    s->ok[(size_t)y * (size_t)L->w + (size_t)x] = 0;
+    }
+}
+
+/* The extensions before frame k, the graphic control block replaced by `gcb`. */
+static int spim__gif_put_exts(GifFileType *o, const SavedImage *im, const GraphicsControlBlock *gcb,
+                              int has_gcb)
+{
+    GifByteType gce[4];
+    int i, ok = 1, open = 0;
+    EGifGCBToExtension(gcb, gce);
+    if (!has_gcb && gcb->TransparentColor >= 0)
+        ok = EGifPutExtension(o, GRAPHICS_EXT_FUNC_CODE, 4, gce) == GIF_OK;
+    for (i = 0; ok && i < im->ExtensionBlockCount; i++) {
+        const ExtensionBlock *e = &im->ExtensionBlocks[i];
+        if (e->Function == CONTINUE_EXT_FUNC_CODE) {
+            ok = open && EGifPutExtensionBlock(o, e->ByteCount, e->Bytes) == GIF_OK;
+            continue;
+        }
+        if (open) ok = EGifPutExtensionTrailer(o) == GIF_OK;
+        open = 1;
+        ok = ok && EGifPutExtensionLeader(o, e->Function) == GIF_OK;
+        if (e->Function == GRAPHICS_EXT_FUNC_CODE && e->ByteCount == 4)
+            ok = ok && EGifPutExtensionBlock(o, 4, gce) == GIF_OK;
+        else
+            ok = ok && EGifPutExtensionBlock(o, e->ByteCount, e->Bytes) == GIF_OK;
+    }
+    if (ok && open) ok = EGifPutExtensionTrailer(o) == GIF_OK;
+    return ok;
+}
+
+/* The palette frame k is drawn with, and which entries its pixels use. */
+static void spim__gif_palette(const ColorMapObject *cm, int trans, const SavedImage *im,
+                              spim__gifpal *pal)
+{
+    size_t i, n = (size_t)im->ImageDesc.Width * (size_t)im->ImageDesc.Height;
+    memset(pal, 0, sizeof *pal);
+    pal->n = cm->ColorCount > 256 ? 256 : cm->ColorCount;
+    memcpy(pal->c, cm->Colors, (size_t)pal->n * sizeof *pal->c);
+    pal->trans = trans;
+    for (i = 0; i < n; i++) pal->used[im->RasterBits[i]] = 1;
+    if (trans >= 0) pal->used[trans] = 1;
+}
+
+/* Write frame k with its palette (a local one when colours were added). */
+static int spim__gif_put_frame(GifFileType *o, const GifImageDesc *r, const ColorMapObject *local,
+                               const spim__gifpal *pal, const unsigned char *raster)
+{
+    ColorMapObject *cm = NULL;
+    int ok, y, size = 2;
+    if (pal->added) {
+        while (size < pal->n) size *= 2;
+        if ((cm = GifMakeMapObject(size, NULL)) == NULL) return 0;
+        memcpy(cm->Colors, pal->c, (size_t)pal->n * sizeof *pal->c);
+    }
+    if (!cm && !local && o->Image.ColorMap) {
+        /* giflib 5.2.1 forgets (leaks) the last frame's palette here */
+        GifFreeMapObject(o->Image.ColorMap);
+        o->Image.ColorMap = NULL;
+    }
+    ok = EGifPutImageDesc(o, r->Left, r->Top, r->Width, r->Height, false, cm ? cm : local) ==
+         GIF_OK;
+    for (y = 0; ok && y < r->Height; y++)
+        ok = EGifPutLine(o, (GifPixelType *)(uintptr_t)(raster + (size_t)y * (size_t)r->Width),
+                         r->Width) == GIF_OK;
+    GifFreeMapObject(cm);
+    return ok;
+}
+
+/* Stamp and write frame k (see spim__gifst). */
+static int spim__gif_frame(spim__gifst *s, GifFileType *o, int k)
+{
+    const SavedImage *im = &s->g->SavedImages[k];
+    const ColorMapObject *cm = im->ImageDesc.ColorMap ? im->ImageDesc.ColorMap : s->g->SColorMap;
+    GraphicsControlBlock gcb;
+    GifImageDesc r;
+    spim__gifpal pal;
+    unsigned char *raster;
+    int has_gcb = DGifSavedExtensionToGCB(s->g, k, &gcb) == GIF_OK, ok, widen;
+    size_t lsz = (size_t)s->T.w * (size_t)s->T.h;
+    if (!has_gcb) {
+        memset(&gcb, 0, sizeof gcb);
+        gcb.TransparentColor = NO_TRANSPARENT_COLOR;
+    }
+    if (!cm || cm->ColorCount < 1) return 0;
+    if (gcb.TransparentColor >= cm->ColorCount) gcb.TransparentColor = NO_TRANSPARENT_COLOR;
+    spim__gif_palette(cm, gcb.TransparentColor, im, &pal);
+    if (gcb.DisposalMode == DISPOSE_PREVIOUS) {
+        memcpy(s->saved, s->canvas, (size_t)s->W * (size_t)s->H * 4);
+        memcpy(s->saved_ok, s->ok, lsz);
+    }
+    spim__gif_composite(s, im, cm, gcb.TransparentColor);
+    spim__gif_want(s);
+    widen = spim__gif_rect(s, &im->ImageDesc, &r);
+    while (widen && pal.trans < 0 && pal.next < 256 && pal.used[pal.next]) pal.next++;
+    if (widen && pal.trans < 0 && pal.next < 256) { /* a transparent entry for the added pixels */
+        memset(&pal.c[pal.next], 0, sizeof pal.c[0]);
+        gcb.TransparentColor = pal.trans = pal.next;
+        pal.used[pal.next] = 1;
+        if (pal.next >= pal.n) pal.n = pal.next + 1;
+        pal.added = 1;
+    }
+    if (widen && pal.trans < 0) r = im->ImageDesc; /* no room: the frame stays as it was */
+    if ((raster = (unsigned char *)SPIM_MALLOC((size_t)r.Width * (size_t)r.Height)) == NULL)
+        return 0;
+    spim__gif_raster(s, im, &r, &pal, raster);
+    ok = spim__gif_put_exts(o, im, &gcb, has_gcb) &&
+         spim__gif_put_frame(o, &r, im->ImageDesc.ColorMap, &pal, raster);
+    SPIM_FREE(raster);
+    spim__gif_dispose(s, &im->ImageDesc, &r, gcb.DisposalMode);
+    return ok;
+}
+
+/* The extensions after the last frame (comments, say), as they were. */
+static int spim__gif_put_trailing(GifFileType *o, const GifFileType *g)
+{
+    SavedImage tail;
+    GraphicsControlBlock none;
+    memset(&tail, 0, sizeof tail);
+    memset(&none, 0, sizeof none);
+    none.TransparentColor = NO_TRANSPARENT_COLOR;
+    tail.ExtensionBlockCount = g->ExtensionBlockCount;
+    tail.ExtensionBlocks = g->ExtensionBlocks;
+    return spim__gif_put_exts(o, &tail, &none, 1);
+}
+
+static spim_status spim__gif_write_all(spim__gifst *s, spim_buf *out, spim_error *err)
+{
+    spim__gif_io io;
+    GifFileType *o;
+    int e = 0, ok, k;
+    size_t start = out->len;
+    memset(&io, 0, sizeof io);
+    io.out = out;
+    if ((o = EGifOpen(&io, spim__gif_write, &e)) == NULL)
+        return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory writing GIF");
+    EGifSetGifVersion(o, true);
+    ok = EGifPutScreenDesc(o, s->g->SWidth, s->g->SHeight, s->g->SColorResolution,
+                           s->g->SBackGroundColor, s->g->SColorMap) == GIF_OK;
+    for (k = 0; ok && k < s->g->ImageCount; k++) ok = spim__gif_frame(s, o, k);
+    ok = ok && spim__gif_put_trailing(o, s->g);
+    if (EGifCloseFile(o, &e) != GIF_OK) ok = 0;
+    if (ok && !io.failed) return SPIM_OK;
+    out->len = start;
+    return spim_error_set(err, io.failed ? SPIM_ERR_NOMEM : SPIM_ERR_IMAGE, "cannot write GIF: %s",
+                          io.failed ? "out of memory"
+                                    : "a frame without a palette, or giflib failed");
+}
+
+/* The box around every stamp, tile and text the plan draws on the canvas. */
+static void spim__gif_box(const spim__plan *P, spim__layer *T)
+{
+    spim__layer L;
+    int g, i, j, r[4], x1 = 0, y1 = 0;
+    memset(T, 0, sizeof *T);
+    T->x = P->ws;
+    T->y = P->hs;
+    for (g = 0; g < P->n; g++) {
+        if (!spim__plan_range(P, g, 0, 0, P->ws, P->hs, r)) continue;
+        for (j = r[2]; j <= r[3]; j++)
+            for (i = r[0]; i <= r[1]; i++) {
+                if (!spim__plan_tile(P, g, i, j, &L)) continue;
+                if (L.x < T->x) T->x = L.x;
+                if (L.y < T->y) T->y = L.y;
+                if (L.x + L.w > x1) x1 = L.x + L.w;
+                if (L.y + L.h > y1) y1 = L.y + L.h;
+            }
+    }
+    T->w = x1 > T->x ? x1 - T->x : 0;
+    T->h = y1 > T->y ? y1 - T->y : 0;
+    if (!T->w || !T->h) T->x = T->y = T->w = T->h = 0;
+}
+
+static spim_status spim__gif_run(spim__gifst *s, const spim_stamp *stamp,
+                                 const spim_stamp_options *o, spim_buf *out, spim_error *err)
+{
+    size_t n = (size_t)s->W * (size_t)s->H * 4, lsz;
+    spim_status st = spim__plan_make(&s->P, s->W, s->H, 4, 1, stamp, o, err);
+    if (st != SPIM_OK) return st;
+    spim__gif_box(&s->P, &s->T);
+    lsz = (size_t)s->T.w * (size_t)s->T.h + 1;
+    s->canvas = (unsigned char *)SPIM_MALLOC(n);
+    s->saved = (unsigned char *)SPIM_MALLOC(n);
+    s->ok = (unsigned char *)SPIM_MALLOC(lsz);
+    s->saved_ok = (unsigned char *)SPIM_MALLOC(lsz);
+    s->want = (unsigned char *)SPIM_MALLOC(lsz * 4);
+    s->row = (unsigned char *)SPIM_MALLOC((size_t)s->T.w * 8 + 8);
+    if (!s->canvas || !s->saved || !s->ok || !s->saved_ok || !s->want || !s->row) {
+        st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory stamping GIF");
+    } else {
+        memset(s->canvas, 0, n);
+        memset(s->ok, 0, lsz);
+        st = spim__gif_write_all(s, out, err);
+    }
+    SPIM_FREE(s->canvas);
+    SPIM_FREE(s->saved);
+    SPIM_FREE(s->ok);
+    SPIM_FREE(s->saved_ok);
+    SPIM_FREE(s->want);
+    SPIM_FREE(s->row);
+    spim__plan_free(&s->P);
+    return st;
+}
+
+/* GIF stays GIF (see the declarations): every frame stamped, its structure kept. */
+static spim_status spim__gif_stamp(const void *in, size_t in_len, const spim_stamp *stamp,
+                                   const spim_stamp_options *o, spim_buf *out,
+                                   spim_image_info *info, spim_error *err)
+{
+    spim__gif_io io;
+    spim__gifst s;
+    uint64_t budget = o->max_pixels ? o->max_pixels : spim_default_max_pixels();
+    spim_status st = spim__gif_budget((const unsigned char *)in, in_len, budget, err);
+    int e = 0;
+    if (st != SPIM_OK) return st;
+    if ((st = spim__draw_check((const unsigned char *)in, 1, 1, 4, stamp, o, err)) != SPIM_OK)
+        return st;
+    memset(&io, 0, sizeof io);
+    memset(&s, 0, sizeof s);
+    io.p = (const unsigned char *)in;
+    io.len = in_len;
+    if ((s.g = DGifOpen(&io, spim__gif_read, &e)) == NULL)
+        return spim_error_set(err, SPIM_ERR_IMAGE, "cannot read GIF: %s", GifErrorString(e));
+    if (DGifSlurp(s.g) != GIF_OK || s.g->ImageCount < 1) {
+        st = spim_error_set(err, SPIM_ERR_IMAGE, "cannot decode GIF: %s",
+                            s.g->ImageCount < 1 ? "no image" : GifErrorString(s.g->Error));
+    } else {
+        s.W = s.g->SWidth;
+        s.H = s.g->SHeight;
+        st = spim__gif_run(&s, stamp, o, out, err);
+    }
+    if (st == SPIM_OK && info) {
+        info->format = info->out_format = SPIM_FORMAT_GIF;
+        info->width = s.W;
+        info->height = s.H;
+        info->orientation = 1;
+        info->path = "gif";
+    }
+    DGifCloseFile(s.g, &e);
+    return st;
+}
+
+#endif /* SPIM__GIF */
+
+/* WebP and GIF stay themselves (when their switch is on): *done = 1 when
+   the input was one of them, whatever the outcome. */
+static spim_status spim__kept_stamp(const void *in, size_t in_len, const spim_stamp *stamp,
+                                    const spim_stamp_options *o, spim_buf *out,
+                                    spim_image_info *info, int *done, spim_error *err)
+{
+    spim_format f = spim_format_detect(in, in_len), want = o->output_format;
+    spim_status st = SPIM_OK;
+    *done = 0;
+    if (spim__format_kept(want) && f != want)
+        return spim_error_set(err, SPIM_ERR_INVALID, "%s is written only from a %s",
+                              spim__format_name(want), spim__format_name(want));
+    if (!spim__format_kept(f) || (want != SPIM_FORMAT_UNKNOWN && want != f)) return SPIM_OK;
+    *done = 1;
+#ifdef SPIM__WEBP
+    if (f == SPIM_FORMAT_WEBP) st = spim__webp_stamp(in, in_len, stamp, o, out, info, err);
+#endif
+#ifdef SPIM__GIF
+    if (f == SPIM_FORMAT_GIF) st = spim__gif_stamp(in, in_len, stamp, o, out, info, err);
+#endif
+    if (st == SPIM_OK && info) {
+        info->content_type = spim_format_content_type(f);
+        info->extension = spim__format_extension(f);
+        info->huffman = NULL;
+    }
+    (void)stamp; (void)out;
     return st;
 }
 
@@ -11656,6 +12715,14 @@ static spim_status spim__stamp_pipeline(const void *in, size_t in_len, spim_buf 
     if (opt) o = *opt;
     else memset(&o, 0, sizeof o);
     if (info) memset(info, 0, sizeof *info);
+    {
+        int done = 0;   /* WebP and GIF read the input while they write: `own` is freed after */
+        st = spim__kept_stamp(in, in_len, stamp, &o, out, info, &done, err);
+        if (st != SPIM_OK || done) {
+            if (own) spim_buf_free(own);
+            return st;
+        }
+    }
     if (o.jpeg_mode != SPIM_JPEG_RECODE && spim_format_detect(in, in_len) == SPIM_FORMAT_JPEG &&
         spim__out_format(SPIM_FORMAT_JPEG, o.output_format) == SPIM_FORMAT_JPEG) {
         const char *why;   /* the splice keeps the input: `own` is freed after it */

@@ -15,6 +15,9 @@ FUZZ_FLAGS   = -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefine
 $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(HEADER)
 	$(call program,$(CLANG),$(FUZZ_FLAGS))
 
+# fuzz_formats and the seed writer turn SPIM_WEBP and SPIM_GIF on.
+$(B)/fuzz/fuzz_formats $(B)/fuzz/seed: PKG_LIBS += $(FMT_LIBS)
+
 # Plain programs beside them: seed (writes the seed corpora) and bad_inputs
 # (prints every bad input the project answers, with the message users see).
 $(B)/fuzz/seed $(B)/fuzz/bad_inputs: $(B)/fuzz/%: tests/fuzz/%.c $(HEADER)

@@ -35,6 +35,15 @@ $(B)/stamp: $(B)/assets/font_ttf.h
 # only this test links it.
 $(foreach t,test_jpeg test_jpeg_progressive,$(addsuffix /$(t),$(addprefix $(B)/test/,gcc clang san))): PKG_LIBS += -ljpeg
 
-# build/stamp compiles only the image section (SPIM_NO_S3/EVENTS/LAMBDA):
-# it links zlib and nothing else.
-$(B)/stamp: private PKG_LIBS = $(shell pkg-config --libs zlib 2>/dev/null) -lm
+# build/stamp compiles only the image section (SPIM_NO_S3/EVENTS/LAMBDA)
+# with WebP and GIF: it links zlib, libwebp and giflib and nothing else.
+$(B)/stamp: private PKG_LIBS = $(shell pkg-config --libs zlib 2>/dev/null) -lm $(FMT_LIBS)
+
+# test_webp_gif turns SPIM_WEBP and SPIM_GIF on (and skips its cases when
+# built with -DSPIM_TEST_NO_FORMATS, which check-sections does).
+$(addsuffix /test_webp_gif,$(addprefix $(B)/test/,gcc clang san)): PKG_LIBS += $(FMT_LIBS)
+
+# The imager keeps WebP as WebP and GIF as GIF: SPIM_WEBP and SPIM_GIF come
+# from here (its main.c is held to 250 lines), with their libraries.
+$(addprefix $(B)/imager/,bootstrap bootstrap-san bootstrap-tsan): private PKG_LIBS += $(FMT_LIBS)
+$(addprefix $(B)/imager/,bootstrap bootstrap-san bootstrap-tsan): private CPPFLAGS += -DSPIM_WEBP -DSPIM_GIF

@@ -4,7 +4,7 @@
 #   make package ARCH=arm64    build/arm64/NAME/function.zip  (cross-built)
 # The packaged bootstrap is a separate -O2 build linked statically against
 # everything but glibc: libcurl (HTTP/1.1 + HTTPS over mbedTLS), mbedTLS,
-# cJSON and zlib come from build/third_party/ARCH (scripts/thirdparty.sh,
+# cJSON, zlib, libwebp and giflib come from build/third_party/ARCH (scripts/thirdparty.sh,
 # rebuilt only when its recipe changes); dead sections are dropped and the
 # result stripped. scripts/package.sh checks it (glibc only, GLIBC <= 2.34,
 # <= 1 MiB) and writes a reproducible zip holding only `bootstrap`.
@@ -26,7 +26,10 @@ PKG_TP      = $(B)/third_party/$(ARCH)
 # -I. and stb's directory only: the cross compiler must not see x86 headers
 PKG_CPPFLAGS = -I. -I$(PKG_TP)/include $(shell pkg-config --cflags-only-I stb 2>/dev/null)
 PKG_LDFLAGS = -Wl,--gc-sections -Wl,-O1 -Wl,--hash-style=gnu -Wl,--build-id=none
-PKG_STATIC  = -L$(PKG_TP)/lib -Wl,-Bstatic -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lcjson -lz -Wl,-Bdynamic -lm -lpthread
+# libwebp and giflib serve the programs that define SPIM_WEBP / SPIM_GIF (the
+# imager); --gc-sections leaves nothing of them in the others.
+PKG_STATIC  = -L$(PKG_TP)/lib -Wl,-Bstatic -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lcjson \
+              -lwebpmux -lwebpdemux -lwebp -lgif -lz -Wl,-Bdynamic -lm -lpthread
 PKG_ZIPS    = $(foreach l,$(LAMBDAS),$(PKG_OUT)/$(l)/function.zip)
 
 .PHONY: package-build third-party
@@ -58,6 +61,7 @@ $(PKG_OUT)/package/%/bootstrap: examples/%/main.c $(HEADER) $(PKG_TP)/stamp
 
 .PRECIOUS: $(PKG_OUT)/package/%/bootstrap
 $(PKG_OUT)/package/imager/bootstrap: $(B)/assets/stamp_png.h examples/imager/config.h
+$(PKG_OUT)/package/imager/bootstrap: private PKG_CPPFLAGS += -DSPIM_WEBP -DSPIM_GIF
 
 $(PKG_OUT)/%/function.zip: $(PKG_OUT)/package/%/bootstrap scripts/package.sh
 	@scripts/package.sh $< $@

@@ -28,5 +28,27 @@ $(B)/test/include_order: tests/unit/include_order.c $(HEADER)
 		{ echo "include_order: strict c99 failed without the header's #error:"; head -5 $@.err; exit 1; }
 	$@ > /dev/null
 
+# The opt-in formats: sections_check.c with SPIM_WEBP, SPIM_GIF or both, with
+# every section (all-*) and with the image section alone (image-*), linked
+# with only the libraries each switch adds; and test_webp_gif with the
+# switches off (-DSPIM_TEST_NO_FORMATS: its cases skip), linked without them.
+FMT_COMBOS = $(foreach s,all image,$(foreach f,webp gif webp-gif,$(s)-$(f)))
+
+$(B)/test/sections/fmt-%: tests/unit/sections_check.c $(HEADER)
+	@mkdir -p $(@D)
+	@c=$*; defs= pkgs="stb zlib" libs=; \
+	case $$c in all-*) pkgs="$$pkgs libcurl libcjson";; *) defs="-DSPIM_NO_S3 -DSPIM_NO_EVENTS -DSPIM_NO_LAMBDA";; esac; \
+	case $$c in *webp*) defs="$$defs -DSPIM_WEBP"; pkgs="$$pkgs libwebpmux libwebpdemux libwebp";; esac; \
+	case $$c in *gif*) defs="$$defs -DSPIM_GIF"; libs=-lgif;; esac; \
+	echo "sections $$c:$$defs -> $$pkgs $$libs"; \
+	$(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -I. $$defs $$(pkg-config --cflags $$pkgs) -o $@ $< \
+		$$(pkg-config --libs $$pkgs) $$libs -lm && $@ > /dev/null
+
+$(B)/test/sections/test_webp_gif_off: tests/unit/test_webp_gif.c tests/unit/spim_test.h $(HEADER)
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(WARN) -DSPIM_TEST_NO_FORMATS $(CPPFLAGS) -o $@ $< $(PKG_LIBS)
+	$@ | grep -q '^0 passed, 0 failed, 9 skipped' || { echo "test_webp_gif_off: expected 9 skipped"; exit 1; }
+
 .PHONY: check-sections
 check-sections: $(addprefix $(B)/test/sections/,$(SECTION_COMBOS)) $(B)/test/include_order
+check-sections: $(addprefix $(B)/test/sections/fmt-,$(FMT_COMBOS)) $(B)/test/sections/test_webp_gif_off

@@ -127,6 +127,9 @@ EOF
 # ---- 3. upload and stamp ----------------------------------------------------
 say "bucket s3://$bucket: upload the sample photos (build/tools/mksamples)"
 "$B/tools/mksamples" "$OUT/originals" > "$OUT/logs/mksamples.log"
+# a WebP beside them (webp's cwebp): it comes back a WebP, as the GIF a GIF
+cwebp -quiet -q 80 "$OUT/originals/photo.jpg" -o "$OUT/originals/photo.webp" ||
+    die "cwebp failed (scripts/deps.sh demo installs webp)"
 s3 mb "s3://$bucket" > /dev/null
 # sample file | key | content type  (keys with spaces, '+' and parentheses on purpose)
 uploads=(
@@ -135,6 +138,7 @@ uploads=(
     "large.jpg|holiday/panorama 6MP.jpg|image/jpeg"
     "alpha.png|logos/fade+alpha.png|image/png"
     "palette.gif|logos/palette.gif|image/gif"
+    "photo.webp|holiday/beach day.webp|image/webp"
     "notimage.txt|notes/readme.txt|text/plain"
 )
 for u in "${uploads[@]}"; do

@@ -5,19 +5,21 @@
 # command to run and fails.
 set -eu
 
-build="gcc make pkg-config libcurl4-openssl-dev libcjson-dev libstb-dev zlib1g-dev fonts-dejavu-core python3-fonttools"
+# libwebp-dev and libgif-dev: the programs that turn SPIM_WEBP and SPIM_GIF on
+# (build/stamp, the imager) link them.
+build="gcc make pkg-config libcurl4-openssl-dev libcjson-dev libstb-dev zlib1g-dev fonts-dejavu-core python3-fonttools libwebp-dev libgif-dev"
 # make package: static third-party builds (scripts/thirdparty.sh) from Debian
 # source packages (dpkg-dev unpacks them) and static archives, for x86_64 and,
 # cross-built, arm64 (multiarch :arm64 packages, run under qemu-user).
-package="dpkg-dev libmbedtls-dev zlib1g-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libmbedtls-dev:arm64 zlib1g-dev:arm64 zip unzip binutils"
+package="dpkg-dev libmbedtls-dev zlib1g-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libmbedtls-dev:arm64 zlib1g-dev:arm64 libwebp-dev:arm64 libgif-dev:arm64 zip unzip binutils"
 servers="radosgw ceph-mon ceph-osd ceph-common python3 curl"
 want=$build
 task=${1:-build}
 case "$task" in
     build)   ;;
     package) want="$build $package" ;;
-    test)    want="$build $package clang g++ libclang-rt-14-dev $servers python3-botocore python3-yaml python3-pil openssl zip unzip valgrind binutils gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang-tidy cppcheck libjpeg62-turbo-dev libjpeg-turbo-progs fonts-droid-fallback imagemagick golang-1.19-src adwaita-icon-theme" ;;
-    demo)    want="$build $package $servers zip unzip" ;;
+    test)    want="$build $package clang g++ libclang-rt-14-dev $servers python3-botocore python3-yaml python3-pil openssl zip unzip valgrind binutils gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang-tidy cppcheck libjpeg62-turbo-dev libjpeg-turbo-progs fonts-droid-fallback imagemagick golang-1.19-src adwaita-icon-theme webp" ;;
+    demo)    want="$build $package $servers zip unzip webp" ;;
     bench)   want="$build $package clang $servers libpixman-1-dev imagemagick libvips-tools golang-go hyperfine time zip unzip libjpeg-turbo-progs python3-pil" ;;
     fuzz)    want="$build clang libclang-rt-14-dev libjpeg-turbo-progs" ;;
     *) echo "usage: $0 build|test|demo|bench|fuzz|package" >&2; exit 2 ;;

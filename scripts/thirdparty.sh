@@ -15,6 +15,8 @@
 #                handling and the threaded resolver stay.
 #   libmbed{tls,x509,crypto}.a, libz.a   copied from Debian's libmbedtls-dev
 #                and zlib1g-dev (the :arm64 packages for arm64)
+#   libwebp{,mux,demux}.a, libgif.a   copied from Debian's libwebp-dev and
+#                libgif-dev (SPIM_WEBP, SPIM_GIF; the :arm64 packages for arm64)
 #   libcjson.a   cJSON.c from Debian's cjson source package (Debian ships no
 #                static archive)
 # Debian's curl patches to configure.ac only rename the library and touch
@@ -41,7 +43,7 @@ SRC=$(cd "$SRC" && pwd)
 arch_dpkg=$([ "$ARCH" = x86_64 ] && echo amd64 || echo arm64)
 ver() { dpkg-query -W -f='${Version}' "$1:$arch_dpkg" 2>/dev/null || die "$1:$arch_dpkg is not installed (scripts/deps.sh package)"; }
 stamp="recipe $(sha256sum "$0" | cut -c1-16) arch $ARCH cc $($cc -dumpfullversion 2>/dev/null || echo none)"
-stamp="$stamp mbedtls $(ver libmbedtls-dev) zlib $(ver zlib1g-dev)"
+stamp="$stamp mbedtls $(ver libmbedtls-dev) zlib $(ver zlib1g-dev) webp $(ver libwebp-dev) gif $(ver libgif-dev)"
 
 # ---- sources, once (both architectures share them) ---------------------------
 fetch_sources() {
@@ -69,11 +71,12 @@ mkdir -p "$OUT/include" "$OUT/lib" "$OUT/work"
 CFLAGS_TP="-O2 -ffunction-sections -fdata-sections"
 
 # ---- Debian's static archives (headers are arch-independent except zconf.h) --
-for a in libmbedtls.a libmbedx509.a libmbedcrypto.a libz.a; do
+for a in libmbedtls.a libmbedx509.a libmbedcrypto.a libz.a libwebp.a libwebpmux.a libwebpdemux.a libgif.a; do
     cp "/usr/lib/$triplet/$a" "$OUT/lib/$a" || die "/usr/lib/$triplet/$a missing (scripts/deps.sh package)"
 done
 cp -r /usr/include/mbedtls /usr/include/psa "$OUT/include/" 2>/dev/null || cp -r /usr/include/mbedtls "$OUT/include/"
 cp /usr/include/zlib.h "$OUT/include/"
+cp -r /usr/include/webp /usr/include/gif_lib.h "$OUT/include/"
 if [ -f "/usr/include/$triplet/zconf.h" ]; then cp "/usr/include/$triplet/zconf.h" "$OUT/include/"; else cp /usr/include/zconf.h "$OUT/include/"; fi
 
 # ---- cJSON --------------------------------------------------------------------

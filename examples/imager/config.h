@@ -15,7 +15,8 @@ static const char *const OPTIONS[][2] = {
     {"SPARTA_STAMP_GRAVITY", "gravity"}, {"SPARTA_STAMP_MARGIN", "margin"},
     {"SPARTA_STAMP_SCALE", "scale"}, {"SPARTA_STAMP_OPACITY", "opacity"},
     {"SPARTA_JPEG_QUALITY", "quality"}, {"SPARTA_JPEG_MODE", "jpeg-mode"},
-    {"SPARTA_MAX_PIXELS", "max-pixels"}, {"SPARTA_METADATA", "metadata"}};
+    {"SPARTA_MAX_PIXELS", "max-pixels"}, {"SPARTA_METADATA", "metadata"},
+    {"SPARTA_WEBP_QUALITY", "webp-quality"}};
 
 /* A file or s3://bucket/key (a stamp, the rules) into obj->body. */
 static spim_status fetch(const config *c, const char *where, spim_s3_object *obj, spim_error *err)

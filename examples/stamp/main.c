@@ -6,7 +6,9 @@
                  [--text-color #rrggbb[aa]] [--text-effect outline|shadow|plain]
                  [--metadata keep|strip-gps|strip] [-v] INPUT OUTPUT
 
-   The output format follows OUTPUT's extension (.jpg .jpeg .png .bmp .tga);
+   The output format follows OUTPUT's extension (.jpg .jpeg .png .bmp .tga,
+   and .webp/.gif for a WebP/GIF input, which stays itself; SPARTA_WEBP_QUALITY
+   sets a lossy WebP's quality);
    without --stamp the embedded default stamp is drawn, unless there is a
    --text (then the text alone; --stamp adds the image stamp to it). The
    text's {key} and {basename} are INPUT's name, {bucket} is empty, {year}
@@ -25,6 +27,8 @@
                           start pays for no libcurl or cJSON */
 #define SPIM_NO_EVENTS
 #define SPIM_NO_LAMBDA
+#define SPIM_WEBP      /* WebP stays WebP (libwebp), GIF stays GIF (giflib) */
+#define SPIM_GIF
 #include "sparta_imager.h"
 #include "build/assets/stamp_png.h"
 #include "build/assets/font_ttf.h"
@@ -62,7 +66,8 @@ static void print_usage(FILE *f)
                "                 artist and copyright only)\n"
                "  -v             one line to stderr: path, Huffman tables, MCUs re-coded, ms\n"
                "  -h, --help     this text\n"
-               "OUTPUT's extension (.jpg .jpeg .png .bmp .tga) picks the format.\n"
+               "OUTPUT's extension (.jpg .jpeg .png .bmp .tga .webp .gif) picks the format;\n"
+               "WebP and GIF are written only from the same format.\n"
                "Exit status: 0 written; 1 the image could not be read, stamped or written\n"
                "(a stamp entirely outside the image included); 2 bad arguments.\n");
 }
@@ -114,7 +119,8 @@ static int parse_args(int argc, char **argv, args *a)
 {
     static const char *const ENV[][2] = {{"SPARTA_MAX_PIXELS", "max-pixels"},
                                          {"SPARTA_JPEG_MODE", "jpeg-mode"},
-                                         {"SPARTA_METADATA", "metadata"}};
+                                         {"SPARTA_METADATA", "metadata"},
+                                         {"SPARTA_WEBP_QUALITY", "webp-quality"}};
     int i, rc, npos = 0;
     const char *v;
     char msg[256];
@@ -148,7 +154,8 @@ static int parse_args(int argc, char **argv, args *a)
     if (npos != 2) return usage("INPUT and OUTPUT are required");
     a->opt.output_format = spim_format_from_name(a->output);
     if (a->opt.output_format == SPIM_FORMAT_UNKNOWN)
-        return bad_value("OUTPUT", "a name ending in .jpg, .jpeg, .png, .bmp or .tga", a->output);
+        return bad_value("OUTPUT", "a name ending in .jpg, .jpeg, .png, .bmp, .tga, .webp or .gif",
+                         a->output);
     return 0;
 }
 
@@ -169,7 +176,7 @@ static int write_file(const char *path, const spim_buf *b)
 }
 
 /* A JPEG or PNG that keeps its format goes through spim_stamp_image (compressed
-   domain when it can); otherwise decode, free the input, stamp, encode, so
+   domain when it can), and so do WebP and GIF (which stay themselves); otherwise decode, free the input, stamp, encode, so
    the input never sits beside the pixels and the output. */
 static int run(const args *a, const spim_stamp *stamp)
 {
@@ -178,8 +185,8 @@ static int run(const args *a, const spim_stamp *stamp)
     spim_image_info info;
     spim_error err;
     struct timespec t0, t1;
-    spim_format f;
-    int ok = 0;
+    spim_format f, to = a->opt.output_format;
+    int ok = 0, kept;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(&err, 0, sizeof err);
     memset(&info, 0, sizeof info);
@@ -189,8 +196,10 @@ static int run(const args *a, const spim_stamp *stamp)
         return 0;
     }
     f = spim_format_detect(in.data, in.len);
-    if (a->opt.jpeg_mode == SPIM_JPEG_AUTO && (f == SPIM_FORMAT_JPEG || f == SPIM_FORMAT_PNG) &&
-        a->opt.output_format == f) {
+    kept = f == SPIM_FORMAT_WEBP || f == SPIM_FORMAT_GIF || to == SPIM_FORMAT_WEBP ||
+           to == SPIM_FORMAT_GIF;
+    if ((a->opt.jpeg_mode == SPIM_JPEG_AUTO && (f == SPIM_FORMAT_JPEG || f == SPIM_FORMAT_PNG) &&
+         to == f) || kept) {
         if (spim_stamp_image(in.data, in.len, stamp, &a->opt, &out, &info, &err) == SPIM_OK) ok = 1;
         spim_buf_free(&in);
     } else if (spim_image_decode(in.data, in.len, a->opt.max_pixels, &img, &err) == SPIM_OK) {

@@ -2,10 +2,13 @@
    near-valid ones (truncated, one field wrong), made by the project itself.
       build/fuzz/seed NAME DIR
    NAME is a target (events, url_decode, s3_error, credentials, http_date,
-   lambda, sigv4, meta, image, splice, png). Images come from the library's own encoder
+   lambda, sigv4, meta, image, splice, png, formats). Images come from the library's own
+   encoder (WebP and GIF from libwebp and giflib)
    with EXIF/ICC added; events from tests/fixtures/events/ (when run from the
    repository root) plus generated envelopes. Prints the number of files. */
 #define SPARTA_IMAGER_IMPLEMENTATION
+#define SPIM_WEBP
+#define SPIM_GIF
 #include "sparta_imager.h"
 
 #include <dirent.h>
@@ -738,6 +741,126 @@ static void seed_png(void)
 
 static void emit_meta(const char *name, const spim_buf *b) { put_variants(name, b->data, b->len); }
 
+/* ---- WebP and GIF (fuzz_formats: one option byte, then the file) ----------- */
+
+static void put_format(const char *name, const void *data, size_t len)
+{
+    spim_buf x = SPIM_BUF_INIT;
+    spim_buf_append(&x, "\x00", 1);
+    spim_buf_append(&x, data, len);
+    put_variants(name, x.data, x.len);
+    x.data[0] = 0x84;   /* nw, scaled */
+    put(name, x.data, x.len);
+    spim_buf_free(&x);
+}
+
+static void pixels(unsigned char *px, int w, int h, int k)
+{
+    int x, y;
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x++) {
+            unsigned char *p = px + (y * w + x) * 4;
+            p[0] = (unsigned char)(x * 13 + k * 40); p[1] = (unsigned char)(y * 17);
+            p[2] = (unsigned char)(x ^ y); p[3] = (unsigned char)(x < 3 ? 0 : 255 - y * 4);
+        }
+}
+
+/* Still WebPs (lossy, lossless, with alpha) and a three-frame animation. */
+static void seed_webp(void)
+{
+    unsigned char px[24 * 16 * 4];
+    uint8_t *w = NULL;
+    size_t n;
+    WebPAnimEncoder *enc;
+    WebPConfig cfg;
+    WebPPicture pic;
+    WebPData anim = { NULL, 0 };
+    int k;
+    pixels(px, 24, 16, 0);
+    n = WebPEncodeLosslessRGBA(px, 24, 16, 24 * 4, &w);
+    put_format("lossless.webp", w, n);
+    WebPFree(w);
+    n = WebPEncodeRGBA(px, 24, 16, 24 * 4, 60, &w);
+    put_format("lossy_alpha.webp", w, n);
+    WebPFree(w);
+    n = WebPEncodeRGB(px, 32, 12, 32 * 3, 80, &w);
+    put_format("lossy.webp", w, n);
+    WebPFree(w);
+    enc = WebPAnimEncoderNew(24, 16, NULL);
+    WebPConfigInit(&cfg);
+    for (k = 0; enc && k < 3; k++) {
+        pixels(px, 24, 16, k);
+        WebPPictureInit(&pic);
+        pic.width = 24; pic.height = 16; pic.use_argb = 1;
+        WebPPictureImportRGBA(&pic, px, 24 * 4);
+        WebPAnimEncoderAdd(enc, &pic, k * 100, &cfg);
+        WebPPictureFree(&pic);
+    }
+    if (enc && WebPAnimEncoderAdd(enc, NULL, 300, NULL) && WebPAnimEncoderAssemble(enc, &anim))
+        put_format("anim.webp", anim.bytes, anim.size);
+    WebPDataClear(&anim);
+    WebPAnimEncoderDelete(enc);
+}
+
+static int gif_sink(GifFileType *g, const GifByteType *b, int n)
+{
+    spim_buf_append((spim_buf *)g->UserData, b, (size_t)n);
+    return n;
+}
+
+/* A GIF of `frames` 12x8 frames (the later ones a 5x4 patch with
+   transparency), a 16-colour palette, a loop count. */
+static void seed_gif(const char *name, int frames, int interlace)
+{
+    spim_buf b = SPIM_BUF_INIT;
+    GifColorType pal[16];
+    ColorMapObject *cm;
+    GifFileType *g;
+    GraphicsControlBlock gcb;
+    GifByteType ext[4], row[12], loop[3] = { 1, 3, 0 };
+    int e = 0, k, y, x;
+    for (k = 0; k < 16; k++) {
+        pal[k].Red = (GifByteType)(k * 16);
+        pal[k].Green = (GifByteType)(255 - k * 9);
+        pal[k].Blue = (GifByteType)(k * 5);
+    }
+    cm = GifMakeMapObject(16, pal);
+    g = EGifOpen(&b, gif_sink, &e);
+    if (!g || !cm) exit(1);
+    EGifSetGifVersion(g, true);
+    EGifPutScreenDesc(g, 12, 8, 8, 0, cm);
+    EGifPutExtensionLeader(g, APPLICATION_EXT_FUNC_CODE);
+    EGifPutExtensionBlock(g, 11, "NETSCAPE2.0");
+    EGifPutExtensionBlock(g, 3, loop);
+    EGifPutExtensionTrailer(g);
+    for (k = 0; k < frames; k++) {
+        int w = k ? 5 : 12, h = k ? 4 : 8;
+        memset(&gcb, 0, sizeof gcb);
+        gcb.DisposalMode = k % 4;
+        gcb.DelayTime = 5 + k;
+        gcb.TransparentColor = k ? 15 : NO_TRANSPARENT_COLOR;
+        EGifGCBToExtension(&gcb, ext);
+        EGifPutExtension(g, GRAPHICS_EXT_FUNC_CODE, 4, ext);
+        EGifPutImageDesc(g, k ? k % 7 : 0, k ? k % 4 : 0, w, h, interlace && !k, NULL);
+        for (y = 0; y < h; y++) {
+            for (x = 0; x < w; x++) row[x] = (GifByteType)((x + y + k) % 16);
+            EGifPutLine(g, row, w);
+        }
+    }
+    EGifCloseFile(g, &e);
+    GifFreeMapObject(cm);
+    put_format(name, b.data, b.len);
+    spim_buf_free(&b);
+}
+
+static void seed_formats(void)
+{
+    seed_webp();
+    seed_gif("one.gif", 1, 0);
+    seed_gif("interlaced.gif", 1, 1);
+    seed_gif("anim.gif", 5, 0);
+}
+
 static void emit_image(const char *name, const spim_buf *b)
 {
     spim_buf x = SPIM_BUF_INIT;
@@ -774,6 +897,7 @@ int main(int argc, char **argv)
     else if (!strcmp(name, "image")) image_set(emit_image);
     else if (!strcmp(name, "splice")) seed_splice();
     else if (!strcmp(name, "png")) seed_png();
+    else if (!strcmp(name, "formats")) seed_formats();
     else {
         fprintf(stderr, "seed: unknown target %s\n", name);
         return 2;

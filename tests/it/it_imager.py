@@ -151,7 +151,7 @@ def imgcheck(*args):
 
 
 OUT_FORMAT = {".jpg": ("JPEG", "image/jpeg"), ".png": ("PNG", "image/png"),
-              ".gif": ("PNG", "image/png"), ".bmp": ("BMP", "image/bmp")}
+              ".gif": ("GIF", "image/gif"), ".bmp": ("BMP", "image/bmp")}
 
 
 def check_stamped(t, bucket, key, sample, corner="se"):
@@ -404,7 +404,67 @@ def case_fixtures(t):
     check_stamped(t, t.bucket, "uploads/été 2026 ✓.jpg", "small.jpg")
 
 
-SHARED = [case_formats_stamped, case_exif_orientation_6, case_redelivery_is_harmless,
+# Pillow (Debian's python3-pil, under /usr/bin/python3) makes and reads the
+# WebP and animated GIF samples: imgcheck (stb) reads no WebP and one GIF frame.
+PIL_PY = "/usr/bin/python3"
+PIL_MAKE = """
+import sys
+from PIL import Image, ImageChops
+d = sys.argv[1]
+photo = Image.open(d + '/photo.jpg').convert('RGB')
+photo.save(d + '/photo.webp', quality=80)
+Image.open(d + '/alpha.png').save(d + '/alpha.webp', lossless=True)
+fr = [ImageChops.offset(photo, k * 9, 0) for k in range(3)]
+fr[0].save(d + '/anim.webp', save_all=True, append_images=fr[1:], duration=[70, 80, 90], loop=4, quality=75)
+q = [f.quantize(64) for f in fr]
+q[0].save(d + '/anim.gif', save_all=True, append_images=q[1:], duration=[70, 80, 90], loop=4)
+"""
+PIL_INFO = """
+import sys, json
+from PIL import Image, ImageSequence
+im = Image.open(sys.argv[1])
+frames = [f.info.get('duration') for f in ImageSequence.Iterator(im)]
+im.seek(0)
+print(json.dumps({'format': im.format, 'size': list(im.size), 'durations': frames,
+                  'loop': im.info.get('loop')}))
+"""
+KEPT = [("photo.webp", "image/webp", "WEBP"), ("alpha.webp", "image/webp", "WEBP"),
+        ("anim.webp", "image/webp", "WEBP"), ("anim.gif", "image/gif", "GIF")]
+
+
+def pil_info(path):
+    return json.loads(run([PIL_PY, "-c", PIL_INFO, path]).stdout.decode())
+
+
+def case_webp_and_gif_stay_themselves(t):
+    """WebP (lossy, lossless with alpha, animated) and an animated GIF come
+    back in their own format and Content-Type, with every frame's duration
+    and the loop count; the bytes changed (stamped)."""
+    if subprocess.run([PIL_PY, "-c", "import PIL"], capture_output=True).returncode != 0:
+        raise Skip("Pillow (python3-pil) is not installed")
+    run([PIL_PY, "-c", PIL_MAKE, t.samples])
+    recs = []
+    for sample, _, _ in KEPT:
+        s3_put(t.bucket, "kept/" + sample, os.path.join(t.samples, sample))
+        recs.append(s3_record(t.bucket, "kept/" + sample, "ObjectCreated:Put"))
+    doc = summary(answer(t.emu, s3_event(*recs)))
+    expect_eq("summary", c(stamped=len(KEPT)), counts(doc))
+    for sample, ctype, fmt in KEPT:
+        head = s3_head(t.bucket, PREFIX + "kept/" + sample)
+        expect(head is not None, "stamped " + sample, "to exist", "404")
+        expect_eq(sample + " content type", ctype, head.get("content-type"))
+        expect_eq(sample + " marker", "1", head.get("meta-sparta-stamped"))
+        path, data = s3_get(t.bucket, PREFIX + "kept/" + sample, t.tmp)
+        a, b = pil_info(os.path.join(t.samples, sample)), pil_info(path)
+        expect_eq(sample + " format", fmt, b["format"])
+        expect_eq(sample + " size", a["size"], b["size"])
+        expect_eq(sample + " frame durations", a["durations"], b["durations"])
+        expect_eq(sample + " loop count", a["loop"], b["loop"])
+        with open(os.path.join(t.samples, sample), "rb") as f:
+            expect(f.read() != data, sample + " output", "stamped (different bytes)", "the input unchanged")
+
+
+SHARED = [case_formats_stamped, case_webp_and_gif_stay_themselves, case_exif_orientation_6, case_redelivery_is_harmless,
           case_key_with_spaces_and_utf8, case_prefixed_key_skipped, case_marker_guard,
           case_bad_objects_skipped, case_overwritten_by_a_non_image, case_key_too_long, case_batch_of_40, case_removed_deletes_stamped,
           case_wrapped_events, case_test_event, case_not_an_event_fails, case_fixtures]

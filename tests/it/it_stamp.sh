@@ -35,7 +35,9 @@ expect_exit bad_quality 2 "quality" --quality 101 "$T/in.jpg" "$T/o.jpg"
 expect_exit bad_margin 2 "margin" --margin -3 "$T/in.jpg" "$T/o.jpg"
 expect_exit missing_value 2 "needs a value" "$T/in.jpg" "$T/o.jpg" --margin
 expect_exit unknown_option 2 "unknown option" --colour red "$T/in.jpg" "$T/o.jpg"
-expect_exit unwritable_extension 2 "ending in .jpg" "$T/in.jpg" "$T/o.gif"
+expect_exit unwritable_extension 2 "ending in .jpg" "$T/in.jpg" "$T/o.pcx"
+expect_exit gif_only_from_gif 1 "GIF is written only from a GIF" "$T/in.jpg" "$T/o.gif"
+expect_exit webp_only_from_webp 1 "WebP is written only from a WebP" "$T/in.jpg" "$T/o.webp"
 expect_exit missing_input 1 "cannot open" "$T/nope.jpg" "$T/o.jpg"
 expect_exit not_an_image 1 "not a readable image" "$T/text.jpg" "$T/o.jpg"
 expect_exit missing_stamp 1 "cannot open" --stamp "$T/nope.png" "$T/in.jpg" "$T/o.jpg"
@@ -111,6 +113,23 @@ for ext in jpg jpeg png bmp tga; do
     if [[ $magic == $want ]]; then ok "format_$ext"; else fail "format_$ext" "expected magic $want, got $magic"; fi
 done
 if "$S" "$T/o.tga" "$T/from_tga.png" 2>/dev/null; then ok tga_reads_back; else fail tga_reads_back "expected exit 0"; fi
+
+# WebP stays WebP, GIF stays GIF (build/stamp has SPIM_WEBP and SPIM_GIF)
+if command -v cwebp >/dev/null && /usr/bin/python3 -c 'import PIL' 2>/dev/null; then
+    cwebp -quiet -q 80 "$T/in.jpg" -o "$T/in.webp"
+    /usr/bin/python3 -c "from PIL import Image; Image.open('$T/in.jpg').quantize(64).save('$T/in.gif')"
+    for ext in webp gif; do
+        if ! "$S" "$T/in.$ext" "$T/kept.$ext" 2>"$T/err.txt"; then
+            fail "${ext}_stays_$ext" "exit $? ($(head -1 "$T/err.txt"))"; continue
+        fi
+        magic=$(head -c 12 "$T/kept.$ext" | od -An -c | tr -d ' \n')
+        case $ext in webp) want='RIFF*WEBP' ;; gif) want='GIF89a*' ;; esac
+        # shellcheck disable=SC2053
+        if [[ $magic == $want ]]; then ok "${ext}_stays_$ext"; else fail "${ext}_stays_$ext" "got $magic"; fi
+    done
+else
+    echo "skip webp/gif cases: apt-get install webp python3-pil"; skipped=$((skipped + 2))
+fi
 
 # pixels: the default stamp lands bottom-right, --gravity nw top-left
 pix() {  # BMP X Y -> "r g b" (stb writes bottom-up 24-bit BMPs)

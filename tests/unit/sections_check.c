@@ -1,6 +1,7 @@
 /* Built once per combination of SPIM_NO_S3, SPIM_NO_EVENTS, SPIM_NO_IMAGE and
-   SPIM_NO_LAMBDA (mk/sections.mk), linked with only the libraries the sections
-   left in need, and run: each section that is in does one real thing. */
+   SPIM_NO_LAMBDA (mk/sections.mk), and with SPIM_WEBP and/or SPIM_GIF, linked
+   with only the libraries the sections left in need, and run: each section
+   (and format) that is in does one real thing. */
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"
 
@@ -76,6 +77,36 @@ int main(void)
               memcmp(img.pixels, px, 4) == 0, "png round trip");
         spim_image_free(&img);
         spim_buf_free(&png);
+    }
+#endif
+#if defined(SPIM__WEBP) || defined(SPIM__GIF)
+    {   /* a 1x1 stamp on a 2x2 WebP and on a 1x1 GIF: each stays itself */
+        unsigned char dot[4] = { 10, 20, 30, 255 };
+        spim_stamp st;
+        spim_image_info info;
+        spim_buf out = SPIM_BUF_INIT;
+        st.rgba = dot;
+        st.width = st.height = 1;
+#ifdef SPIM__WEBP
+        {
+            static const unsigned char px[16] = { 1, 2, 3, 255, 4, 5, 6, 255,
+                                                  7, 8, 9, 255, 9, 9, 9, 255 };
+            uint8_t *webp = NULL;
+            size_t n = WebPEncodeLosslessRGBA(px, 2, 2, 8, &webp);
+            check(n > 0 && spim_stamp_image(webp, n, &st, NULL, &out, &info, &err) == SPIM_OK &&
+                  strcmp(info.content_type, "image/webp") == 0, "webp stays webp");
+            WebPFree(webp);
+            spim_buf_reset(&out);
+        }
+#endif
+#ifdef SPIM__GIF
+        static const unsigned char gif[] = "GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff"
+                                           "\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00"
+                                           "\x02\x02\x44\x01\x00;";
+        check(spim_stamp_image(gif, sizeof gif - 1, &st, NULL, &out, &info, &err) == SPIM_OK &&
+              out.len > 6 && memcmp(out.data, "GIF89a", 6) == 0, "gif stays gif");
+#endif
+        spim_buf_free(&out);
     }
 #endif
 #ifndef SPIM_NO_S3
