@@ -7936,8 +7936,29 @@ static void spim__jcover_free(spim__jcover *k)
     k->bits = NULL;
 }
 
+/* Whether the layer draws anything (blend alpha above 0) in the stored
+   window [x0, x1) x [y0, y1): an MCU under a transparent corner of the
+   stamp keeps its coefficients. */
+static int spim__layer_visible(const spim__layer *L, int x0, int y0, int x1, int y1)
+{
+    int x, y, u, v;
+    if (x0 < L->x) x0 = L->x;
+    if (y0 < L->y) y0 = L->y;
+    if (x1 > L->x + L->w) x1 = L->x + L->w;
+    if (y1 > L->y + L->h) y1 = L->y + L->h;
+    for (y = y0; y < y1; y++)
+        for (x = x0; x < x1; x++) {
+            spim__to_display(L->o, L->ws, L->hs, x, y, &u, &v);
+            if ((L->st->rgba[((size_t)(v - L->py) * (size_t)L->st->width + (size_t)(u - L->px)) * 4 + 3] * L->op +
+                 127) / 255)
+                return 1;
+        }
+    return 0;
+}
+
 /* Visit every visible stamp and tile of the plan in MCUs (mcuw x mcuh):
-   without k->bits widen the bounding box, with them set the bits. */
+   without k->bits widen the bounding box, with them set the bits of the
+   MCUs where the stamp is not transparent. */
 static void spim__jcover_mark(spim__jcover *k, const spim__plan *P, int mcuw, int mcuh)
 {
     spim__layer L;
@@ -7956,9 +7977,13 @@ static void spim__jcover_mark(spim__jcover *k, const spim__plan *P, int mcuw, in
                     if (b1 > k->r1) k->r1 = b1;
                     continue;
                 }
-                for (y = b0 - k->r0; y <= b1 - k->r0; y++)
-                    for (x = a0 - k->c0; x <= a1 - k->c0; x++)
-                        k->bits[(size_t)y * k->rowbytes + (size_t)x / 8] |= (unsigned char)(1u << (x % 8));
+                for (y = b0; y <= b1; y++)
+                    for (x = a0; x <= a1; x++) {
+                        unsigned char *q = &k->bits[(size_t)(y - k->r0) * k->rowbytes + (size_t)(x - k->c0) / 8];
+                        unsigned bit = 1u << ((x - k->c0) % 8);
+                        if (!(*q & bit) && spim__layer_visible(&L, x * mcuw, y * mcuh, (x + 1) * mcuw, (y + 1) * mcuh))
+                            *q = (unsigned char)(*q | bit);
+                    }
             }
     }
 }
