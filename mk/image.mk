@@ -13,7 +13,7 @@ $(B)/assets/stamp_png.h: $(B)/assets/stamp.png $(B)/tools/bin2h
 	$(B)/tools/bin2h spim_stamp_png $< $@
 
 $(B)/stamp: $(B)/assets/stamp_png.h
-$(B)/imager/bootstrap: $(B)/assets/stamp_png.h
+$(B)/imager/bootstrap $(B)/imager/bootstrap-san: $(B)/assets/stamp_png.h
 
 # The text stamp's default font: DejaVu Sans from Debian's fonts-dejavu-core,
 # cut by fontTools (python3-fonttools) to Latin-1 plus the euro, dashes,
@@ -33,7 +33,7 @@ $(B)/stamp: $(B)/assets/font_ttf.h
 
 # test_jpeg reads coefficients back through libjpeg (libjpeg62-turbo-dev):
 # only this test links it.
-$(addsuffix /test_jpeg,$(addprefix $(B)/test/,gcc clang san)): PKG_LIBS += -ljpeg
+$(foreach t,test_jpeg test_jpeg_progressive,$(addsuffix /$(t),$(addprefix $(B)/test/,gcc clang san))): PKG_LIBS += -ljpeg
 
 # build/stamp compiles only the image section (SPIM_NO_S3/EVENTS/LAMBDA):
 # it links zlib and nothing else.

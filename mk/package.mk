@@ -41,11 +41,10 @@ $(PKG_OUT)/template.yaml: examples/imager/template.yaml
 	    -e '/^  Architecture:/,/Default:/s/Default: x86_64/Default: arm64/' $< > $@
 endif
 third-party: $(PKG_TP)/stamp
-# check-build (make test) builds and tests the zips of both architectures
+# check-build (mk/test.mk) builds the zips of both architectures for the tests
 package-build:
 	@$(MAKE) --no-print-directory package ARCH=x86_64
 	@$(MAKE) --no-print-directory package ARCH=arm64
-check-build: package-build
 
 # The script keeps its own stamp (recipe hash + Debian versions) and returns
 # at once when the libraries are current.
