@@ -9446,6 +9446,8 @@ SPIM__PRIVATE void spim__jprog_stamp(spim__jprog *g, const spim__plan *P)
     for (mr = g->k.r0; mr <= g->k.r1; mr++)
         for (mc = g->k.c0; mc <= g->k.c1; mc++, i++) {
             int16_t *co = g->reg + i * per;
+            if (!spim__jcover_has(&g->k, (uint64_t)mr * (uint64_t)j->mcux + (uint64_t)mc, j->mcux))
+                continue;
             for (b = 0; b < j->nblocks; b++) memcpy(j->coef[b], co + 64 * b, sizeof j->coef[b]);
             spim__jpeg_stamp_mcu(j, P, mc, mr);
             for (b = 0; b < j->nblocks; b++) memcpy(co + 64 * b, j->coef[b], sizeof j->coef[b]);
@@ -9534,7 +9536,7 @@ SPIM__PRIVATE spim_status spim__jprog_go(spim__jprog *g, int orientation, const 
     spim__jpeg *j = g->j;
     spim__plan P;
     spim_status st = SPIM_OK;
-    uint64_t budget = o->max_pixels ? o->max_pixels : spim_default_max_pixels(), area;
+    uint64_t budget = o->max_pixels ? o->max_pixels : spim_default_max_pixels();
     double side;
     int rc;
     if (!spim__jprog_walk(g, NULL)) {
@@ -9552,25 +9554,21 @@ SPIM__PRIVATE spim_status spim__jprog_go(spim__jprog *g, int orientation, const 
                               j->height, side, (unsigned long long)budget);
     st = spim__plan_make(&P, j->width, j->height, j->nc, orientation, stamp, o, err);
     if (st != SPIM_OK) return st;
-    g->k.c0 = P.L.x / j->mcuw;
-    g->k.c1 = (P.L.x + P.L.w - 1) / j->mcuw;
-    g->k.r0 = P.L.y / j->mcuh;
-    g->k.r1 = (P.L.y + P.L.h - 1) / j->mcuh;
-    area = (uint64_t)(g->k.c1 - g->k.c0 + 1) * (uint64_t)j->mcuw *
-           (uint64_t)(g->k.r1 - g->k.r0 + 1) * (uint64_t)j->mcuh;
-    if (area > budget)
-        st = spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG: the stamp covers %llu pixels, over the "
-                            "budget of %llu", (unsigned long long)area, (unsigned long long)budget);
-    else if ((rc = spim__jprog_run(g, &P, out)) < 0)
-        st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory stamping JPEG");
-    else if (rc == 0)
-        *why = j->why;
-    else if (info) {
-        info->width = j->width;
-        info->height = j->height;
-        info->huffman = g->optimal ? "optimal" : "file";
+    st = spim__jcover_make(&g->k, &P, j->mcuw, j->mcuh, budget, err);
+    if (st == SPIM_OK) {
+        rc = spim__jprog_run(g, &P, out);
+        if (rc < 0)
+            st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory stamping JPEG");
+        else if (rc == 0)
+            *why = j->why;
+        else if (info) {
+            info->width = j->width;
+            info->height = j->height;
+            info->huffman = g->optimal ? "optimal" : "file";
+        }
     }
-    spim_stamp_free(&P.scaled);
+    spim__jcover_free(&g->k);
+    spim__plan_free(&P);
     return st;
 }
 
