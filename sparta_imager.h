@@ -1005,10 +1005,10 @@ typedef enum spim_text_effect {
 
 /* Values of a text stamp's placeholders, from the event: {key} the source
    key, {basename} its last path segment, {bucket}; {year} and {date}
-   (YYYY-MM-DD, UTC) from `time` (seconds since 1970; 0 = now). */
+   (YYYY-MM-DD) from `time`, ISO-8601 as S3's eventTime gives it
+   ("2026-12-06T08:00:00.000Z"; NULL or another form = today, UTC). */
 typedef struct spim_text_vars {
-    const char *key, *bucket;
-    int64_t time;
+    const char *key, *bucket, *time;
 } spim_text_vars;
 
 /* Zero-initialised = defaults. A stamp partly outside the image is clipped;
@@ -6823,17 +6823,24 @@ static long spim__utf8_next(const char *s, size_t n, size_t *i)
 static int spim__text_var(const char *name, size_t len, const spim_text_vars *v, spim_buf *out, spim_status *st)
 {
     static const char *const names[] = { "year", "date", "key", "basename", "bucket" };
-    const char *key = v && v->key ? v->key : "", *slash = strrchr(key, '/');
-    time_t t = (time_t)(v && v->time ? v->time : (int64_t)time(NULL));
-    struct tm tm;
+    const char *key = v && v->key ? v->key : "", *slash = strrchr(key, '/'), *d = v ? v->time : NULL;
+    char today[32];
     int i;
     for (i = 0; i < 5; i++)
         if (strlen(names[i]) == len && memcmp(name, names[i], len) == 0) break;
-    memset(&tm, 0, sizeof tm);
-    gmtime_r(&t, &tm);
+    for (len = 0; d && len < 10; len++) /* YYYY-MM-DD */
+        if (len == 4 || len == 7 ? d[len] != '-' : !isdigit((unsigned char)d[len])) break;
+    if (len < 10) {
+        time_t t = time(NULL);
+        struct tm tm;
+        memset(&tm, 0, sizeof tm);
+        gmtime_r(&t, &tm);
+        snprintf(today, sizeof today, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+        d = today;
+    }
     switch (i) {
-    case 0: *st = spim_buf_appendf(out, "%04d", tm.tm_year + 1900); break;
-    case 1: *st = spim_buf_appendf(out, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday); break;
+    case 0: *st = spim_buf_appendf(out, "%.4s", d); break;
+    case 1: *st = spim_buf_appendf(out, "%.10s", d); break;
     case 2: *st = spim_buf_appendf(out, "%s", key); break;
     case 3: *st = spim_buf_appendf(out, "%s", slash ? slash + 1 : key); break;
     case 4: *st = spim_buf_appendf(out, "%s", v && v->bucket ? v->bucket : ""); break;

@@ -15,13 +15,15 @@
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"
 #include "build/assets/stamp_png.h"
+#include "build/assets/font_ttf.h"
 
 #define MARKER "sparta-stamped"
 #define SOURCE_ETAG "sparta-source-etag"
 #define MAX_ROUNDS 5
 
-typedef struct config {   /* stamp: the embedded one is decoded at the first record */
+typedef struct config {   /* stamp: the embedded one is decoded at the first record; none with a text alone */
     const char *prefix, *output_bucket; spim_stamp stamp; spim_stamp_options opt; spim_s3_client *s3;
+    spim_buf font; int text_only;
 } config;
 
 /* What happened to a record; in this order, `action` and the reply's result. */
@@ -37,21 +39,55 @@ typedef struct result {   /* path: "splice" or "recode" once stamped; huffman: "
 static const char *const OPTIONS[][2] = {
     {"SPARTA_STAMP_GRAVITY", "gravity"}, {"SPARTA_STAMP_MARGIN", "margin"}, {"SPARTA_STAMP_SCALE", "scale"},
     {"SPARTA_STAMP_OPACITY", "opacity"}, {"SPARTA_JPEG_QUALITY", "quality"}, {"SPARTA_JPEG_MODE", "jpeg-mode"},
-    {"SPARTA_MAX_PIXELS", "max-pixels"}};
+    {"SPARTA_MAX_PIXELS", "max-pixels"}, {"SPARTA_STAMP_TILE", "tile"}, {"SPARTA_STAMP_TEXT", "text"},
+    {"SPARTA_STAMP_TEXT_GRAVITY", "text-gravity"}, {"SPARTA_STAMP_TEXT_SIZE", "text-size"},
+    {"SPARTA_STAMP_TEXT_COLOR", "text-color"}, {"SPARTA_STAMP_TEXT_EFFECT", "text-effect"},
+    {"SPARTA_STAMP_FONT", "font"}};
 
-/* The stamp SPARTA_STAMP names: a file or s3://bucket/key. */
-static spim_status load_stamp(config *c, const char *where, spim_error *err)
+/* A file or s3://bucket/key (SPARTA_STAMP, SPARTA_STAMP_FONT) into `body`. */
+static spim_status load_file(config *c, const char *where, spim_buf *body, spim_error *err)
 {
     spim_s3_object obj = {0};
     char bucket[256];
     const char *key;
     spim_status st;
-    if (strncmp(where, "s3://", 5) != 0) st = spim_read_file(where, 16u << 20, &obj.body, err);
-    else if ((st = spim_s3_parse_uri(where, bucket, sizeof bucket, &key, err)) == SPIM_OK)
-        st = spim_s3_get(c->s3, bucket, key, 16u << 20, &obj, err);
-    if (st == SPIM_OK) st = spim_stamp_load(&c->stamp, obj.body.data, obj.body.len, err);
+    if (strncmp(where, "s3://", 5) != 0) return spim_read_file(where, 16u << 20, body, err);
+    if ((st = spim_s3_parse_uri(where, bucket, sizeof bucket, &key, err)) == SPIM_OK &&
+        (st = spim_s3_get(c->s3, bucket, key, 16u << 20, &obj, err)) == SPIM_OK) {
+        *body = obj.body;
+        obj.body = (spim_buf)SPIM_BUF_INIT;
+    }
     spim_s3_object_free(&obj);
     return st;
+}
+
+static spim_status load_stamp(config *c, const char *where, spim_error *err)
+{
+    spim_buf png = SPIM_BUF_INIT;
+    spim_status st = load_file(c, where, &png, err);
+    if (st == SPIM_OK) st = spim_stamp_load(&c->stamp, png.data, png.len, err);
+    spim_buf_free(&png);
+    return st;
+}
+
+/* The text's font (SPARTA_STAMP_FONT or the embedded DejaVu Sans) and every option checked together;
+   an error names the variable of the option it is about. */
+static spim_status check_options(config *c, spim_error *err)
+{
+    const char *font = getenv("SPARTA_STAMP_FONT");
+    size_t i, n;
+    c->opt.font = spim_font_ttf, c->opt.font_len = sizeof spim_font_ttf;
+    if (font && *font) {
+        if (load_file(c, font, &c->font, err) != SPIM_OK)
+            return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP_FONT=\"%.200s\": %s", font, err->message);
+        c->opt.font = c->font.data, c->opt.font_len = c->font.len;
+    }
+    c->text_only = c->opt.text && *c->opt.text && !((font = getenv("SPARTA_STAMP")) && *font);
+    if (spim_stamp_check(&c->opt, err) == SPIM_OK) return SPIM_OK;
+    for (i = 0; i < sizeof OPTIONS / sizeof OPTIONS[0]; i++)   /* the message starts with "OPTION: " */
+        if (strncmp(err->message, OPTIONS[i][1], n = strlen(OPTIONS[i][1])) == 0 && err->message[n] == ':')
+            return spim_error_set(err, SPIM_ERR_CONFIG, "%s%s", OPTIONS[i][0], err->message + n);
+    return SPIM_ERR_CONFIG;
 }
 
 static spim_status imager_init(void *user, spim_error *err)
@@ -66,13 +102,14 @@ static spim_status imager_init(void *user, spim_error *err)
         return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_OUTPUT_PREFIX %s", *c->prefix ? "is longer than an S3 key"
                               : "is empty: the stamped copies would overwrite the originals");
     c->opt.scale = 0.25;   /* the other defaults are the library's: se, margin 0, opaque, q90, auto */
-    for (i = 0; i < sizeof OPTIONS / sizeof OPTIONS[0]; i++)
+    for (i = 0; i + 1 < sizeof OPTIONS / sizeof OPTIONS[0]; i++)   /* the last, the font, is a file */
         if ((v = getenv(OPTIONS[i][0])) != NULL && *v && spim_stamp_option_set(&c->opt, OPTIONS[i][1], v, err))
             return spim_error_set(err, SPIM_ERR_CONFIG, "%s: %s", OPTIONS[i][0], err->message);
     if (!c->opt.max_pixels) c->opt.max_pixels = spim_default_max_pixels();   /* it also sets the GET limit */
     if ((st = spim_s3_client_create(NULL, &c->s3, err)) != SPIM_OK) return st;
     if (stamp && *stamp && load_stamp(c, stamp, err) != SPIM_OK)
         return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP=\"%.200s\": %s", stamp, err->message);
+    if ((st = check_options(c, err)) != SPIM_OK) return st;
     spim_log_fields(SPIM_LOG_INFO, "imager ready", SPIM_LOG_STR("prefix", c->prefix),
                     SPIM_LOG_STR("output_bucket", c->output_bucket ? c->output_bucket : "(source)"),
                     SPIM_LOG_STR("stamp", stamp && *stamp ? stamp : "(embedded)"), SPIM_LOG_END);
@@ -126,7 +163,12 @@ static void stamp_object(const config *c, const spim_s3_record *rec, const char 
     else if (st != SPIM_OK) settle(r, err.transient ? FAILED : SKIPPED, "GET", &err, NULL);
     else if (spim_s3_object_meta(&obj, MARKER)) settle(r, GUARDED, "", NULL, "object carries the x-amz-meta-" MARKER " marker");
     bare_etag(made, obj.etag);
-    if (r->what == STAMPED && !r->wrote) st = spim_stamp_buf(&obj.body, &c->stamp, &c->opt, &enc, &info, &err);
+    if (r->what == STAMPED && !r->wrote) {   /* the text's placeholders from this record */
+        spim_text_vars vars = {rec->key, rec->bucket, rec->event_time};
+        spim_stamp_options opt = c->opt;
+        opt.vars = &vars;
+        st = spim_stamp_buf(&obj.body, c->text_only ? NULL : &c->stamp, &opt, &enc, &info, &err);
+    }
     spim_s3_object_free(&obj);
     meta[1].value = made, put.content_type = info.content_type, r->path = info.path, r->huffman = info.huffman;
     if (r->what != STAMPED || r->wrote) ;
@@ -179,7 +221,7 @@ static spim_status imager(const spim_invocation *inv, spim_response *resp, void 
     size_t i;
     if (spim_event_parse(inv->payload, inv->payload_len, NULL, &ev, &err) != SPIM_OK)
         return spim_response_fail(resp, "InvalidEvent", "%s", err.message), err.status;
-    if (ev->record_count && !c->stamp.rgba && (st = spim_stamp_load(&c->stamp, spim_stamp_png, sizeof spim_stamp_png, &err)))
+    if (ev->record_count && !c->stamp.rgba && !c->text_only && (st = spim_stamp_load(&c->stamp, spim_stamp_png, sizeof spim_stamp_png, &err)))
         spim_response_fail(resp, "StampError", "%s", err.message);   /* out of memory: the embedded stamp is good */
     for (i = 0; st == SPIM_OK && i < ev->record_count; i++) {
         const spim_s3_record *rec = &ev->records[i];
@@ -215,6 +257,7 @@ int main(int argc, char **argv)
     static config cfg;
     int rc = spim_lambda_main(argc, argv, imager_init, imager, &cfg);
     spim_stamp_free(&cfg.stamp);
+    spim_buf_free(&cfg.font);
     spim_s3_client_free(cfg.s3);
     return rc;
 }
