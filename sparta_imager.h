@@ -11,7 +11,8 @@
         3. an S3 client over libcurl (GET/PUT/HEAD/DELETE, ListObjectsV2,
            retries, errors)
         4. an image pipeline: stb decode, exact alpha-blend stamp kernel
-           (scalar, SSE2, AVX2, NEON), EXIF orientation, EXIF/ICC kept, encode;
+           (scalar, SSE2, AVX2, NEON), tiled stamps, text stamps
+           (stb_truetype), EXIF orientation, EXIF/ICC kept, encode;
            baseline JPEGs are stamped in the compressed domain (only the MCUs
            under the stamp are re-coded, every other DCT block kept exactly)
         5. the Lambda Runtime API loop (and a local `--event FILE` invoke)
@@ -1039,7 +1040,8 @@ typedef struct spim_stamp_options {
     size_t font_len;
     spim_gravity text_gravity;
     double text_size;         /* line height / image's shorter side, 0..1; 0 = 0.05 */
-    uint32_t text_color;      /* 0xRRGGBBAA, straight alpha; 0 = opaque white */
+    uint32_t text_color;      /* 0xRRGGBBAA, straight alpha (the text's opacity: `opacity` is
+                                 the image stamp's); 0 = opaque white */
     spim_text_effect text_effect; /* OUTLINE (default), SHADOW or PLAIN */
     const spim_text_vars *vars; /* placeholder values; NULL = none (they expand to "") */
 } spim_stamp_options;
@@ -7188,7 +7190,7 @@ static spim_status spim__plan_add(spim__plan *P, const spim_stamp *use, spim_gra
     spim__layer L;
     int dw = P->o >= 5 ? P->hs : P->ws, dh = P->o >= 5 ? P->ws : P->hs, r[4];
     s->st = use;
-    s->op = o->opacity > 0 ? (unsigned)(o->opacity * 255 + 0.5) : 255;
+    s->op = o->opacity > 0 && use != &P->text ? (unsigned)(o->opacity * 255 + 0.5) : 255; /* text: its colour's */
     spim__place(gravity, o->margin, dw, dh, use->width, use->height, &s->px, &s->py);
     if (tiled) {
         s->tx = use->width + (o->tile_gap_rel > 0 ? (int)(o->tile_gap_rel * use->width + 0.5) : o->tile_gap);

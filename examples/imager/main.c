@@ -21,7 +21,7 @@
 #define SOURCE_ETAG "sparta-source-etag"
 #define MAX_ROUNDS 5
 
-typedef struct config {   /* stamp: the embedded one is decoded at the first record; none with a text alone */
+typedef struct config {   /* stamp: the embedded one is decoded at the first record; SPARTA_STAMP=none: none */
     const char *prefix, *output_bucket; spim_stamp stamp; spim_stamp_options opt; spim_s3_client *s3;
     spim_buf font; int text_only;
 } config;
@@ -82,7 +82,7 @@ static spim_status check_options(config *c, spim_error *err)
             return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP_FONT=\"%.200s\": %s", font, err->message);
         c->opt.font = c->font.data, c->opt.font_len = c->font.len;
     }
-    c->text_only = c->opt.text && *c->opt.text && !((font = getenv("SPARTA_STAMP")) && *font);
+    c->text_only = (font = getenv("SPARTA_STAMP")) != NULL && strcmp(font, "none") == 0;   /* the text alone */
     if (spim_stamp_check(&c->opt, err) == SPIM_OK) return SPIM_OK;
     for (i = 0; i < sizeof OPTIONS / sizeof OPTIONS[0]; i++)   /* the message starts with "OPTION: " */
         if (strncmp(err->message, OPTIONS[i][1], n = strlen(OPTIONS[i][1])) == 0 && err->message[n] == ':')
@@ -107,7 +107,7 @@ static spim_status imager_init(void *user, spim_error *err)
             return spim_error_set(err, SPIM_ERR_CONFIG, "%s: %s", OPTIONS[i][0], err->message);
     if (!c->opt.max_pixels) c->opt.max_pixels = spim_default_max_pixels();   /* it also sets the GET limit */
     if ((st = spim_s3_client_create(NULL, &c->s3, err)) != SPIM_OK) return st;
-    if (stamp && *stamp && load_stamp(c, stamp, err) != SPIM_OK)
+    if (stamp && *stamp && strcmp(stamp, "none") != 0 && load_stamp(c, stamp, err) != SPIM_OK)
         return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP=\"%.200s\": %s", stamp, err->message);
     if ((st = check_options(c, err)) != SPIM_OK) return st;
     spim_log_fields(SPIM_LOG_INFO, "imager ready", SPIM_LOG_STR("prefix", c->prefix),
