@@ -13,7 +13,7 @@ $(B)/assets/stamp_png.h: $(B)/assets/stamp.png $(B)/tools/bin2h
 	$(B)/tools/bin2h spim_stamp_png $< $@
 
 $(B)/stamp: $(B)/assets/stamp_png.h
-$(B)/imager/bootstrap $(B)/imager/bootstrap-san: $(B)/assets/stamp_png.h
+$(B)/imager/bootstrap $(B)/imager/bootstrap-san: $(B)/assets/stamp_png.h examples/imager/config.h
 
 # The text stamp's default font: DejaVu Sans from Debian's fonts-dejavu-core,
 # cut by fontTools (python3-fonttools) to Latin-1 plus the euro, dashes,

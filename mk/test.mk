@@ -50,11 +50,13 @@ $(B)/test/manual_example: $(B)/test/manual_example.c
 
 # What the integration scripts run: the sanitizer builds of the Lambda
 # examples (it_lambda, it_imager), the sample-photo generator and the image
-# checker (it_imager, it_race), the signer's driver (it_botocore), the fuzz
+# checker (it_imager, it_race), the signer's driver (it_botocore), the
+# metadata reader (it_metadata), the fuzz
 # targets (it_fuzz, it_docs) and the packages of both architectures
 # (it_package, it_template).
 IT_BUILD = $(foreach l,$(LAMBDAS),$(B)/$(l)/bootstrap-san) $(B)/tools/mksamples $(B)/tools/imgcheck \
-           $(B)/test/it_botocore $(B)/hello/bootstrap-tsan $(B)/imager/bootstrap-tsan
+           $(B)/test/it_botocore $(B)/hello/bootstrap-tsan $(B)/imager/bootstrap-tsan \
+           $(B)/test/it_metadata
 
 # Lambda workers (AWS_LAMBDA_MAX_CONCURRENCY): ThreadSanitizer builds of the
 # hello and imager functions, which tests/it/it_concurrency.sh drives with

@@ -4,17 +4,20 @@
                  [--scale F] [--opacity F] [--quality Q] [--recode] [--tile GAP]
                  [--text TEXT] [--font FILE] [--text-gravity G] [--text-size F]
                  [--text-color #rrggbb[aa]] [--text-effect outline|shadow|plain]
-                 INPUT OUTPUT
+                 [--metadata keep|strip-gps|strip] [-v] INPUT OUTPUT
 
    The output format follows OUTPUT's extension (.jpg .jpeg .png .bmp .tga);
    without --stamp the embedded default stamp is drawn; --stamp none draws
    the --text alone (with a --text, both are drawn, each at its gravity). The
    text's {key} and {basename} are INPUT's name, {bucket} is empty, {year}
-   and {date} are today's; the default font is the embedded DejaVu Sans. A baseline JPEG that
-   stays a JPEG is stamped in the compressed domain (only the MCUs under the
-   stamp are re-coded); --recode or SPARTA_JPEG_MODE=recode decodes and
-   re-encodes it instead. SPARTA_MAX_PIXELS overrides the pixel budget; every
-   value follows spim_stamp_option_set's rules.
+   and {date} are today's; the default font is the embedded DejaVu Sans. A
+   baseline JPEG that stays a JPEG is stamped in the compressed domain (only
+   the MCUs under the stamp are re-coded); --recode or SPARTA_JPEG_MODE=recode
+   decodes and re-encodes it instead. SPARTA_MAX_PIXELS overrides the pixel budget and
+   SPARTA_METADATA the metadata policy (--metadata wins); every value
+   follows spim_stamp_option_set's rules. -v prints one line to stderr: the
+   path taken (splice, progressive or recode), the Huffman tables, the MCUs
+   re-coded and the milliseconds.
    Exit status 0 on success, 1 when an image cannot be read, stamped or
    written (a stamp entirely outside the image included), 2 for bad arguments. */
 #define SPARTA_IMAGER_IMPLEMENTATION
@@ -29,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void print_usage(FILE *f)
 {
@@ -36,7 +40,7 @@ static void print_usage(FILE *f)
                "             [--scale F] [--opacity F] [--quality Q] [--recode] [--tile GAP]\n"
                "             [--text TEXT] [--font FILE] [--text-gravity G] [--text-size F]\n"
                "             [--text-color #rrggbb[aa]] [--text-effect outline|shadow|plain]\n"
-               "             INPUT OUTPUT\n"
+               "             [--metadata keep|strip-gps|strip] [-v] INPUT OUTPUT\n"
                "  --stamp FILE   stamp image (PNG with alpha); default: the embedded stamp;\n"
                "                 none: no image stamp (a --text alone)\n"
                "  --gravity G    where the stamp goes as the viewer sees the photo (default se)\n"
@@ -44,7 +48,7 @@ static void print_usage(FILE *f)
                "  --scale F      stamp's longer side / image's shorter side, 0 to 1; 0 = native size\n"
                "  --opacity F    above 0, at most 1: multiplied into the stamp's alpha (default 1)\n"
                "  --quality Q    JPEG quality 1 to 100 when re-encoding (default 90)\n"
-               "  --recode       decode and re-encode a JPEG instead of stamping it in the\n"
+               "  --recode       decode and re-encode a JPEG or PNG instead of stamping it in the\n"
                "                 compressed domain (also SPARTA_JPEG_MODE=recode)\n"
                "  --tile GAP     repeat the stamp over the image, GAP apart: whole pixels (40)\n"
                "                 or a fraction of the stamp's size (0.5, 50%%); grid anchored\n"
@@ -54,6 +58,10 @@ static void print_usage(FILE *f)
                "  --font FILE    TrueType font for --text (default: embedded DejaVu Sans, Latin-1)\n"
                "  --text-gravity G, --text-size F (line height / shorter side, default 0.05),\n"
                "  --text-color #rrggbb[aa] (default white), --text-effect outline|shadow|plain\n"
+               "  --metadata M   what the output keeps of EXIF/XMP: strip-gps (default: all but\n"
+               "                 the GPS position), keep, or strip (ICC profile, orientation,\n"
+               "                 artist and copyright only)\n"
+               "  -v             one line to stderr: path, Huffman tables, MCUs re-coded, ms\n"
                "  -h, --help     this text\n"
                "OUTPUT's extension (.jpg .jpeg .png .bmp .tga) picks the format.\n"
                "Exit status: 0 written; 1 the image could not be read, stamped or written\n"
@@ -79,6 +87,7 @@ typedef struct args {
     const char *stamp, *font, *input, *output;
     spim_stamp_options opt;
     spim_text_vars vars;
+    int verbose;
 } args;
 
 /* A stamp option from a flag or a variable; 0, or the usage error's status. */
@@ -94,7 +103,7 @@ static int known_flag(const char *k)
 {
     static const char *const flags[] = { "--gravity", "--margin", "--scale", "--opacity", "--quality", "--tile",
                                          "--text", "--text-gravity", "--text-size", "--text-color",
-                                         "--text-effect" };
+                                         "--text-effect", "--metadata" };
     size_t i;
     for (i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (strcmp(k, flags[i]) == 0) return 1;
@@ -104,19 +113,21 @@ static int known_flag(const char *k)
 /* 0 on success, -1 for --help, else the exit status for a usage error. */
 static int parse_args(int argc, char **argv, args *a)
 {
-    static const char *const ENV[][2] = {{"SPARTA_MAX_PIXELS", "max-pixels"}, {"SPARTA_JPEG_MODE", "jpeg-mode"}};
+    static const char *const ENV[][2] = {{"SPARTA_MAX_PIXELS", "max-pixels"},
+                                         {"SPARTA_JPEG_MODE", "jpeg-mode"},
+                                         {"SPARTA_METADATA", "metadata"}};
     int i, rc, npos = 0;
     const char *v;
     char msg[256];
     memset(a, 0, sizeof *a);
-    for (i = 0; i < 2; i++)
+    for (i = 0; i < (int)(sizeof ENV / sizeof ENV[0]); i++)
         if ((v = getenv(ENV[i][0])) != NULL && *v && (rc = set_option(&a->opt, ENV[i][0], ENV[i][1], v)) != 0)
             return rc;
     for (i = 1; i < argc; i++) {
         const char *k = argv[i];
         v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(k, "-h") == 0 || strcmp(k, "--help") == 0) return -1;
-        if (strncmp(k, "--", 2) != 0 || strcmp(k, "--") == 0) {
+        if ((strncmp(k, "--", 2) != 0 && strcmp(k, "-v") != 0) || strcmp(k, "--") == 0) {
             if (npos == 0) a->input = k;
             else if (npos == 1) a->output = k;
             else { snprintf(msg, sizeof msg, "%s: one INPUT and one OUTPUT only", k); return usage(msg); }
@@ -124,6 +135,7 @@ static int parse_args(int argc, char **argv, args *a)
             continue;
         }
         if (strcmp(k, "--recode") == 0) { a->opt.jpeg_mode = SPIM_JPEG_RECODE; continue; }
+        if (strcmp(k, "-v") == 0) { a->verbose = 1; continue; }
         if (!v) { snprintf(msg, sizeof msg, "%s: needs a value", k); return usage(msg); }
         i++;
         if (strcmp(k, "--stamp") == 0) { a->stamp = v; continue; }
@@ -157,23 +169,30 @@ static int write_file(const char *path, const spim_buf *b)
     return ok;
 }
 
-/* A JPEG that stays a JPEG goes through spim_stamp_image (compressed
+/* A JPEG or PNG that keeps its format goes through spim_stamp_image (compressed
    domain when it can); otherwise decode, free the input, stamp, encode, so
    the input never sits beside the pixels and the output. */
 static int run(const args *a, const spim_stamp *stamp)
 {
     spim_buf in = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
     spim_image img;
+    spim_image_info info;
     spim_error err;
+    struct timespec t0, t1;
+    spim_format f;
     int ok = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(&err, 0, sizeof err);
+    memset(&info, 0, sizeof info);
+    info.path = "recode";
     if (spim_read_file(a->input, 0, &in, &err) != SPIM_OK) {
         fprintf(stderr, "stamp: %s\n", err.message);
         return 0;
     }
-    if (a->opt.jpeg_mode == SPIM_JPEG_AUTO && spim__format_detect(in.data, in.len) == SPIM_FORMAT_JPEG &&
-        a->opt.output_format == SPIM_FORMAT_JPEG) {
-        if (spim_stamp_image(in.data, in.len, stamp, &a->opt, &out, NULL, &err) == SPIM_OK) ok = 1;
+    f = spim_format_detect(in.data, in.len);
+    if (a->opt.jpeg_mode == SPIM_JPEG_AUTO && (f == SPIM_FORMAT_JPEG || f == SPIM_FORMAT_PNG) &&
+        a->opt.output_format == f) {
+        if (spim_stamp_image(in.data, in.len, stamp, &a->opt, &out, &info, &err) == SPIM_OK) ok = 1;
         spim_buf_free(&in);
     } else if (spim_image_decode(in.data, in.len, a->opt.max_pixels, &img, &err) == SPIM_OK) {
         spim_buf_free(&in);
@@ -186,6 +205,15 @@ static int run(const args *a, const spim_stamp *stamp)
     if (ok) ok = write_file(a->output, &out);
     else fprintf(stderr, "stamp: %s: %s\n", a->input, err.message);
     spim_buf_free(&out);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (a->verbose && ok && info.format == SPIM_FORMAT_PNG && info.out_format == SPIM_FORMAT_PNG)
+        fprintf(stderr, "stamp: %s: path=%s rows=%d bits_copied=%llu%s%s ms=%.1f\n", a->input, info.path,
+                info.rows_recoded, (unsigned long long)info.bits_copied, *info.conversion ? " type=" : "",
+                info.conversion, (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    else if (a->verbose && ok)
+        fprintf(stderr, "stamp: %s: path=%s huffman=%s mcus=%llu ms=%.1f\n", a->input, info.path,
+                info.huffman ? info.huffman : "-", (unsigned long long)info.mcus_recoded,
+                (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
     return ok;
 }
 

@@ -37,6 +37,9 @@ sys.path.insert(0, HERE)
 from it_lambda import Bootstrap, Emulator  # noqa: E402
 from it_imager import FaultProxy, aws_env, new_bucket, run, s3_head, s3_record, S3, IMGCHECK, PREFIX  # noqa: E402
 
+# it_race.sh runs the race with SPARTA_RULES on: its rule for race/ writes the copies under
+# RACE_OUTPUT_PREFIX, which the convergence check then reads.
+PREFIX = os.environ.get("RACE_OUTPUT_PREFIX", PREFIX)
 INSTANCES = 3
 KEYS = 6
 

@@ -228,7 +228,7 @@ int main(int argc, char **argv)
     o.scale = 0.5;
     if (argc < 2 || spim_read_file(argv[1], 0, &in, &err) != SPIM_OK) return 2;
     if (spim_stamp_image(in.data, in.len, &st, &o, &out, NULL, &err) != SPIM_OK) { puts(err.message); return 1; }
-    return spim__format_detect(out.data, out.len) == SPIM_FORMAT_PNG ? 0 : 1;
+    return spim_format_detect(out.data, out.len) == SPIM_FORMAT_PNG ? 0 : 1;
 }
 EOF
 CF=$(pkg-config --cflags libcurl libcjson stb zlib) LF="$(pkg-config --libs libcurl libcjson zlib) -lm"

@@ -84,17 +84,17 @@ static size_t make_tiff(unsigned char *t, int big_endian, int type, unsigned val
 
 TEST(format_detection_and_names)
 {
-    CHECK_INT(SPIM_FORMAT_JPEG, spim__format_detect("\xFF\xD8\xFF\xE0", 4));
-    CHECK_INT(SPIM_FORMAT_JPEG, spim__format_detect("\xFF\xFF\xFF\xD8", 4));   /* stb skips fill bytes */
-    CHECK_INT(SPIM_FORMAT_UNKNOWN, spim__format_detect("\xFF\xFF\xFF", 3));
-    CHECK_INT(SPIM_FORMAT_PNG, spim__format_detect("\x89PNG\r\n\x1a\n", 8));
-    CHECK_INT(SPIM_FORMAT_GIF, spim__format_detect("GIF89a", 6));
-    CHECK_INT(SPIM_FORMAT_BMP, spim__format_detect("BM", 2));
-    CHECK_INT(SPIM_FORMAT_PSD, spim__format_detect("8BPS", 4));
-    CHECK_INT(SPIM_FORMAT_PNM, spim__format_detect("P6\n", 3));
-    CHECK_INT(SPIM_FORMAT_HDR, spim__format_detect("#?RADIANCE\n", 11));
-    CHECK_INT(SPIM_FORMAT_UNKNOWN, spim__format_detect("\x89PNG", 4));
-    CHECK_INT(SPIM_FORMAT_UNKNOWN, spim__format_detect(NULL, 0));
+    CHECK_INT(SPIM_FORMAT_JPEG, spim_format_detect("\xFF\xD8\xFF\xE0", 4));
+    CHECK_INT(SPIM_FORMAT_JPEG, spim_format_detect("\xFF\xFF\xFF\xD8", 4));   /* stb skips fill bytes */
+    CHECK_INT(SPIM_FORMAT_UNKNOWN, spim_format_detect("\xFF\xFF\xFF", 3));
+    CHECK_INT(SPIM_FORMAT_PNG, spim_format_detect("\x89PNG\r\n\x1a\n", 8));
+    CHECK_INT(SPIM_FORMAT_GIF, spim_format_detect("GIF89a", 6));
+    CHECK_INT(SPIM_FORMAT_BMP, spim_format_detect("BM", 2));
+    CHECK_INT(SPIM_FORMAT_PSD, spim_format_detect("8BPS", 4));
+    CHECK_INT(SPIM_FORMAT_PNM, spim_format_detect("P6\n", 3));
+    CHECK_INT(SPIM_FORMAT_HDR, spim_format_detect("#?RADIANCE\n", 11));
+    CHECK_INT(SPIM_FORMAT_UNKNOWN, spim_format_detect("\x89PNG", 4));
+    CHECK_INT(SPIM_FORMAT_UNKNOWN, spim_format_detect(NULL, 0));
     CHECK_STR("image/jpeg", spim_format_content_type(SPIM_FORMAT_JPEG));
     CHECK_STR("image/x-tga", spim_format_content_type(SPIM_FORMAT_TGA));
     CHECK_STR("image/png", spim_format_content_type(SPIM_FORMAT_GIF));
@@ -120,7 +120,7 @@ TEST(round_trip_every_writable_format)
             long diff = 0;
             if (fmts[f] == SPIM_FORMAT_JPEG && (ch == 2 || ch == 4)) continue; /* JPEG drops alpha */
             CHECK_INT(SPIM_OK, encode(px, 37, 23, ch, fmts[f], 95, NULL, 0, NULL, 0, &out));
-            if (fmts[f] != SPIM_FORMAT_TGA) CHECK_INT(fmts[f], spim__format_detect(out.data, out.len));
+            if (fmts[f] != SPIM_FORMAT_TGA) CHECK_INT(fmts[f], spim_format_detect(out.data, out.len));
             CHECK_INT(SPIM_OK, spim_image_decode(out.data, out.len, 0, &img, &err));
             CHECK_INT(fmts[f], img.meta.format);
             CHECK_INT(37, img.width);
@@ -206,7 +206,7 @@ TEST(formats_stb_cannot_write_become_png)
     CHECK_INT(SPIM_FORMAT_GIF, info.format);
     CHECK_INT(SPIM_FORMAT_PNG, info.out_format);
     CHECK_STR("image/png", info.content_type);
-    CHECK_INT(SPIM_FORMAT_PNG, spim__format_detect(out.data, out.len));
+    CHECK_INT(SPIM_FORMAT_PNG, spim_format_detect(out.data, out.len));
     spim_buf_reset(&out);
     CHECK_INT(SPIM_OK, spim_stamp_image(ppm, sizeof ppm - 1, &st, NULL, &out, &info, &err));
     CHECK_INT(SPIM_FORMAT_PNM, info.format);
