@@ -172,3 +172,10 @@ static spim_status imager_init(void *user, spim_error *err)
     return SPIM_OK;
 }
 
+static void config_free(config *c)
+{
+    spim_stamp_free(&c->stamp);
+    spim_buf_free(&c->font);
+    spim_rules_free(c->rules);
+    spim_s3_client_free(c->s3);
+}

@@ -243,9 +243,6 @@ int main(int argc, char **argv)
 {
     static config cfg;
     int rc = spim_lambda_main(argc, argv, imager_init, imager, &cfg);
-    spim_stamp_free(&cfg.stamp);
-    spim_buf_free(&cfg.font);
-    spim_rules_free(cfg.rules);
-    spim_s3_client_free(cfg.s3);
+    config_free(&cfg);
     return rc;
 }
