@@ -11,8 +11,9 @@
         3. an S3 client over libcurl (GET/PUT/HEAD/DELETE, ListObjectsV2,
            retries, errors)
         4. an image pipeline: stb decode, exact alpha-blend stamp kernel
-           (scalar, SSE2, AVX2, NEON), EXIF orientation, ICC kept, EXIF/XMP
-           by policy (the GPS position left out unless asked), encode;
+           (scalar, SSE2, AVX2, NEON), tiled stamps, text stamps (stb_truetype),
+           EXIF orientation, ICC kept, EXIF/XMP by policy (the GPS position
+           left out unless asked), encode;
            baseline JPEGs are stamped in the compressed domain (only the MCUs
            under the stamp are re-coded, every other DCT block kept exactly),
            PNGs too (the deflate blocks above the stamp copied bit for bit)
@@ -1077,10 +1078,10 @@ typedef enum spim_text_effect {
 
 /* Values of a text stamp's placeholders, from the event: {key} the source
    key, {basename} its last path segment, {bucket}; {year} and {date}
-   (YYYY-MM-DD, UTC) from `time` (seconds since 1970; 0 = now). */
+   (YYYY-MM-DD) from `time`, ISO-8601 as S3's eventTime gives it
+   ("2026-12-06T08:00:00.000Z"; NULL or another form = today, UTC). */
 typedef struct spim_text_vars {
-    const char *key, *bucket;
-    int64_t time;
+    const char *key, *bucket, *time;
 } spim_text_vars;
 
 /* Zero-initialised = defaults. A stamp partly outside the image is clipped;
@@ -1112,7 +1113,8 @@ typedef struct spim_stamp_options {
     size_t font_len;
     spim_gravity text_gravity;
     double text_size;         /* line height / image's shorter side, 0..1; 0 = 0.05 */
-    uint32_t text_color;      /* 0xRRGGBBAA, straight alpha; 0 = opaque white */
+    uint32_t text_color;      /* 0xRRGGBBAA, straight alpha (the text's opacity: `opacity` is
+                                 the image stamp's); 0 = opaque white */
     spim_text_effect text_effect; /* OUTLINE (default), SHADOW or PLAIN */
     const spim_text_vars *vars; /* placeholder values; NULL = none (they expand to "") */
     int webp_quality;         /* lossy WebP 1..100; 0 = estimated from the source's quantiser */
@@ -7549,17 +7551,24 @@ static long spim__utf8_next(const char *s, size_t n, size_t *i)
 static int spim__text_var(const char *name, size_t len, const spim_text_vars *v, spim_buf *out, spim_status *st)
 {
     static const char *const names[] = { "year", "date", "key", "basename", "bucket" };
-    const char *key = v && v->key ? v->key : "", *slash = strrchr(key, '/');
-    time_t t = (time_t)(v && v->time ? v->time : (int64_t)time(NULL));
-    struct tm tm;
+    const char *key = v && v->key ? v->key : "", *slash = strrchr(key, '/'), *d = v ? v->time : NULL;
+    char today[32];
     int i;
     for (i = 0; i < 5; i++)
         if (strlen(names[i]) == len && memcmp(name, names[i], len) == 0) break;
-    memset(&tm, 0, sizeof tm);
-    gmtime_r(&t, &tm);
+    for (len = 0; d && len < 10; len++) /* YYYY-MM-DD */
+        if (len == 4 || len == 7 ? d[len] != '-' : !isdigit((unsigned char)d[len])) break;
+    if (len < 10) {
+        time_t t = time(NULL);
+        struct tm tm;
+        memset(&tm, 0, sizeof tm);
+        gmtime_r(&t, &tm);
+        snprintf(today, sizeof today, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+        d = today;
+    }
     switch (i) {
-    case 0: *st = spim_buf_appendf(out, "%04d", tm.tm_year + 1900); break;
-    case 1: *st = spim_buf_appendf(out, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday); break;
+    case 0: *st = spim_buf_appendf(out, "%.4s", d); break;
+    case 1: *st = spim_buf_appendf(out, "%.10s", d); break;
     case 2: *st = spim_buf_appendf(out, "%s", key); break;
     case 3: *st = spim_buf_appendf(out, "%s", slash ? slash + 1 : key); break;
     case 4: *st = spim_buf_appendf(out, "%s", v && v->bucket ? v->bucket : ""); break;
@@ -7907,7 +7916,7 @@ static spim_status spim__plan_add(spim__plan *P, const spim_stamp *use, spim_gra
     spim__layer L;
     int dw = P->o >= 5 ? P->hs : P->ws, dh = P->o >= 5 ? P->ws : P->hs, r[4];
     s->st = use;
-    s->op = o->opacity > 0 ? (unsigned)(o->opacity * 255 + 0.5) : 255;
+    s->op = o->opacity > 0 && use != &P->text ? (unsigned)(o->opacity * 255 + 0.5) : 255; /* text: its colour's */
     spim__place(gravity, o->margin, dw, dh, use->width, use->height, &s->px, &s->py);
     if (tiled) {
         s->tx = use->width + (o->tile_gap_rel > 0 ? (int)(o->tile_gap_rel * use->width + 0.5) : o->tile_gap);
@@ -11198,8 +11207,29 @@ static void spim__jcover_free(spim__jcover *k)
     k->bits = NULL;
 }
 
+/* Whether the layer draws anything (blend alpha above 0) in the stored
+   window [x0, x1) x [y0, y1): an MCU under a transparent corner of the
+   stamp keeps its coefficients. */
+static int spim__layer_visible(const spim__layer *L, int x0, int y0, int x1, int y1)
+{
+    int x, y, u, v;
+    if (x0 < L->x) x0 = L->x;
+    if (y0 < L->y) y0 = L->y;
+    if (x1 > L->x + L->w) x1 = L->x + L->w;
+    if (y1 > L->y + L->h) y1 = L->y + L->h;
+    for (y = y0; y < y1; y++)
+        for (x = x0; x < x1; x++) {
+            spim__to_display(L->o, L->ws, L->hs, x, y, &u, &v);
+            if ((L->st->rgba[((size_t)(v - L->py) * (size_t)L->st->width + (size_t)(u - L->px)) * 4 + 3] * L->op +
+                 127) / 255)
+                return 1;
+        }
+    return 0;
+}
+
 /* Visit every visible stamp and tile of the plan in MCUs (mcuw x mcuh):
-   without k->bits widen the bounding box, with them set the bits. */
+   without k->bits widen the bounding box, with them set the bits of the
+   MCUs where the stamp is not transparent. */
 static void spim__jcover_mark(spim__jcover *k, const spim__plan *P, int mcuw, int mcuh)
 {
     spim__layer L;
@@ -11219,9 +11249,13 @@ static void spim__jcover_mark(spim__jcover *k, const spim__plan *P, int mcuw, in
                     if (b1 > k->r1) k->r1 = b1;
                     continue;
                 }
-                for (y = b0 - k->r0; y <= b1 - k->r0; y++)
-                    for (x = a0 - k->c0; x <= a1 - k->c0; x++)
-                        k->bits[(size_t)y * k->rowbytes + (size_t)x / 8] |= (unsigned char)(1u << (x % 8));
+                for (y = b0; y <= b1; y++)
+                    for (x = a0; x <= a1; x++) {
+                        unsigned char *q = &k->bits[(size_t)(y - k->r0) * k->rowbytes + (size_t)(x - k->c0) / 8];
+                        unsigned bit = 1u << ((x - k->c0) % 8);
+                        if (!(*q & bit) && spim__layer_visible(&L, x * mcuw, y * mcuh, (x + 1) * mcuw, (y + 1) * mcuh))
+                            *q = (unsigned char)(*q | bit);
+                    }
             }
     }
 }

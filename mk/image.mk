@@ -29,7 +29,7 @@ $(B)/assets/font.ttf: $(FONT_SRC)
 $(B)/assets/font_ttf.h: $(B)/assets/font.ttf $(B)/tools/bin2h
 	$(B)/tools/bin2h spim_font_ttf $< $@
 
-$(B)/stamp: $(B)/assets/font_ttf.h
+$(B)/stamp $(B)/imager/bootstrap $(B)/imager/bootstrap-san: $(B)/assets/font_ttf.h
 
 # test_jpeg reads coefficients back through libjpeg (libjpeg62-turbo-dev):
 # only this test links it.

@@ -60,7 +60,7 @@ $(PKG_OUT)/package/%/bootstrap: examples/%/main.c $(HEADER) $(PKG_TP)/stamp
 	$(PKG_STRIP) --strip-all $@
 
 .PRECIOUS: $(PKG_OUT)/package/%/bootstrap
-$(PKG_OUT)/package/imager/bootstrap: $(B)/assets/stamp_png.h examples/imager/config.h
+$(PKG_OUT)/package/imager/bootstrap: $(B)/assets/stamp_png.h $(B)/assets/font_ttf.h examples/imager/config.h
 $(PKG_OUT)/package/imager/bootstrap: private PKG_CPPFLAGS += -DSPIM_WEBP -DSPIM_GIF
 
 $(PKG_OUT)/%/function.zip: $(PKG_OUT)/package/%/bootstrap scripts/package.sh

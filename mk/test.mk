@@ -66,7 +66,7 @@ TSAN = -O1 -g -fno-omit-frame-pointer -fsanitize=thread
 $(B)/%/bootstrap-tsan: examples/%/main.c $(HEADER)
 	$(call program,$(CLANG),$(TSAN))
 
-$(B)/imager/bootstrap-tsan: $(B)/assets/stamp_png.h
+$(B)/imager/bootstrap-tsan: $(B)/assets/stamp_png.h $(B)/assets/font_ttf.h
 
 check-build: $(TEST_GCC) $(TEST_CLANG) $(TEST_SAN) $(B)/test/cxx_check.o $(B)/test/static_check \
              $(B)/test/manual_example check-sections $(BINS) $(IT_BUILD) fuzz-build package-build

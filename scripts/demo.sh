@@ -76,8 +76,14 @@ start_emulator() {  # name -> sets api_<name>
     printf -v "api_$1" '127.0.0.1:%s' "$(cat "$port_file")"
 }
 bucket=sparta-demo-$(date +%s)
+# the imager's stamp: the seal tiled at 12% of the shorter side, a stamp's
+# width apart, at 45% opacity, and a copyright line bottom-left (issue 25)
+IMAGER_STAMP=(SPARTA_STAMP_TILE=100% SPARTA_STAMP_SCALE=0.12 SPARTA_STAMP_OPACITY=0.45 SPARTA_STAMP_MARGIN=12
+              "SPARTA_STAMP_TEXT=$(printf '\xc2\xa9') {year} Sparta Imager $(printf '\xc2\xb7') {basename}"
+              SPARTA_STAMP_TEXT_GRAVITY=sw)
 start_function() {  # name api
-    local task=$OUT/task/$1
+    local task=$OUT/task/$1 extra=()
+    [ "$1" = imager ] && extra=("${IMAGER_STAMP[@]}")
     mkdir -p "$task"
     unzip -q -o "$B/$1/function.zip" -d "$task"
     env -i AWS_LAMBDA_RUNTIME_API="$2" LAMBDA_TASK_ROOT="$task" LAMBDA_RUNTIME_DIR=/var/runtime \
@@ -88,7 +94,7 @@ start_function() {  # name api
         AWS_ENDPOINT_URL_S3="$AWS_ENDPOINT_URL_S3" SPARTA_BUCKET="$bucket" \
         TZ=:UTC LANG=en_US.UTF-8 PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin \
         LD_LIBRARY_PATH="/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:$task:$task/lib:/opt/lib" \
-        "$task/bootstrap" 2> "$OUT/logs/$1.log" &
+        "${extra[@]}" "$task/bootstrap" 2> "$OUT/logs/$1.log" &
     pids+=($!)
     info "$(printf '%-8s %s/bootstrap (pid %d) <-> Runtime API %s' "$1" "${task#"$ROOT"/}" "$!" "$2")"
 }

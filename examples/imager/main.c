@@ -100,7 +100,7 @@ static void put_stamped(job *j, spim_buf *original)
     spim_image_info info = {0};
     spim_buf out = SPIM_BUF_INIT;
     spim_error err = {0};
-    spim_status st = spim_stamp_buf(original, &j->c->stamp, &j->c->opt, &out, &info, &err);
+    spim_status st = spim_stamp_buf(original, j->c->draw, &j->c->opt, &out, &info, &err);
     put.content_type = info.content_type;
     j->path = info.path;
     j->huffman = info.huffman;
@@ -209,7 +209,7 @@ static spim_status imager(const spim_invocation *inv, spim_response *resp, void 
         spim_response_fail(resp, "InvalidEvent", "%s", err.message);
         return err.status;
     }
-    if (ev->record_count && !c->stamp.rgba)   /* only out of memory fails: the stamp is good */
+    if (ev->record_count && !c->stamp.rgba && !c->text_only)   /* fails only out of memory */
         st = spim_stamp_load(&c->stamp, spim_stamp_png, sizeof spim_stamp_png, &err);
     if (st != SPIM_OK) spim_response_fail(resp, "StampError", "%s", err.message);
     for (i = 0; st == SPIM_OK && i < ev->record_count; i++) {
@@ -243,8 +243,6 @@ int main(int argc, char **argv)
 {
     static config cfg;
     int rc = spim_lambda_main(argc, argv, imager_init, imager, &cfg);
-    spim_stamp_free(&cfg.stamp);
-    spim_rules_free(cfg.rules);
-    spim_s3_client_free(cfg.s3);
+    config_free(&cfg);
     return rc;
 }

@@ -8,9 +8,9 @@
 
    The output format follows OUTPUT's extension (.jpg .jpeg .png .bmp .tga,
    and .webp/.gif for a WebP/GIF input, which stays itself; SPARTA_WEBP_QUALITY
-   sets a lossy WebP's quality);
-   without --stamp the embedded default stamp is drawn, unless there is a
-   --text (then the text alone; --stamp adds the image stamp to it). The
+   sets a lossy WebP's quality); without --stamp the embedded default stamp
+   is drawn; --stamp none draws the --text alone (with a --text, both are
+   drawn, each at its gravity). The
    text's {key} and {basename} are INPUT's name, {bucket} is empty, {year}
    and {date} are today's; the default font is the embedded DejaVu Sans. A
    baseline JPEG that stays a JPEG is stamped in the compressed domain (only
@@ -45,7 +45,8 @@ static void print_usage(FILE *f)
                "             [--text TEXT] [--font FILE] [--text-gravity G] [--text-size F]\n"
                "             [--text-color #rrggbb[aa]] [--text-effect outline|shadow|plain]\n"
                "             [--metadata keep|strip-gps|strip] [-v] INPUT OUTPUT\n"
-               "  --stamp FILE   stamp image (PNG with alpha); default: the embedded stamp\n"
+               "  --stamp FILE   stamp image (PNG with alpha); default: the embedded stamp;\n"
+               "                 none: no image stamp (a --text alone)\n"
                "  --gravity G    where the stamp goes as the viewer sees the photo (default se)\n"
                "  --margin PX    pixels between the stamp and the edges, 0 to 1000000 (default 0)\n"
                "  --scale F      stamp's longer side / image's shorter side, 0 to 1; 0 = native size\n"
@@ -57,7 +58,7 @@ static void print_usage(FILE *f)
                "                 or a fraction of the stamp's size (0.5, 50%%); grid anchored\n"
                "                 by --gravity and --margin\n"
                "  --text TEXT    draw a line of text (UTF-8) with {year} {date} {key} {basename}\n"
-               "                 {bucket}; alone, or over the --stamp\n"
+               "                 {bucket}, beside the stamp (each at its gravity)\n"
                "  --font FILE    TrueType font for --text (default: embedded DejaVu Sans, Latin-1)\n"
                "  --text-gravity G, --text-size F (line height / shorter side, default 0.05),\n"
                "  --text-color #rrggbb[aa] (default white), --text-effect outline|shadow|plain\n"
@@ -269,10 +270,10 @@ int main(int argc, char **argv)
         spim_buf_free(&font);
         return rc;
     }
-    text_only = a.opt.text && *a.opt.text && !a.stamp;
+    text_only = a.stamp && strcmp(a.stamp, "none") == 0;
     memset(&err, 0, sizeof err);
     memset(&stamp, 0, sizeof stamp);
-    if (a.stamp) {
+    if (a.stamp && !text_only) {
         if (spim_read_file(a.stamp, 64u << 20, &file, &err) != SPIM_OK) {
             fprintf(stderr, "stamp: %s\n", err.message);
             spim_buf_free(&font);

@@ -577,6 +577,12 @@ BAD_CONFIGS = [
     ({"SPARTA_STAMP": "/nonexistent/stamp.png"}, "SPARTA_STAMP"),
     ({"SPARTA_STAMP": "s3://only-a-bucket"}, "SPARTA_STAMP"),
     ({"SPARTA_STAMP": "s3://imager-no-such-bucket-x/stamp.png"}, "SPARTA_STAMP"),
+    ({"SPARTA_STAMP_TILE": "-1"}, "SPARTA_STAMP_TILE"),
+    ({"SPARTA_STAMP_TEXT": "\u4e2d"}, "SPARTA_STAMP_TEXT: the font has no glyph for U+4E2D"),
+    ({"SPARTA_STAMP_TEXT": "{month}"}, "SPARTA_STAMP_TEXT: unknown placeholder"),
+    ({"SPARTA_STAMP_TEXT": "hi", "SPARTA_STAMP_FONT": "/nonexistent/font.ttf"}, "SPARTA_STAMP_FONT"),
+    ({"SPARTA_STAMP_TEXT": "hi", "SPARTA_STAMP_FONT": "/etc/hostname"}, "SPARTA_STAMP_FONT: not a TrueType"),
+    ({"SPARTA_STAMP_TEXT_COLOR": "red"}, "SPARTA_STAMP_TEXT_COLOR"),
 ]
 
 
@@ -633,6 +639,33 @@ def case_custom_configuration(t):
     d = imgcheck("diff", os.path.join(t.samples, "alpha.png"), got)
     x0, y0, x1, y1 = (int(v) for v in d["bbox"].split(","))
     expect(x0 >= 4 and y0 >= 4 and x1 < 200 and y1 < 150, "changed pixels", "in the nw quarter, 4 px in", d["bbox"])
+
+
+def case_tiles_and_text(t):
+    """SPARTA_STAMP_TILE covers the whole image; SPARTA_STAMP_TEXT (font from s3://) adds a line at
+    its own gravity, with the event's placeholders."""
+    s3_put(t.bucket, "assets/font.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    s3_put(t.bucket, "tiled.png", os.path.join(t.samples, "alpha.png"))
+    path = os.path.join(t.tmp, "tiled-event.json")
+    with open(path, "w") as f:
+        json.dump(s3_event(s3_record(t.bucket, "tiled.png")), f)
+    got = {}
+    for name, extra in (("tiles", {}), ("text", {"SPARTA_STAMP_TEXT": "\u00a9 {year} {bucket}/{basename}",
+                                              "SPARTA_STAMP_TEXT_GRAVITY": "nw",
+                                              "SPARTA_STAMP_FONT": "s3://%s/assets/font.ttf" % t.bucket})):
+        e = dict(aws_env())
+        e.update({"SPARTA_STAMP_TILE": "50%", "SPARTA_STAMP_SCALE": "0.1", "SPARTA_OUTPUT_PREFIX": name + "/"})
+        e.update(extra)
+        b = Bootstrap(t.imager, t.tmp, None, ["--event", path], **e)
+        expect_eq("local invoke exit status (%s)" % name, 0, b.wait(60))
+        expect_eq("summary (%s)" % name, c(stamped=1), counts(json.loads(b.stdout)))
+        got[name], _ = s3_get(t.bucket, name + "/tiled.png", t.tmp)
+    d = imgcheck("diff", os.path.join(t.samples, "alpha.png"), got["tiles"])
+    x0, y0, x1, y1 = (int(v) for v in d["bbox"].split(","))
+    expect(x0 < 40 and y0 < 40 and x1 > 360 and y1 > 260, "tiled: changed pixels", "all over", d["bbox"])
+    d = imgcheck("diff", got["tiles"], got["text"])
+    x0, y0, x1, y1 = (int(v) for v in d["bbox"].split(","))
+    expect(x0 < 10 and y0 < 10 and x1 > 60 and y1 < 60, "text: changed pixels", "a line at the top left", d["bbox"])
 
 
 def local_summary(t, event, **env):
@@ -817,6 +850,7 @@ def case_presign_payload_v1_and_runtime_api(t):
 
 
 OWN = [case_transient_fault_mid_batch, case_summary_lists_100_records, case_memory_flat, case_bad_configuration_fails_init, case_custom_configuration,
+       case_tiles_and_text,
        case_pixel_budget, case_local_invoke]
 PRESIGN = [case_presign_link, case_presign_fixture, case_presign_errors, case_presign_bad_configuration, case_presign_payload_v1_and_runtime_api]
 

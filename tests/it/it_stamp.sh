@@ -196,11 +196,12 @@ if command -v python3 >/dev/null && [ -f "$T/plain.bmp" ]; then
     if [ "$q1" -gt 500 ] && [ "$q2" -gt 500 ] && [ "$q3" -gt 500 ] && [ "$q4" -gt 500 ]; then
         ok tile_covers_every_quadrant
     else fail tile_covers_every_quadrant "changed per quadrant: $q1 $q2 $q3 $q4 ($(head -1 "$T/err.txt"))"; fi
-    "$S" --text $'\xc2\xa9 {year} Caf\xc3\xa9 {basename}' "$T/in.png" "$T/text.bmp" 2>"$T/err.txt"
+    "$S" --stamp none --text $'\xc2\xa9 {year} Caf\xc3\xa9 {basename}' "$T/in.png" "$T/text.bmp" 2>"$T/err.txt"
     read -r q1 q2 q3 q4 < <(quads "$T/plain.bmp" "$T/text.bmp")
-    if [ "$q4" -gt 200 ] && [ "$q1" = 0 ]; then ok text_alone_bottom_right
+    seal=$(quads "$T/plain.bmp" "$T/se.bmp" | cut -d' ' -f4)   # --stamp none: no seal beside the text
+    if [ "$q4" -gt 200 ] && [ "$q4" -lt $((seal / 2)) ] && [ "$q1" = 0 ]; then ok text_alone_bottom_right
     else fail text_alone_bottom_right "changed per quadrant: $q1 $q2 $q3 $q4 ($(head -1 "$T/err.txt"))"; fi
-    "$S" --stamp "$B/assets/stamp.png" --scale 0.2 --text "Sparta" --text-gravity nw --text-effect shadow \
+    "$S" --scale 0.2 --text "Sparta" --text-gravity nw --text-effect shadow \
         --text-color '#ffd000' "$T/in.png" "$T/both.bmp" 2>"$T/err.txt"
     read -r q1 q2 q3 q4 < <(quads "$T/plain.bmp" "$T/both.bmp")
     if [ "$q1" -gt 100 ] && [ "$q4" -gt 100 ] && [ "$q2" = 0 ]; then ok text_and_stamp_each_at_its_gravity

@@ -314,13 +314,17 @@ TEST(placeholders_expand_from_the_event)
     spim_error err;
     v.key = "photos/2026/caf\xC3\xA9.jpg";
     v.bucket = "my-bucket";
-    v.time = 1767225599;  /* 2025-12-31T23:59:59Z */
+    v.time = "2025-12-31T23:59:59.000Z";
     CHECK_INT(SPIM_OK, spim__text_expand("\xC2\xA9 {year} {date} {key} {basename} {bucket} {{x}}", &v, 0, &out, &err));
     CHECK_STR("\xC2\xA9 2025 2025-12-31 photos/2026/caf\xC3\xA9.jpg caf\xC3\xA9.jpg my-bucket {x}", (const char *)out.data);
     CHECK_INT(SPIM_OK, spim__text_expand("a{key}b", &v, 1, &out, &err));
     CHECK_STR("ab", (const char *)out.data);
     CHECK_INT(SPIM_OK, spim__text_expand("{key}", NULL, 0, &out, &err));
     CHECK_STR("", (const char *)out.data);
+    v.time = "yesterday";  /* not ISO-8601: today */
+    CHECK_INT(SPIM_OK, spim__text_expand("{date}", &v, 0, &out, &err));
+    CHECKF(out.len == 10 && out.data[4] == '-' && strncmp((const char *)out.data, "2025-12-31", 10) != 0,
+           "{date} of a bad time: %s", (const char *)out.data);
     CHECK_INT(SPIM_ERR_CONFIG, spim__text_expand("x {month}", &v, 0, &out, &err));
     CHECKF(strstr(err.message, "{month}") != NULL, "message: %s", err.message);
     CHECK_INT(SPIM_ERR_CONFIG, spim__text_expand("x {year", &v, 0, &out, &err));
