@@ -8064,6 +8064,7 @@ SPIM__PRIVATE int spim__jprog_block(spim__jprog *g, int c, int bx, int by)
     int t = j->comp[c].ta, ok;
     spim__jband b;
     b.hist = b.corr = b.nz = b.neg = 0;
+    b.eob_start = 0;
     if (!g->ss) ok = spim__jprog_dec_dc(g, c, &b);
     else if (!g->ah) ok = spim__jprog_dec_first(g, &j->ac[t], &b);
     else ok = spim__jprog_dec_refine(g, &j->ac[t], g->hist[c][bi], &b);

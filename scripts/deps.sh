@@ -16,7 +16,7 @@ task=${1:-build}
 case "$task" in
     build)   ;;
     package) want="$build $package" ;;
-    test)    want="$build $package clang g++ libclang-rt-14-dev $servers python3-botocore python3-yaml openssl zip unzip valgrind binutils gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang-tidy cppcheck libjpeg62-turbo-dev libjpeg-turbo-progs" ;;
+    test)    want="$build $package clang g++ libclang-rt-14-dev $servers python3-botocore python3-yaml openssl zip unzip valgrind binutils gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang-tidy cppcheck libjpeg62-turbo-dev libjpeg-turbo-progs python3-pil imagemagick" ;;
     demo)    want="$build $package $servers zip unzip" ;;
     bench)   want="$build $package clang $servers libpixman-1-dev imagemagick libvips-tools golang-go hyperfine time zip unzip libjpeg-turbo-progs" ;;
     fuzz)    want="$build clang libclang-rt-14-dev libjpeg-turbo-progs" ;;
