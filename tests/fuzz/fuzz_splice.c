@@ -1,6 +1,7 @@
 /* fuzz_splice - the compressed-domain JPEG stamp (spim_stamp_image on a
-   JPEG that stays a JPEG). Input: two option bytes (gravity, margin,
-   scale, opacity, restart of the check) then the JPEG. Invariants: no
+   JPEG that stays a JPEG: the baseline splice and the progressive path).
+   Input: two option bytes (gravity, margin, scale, opacity, restart of the
+   check) then the JPEG. Invariants: no
    crash, hang or leak; a failure has a status and a message and leaves no
    output; a success is a JPEG that decodes to the source's size whenever
    the source decodes, and the same input gives the same bytes twice (no
@@ -48,12 +49,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         spim_buf_free(&out);
         return 0;
     }
-    FUZZ_CHECK(info.path && (!strcmp(info.path, "splice") || !strcmp(info.path, "recode")), "no path in info");
+    FUZZ_CHECK(info.path && (!strcmp(info.path, "splice") || !strcmp(info.path, "progressive") ||
+                             !strcmp(info.path, "recode")), "no path in info");
     FUZZ_CHECK(spim__format_detect(out.data, out.len) == SPIM_FORMAT_JPEG, "the output is not a JPEG");
-    FUZZ_CHECK(strcmp(info.path, "splice") ? !info.huffman
+    FUZZ_CHECK(!strcmp(info.path, "recode") ? !info.huffman
                : info.huffman && (!strcmp(info.huffman, "file") || !strcmp(info.huffman, "optimal")),
                "huffman %s on the %s path", info.huffman ? info.huffman : "(null)", info.path);
-    if (!strcmp(info.path, "splice")) {
+    if (strcmp(info.path, "recode") != 0) {
         spim_image src, got;
         int decodes;
         /* the same bytes again: nothing uninitialised in the output */
