@@ -1,10 +1,10 @@
 /* fuzz_splice - the compressed-domain JPEG stamp (spim_stamp_image on a
    JPEG that stays a JPEG: the baseline splice and the progressive path).
    Input: two option bytes (gravity, margin, scale, opacity, restart of the
-   check) then the JPEG. Invariants: no
-   crash, hang or leak; a failure has a status and a message and leaves no
-   output; a success is a JPEG that decodes to the source's size whenever
-   the source decodes, and the same input gives the same bytes twice (no
+   check) then the JPEG. Invariants: no crash, hang or leak; a failure has a
+   status and a message and leaves no output; a success is a JPEG that
+   decodes to the source's size whenever the source decodes, and the same
+   input gives the same bytes twice (no
    uninitialised memory reaches the output); the output stamps again
    whenever the source decodes. */
 #include "fuzz_common.h"
