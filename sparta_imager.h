@@ -953,7 +953,9 @@ typedef enum spim_gravity {
    the stamp covers are re-coded, every other DCT block keeps its
    coefficients (its bits too, unless the file's Huffman tables lack a code
    the stamp needs and the scan is re-encoded with new tables), and
-   `quality` does not apply; other JPEGs are decoded and re-encoded.
+   `quality` does not apply; a progressive (SOF2) Huffman JPEG the same way,
+   in the coefficient domain, staying progressive with its scan script; other
+   JPEGs are decoded and re-encoded.
    RECODE always decodes and re-encodes (the SPARTA_JPEG_MODE=recode of the
    imager, `--recode` of build/stamp). */
 typedef enum spim_jpeg_mode {

@@ -4,9 +4,8 @@
    check) then the JPEG. Invariants: no crash, hang or leak; a failure has a
    status and a message and leaves no output; a success is a JPEG that
    decodes to the source's size whenever the source decodes, and the same
-   input gives the same bytes twice (no
-   uninitialised memory reaches the output); the output stamps again
-   whenever the source decodes. */
+   input gives the same bytes twice (no uninitialised memory reaches the
+   output); the output stamps again whenever the source decodes. */
 #include "fuzz_common.h"
 
 #define STAMP_BYTES (9 * 7 * 4)
