@@ -4,7 +4,7 @@ CLANG   ?= clang
 CXX     ?= g++
 PKGS     = libcurl libcjson stb zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs libcurl libcjson zlib 2>/dev/null) -lm
+PKG_LIBS   := $(shell pkg-config --libs libcurl libcjson zlib 2>/dev/null) -lm -pthread
 WARN     = -Wall -Wextra -Wpedantic -Werror
 STD      = -std=c99
 OPT     ?= -O2 -g
@@ -20,12 +20,6 @@ define program
 @mkdir -p $(@D)
 $(1) $(STD) $(WARN) $(2) $(CPPFLAGS) -o $@ $< $(PKG_LIBS)$(if $(3), $(3))
 endef
-
-TEST_SRC   = $(wildcard tests/test_*.c)
-TEST_NAMES = $(patsubst tests/%.c,%,$(TEST_SRC))
-TEST_GCC   = $(addprefix $(B)/test/gcc/,$(TEST_NAMES))
-TEST_CLANG = $(addprefix $(B)/test/clang/,$(TEST_NAMES))
-TEST_SAN   = $(addprefix $(B)/test/san/,$(TEST_NAMES))
 
 # examples/NAME/main.c: Lambda functions become build/NAME/bootstrap,
 # command-line tools build/NAME.
@@ -60,42 +54,6 @@ $(addprefix $(B)/,$(TOOLS)): $(B)/%: examples/%/main.c $(HEADER)
 $(B)/%/bootstrap-san: examples/%/main.c $(HEADER)
 	$(call program,$(CLANG),$(SAN))
 
-# Unit tests: tests/test_NAME.c, one per section, with gcc, clang, and clang
-# under ASan+UBSan (the build tests/run.sh runs).
-$(B)/test/gcc/%: tests/%.c tests/spim_test.h $(HEADER)
-	$(call program,gcc,$(OPT))
-
-$(B)/test/clang/%: tests/%.c tests/spim_test.h $(HEADER)
-	$(call program,$(CLANG),$(OPT))
-
-$(B)/test/san/%: tests/%.c tests/spim_test.h $(HEADER)
-	$(call program,$(CLANG),$(SAN))
-
-# Helper programs of the tests (tests/NAME.c -> build/test/NAME), e.g. the
-# SigV4 driver tests/it_botocore.sh uses.
-$(B)/test/%: tests/%.c $(HEADER)
-	$(call program,$(CC),$(OPT))
-
-# The whole header, implementation included, compiled as C++.
-$(B)/test/cxx_check.o: tests/cxx_check.cpp $(HEADER)
-	@mkdir -p $(@D)
-	$(CXX) -std=c++11 $(WARN) $(CPPFLAGS) -c -o $@ $<
-
-# ... and with SPARTA_IMAGER_STATIC (every function static, most unused),
-# with both compilers.
-$(B)/test/static_check: tests/static_check.c $(HEADER)
-	$(call program,$(CC),$(OPT))
-	$(call program,$(CLANG),$(OPT))
-
-# ... and the example in its top comment compiles as written.
-$(B)/test/manual_example.c: $(HEADER)
-	@mkdir -p $(@D)
-	sed -n '/--- example begin ---/,/--- example end ---/p' $< | sed '1d;$$d;s/^      //' > $@
-$(B)/test/manual_example: $(B)/test/manual_example.c
-	$(call program,$(CC),$(OPT))
-
-check-build: $(TEST_GCC) $(TEST_CLANG) $(TEST_SAN) $(B)/test/cxx_check.o $(B)/test/static_check $(B)/test/manual_example $(BINS)
-
 test: deps-test
 	@$(MAKE) --no-print-directory -j2 check-build
 	@tests/run.sh $(B)/test/san
@@ -103,7 +61,11 @@ test: deps-test
 clean:
 	rm -rf $(B)
 
-# The rest, one fragment per subject: mk/image.mk (the embedded stamp, image
-# tools), mk/imager.mk and mk/lambda.mk (their test builds), mk/sigv4.mk,
-# mk/fuzz.mk, mk/bench.mk, mk/package.mk, mk/demo.mk, mk/servers.mk.
--include mk/*.mk
+# The rest, one fragment per subject, each included by name: mk/test.mk (the
+# unit tests, the build checks and check-build, which builds all that `make
+# test` runs), mk/sections.mk (the 16 section combinations), mk/image.mk (the
+# embedded stamp, image tools), mk/fuzz.mk, mk/bench.mk, mk/package.mk,
+# mk/demo.mk, mk/servers.mk. A fragment left out of this list stops make.
+MK = mk/test.mk mk/sections.mk mk/image.mk mk/fuzz.mk mk/bench.mk mk/package.mk mk/demo.mk mk/servers.mk
+$(if $(filter-out $(MK),$(wildcard mk/*.mk)),$(error Makefile: include $(filter-out $(MK),$(wildcard mk/*.mk)) in MK))
+include $(MK)

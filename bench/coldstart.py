@@ -5,7 +5,7 @@
 
 COMMAND is the program, possibly behind a runner (`qemu-aarch64 -L DIR EXE`).
 
-Spawn to first `GET /next`, as timestamped by tests/emulator.py (same
+Spawn to first `GET /next`, as timestamped by tests/it/emulator.py (same
 machine clock), for each program STARTS times, interleaved round by round
 so that every program sees the same machine load. Each program runs in a
 clean environment holding only what Lambda gives a provided.al2023 function
@@ -20,8 +20,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from lambda_it import Emulator  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "it"))
+from it_lambda import Emulator  # noqa: E402
 
 
 def lambda_env(api, task):
@@ -63,7 +63,7 @@ def main():
         emu.stop()
     med = statistics.median
     floor = med(times[progs[0][0]])
-    print("### cold start%s: spawn to first `next` against tests/emulator.py, %d interleaved starts each"
+    print("### cold start%s: spawn to first `next` against tests/it/emulator.py, %d interleaved starts each"
           % (os.environ.get("BENCH_COLDSTART_TITLE", ""), starts))
     print()
     print("| program | median (ms) | min | max | × floor |")

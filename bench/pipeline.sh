@@ -11,8 +11,8 @@ B=${SPIM_BUILD:-build}
 export SPIM_BUILD=$B SPIM_SERVERS_OWNER=$$
 make --no-print-directory package "$B/s3" "$B/bench/pipeline_tool" > /dev/null ||
     { echo "pipeline bench: build failed (make package)" >&2; exit 1; }
-trap 'tests/servers.sh stop > /dev/null 2>&1 || true' EXIT
-tests/servers.sh start > /dev/null 2>&1 || { echo "pipeline bench: radosgw did not start (tests/servers.sh start)" >&2; exit 1; }
+trap 'tests/it/servers.sh stop > /dev/null 2>&1 || true' EXIT
+tests/it/servers.sh start > /dev/null 2>&1 || { echo "pipeline bench: radosgw did not start (tests/it/servers.sh start)" >&2; exit 1; }
 set -a
 # shellcheck disable=SC1091
 . "$B/servers.env"

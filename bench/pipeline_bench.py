@@ -5,8 +5,8 @@
 
 Everything runs as deployed: build/NAME/function.zip unzipped into a fresh
 directory, the bootstrap started with only the variables Lambda sets (no
-LD_LIBRARY_PATH tricks beyond Lambda's own), against tests/emulator.py on
-127.0.0.1, with S3 served by radosgw (tests/servers.sh; the SPIM_TEST_S3_*
+LD_LIBRARY_PATH tricks beyond Lambda's own), against tests/it/emulator.py on
+127.0.0.1, with S3 served by radosgw (tests/it/servers.sh; the SPIM_TEST_S3_*
 variables of build/servers.env must be set).
 
 1. zip sizes of every build/*/function.zip
@@ -44,7 +44,7 @@ import time
 import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EMULATOR = os.path.join(ROOT, "tests", "emulator.py")
+EMULATOR = os.path.join(ROOT, "tests", "it", "emulator.py")
 DIMENSIONS = {2: (1732, 1155), 12: (4000, 3000), 20: (5472, 3648)}
 
 

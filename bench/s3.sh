@@ -8,15 +8,15 @@ cd "$(dirname "$0")/.."
 B=${SPIM_BUILD:-build}
 runs=${BENCH_S3_RUNS:-20}
 command -v hyperfine >/dev/null || { echo "s3: hyperfine missing (scripts/deps.sh bench)"; exit 0; }
-SPIM_SERVERS_OWNER=$$ tests/servers.sh start >/dev/null 2>&1 || { echo "s3: radosgw did not start"; exit 1; }
-trap 'SPIM_SERVERS_OWNER=$$ tests/servers.sh stop >/dev/null 2>&1' EXIT
+SPIM_SERVERS_OWNER=$$ tests/it/servers.sh start >/dev/null 2>&1 || { echo "s3: radosgw did not start"; exit 1; }
+trap 'SPIM_SERVERS_OWNER=$$ tests/it/servers.sh stop >/dev/null 2>&1' EXIT
 # shellcheck disable=SC1091
 . "$B/servers.env"
 make -s "$B/s3" >/dev/null
 export AWS_ACCESS_KEY_ID=$SPIM_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SPIM_TEST_SECRET_KEY
 export AWS_ENDPOINT_URL_S3=$SPIM_TEST_S3_ENDPOINT AWS_REGION=$SPIM_TEST_REGION
 export AWS_SHARED_CREDENTIALS_FILE=/dev/null
-T=$(mktemp -d); trap 'rm -rf "$T"; SPIM_SERVERS_OWNER=$$ tests/servers.sh stop >/dev/null 2>&1' EXIT
+T=$(mktemp -d); trap 'rm -rf "$T"; SPIM_SERVERS_OWNER=$$ tests/it/servers.sh stop >/dev/null 2>&1' EXIT
 head -c $((1 << 20)) /dev/urandom > "$T/1m"; head -c $((16 << 20)) /dev/urandom > "$T/16m"
 bucket=spim-bench
 "$B/s3" mb "s3://$bucket" >/dev/null

@@ -6,8 +6,8 @@ set -eu
 cd "$(dirname "$0")/.."
 B=${SPIM_BUILD:-build}
 rounds=${BENCH_SIGV4_ROUNDS:-5}
-make -s "$B/bench/sigv4_bench" >/dev/null
-ours=$("$B/bench/sigv4_bench" 64 "$rounds")
+make -s "$B/bench/sigv4" >/dev/null
+ours=$("$B/bench/sigv4" 64 "$rounds")
 echo "$ours" | sed 's/^/sigv4: /'
 data=$B/bench/sigv4_64m.bin
 head -c $((64 << 20)) /dev/urandom > "$data"

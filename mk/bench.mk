@@ -21,5 +21,5 @@ $(B)/bench/gostamp: bench/gostamp/main.go
 	GOCACHE=$(abspath $(B))/go/cache GOPATH=$(abspath $(B))/go/path GO111MODULE=off GOFLAGS= go build -o $@ ./bench/gostamp
 
 # The signer, bench/sigv4.sh.
-$(B)/bench/sigv4_bench: tests/sigv4_bench.c $(HEADER)
+$(B)/bench/sigv4: bench/sigv4.c $(HEADER)
 	$(call program,$(CC),$(OPT))

@@ -1,8 +1,8 @@
 # libFuzzer targets: tests/fuzz/fuzz_NAME.c -> build/fuzz/fuzz_NAME.
 # `make fuzz FUZZ_SECONDS=N` runs each for N seconds and prints a table;
 # `make test` replays the seed and regression corpora and runs a short smoke
-# (tests/it_fuzz.sh), a valgrind pass (tests/it_valgrind.sh) and the linters
-# (tests/it_lint.sh).
+# (tests/it/it_fuzz.sh), a valgrind pass (tests/it/it_valgrind.sh) and the linters
+# (tests/it/it_lint.sh).
 FUZZ_SRC     = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS    = $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 FUZZ_SECONDS ?= 60
@@ -21,8 +21,6 @@ $(B)/fuzz/seed $(B)/fuzz/bad_inputs: $(B)/fuzz/%: tests/fuzz/%.c $(HEADER)
 	$(call program,$(CC),$(OPT))
 
 fuzz-build: $(FUZZ_BINS) $(B)/fuzz/seed $(B)/fuzz/bad_inputs
-
-check-build: fuzz-build
 
 fuzz: deps-fuzz
 	@$(MAKE) --no-print-directory fuzz-build

@@ -41,11 +41,10 @@ $(PKG_OUT)/template.yaml: examples/imager/template.yaml
 	    -e '/^  Architecture:/,/Default:/s/Default: x86_64/Default: arm64/' $< > $@
 endif
 third-party: $(PKG_TP)/stamp
-# check-build (make test) builds and tests the zips of both architectures
+# check-build (mk/test.mk) builds the zips of both architectures for the tests
 package-build:
 	@$(MAKE) --no-print-directory package ARCH=x86_64
 	@$(MAKE) --no-print-directory package ARCH=arm64
-check-build: package-build
 
 # The script keeps its own stamp (recipe hash + Debian versions) and returns
 # at once when the libraries are current.
@@ -58,7 +57,7 @@ $(PKG_OUT)/package/%/bootstrap: examples/%/main.c $(HEADER) $(PKG_TP)/stamp
 	$(PKG_STRIP) --strip-all $@
 
 .PRECIOUS: $(PKG_OUT)/package/%/bootstrap
-$(PKG_OUT)/package/imager/bootstrap: $(B)/assets/stamp_png.h
+$(PKG_OUT)/package/imager/bootstrap: $(B)/assets/stamp_png.h examples/imager/config.h
 
 $(PKG_OUT)/%/function.zip: $(PKG_OUT)/package/%/bootstrap scripts/package.sh
 	@scripts/package.sh $< $@

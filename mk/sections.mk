@@ -1,13 +1,13 @@
-# Section switches: tests/sections_check.c built for each of the 16
+# Section switches: tests/unit/sections_check.c built for each of the 16
 # combinations of SPIM_NO_S3/EVENTS/IMAGE/LAMBDA, linked with only what the
 # sections left in need (base+crypto+sigv4: libc; s3: libcurl; events: cJSON;
 # image: stb + zlib; lambda: libcurl), and run. The libc-only build uses the
-# bare command line the manual promises. tests/include_order.c: the
+# bare command line the manual promises. tests/unit/include_order.c: the
 # implementation after <stdio.h> builds under gnu99 and stops with the
 # header's own #error under strict c99.
 SECTION_COMBOS = $(foreach s,0 1,$(foreach e,0 1,$(foreach i,0 1,$(foreach l,0 1,$(s)$(e)$(i)$(l)))))
 
-$(B)/test/sections/%: tests/sections_check.c $(HEADER)
+$(B)/test/sections/%: tests/unit/sections_check.c $(HEADER)
 	@mkdir -p $(@D)
 	@c=$*; s=$$(echo $$c | cut -c1); e=$$(echo $$c | cut -c2); i=$$(echo $$c | cut -c3); l=$$(echo $$c | cut -c4); defs= pkgs=; \
 	if [ $$s = 1 ]; then defs="$$defs -DSPIM_NO_S3"; else pkgs="$$pkgs libcurl"; fi; \
@@ -18,7 +18,7 @@ $(B)/test/sections/%: tests/sections_check.c $(HEADER)
 	echo "sections $$c:$$defs -> $${pkgs:- libc only}"; \
 	$(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -I. $$defs $$flags -o $@ $< $$libs && $@ > /dev/null
 
-$(B)/test/include_order: tests/include_order.c $(HEADER)
+$(B)/test/include_order: tests/unit/include_order.c $(HEADER)
 	@mkdir -p $(@D)
 	$(CC) -std=gnu99 $(WARN) -I. -o $@ $<
 	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -I. -o $@ $<
@@ -30,4 +30,3 @@ $(B)/test/include_order: tests/include_order.c $(HEADER)
 
 .PHONY: check-sections
 check-sections: $(addprefix $(B)/test/sections/,$(SECTION_COMBOS)) $(B)/test/include_order
-check-build: check-sections

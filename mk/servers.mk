@@ -3,6 +3,6 @@
 # it whoever started it.
 .PHONY: servers servers-stop
 servers:
-	@tests/servers.sh start && cat $(B)/servers.env
+	@tests/it/servers.sh start && cat $(B)/servers.env
 servers-stop:
-	@SPIM_STOP_SERVERS=1 tests/servers.sh stop
+	@SPIM_STOP_SERVERS=1 tests/it/servers.sh stop

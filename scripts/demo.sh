@@ -3,8 +3,8 @@
 # Lambda functions exactly as they would be deployed.
 #
 #   1. installs what it needs (scripts/deps.sh demo), builds and packages
-#   2. starts radosgw on 127.0.0.1 (tests/servers.sh) and one Lambda Runtime
-#      API emulator per function (tests/emulator.py)
+#   2. starts radosgw on 127.0.0.1 (tests/it/servers.sh) and one Lambda Runtime
+#      API emulator per function (tests/it/emulator.py)
 #   3. runs build/imager/function.zip and build/presign/function.zip unzipped,
 #      with only the variables Lambda sets (env -i)
 #   4. uploads the project's sample photos (build/tools/mksamples), delivers
@@ -32,7 +32,7 @@ cleanup() {
     local rc=$? p
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    [ "$servers_started" = 1 ] && tests/servers.sh stop >/dev/null 2>&1 || true
+    [ "$servers_started" = 1 ] && tests/it/servers.sh stop >/dev/null 2>&1 || true
     [ "$rc" = 0 ] && printf '\ndone: stopped every process the demo started; results in %s\n' "$OUT"
 }
 trap cleanup EXIT
@@ -54,9 +54,9 @@ for f in imager presign; do
 done
 
 # ---- 2. servers -------------------------------------------------------------
-say "radosgw on 127.0.0.1 (tests/servers.sh start)"
+say "radosgw on 127.0.0.1 (tests/it/servers.sh start)"
 servers_started=1
-tests/servers.sh start > "$OUT/logs/servers.log" 2>&1 || { tail -20 "$OUT/logs/servers.log"; die "radosgw did not start"; }
+tests/it/servers.sh start > "$OUT/logs/servers.log" 2>&1 || { tail -20 "$OUT/logs/servers.log"; die "radosgw did not start"; }
 # shellcheck disable=SC1091
 . "$B/servers.env"
 info "S3 endpoint $SPIM_TEST_S3_ENDPOINT (SigV4 checked by the server)"
@@ -67,7 +67,7 @@ s3() { "$B/s3" "$@"; }
 say "Lambda: one Runtime API emulator per function, packaged bootstraps (env -i)"
 start_emulator() {  # name -> sets api_<name>
     local port_file=$OUT/logs/$1.port
-    python3 tests/emulator.py --port-file "$port_file" --timeout-ms 60000 \
+    python3 tests/it/emulator.py --port-file "$port_file" --timeout-ms 60000 \
         --function-arn "arn:aws:lambda:$AWS_REGION:123456789012:function:sparta-demo-$1" \
         > "$OUT/logs/emulator-$1.log" 2>&1 &
     pids+=($!)

@@ -5,7 +5,7 @@
 # command to run and fails.
 set -eu
 
-build="gcc make pkg-config libcurl4-openssl-dev libcjson-dev libstb-dev zlib1g-dev"
+build="gcc make pkg-config libcurl4-openssl-dev libcjson-dev libstb-dev zlib1g-dev fonts-dejavu-core python3-fonttools"
 # make package: static third-party builds (scripts/thirdparty.sh) from Debian
 # source packages (dpkg-dev unpacks them) and static archives, for x86_64 and,
 # cross-built, arm64 (multiarch :arm64 packages, run under qemu-user).
@@ -16,9 +16,9 @@ task=${1:-build}
 case "$task" in
     build)   ;;
     package) want="$build $package" ;;
-    test)    want="$build $package clang g++ libclang-rt-14-dev $servers python3-botocore python3-yaml openssl zip unzip valgrind binutils gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang-tidy cppcheck libjpeg62-turbo-dev libjpeg-turbo-progs python3-pil imagemagick" ;;
+    test)    want="$build $package clang g++ libclang-rt-14-dev $servers python3-botocore python3-yaml python3-pil openssl zip unzip valgrind binutils gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang-tidy cppcheck libjpeg62-turbo-dev libjpeg-turbo-progs fonts-droid-fallback imagemagick golang-1.19-src adwaita-icon-theme" ;;
     demo)    want="$build $package $servers zip unzip" ;;
-    bench)   want="$build $package clang $servers libpixman-1-dev imagemagick libvips-tools golang-go hyperfine time zip unzip libjpeg-turbo-progs" ;;
+    bench)   want="$build $package clang $servers libpixman-1-dev imagemagick libvips-tools golang-go hyperfine time zip unzip libjpeg-turbo-progs python3-pil" ;;
     fuzz)    want="$build clang libclang-rt-14-dev libjpeg-turbo-progs" ;;
     *) echo "usage: $0 build|test|demo|bench|fuzz|package" >&2; exit 2 ;;
 esac

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Run the whole suite: every unit-test binary in BINDIR, then every
-# integration script tests/it_*.sh, with the real servers they need started
+# integration script tests/it/it_*.sh, with the real servers they need started
 # here and stopped at the end. Each program ends with "N passed, N failed[,
 # N skipped]"; this script adds them up and ends with the same line.
 #   tests/run.sh BINDIR [NAME_FILTER]
@@ -17,13 +17,13 @@ logs=$SPIM_BUILD/test/logs
 mkdir -p "$logs"
 
 passed=0 failed=0 skipped=0
-stop_servers() { [ -x tests/servers.sh ] && [ "${SPIM_NO_SERVERS:-0}" != 1 ] && tests/servers.sh stop >/dev/null 2>&1; }
+stop_servers() { [ -x tests/it/servers.sh ] && [ "${SPIM_NO_SERVERS:-0}" != 1 ] && tests/it/servers.sh stop >/dev/null 2>&1; }
 trap stop_servers EXIT
 
 # Start the real servers (radosgw on 127.0.0.1) once for the whole run
 # (SPIM_NO_SERVERS=1 skips them, for quick unit-test runs).
-if [ -x tests/servers.sh ] && [ "${SPIM_NO_SERVERS:-0}" != 1 ]; then
-    if tests/servers.sh start > "$logs/servers.log" 2>&1; then
+if [ -x tests/it/servers.sh ] && [ "${SPIM_NO_SERVERS:-0}" != 1 ]; then
+    if tests/it/servers.sh start > "$logs/servers.log" 2>&1; then
         # shellcheck disable=SC1091
         . "$SPIM_BUILD/servers.env"
     else
@@ -61,7 +61,7 @@ for t in "$BINDIR"/test_*; do
     [ -n "$FILTER" ] && [[ "$n" != *$FILTER* ]] && continue
     run_one "$n" "$t"
 done
-for t in tests/it_*.sh; do
+for t in tests/it/it_*.sh; do
     [ -f "$t" ] || continue
     n=$(basename "$t" .sh)
     [ -n "$FILTER" ] && [[ "$n" != *$FILTER* ]] && continue

@@ -23,7 +23,7 @@ static int load(const char *path, spim_image *img)
     spim_buf file = SPIM_BUF_INIT;
     spim_error err;
     spim_status st;
-    spim__error_clear(&err);
+    memset(&err, 0, sizeof err);
     st = spim_read_file(path, 0, &file, &err);
     if (st == SPIM_OK) st = spim_image_decode(file.data, file.len, 0, img, &err);
     spim_buf_free(&file);

@@ -50,7 +50,7 @@ int main(int argc, char **argv)
             p[1] = clamp(80 + 100 * sky + 40 * blob * wave + grain());
             p[2] = clamp(140 + 100 * sky * (1 - u) - 80 * blob + 15 * wave + grain());
         }
-    spim__error_clear(&err);
+    memset(&err, 0, sizeof err);
     if (spim_image_encode(&img, fmt, q, &out, &err) != SPIM_OK) {
         fprintf(stderr, "mkjpeg: %s\n", err.message);
         return 1;

@@ -75,7 +75,7 @@ static int write_image(const char *name, int w, int h, int channels, spim_format
     spim_error err;
     int ok;
     memset(&img, 0, sizeof img);
-    spim__error_clear(&err);
+    memset(&err, 0, sizeof err);
     img.width = w;
     img.height = h;
     img.channels = channels;

@@ -132,7 +132,7 @@ int main(int argc, char **argv)
             o[1] = (unsigned char)(a > 0 ? floor(g / a + 0.5) : 0);
             o[2] = (unsigned char)(a > 0 ? floor(b / a + 0.5) : 0);
         }
-    spim__error_clear(&err);
+    memset(&err, 0, sizeof err);
     if (spim_image_encode(&img, SPIM_FORMAT_PNG, 0, &png, &err) != SPIM_OK) {
         fprintf(stderr, "mkstamp: %s\n", err.message);
         return 1;

@@ -8,6 +8,7 @@
       {"trace": true}   the answer describes the invocation: request id,
                         $_X_AMZN_TRACE_ID, remaining ms, function ARN, ...
       {"log": "text"}   one INFO log line with that text
+      {"sleep_ms": N}   wait N ms (up to 10 s) first: an invocation that lasts
 
    With HELLO_FAIL_INIT=1 initialisation fails, as with a bad configuration.
 
@@ -54,6 +55,7 @@ static spim_status describe_invocation(const spim_invocation *inv, spim_response
     add_string(out, "tenantId", inv->tenant_id);
     cJSON_AddNumberToObject(out, "deadlineMs", (double)inv->deadline_ms);
     cJSON_AddNumberToObject(out, "remainingMs", (double)spim_invocation_remaining_ms(inv));
+    cJSON_AddNumberToObject(out, "worker", inv->worker);
     text = cJSON_PrintUnformatted(out);
     if (text) st = spim_response_ok(resp, text, strlen(text), NULL);
     cJSON_free(text);
@@ -79,8 +81,15 @@ static spim_status hello(const spim_invocation *inv, spim_response *resp, void *
     const cJSON *fail = cJSON_GetObjectItemCaseSensitive(event, "fail");
     const cJSON *size = cJSON_GetObjectItemCaseSensitive(event, "size");
     const cJSON *log = cJSON_GetObjectItemCaseSensitive(event, "log");
+    const cJSON *sleep_ms = cJSON_GetObjectItemCaseSensitive(event, "sleep_ms");
     spim_status st;
     (void)user;
+    if (cJSON_IsNumber(sleep_ms) && sleep_ms->valuedouble > 0 && sleep_ms->valuedouble <= 10000) {
+        struct timespec ts = {0, 0};
+        ts.tv_sec = (time_t)(sleep_ms->valuedouble / 1000);
+        ts.tv_nsec = (long)((long)sleep_ms->valuedouble % 1000) * 1000000L;
+        nanosleep(&ts, NULL);
+    }
     if (cJSON_IsString(log)) spim_log_fields(SPIM_LOG_INFO, "hello", SPIM_LOG_STR("text", log->valuestring), SPIM_LOG_END);
     if (cJSON_IsString(fail)) {
         spim_response_fail(resp, "HelloError", "%s", fail->valuestring);

@@ -1,211 +1,239 @@
 /* imager - the SpartaImager function: a stamped copy of every image in a bucket.
 
-   ObjectCreated:* and ObjectRemoved:* both mean "this key changed": the copy SPARTA_OUTPUT_PREFIX + key
-   is made to match the original (stamped from its current version, with x-amz-meta-sparta-stamped: 1
-   and -sparta-source-etag: its ETag) or deleted when it is gone. Batch Operations tasks stamp their
-   object (s3VersionId when given). Keys with the prefix and marked objects are skipped.
-
-   Guarantee: once every delivery is handled, the copy exists exactly when the original does and
-   carries its current ETag, whatever the order, duplicates and retries: each write is followed by a
-   HEAD of the original and redone until the original is still what the write assumed (a later change
-   has its own event). An original still changing after MAX_ROUNDS writes is retried. Permanent
-   problems (not an image, too large, a 4xx) are logged and skipped; S3 failures and records left for
-   the deadline are retried (spim_reply_finish). Configuration: README.
-      build/imager/bootstrap --event event.json     # invoke once */
+   The Go walkthrough's steps, and where they are here:
+     1. Lambda hands over an S3 event: loop over its records           imager()
+     2. ObjectCreated: GET the image, stamp it, PUT it as prefix + key  stamp_copy()
+     3. ObjectRemoved: DELETE that copy                                 delete_copy()
+   plus one it leaves out: S3 delivers events late, twice and out of order, so after each write
+   converge() HEADs the original and, while it is no longer what the write assumed, matches it
+   again. Once every delivery is handled, the copy exists exactly when the original does, made
+   from its current version (x-amz-meta-sparta-source-etag: its ETag). Prefixed keys and marked
+   objects (x-amz-meta-sparta-stamped) are skipped: the loop guard. Batch Operations tasks are
+   ObjectCreated (with their s3VersionId). Permanent problems (not an image, a 4xx) are logged
+   and skipped; S3 failures and records left at the deadline are retried (spim_reply_finish).
+   Configuration: config.h and the README.      build/imager/bootstrap --event event.json */
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"
 #include "build/assets/stamp_png.h"
+#include "config.h"   /* config, imager_init: the SPARTA_* variables */
 
 #define MARKER "sparta-stamped"
 #define SOURCE_ETAG "sparta-source-etag"
 #define MAX_ROUNDS 5
+#define ETAG_MAX 256
+#define MARKED "object carries the x-amz-meta-" MARKER " marker"
+#define CURRENT_ETAG "the copy already carries the original's ETag"
 
-typedef struct config {   /* stamp: the embedded one is decoded at the first record */
-    const char *prefix, *output_bucket; spim_stamp stamp; spim_stamp_options opt; spim_s3_client *s3;
-} config;
-
-/* What happened to a record; in this order, `action` and the reply's result. */
+/* What happened to a record; in this order, its `action` and the reply's result. */
 typedef enum outcome { STAMPED, CURRENT, DELETED, GUARDED, SKIPPED, FAILED, NOT_STARTED } outcome;
-static const char *const ACTION[] = {"stamped", "stamped", "deleted", "skipped", "skipped", "failed", "failed"};
-static const spim_result RESULT[] = {SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SKIPPED,
-                                     SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SKIPPED, SPIM_RESULT_FAILED, SPIM_RESULT_RETRY};
-typedef struct result {   /* path: "splice" or "recode" once stamped; huffman: "file" or "optimal" (splice) */
-    outcome what; int transient, wrote; const char *path, *huffman; char reason[SPIM_ERROR_MESSAGE_MAX];
-} result;
+static const char *const ACTION[] = {
+    "stamped", "stamped", "deleted", "skipped", "skipped", "failed", "failed"};
+static const spim_result RESULT[] = {
+    SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SUCCEEDED, SPIM_RESULT_SKIPPED, SPIM_RESULT_SUCCEEDED,
+    SPIM_RESULT_SKIPPED, SPIM_RESULT_FAILED, SPIM_RESULT_RETRY};
 
-/* Variable -> stamp option, with spim_stamp_option_set's rules. */
-static const char *const OPTIONS[][2] = {
-    {"SPARTA_STAMP_GRAVITY", "gravity"}, {"SPARTA_STAMP_MARGIN", "margin"}, {"SPARTA_STAMP_SCALE", "scale"},
-    {"SPARTA_STAMP_OPACITY", "opacity"}, {"SPARTA_JPEG_QUALITY", "quality"}, {"SPARTA_JPEG_MODE", "jpeg-mode"},
-    {"SPARTA_MAX_PIXELS", "max-pixels"}};
+/* One record's copy: where it goes, what it is made from, and what happened. */
+typedef struct job {
+    const config *c;
+    const spim_s3_record *rec;
+    const char *bucket, *key;     /* of the copy */
+    char made[ETAG_MAX];          /* the original's ETag the copy is made from; "" once deleted */
+    outcome what;
+    int transient, wrote;
+    const char *path, *huffman;   /* once stamped: "splice" or "recode"; "file" or "optimal" */
+    char reason[SPIM_ERROR_MESSAGE_MAX];
+} job;
 
-/* The stamp SPARTA_STAMP names: a file or s3://bucket/key. */
-static spim_status load_stamp(config *c, const char *where, spim_error *err)
+/* Record what happened: `err` of the call `op` ("GET: ..."), or `why`. */
+static void settle(job *j, outcome what, const char *op, const spim_error *err, const char *why)
 {
-    spim_s3_object obj = {0};
-    char bucket[256];
-    const char *key;
-    spim_status st;
-    if (strncmp(where, "s3://", 5) != 0) st = spim_read_file(where, 16u << 20, &obj.body, err);
-    else if ((st = spim_s3_parse_uri(where, bucket, sizeof bucket, &key, err)) == SPIM_OK)
-        st = spim_s3_get(c->s3, bucket, key, 16u << 20, &obj, err);
-    if (st == SPIM_OK) st = spim_stamp_load(&c->stamp, obj.body.data, obj.body.len, err);
-    spim_s3_object_free(&obj);
-    return st;
+    j->what = what;
+    j->transient = what == NOT_STARTED || (what == FAILED && (!err || err->transient));
+    why = err ? err->message : why;
+    snprintf(j->reason, sizeof j->reason, "%s%s%.400s", op, *op ? ": " : "", why);
 }
 
-static spim_status imager_init(void *user, spim_error *err)
-{
-    config *c = (config *)user;
-    const char *v, *stamp = getenv("SPARTA_STAMP");
-    spim_status st;
-    size_t i;
-    c->prefix = (v = getenv("SPARTA_OUTPUT_PREFIX")) != NULL ? v : "xformed_";
-    c->output_bucket = (v = getenv("SPARTA_OUTPUT_BUCKET")) != NULL && *v ? v : NULL;
-    if (!*c->prefix || strlen(c->prefix) >= SPIM_S3_MAX_KEY)
-        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_OUTPUT_PREFIX %s", *c->prefix ? "is longer than an S3 key"
-                              : "is empty: the stamped copies would overwrite the originals");
-    c->opt.scale = 0.25;   /* the other defaults are the library's: se, margin 0, opaque, q90, auto */
-    for (i = 0; i < sizeof OPTIONS / sizeof OPTIONS[0]; i++)
-        if ((v = getenv(OPTIONS[i][0])) != NULL && *v && spim_stamp_option_set(&c->opt, OPTIONS[i][1], v, err))
-            return spim_error_set(err, SPIM_ERR_CONFIG, "%s: %s", OPTIONS[i][0], err->message);
-    if (!c->opt.max_pixels) c->opt.max_pixels = spim_default_max_pixels();   /* it also sets the GET limit */
-    if ((st = spim_s3_client_create(NULL, &c->s3, err)) != SPIM_OK) return st;
-    if (stamp && *stamp && load_stamp(c, stamp, err) != SPIM_OK)
-        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_STAMP=\"%.200s\": %s", stamp, err->message);
-    spim_log_fields(SPIM_LOG_INFO, "imager ready", SPIM_LOG_STR("prefix", c->prefix),
-                    SPIM_LOG_STR("output_bucket", c->output_bucket ? c->output_bucket : "(source)"),
-                    SPIM_LOG_STR("stamp", stamp && *stamp ? stamp : "(embedded)"), SPIM_LOG_END);
-    return SPIM_OK;
-}
+static void note(job *j, outcome what, const char *why) { settle(j, what, "", NULL, why); }
 
-static void settle(result *r, outcome what, const char *op, const spim_error *err, const char *why)
+static void bare_etag(char *out, const char *etag)   /* S3 quotes ETags; metadata holds bare hex */
 {
-    r->what = what;
-    r->transient = what == NOT_STARTED || (what == FAILED && (!err || err->transient));
-    snprintf(r->reason, sizeof r->reason, "%s%s%.400s", op, *op ? ": " : "", err ? err->message : why);
-}
-
-static void bare_etag(char *out, const char *etag)   /* S3 quotes ETags; metadata holds the bare hex */
-{
-    snprintf(out, 256, "%.200s", etag + (*etag == '"'));
+    snprintf(out, ETAG_MAX, "%.200s", etag + (*etag == '"'));
     if (*out && out[strlen(out) - 1] == '"') out[strlen(out) - 1] = 0;
 }
 
-/* HEAD: 1 with the ETag (the original's, or metadata entry `meta`), 0 when gone, -1 with *r settled. */
-static int head(const config *c, const char *bucket, const char *key, const char *meta, char *etag, result *r)
+/* HEAD: 1 with the ETag (the object's, or its metadata entry `meta`), 0 when gone, -1 with the
+   job settled (a failure, or an original that carries the marker). */
+static int head(job *j, const char *bucket, const char *key, const char *meta, char *etag)
 {
     spim_s3_object o = {0};
-    spim_error err = {SPIM_OK, 0, 0, ""};
-    spim_status st = spim_s3_head(c->s3, bucket, key, &o, &err);
+    spim_error err = {0};
+    spim_status st = spim_s3_head(j->c->s3, bucket, key, &o, &err);
     const char *v = meta ? spim_s3_object_meta(&o, meta) : o.etag;
-    if (st == SPIM_OK && !meta && spim_s3_object_meta(&o, MARKER)) settle(r, GUARDED, "", NULL, "object carries the x-amz-meta-" MARKER " marker");
-    else if (st != SPIM_OK && st != SPIM_ERR_NOT_FOUND) settle(r, FAILED, "HEAD", &err, NULL);
+    if (st == SPIM_OK && !meta && spim_s3_object_meta(&o, MARKER)) note(j, GUARDED, MARKED);
+    else if (st != SPIM_OK && st != SPIM_ERR_NOT_FOUND) settle(j, FAILED, "HEAD", &err, NULL);
     bare_etag(etag, st == SPIM_OK && v ? v : "");
     spim_s3_object_free(&o);
-    return st == SPIM_OK && r->what == STAMPED ? 1 : st == SPIM_ERR_NOT_FOUND ? 0 : -1;
+    if (st == SPIM_OK) return j->what == STAMPED ? 1 : -1;
+    return st == SPIM_ERR_NOT_FOUND ? 0 : -1;
 }
 
-/* Stamp `version` ("" = current) unless the copy carries ETag `now`; `made`: the ETag it is made from. */
-static void stamp_object(const config *c, const spim_s3_record *rec, const char *out_bucket, const char *out_key,
-                         const char *version, const char *now, char *made, result *r)
+static void drop(job *j)   /* DELETE the copy */
 {
+    spim_error err = {0};
+    j->made[0] = 0;
+    j->wrote = 1;
+    if (spim_s3_delete(j->c->s3, j->bucket, j->key, &err)) settle(j, FAILED, "DELETE", &err, NULL);
+}
+
+/* ObjectRemoved (and a Batch task whose key is gone): the copy goes too. */
+static void delete_copy(job *j)
+{
+    note(j, DELETED, j->rec->source == SPIM_SOURCE_BATCH ? "key missing" : "source object is gone");
+    drop(j);
+}
+
+/* Stamp the original's bytes; PUT them as the copy, marked, with the ETag they come from. */
+static void put_stamped(job *j, spim_buf *original)
+{
+    spim_header meta[] = {{MARKER, "1"}, {SOURCE_ETAG, j->made}};
+    spim_s3_put_options put = {.metadata = meta, .metadata_count = 2};
+    spim_image_info info = {0};
+    spim_buf out = SPIM_BUF_INIT;
+    spim_error err = {0};
+    spim_status st = spim_stamp_buf(original, &j->c->stamp, &j->c->opt, &out, &info, &err);
+    put.content_type = info.content_type;
+    j->path = info.path;
+    j->huffman = info.huffman;
+    if (st != SPIM_OK) settle(j, st == SPIM_ERR_NOMEM ? FAILED : SKIPPED, "", &err, NULL);
+    else if (spim_s3_put(j->c->s3, j->bucket, j->key, out.data, out.len, &put, NULL, &err))
+        settle(j, FAILED, "PUT", &err, NULL);
+    else j->wrote = 1;
+    spim_buf_free(&out);
+}
+
+/* ObjectCreated (and Batch tasks): GET the original (`version`; "" = the current one), stamp it,
+   PUT the copy, unless the copy already carries its ETag. An original gone by now: delete_copy. */
+static void stamp_copy(job *j, const char *version)
+{
+    uint64_t max = SPIM_IMAGE_MAX_INPUT_BYTES(j->c->opt.max_pixels);
     spim_s3_object obj = {0};
-    spim_header meta[2] = {{MARKER, "1"}, {SOURCE_ETAG, ""}};
-    spim_s3_put_options put = {NULL, meta, 2};
-    spim_buf enc = SPIM_BUF_INIT;
-    spim_image_info info = {SPIM_FORMAT_UNKNOWN, SPIM_FORMAT_UNKNOWN, NULL, NULL, 0, 0, 0, NULL, NULL};
-    spim_error err = {SPIM_OK, 0, 0, ""};
+    spim_error err = {0};
+    char has[ETAG_MAX];
+    int had = head(j, j->bucket, j->key, SOURCE_ETAG, has);
     spim_status st;
-    int had = head(c, out_bucket, out_key, SOURCE_ETAG, made, r);
-    if (had >= 0 && !*version && strcmp(made, now) == 0) settle(r, CURRENT, "", NULL, "the copy already carries the original's ETag");
-    if (had < 0 || r->what != STAMPED) return;
-    st = spim_s3_get_version(c->s3, rec->bucket, rec->key, version, SPIM_IMAGE_MAX_INPUT_BYTES(c->opt.max_pixels), &obj, &err);
-    if (st == SPIM_ERR_NOT_FOUND && !*version) r->wrote = 1;   /* gone since the HEAD: look again */
-    else if (st == SPIM_ERR_NOT_FOUND) settle(r, SKIPPED, "", NULL, "this version of the object does not exist");
-    else if (st != SPIM_OK) settle(r, err.transient ? FAILED : SKIPPED, "GET", &err, NULL);
-    else if (spim_s3_object_meta(&obj, MARKER)) settle(r, GUARDED, "", NULL, "object carries the x-amz-meta-" MARKER " marker");
-    bare_etag(made, obj.etag);
-    if (r->what == STAMPED && !r->wrote) st = spim_stamp_buf(&obj.body, &c->stamp, &c->opt, &enc, &info, &err);
+    if (had < 0) return;
+    st = spim_s3_get_version(j->c->s3, j->rec->bucket, j->rec->key, version, max, &obj, &err);
+    bare_etag(j->made, obj.etag);
+    j->path = j->huffman = NULL;
+    if (st == SPIM_ERR_NOT_FOUND && !*version) delete_copy(j);
+    else if (st == SPIM_ERR_NOT_FOUND)
+        note(j, SKIPPED, "this version of the object does not exist");
+    else if (st != SPIM_OK) settle(j, err.transient ? FAILED : SKIPPED, "GET", &err, NULL);
+    else if (spim_s3_object_meta(&obj, MARKER)) note(j, GUARDED, MARKED);
+    else if (had && !*version && !strcmp(has, j->made)) note(j, CURRENT, CURRENT_ETAG);
+    else put_stamped(j, &obj.body);
     spim_s3_object_free(&obj);
-    meta[1].value = made, put.content_type = info.content_type, r->path = info.path, r->huffman = info.huffman;
-    if (r->what != STAMPED || r->wrote) ;
-    else if (st != SPIM_OK) settle(r, st == SPIM_ERR_NOMEM ? FAILED : SKIPPED, "", &err, NULL);
-    else if (spim_s3_put(c->s3, out_bucket, out_key, enc.data, enc.len, &put, NULL, &err) != SPIM_OK) settle(r, FAILED, "PUT", &err, NULL);
-    else r->wrote = 1;
-    spim_buf_free(&enc);
-    if (r->what == SKIPPED && had && !*version) {   /* what cannot be stamped keeps no copy of an older version */
-        *made = 0, r->wrote = 1;
-        if (spim_s3_delete(c->s3, out_bucket, out_key, &err) != SPIM_OK) settle(r, FAILED, "DELETE", &err, NULL);
-    }
+    if (j->what == SKIPPED && had && !*version)
+        drop(j);   /* what cannot be stamped keeps no copy of an older version */
 }
 
-static void delete_stamped(const config *c, const spim_s3_record *rec, const char *out_bucket, const char *out_key, char *made, result *r)
+/* The one convergence check, after a write: HEAD the original; while it is no longer what the
+   write assumed (it changed meanwhile, and its event is on the way), match it again. */
+static void converge(job *j)
 {
-    spim_error err = {SPIM_OK, 0, 0, ""};
-    settle(r, DELETED, "", NULL, rec->source == SPIM_SOURCE_BATCH ? "key missing" : "source object is gone");
-    *made = 0, r->wrote = 1;
-    if (spim_s3_delete(c->s3, out_bucket, out_key, &err) != SPIM_OK) settle(r, FAILED, "DELETE", &err, NULL);
+    char now[ETAG_MAX];
+    int round, there;
+    for (round = 1; round < MAX_ROUNDS && j->wrote && j->what < FAILED; round++) {
+        job last = *j;
+        j->what = STAMPED;
+        if ((there = head(j, j->rec->bucket, j->rec->key, NULL, now)) < 0) return;
+        if (strcmp(now, j->made) == 0) {
+            *j = last;
+            return;
+        }
+        j->wrote = 0;
+        j->reason[0] = 0;
+        if (there) stamp_copy(j, "");
+        else delete_copy(j);
+    }
+    if (j->wrote && j->what < FAILED)
+        note(j, FAILED, "the original kept changing: left to a retry");
 }
 
-/* Act on what the original is now; after a write, look again. */
-static void converge(const config *c, const spim_s3_record *rec, const char *out_key, result *r)
+/* The copy's key, or 0 with the job settled: what must not be stamped is skipped first
+   (`guard`: the output prefix the key starts with; `rule`: the key's SPARTA_RULES entry). */
+static int copy_key(job *j, const char *guard, const spim_rule *rule, spim_buf *key)
 {
-    const char *out_bucket = c->output_bucket ? c->output_bucket : rec->bucket;
-    char now[256], made[256] = "";
-    int round, exists;
-    for (round = 0; round < MAX_ROUNDS; round++) {
-        result last = *r;   /* what the last write did */
-        r->what = STAMPED;
-        if ((exists = head(c, rec->bucket, rec->key, NULL, now, r)) < 0) return;
-        if (round > 0 && strcmp(now, made) == 0) { *r = last; return; }   /* still what the write assumed */
-        r->wrote = 0, r->reason[0] = 0;
-        if (exists) stamp_object(c, rec, out_bucket, out_key, round ? "" : rec->version_id, now, made, r);
-        else delete_stamped(c, rec, out_bucket, out_key, made, r);
-        if (!r->wrote || r->what >= FAILED) return;
-    }
-    settle(r, FAILED, "", NULL, "the original kept changing: left to a retry");
+    const spim_s3_record *rec = j->rec;
+    const char *prefix = j->c->prefix;
+    if (rec->status != SPIM_OK) note(j, SKIPPED, rec->error);
+    else if (!spim_utf8_valid(rec->key, rec->key_len)) note(j, SKIPPED, "key is not UTF-8");
+    else if (guard) settle(j, GUARDED, "key starts with", NULL, guard);
+    else if (rule && rule->skip)
+        settle(j, SKIPPED, "SPARTA_RULES skips prefix", NULL, rule->prefix);
+    else if (strlen(prefix) + rec->key_len > SPIM_S3_MAX_KEY)
+        settle(j, SKIPPED, prefix, NULL, "+ key is longer than an S3 key");
+    else if (spim_buf_appendf(key, "%s%s", prefix, rec->key)) note(j, FAILED, "out of memory");
+    else return 1;
+    return 0;
+}
+
+/* One log line and one reply entry a record (out of memory: spim_reply_finish says so). */
+static void report(spim_reply *reply, const job *j, const char *out, int64_t started)
+{
+    const spim_s3_record *rec = j->rec;
+    const char *key = spim_utf8_valid(rec->key, rec->key_len) ? rec->key : rec->key_raw;
+    spim_log_fields(j->what >= FAILED ? SPIM_LOG_ERROR : SPIM_LOG_INFO, ACTION[j->what],
+                    SPIM_LOG_STR("bucket", rec->bucket), SPIM_LOG_STR("key", key),
+                    SPIM_LOG_STR("event", rec->name), SPIM_LOG_STR("output", out),
+                    SPIM_LOG_STR("path", j->path), SPIM_LOG_STR("huffman", j->huffman),
+                    SPIM_LOG_INT("ms", spim_now_ms() - started),
+                    SPIM_LOG_STR("reason", *j->reason ? j->reason : NULL), SPIM_LOG_END);
+    spim_reply_record(reply, rec, j->transient ? SPIM_RESULT_RETRY : RESULT[j->what],
+                      ACTION[j->what], j->what <= DELETED ? out : NULL, j->reason);
 }
 
 static spim_status imager(const spim_invocation *inv, spim_response *resp, void *user)
 {
     config *c = (config *)user;
     spim_event *ev = NULL;
-    spim_buf out_key = SPIM_BUF_INIT;
-    spim_budget budget = {0, 0, 0, 0};
-    spim_reply reply = {.actions = {"stamped", "deleted", "skipped", "failed"}, .error_type = "S3Error"};
-    spim_error err;
+    spim_buf key = SPIM_BUF_INIT;
+    spim_budget budget = {0};
+    spim_reply reply = {.actions = {"stamped", "deleted", "skipped", "failed"},
+                        .error_type = "S3Error"};
+    spim_error err = {0};
     spim_status st = SPIM_OK;
     size_t i;
-    if (spim_event_parse(inv->payload, inv->payload_len, NULL, &ev, &err) != SPIM_OK)
-        return spim_response_fail(resp, "InvalidEvent", "%s", err.message), err.status;
-    if (ev->record_count && !c->stamp.rgba && (st = spim_stamp_load(&c->stamp, spim_stamp_png, sizeof spim_stamp_png, &err)))
-        spim_response_fail(resp, "StampError", "%s", err.message);   /* out of memory: the embedded stamp is good */
+    if (spim_event_parse(inv->payload, inv->payload_len, NULL, &ev, &err) != SPIM_OK) {
+        spim_response_fail(resp, "InvalidEvent", "%s", err.message);
+        return err.status;
+    }
+    if (ev->record_count && !c->stamp.rgba)   /* only out of memory fails: the stamp is good */
+        st = spim_stamp_load(&c->stamp, spim_stamp_png, sizeof spim_stamp_png, &err);
+    if (st != SPIM_OK) spim_response_fail(resp, "StampError", "%s", err.message);
     for (i = 0; st == SPIM_OK && i < ev->record_count; i++) {
         const spim_s3_record *rec = &ev->records[i];
-        result r = {STAMPED, 0, 0, NULL, NULL, ""};
-        int64_t t = spim_now_ms();
-        spim_buf_reset(&out_key);
-        if (!spim_budget_next(&budget, inv)) settle(&r, NOT_STARTED, "", NULL, "not started: the deadline is near");
-        else if (rec->status != SPIM_OK) settle(&r, SKIPPED, "", NULL, rec->error);
-        else if (!spim_utf8_valid(rec->key, rec->key_len)) settle(&r, SKIPPED, "", NULL, "key is not UTF-8");
-        else if (strncmp(rec->key, c->prefix, strlen(c->prefix)) == 0) settle(&r, GUARDED, "key starts with", NULL, c->prefix);
-        else if (strlen(c->prefix) + rec->key_len > SPIM_S3_MAX_KEY) settle(&r, SKIPPED, c->prefix, NULL, "+ key is longer than an S3 key");
-        else if (spim_buf_appendf(&out_key, "%s%s", c->prefix, rec->key)) settle(&r, FAILED, "", NULL, "out of memory");
-        else switch (rec->kind) {
-        case SPIM_EVENT_CREATED:
-        case SPIM_EVENT_REMOVED: converge(c, rec, (const char *)out_key.data, &r); break;
-        default: settle(&r, SKIPPED, "", NULL, "event not handled"); break;
+        config k;   /* this key's configuration: created or removed, the same rule finds the copy */
+        const spim_rule *rule = route(c, rec, &k);
+        const char *guard = rec->status == SPIM_OK ? guarded(c, rec->key) : NULL;
+        job j = {.c = &k, .rec = rec, .bucket = k.output_bucket ? k.output_bucket : rec->bucket};
+        int64_t started = spim_now_ms();
+        spim_buf_reset(&key);
+        if (!spim_budget_next(&budget, inv)) {
+            settle(&j, NOT_STARTED, "", NULL, "not started: the deadline is near");
+        } else if (copy_key(&j, guard, rule, &key)) {
+            j.key = (const char *)key.data;
+            switch (rec->kind) {
+            case SPIM_EVENT_CREATED: stamp_copy(&j, rec->version_id); break;
+            case SPIM_EVENT_REMOVED: delete_copy(&j); break;
+            default: settle(&j, SKIPPED, "", NULL, "event not handled"); break;
+            }
+            converge(&j);
         }
-        spim_log_fields(r.what >= FAILED ? SPIM_LOG_ERROR : SPIM_LOG_INFO, ACTION[r.what], SPIM_LOG_STR("bucket", rec->bucket),
-                        SPIM_LOG_STR("key", spim_utf8_valid(rec->key, rec->key_len) ? rec->key : rec->key_raw),
-                        SPIM_LOG_STR("event", rec->name), SPIM_LOG_STR("output", (const char *)out_key.data), SPIM_LOG_STR("path", r.path),
-                        SPIM_LOG_STR("huffman", r.huffman), SPIM_LOG_INT("ms", spim_now_ms() - t), SPIM_LOG_STR("reason", *r.reason ? r.reason : NULL), SPIM_LOG_END);
-        spim_reply_record(&reply, rec, r.transient ? SPIM_RESULT_RETRY : RESULT[r.what], ACTION[r.what],
-                          r.what <= DELETED ? (const char *)out_key.data : NULL, r.reason);   /* out of memory: spim_reply_finish says so */
+        report(&reply, &j, (const char *)key.data, started);
     }
     if (st == SPIM_OK) st = spim_reply_finish(&reply, ev, resp);
-    spim_buf_free(&out_key);
+    spim_buf_free(&key);
     spim_event_free(ev);
     return st;
 }
@@ -215,6 +243,7 @@ int main(int argc, char **argv)
     static config cfg;
     int rc = spim_lambda_main(argc, argv, imager_init, imager, &cfg);
     spim_stamp_free(&cfg.stamp);
+    spim_rules_free(cfg.rules);
     spim_s3_client_free(cfg.s3);
     return rc;
 }

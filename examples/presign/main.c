@@ -9,8 +9,10 @@
    prefix) once a HEAD has shown that it exists; 404 when it does not; 400
    for a missing or too long key, an `expires` that is not a positive
    integer (a longer one is cut to SPARTA_PRESIGN_EXPIRES) or a refused `bucket`;
-   502/503 when S3 fails (503: worth retrying). Every answer is JSON with
-   CORS headers. expires_at is in seconds since 1970.
+   502/503 when S3 fails (503: worth retrying), with a generic reason and
+   the Lambda request id only: S3's message, the bucket and the key go to
+   the log, never to a public caller. Every answer is JSON with CORS
+   headers. expires_at is in seconds since 1970.
 
    Configuration (read once, at init; a malformed value fails the init):
      SPARTA_BUCKET              the bucket holding the stamped images
@@ -85,10 +87,13 @@ static spim_status reply(const config *c, spim_response *resp, int status, cJSON
     return st;
 }
 
-static spim_status reply_error(const config *c, spim_response *resp, int status, const char *message)
+/* request_id: for a 5xx, the Lambda request id that finds the details in the log */
+static spim_status reply_error(const config *c, spim_response *resp, int status, const char *message,
+                               const char *request_id)
 {
     cJSON *body = cJSON_CreateObject();
     if (body) cJSON_AddStringToObject(body, "error", message);
+    if (body && request_id) cJSON_AddStringToObject(body, "requestId", request_id);
     return reply(c, resp, status, body);
 }
 
@@ -135,13 +140,15 @@ static spim_status presign(const spim_invocation *inv, spim_response *resp, void
     bad = cJSON_IsObject(event) ? read_request(c, event, &bucket, &key, &expires) : "the event is not a JSON object";
     if (bad) {
         spim_log_fields(SPIM_LOG_INFO, "bad request", SPIM_LOG_STR("reason", bad), SPIM_LOG_END);
-        st = reply_error(c, resp, 400, bad);
+        st = reply_error(c, resp, 400, bad, NULL);
     } else if ((st = spim_s3_head(c->s3, bucket, (const char *)key.data, &head, &err)) != SPIM_OK ||
                (st = spim_s3_presign_get(c->s3, bucket, (const char *)key.data, expires, &url, &err)) != SPIM_OK) {
         int status = st == SPIM_ERR_NOT_FOUND ? 404 : err.transient ? 503 : 502;
-        spim_log_fields(SPIM_LOG_INFO, "no link", SPIM_LOG_STR("bucket", bucket),
+        spim_log_fields(status == 404 ? SPIM_LOG_INFO : SPIM_LOG_ERROR, "no link", SPIM_LOG_STR("bucket", bucket),
                         SPIM_LOG_STR("key", (const char *)key.data), SPIM_LOG_STR("reason", err.message), SPIM_LOG_END);
-        st = reply_error(c, resp, status, status == 404 ? "no stamped image for this key" : err.message);
+        st = status == 404 ? reply_error(c, resp, 404, "no stamped image for this key", NULL)
+           : reply_error(c, resp, status, status == 503 ? "storage unavailable, try again" : "storage error",
+                         inv->request_id);
     } else if ((body = cJSON_CreateObject()) == NULL) {
         st = SPIM_ERR_NOMEM;
     } else {

@@ -61,7 +61,9 @@ static int exit_code(spim_status st)
 }
 
 /* Record why the arguments are wrong (exit 2); returns 0. */
-static int bad(args *a, const char *fmt, ...) SPIM__PRINTF(2, 3);
+#ifdef __GNUC__   /* the compiler checks each format against its arguments */
+static int bad(args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#endif
 static int bad(args *a, const char *fmt, ...)
 {
     va_list ap;
@@ -228,7 +230,7 @@ static spim_status print_manifest_line(const char *bucket, const spim_s3_list_en
     spim_buf_reset(line);
     st = spim_buf_appendf(line, "%s,", bucket);
     if (st == SPIM_OK) st = spim_uri_encode(line, e->key, e->key_len, 1);
-    if (st == SPIM_OK) st = spim__buf_append_str(line, "\n");
+    if (st == SPIM_OK) st = spim_buf_append(line, "\n", 1);
     if (st == SPIM_OK && fwrite(line->data, 1, line->len, stdout) != line->len) st = SPIM_ERR_IO;
     return st;
 }
@@ -256,7 +258,7 @@ static spim_status list(spim_s3_client *c, const args *a, spim_error *err)
         if (st == SPIM_ERR_IO) st = spim_error_set(err, SPIM_ERR_IO, "error writing stdout");
         else if (st == SPIM_ERR_NOMEM) st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory");
         spim_buf_reset(&token);
-        if (st == SPIM_OK && page->is_truncated && spim__buf_append_str(&token, page->next_token) != SPIM_OK)
+        if (st == SPIM_OK && page->is_truncated && spim_buf_append(&token, page->next_token, strlen(page->next_token)) != SPIM_OK)
             st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory");
         spim_s3_list_free(page);
         page = NULL;

@@ -185,7 +185,7 @@ static void events(void)
     EV("a JSON array at the top", "[1,2,3]");
     EV("neither S3, SQS, SNS, EventBridge nor Batch Operations", "{\"hello\":\"world\"}");
     EV("record without `s3.object.key`", "{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"b\"},\"object\":{}}}]}");
-    EV("`s3.object.size` is a string", "{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"b\"},\"object\":{\"key\":\"k\",\"size\":\"12\"}}}]}");
+    EV("`s3.object.key` is a number", "{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"b\"},\"object\":{\"key\":12}}}]}");
     EV("empty bucket name", "{\"Records\":[{\"eventName\":\"ObjectCreated:Put\",\"s3\":{\"bucket\":{\"name\":\"\"},\"object\":{\"key\":\"k\"}}}]}");
     snprintf(json, sizeof json, "%s%s\"}}}]}", rec_head, "photos/bad%zzescape.jpg");
     EV("key with an invalid escape `%zz`", json);

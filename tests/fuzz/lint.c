@@ -1,4 +1,4 @@
 /* The whole library, implementation included, as one translation unit for
-   the linters (tests/it_lint.sh). */
+   the linters (tests/it/it_lint.sh). */
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"

@@ -2,7 +2,7 @@
    near-valid ones (truncated, one field wrong), made by the project itself.
       build/fuzz/seed NAME DIR
    NAME is a target (events, url_decode, s3_error, credentials, http_date,
-   lambda, sigv4, meta, image, splice). Images come from the library's own encoder
+   lambda, sigv4, meta, image, splice, png). Images come from the library's own encoder
    with EXIF/ICC added; events from tests/fixtures/events/ (when run from the
    repository root) plus generated envelopes. Prints the number of files. */
 #define SPARTA_IMAGER_IMPLEMENTATION
@@ -665,6 +665,98 @@ static void seed_splice(void)
     spim_buf_free(&x);
 }
 
+/* ---- png ---------------------------------------------------------------- */
+
+static void png_u32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
+}
+
+static void png_chunk(spim_buf *b, const char *type, const void *d, size_t n)
+{
+    unsigned char h[8], c[4];
+    uLong crc;
+    png_u32(h, (uint32_t)n);
+    memcpy(h + 4, type, 4);
+    crc = crc32(crc32(0L, Z_NULL, 0), h + 4, 4);
+    if (n) crc = crc32(crc, (const unsigned char *)d, (uInt)n);
+    png_u32(c, (uint32_t)crc);
+    spim_buf_append(b, h, 8);
+    if (n) spim_buf_append(b, d, n);
+    spim_buf_append(b, c, 4);
+}
+
+/* A w x h PNG of type ct/depth (Adam7 when `adam7`: the passes' rows are
+   just more rows of the stream), rows filtered 0..4 in turn over a zero
+   row, a deflate block ending (Z_BLOCK) every 2 rows, IDAT in `piece`-byte
+   chunks, with gAMA, tEXt and eXIf around it. */
+static void png_make(spim_buf *b, int w, int h, int ct, int depth, int adam7, size_t piece)
+{
+    static const int chans[7] = { 1, 0, 3, 1, 2, 0, 4 };
+    size_t stride = ((size_t)w * (size_t)chans[ct] * (size_t)depth + 7) / 8, pos, i;
+    int rows = adam7 ? 2 * h : h, y;
+    unsigned char ihdr[13], row[1 + 64 * 8], buf[4096], plte[48], trns[8] = { 200, 0, 100, 3, 9, 2, 1, 0 };
+    spim_buf z = SPIM_BUF_INIT;
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    deflateInit(&zs, 6);
+    for (i = 0; i < sizeof plte; i++) plte[i] = (unsigned char)(i * 53);
+    spim_buf_reset(b);
+    spim_buf_append(b, "\x89PNG\r\n\x1a\n", 8);
+    png_u32(ihdr, (uint32_t)w); png_u32(ihdr + 4, (uint32_t)h);
+    ihdr[8] = (unsigned char)depth; ihdr[9] = (unsigned char)ct; ihdr[10] = ihdr[11] = 0;
+    ihdr[12] = (unsigned char)adam7;
+    png_chunk(b, "IHDR", ihdr, 13);
+    png_chunk(b, "gAMA", "\0\0\xb1\x8f", 4);
+    if (ct == 3) png_chunk(b, "PLTE", plte, sizeof plte);
+    if (ct == 3 || ct == 0) png_chunk(b, "tRNS", trns, ct == 3 ? sizeof trns : 2);
+    png_chunk(b, "eXIf", "MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0", 26);
+    for (y = 0; y < rows; y++) {
+        row[0] = (unsigned char)(y % 5);
+        for (i = 0; i < stride && i < sizeof row - 1; i++) row[1 + i] = (unsigned char)(i * 31 + (size_t)y * 7);
+        if (ct == 3 && depth == 8) for (i = 1; i <= stride; i++) row[i] &= 15;
+        zs.next_in = row;
+        zs.avail_in = (uInt)(adam7 ? 1 + stride / 2 : 1 + stride);
+        do {
+            zs.next_out = buf;
+            zs.avail_out = sizeof buf;
+            deflate(&zs, y == rows - 1 ? Z_FINISH : y % 2 ? Z_BLOCK : Z_NO_FLUSH);
+            spim_buf_append(&z, buf, sizeof buf - zs.avail_out);
+        } while (zs.avail_out == 0);
+    }
+    deflateEnd(&zs);
+    for (pos = 0; pos < z.len; pos += piece) png_chunk(b, "IDAT", z.data + pos, z.len - pos < piece ? z.len - pos : piece);
+    png_chunk(b, "tEXt", "Title\0seed", 10);
+    png_chunk(b, "IEND", NULL, 0);
+    spim_buf_free(&z);
+}
+
+/* PNGs of every colour type and depth the compressed-domain path takes,
+   whole and cut short, with option bytes in front. */
+static void seed_png(void)
+{
+    static const int types[][3] = {
+        { 2, 8, 0 }, { 6, 8, 0 }, { 2, 16, 0 }, { 6, 16, 0 }, { 0, 8, 0 }, { 0, 16, 0 }, { 4, 8, 0 },
+        { 0, 1, 0 }, { 0, 4, 0 }, { 3, 8, 0 }, { 3, 2, 0 }, { 2, 8, 1 }, { 4, 16, 0 },
+    };
+    static const unsigned char opts[][2] = { { 0, 0 }, { 0x15, 0x01 }, { 0x24, 0x0d }, { 0x04, 0x12 } };
+    spim_buf b = SPIM_BUF_INIT, x = SPIM_BUF_INIT;
+    char name[96];
+    size_t t, k;
+    for (t = 0; t < sizeof types / sizeof types[0]; t++)
+        for (k = 0; k < sizeof opts / sizeof opts[0]; k++) {
+            png_make(&b, 23 + (int)k * 9, 17 + (int)t, types[t][0], types[t][1], types[t][2], k == 2 ? 7 : 512);
+            spim_buf_reset(&x);
+            spim_buf_append(&x, opts[k], 2);
+            spim_buf_append(&x, b.data, b.len);
+            snprintf(name, sizeof name, "ct%d_d%d%s_%zu.png", types[t][0], types[t][1], types[t][2] ? "_adam7" : "", k);
+            put_variants(name, x.data, x.len);
+        }
+    spim_buf_free(&b);
+    spim_buf_free(&x);
+}
+
 static void emit_meta(const char *name, const spim_buf *b) { put_variants(name, b->data, b->len); }
 
 static void emit_image(const char *name, const spim_buf *b)
@@ -702,6 +794,7 @@ int main(int argc, char **argv)
     else if (!strcmp(name, "meta")) image_set(emit_meta);
     else if (!strcmp(name, "image")) image_set(emit_image);
     else if (!strcmp(name, "splice")) seed_splice();
+    else if (!strcmp(name, "png")) seed_png();
     else {
         fprintf(stderr, "seed: unknown target %s\n", name);
         return 2;
