@@ -25,10 +25,10 @@
          #include "sparta_imager.h"
 
       Compile with `pkg-config --cflags libcurl libcjson stb zlib`, link with
-      `pkg-config --libs libcurl libcjson zlib` -lm (Debian: libcurl4-openssl-dev
-      libcjson-dev libstb-dev zlib1g-dev). stb_image, stb_image_write,
-      stb_image_resize and stb_truetype are compiled inside the
-      implementation, static.
+      `pkg-config --libs libcurl libcjson zlib` -lm -pthread (Debian:
+      libcurl4-openssl-dev libcjson-dev libstb-dev zlib1g-dev). stb_image,
+      stb_image_write, stb_image_resize and stb_truetype are compiled inside
+      the implementation, static.
       Other files include the header without the #define for declarations.
       The implementation needs POSIX.1-2008: it defines _POSIX_C_SOURCE
       itself, which works only before the first system header; after one,
@@ -296,9 +296,12 @@
       worker it still is, for code that reads it; (3) keeps to its deadline
       with spim_budget_next: Lambda does not stop an invocation on managed
       instances. S3 requests made on the handler's thread carry its trace
-      id. examples/imager does all three; tests/it/it_concurrency.sh runs hello
-      under ThreadSanitizer with 4 workers. Without the
-      variable there is one worker, the calling thread, as always.
+      id. examples/imager does all three. Under ThreadSanitizer with 4
+      workers, tests/it/it_concurrency.sh runs hello (1,000 invocations) and
+      it_imager the imager (one key's S3 requests failing). Without the
+      variable there is one worker, the calling thread, as always. A fatal
+      error in one worker (a 500 from the API) ends them all: the others
+      finish the invocation in hand and give up `next` within a second.
       Link with -pthread (glibc 2.34 and later have it in libc).
 
    ERRORS
@@ -3334,7 +3337,19 @@ typedef struct spim__http_req {
     long timeout_ms;
     const char *ca_file;          /* NULL or "": libcurl's default */
     char *error;                  /* CURL_ERROR_SIZE bytes, or NULL */
+    int *stop;                    /* NULL, or a flag another thread sets to abort the transfer */
 } spim__http_req;
+
+/* libcurl calls this about once a second, even while waiting for an answer. */
+static int spim__http_on_progress(void *stop, curl_off_t dl_total, curl_off_t dl_now,
+                                  curl_off_t ul_total, curl_off_t ul_now)
+{
+    (void)dl_total;
+    (void)dl_now;
+    (void)ul_total;
+    (void)ul_now;
+    return __atomic_load_n((int *)stop, __ATOMIC_RELAXED);
+}
 
 static size_t spim__http_on_read(char *buf, size_t size, size_t n, void *user)
 {
@@ -3408,6 +3423,11 @@ static CURLcode spim__http_perform(CURL *h, spim__http_req *r)
         if (strcmp(r->method, "PUT") != 0) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
     } else if (strcmp(r->method, "GET") != 0) {
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
+    }
+    if (r->stop) {
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, spim__http_on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)r->stop);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     }
     return curl_easy_perform(h);
 }
@@ -6995,7 +7015,8 @@ SPIM__PRIVATE spim_status spim__png_copy_chunk(const unsigned char *type, const 
                memcmp(d, xmp_key, sizeof xmp_key) == 0) {
         st = spim__png_xmp(d, n, policy, out);
     } else if (policy != SPIM_METADATA_STRIP ||
-               (strcmp(t, "tEXt") && strcmp(t, "zTXt") && strcmp(t, "iTXt") && strcmp(t, "tIME"))) {
+               (strcmp(t, "tEXt") != 0 && strcmp(t, "zTXt") != 0 && strcmp(t, "iTXt") != 0 &&
+                strcmp(t, "tIME") != 0)) {
         st = spim__png_chunk(out, t, d, n, NULL, 0);
     }
     spim_buf_free(&b);
@@ -11696,6 +11717,7 @@ typedef struct spim__lambda {
     spim_buf trace_env;            /* "_X_AMZN_TRACE_ID=..." that environ points at */
     int set_env;                   /* the only worker: keep _X_AMZN_TRACE_ID current */
     int worker;
+    int *stop;                     /* workers: set when one met a fatal error; ends `next` */
     spim_response resp;
 } spim__lambda;
 
@@ -11971,6 +11993,7 @@ static spim_status spim__lambda_request(spim__lambda *rt, const char *path, cons
     req.body = body;
     req.body_len = len;
     req.connect_timeout_ms = SPIM__LAMBDA_CONNECT_MS;
+    req.stop = body ? NULL : rt->stop;   /* an answer in progress is always finished */
     rt->want_headers = body == NULL;
     if (body) {
         snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
@@ -12218,10 +12241,6 @@ static spim_status spim__lambda_handle(spim__lambda *rt, spim_handler handler, v
     return st;
 }
 
-/* Set when the loop returned with worker threads still parked in `next`
-   (a fatal error): libcurl must then not be cleaned up under them. */
-static int spim__lambda_abandoned;
-
 /* What the workers share: the handler, the invocations claimed so far
    (max_invocations counts them all), the first fatal error. */
 typedef struct spim__lambda_pool {
@@ -12229,9 +12248,8 @@ typedef struct spim__lambda_pool {
     void *user;
     const spim__lambda_opts *opts;
     long claimed;                  /* atomic */
-    pthread_mutex_t lock;
-    pthread_cond_t done;           /* a worker stopped */
-    int running;
+    int stop;                      /* atomic: a worker met a fatal error, the others end */
+    pthread_mutex_t lock;          /* st, err */
     spim_status st;
     spim_error err;
 } spim__lambda_pool;
@@ -12244,7 +12262,8 @@ static spim_status spim__lambda_serve(spim__lambda *rt, spim__lambda_pool *pool,
     spim_status st = SPIM_OK;
     long max = pool->opts ? pool->opts->max_invocations : 0;
     char path[SPIM_LAMBDA_REQUEST_ID_MAX + 32];
-    while (!(max > 0 && __atomic_fetch_add(&pool->claimed, 1, __ATOMIC_RELAXED) >= max)) {
+    while (!__atomic_load_n(&pool->stop, __ATOMIC_RELAXED) &&
+           !(max > 0 && __atomic_fetch_add(&pool->claimed, 1, __ATOMIC_RELAXED) >= max)) {
         st = spim__lambda_next(rt, &inv, e);
         if (st == SPIM_ERR_TOO_LARGE) {
             spim__log_set_request_id(inv.request_id);
@@ -12257,7 +12276,8 @@ static spim_status spim__lambda_serve(spim__lambda *rt, spim__lambda_pool *pool,
         }
         if (st != SPIM_OK) break;
     }
-    if (st != SPIM_OK) spim_log(SPIM_LOG_ERROR, "%s", e->message);
+    if (st != SPIM_OK && !__atomic_load_n(&pool->stop, __ATOMIC_RELAXED))
+        spim_log(SPIM_LOG_ERROR, "%s", e->message);
     return st;
 }
 
@@ -12278,50 +12298,44 @@ static void *spim__lambda_worker(void *arg)
     spim__error_clear(&e);
     st = spim__lambda_open(&w->rt, pool->opts, &e);
     w->rt.worker = w->index;
+    w->rt.stop = &pool->stop;
     if (st == SPIM_OK) st = spim__lambda_serve(&w->rt, pool, &e);
     else spim_log(SPIM_LOG_ERROR, "%s", e.message);
-    if (st == SPIM_OK) spim__lambda_close(&w->rt);   /* else the process is exiting */
+    if (w->rt.curl) spim__lambda_close(&w->rt);
     pthread_mutex_lock(&pool->lock);
-    if (st != SPIM_OK && pool->st == SPIM_OK) {
-        pool->st = st;
+    if (st != SPIM_OK && pool->st == SPIM_OK && !__atomic_load_n(&pool->stop, __ATOMIC_RELAXED)) {
+        pool->st = st;   /* the first fatal error; the others stop */
         pool->err = e;
+        __atomic_store_n(&pool->stop, 1, __ATOMIC_RELAXED);
     }
-    pool->running--;
-    pthread_cond_signal(&pool->done);
     pthread_mutex_unlock(&pool->lock);
     return NULL;
 }
 
-/* n worker threads; returns when all have stopped (SPIM_OK) or at the first
-   fatal error, leaving the others (parked in `next`) to the process's exit:
-   *abandoned is then set, and pool and threads must not be freed. */
-static spim_status spim__lambda_run_threads(spim__lambda_pool *pool, int n, int *abandoned,
-                                            spim_error *err)
+/* n worker threads, until all have stopped: max_invocations reached, or the
+   first fatal error, which stops the others (`next` is abandoned within a
+   second; an invocation in progress is answered first). */
+static spim_status spim__lambda_run_threads(spim__lambda_pool *pool, int n, spim_error *err)
 {
     spim__lambda_thread *w = (spim__lambda_thread *)SPIM_MALLOC((size_t)n * sizeof *w);
-    int i, started = 0;
+    int i, started;
     if (!w) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory starting %d workers", n);
     memset(w, 0, (size_t)n * sizeof *w);
-    pthread_mutex_lock(&pool->lock);
-    for (i = 0; i < n; i++) {
-        w[i].pool = pool;
-        w[i].index = i;
-        if (pthread_create(&w[i].tid, NULL, spim__lambda_worker, &w[i]) != 0) break;
-        pool->running = ++started;
+    for (started = 0; started < n; started++) {
+        w[started].pool = pool;
+        w[started].index = started;
+        if (pthread_create(&w[started].tid, NULL, spim__lambda_worker, &w[started]) != 0) break;
     }
-    if (started < n && pool->st == SPIM_OK) {
-        pool->st = spim_error_set(&pool->err, SPIM_ERR_RUNTIME, "could start %d of %d workers",
-                                  started, n);
+    if (started < n) {
+        pthread_mutex_lock(&pool->lock);
+        if (pool->st == SPIM_OK)
+            pool->st = spim_error_set(&pool->err, SPIM_ERR_RUNTIME, "could start %d of %d workers",
+                                      started, n);
+        __atomic_store_n(&pool->stop, 1, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&pool->lock);
     }
-    while (pool->running > 0 && pool->st == SPIM_OK) pthread_cond_wait(&pool->done, &pool->lock);
-    *abandoned = pool->running > 0;
-    pthread_mutex_unlock(&pool->lock);
-    if (*abandoned) {
-        for (i = 0; i < started; i++) pthread_detach(w[i].tid);
-    } else {
-        for (i = 0; i < started; i++) pthread_join(w[i].tid, NULL);
-        SPIM_FREE(w);
-    }
+    for (i = 0; i < started; i++) pthread_join(w[i].tid, NULL);
+    SPIM_FREE(w);
     if (pool->st != SPIM_OK && err) *err = pool->err;
     return pool->st;
 }
@@ -12335,34 +12349,27 @@ static spim_status spim__lambda_run_threads(spim__lambda_pool *pool, int n, int 
 SPIM__PRIVATE spim_status spim__lambda_run(spim_handler handler, void *user, const spim__lambda_opts *opts,
                                            spim_error *err)
 {
-    spim__lambda_pool *pool = (spim__lambda_pool *)SPIM_MALLOC(sizeof *pool);
+    spim__lambda_pool pool;
     spim__lambda rt;
     spim_error e;
     spim_status st;
-    int n = opts && opts->workers > 1 ? opts->workers : 1, left = 0;
+    int n = opts && opts->workers > 1 ? opts->workers : 1;
     spim__error_clear(&e);
-    if (!pool) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory");
-    memset(pool, 0, sizeof *pool);
-    pool->handler = handler;
-    pool->user = user;
-    pool->opts = opts;
+    memset(&pool, 0, sizeof pool);
+    pool.handler = handler;
+    pool.user = user;
+    pool.opts = opts;
     if (n > 1) {
-        pthread_mutex_init(&pool->lock, NULL);
-        pthread_cond_init(&pool->done, NULL);
-        st = spim__lambda_run_threads(pool, n, &left, &e);
+        pthread_mutex_init(&pool.lock, NULL);
+        st = spim__lambda_run_threads(&pool, n, &e);
+        pthread_mutex_destroy(&pool.lock);
     } else if ((st = spim__lambda_open(&rt, opts, &e)) != SPIM_OK) {
         spim_log(SPIM_LOG_ERROR, "%s", e.message);
     } else {
         rt.set_env = 1;   /* one thread: nobody else reads the environment meanwhile */
-        st = spim__lambda_serve(&rt, pool, &e);
+        st = spim__lambda_serve(&rt, &pool, &e);
         spim__lambda_close(&rt);
     }
-    if (left) __atomic_store_n(&spim__lambda_abandoned, 1, __ATOMIC_RELAXED);
-    if (n > 1 && !left) {
-        pthread_mutex_destroy(&pool->lock);
-        pthread_cond_destroy(&pool->done);
-    }
-    if (!left) SPIM_FREE(pool);
     if (err) *err = e;
     return st;
 }
@@ -12535,7 +12542,7 @@ SPIMDEF int spim_lambda_main(int argc, char **argv, spim_lambda_init_fn init, sp
         return 1;
     }
     rc = event ? spim__lambda_local(event, init, handler, user) : spim__lambda_loop(init, handler, user);
-    if (!__atomic_load_n(&spim__lambda_abandoned, __ATOMIC_RELAXED)) curl_global_cleanup();
+    curl_global_cleanup();
     return rc;
 }
 

@@ -26,8 +26,19 @@ variables of build/servers.env must be set).
    AWS_LAMBDA_FUNCTION_MEMORY_SIZE is MEMORY (default 128, the template's
    default), which sets the pixel budget.
 
+4. workers (AWS_LAMBDA_MAX_CONCURRENCY, Lambda Managed Instances): events
+   per second through the imager at N = 1, 2, 4, 8 workers on 12 MP photos,
+   S3 reached through tests/faultproxy.py adding LATENCY ms to every request
+   (a stand-in for the network: radosgw on loopback answers in ~1 ms); per
+   N a fresh imager, one warm-up event, then EVENTS events for distinct
+   unstamped keys posted at once, timed from the first post to the last
+   answer; the median of WORKER_RUNS such runs.
+
 Environment: BENCH_PIPELINE_STARTS (15), BENCH_PIPELINE_REPEATS (5),
-BENCH_PIPELINE_MEMORY (128), BENCH_PIPELINE_SIZES ("2,12,20").
+BENCH_PIPELINE_MEMORY (128), BENCH_PIPELINE_SIZES ("2,12,20"),
+BENCH_PIPELINE_WORKERS ("1,2,4,8"; "" skips section 4),
+BENCH_PIPELINE_LATENCY_MS (20), BENCH_PIPELINE_EVENTS (24),
+BENCH_PIPELINE_WORKER_RUNS (3), BENCH_PIPELINE_ONLY ("workers": section 4 alone).
 Prints markdown tables of medians.
 """
 import glob
@@ -242,6 +253,82 @@ def per_image(build, exe, tmp, sizes, repeats, memory, mode):
     return rows
 
 
+class Proxy:
+    """tests/faultproxy.py in front of radosgw, every request held `delay_ms`."""
+
+    def __init__(self, tmp, delay_ms):
+        self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "faultproxy.py"), "--upstream",
+                                      os.environ["SPIM_TEST_S3_ENDPOINT"], "--port", "0", "--delay-ms",
+                                      str(delay_ms)], stdout=subprocess.PIPE,
+                                     stderr=open(os.path.join(tmp, "proxy.log"), "ab"))
+        self.url = "http://127.0.0.1:%d" % int(self.proc.stdout.readline())
+
+    def stop(self):
+        stop(self.proc)
+
+
+def workers_run(build, exe, tmp, proxy, bucket, photo, n, events, run):
+    """Seconds for `events` events at n workers (after one warm-up event)."""
+    keys = ["w%d/r%d/photo-%d.jpg" % (n, run, i) for i in range(events + 1)]
+    for k in keys:
+        s3_cli(build, "put", "s3://%s/%s" % (bucket, k), photo, "--content-type", "image/jpeg")
+    emu = Emulator(tmp)
+    log = os.path.join(tmp, "imager-workers-%d.log" % n)
+    proc = spawn(exe, emu.api, {"AWS_LAMBDA_MAX_CONCURRENCY": str(n), "AWS_ENDPOINT_URL_S3": proxy.url,
+                                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048"}, log)
+    try:
+        rec, _ = emu.invoke(s3_event(bucket, keys[0], os.path.getsize(photo)))
+        if rec["kind"] != "response" or json.loads(rec["body"]).get("stamped") != 1:
+            raise SystemExit("pipeline bench: warm-up not stamped: %s" % rec.get("body"))
+        t0 = time.perf_counter()
+        ids = []
+        for k in keys[1:]:
+            status, doc = emu.call("POST", "/control/event", json.dumps(s3_event(bucket, k, 1)).encode())
+            ids.append(doc["requestIds"][0])
+        for rid in ids:
+            status, doc = emu.call("GET", "/control/result/%s?timeout=300" % rid)
+            rec = doc["records"][-1]
+            if status != 200 or rec["kind"] != "response" or json.loads(rec["body"]).get("stamped") != 1:
+                raise SystemExit("pipeline bench: not stamped at N=%d: %s" % (n, rec.get("body")))
+        took = time.perf_counter() - t0
+        in_flight = emu.stats()["maxInFlight"]
+    finally:
+        stop(proc)
+        emu.stop()
+    return took, in_flight
+
+
+def workers(build, exe, tmp):
+    counts = [int(x) for x in os.environ.get("BENCH_PIPELINE_WORKERS", "1,2,4,8").split(",") if x]
+    latency = float(os.environ.get("BENCH_PIPELINE_LATENCY_MS", "20"))
+    events = int(os.environ.get("BENCH_PIPELINE_EVENTS", "24"))
+    runs = int(os.environ.get("BENCH_PIPELINE_WORKER_RUNS", "3"))
+    if not counts:
+        return
+    photo = os.path.join(tmp, "photo-12mp.jpg")
+    if not os.path.exists(photo):
+        subprocess.run([os.path.join(build, "bench", "pipeline_tool"), "jpeg", "4000", "3000", "90", photo],
+                       check=True)
+    bucket = "pipeline-workers-%d" % int(time.time())
+    s3_cli(build, "mb", "s3://" + bucket)
+    proxy = Proxy(tmp, latency)
+    print("\n### workers: events/s at AWS_LAMBDA_MAX_CONCURRENCY=N, 12 MP JPEGs, %.0f ms added to every S3 "
+          "request (median of %d runs of %d events)\n" % (latency, runs, events))
+    print("| workers | events/s | seconds for %d events | most outstanding | vs N=1 |" % events)
+    print("|---:|---:|---:|---:|---:|")
+    base = None
+    try:
+        for n in counts:
+            got = [workers_run(build, exe, tmp, proxy, bucket, photo, n, events, r) for r in range(runs)]
+            secs = statistics.median(t for t, _ in got)
+            rate = events / secs
+            base = base or rate
+            print("| %d | %.2f | %.2f | %d | %.2fx |" % (n, rate, secs, max(m for _, m in got), rate / base))
+            sys.stdout.flush()
+    finally:
+        proxy.stop()
+
+
 def main():
     build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build"))
     starts = int(os.environ.get("BENCH_PIPELINE_STARTS", "15"))
@@ -249,6 +336,15 @@ def main():
     memory = int(os.environ.get("BENCH_PIPELINE_MEMORY", "128"))
     sizes = [int(s) for s in os.environ.get("BENCH_PIPELINE_SIZES", "2,12,20").split(",") if s]
     tmp = tempfile.mkdtemp(prefix="pipeline-bench-")
+    if os.environ.get("BENCH_PIPELINE_ONLY") == "workers":
+        exe = os.path.join(build, "imager", "function.zip")
+        exe = unpack(exe, os.path.join(tmp, "task-imager")) if os.path.exists(exe) else \
+            os.path.join(build, "imager", "bootstrap")
+        try:
+            workers(build, exe, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     try:
         print("## pipeline: packaged functions (build/*/function.zip) end to end\n")
         print("| package | zip bytes | zip MB | files | unpacked MB |")
@@ -296,6 +392,7 @@ def main():
                 print("\n%d MP: auto %.1fx faster than recode per event" %
                       (mp, medians[(mp, "recode")] / medians[(mp, "auto")]), end="")
         print()
+        workers(build, tasks["imager"], tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

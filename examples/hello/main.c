@@ -90,11 +90,14 @@ static spim_status hello(const spim_invocation *inv, spim_response *resp, void *
         ts.tv_nsec = (long)((long)sleep_ms->valuedouble % 1000) * 1000000L;
         nanosleep(&ts, NULL);
     }
-    if (cJSON_IsString(log)) spim_log_fields(SPIM_LOG_INFO, "hello", SPIM_LOG_STR("text", log->valuestring), SPIM_LOG_END);
+    if (cJSON_IsString(log))
+        spim_log_fields(SPIM_LOG_INFO, "hello", SPIM_LOG_STR("text", log->valuestring),
+                        SPIM_LOG_END);
     if (cJSON_IsString(fail)) {
         spim_response_fail(resp, "HelloError", "%s", fail->valuestring);
         st = SPIM_ERR_INVALID;
-    } else if (cJSON_IsNumber(size) && size->valuedouble >= 0 && size->valuedouble <= HELLO_SIZE_MAX) {
+    } else if (cJSON_IsNumber(size) && size->valuedouble >= 0 &&
+               size->valuedouble <= HELLO_SIZE_MAX) {
         st = answer_bytes(resp, (size_t)size->valuedouble);
     } else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(event, "trace"))) {
         st = describe_invocation(inv, resp);

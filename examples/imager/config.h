@@ -113,6 +113,10 @@ static spim_status imager_init(void *user, spim_error *err)
     if (rules && *rules && load_rules(c, rules, err) != SPIM_OK)
         return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_RULES=\"%.200s\": %s", rules,
                               err->message);
+    /* several workers (AWS_LAMBDA_MAX_CONCURRENCY) write nothing shared: decode the stamp now */
+    if (!c->stamp.rgba && getenv("AWS_LAMBDA_MAX_CONCURRENCY") &&
+        (st = spim_stamp_load(&c->stamp, spim_stamp_png, sizeof spim_stamp_png, err)) != SPIM_OK)
+        return st;
     spim_log_fields(SPIM_LOG_INFO, "imager ready", SPIM_LOG_STR("prefix", c->prefix),
                     SPIM_LOG_STR("output_bucket", c->output_bucket ? c->output_bucket : "(source)"),
                     SPIM_LOG_STR("stamp", stamp && *stamp ? stamp : "(embedded)"),

@@ -9,8 +9,8 @@
    again. Once every delivery is handled, the copy exists exactly when the original does, made
    from its current version (x-amz-meta-sparta-source-etag: its ETag). Prefixed keys and marked
    objects (x-amz-meta-sparta-stamped) are skipped: the loop guard. Batch Operations tasks are
-   ObjectCreated (with their s3VersionId). Permanent problems (not an image, a 4xx) are logged
-   and skipped; S3 failures and records left at the deadline are retried (spim_reply_finish).
+   ObjectCreated (with their s3VersionId). Image problems are logged and skipped; S3 failures
+   (AccessDenied, KMS too: a DLQ) and records left at the deadline are retried (spim_reply_finish).
    Configuration: config.h and the README.      build/imager/bootstrap --event event.json */
 #define SPARTA_IMAGER_IMPLEMENTATION
 #include "sparta_imager.h"
@@ -128,7 +128,8 @@ static void stamp_copy(job *j, const char *version)
     if (st == SPIM_ERR_NOT_FOUND && !*version) delete_copy(j);
     else if (st == SPIM_ERR_NOT_FOUND)
         note(j, SKIPPED, "this version of the object does not exist");
-    else if (st != SPIM_OK) settle(j, err.transient ? FAILED : SKIPPED, "GET", &err, NULL);
+    else if (st != SPIM_OK)   /* too large: an image problem; 403, KMS: a person must act */
+        settle(j, st == SPIM_ERR_TOO_LARGE ? SKIPPED : FAILED, "GET", &err, NULL);
     else if (spim_s3_object_meta(&obj, MARKER)) note(j, GUARDED, MARKED);
     else if (had && !*version && !strcmp(has, j->made)) note(j, CURRENT, CURRENT_ETAG);
     else put_stamped(j, &obj.body);

@@ -40,23 +40,27 @@ typedef struct config {
 static spim_status presign_init(void *user, spim_error *err)
 {
     config *c = (config *)user;
-    const char *allow = getenv("SPARTA_ALLOW_BUCKET_PARAM"), *exp = getenv("SPARTA_PRESIGN_EXPIRES");
+    const char *allow = getenv("SPARTA_ALLOW_BUCKET_PARAM");
+    const char *exp = getenv("SPARTA_PRESIGN_EXPIRES");
     char *end = NULL;
     c->bucket = getenv("SPARTA_BUCKET");
     if (c->bucket && !*c->bucket) c->bucket = NULL;
     if (allow && *allow && strcmp(allow, "0") != 0 && strcmp(allow, "1") != 0)
-        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_ALLOW_BUCKET_PARAM=\"%.32s\": expected 0 or 1", allow);
+        return spim_error_set(err, SPIM_ERR_CONFIG,
+                              "SPARTA_ALLOW_BUCKET_PARAM=\"%.32s\": expected 0 or 1", allow);
     c->allow_bucket_param = allow && strcmp(allow, "1") == 0;
     if (!c->bucket && !c->allow_bucket_param)
-        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_BUCKET is not set (nor SPARTA_ALLOW_BUCKET_PARAM=1)");
+        return spim_error_set(err, SPIM_ERR_CONFIG,
+                              "SPARTA_BUCKET is not set (nor SPARTA_ALLOW_BUCKET_PARAM=1)");
     c->prefix = getenv("SPARTA_OUTPUT_PREFIX");
     if (!c->prefix) c->prefix = "xformed_";
     if (!*c->prefix) return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_OUTPUT_PREFIX is empty");
     c->max_expires = 300;
     if (exp && *exp) c->max_expires = strtol(exp, &end, 10);
     if (exp && *exp && (*end || c->max_expires < 1 || c->max_expires > SPIM_PRESIGN_MAX_EXPIRES))
-        return spim_error_set(err, SPIM_ERR_CONFIG, "SPARTA_PRESIGN_EXPIRES=\"%.32s\": expected 1 to %d seconds",
-                              exp, SPIM_PRESIGN_MAX_EXPIRES);
+        return spim_error_set(err, SPIM_ERR_CONFIG,
+                              "SPARTA_PRESIGN_EXPIRES=\"%.32s\": expected 1 to %d seconds", exp,
+                              SPIM_PRESIGN_MAX_EXPIRES);
     c->cors_origin = getenv("SPARTA_CORS_ORIGIN");
     if (!c->cors_origin || !*c->cors_origin) c->cors_origin = "*";
     return spim_s3_client_create(NULL, &c->s3, err);
@@ -76,7 +80,8 @@ static spim_status reply(const config *c, spim_response *resp, int status, cJSON
         cJSON_AddStringToObject(headers, "Access-Control-Allow-Origin", c->cors_origin)) {
         cJSON_AddItemToObject(doc, "headers", headers);
         headers = NULL;
-        if (cJSON_AddStringToObject(doc, "body", text) && cJSON_AddFalseToObject(doc, "isBase64Encoded") &&
+        if (cJSON_AddStringToObject(doc, "body", text) &&
+            cJSON_AddFalseToObject(doc, "isBase64Encoded") &&
             (out = cJSON_PrintUnformatted(doc)) != NULL)
             st = spim_response_ok(resp, out, strlen(out), NULL);
     }
@@ -88,8 +93,8 @@ static spim_status reply(const config *c, spim_response *resp, int status, cJSON
 }
 
 /* request_id: for a 5xx, the Lambda request id that finds the details in the log */
-static spim_status reply_error(const config *c, spim_response *resp, int status, const char *message,
-                               const char *request_id)
+static spim_status reply_error(const config *c, spim_response *resp, int status,
+                               const char *message, const char *request_id)
 {
     cJSON *body = cJSON_CreateObject();
     if (body) cJSON_AddStringToObject(body, "error", message);
@@ -105,17 +110,19 @@ static const char *query_param(const cJSON *event, const char *name)
 }
 
 /* The request's bucket, key and lifetime, or an HTTP 400 message. */
-static const char *read_request(const config *c, const cJSON *event, const char **bucket, spim_buf *key,
-                                long *expires)
+static const char *read_request(const config *c, const cJSON *event, const char **bucket,
+                                spim_buf *key, long *expires)
 {
-    const char *k = query_param(event, "key"), *b = query_param(event, "bucket"), *e = query_param(event, "expires");
+    const char *k = query_param(event, "key"), *b = query_param(event, "bucket");
+    const char *e = query_param(event, "expires");
     char *end = NULL;
     *bucket = c->bucket;
     if (b && !c->allow_bucket_param) return "the bucket parameter is not allowed";
     if (b && *b) *bucket = b;
     if (!*bucket) return "missing bucket";
     if (!k || !*k) return "missing key";
-    if (strncmp(k, c->prefix, strlen(c->prefix)) != 0 && spim_buf_appendf(key, "%s", c->prefix)) return "out of memory";
+    if (strncmp(k, c->prefix, strlen(c->prefix)) != 0 && spim_buf_appendf(key, "%s", c->prefix))
+        return "out of memory";
     if (spim_buf_appendf(key, "%s", k)) return "out of memory";
     if (key->len > SPIM_S3_MAX_KEY) return "key too long";
     *expires = c->max_expires;
@@ -137,18 +144,23 @@ static spim_status presign(const spim_invocation *inv, spim_response *resp, void
     spim_status st;
     memset(&head, 0, sizeof head);
     memset(&err, 0, sizeof err);
-    bad = cJSON_IsObject(event) ? read_request(c, event, &bucket, &key, &expires) : "the event is not a JSON object";
+    bad = "the event is not a JSON object";
+    if (cJSON_IsObject(event)) bad = read_request(c, event, &bucket, &key, &expires);
     if (bad) {
         spim_log_fields(SPIM_LOG_INFO, "bad request", SPIM_LOG_STR("reason", bad), SPIM_LOG_END);
         st = reply_error(c, resp, 400, bad, NULL);
     } else if ((st = spim_s3_head(c->s3, bucket, (const char *)key.data, &head, &err)) != SPIM_OK ||
-               (st = spim_s3_presign_get(c->s3, bucket, (const char *)key.data, expires, &url, &err)) != SPIM_OK) {
+               (st = spim_s3_presign_get(c->s3, bucket, (const char *)key.data, expires, &url,
+                                         &err)) != SPIM_OK) {
         int status = st == SPIM_ERR_NOT_FOUND ? 404 : err.transient ? 503 : 502;
-        spim_log_fields(status == 404 ? SPIM_LOG_INFO : SPIM_LOG_ERROR, "no link", SPIM_LOG_STR("bucket", bucket),
-                        SPIM_LOG_STR("key", (const char *)key.data), SPIM_LOG_STR("reason", err.message), SPIM_LOG_END);
-        st = status == 404 ? reply_error(c, resp, 404, "no stamped image for this key", NULL)
-           : reply_error(c, resp, status, status == 503 ? "storage unavailable, try again" : "storage error",
-                         inv->request_id);
+        spim_log_fields(status == 404 ? SPIM_LOG_INFO : SPIM_LOG_ERROR, "no link",
+                        SPIM_LOG_STR("bucket", bucket), SPIM_LOG_STR("key", (const char *)key.data),
+                        SPIM_LOG_STR("reason", err.message), SPIM_LOG_END);
+        if (status == 404)
+            st = reply_error(c, resp, 404, "no stamped image for this key", NULL);
+        else
+            st = reply_error(c, resp, status, status == 503 ? "storage unavailable, try again"
+                                                            : "storage error", inv->request_id);
     } else if ((body = cJSON_CreateObject()) == NULL) {
         st = SPIM_ERR_NOMEM;
     } else {
@@ -156,8 +168,8 @@ static spim_status presign(const spim_invocation *inv, spim_response *resp, void
         cJSON_AddNumberToObject(body, "expires_in", (double)expires);
         cJSON_AddNumberToObject(body, "expires_at", (double)((int64_t)time(NULL) + expires));
         cJSON_AddStringToObject(body, "key", (const char *)key.data);
-        spim_log_fields(SPIM_LOG_INFO, "link", SPIM_LOG_STR("bucket", bucket), SPIM_LOG_STR("key", (const char *)key.data),
-                        SPIM_LOG_END);
+        spim_log_fields(SPIM_LOG_INFO, "link", SPIM_LOG_STR("bucket", bucket),
+                        SPIM_LOG_STR("key", (const char *)key.data), SPIM_LOG_END);
         st = reply(c, resp, 200, body);
     }
     spim_s3_object_free(&head);

@@ -83,7 +83,8 @@ static int split_uri(args *a)
     slash = strchr(p, '/');
     if (!slash) slash = p + strlen(p);
     if (slash == p) return bad(a, "URI: no bucket name in '%s'", a->uri);
-    if ((size_t)(slash - p) >= sizeof a->bucket) return bad(a, "URI: bucket name too long in '%.64s...'", a->uri);
+    if ((size_t)(slash - p) >= sizeof a->bucket)
+        return bad(a, "URI: bucket name too long in '%.64s...'", a->uri);
     memcpy(a->bucket, p, (size_t)(slash - p));
     a->bucket[slash - p] = 0;
     a->key = *slash ? slash + 1 : "";
@@ -113,8 +114,8 @@ static int parse_option(int argc, char **argv, int *i, args *a)
         a->manifest = 1;
         return 1;
     }
-    if (strcmp(opt, "--expires") != 0 && strcmp(opt, "--content-type") != 0 && strcmp(opt, "--meta") != 0 &&
-        strcmp(opt, "--page-size") != 0)
+    if (strcmp(opt, "--expires") != 0 && strcmp(opt, "--content-type") != 0 &&
+        strcmp(opt, "--meta") != 0 && strcmp(opt, "--page-size") != 0)
         return bad(a, "%s: unknown option (see s3 --help)", opt);
     if (!val) return bad(a, "%s: needs a value", opt);
     (*i)++;
@@ -122,10 +123,12 @@ static int parse_option(int argc, char **argv, int *i, args *a)
         char rule[160];
         snprintf(rule, sizeof rule, "must be an integer 1..%d seconds (7 days), got '%.64s'",
                  SPIM_PRESIGN_MAX_EXPIRES, val);
-        if (!parse_long(val, 1, SPIM_PRESIGN_MAX_EXPIRES, &a->expires)) return bad(a, "%s: %s", opt, rule);
+        if (!parse_long(val, 1, SPIM_PRESIGN_MAX_EXPIRES, &a->expires))
+            return bad(a, "%s: %s", opt, rule);
         a->expires_given = 1;
     } else if (strcmp(opt, "--page-size") == 0) {
-        if (!parse_long(val, 1, 1000, &v)) return bad(a, "%s: must be an integer 1..1000 keys, got '%.64s'", opt, val);
+        if (!parse_long(val, 1, 1000, &v))
+            return bad(a, "%s: must be an integer 1..1000 keys, got '%.64s'", opt, val);
         a->page_size = (int)v;
     } else if (strcmp(opt, "--content-type") == 0) {
         a->content_type = val;
@@ -147,15 +150,20 @@ static int check_command(args *a)
     const char *c = a->cmd;
     int i, known = 0;
     for (i = 0; cmds[i]; i++) known |= strcmp(c, cmds[i]) == 0;
-    if (!known) return bad(a, "unknown command '%s' (expected get, put, head, rm, presign, mb or ls)", c);
-    if (!a->uri) return bad(a, "%s: needs s3://BUCKET%s", c, strcmp(c, "mb") && strcmp(c, "ls") ? "/KEY" : "");
+    if (!known)
+        return bad(a, "unknown command '%s' (expected get, put, head, rm, presign, mb or ls)", c);
+    if (!a->uri)
+        return bad(a, "%s: needs s3://BUCKET%s", c,
+                   strcmp(c, "mb") && strcmp(c, "ls") ? "/KEY" : "");
     if (!split_uri(a)) return 0;
-    if (strcmp(c, "mb") == 0 && a->key[0]) return bad(a, "%s: takes s3://BUCKET without a key, got '%s'", c, a->uri);
+    if (strcmp(c, "mb") == 0 && a->key[0])
+        return bad(a, "%s: takes s3://BUCKET without a key, got '%s'", c, a->uri);
     if (strcmp(c, "mb") != 0 && strcmp(c, "ls") != 0 && !a->key[0])
         return bad(a, "%s: needs s3://BUCKET/KEY with a key, got '%s'", c, a->uri);
     if (a->file && strcmp(c, "get") != 0 && strcmp(c, "put") != 0)
         return bad(a, "%s: unexpected argument '%s'", c, a->file);
-    if (a->expires_given && strcmp(c, "presign") != 0) return bad(a, "--expires: only for presign, not %s", c);
+    if (a->expires_given && strcmp(c, "presign") != 0)
+        return bad(a, "--expires: only for presign, not %s", c);
     if ((a->manifest || a->page_size) && strcmp(c, "ls") != 0)
         return bad(a, "%s: only for ls, not %s", a->manifest ? "--manifest" : "--page-size", c);
     if ((a->content_type || a->meta_count) && strcmp(c, "put") != 0)
@@ -193,7 +201,8 @@ static spim_status read_input(const char *file, spim_buf *out, spim_error *err)
     size_t n;
     if (file && strcmp(file, "-") != 0) return spim_read_file(file, 0, out, err);
     while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
-        if (spim_buf_append(out, chunk, n) != SPIM_OK) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory");
+        if (spim_buf_append(out, chunk, n) != SPIM_OK)
+            return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory");
     if (ferror(stdin)) return spim_error_set(err, SPIM_ERR_IO, "error reading stdin");
     return SPIM_OK;
 }
@@ -207,7 +216,8 @@ static spim_status write_output(const char *file, const spim_buf *b, spim_error 
         return spim_error_set(err, SPIM_ERR_IO, "cannot create %s: %s", file, strerror(errno));
     ok = fwrite(b->data, 1, b->len, f) == b->len;
     ok = (f == stdout ? fflush(f) == 0 : fclose(f) == 0) && ok;
-    return ok ? SPIM_OK : spim_error_set(err, SPIM_ERR_IO, "error writing %s", file ? file : "stdout");
+    if (ok) return SPIM_OK;
+    return spim_error_set(err, SPIM_ERR_IO, "error writing %s", file ? file : "stdout");
 }
 
 static void print_head(const spim_s3_object *o)
@@ -217,14 +227,16 @@ static void print_head(const spim_s3_object *o)
     printf("content-type: %s\n", o->content_type);
     printf("content-length: %lld\n", (long long)o->content_length);
     printf("etag: %s\n", o->etag);
-    for (i = 0; i < o->metadata_count; i++) printf("meta-%s: %s\n", o->metadata[i].name, o->metadata[i].value);
+    for (i = 0; i < o->metadata_count; i++)
+        printf("meta-%s: %s\n", o->metadata[i].name, o->metadata[i].value);
 }
 
 /* One line of a Batch Operations CSV manifest. The service URL-decodes the
    key: percent-encoding everything but RFC 3986's unreserved characters and
    '/' keeps commas, quotes and line breaks out of the CSV and reads the
    same whether a decoder takes '+' for a space or not. */
-static spim_status print_manifest_line(const char *bucket, const spim_s3_list_entry *e, spim_buf *line)
+static spim_status print_manifest_line(const char *bucket, const spim_s3_list_entry *e,
+                                       spim_buf *line)
 {
     spim_status st;
     spim_buf_reset(line);
@@ -251,19 +263,21 @@ static spim_status list(spim_s3_client *c, const args *a, spim_error *err)
         st = spim_s3_list_objects(c, a->bucket, &o, &page, err);
         for (i = 0; st == SPIM_OK && page && i < page->count; i++) {
             if (a->manifest) st = print_manifest_line(a->bucket, &page->entries[i], &line);
-            else if (fwrite(page->entries[i].key, 1, page->entries[i].key_len, stdout) != page->entries[i].key_len ||
-                     putchar('\n') == EOF)
+            else if (fwrite(page->entries[i].key, 1, page->entries[i].key_len, stdout) !=
+                         page->entries[i].key_len || putchar('\n') == EOF)
                 st = SPIM_ERR_IO;
         }
         if (st == SPIM_ERR_IO) st = spim_error_set(err, SPIM_ERR_IO, "error writing stdout");
         else if (st == SPIM_ERR_NOMEM) st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory");
         spim_buf_reset(&token);
-        if (st == SPIM_OK && page->is_truncated && spim_buf_append(&token, page->next_token, strlen(page->next_token)) != SPIM_OK)
+        if (st == SPIM_OK && page->is_truncated &&
+            spim_buf_append(&token, page->next_token, strlen(page->next_token)) != SPIM_OK)
             st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory");
         spim_s3_list_free(page);
         page = NULL;
     } while (st == SPIM_OK && token.len);
-    if (st == SPIM_OK && fflush(stdout) != 0) st = spim_error_set(err, SPIM_ERR_IO, "error writing stdout");
+    if (st == SPIM_OK && fflush(stdout) != 0)
+        st = spim_error_set(err, SPIM_ERR_IO, "error writing stdout");
     spim_buf_free(&token);
     spim_buf_free(&line);
     return st;
@@ -285,7 +299,8 @@ static spim_status run(spim_s3_client *c, const args *a, spim_error *err)
         po.metadata = a->meta;
         po.metadata_count = a->meta_count;
         st = read_input(a->file, &buf, err);
-        if (st == SPIM_OK) st = spim_s3_put(c, a->bucket, a->key, buf.data, buf.len, &po, &obj, err);
+        if (st == SPIM_OK)
+            st = spim_s3_put(c, a->bucket, a->key, buf.data, buf.len, &po, &obj, err);
         if (st == SPIM_OK) printf("etag: %s\n", obj.etag);
     } else if (strcmp(a->cmd, "head") == 0) {
         st = spim_s3_head(c, a->bucket, a->key, &obj, err);

@@ -5,7 +5,10 @@ It listens on 127.0.0.1, forwards every request verbatim (Host header
 included, so SigV4 signatures stay valid) to an upstream such as radosgw,
 and injects faults on demand:
 
-    tests/it/faultproxy.py --upstream http://127.0.0.1:7480 [--port 0]
+    tests/it/faultproxy.py --upstream http://127.0.0.1:7480 [--port 0] [--delay-ms MS]
+
+--delay-ms holds every proxied request MS milliseconds before forwarding it
+(a stand-in for the network between Lambda and S3, for benchmarks).
 
 prints the port it listens on as the first line of stdout, then serves until
 /__faultproxy__/quit, SIGTERM, or its parent process goes away.
@@ -28,6 +31,7 @@ Control requests (any method, answered by the proxy itself):
     /__faultproxy__/stats   "requests=R faults=F" (proxied requests since reset)
     /__faultproxy__/connections  "connections=C" (TCP connections accepted since
                             reset, the one asking included)
+    /__faultproxy__/record?on=1  start (on=0: stop) keeping the log below
     /__faultproxy__/log     JSON list, one entry per proxied request: method,
                             target, trace (X-Amzn-Trace-Id or null), signed
                             (SignedHeaders), checksums ({x-amz-checksum-*}),
@@ -52,12 +56,23 @@ import re
 import zlib
 
 
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
+def crc32c_table():
+    table = []
+    for i in range(256):
+        crc = i
         for _ in range(8):
             crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+        table.append(crc)
+    return table
+
+
+CRC32C_TABLE = crc32c_table()
+
+
+def crc32c(data):
+    crc, t = 0xFFFFFFFF, CRC32C_TABLE
+    for b in data:
+        crc = (crc >> 8) ^ t[(crc ^ b) & 0xFF]
     return crc ^ 0xFFFFFFFF
 
 
@@ -92,6 +107,8 @@ class State:
         self.requests = 0
         self.faults = 0
         self.log = []
+        self.recording = False
+        self.delay = 0.0
         self.connections = 0
 
     def take(self, method="", target=""):
@@ -196,9 +213,13 @@ class Handler(socketserver.StreamRequestHandler):
                 if not self.control(target):
                     return
                 continue
+            if STATE.delay:
+                time.sleep(STATE.delay)
             fault = STATE.take(method, target)
-            with STATE.lock:
-                STATE.log.append(describe(method, target, headers, body))
+            if STATE.recording:
+                entry = describe(method, target, headers, body)
+                with STATE.lock:
+                    STATE.log.append(entry)
             if fault == "slowdown":
                 self.wfile.write(s3_error(503, "Slow Down", "SlowDown", "Please reduce your request rate."))
             elif fault == "internal":
@@ -230,6 +251,10 @@ class Handler(socketserver.StreamRequestHandler):
                 STATE.stall = float(q.get("stall", "5"))
                 STATE.match = q.get("match", "")
                 STATE.method = q.get("method", "")
+            self.wfile.write(plain(200, "ok\n"))
+        elif cmd == "record":
+            with STATE.lock:
+                STATE.recording = q.get("on", "1") == "1"
             self.wfile.write(plain(200, "ok\n"))
         elif cmd == "log":
             with STATE.lock:
@@ -326,7 +351,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--upstream", required=True, help="http://127.0.0.1:PORT")
     ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
+    ap.add_argument("--delay-ms", type=float, default=0, help="latency added to every proxied request")
     args = ap.parse_args()
+    STATE.delay = args.delay_ms / 1000.0
     up = urllib.parse.urlsplit(args.upstream)
     if up.scheme != "http" or up.hostname not in ("127.0.0.1", "localhost"):
         sys.exit("faultproxy: the upstream must be http://127.0.0.1:PORT")

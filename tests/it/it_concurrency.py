@@ -165,7 +165,30 @@ def case_unset_is_one_worker_with_environ(plain, tsan, tmp):
         emu.stop()
 
 
-CASES = [case_four_outstanding_at_once, case_trace_and_tenant_per_invocation_never_in_environ,
+def case_fatal_error_stops_every_worker(plain, tsan, tmp):
+    """A 500 to one worker's `next` ends the process (status 1) within
+    seconds: the workers parked in `next` give up, nothing leaks or races
+    (ThreadSanitizer build, then the ASan+LSan one when present)."""
+    san = os.path.join(os.path.dirname(plain), "bootstrap-san")
+    for exe in [tsan] + ([san] if os.path.exists(san) else []):
+        emu = Emulator(tmp)
+        boot = Bootstrap(exe, tmp, emu.api, AWS_LAMBDA_MAX_CONCURRENCY="4")
+        try:
+            emu.stats(next_calls=4, timeout=30)
+            emu.fault(next500=1)
+            emu.result(emu.event({"a": 1}), timeout=30)
+            t0 = time.time()
+            rc = boot.wait(30)
+            expect_eq("exit status of %s after a 500" % os.path.basename(exe), 1, rc)
+            expect(time.time() - t0 < 10, "exit after the 500 within", "10 s", "%.1f s" % (time.time() - t0))
+            tsan_clean(boot)
+            expect("LeakSanitizer" not in boot.log(), "leaks", "none", boot.log()[-1500:])
+        finally:
+            boot.stop()
+            emu.stop()
+
+
+CASES = [case_four_outstanding_at_once, case_fatal_error_stops_every_worker, case_trace_and_tenant_per_invocation_never_in_environ,
          case_log_lines_whole, case_thousand_answered_once_rss_flat, case_tsan_load_clean,
          case_bad_variable_is_an_init_error, case_unset_is_one_worker_with_environ]
 

@@ -800,6 +800,7 @@ def case_trace_header_and_checksums(t):
     x-amz-checksum-crc32 is retried, never stamped; with both switches
     when_required no checksum header goes out; no variable, no trace header."""
     proxy = FaultProxy(t.tmp)
+    proxy.control("record?on=1")
     emu = Emulator(t.tmp, "--timeout-ms", "60000")
     s3_put(t.bucket, "trace/a.jpg", os.path.join(t.samples, "small.jpg"))
     trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
@@ -845,6 +846,41 @@ def case_trace_header_and_checksums(t):
         finally:
             boot.stop()
     finally:
+        emu.stop()
+        proxy.stop()
+
+
+def case_four_workers_under_tsan(t):
+    """AWS_LAMBDA_MAX_CONCURRENCY=4, the ThreadSanitizer build: 12 events at
+    once, one key's every S3 request answered 503; only that invocation
+    fails (TransientS3Error), the other 11 are stamped, nothing races."""
+    tsan = os.path.join(os.path.dirname(t.plain or t.imager), "bootstrap-tsan")
+    if not os.path.exists(tsan):
+        raise Skip("no ThreadSanitizer build (make build/imager/bootstrap-tsan)")
+    proxy = FaultProxy(t.tmp)
+    emu = Emulator(t.tmp, "--timeout-ms", "120000")
+    keys = ["workers/p%d.jpg" % i for i in range(12)]
+    for k in keys:
+        s3_put(t.bucket, k, os.path.join(t.samples, "small.jpg"))
+    env = dict(aws_env(proxy.url))
+    env["AWS_LAMBDA_MAX_CONCURRENCY"] = "4"
+    boot = Bootstrap(tsan, t.tmp, emu.api, **env)
+    try:
+        proxy.control("set?mode=slowdown&count=100000&match=/workers/p5.jpg")
+        ids = [emu.event(s3_event(s3_record(t.bucket, k))) for k in keys]
+        recs = [emu.result(i, timeout=300)["final"] for i in ids]
+        kinds = [r["kind"] for r in recs]
+        expect_eq("answers", ["response"] * 5 + ["error"] + ["response"] * 6, kinds)
+        expect_eq("the failed one", "Function.TransientS3Error", recs[5]["errorTypeHeader"])
+        expect(emu.stats()["maxInFlight"] >= 2, "invocations at once", ">= 2", emu.stats())
+        for k in keys[:5] + keys[6:]:
+            check_stamped(t, t.bucket, k, "small.jpg")
+        boot.stop()
+        log = boot.log()
+        expect("ThreadSanitizer" not in log, "ThreadSanitizer reports", "none",
+               log[log.find("WARNING: ThreadSanitizer"):][:1500])
+    finally:
+        boot.stop()
         emu.stop()
         proxy.stop()
 
@@ -996,7 +1032,7 @@ def case_batch_operations(t):
 
 
 OWN += [case_sqs_partial_batch, case_sqs_access_denied_listed, case_presign_5xx_names_no_bucket,
-        case_trace_header_and_checksums, case_deadline,
+        case_trace_header_and_checksums, case_four_workers_under_tsan, case_deadline,
         case_batch_operations]
 
 

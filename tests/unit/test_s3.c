@@ -1276,6 +1276,104 @@ TEST(stalled_server_times_out_and_is_retried)
     spim_s3_client_free(c);
 }
 
+/* The PUT digest: SHA-256 and CRC-32C in one pass equal each alone. */
+TEST(payload_digest_is_sha256_and_crc32c_in_one_pass)
+{
+    static unsigned char big[100000];
+    char hash[SPIM_SHA256_HEX_SIZE], alone[SPIM_SHA256_HEX_SIZE], crc[16], want[16];
+    size_t i;
+    spim__s3_payload_digest("123456789", 9, hash, crc);
+    spim__sha256_hex("123456789", 9, alone);
+    CHECK_STR(alone, hash);
+    CHECK_STR("4waSgw==", crc);
+    for (i = 0; i < sizeof big; i++) big[i] = (unsigned char)(i * 7 + (i >> 10));
+    spim__s3_payload_digest(big, sizeof big, hash, crc);
+    spim__sha256_hex(big, sizeof big, alone);
+    spim__s3_crc_base64(spim__crc32c(0, big, sizeof big), 4, want);
+    CHECK_STR(alone, hash);
+    CHECK_STR(want, crc);
+    spim__s3_payload_digest(NULL, 0, hash, NULL);
+    CHECK_STR("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", hash);
+}
+
+static int body_checks(const char *name, const char *value, const char *type, const char *body)
+{
+    spim__s3_call call;
+    spim_s3_object obj;
+    int ok;
+    memset(&call, 0, sizeof call);
+    memset(&obj, 0, sizeof obj);
+    call.out = &obj;
+    call.verify = 1;
+    if (name) spim__s3_checksum_header(&call, name, strlen(name), value, strlen(value));
+    if (type) spim__s3_checksum_header(&call, "x-amz-checksum-type", 19, type, strlen(type));
+    spim_buf_append(&obj.body, body, strlen(body));
+    ok = spim__s3_checksum_ok(&call);
+    spim_buf_free(&obj.body);
+    return ok;
+}
+
+/* A full-object CRC32, CRC32C or CRC64NVME is checked; a composite one
+   ("-N", or x-amz-checksum-type: COMPOSITE) and SHA ones are not. */
+TEST(get_checksums_checked_full_object_only)
+{
+    CHECK_INT(1, body_checks("x-amz-checksum-crc32", "y/Q5Jg==", NULL, "123456789"));
+    CHECK_INT(0, body_checks("x-amz-checksum-crc32", "y/Q5Jg==", NULL, "123456788"));
+    CHECK_INT(1, body_checks("X-Amz-Checksum-CRC32C", "4waSgw==", "FULL_OBJECT", "123456789"));
+    CHECK_INT(0, body_checks("x-amz-checksum-crc32c", "4waSgw==", NULL, "12345678"));
+    CHECK_INT(1, body_checks("x-amz-checksum-crc64nvme", "rosUhgp5mIg=", NULL, "123456789"));
+    CHECK_INT(0, body_checks("x-amz-checksum-crc64nvme", "rosUhgp5mIg=", NULL, "023456789"));
+    CHECK_INT(1, body_checks("x-amz-checksum-crc32c", "AAAAAA==-3", NULL, "123456789"));
+    CHECK_INT(1, body_checks("x-amz-checksum-crc32c", "AAAAAA==", "COMPOSITE", "123456789"));
+    CHECK_INT(1, body_checks("x-amz-checksum-sha256", "AAAA", NULL, "123456789"));
+    CHECK_INT(1, body_checks(NULL, NULL, NULL, "123456789"));
+}
+
+/* The SDKs' switches: when_supported / when_required (any case), else a
+   configuration error naming the variable. */
+TEST(checksum_switches_read_like_the_sdks)
+{
+    spim_s3_options o;
+    spim_credentials cr;
+    spim_s3_client *c = NULL;
+    spim_error err;
+    memset(&o, 0, sizeof o);
+    memset(&cr, 0, sizeof cr);
+    strcpy(cr.access_key_id, "AKID");
+    strcpy(cr.secret_access_key, "secret");
+    o.credentials = &cr;
+    setenv("AWS_REQUEST_CHECKSUM_CALCULATION", "WHEN_REQUIRED", 1);
+    setenv("AWS_RESPONSE_CHECKSUM_VALIDATION", "when_supported", 1);
+    CHECK_INT(SPIM_OK, spim_s3_client_create(&o, &c, &err));
+    if (c) CHECK_INT(0, c->send_checksum);
+    if (c) CHECK_INT(1, c->verify_checksum);
+    spim_s3_client_free(c);
+    setenv("AWS_RESPONSE_CHECKSUM_VALIDATION", "sometimes", 1);
+    CHECK_INT(SPIM_ERR_CONFIG, spim_s3_client_create(&o, &c, &err));
+    CHECK_STR("s3: AWS_RESPONSE_CHECKSUM_VALIDATION=\"sometimes\": expected when_supported or when_required",
+              err.message);
+    unsetenv("AWS_REQUEST_CHECKSUM_CALCULATION");
+    unsetenv("AWS_RESPONSE_CHECKSUM_VALIDATION");
+    CHECK_INT(SPIM_OK, spim_s3_client_create(&o, &c, &err));
+    if (c) CHECK_INT(1, c->send_checksum && c->verify_checksum);
+    spim_s3_client_free(c);
+}
+
+/* Nothing to delete where the bucket does not exist: success (a log line). */
+TEST(delete_in_a_missing_bucket_succeeds)
+{
+    spim_s3_client *c;
+    spim_error e;
+    NEED_SERVER();
+    c = server_client_at(getenv("SPIM_TEST_S3_ENDPOINT"), getenv("SPIM_TEST_ACCESS_KEY"),
+                         getenv("SPIM_TEST_SECRET_KEY"), NULL);
+    REQUIRE(c != NULL);
+    spim__error_clear(&e);
+    CHECKF(spim_s3_delete(c, "spim-no-such-bucket-here", "xformed_a.jpg", &e) == SPIM_OK, "%s", e.message);
+    CHECK_INT(SPIM_OK, e.status);
+    spim_s3_client_free(c);
+}
+
 int main(void)
 {
     snprintf(bucket, sizeof bucket, "spim-test-s3");
@@ -1316,6 +1414,10 @@ int main(void)
     RUN(resets_outlasting_the_attempts_leave_the_original);
     RUN(truncated_body_is_fetched_again);
     RUN(listing_faults_are_retried_or_reported);
+    RUN(payload_digest_is_sha256_and_crc32c_in_one_pass);
+    RUN(get_checksums_checked_full_object_only);
+    RUN(checksum_switches_read_like_the_sdks);
+    RUN(delete_in_a_missing_bucket_succeeds);
     RUN(get_size_limit_is_enforced_while_reading_without_length);
     RUN(stalled_server_times_out_and_is_retried);
     proxy_stop();
