@@ -939,24 +939,10 @@ SPIMDEF void spim_event_free(spim_event *event);
    all; or, to free the input before encoding (less memory):
        spim_image_decode -> (free input) -> spim_image_stamp -> spim_image_encode
 
-   JPEG to JPEG, spim_stamp_image works in the compressed domain when the
-   file is a single-scan baseline or extended-sequential Huffman JPEG
-   (SOF0/SOF1), 8-bit, grey or YCbCr with sampling factors 1..2 (4:4:4,
-   4:2:2, 4:2:0, 4:4:0), with or without restart intervals: the MCUs the
-   stamp covers are decoded, blended with the same kernel and re-coded with
-   the file's quantisation and Huffman tables and every other MCU's bits
-   are copied, so every DCT block outside the covered MCUs is kept exactly.
-   When a re-coded block needs a Huffman code the file's tables lack, the
-   whole scan is re-encoded instead with optimal tables built from its
-   coefficients (slower, still lossless outside the covered MCUs);
-   info->huffman says which ("file" or "optimal"). APPn, COM, DQT, DHT, SOF
-   and DRI segments are copied (the DHT replaced by the new tables; the EXIF
-   thumbnail unlinked and opt->metadata applied, as on the pixel path); bytes after EOI are dropped. Progressive, arithmetic-coded, 12-bit, lossless, CMYK
-   and anything else the splice does not understand are decoded and
-   re-encoded instead; info->path says which ran ("splice" or "recode"),
-   opt->jpeg_mode = SPIM_JPEG_RECODE forces the second, and `quality`
-   applies only to it. A stamp partly outside the image is clipped; one
-   entirely outside it fails with SPIM_ERR_INVALID on every path.
+   JPEG to JPEG, spim_stamp_image works in the compressed domain when it
+   can (see the jpeg section below). A stamp partly outside the image is
+   clipped; one entirely outside it fails with SPIM_ERR_INVALID on every
+   path.
 
    PNG to PNG, spim_stamp_image keeps the deflate blocks that end above the
    stamp's first row bit for bit and continues the zlib stream from there
@@ -1143,13 +1129,11 @@ typedef struct spim_image_info {
     int orientation;          /* EXIF orientation of the input, 1..8 */
     const char *path;         /* "splice" (JPEG or PNG stamped in the compressed domain), "progressive" (a
                                  progressive JPEG, in the coefficient domain) or "recode" */
-    const char *huffman;      /* splice: "file" (its own tables, bits copied), "constrained" (its own
-                                 tables, a stamped block that wanted a code they lack took the nearest
-                                 one they have) or "optimal" (scan re-encoded with new tables);
-                                 progressive: "file" or "optimal" (some scan got new tables); NULL on
+    const char *huffman;      /* splice: "file", "constrained", "extended" or "optimal";
+                                 progressive: "file" or "optimal" (the jpeg section says what
+                                 each is); NULL on the recode path */
+    uint64_t mcus_recoded;    /* splice, progressive: MCUs decoded, stamped and coded again; 0 on
                                  the recode path */
-    uint64_t mcus_recoded;    /* splice, progressive: MCUs decoded, stamped and coded again; 0 on the
-                                 recode path */
     int rows_recoded;         /* PNG: rows written in new deflate blocks (all of them on "recode") */
     uint64_t bits_copied;     /* PNG splice: bits of the zlib stream copied from the input */
     char conversion[40];      /* PNG: "palette8 -> rgb8" when the colour type or depth changed, else "" */
@@ -1187,6 +1171,48 @@ SPIMDEF spim_status spim_image_stamp(spim_image *img, const spim_stamp *stamp,
 SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format, int quality,
                                       spim_buf *out, spim_error *err);
 SPIMDEF void spim_image_free(spim_image *img);
+
+/* ==========================================================================
+   jpeg
+   JPEG to JPEG without decoding the photo: the MCUs under the stamp are
+   re-coded, every other DCT block keeps its bits. One marker walker, one
+   end-of-scan scanner, the splice's Huffman table rules, the header rules.
+   ========================================================================== */
+
+/* spim_stamp_image works in the compressed domain when the file is a
+   single-scan baseline or extended-sequential Huffman JPEG (SOF0/SOF1),
+   8-bit, grey or YCbCr with sampling factors 1..2 (4:4:4, 4:2:2, 4:2:0,
+   4:4:0), with or without restart intervals: the MCUs the stamp covers are
+   decoded, blended with the same kernel and re-coded with the file's
+   quantisation and Huffman tables, and every other MCU's bits are copied,
+   so every DCT block outside the covered MCUs is kept exactly.
+   info->huffman says which tables coded the re-coded blocks: "file" (the
+   file's; they had every code); "constrained" (the file's: a block that
+   wanted a code they lack took the nearest block they code, the mean error
+   this adds over the stamp within 0.25 per channel); "extended" (past that
+   bound: the file's AC codes of up to 12 bits and every DC code kept, the
+   rarer ones re-assigned with the missing symbols, and only the blocks
+   using a re-assigned code coded again); "optimal" (no room for that: the
+   scan re-encoded in one pass with new tables; slower, still lossless
+   outside the covered MCUs). info->mcus_recoded counts the MCUs.
+   A progressive JPEG (SOF2) is stamped in the coefficient domain
+   (info->path "progressive"): same scan script, tables and sampling.
+   APPn, COM, DQT, DHT, SOF and DRI segments are copied, less what would
+   show the photo without the stamp: the EXIF thumbnail is unlinked and
+   Photoshop's (APP13 resources 0x0409, 0x040C) removed, as on the pixel
+   path, and opt->metadata applied; bytes after EOI are dropped, and with
+   them the MPF index (APP2) that points at them (an Ultra HDR gain map, a
+   camera's preview). CMYK and anything else neither path understands is
+   decoded and re-encoded; arithmetic-coded, 12-bit, lossless and
+   hierarchical JPEGs are refused by name on every path (SPIM_ERR_IMAGE).
+   info->path says which ran; opt->jpeg_mode = SPIM_JPEG_RECODE forces
+   decode -> encode, and `quality`
+   applies only to it. */
+
+/* ==========================================================================
+   pipeline
+   Decode (or splice), stamp, encode in one call, and the stamp itself.
+   ========================================================================== */
 
 /* Decode, stamp, encode in one call; `out` receives the encoded image and
    `info` (may be NULL) what was done. */
@@ -1246,8 +1272,8 @@ SPIMDEF spim_status spim_stamp_check(const spim_stamp_options *opt, spim_error *
         "scale": 0.1, "metadata": "strip"} ]
    Fields: "prefix" (a string, required; "" matches every key), "skip"
    (true: matching keys are left alone), "output_prefix" (non-empty),
-   "output_bucket", "stamp" (a path or s3://bucket/key, loaded by the
-   program), and every name spim_stamp_option_set takes, with the same rule
+   "output_bucket", "stamp" and "font" (a path or s3://bucket/key, loaded
+   by the program), and every name spim_stamp_option_set takes, with the same rule
    (a string, or a number for the numeric ones). An unknown field, a bad
    value or a document that is not such an array fails with SPIM_ERR_CONFIG
    and a message naming the rule and the field:
@@ -1257,10 +1283,12 @@ typedef struct spim_rule {
     const char *output_prefix;   /* NULL = the program's default */
     const char *output_bucket;   /* NULL = the program's default */
     const char *stamp_source;    /* "stamp": a path or s3:// URI; NULL = the default stamp */
+    const char *font_source;     /* "font": a TrueType file's path or s3:// URI; NULL = none */
     int skip;                    /* "skip": true */
     spim_stamp_options opt;      /* the defaults given to spim_rules_parse, the rule's fields set */
     spim_stamp stamp;            /* for the program to load stamp_source into, once; freed
                                     by spim_rules_free */
+    spim_buf font;               /* the same for font_source (point opt.font at it) */
 } spim_rule;
 
 typedef struct spim_rules {
@@ -6325,6 +6353,52 @@ static uint32_t spim__rd32(const unsigned char *p, int le)
               : ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3]);
 }
 
+/* The one marker walker of every JPEG reader here: the marker at *pos
+   (after fill bytes) and its segment's payload [*d, *d + *n) (n = 0 for
+   the standalone TEM, RSTn, SOI, EOI); *pos moves past it. 1 read, 0 no
+   marker at *pos (*pos unchanged), -1 the segment runs past the end (*pos
+   just after the marker code). */
+static int spim__jpeg_marker(const unsigned char *p, size_t len, size_t *pos, int *marker,
+                             size_t *d, size_t *n)
+{
+    size_t i = *pos, seg;
+    if (i >= len || p[i] != 0xFF) return 0;
+    while (i < len && p[i] == 0xFF) i++;
+    if (i >= len) return 0;
+    *marker = p[i++];
+    *pos = *d = i;
+    *n = 0;
+    if (*marker == 0x01 || (*marker >= 0xD0 && *marker <= 0xD9)) return 1;
+    if (len - i < 2 || (seg = spim__rd16(p + i, 0)) < 2 || seg > len - i) return -1;
+    *d = i + 2;
+    *n = seg - 2;
+    *pos = i + seg;
+    return 1;
+}
+
+/* The one end-of-scan scanner: entropy-coded data from pos runs to *end
+   (the first FF of a marker); *marker is that marker, *after the position
+   after it. Stuffed FF 00 is data, fill bytes belong to the marker. 0 when
+   the file ends first. */
+static int spim__jpeg_data_end(const unsigned char *p, size_t pos, size_t len, size_t *end,
+                               int *marker, size_t *after)
+{
+    while (pos + 1 < len) {
+        const unsigned char *f = (const unsigned char *)memchr(p + pos, 0xFF, len - pos - 1);
+        size_t k;
+        if (!f) return 0;
+        pos = (size_t)(f - p);
+        if (p[pos + 1] == 0x00) { pos += 2; continue; }
+        for (k = pos; k < len && p[k] == 0xFF; k++) {}
+        if (k >= len) return 0;
+        *end = pos;
+        *marker = p[k];
+        *after = k + 1;
+        return 1;
+    }
+    return 0;
+}
+
 /* Orientation (tag 0x0112) from IFD0 of a TIFF structure; 1 when absent. */
 static int spim__tiff_orientation(const unsigned char *t, size_t n)
 {
@@ -6403,18 +6477,15 @@ static spim_status spim__icc_join(spim_meta *m, const spim__icc_parts *ip, spim_
     return SPIM_OK;
 }
 
-/* The next marker after entropy-coded data at pos (stuffed FF00, restart
-   markers and fill bytes are part of the scan); len when there is none. */
+/* The next marker after entropy-coded data at pos, restart markers being
+   part of the scan; len when there is none. */
 static size_t spim__jpeg_skip_scan(const unsigned char *p, size_t pos, size_t len)
 {
-    while (pos + 1 < len) {
-        const unsigned char *f = (const unsigned char *)memchr(p + pos, 0xFF, len - pos - 1);
-        unsigned next;
-        if (!f) return len;
-        pos = (size_t)(f - p);
-        next = p[pos + 1];
-        if (next == 0x00 || next == 0xFF || (next >= 0xD0 && next <= 0xD7)) { pos++; continue; }
-        return pos;
+    size_t end, after;
+    int marker;
+    while (spim__jpeg_data_end(p, pos, len, &end, &marker, &after)) {
+        if (marker != 0x00 && (marker < 0xD0 || marker > 0xD7)) return end;
+        pos = after;
     }
     return len;
 }
@@ -6467,10 +6538,10 @@ static spim_status spim__jpeg_segment(spim_meta *m, spim__icc_parts *ip, int mar
                                       const unsigned char *d, size_t n, spim_error *err)
 {
     const char *refused;
-    if (((marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8) || marker == 0xCC) &&
+    if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 &&
         (refused = spim__jpeg_refused(marker, d, n)) != NULL)
-        return spim_error_set(err, SPIM_ERR_IMAGE, "%s: not supported (only 8-bit Huffman-coded baseline, "
-                              "extended or progressive JPEGs are)", refused);
+        return spim_error_set(err, SPIM_ERR_IMAGE, "%s: not supported (only 8-bit Huffman-coded "
+                              "baseline, extended or progressive JPEGs are)", refused);
     if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC && n >= 5) {
         m->height = spim__rd16(d + 1, 0);
         m->width = spim__rd16(d + 3, 0);
@@ -6490,32 +6561,30 @@ static spim_status spim__jpeg_segment(spim_meta *m, spim__icc_parts *ip, int mar
 static spim_status spim__jpeg_meta(const unsigned char *p, size_t len, spim_meta *m, spim_error *err)
 {
     spim__icc_parts *ip = (spim__icc_parts *)SPIM_MALLOC(sizeof *ip);
-    size_t pos = spim__jpeg_soi(p, len), seg;
-    int marker, scans = 0;
+    size_t pos = spim__jpeg_soi(p, len), d, n;
+    int marker, scans = 0, rc;
     spim_status st = SPIM_OK;
     if (!ip) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory reading JPEG metadata");
     memset(ip, 0, sizeof *ip);
     while (st == SPIM_OK) {
-        if (pos >= len || p[pos] != 0xFF) {
+        if ((rc = spim__jpeg_marker(p, len, &pos, &marker, &d, &n)) == 0) {
+            while (pos < len && p[pos] == 0xFF) pos++;
             st = spim_error_set(err, SPIM_ERR_IMAGE, scans ? "truncated JPEG: no end-of-image marker"
                                                             : "corrupt or truncated JPEG: no marker at byte %zu", pos);
             break;
         }
-        while (pos < len && p[pos] == 0xFF) pos++;
-        if (pos >= len) continue;
-        marker = p[pos++];
+        if (rc < 0) {
+            st = spim_error_set(err, SPIM_ERR_IMAGE,
+                                "truncated JPEG: segment at byte %zu runs past the end", pos);
+            break;
+        }
         if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) continue;
         if (marker == 0xD9) {
             if (!scans) st = spim_error_set(err, SPIM_ERR_IMAGE, "JPEG ends before its image data");
             else st = spim__icc_join(m, ip, err);
             break;
         }
-        if (len - pos < 2 || (seg = spim__rd16(p + pos, 0)) < 2 || seg > len - pos) {
-            st = spim_error_set(err, SPIM_ERR_IMAGE, "truncated JPEG: segment at byte %zu runs past the end", pos);
-            break;
-        }
-        st = spim__jpeg_segment(m, ip, marker, p + pos + 2, seg - 2, err);
-        pos += seg;
+        st = spim__jpeg_segment(m, ip, marker, p + d, n, err);
         if (marker == 0xDA) {
             scans++;
             pos = spim__jpeg_skip_scan(p, pos, len);
@@ -8188,2288 +8257,6 @@ SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format,
     return SPIM_OK;
 }
 
-/* ---- JPEG in the compressed domain ---------------------------------------- */
-
-/* A single-scan baseline or extended-sequential Huffman JPEG (SOF0/SOF1,
-   8-bit, 1 or 3 components, sampling factors 1-2) is stamped without
-   decoding the photo. The scan is Huffman-decoded only to learn where each
-   MCU's bits lie and what the DC predictors are; the bits of every MCU the
-   stamp does not cover are copied (restart intervals it does not reach,
-   byte for byte); the covered MCUs are decoded, blended with the same
-   kernel, and re-coded with the file's own quantisation and Huffman tables.
-   Blocks of a covered MCU the stamp leaves unchanged keep their
-   coefficients. Where a re-coded block needs a Huffman code the file's
-   tables lack (found at the first such symbol; what was written is
-   dropped), the scan is re-encoded in two streaming passes instead: the
-   first decodes every block, re-derives the covered MCUs and counts the
-   symbols of each table the scan uses; optimal tables are built from the
-   counts (T.81 K.2); the second decodes and re-derives again (the same
-   arithmetic gives the same coefficients) and codes every block with the
-   new tables, restart intervals kept, the DHT segments replaced. No value
-   is ever clamped, and no block outside the covered MCUs changes. Memory
-   stays one MCU beside the output. Everything the splice does not
-   understand is declined, and spim_stamp_image takes the decode -> encode
-   path instead. */
-
-#define SPIM__HUFF_FAST 9
-#define SPIM__HUFF_SKIP 12       /* AC lookahead that consumes up to two codes and values at once */
-#define SPIM__HUFF_EOB 127
-#define SPIM__JPEG_BLOCKS 10     /* T.81's limit on blocks per MCU */
-
-typedef struct spim__huff {
-    uint16_t fast[1 << SPIM__HUFF_FAST]; /* (length << 8) | symbol for short codes, 0 = longer */
-    uint32_t skip[1 << SPIM__HUFF_SKIP]; /* AC, for the one or two symbols whose code + value bits fit
-                                            in SKIP: bits of the first | bits of both << 5 (0 = one) |
-                                            advance of the first << 10 | of the second << 17, where an
-                                            EOB advances SPIM__HUFF_EOB; 0 = slow path */
-    int32_t maxcode[17];                 /* largest code of each length, -1 when none */
-    int32_t delta[17];                   /* symbol index = code + delta[length] */
-    unsigned char sym[256];
-    uint16_t code[256];                  /* encoder: code and length per symbol, 0 = absent */
-    unsigned char size[256];
-    int defined;
-} spim__huff;
-
-typedef struct spim__jcomp {
-    int id, h, v, tq, td, ta;
-} spim__jcomp;
-
-typedef struct spim__jpeg {
-    const unsigned char *p;
-    size_t len, scan;            /* scan: first byte of entropy-coded data */
-    int width, height, nc, hmax, vmax, mcuw, mcuh, mcux, mcuy, ri, nblocks;
-    spim__jcomp comp[3];
-    int bcomp[SPIM__JPEG_BLOCKS], bx[SPIM__JPEG_BLOCKS], by[SPIM__JPEG_BLOCKS];
-    uint16_t qt[4][64];          /* natural order */
-    int qdef[4];
-    spim__huff dc[4], ac[4];
-    float cosine[8][8];          /* C(u)/2 * cos((2x+1)u pi/16), [x][u] */
-    float cosinet[8][8];         /* the same, [u][x] */
-    int16_t coef[SPIM__JPEG_BLOCKS][64];
-    unsigned char plane[3][256], rgb[256 * 3], orig[256 * 3], layer[2 * 16 * 3];
-    const char *why;             /* why the splice was declined */
-    int retable;                 /* declined for a code the file's tables lack: re-encode with new ones */
-    spim__huff ndc[4], nac[4];   /* the new tables */
-    uint64_t freq[8][257];       /* symbol counts: DC tables 0-3, AC tables 4-7 */
-    float fcoef[SPIM__JPEG_BLOCKS][64]; /* re-derived blocks: coefficients before rounding */
-    int rederived[SPIM__JPEG_BLOCKS];
-    double extra[3];             /* constrained coding: absolute error added per component */
-    double allow[3];             /* ... and the most it may add (spim__jpeg_allowance) */
-    int constrained;             /* a block was coded with the nearest codable coefficients */
-    uint64_t recoded;            /* MCUs re-coded */
-    spim_metadata metadata;      /* what the header copy keeps */
-} spim__jpeg;
-
-/* Natural-order index of the k-th coefficient in zigzag order. */
-static const unsigned char spim__zigzag[64] = {
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14,
-    21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53,
-    60, 61, 54, 47, 55, 62, 63
-};
-
-static int spim__jpeg_decline(spim__jpeg *j, const char *why)
-{
-    j->why = why;
-    return 0;
-}
-
-/* The AC symbol whose code and value bits lead the SKIP-bit pattern v and
-   fit in its first avail bits: its bits and advance (an EOB advances
-   SPIM__HUFF_EOB), or 0 when none does. */
-static uint32_t spim__huff_skip_one(const spim__huff *h, uint32_t v, int avail, uint32_t *adv)
-{
-    int len;
-    for (len = 1; len <= avail; len++) {
-        int32_t code = (int32_t)(v >> (SPIM__HUFF_SKIP - len));
-        if (code <= h->maxcode[len]) {
-            unsigned s = h->sym[code + h->delta[len]];
-            if (len + (int)(s & 15) > avail || !((s & 15) || s == 0 || s == 0xF0)) return 0;
-            *adv = s == 0 ? SPIM__HUFF_EOB : s == 0xF0 ? 16 : (s >> 4) + 1;
-            return (uint32_t)(len + (int)(s & 15));
-        }
-    }
-    return 0;
-}
-
-/* The AC skip table: every SKIP-bit pattern decoded once, up to two symbols. */
-static void spim__huff_skip(spim__huff *h)
-{
-    uint32_t v;
-    for (v = 0; v < (1u << SPIM__HUFF_SKIP); v++) {
-        uint32_t a1 = 0, a2 = 0, b1 = spim__huff_skip_one(h, v, SPIM__HUFF_SKIP, &a1), b2 = 0;
-        if (!b1) continue;
-        if (a1 != SPIM__HUFF_EOB && b1 < SPIM__HUFF_SKIP)
-            b2 = spim__huff_skip_one(h, (v << b1) & ((1u << SPIM__HUFF_SKIP) - 1), SPIM__HUFF_SKIP - (int)b1, &a2);
-        h->skip[v] = b1 | (b2 ? (b1 + b2) << 5 : 0) | a1 << 10 | a2 << 17;
-    }
-}
-
-/* Canonical codes from a DHT table (T.81 C.2); 0 when the counts
-   over-subscribe the code space or a symbol is out of range. */
-static int spim__huff_build(spim__huff *h, const unsigned char *counts, const unsigned char *syms, int ac)
-{
-    int len, i, k = 0;
-    uint32_t code = 0;
-    memset(h, 0, sizeof *h);
-    for (len = 1; len <= 16; len++) {
-        h->maxcode[len] = -1;
-        h->delta[len] = k - (int32_t)code;
-        for (i = 0; i < counts[len - 1]; i++, k++, code++) {
-            unsigned s = syms[k];
-            if (code >= (1u << len)) return 0; /* over-subscribed */
-            if ((ac && (s & 15) > 10) || (!ac && s > 11)) return 0;
-            h->sym[k] = (unsigned char)s;
-            if (!h->size[s]) { h->code[s] = (uint16_t)code; h->size[s] = (unsigned char)len; }
-            if (len <= SPIM__HUFF_FAST) {
-                uint32_t f, n = 1u << (SPIM__HUFF_FAST - len), first = code << (SPIM__HUFF_FAST - len);
-                for (f = 0; f < n; f++) h->fast[first + f] = (uint16_t)((len << 8) | s);
-            }
-        }
-        if (counts[len - 1]) h->maxcode[len] = (int32_t)code - 1;
-        code <<= 1;
-    }
-    if (ac) spim__huff_skip(h);
-    h->defined = 1;
-    return 1;
-}
-
-static int spim__jpeg_dht(spim__jpeg *j, const unsigned char *d, size_t n)
-{
-    while (n > 0) {
-        int total = 0, i, tc, th;
-        if (n < 17) return spim__jpeg_decline(j, "bad Huffman table");
-        tc = d[0] >> 4;
-        th = d[0] & 15;
-        for (i = 1; i <= 16; i++) total += d[i];
-        if (tc > 1 || th > 3 || total > 256 || (size_t)17 + (size_t)total > n) return spim__jpeg_decline(j, "bad Huffman table");
-        if (!spim__huff_build(tc ? &j->ac[th] : &j->dc[th], d + 1, d + 17, tc))
-            return spim__jpeg_decline(j, "bad Huffman table");
-        d += 17 + total;
-        n -= (size_t)(17 + total);
-    }
-    return 1;
-}
-
-static int spim__jpeg_dqt(spim__jpeg *j, const unsigned char *d, size_t n)
-{
-    while (n > 0) {
-        int pq = d[0] >> 4, tq = d[0] & 15, k;
-        size_t need = 1 + (pq ? 128u : 64u);
-        if (pq > 1 || tq > 3 || n < need) return spim__jpeg_decline(j, "bad quantisation table");
-        for (k = 0; k < 64; k++) {
-            unsigned q = pq ? spim__rd16(d + 1 + 2 * k, 0) : d[1 + k];
-            if (!q) return spim__jpeg_decline(j, "quantisation table holds a zero");
-            j->qt[tq][spim__zigzag[k]] = (uint16_t)q;
-        }
-        j->qdef[tq] = 1;
-        d += need;
-        n -= need;
-    }
-    return 1;
-}
-
-static int spim__jpeg_sof(spim__jpeg *j, const unsigned char *d, size_t n)
-{
-    int i, k;
-    if (j->nc) return spim__jpeg_decline(j, "two frames");
-    if (n < 6) return spim__jpeg_decline(j, "short frame header");
-    if (d[0] != 8) return spim__jpeg_decline(j, "not 8 bits per sample");
-    j->height = (int)spim__rd16(d + 1, 0);
-    j->width = (int)spim__rd16(d + 3, 0);
-    j->nc = d[5];
-    if (j->nc != 1 && j->nc != 3) return spim__jpeg_decline(j, "not 1 or 3 components");
-    if (n != 6 + 3 * (size_t)j->nc) return spim__jpeg_decline(j, "bad frame header length");
-    if (!j->width || !j->height) return spim__jpeg_decline(j, "no frame size (DNL)");
-    j->hmax = j->vmax = 1;
-    for (i = 0; i < j->nc; i++) {
-        spim__jcomp *c = &j->comp[i];
-        c->id = d[6 + 3 * i];
-        c->h = d[7 + 3 * i] >> 4;
-        c->v = d[7 + 3 * i] & 15;
-        c->tq = d[8 + 3 * i];
-        if (c->h < 1 || c->h > 2 || c->v < 1 || c->v > 2 || c->tq > 3)
-            return spim__jpeg_decline(j, "sampling factor or table outside 1..2 / 0..3");
-        for (k = 0; k < i; k++)
-            if (j->comp[k].id == c->id) return spim__jpeg_decline(j, "two components with one id");
-        if (c->h > j->hmax) j->hmax = c->h;
-        if (c->v > j->vmax) j->vmax = c->v;
-    }
-    return 1;
-}
-
-static int spim__jpeg_sos(spim__jpeg *j, const unsigned char *d, size_t n)
-{
-    int i;
-    if (!j->nc) return spim__jpeg_decline(j, "scan before frame");
-    if (n < 1 || d[0] != j->nc || n != 4 + 2 * (size_t)j->nc) return spim__jpeg_decline(j, "scan without every component");
-    for (i = 0; i < j->nc; i++) {
-        spim__jcomp *c = &j->comp[i];
-        if (d[1 + 2 * i] != c->id) return spim__jpeg_decline(j, "scan components out of order");
-        c->td = d[2 + 2 * i] >> 4;
-        c->ta = d[2 + 2 * i] & 15;
-        if (c->td > 3 || c->ta > 3 || !j->dc[c->td].defined || !j->ac[c->ta].defined || !j->qdef[c->tq])
-            return spim__jpeg_decline(j, "scan uses an undefined table");
-    }
-    if (d[1 + 2 * j->nc] != 0 || d[2 + 2 * j->nc] != 63 || d[3 + 2 * j->nc] != 0)
-        return spim__jpeg_decline(j, "not a sequential scan");
-    return 1;
-}
-
-/* MCU geometry and the blocks of one MCU, component by component. */
-static int spim__jpeg_layout(spim__jpeg *j)
-{
-    int i, x, y, b = 0;
-    if (j->nc == 1) j->comp[0].h = j->comp[0].v = j->hmax = j->vmax = 1; /* non-interleaved: one block per MCU */
-    j->mcuw = 8 * j->hmax;
-    j->mcuh = 8 * j->vmax;
-    j->mcux = (j->width + j->mcuw - 1) / j->mcuw;
-    j->mcuy = (j->height + j->mcuh - 1) / j->mcuh;
-    for (i = 0; i < j->nc; i++)
-        for (y = 0; y < j->comp[i].v; y++)
-            for (x = 0; x < j->comp[i].h; x++) {
-                if (b == SPIM__JPEG_BLOCKS) return spim__jpeg_decline(j, "more than 10 blocks per MCU");
-                j->bcomp[b] = i; j->bx[b] = x; j->by[b] = y; b++;
-            }
-    j->nblocks = b;
-    for (x = 0; x < 8; x++)
-        for (i = 0; i < 8; i++)
-            j->cosine[x][i] = j->cosinet[i][x] =
-                (float)((i ? 0.5 : 0.5 / sqrt(2.0)) * cos((2 * x + 1) * i * 3.14159265358979323846 / 16));
-    return 1;
-}
-
-/* The header up to the scan: 1 when the splice can take the file. */
-static int spim__jpeg_parse(spim__jpeg *j)
-{
-    const unsigned char *p = j->p;
-    size_t pos = spim__jpeg_soi(p, j->len), seg;
-    int m;
-    for (;;) {
-        if (pos >= j->len || p[pos] != 0xFF) return spim__jpeg_decline(j, "no marker where one belongs");
-        while (pos < j->len && p[pos] == 0xFF) pos++;
-        if (pos >= j->len) return spim__jpeg_decline(j, "no scan");
-        m = p[pos++];
-        if (j->len - pos < 2 || (seg = spim__rd16(p + pos, 0)) < 2 || seg > j->len - pos)
-            return spim__jpeg_decline(j, "segment runs past the end");
-        if ((m == 0xC0 || m == 0xC1) && !spim__jpeg_sof(j, p + pos + 2, seg - 2)) return 0;
-        if (m == 0xC4 && !spim__jpeg_dht(j, p + pos + 2, seg - 2)) return 0;
-        if (m == 0xDB && !spim__jpeg_dqt(j, p + pos + 2, seg - 2)) return 0;
-        if (m == 0xDD) {
-            if (seg != 4) return spim__jpeg_decline(j, "bad restart interval");
-            j->ri = (int)spim__rd16(p + pos + 2, 0);
-        }
-        if (m == 0xDA) {
-            if (!spim__jpeg_sos(j, p + pos + 2, seg - 2)) return 0;
-            j->scan = pos + seg;
-            return spim__jpeg_layout(j);
-        }
-        if ((m >= 0xC2 && m <= 0xCF && m != 0xC4) || !(m == 0xC0 || m == 0xC1 || m == 0xC4 || m == 0xDB ||
-                                                       m == 0xDD || m == 0xFE || (m >= 0xE0 && m <= 0xEF)))
-            return spim__jpeg_decline(j, m == 0xC2 || m == 0xC6 || m == 0xCA ? "progressive JPEG"
-                                         : m == 0xC3 || m == 0xC7 || m == 0xCB || m == 0xCF ? "lossless JPEG"
-                                         : m >= 0xC9 ? "arithmetic-coded JPEG" : "unsupported marker");
-        pos += seg;
-    }
-}
-
-/* Entropy-coded data from pos: its end (the marker's first FF), the marker
-   code and the position after it; 0 when the file ends first. */
-static int spim__jpeg_data_end(const unsigned char *p, size_t pos, size_t len, size_t *end, int *marker, size_t *after)
-{
-    while (pos + 1 < len) {
-        const unsigned char *f = (const unsigned char *)memchr(p + pos, 0xFF, len - pos - 1);
-        size_t k;
-        if (!f) return 0;
-        pos = (size_t)(f - p);
-        if (p[pos + 1] == 0x00) { pos += 2; continue; }
-        for (k = pos; k < len && p[k] == 0xFF; k++) {}
-        if (k >= len) return 0;
-        *end = pos;
-        *marker = p[k];
-        *after = k + 1;
-        return 1;
-    }
-    return 0;
-}
-
-/* ---- bits in, bits out ---- */
-
-typedef struct spim__jbits {
-    const unsigned char *p;
-    size_t pos, end;
-    uint64_t acc;                /* n valid bits, most significant first */
-    int n;
-    uint64_t fed, fill;          /* bytes put into acc; of which zeros past the end */
-} spim__jbits;
-
-static void spim__jbits_fill(spim__jbits *r)
-{
-    if (r->end - r->pos >= 8) { /* eight bytes without FF: as many as fit, at once */
-        const unsigned char *q = r->p + r->pos;
-        uint64_t v = (uint64_t)q[0] << 56 | (uint64_t)q[1] << 48 | (uint64_t)q[2] << 40 | (uint64_t)q[3] << 32 |
-                     (uint64_t)q[4] << 24 | (uint64_t)q[5] << 16 | (uint64_t)q[6] << 8 | (uint64_t)q[7];
-        uint64_t x = ~v;
-        if (!((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull)) {
-            int k = (64 - r->n) >> 3;
-            /* the bits of a partial byte below are the next byte's own, which the next fill ORs in again */
-            r->acc |= v >> r->n;
-            r->pos += (size_t)k;
-            r->n += 8 * k;
-            r->fed += (uint64_t)k;
-            return;
-        }
-    }
-    while (r->n <= 56) {
-        unsigned b = 0;
-        if (r->pos < r->end) {
-            b = r->p[r->pos];
-            r->pos += b == 0xFF ? 2 : 1; /* FF is always FF 00 before the end */
-        } else {
-            r->fill++;
-        }
-        r->acc |= (uint64_t)b << (56 - r->n);
-        r->n += 8;
-        r->fed++;
-    }
-}
-
-static uint64_t spim__jbits_pos(const spim__jbits *r) { return r->fed * 8 - (uint64_t)r->n; }
-
-static int spim__jbits_over(const spim__jbits *r) { return r->fill && spim__jbits_pos(r) > (r->fed - r->fill) * 8; }
-
-static unsigned spim__jbits_get(spim__jbits *r, int k)
-{
-    unsigned v;
-    if (!k) return 0;
-    v = (unsigned)(r->acc >> (64 - k));
-    r->acc <<= k;
-    r->n -= k;
-    return v;
-}
-
-static int spim__jbits_extend(unsigned v, int s) { return v < (1u << (s - 1)) ? (int)v - (1 << s) + 1 : (int)v; }
-
-/* One symbol; -1 for a code the table does not have. Needs 16 bits in acc. */
-static int spim__huff_decode(spim__jbits *r, const spim__huff *h)
-{
-    unsigned e = h->fast[r->acc >> (64 - SPIM__HUFF_FAST)];
-    int len;
-    if (e) {
-        r->acc <<= e >> 8;
-        r->n -= (int)(e >> 8);
-        return (int)(e & 255);
-    }
-    for (len = SPIM__HUFF_FAST + 1; len <= 16; len++) {
-        int32_t code = (int32_t)(r->acc >> (64 - len));
-        if (code <= h->maxcode[len]) {
-            r->acc <<= len;
-            r->n -= len;
-            return h->sym[code + h->delta[len]];
-        }
-    }
-    return -1;
-}
-
-/* One block passed over, as spim__jpeg_block with coef NULL, with the bit
-   buffer in registers: code and value in one look-up while SKIP bits are at
-   hand, the general decoder for the rest. */
-static int spim__jpeg_skip_block(spim__jbits *r, const spim__huff *dc, const spim__huff *ac, int *pred,
-                                 uint64_t *dc_end)
-{
-    uint64_t acc;
-    int n, k, s, rs;
-    unsigned e;
-    if (r->n < 32) spim__jbits_fill(r);
-    if ((e = dc->fast[r->acc >> (64 - SPIM__HUFF_FAST)]) != 0) {
-        int len = (int)(e >> 8);
-        s = (int)(e & 255);
-        acc = r->acc << len;
-        n = r->n - len;
-        if (s) {
-            *pred += spim__jbits_extend((unsigned)(acc >> (64 - s)), s);
-            acc <<= s;
-            n -= s;
-        }
-    } else {
-        if ((s = spim__huff_decode(r, dc)) < 0) return 0;
-        if (s) *pred += spim__jbits_extend(spim__jbits_get(r, s), s);
-        acc = r->acc;
-        n = r->n;
-    }
-    if (*pred < -32768 || *pred > 32767) return 0;
-    *dc_end = r->fed * 8 - (uint64_t)n;
-    for (k = 1; k < 64;) {
-        if (n < SPIM__HUFF_SKIP) {
-            r->acc = acc;
-            r->n = n;
-            spim__jbits_fill(r);
-            acc = r->acc;
-            n = r->n;
-        }
-        e = ac->skip[acc >> (64 - SPIM__HUFF_SKIP)];
-        if (e) {
-            unsigned a = (e >> 10) & 127, bits = (e >> 5) & 31;
-            if (a == SPIM__HUFF_EOB) {
-                acc <<= e & 31;
-                n -= (int)(e & 31);
-                break;
-            }
-            k += (int)a;
-            if (!bits || k >= 64) { /* the second symbol only while the first left the block open */
-                acc <<= e & 31;
-                n -= (int)(e & 31);
-                continue;
-            }
-            acc <<= bits;
-            n -= (int)bits;
-            if ((a = e >> 17) == SPIM__HUFF_EOB) break;
-            k += (int)a;
-            continue;
-        }
-        r->acc = acc;
-        r->n = n;
-        if (r->n < 32) spim__jbits_fill(r);
-        if ((rs = spim__huff_decode(r, ac)) < 0) return 0;
-        s = rs & 15;
-        if (!s && rs != 0xF0) {
-            acc = r->acc;
-            n = r->n;
-            break;
-        }
-        k += s ? (rs >> 4) + 1 : 16;
-        spim__jbits_get(r, s);
-        acc = r->acc;
-        n = r->n;
-    }
-    r->acc = acc;
-    r->n = n;
-    return k <= 64;
-}
-
-/* One block: *pred becomes its DC value, *dc_end the bit position after the
-   DC, coef its coefficients (natural order, quantised). 0 on bad data. */
-static int spim__jpeg_block(spim__jbits *r, const spim__huff *dc, const spim__huff *ac, int *pred,
-                            uint64_t *dc_end, int16_t *coef)
-{
-    int s, k, rs;
-    if (r->n < 32) spim__jbits_fill(r);
-    if ((s = spim__huff_decode(r, dc)) < 0) return 0;
-    if (s) *pred += spim__jbits_extend(spim__jbits_get(r, s), s);
-    if (*pred < -32768 || *pred > 32767) return 0;
-    *dc_end = spim__jbits_pos(r);
-    memset(coef, 0, 64 * sizeof *coef);
-    coef[0] = (int16_t)*pred;
-    for (k = 1; k < 64;) {
-        if (r->n < 32) spim__jbits_fill(r);
-        if ((rs = spim__huff_decode(r, ac)) < 0) return 0;
-        s = rs & 15;
-        if (!s) {
-            if (rs != 0xF0) break;
-            k += 16;
-            continue;
-        }
-        k += rs >> 4;
-        if (k > 63) return 0;
-        coef[spim__zigzag[k]] = (int16_t)spim__jbits_extend(spim__jbits_get(r, s), s);
-        k++;
-    }
-    return k <= 64;
-}
-
-typedef struct spim__jout {
-    spim_buf *b;
-    uint64_t acc;
-    int n;
-} spim__jout;
-
-static spim_status spim__jout_room(spim__jout *w, size_t bytes)
-{
-    return w->b->cap - w->b->len > bytes + 2 ? SPIM_OK : spim_buf_reserve(w->b, bytes + 2);
-}
-
-/* k <= 32 bits of v (the caller keeps v within k bits), stuffing FF with 00. */
-static void spim__jout_put(spim__jout *w, uint32_t v, int k)
-{
-    w->acc = (w->acc << k) | v;
-    w->n += k;
-    while (w->n >= 8) {
-        unsigned char c = (unsigned char)(w->acc >> (w->n - 8));
-        w->n -= 8;
-        w->b->data[w->b->len++] = c;
-        if (c == 0xFF) w->b->data[w->b->len++] = 0;
-    }
-}
-
-/* Pad the last byte with 1-bits (T.81 F.1.2.3). */
-static void spim__jout_flush(spim__jout *w)
-{
-    if (w->n) spim__jout_put(w, (1u << (8 - w->n)) - 1, 8 - w->n);
-}
-
-/* The copier walks the source scan behind the decoder, bit by bit. */
-typedef struct spim__jcopy {
-    const unsigned char *p;
-    size_t pos, end;
-    unsigned cur;
-    int left;                    /* bits of cur not yet taken */
-    uint64_t bitpos;
-} spim__jcopy;
-
-/* Whole bytes while both sides are byte-aligned: the stuffed source bytes
-   are already what the output needs. */
-static uint64_t spim__jcopy_raw(spim__jcopy *c, spim__jout *w, uint64_t bytes)
-{
-    size_t i = c->pos;
-    uint64_t got = 0;
-    while (got < bytes && i < c->end) {
-        size_t span = c->end - i;
-        const unsigned char *f;
-        if (span > bytes - got) span = (size_t)(bytes - got);
-        f = (const unsigned char *)memchr(c->p + i, 0xFF, span);
-        if (!f) { i += span; got += span; continue; }
-        got += (uint64_t)(f - (c->p + i)) + 1;
-        i = (size_t)(f - c->p) + 2;
-    }
-    if (i > c->end) i = c->end;
-    memcpy(w->b->data + w->b->len, c->p + c->pos, i - c->pos);
-    w->b->len += i - c->pos;
-    c->pos = i;
-    return got;
-}
-
-/* Copy (out != NULL) or skip the source bits up to bit position `to`. */
-static spim_status spim__jcopy_to(spim__jcopy *c, spim__jout *w, uint64_t to, int copy)
-{
-    uint64_t n = to - c->bitpos;
-    if (to <= c->bitpos) return SPIM_OK;
-    if (copy && spim__jout_room(w, (size_t)(n / 4) + 16) != SPIM_OK) return SPIM_ERR_NOMEM;
-    c->bitpos = to;
-    while (n > 0) {
-        int take;
-        if (c->left == 0) {
-            if (copy && w->n == 0 && n >= 8) {
-                n -= 8 * spim__jcopy_raw(c, w, n / 8);
-                if (c->pos >= c->end && n >= 8) return SPIM_ERR_IMAGE;
-                continue;
-            }
-            if (c->pos >= c->end) return SPIM_ERR_IMAGE;
-            c->cur = c->p[c->pos];
-            c->pos += c->cur == 0xFF ? 2 : 1;
-            c->left = 8;
-        }
-        take = (uint64_t)c->left < n ? c->left : (int)n;
-        if (copy) spim__jout_put(w, (c->cur >> (c->left - take)) & ((1u << take) - 1), take);
-        c->left -= take;
-        n -= (uint64_t)take;
-    }
-    return SPIM_OK;
-}
-
-/* ---- re-coding one MCU ---- */
-
-/* The separable transforms below keep the innermost loop over 8 adjacent
-   floats, which compilers vectorise. */
-static void spim__jpeg_idct(const spim__jpeg *j, const int16_t *coef, const uint16_t *q, unsigned char *out, int stride)
-{
-    float t[64], s[8];
-    int x, y, u, i;
-    memset(t, 0, sizeof t);
-    for (i = 0; i < 64; i++) /* most coefficients are zero: add only the others */
-        if (coef[i]) {
-            float f = (float)(coef[i] * q[i]);
-            for (y = 0; y < 8; y++) t[y * 8 + (i & 7)] += j->cosine[y][i >> 3] * f;
-        }
-    for (y = 0; y < 8; y++) {
-        for (x = 0; x < 8; x++) s[x] = 128.5f;
-        for (u = 0; u < 8; u++) {
-            float f = t[y * 8 + u];
-            for (x = 0; x < 8; x++) s[x] += j->cosinet[u][x] * f;
-        }
-        for (x = 0; x < 8; x++) out[y * stride + x] = (unsigned char)(s[x] <= 0 ? 0 : s[x] >= 255 ? 255 : (int)s[x]);
-    }
-}
-
-/* The forward DCT of in (samples 0..255) divided by q, unrounded, into f. */
-static void spim__jpeg_fdct_exact(const spim__jpeg *j, const float *in, const uint16_t *q, float *f)
-{
-    float t[64], o[64];
-    int x, y, u, v, i;
-    memset(t, 0, sizeof t);
-    memset(o, 0, sizeof o);
-    for (y = 0; y < 8; y++) /* rows: t[y][u] = sum over x of in[y][x] C[x][u] */
-        for (x = 0; x < 8; x++) {
-            float p = in[y * 8 + x] - 128.0f;
-            for (u = 0; u < 8; u++) t[y * 8 + u] += p * j->cosine[x][u];
-        }
-    for (y = 0; y < 8; y++) /* columns: o[v][u] = sum over y of C[y][v] t[y][u] */
-        for (v = 0; v < 8; v++) {
-            float c = j->cosine[y][v];
-            for (u = 0; u < 8; u++) o[v * 8 + u] += c * t[y * 8 + u];
-        }
-    for (i = 0; i < 64; i++) f[i] = o[i] / (float)q[i];
-}
-
-/* Rounded to the nearest, within the 8-bit range of T.81's AC values. */
-static void spim__jpeg_quantise(const float *f, int16_t *coef)
-{
-    int i;
-    for (i = 0; i < 64; i++) {
-        int c = (int)(f[i] < 0 ? f[i] - 0.5f : f[i] + 0.5f);
-        coef[i] = (int16_t)(c < -1023 ? -1023 : c > 1023 ? 1023 : c);
-    }
-}
-
-static float spim__jpeg_from_rgb(const unsigned char *px, int c)
-{
-    float r = px[0], g = px[1], b = px[2];
-    if (c == 0) return 0.299f * r + 0.587f * g + 0.114f * b;
-    if (c == 1) return -0.168736f * r - 0.331264f * g + 0.5f * b + 128.0f;
-    return 0.5f * r - 0.418688f * g - 0.081312f * b + 128.0f;
-}
-
-static unsigned char spim__clamp255(float v) { return (unsigned char)(v <= 0 ? 0 : v >= 255 ? 255 : (int)(v + 0.5f)); }
-
-/* The MCU's pixels (box-upsampled chroma) into j->rgb, ch bytes per pixel. */
-static void spim__jpeg_mcu_pixels(spim__jpeg *j)
-{
-    int b, x, y, ch = j->nc;
-    for (b = 0; b < j->nblocks; b++) {
-        const spim__jcomp *c = &j->comp[j->bcomp[b]];
-        spim__jpeg_idct(j, j->coef[b], j->qt[c->tq], j->plane[j->bcomp[b]] + j->by[b] * 8 * 8 * c->h + j->bx[b] * 8,
-                        8 * c->h);
-    }
-    for (y = 0; y < j->mcuh; y++)
-        for (x = 0; x < j->mcuw; x++) {
-            unsigned char *o = j->rgb + (y * j->mcuw + x) * ch;
-            const spim__jcomp *c = j->comp;
-            int sy = j->vmax - 1, sx = j->hmax - 1; /* factors are 1 or 2: halve or keep */
-            float Y = j->plane[0][((y * c[0].v) >> sy) * 8 * c[0].h + ((x * c[0].h) >> sx)], cb, cr;
-            if (ch == 1) { o[0] = (unsigned char)Y; continue; }
-            cb = (float)j->plane[1][((y * c[1].v) >> sy) * 8 * c[1].h + ((x * c[1].h) >> sx)] - 128.0f;
-            cr = (float)j->plane[2][((y * c[2].v) >> sy) * 8 * c[2].h + ((x * c[2].h) >> sx)] - 128.0f;
-            o[0] = spim__clamp255(Y + 1.402f * cr);
-            o[1] = spim__clamp255(Y - 0.344136f * cb - 0.714136f * cr);
-            o[2] = spim__clamp255(Y + 1.772f * cb);
-        }
-}
-
-/* Re-derive the coefficients of each block whose pixels the stamp changed:
-   colour conversion, box downsampling, FDCT, the file's quantisation. */
-static void spim__jpeg_mcu_coefs(spim__jpeg *j)
-{
-    int b, ch = j->nc;
-    for (b = 0; b < j->nblocks; b++) {
-        const spim__jcomp *c = &j->comp[j->bcomp[b]];
-        int sx = j->hmax / c->h, sy = j->vmax / c->v, x0 = j->bx[b] * 8 * sx, y0 = j->by[b] * 8 * sy;
-        int x, y, changed = 0;
-        float in[64];
-        for (y = y0; y < y0 + 8 * sy && !changed; y++) {
-            size_t off = ((size_t)y * (size_t)j->mcuw + (size_t)x0) * (size_t)ch;
-            changed = memcmp(j->rgb + off, j->orig + off, (size_t)8 * (size_t)sx * (size_t)ch) != 0;
-        }
-        j->rederived[b] = changed;
-        if (!changed) continue;
-        for (y = 0; y < 8; y++)
-            for (x = 0; x < 8; x++) {
-                float s = 0;
-                int u, v;
-                for (v = 0; v < sy; v++)
-                    for (u = 0; u < sx; u++) {
-                        const unsigned char *px = j->rgb + ((size_t)(y0 + y * sy + v) * (size_t)j->mcuw +
-                                                            (size_t)(x0 + x * sx + u)) * (size_t)ch;
-                        s += ch == 1 ? (float)px[0] : spim__jpeg_from_rgb(px, j->bcomp[b]);
-                    }
-                in[y * 8 + x] = s / (float)(sx * sy);
-            }
-        spim__jpeg_fdct_exact(j, in, j->qt[c->tq], j->fcoef[b]);
-        spim__jpeg_quantise(j->fcoef[b], j->coef[b]);
-    }
-}
-
-static int spim__jpeg_bits_of(int v)
-{
-    int s = 0;
-    if (v < 0) v = -v;
-    while (v) { s++; v >>= 1; }
-    return s;
-}
-
-/* Code (freq NULL) or count (into freq) the symbol sym_hi | size of v, and
-   v's bits. 0 when the table has no code for it. */
-static int spim__jpeg_put_value(spim__jout *w, const spim__huff *h, uint64_t *freq, int sym_hi, int v)
-{
-    int s = spim__jpeg_bits_of(v), sym = sym_hi | s;
-    if (freq) {
-        freq[sym]++;
-        return 1;
-    }
-    if (!h->size[sym]) return 0;
-    /* code and value bits at once: at most 16 + 11 */
-    spim__jout_put(w, (uint32_t)h->code[sym] << s | (uint32_t)(v < 0 ? v + (1 << s) - 1 : v), h->size[sym] + s);
-    return 1;
-}
-
-/* A DC difference: at most 11 bits for 8-bit samples. */
-static int spim__jpeg_put_dc(spim__jout *w, const spim__huff *h, uint64_t *freq, int diff)
-{
-    return diff >= -2047 && diff <= 2047 && spim__jpeg_put_value(w, h, freq, 0, diff);
-}
-
-/* Code (fdc, fac NULL) or count one block after the DC predictor *pred;
-   0 when a table lacks a symbol the block needs or a DC difference is out
-   of range. */
-static int spim__jpeg_put_block(spim__jout *w, const spim__huff *dc, const spim__huff *ac, uint64_t *fdc,
-                                uint64_t *fac, const int16_t *coef, int *pred)
-{
-    int k, run = 0;
-    if (!spim__jpeg_put_dc(w, dc, fdc, coef[0] - *pred)) return 0;
-    *pred = coef[0];
-    for (k = 1; k < 64; k++) {
-        int v = coef[spim__zigzag[k]];
-        if (!v) { run++; continue; }
-        for (; run > 15; run -= 16)
-            if (!spim__jpeg_put_value(w, ac, fac, 0xF0, 0)) return 0;
-        if (!spim__jpeg_put_value(w, ac, fac, run << 4, v)) return 0;
-        run = 0;
-    }
-    return !run || spim__jpeg_put_value(w, ac, fac, 0, 0);
-}
-
-/* Decode MCU (mc, mr), whose coefficients are in j->coef, blend the stamp
-   and re-derive the coefficients of the blocks it changed. */
-static void spim__jpeg_stamp_mcu(spim__jpeg *j, const spim__plan *P, int mc, int mr)
-{
-    size_t n = (size_t)j->mcuw * (size_t)j->mcuh * (size_t)j->nc;
-    spim__jpeg_mcu_pixels(j);
-    memcpy(j->orig, j->rgb, n);
-    spim__plan_draw(P, j->rgb, (size_t)j->mcuw * (size_t)j->nc, mc * j->mcuw, mr * j->mcuh, j->mcuw, j->mcuh, j->layer);
-    spim__jpeg_mcu_coefs(j);
-}
-
-/* ---- the nearest codable block (huffman=constrained) ---- */
-
-/* Optimised tables hold only the symbols the encoder saw, so a re-coded
-   block may want one they lack. Rather than re-encode the whole scan, the
-   block takes the nearest coefficients the tables code: a value in a
-   smaller (or larger) size category, a run split with ZRL or broken by a
-   +-1, an earlier EOB. "Nearest" is the squared error against the
-   unrounded coefficients weighted by the squared quantiser, which is the
-   block's squared pixel error (T.81's DCT is orthonormal). What that adds
-   is measured in pixels, summed per component and bounded
-   (spim__jpeg_allowance); past the
-   bound the scan is re-encoded with new tables instead. */
-
-/* The value of size category s (0..11) nearest to t. */
-static int spim__jpeg_nearest_in(float t, int s)
-{
-    int lo, hi, m;
-    float a = t < 0 ? -t : t;
-    if (!s) return 0;
-    lo = 1 << (s - 1);
-    hi = (1 << s) - 1;
-    m = a > (float)hi ? hi : (int)(a + 0.5f);
-    if (m < lo) m = lo;
-    return t < 0 ? -m : m;
-}
-
-/* The DC value nearest to t whose difference from pred the table codes;
-   0 when there is none within the 8-bit range. */
-static int spim__jpeg_dc_nearest(const spim__huff *h, float t, int pred, int16_t *v)
-{
-    float best = -1;
-    int s;
-    for (s = 0; s <= 11; s++) {
-        int d, x;
-        float e;
-        if (!h->size[s]) continue;
-        d = spim__jpeg_nearest_in(t - (float)pred, s);
-        x = pred + d;
-        e = (t - (float)x) * (t - (float)x);
-        if (x < -1024 || x > 1023 || (best >= 0 && e >= best)) continue;
-        best = e;
-        *v = (int16_t)x;
-    }
-    return best >= 0;
-}
-
-/* The codable AC coefficients nearest to f (natural order, units of q):
-   a shortest path over the zigzag positions, each step from one non-zero
-   coefficient p to the next, k, zeroing those between and coding k in the
-   best category the table has for the run; the last step is EOB, or ends
-   at position 63. 0 when the table codes no block at all. */
-static int spim__jpeg_ac_nearest(const spim__huff *ac, const float *f, const uint16_t *q, int16_t *coef)
-{
-    float t[64], w[64], zero[65], best[64], end = -1;
-    int from[64], val[64], k, p, s, last = -1;
-    zero[1] = 0;
-    for (k = 1; k < 64; k++) {
-        t[k] = f[spim__zigzag[k]];
-        w[k] = (float)q[spim__zigzag[k]] * (float)q[spim__zigzag[k]];
-        zero[k + 1] = zero[k] + t[k] * t[k] * w[k]; /* zeroing positions a..b-1 costs zero[b] - zero[a] */
-    }
-    best[0] = 0;
-    for (k = 1; k < 64; k++) {
-        best[k] = -1;
-        for (p = 0; p < k; p++) {
-            int run = k - p - 1;
-            if (best[p] < 0 || (run >= 16 && !ac->size[0xF0])) continue;
-            for (s = 1; s <= 10; s++) {
-                int v;
-                float e;
-                if (!ac->size[(run & 15) << 4 | s]) continue;
-                v = spim__jpeg_nearest_in(t[k], s);
-                e = best[p] + zero[k] - zero[p + 1] + (t[k] - (float)v) * (t[k] - (float)v) * w[k];
-                if (best[k] < 0 || e < best[k]) { best[k] = e; from[k] = p; val[k] = v; }
-            }
-        }
-    }
-    for (p = 0; p < 64; p++) {
-        float e;
-        if (best[p] < 0 || (p < 63 && !ac->size[0])) continue;
-        e = best[p] + zero[64] - zero[p + 1];
-        if (end < 0 || e < end) { end = e; last = p; }
-    }
-    if (last < 0) return 0;
-    for (k = 1; k < 64; k++) coef[k] = 0;
-    for (k = last; k > 0; k = from[k]) coef[spim__zigzag[k]] = (int16_t)val[k];
-    return 1;
-}
-
-/* The absolute pixel error over a block of coefficient errors d (natural
-   order, already times the quantiser). */
-static double spim__jpeg_delta_l1(const spim__jpeg *j, const float *d)
-{
-    float t[64], s[8];
-    double sum = 0;
-    int x, y, u, i;
-    memset(t, 0, sizeof t);
-    for (i = 0; i < 64; i++)
-        if (d[i] != 0)
-            for (y = 0; y < 8; y++) t[y * 8 + (i & 7)] += j->cosine[y][i >> 3] * d[i];
-    for (y = 0; y < 8; y++) {
-        for (x = 0; x < 8; x++) s[x] = 0;
-        for (u = 0; u < 8; u++)
-            for (x = 0; x < 8; x++) s[x] += j->cosinet[u][x] * t[y * 8 + u];
-        for (x = 0; x < 8; x++) sum += s[x] < 0 ? -s[x] : s[x];
-    }
-    return sum;
-}
-
-/* The absolute error constrained coding may add to rounding's, per
-   component, summed over its samples: a mean over the stamp of
-   SPIM__JPEG_NEAR for grey; for colour, half of it in luma and the rest so
-   that no RGB channel gets more (B takes 1.772 Cb). */
-#define SPIM__JPEG_NEAR 0.25
-static void spim__jpeg_allowance(spim__jpeg *j, uint64_t pixels)
-{
-    int c;
-    for (c = 0; c < j->nc; c++) {
-        double mean = j->nc == 1 ? SPIM__JPEG_NEAR : c == 0 ? SPIM__JPEG_NEAR / 2 : SPIM__JPEG_NEAR / 2 / 1.772;
-        double samples = (double)pixels;
-        if (j->nc > 1) samples = samples * j->comp[c].h * j->comp[c].v / (j->hmax * j->vmax);
-        j->allow[c] = mean * samples;
-        j->extra[c] = 0;
-    }
-}
-
-/* Block b of the MCU with the file's tables: as it is when they code it,
-   else as the nearest block they code (j->coef[b] becomes it). 0 when
-   that would pass the allowance: the caller re-tables. */
-static int spim__jpeg_put_near(spim__jpeg *j, spim__jout *w, int b, int *pred)
-{
-    const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-    const spim__huff *dc = &j->dc[cp->td], *ac = &j->ac[cp->ta];
-    const uint16_t *q = j->qt[cp->tq];
-    size_t len = w->b->len;
-    uint64_t acc = w->acc;
-    int n = w->n, before = *pred, from = before, i;
-    int16_t near[64];
-    float f[64], d[64], r[64];
-    if (spim__jpeg_put_block(w, dc, ac, NULL, NULL, j->coef[b], pred)) return 1;
-    w->b->len = len; /* drop what the failed attempt wrote */
-    w->acc = acc;
-    w->n = n;
-    *pred = before;
-    /* counted for the new tables, should they be needed */
-    spim__jpeg_put_block(w, dc, ac, j->freq[cp->td], j->freq[4 + cp->ta], j->coef[b], &from);
-    for (i = 0; i < 64; i++) f[i] = j->rederived[b] ? j->fcoef[b][i] : (float)j->coef[b][i];
-    if (!spim__jpeg_dc_nearest(dc, f[0], before, near) || !spim__jpeg_ac_nearest(ac, f, q, near)) return 0;
-    for (i = 0; i < 64; i++) {
-        d[i] = ((float)near[i] - f[i]) * (float)q[i];
-        r[i] = ((float)j->coef[b][i] - f[i]) * (float)q[i];
-    }
-    j->extra[j->bcomp[b]] += spim__jpeg_delta_l1(j, d) - spim__jpeg_delta_l1(j, r);
-    if (j->extra[j->bcomp[b]] > j->allow[j->bcomp[b]]) return 0;
-    memcpy(j->coef[b], near, sizeof near);
-    j->constrained = 1;
-    return spim__jpeg_put_block(w, dc, ac, NULL, NULL, near, pred);
-}
-
-static int spim__jpeg_need_tables(spim__jpeg *j)
-{
-    j->retable = 1;
-    return spim__jpeg_decline(j, "the file's Huffman tables cannot code a re-coded block");
-}
-
-/* The covered MCUs, the union of every stamp's and tile's rectangle: their
-   bounding box c0..c1, r0..r1 and within it a bit per MCU (`bits`, rowbytes
-   a row), so tiles leaving gaps re-code only what they touch. */
-typedef struct spim__jcover {
-    int c0, c1, r0, r1;
-    uint64_t area;            /* pixels of the visible stamps and tiles */
-    size_t rowbytes;
-    unsigned char *bits;
-} spim__jcover;
-
-static int spim__jcover_has(const spim__jcover *k, uint64_t m, int mcux)
-{
-    int r = (int)(m / (uint64_t)mcux), c = (int)(m % (uint64_t)mcux);
-    if (r < k->r0 || r > k->r1 || c < k->c0 || c > k->c1) return 0;
-    c -= k->c0;
-    return k->bits[(size_t)(r - k->r0) * k->rowbytes + (size_t)c / 8] >> (c % 8) & 1;
-}
-
-/* Whether MCUs m0..m1-1 include a covered one. */
-static int spim__jcover_any(const spim__jcover *k, uint64_t m0, uint64_t m1, int mcux)
-{
-    uint64_t m;
-    for (m = m0; m < m1; m++)
-        if (spim__jcover_has(k, m, mcux)) return 1;
-    return 0;
-}
-
-static void spim__jcover_free(spim__jcover *k)
-{
-    SPIM_FREE(k->bits);
-    k->bits = NULL;
-}
-
-/* Visit every visible stamp and tile of the plan in MCUs (mcuw x mcuh):
-   without k->bits widen the bounding box, with them set the bits. */
-static void spim__jcover_mark(spim__jcover *k, const spim__plan *P, int mcuw, int mcuh)
-{
-    spim__layer L;
-    int g, i, j, r[4], x, y;
-    for (g = 0; g < P->n; g++) {
-        if (!spim__plan_range(P, g, 0, 0, P->ws, P->hs, r)) continue;
-        for (j = r[2]; j <= r[3]; j++)
-            for (i = r[0]; i <= r[1]; i++) {
-                int a0, a1, b0, b1;
-                if (!spim__plan_tile(P, g, i, j, &L)) continue;
-                a0 = L.x / mcuw; a1 = (L.x + L.w - 1) / mcuw; b0 = L.y / mcuh; b1 = (L.y + L.h - 1) / mcuh;
-                if (!k->bits) {
-                    k->area += (uint64_t)L.w * (uint64_t)L.h;
-                    if (a0 < k->c0) k->c0 = a0;
-                    if (a1 > k->c1) k->c1 = a1;
-                    if (b0 < k->r0) k->r0 = b0;
-                    if (b1 > k->r1) k->r1 = b1;
-                    continue;
-                }
-                for (y = b0 - k->r0; y <= b1 - k->r0; y++)
-                    for (x = a0 - k->c0; x <= a1 - k->c0; x++)
-                        k->bits[(size_t)y * k->rowbytes + (size_t)x / 8] |= (unsigned char)(1u << (x % 8));
-            }
-    }
-}
-
-/* The cover map of a plan on a JPEG of MCUs mcuw x mcuh; SPIM_ERR_TOO_LARGE
-   when its bounding box holds more than `budget` pixels (checked before the
-   map is allocated). */
-static spim_status spim__jcover_make(spim__jcover *k, const spim__plan *P, int mcuw, int mcuh, uint64_t budget,
-                                     spim_error *err)
-{
-    uint64_t area;
-    size_t n;
-    memset(k, 0, sizeof *k);
-    k->c0 = k->r0 = INT_MAX;
-    k->c1 = k->r1 = -1;
-    spim__jcover_mark(k, P, mcuw, mcuh);
-    if (k->c1 < 0) return spim_error_set(err, SPIM_ERR_INVALID, "stamp falls outside the image");
-    area = (uint64_t)(k->c1 - k->c0 + 1) * (uint64_t)mcuw * (uint64_t)(k->r1 - k->r0 + 1) * (uint64_t)mcuh;
-    if (area > budget)
-        return spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG: the stamp covers %llu pixels, over the budget of %llu",
-                              (unsigned long long)area, (unsigned long long)budget);
-    k->rowbytes = ((size_t)(k->c1 - k->c0) + 8) / 8;
-    n = k->rowbytes * (size_t)(k->r1 - k->r0 + 1);
-    if ((k->bits = (unsigned char *)SPIM_MALLOC(n)) == NULL)
-        return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory mapping the stamp's MCUs");
-    memset(k->bits, 0, n);
-    spim__jcover_mark(k, P, mcuw, mcuh);
-    return SPIM_OK;
-}
-
-/* One restart interval (or the whole scan) with covered MCUs in it, with
-   the file's tables: data [pos, end), MCUs m0..m1-1. 1 done, 0 declined
-   (j->retable when new tables would do), -1 out of memory. */
-static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos, size_t end,
-                               uint64_t m0, uint64_t m1, spim__jout *w)
-{
-    spim__jbits r;
-    spim__jcopy c;
-    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, b;
-    uint64_t m, dc_end;
-    memset(&r, 0, sizeof r);
-    memset(&c, 0, sizeof c);
-    r.p = c.p = j->p;
-    r.pos = c.pos = pos;
-    r.end = c.end = end;
-    w->acc = 0;
-    w->n = 0;
-    for (m = m0; m < m1; m++) {
-        uint64_t start = spim__jbits_pos(&r);
-        if (spim__jcover_has(k, m, j->mcux)) {
-            for (b = 0; b < j->nblocks; b++) {
-                const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-                if (!spim__jpeg_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[j->bcomp[b]], &dc_end, j->coef[b]))
-                    return spim__jpeg_decline(j, "corrupt scan");
-            }
-            if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
-            if (spim__jcopy_to(&c, w, start, 1) != SPIM_OK) return -1;
-            spim__jcopy_to(&c, w, spim__jbits_pos(&r), 0);
-            if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
-            spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
-            for (b = 0; b < j->nblocks; b++)
-                if (!spim__jpeg_put_near(j, w, b, &dst[j->bcomp[b]])) return spim__jpeg_need_tables(j);
-            j->recoded++;
-            continue;
-        }
-        for (b = 0; b < j->nblocks; b++) {
-            const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-            int ci = j->bcomp[b], before = src[ci];
-            uint64_t bstart = spim__jbits_pos(&r);
-            if (!spim__jpeg_skip_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[ci], &dc_end))
-                return spim__jpeg_decline(j, "corrupt scan");
-            if (dst[ci] != before) { /* the first block after a re-coded run: new DC difference */
-                if (spim__jcopy_to(&c, w, bstart, 1) != SPIM_OK || spim__jout_room(w, 16) != SPIM_OK) return -1;
-                spim__jcopy_to(&c, w, dc_end, 0);
-                if (!spim__jpeg_put_dc(w, &j->dc[cp->td], NULL, src[ci] - dst[ci])) return spim__jpeg_need_tables(j);
-            }
-            dst[ci] = src[ci];
-        }
-        if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
-    }
-    if (spim__jcopy_to(&c, w, spim__jbits_pos(&r), 1) != SPIM_OK || spim__jout_room(w, 2) != SPIM_OK) return -1;
-    spim__jout_flush(w);
-    return 1;
-}
-
-/* One interval re-encoded block by block with the new tables. 1 done, 0
-   declined, -1 out of memory. */
-static int spim__jpeg_reencode(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos, size_t end,
-                               uint64_t m0, uint64_t m1, spim__jout *w)
-{
-    spim__jbits r;
-    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, b;
-    uint64_t m, dc_end;
-    memset(&r, 0, sizeof r);
-    r.p = j->p;
-    r.pos = pos;
-    r.end = end;
-    w->acc = 0;
-    w->n = 0;
-    for (m = m0; m < m1; m++) {
-        for (b = 0; b < j->nblocks; b++) {
-            const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-            if (!spim__jpeg_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[j->bcomp[b]], &dc_end, j->coef[b]))
-                return spim__jpeg_decline(j, "corrupt scan");
-        }
-        if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
-        if (spim__jcover_has(k, m, j->mcux)) {
-            spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
-            j->recoded++;
-        }
-        if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
-        for (b = 0; b < j->nblocks; b++) {
-            const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-            if (!spim__jpeg_put_block(w, &j->ndc[cp->td], &j->nac[cp->ta], NULL, NULL, j->coef[b],
-                                      &dst[j->bcomp[b]]))
-                return spim__jpeg_decline(j, "a DC difference out of range");
-        }
-    }
-    if (spim__jout_room(w, 2) != SPIM_OK) return -1;
-    spim__jout_flush(w);
-    return 1;
-}
-
-/* The scan, interval by interval, then EOI: spliced with the file's tables
-   (mode 0) or re-encoded with the new tables (2). 1 done, 0 declined, -1
-   out of memory. */
-static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, spim_buf *out, int mode)
-{
-    uint64_t total = (uint64_t)j->mcux * (uint64_t)j->mcuy, per = j->ri ? (uint64_t)j->ri : total, m0, i = 0;
-    size_t pos = j->scan, end, after;
-    int marker, rc;
-    spim__jout w;
-    w.b = out;
-    for (m0 = 0; m0 < total; m0 += per, i++) {
-        uint64_t m1 = total - m0 < per ? total : m0 + per;
-        if (!spim__jpeg_data_end(j->p, pos, j->len, &end, &marker, &after))
-            return spim__jpeg_decline(j, "scan runs to the end of the file");
-        if (m1 < total && marker != 0xD0 + (int)(i & 7)) return spim__jpeg_decline(j, "restart markers do not match DRI");
-        if (m1 == total && marker != 0xD9) return spim__jpeg_decline(j, "more than one scan");
-        if (mode) {
-            if ((rc = spim__jpeg_reencode(j, P, k, pos, end, m0, m1, &w)) != 1) return rc;
-        } else if (!spim__jcover_any(k, m0, m1, j->mcux)) {
-            if (spim_buf_append(out, j->p + pos, end - pos) != SPIM_OK) return -1;
-        } else if ((rc = spim__jpeg_interval(j, P, k, pos, end, m0, m1, &w)) != 1) {
-            return rc;
-        }
-        if (m1 < total) {
-            unsigned char rst[2];
-            rst[0] = 0xFF;
-            rst[1] = (unsigned char)(0xD0 + (int)(i & 7));
-            if (spim_buf_append(out, rst, 2) != SPIM_OK) return -1;
-        }
-        pos = after;
-    }
-    return spim_buf_append(out, "\xFF\xD9", 2) == SPIM_OK ? 1 : -1;
-}
-
-/* An optimal table for the counts freq[0..255] (T.81 K.2: code lengths by
-   merging the two least frequent, limited to 16 bits, one code point
-   reserved so that no code is all ones) as DHT counts and symbols; the
-   number of symbols. freq[256] is overwritten. */
-static int spim__huff_optimal(uint64_t *freq, unsigned char *counts, unsigned char *syms)
-{
-    int size[257], others[257], bits[258], i, len, n = 0;
-    for (i = 0; i < 257; i++) { size[i] = 0; others[i] = -1; }
-    for (i = 0; i < 258; i++) bits[i] = 0;
-    freq[256] = 1; /* the reserved code point: the longest code, never used */
-    for (;;) {
-        int v1 = -1, v2 = -1;
-        for (i = 0; i < 257; i++) /* the least frequent, the later one on a tie */
-            if (freq[i] && (v1 < 0 || freq[i] <= freq[v1])) v1 = i;
-        for (i = 0; i < 257; i++)
-            if (freq[i] && i != v1 && (v2 < 0 || freq[i] <= freq[v2])) v2 = i;
-        if (v2 < 0) break;
-        freq[v1] += freq[v2];
-        freq[v2] = 0;
-        for (size[v1]++; others[v1] >= 0; size[v1]++) v1 = others[v1];
-        others[v1] = v2;
-        for (size[v2]++; others[v2] >= 0; size[v2]++) v2 = others[v2];
-    }
-    for (i = 0; i < 257; i++) if (size[i]) bits[size[i]]++;
-    for (len = 257; len > 16; len--) /* move pairs of the longest codes up (K.3) */
-        while (bits[len] > 0) {
-            int l = len - 2;
-            while (bits[l] == 0) l--;
-            bits[len] -= 2;
-            bits[len - 1]++;
-            bits[l + 1] += 2;
-            bits[l]--;
-        }
-    for (len = 16; len > 0 && !bits[len]; len--) {}
-    if (len > 0) bits[len]--; /* drop the reserved code point */
-    for (len = 1; len <= 16; len++) counts[len - 1] = (unsigned char)bits[len];
-    for (len = 1; len <= 257; len++)
-        for (i = 0; i < 256; i++)
-            if (size[i] == len) syms[n++] = (unsigned char)i;
-    return n;
-}
-
-/* New tables for every table the scan uses, from j->freq, into j->ndc and
-   j->nac, and the DHT segment that defines them into d (room for 4 + 8 *
-   (17 + 256) bytes); its length. */
-static size_t spim__jpeg_new_tables(spim__jpeg *j, unsigned char *d)
-{
-    size_t n = 4;
-    int t, i, used[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
-    for (i = 0; i < j->nc; i++) used[j->comp[i].td] = used[4 + j->comp[i].ta] = 1;
-    for (t = 0; t < 8; t++) {
-        int count;
-        if (!used[t]) continue;
-        d[n] = (unsigned char)(t < 4 ? t : 0x10 | (t - 4));
-        count = spim__huff_optimal(j->freq[t], d + n + 1, d + n + 17);
-        spim__huff_build(t < 4 ? &j->ndc[t] : &j->nac[t - 4], d + n + 1, d + n + 17, t >= 4);
-        n += 17 + (size_t)count;
-    }
-    d[0] = 0xFF;
-    d[1] = 0xC4;
-    d[2] = (unsigned char)((n - 2) >> 8);
-    d[3] = (unsigned char)(n - 2);
-    return n;
-}
-
-/* The Photoshop APP13 segment just appended at out->data + at, without
-   its thumbnail resources (0x0409, 0x040C: the unstamped photo, small);
-   dropped whole when its resources do not parse, as one might hide one.
-   Other APP13 segments stay as they are. */
-static void spim__jpeg_app13_clean(spim_buf *out, size_t at)
-{
-    unsigned char *s = out->data + at;
-    size_t n = out->len - at, pos = 18, keep = 18;
-    if (n < 18 || memcmp(s + 4, "Photoshop 3.0\0", 14) != 0) return;
-    while (pos < n) { /* "8BIM", id, a Pascal name padded to even, size, data padded to even */
-        size_t name, size, total;
-        unsigned id;
-        if (n - pos < 12 || memcmp(s + pos, "8BIM", 4) != 0) { out->len = at; return; }
-        id = spim__rd16(s + pos + 4, 0);
-        name = (size_t)s[pos + 6] + 1 + (s[pos + 6] % 2 == 0);
-        if (n - pos < 6 + name + 4) { out->len = at; return; }
-        size = spim__rd32(s + pos + 6 + name, 0);
-        if (size > n - pos - 10 - name) { out->len = at; return; }
-        total = 10 + name + size + (size & 1);
-        if (total > n - pos) total = n - pos; /* the last pad byte may be missing */
-        if (id != 0x0409 && id != 0x040C) {
-            memmove(s + keep, s + pos, total);
-            keep += total;
-        }
-        pos += total;
-    }
-    s[2] = (unsigned char)((keep - 2) >> 8);
-    s[3] = (unsigned char)(keep - 2);
-    out->len = at + keep;
-}
-
-/* The header as it is, with each EXIF thumbnail unlinked (see
-   spim__exif_drop_thumbnail) and the metadata policy applied, each
-   Photoshop thumbnail removed (spim__jpeg_app13_clean); without MPF
-   indexes (APP2 "MPF"), whose images follow EOI, where the splice stops;
-   with dht (n bytes) in place of every DHT segment, just before the SOS. */
-static spim_status spim__jpeg_copy_header(const spim__jpeg *j, spim_buf *out, const unsigned char *dht, size_t n)
-{
-    size_t pos = spim__jpeg_soi(j->p, j->len);
-    if (spim_buf_append(out, j->p, pos) != SPIM_OK) return SPIM_ERR_NOMEM;
-    while (pos < j->scan) { /* spim__jpeg_parse walked these segments */
-        size_t at = pos, seg, mark, before;
-        while (j->p[pos] == 0xFF) pos++;
-        seg = spim__rd16(j->p + pos + 1, 0);
-        mark = pos;
-        pos += 1 + seg;
-        if (dht && j->p[mark] == 0xC4) continue;
-        if (j->p[mark] == 0xE2 && seg >= 6 && memcmp(j->p + mark + 3, "MPF\0", 4) == 0) continue;
-        if (dht && j->p[mark] == 0xDA && spim_buf_append(out, dht, n) != SPIM_OK) return SPIM_ERR_NOMEM;
-        before = out->len;
-        if (spim__jpeg_copy_segment(j->p + at, pos - at, j->metadata, out) != SPIM_OK)
-            return SPIM_ERR_NOMEM;
-        if (j->p[mark] == 0xED && out->len > before)
-            spim__jpeg_app13_clean(out, out->len - (pos - mark + 1));
-    }
-    return SPIM_OK;
-}
-
-/* Counts for new tables without a counting pass over the scan: each
-   symbol of the file's tables as often as its code length says (an optimal
-   code gives a symbol of probability 2^-l a code of l bits; the scan's
-   symbols estimated at one per 5 bits), the symbols the re-coded blocks
-   wanted as counted (already in j->freq), and every other valid symbol
-   once, so that any block can be coded. */
-static void spim__jpeg_estimate(spim__jpeg *j)
-{
-    uint64_t scale = (uint64_t)(j->len - j->scan) * 8 / 5 / (uint64_t)(2 * j->nc) >> 16;
-    int t, s;
-    for (t = 0; t < 8; t++) {
-        const spim__huff *h = t < 4 ? &j->dc[t] : &j->ac[t - 4];
-        for (s = 0; s < 256 && h->defined; s++)
-            if (t < 4 ? s <= 11 : (s == 0 || s == 0xF0 || ((s & 15) >= 1 && (s & 15) <= 10)))
-                j->freq[t][s] += h->size[s] ? (scale + 1) << (16 - h->size[s]) : 1;
-    }
-}
-
-/* The scan re-encoded in one pass with new tables estimated from the
-   file's (spim__jpeg_estimate): header and scan into out. 1 done, 0
-   declined, -1 out of memory. */
-static int spim__jpeg_optimal(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, spim_buf *out)
-{
-    unsigned char dht[4 + 8 * (17 + 256)];
-    size_t n;
-    spim__jpeg_estimate(j);
-    n = spim__jpeg_new_tables(j, dht);
-    if (spim__jpeg_copy_header(j, out, dht, n) != SPIM_OK) return -1;
-    return spim__jpeg_scan(j, P, k, out, 2);
-}
-
-/* Stamp a JPEG in the compressed domain. SPIM_OK with *declined = 1 when
-   the file needs the decode -> encode path (*why says why). */
-static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int orientation, const spim_stamp *stamp,
-                                     const spim_stamp_options *o, spim_buf *out, spim_image_info *info,
-                                     const char **why, spim_error *err)
-{
-    spim__jpeg *j = (spim__jpeg *)SPIM_MALLOC(sizeof *j);
-    spim__plan P;
-    spim__jcover k;
-    spim_status st = SPIM_OK;
-    uint64_t budget = o->max_pixels ? o->max_pixels : spim_default_max_pixels();
-    double side;
-    size_t start = out->len;
-    int rc;
-    *why = NULL;
-    if (!j) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory reading JPEG");
-    memset(j, 0, sizeof *j);
-    j->p = p;
-    j->len = len;
-    j->metadata = o->metadata;
-    if (!spim__jpeg_parse(j)) {
-        *why = j->why;
-        SPIM_FREE(j);
-        return SPIM_OK;
-    }
-    side = o->scale * (j->width < j->height ? j->width : j->height) + 0.5;
-    if (o->scale > 0 && side * side > (double)budget) {
-        st = spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG of %dx%d: the stamp scaled to %.0f pixels a side "
-                            "is over the budget of %llu pixels", j->width, j->height, side,
-                            (unsigned long long)budget);
-        SPIM_FREE(j);
-        return st;
-    }
-    side = (o->text_size > 0 ? o->text_size : 0.05) * (j->width < j->height ? j->width : j->height) + 0.5;
-    if (o->text && *o->text && side * (j->width < j->height ? j->height : j->width) > (double)budget) {
-        st = spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG of %dx%d: a text line of %.0f pixels is over the "
-                            "budget of %llu pixels", j->width, j->height, side, (unsigned long long)budget);
-        SPIM_FREE(j);
-        return st;
-    }
-    if ((st = spim__plan_make(&P, j->width, j->height, j->nc, orientation, stamp, o, err)) != SPIM_OK) {
-        SPIM_FREE(j);
-        return st;
-    }
-    if ((st = spim__jcover_make(&k, &P, j->mcuw, j->mcuh, budget, err)) == SPIM_OK) {
-        spim__jpeg_allowance(j, k.area);
-        rc = -1;
-        if (spim_buf_reserve(out, len + len / 8 + 65536) == SPIM_OK && spim__jpeg_copy_header(j, out, NULL, 0) == SPIM_OK)
-            rc = spim__jpeg_scan(j, &P, &k, out, 0);
-        if (rc == 0 && j->retable) { /* the nearest codable blocks are too far: start again, new tables */
-            out->len = start;
-            j->constrained = 0;
-            j->recoded = 0;
-            rc = spim__jpeg_optimal(j, &P, &k, out);
-        }
-        if (rc < 0) {
-            st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory stamping JPEG");
-        } else if (rc == 0) {
-            *why = j->why;
-        } else if (info) {
-            info->width = j->width;
-            info->height = j->height;
-            info->huffman = j->retable ? "optimal" : j->constrained ? "constrained" : "file";
-            info->mcus_recoded = j->recoded;
-        }
-    }
-    if (st != SPIM_OK || *why) out->len = start;
-    spim__jcover_free(&k);
-    spim__plan_free(&P);
-    SPIM_FREE(j);
-    return st;
-}
-
-/* ---- progressive JPEG in the coefficient domain ---- */
-
-/* A progressive Huffman JPEG (SOF2, 8-bit, 1 or 3 components, sampling
-   factors 1-2, any valid scan script) is stamped without a pixel frame, in
-   two walks over its scans. The first decodes every scan keeping, for every
-   block, one bit per coefficient (has it been nonzero yet: what a
-   refinement scan needs to be read, T.81 G.1.2.3) and, for the blocks of the
-   covered MCUs only, their whole coefficients; those MCUs are then stamped
-   as the splice stamps them. The second walk re-codes each scan: a block
-   outside the covered MCUs with the coefficient bits it had (an EOB run
-   ends where the file's ended), a covered one from its new coefficients at
-   the scan's band and precision. The scan script, quantisation, sampling,
-   restart intervals and metadata stay the file's; a scan whose Huffman
-   tables lack a code it needs is counted and gets optimal tables of its own
-   (a DHT before its SOS). Memory: the input, the output, 8 bytes per block
-   (the bits, and a copy of one component's for the scan being written) and
-   the covered MCUs' coefficients. */
-
-#define SPIM__JPROG_RUN 0x7FFF   /* the longest EOB run (EOB14 and 14 bits) */
-
-/* One block's part of a scan. */
-typedef struct spim__jband {
-    int16_t a[64];               /* first scans: values at the scan's precision, zigzag order;
-                                    DC in a[0] */
-    uint64_t hist, corr, nz, neg; /* refinements, by zigzag bit: nonzero before, correction bit
-                                     set, newly nonzero, of those negative */
-    int eob_start;               /* the file starts an EOB run in this block */
-} spim__jband;
-
-typedef struct spim__jprog {
-    spim__jpeg *j;
-    spim__jcover k;
-    uint64_t *hist[3], *spare;   /* nonzero-so-far bits per block, mcux*h x mcuy*v per component */
-    int pw[3], ph[3], bw[3], bh[3], base[3];
-    int16_t *reg;                /* the covered MCUs' coefficients, MCU by MCU, block by block,
-                                    natural order */
-    signed char state[3][64];    /* the Al that last coded each coefficient, -1 none yet (pass 1) */
-    int ns, sc[4], ss, se, ah, al;   /* the scan */
-    int pass, count, missing, optimal;
-    const spim__huff *tdc[4], *tac[4];   /* the tables the scan is written with */
-    int pin[3], pout[3];         /* DC predictors in and out */
-    unsigned run_in, run_out;    /* EOB runs: left in the file's, pending in ours */
-    unsigned char *cb;           /* the correction bits of our pending run, first bit highest */
-    size_t cbits;
-    spim__jbits r;
-    spim__jout w;
-    const unsigned char *dht[8]; /* the file's current table per slot (DC 0-3, AC 4-7) */
-    size_t dhtlen[8];
-    int mine[8];                 /* the output's slot holds one of our tables */
-    size_t first_sos, plane;     /* plane: the largest component's bits, in entries */
-    spim__huff *saved;           /* the tables at the first scan, DC then AC, and the rest of it */
-    const unsigned char *saved_dht[8];
-    size_t saved_len[8];
-    int saved_ri;
-} spim__jprog;
-
-/* Blocks of component c's bits, padded to whole MCUs. */
-SPIM__PRIVATE size_t spim__jprog_blocks(const spim__jprog *g, int c)
-{
-    return (size_t)g->pw[c] * (size_t)g->ph[c];
-}
-
-SPIM__PRIVATE int16_t *spim__jprog_region(const spim__jprog *g, int c, int bx, int by)
-{
-    const spim__jcomp *cp = &g->j->comp[c];
-    int mc, mr;
-    size_t m;
-    if (bx < g->k.c0 * cp->h || bx >= (g->k.c1 + 1) * cp->h || by < g->k.r0 * cp->v ||
-        by >= (g->k.r1 + 1) * cp->v)
-        return NULL;
-    mc = bx / cp->h;
-    mr = by / cp->v;
-    if (!spim__jcover_has(&g->k, (uint64_t)mr * (uint64_t)g->j->mcux + (uint64_t)mc, g->j->mcux))
-        return NULL; /* between tiles: kept like any block outside */
-    m = (size_t)(mr - g->k.r0) * (size_t)(g->k.c1 - g->k.c0 + 1) + (size_t)(mc - g->k.c0);
-    m = m * (size_t)g->j->nblocks + (size_t)(g->base[c] + (by % cp->v) * cp->h + bx % cp->h);
-    return g->reg + m * 64;
-}
-
-/* The lowest and the highest set bit of v (not 0). */
-SPIM__PRIVATE int spim__jprog_low(uint64_t v)
-{
-#if defined(__GNUC__) || defined(__clang__)
-    return __builtin_ctzll(v);
-#else
-    int n = 0;
-    for (; !(v & 1); v >>= 1) n++;
-    return n;
-#endif
-}
-
-SPIM__PRIVATE int spim__jprog_high(uint64_t v)
-{
-#if defined(__GNUC__) || defined(__clang__)
-    return 63 - __builtin_clzll(v);
-#else
-    int n = 63;
-    for (; !(v >> 63); v <<= 1) n--;
-    return n;
-#endif
-}
-
-/* Bits ss..se of the scan's band. */
-SPIM__PRIVATE uint64_t spim__jprog_mask(const spim__jprog *g)
-{
-    return (~0ull >> (63 - g->se)) & (~0ull << g->ss);
-}
-
-/* ---- reading a scan ---- */
-
-SPIM__PRIVATE int spim__jprog_bit(spim__jbits *r)
-{
-    if (r->n < 1) spim__jbits_fill(r);
-    return (int)spim__jbits_get(r, 1);
-}
-
-/* A DC first scan's value (the predictor, at the scan's precision) or a DC
-   refinement's bit, into b->a[0]. */
-SPIM__PRIVATE int spim__jprog_dec_dc(spim__jprog *g, int c, spim__jband *b)
-{
-    spim__jbits *r = &g->r;
-    int s;
-    if (r->n < 32) spim__jbits_fill(r);
-    if (g->ah) {
-        b->a[0] = (int16_t)spim__jbits_get(r, 1);
-        return 1;
-    }
-    if ((s = spim__huff_decode(r, &g->j->dc[g->j->comp[c].td])) < 0 || s > 11) return 0;
-    if (s) g->pin[c] += spim__jbits_extend(spim__jbits_get(r, s), s);
-    if (g->pin[c] < -2048 || g->pin[c] > 2047) return 0;
-    b->a[0] = (int16_t)g->pin[c];
-    return 1;
-}
-
-/* An AC first scan's values for the band (T.81 G.1.2.2): b->a where b->nz
-   has a bit. */
-SPIM__PRIVATE int spim__jprog_dec_first(spim__jprog *g, const spim__huff *h, spim__jband *b)
-{
-    spim__jbits *r = &g->r;
-    int k, rs, s, run;
-    b->nz = 0;
-    b->eob_start = 0;
-    if (g->run_in) {
-        g->run_in--;
-        return 1;
-    }
-    for (k = g->ss; k <= g->se;) {
-        if (r->n < 32) spim__jbits_fill(r);
-        if ((rs = spim__huff_decode(r, h)) < 0) return 0;
-        s = rs & 15;
-        run = rs >> 4;
-        if (s) {
-            if ((k += run) > g->se) return 0;
-            b->nz |= 1ull << k;
-            b->a[k++] = (int16_t)spim__jbits_extend(spim__jbits_get(r, s), s);
-        } else if (run == 15) {
-            if ((k += 16) > g->se + 1) return 0;
-        } else {
-            g->run_in = (1u << run) - 1 + spim__jbits_get(r, run);
-            b->eob_start = 1;
-            break;
-        }
-    }
-    return 1;
-}
-
-/* An AC refinement scan's bits for the band, against hist (T.81 G.1.2.3):
-   a symbol skips `run` coefficients that are still zero, reading a
-   correction bit for each nonzero one it passes; an EOB run's blocks read
-   the correction bits of the rest of the band. */
-SPIM__PRIVATE int spim__jprog_dec_refine(spim__jprog *g, const spim__huff *h, uint64_t hist,
-                                         spim__jband *b)
-{
-    spim__jbits *r = &g->r;
-    int k = g->ss, rs, s, run;
-    b->hist = hist;
-    b->corr = b->nz = b->neg = 0;
-    b->eob_start = 0;
-    for (; !g->run_in && k <= g->se; k++) {
-        int neg = 0;
-        if (r->n < 32) spim__jbits_fill(r);
-        if ((rs = spim__huff_decode(r, h)) < 0 || (s = rs & 15) > 1) return 0;
-        run = rs >> 4;
-        if (s) {
-            neg = !spim__jbits_get(r, 1);
-        } else if (run != 15) {
-            g->run_in = (1u << run) + spim__jbits_get(r, run);
-            b->eob_start = 1;
-            break;
-        }
-        for (; k <= g->se; k++) {
-            if (hist >> k & 1) {
-                if (spim__jprog_bit(r)) b->corr |= 1ull << k;
-            } else if (run-- == 0) {
-                break;
-            }
-        }
-        if (s) {
-            if (k > g->se) return 0;
-            b->nz |= 1ull << k;
-            if (neg) b->neg |= 1ull << k;
-        }
-    }
-    if (g->run_in) {
-        uint64_t left = k > g->se ? 0 : hist & spim__jprog_mask(g) & (~0ull << k);
-        for (; left; left &= left - 1)
-            if (spim__jprog_bit(r)) b->corr |= left & (~left + 1);
-        g->run_in--;
-    }
-    return 1;
-}
-
-/* Pass 1: the block's part of the scan into its coefficients (natural order). */
-SPIM__PRIVATE void spim__jprog_apply(const spim__jprog *g, const spim__jband *b, int16_t *co)
-{
-    int k, one = 1 << g->al;
-    if (!g->ss) {
-        long v = g->ah ? (long)co[0] | (b->a[0] ? one : 0) : (long)b->a[0] * one;
-        co[0] = (int16_t)(v < -32767 ? -32767 : v > 32767 ? 32767 : v);
-        return;
-    }
-    for (k = g->ss; k <= g->se; k++) {
-        int16_t *c = co + spim__zigzag[k];
-        long v = *c;
-        if (!g->ah) v = b->nz >> k & 1 ? (long)b->a[k] * one : 0;
-        else if (b->corr >> k & 1) v += v > 0 ? one : -one;
-        else if (b->nz >> k & 1) v = b->neg >> k & 1 ? -one : one;
-        *c = (int16_t)(v < -32767 ? -32767 : v > 32767 ? 32767 : v);
-    }
-}
-
-/* Pass 2: a covered block's new coefficients as its part of the scan. */
-SPIM__PRIVATE void spim__jprog_band(const spim__jprog *g, const int16_t *co, spim__jband *b)
-{
-    int k;
-    b->eob_start = 0;
-    if (!g->ss) {
-        int v = co[0], q = v >= 0 ? v >> g->al : -((-v - 1) >> g->al) - 1; /* floor(v / 2^al) */
-        b->a[0] = (int16_t)(g->ah ? q & 1 : q);
-        return;
-    }
-    b->hist = b->corr = b->nz = b->neg = 0;
-    for (k = g->ss; k <= g->se; k++) {
-        int v = co[spim__zigzag[k]], m = v < 0 ? -v : v;
-        if (!g->ah) {
-            b->a[k] = (int16_t)(v < 0 ? -(m >> g->al) : m >> g->al);
-            if (b->a[k]) b->nz |= 1ull << k;
-        } else if (m >> g->ah) {
-            b->hist |= 1ull << k;
-            if (m >> g->al & 1) b->corr |= 1ull << k;
-        } else if (m >> g->al & 1) {
-            b->nz |= 1ull << k;
-            if (v < 0) b->neg |= 1ull << k;
-        }
-    }
-}
-
-/* ---- writing a scan ---- */
-
-/* n <= 64 bits of v, most significant first. */
-SPIM__PRIVATE void spim__jprog_bits(spim__jout *w, uint64_t v, int n)
-{
-    for (; n > 24; n -= 24) spim__jout_put(w, (uint32_t)(v >> (n - 24)) & 0xFFFFFFu, 24);
-    if (n) spim__jout_put(w, (uint32_t)(v & ((1ull << n) - 1)), n);
-}
-
-/* Code (or, counting, count) symbol sym of AC table slot t with n extra
-   bits v. 0 when the table lacks the code. */
-SPIM__PRIVATE int spim__jprog_sym(spim__jprog *g, int t, int sym, uint32_t v, int n)
-{
-    const spim__huff *h = g->tac[t];
-    if (g->count) {
-        g->j->freq[4 + t][sym]++;
-        return 1;
-    }
-    if (!h->size[sym]) return 0;
-    spim__jout_put(&g->w, h->code[sym], h->size[sym]);
-    if (n) spim__jout_put(&g->w, v, n);
-    return 1;
-}
-
-/* Our pending EOB run and the correction bits its blocks left. */
-SPIM__PRIVATE int spim__jprog_flush_run(spim__jprog *g, int t)
-{
-    unsigned n = g->run_out;
-    int r = 0;
-    size_t i;
-    if (!n) return 1;
-    while (n >> (r + 1)) r++;
-    if (!spim__jprog_sym(g, t, r << 4, n - (1u << r), r)) return 0;
-    if (!g->count) {
-        for (i = 0; i + 8 <= g->cbits; i += 8) spim__jout_put(&g->w, g->cb[i / 8], 8);
-        if (g->cbits > i) {
-            int rest = (int)(g->cbits - i);
-            spim__jout_put(&g->w, (uint32_t)g->cb[i / 8] >> (8 - rest), rest);
-        }
-    }
-    g->run_out = 0;
-    g->cbits = 0;
-    return 1;
-}
-
-SPIM__PRIVATE void spim__jprog_cbit(spim__jprog *g, int bit)
-{
-    if (g->count) return;
-    if (!(g->cbits & 7)) g->cb[g->cbits / 8] = 0;
-    if (bit) g->cb[g->cbits / 8] |= (unsigned char)(0x80 >> (g->cbits & 7));
-    g->cbits++;
-}
-
-/* The band's tail joins our EOB run: a new run where the file began one
-   (outside the covered MCUs), so that the file's runs are kept. */
-SPIM__PRIVATE int spim__jprog_tail(spim__jprog *g, int t)
-{
-    if (++g->run_out == SPIM__JPROG_RUN) return spim__jprog_flush_run(g, t);
-    return 1;
-}
-
-SPIM__PRIVATE int spim__jprog_enc_first(spim__jprog *g, int t, const spim__jband *b, int outside)
-{
-    uint64_t *f = g->count ? g->j->freq[4 + t] : NULL, left = b->nz;
-    int last = left ? spim__jprog_high(left) : -1, prev = g->ss - 1;
-    if ((last >= 0 || (outside && b->eob_start)) && !spim__jprog_flush_run(g, t)) return 0;
-    for (; left; left &= left - 1) {
-        int k = spim__jprog_low(left), run = k - prev - 1;
-        for (; run > 15; run -= 16)
-            if (!spim__jprog_sym(g, t, 0xF0, 0, 0)) return 0;
-        if (!spim__jpeg_put_value(&g->w, g->tac[t], f, run << 4, b->a[k])) return 0;
-        prev = k;
-    }
-    return last == g->se || spim__jprog_tail(g, t);
-}
-
-/* The mirror of spim__jprog_dec_refine: correction bits of the nonzero
-   coefficients passed follow the symbol that passes them (a ZRL at the
-   16th zero, a newly nonzero coefficient's code and sign bit), those after
-   the last newly nonzero one follow the EOB run's symbol. */
-SPIM__PRIVATE int spim__jprog_enc_refine(spim__jprog *g, int t, const spim__jband *b, int outside)
-{
-    uint64_t *f = g->count ? g->j->freq[4 + t] : NULL, pend = 0, left;
-    int last = b->nz ? spim__jprog_high(b->nz) : -1, k, run = 0, npend = 0;
-    if ((last >= 0 || (outside && b->eob_start)) && !spim__jprog_flush_run(g, t)) return 0;
-    for (k = g->ss; k <= last; k++) {
-        if (b->hist >> k & 1) {
-            pend = pend << 1 | (b->corr >> k & 1);
-            npend++;
-            continue;
-        }
-        if (!(b->nz >> k & 1)) {
-            if (++run < 16) continue;
-            if (!spim__jprog_sym(g, t, 0xF0, 0, 0)) return 0;
-        } else if (!spim__jpeg_put_value(&g->w, g->tac[t], f, run << 4, b->neg >> k & 1 ? -1 : 1)) {
-            return 0;
-        }
-        if (!g->count) spim__jprog_bits(&g->w, pend, npend);
-        pend = 0;
-        npend = run = 0;
-    }
-    if (last == g->se) return 1;
-    left = b->hist & spim__jprog_mask(g) & (~0ull << (last + 1));
-    for (; left; left &= left - 1) spim__jprog_cbit(g, (b->corr & left & (~left + 1)) != 0);
-    return spim__jprog_tail(g, t);
-}
-
-SPIM__PRIVATE int spim__jprog_enc_dc(spim__jprog *g, int c, const spim__jband *b)
-{
-    int t = g->j->comp[c].td, diff = b->a[0] - g->pout[c];
-    if (g->ah) {
-        if (!g->count) spim__jout_put(&g->w, (uint32_t)b->a[0], 1);
-        return 1;
-    }
-    g->pout[c] = b->a[0];
-    return spim__jpeg_put_dc(&g->w, g->tdc[t], g->count ? g->j->freq[t] : NULL, diff);
-}
-
-/* One block of the scan: read; pass 1 keeps a covered block's coefficients,
-   pass 2 writes it (the covered ones from their new coefficients). 0 on a
-   corrupt scan (j->why) or a code our tables lack (g->missing). */
-SPIM__PRIVATE int spim__jprog_block(spim__jprog *g, int c, int bx, int by)
-{
-    spim__jpeg *j = g->j;
-    size_t bi = (size_t)by * (size_t)g->pw[c] + (size_t)bx;
-    int16_t *co = spim__jprog_region(g, c, bx, by);
-    int t = j->comp[c].ta, ok;
-    spim__jband b;
-    b.hist = b.corr = b.nz = b.neg = 0;
-    b.eob_start = 0;
-    if (!g->ss) ok = spim__jprog_dec_dc(g, c, &b);
-    else if (!g->ah) ok = spim__jprog_dec_first(g, &j->ac[t], &b);
-    else ok = spim__jprog_dec_refine(g, &j->ac[t], g->hist[c][bi], &b);
-    if (!ok) return spim__jpeg_decline(j, "corrupt scan");
-    if (g->ss) (g->pass == 1 ? g->hist[c] : g->spare)[bi] = g->hist[c][bi] | b.nz;
-    if (g->pass == 1) {
-        if (co) spim__jprog_apply(g, &b, co);
-        return 1;
-    }
-    if (co) spim__jprog_band(g, co, &b);
-    if (!g->ss) ok = spim__jprog_enc_dc(g, c, &b);
-    else if (!g->ah) ok = spim__jprog_enc_first(g, t, &b, !co);
-    else ok = spim__jprog_enc_refine(g, t, &b, !co);
-    if (!ok) g->missing = 1;
-    return ok;
-}
-
-/* MCU m of the scan: one block when it has one component (T.81 A.2.2). */
-SPIM__PRIVATE int spim__jprog_mcu(spim__jprog *g, uint64_t m)
-{
-    const spim__jpeg *j = g->j;
-    int i, x, y, mx, my;
-    if (g->ns == 1) {
-        int c = g->sc[0];
-        uint64_t w = (uint64_t)g->bw[c];
-        return spim__jprog_block(g, c, (int)(m % w), (int)(m / w));
-    }
-    mx = (int)(m % (uint64_t)j->mcux);
-    my = (int)(m / (uint64_t)j->mcux);
-    for (i = 0; i < g->ns; i++) {
-        const spim__jcomp *cp = &j->comp[g->sc[i]];
-        for (y = 0; y < cp->v; y++)
-            for (x = 0; x < cp->h; x++)
-                if (!spim__jprog_block(g, g->sc[i], mx * cp->h + x, my * cp->v + y)) return 0;
-    }
-    return 1;
-}
-
-/* The scan's entropy-coded data from pos, interval by interval; *next: the
-   marker after it. 1 done, 0 declined or a code missing, -1 out of memory. */
-SPIM__PRIVATE int spim__jprog_data(spim__jprog *g, size_t pos, size_t *next)
-{
-    spim__jpeg *j = g->j;
-    int c = g->sc[0], marker, t = j->comp[c].ta, write = g->pass == 2 && !g->count;
-    uint64_t total = g->ns == 1 ? (uint64_t)g->bw[c] * (uint64_t)g->bh[c]
-                                : (uint64_t)j->mcux * (uint64_t)j->mcuy;
-    uint64_t per = j->ri ? (uint64_t)j->ri : total, m0, m, i = 0;
-    size_t end = pos, after;
-    for (m0 = 0; m0 < total; m0 += per, i++) {
-        uint64_t m1 = total - m0 < per ? total : m0 + per;
-        if (!spim__jpeg_data_end(j->p, pos, j->len, &end, &marker, &after))
-            return spim__jpeg_decline(j, "scan runs to the end of the file");
-        if (m1 < total ? marker != 0xD0 + (int)(i & 7) : marker >= 0xD0 && marker <= 0xD7)
-            return spim__jpeg_decline(j, "restart markers do not match DRI");
-        memset(&g->r, 0, sizeof g->r);
-        g->r.p = j->p;
-        g->r.pos = pos;
-        g->r.end = end;
-        g->pin[0] = g->pin[1] = g->pin[2] = g->pout[0] = g->pout[1] = g->pout[2] = 0;
-        g->run_in = g->run_out = 0;
-        g->cbits = 0;
-        g->w.acc = 0;
-        g->w.n = 0;
-        for (m = m0; m < m1; m++) {
-            if (write && spim__jout_room(&g->w, 8192 + g->cbits / 4) != SPIM_OK) return -1;
-            if (!spim__jprog_mcu(g, m)) return 0;
-        }
-        if (spim__jbits_over(&g->r)) return spim__jpeg_decline(j, "scan data ends early");
-        if (write && spim__jout_room(&g->w, 64 + g->cbits / 4) != SPIM_OK) return -1;
-        if (g->pass == 2 && !spim__jprog_flush_run(g, t)) {
-            g->missing = 1;
-            return 0;
-        }
-        if (write) {
-            spim__jout_flush(&g->w);
-            if (m1 < total) {
-                g->w.b->data[g->w.b->len++] = 0xFF;
-                g->w.b->data[g->w.b->len++] = (unsigned char)(0xD0 + (int)(i & 7));
-            }
-        }
-        pos = after;
-    }
-    *next = end;
-    return 1;
-}
-
-/* A scan header: its components (in frame order), tables, band and
-   precision; pass 1 also checks the script (T.81 G.1.1.1: a coefficient's
-   first scan, then refinements one bit at a time). */
-SPIM__PRIVATE int spim__jprog_sos(spim__jprog *g, const unsigned char *d, size_t n)
-{
-    spim__jpeg *j = g->j;
-    int i, c = -1, k;
-    if (n < 1 || d[0] < 1 || d[0] > j->nc || n != 4 + 2 * (size_t)d[0])
-        return spim__jpeg_decline(j, "bad scan header");
-    g->ns = d[0];
-    g->ss = d[1 + 2 * g->ns];
-    g->se = d[2 + 2 * g->ns];
-    g->ah = d[3 + 2 * g->ns] >> 4;
-    g->al = d[3 + 2 * g->ns] & 15;
-    if (g->ss > g->se || g->se > 63 || (!g->ss && g->se) || (g->ss && g->ns != 1) || g->al > 10 ||
-        (g->ah && g->al != g->ah - 1))
-        return spim__jpeg_decline(j, "a scan this path cannot follow");
-    for (i = 0; i < g->ns; i++) {
-        spim__jcomp *cp;
-        int id = d[1 + 2 * i];
-        for (c++; c < j->nc && j->comp[c].id != id; c++) {}
-        if (c >= j->nc) return spim__jpeg_decline(j, "scan components out of order");
-        cp = &j->comp[c];
-        g->sc[i] = c;
-        cp->td = d[2 + 2 * i] >> 4;
-        cp->ta = d[2 + 2 * i] & 15;
-        if (cp->td > 3 || cp->ta > 3 || (!g->ss && !g->ah && !j->dc[cp->td].defined) ||
-            (g->ss && !j->ac[cp->ta].defined))
-            return spim__jpeg_decline(j, "scan uses an undefined table");
-        for (k = g->ss; g->pass == 1 && k <= g->se; k++) {
-            if (g->state[c][k] != (g->ah ? g->ah : -1))
-                return spim__jpeg_decline(j, "a scan this path cannot follow");
-            g->state[c][k] = (signed char)g->al;
-        }
-    }
-    return 1;
-}
-
-/* The table slots the scan codes with: DC 0-3, AC 4-7. */
-SPIM__PRIVATE unsigned spim__jprog_used(const spim__jprog *g)
-{
-    unsigned used = 0;
-    int i;
-    for (i = 0; i < g->ns; i++)
-        if (g->ss) used |= 1u << (4 + g->j->comp[g->sc[i]].ta);
-        else if (!g->ah) used |= 1u << g->j->comp[g->sc[i]].td;
-    return used;
-}
-
-/* Where our tables hold a slot the scan takes from the file: the file's
-   table again. */
-SPIM__PRIVATE spim_status spim__jprog_file_tables(spim__jprog *g, unsigned used, spim_buf *out)
-{
-    unsigned char h[4];
-    size_t n = 2;
-    int t;
-    for (t = 0; t < 8; t++)
-        if ((used >> t & 1) && g->mine[t]) n += g->dhtlen[t];
-    if (n == 2) return SPIM_OK;
-    h[0] = 0xFF;
-    h[1] = 0xC4;
-    h[2] = (unsigned char)(n >> 8);
-    h[3] = (unsigned char)n;
-    if (spim_buf_append(out, h, 4) != SPIM_OK) return SPIM_ERR_NOMEM;
-    for (t = 0; t < 8; t++)
-        if ((used >> t & 1) && g->mine[t]) {
-            if (spim_buf_append(out, g->dht[t], g->dhtlen[t]) != SPIM_OK) return SPIM_ERR_NOMEM;
-            g->mine[t] = 0;
-        }
-    return SPIM_OK;
-}
-
-/* Optimal tables for the slots the scan uses, from the counts, into
-   j->ndc/j->nac and a DHT segment in d; its length. */
-SPIM__PRIVATE size_t spim__jprog_tables(spim__jprog *g, unsigned used, unsigned char *d)
-{
-    spim__jpeg *j = g->j;
-    size_t n = 4;
-    int t;
-    for (t = 0; t < 8; t++) {
-        int count;
-        if (!(used >> t & 1)) continue;
-        d[n] = (unsigned char)(t < 4 ? t : 0x10 | (t - 4));
-        count = spim__huff_optimal(j->freq[t], d + n + 1, d + n + 17);
-        spim__huff_build(t < 4 ? &j->ndc[t] : &j->nac[t - 4], d + n + 1, d + n + 17, t >= 4);
-        if (t < 4) g->tdc[t] = &j->ndc[t];
-        else g->tac[t - 4] = &j->nac[t - 4];
-        g->mine[t] = 1;
-        n += 17 + (size_t)count;
-    }
-    d[0] = 0xFF;
-    d[1] = 0xC4;
-    d[2] = (unsigned char)((n - 2) >> 8);
-    d[3] = (unsigned char)(n - 2);
-    return n;
-}
-
-/* Whether the file's table has every code the covered blocks need in this
-   AC scan, EOB runs aside: when it has not, the scan goes straight to
-   counting instead of failing where the stamp is. */
-SPIM__PRIVATE int spim__jprog_fits(spim__jprog *g)
-{
-    spim__jpeg *j = g->j;
-    const spim__jcomp *cp = &j->comp[g->sc[0]];
-    int c = g->sc[0], t = cp->ta, bx, by, s, ok = 1;
-    uint64_t *f = j->freq[4 + t];
-    memset(f, 0, sizeof j->freq[0]);
-    g->count = 1;
-    for (by = g->k.r0 * cp->v; by < (g->k.r1 + 1) * cp->v && by < g->bh[c]; by++)
-        for (bx = g->k.c0 * cp->h; bx < (g->k.c1 + 1) * cp->h && bx < g->bw[c]; bx++) {
-            const int16_t *co = spim__jprog_region(g, c, bx, by);
-            spim__jband b;
-            if (!co) continue; /* between tiles */
-            b.hist = b.corr = b.nz = b.neg = 0;
-            spim__jprog_band(g, co, &b);
-            g->run_out = 0;
-            if (g->ah) spim__jprog_enc_refine(g, t, &b, 0);
-            else spim__jprog_enc_first(g, t, &b, 0);
-        }
-    g->run_out = 0;
-    g->count = 0;
-    for (s = 0; s < 256; s++)
-        if (f[s] && !j->ac[t].size[s]) ok = 0;
-    return ok;
-}
-
-/* Pass 2, one scan (its SOS segment at `at`, data from `data`): with the
-   file's tables, or where they lack a code, counted and with optimal ones.
-   The refinement bits are written aside and kept once the scan is. */
-SPIM__PRIVATE int spim__jprog_write(spim__jprog *g, size_t at, size_t data, spim_buf *out,
-                                    size_t *next)
-{
-    spim__jpeg *j = g->j;
-    unsigned char dht[4 + 8 * (17 + 256)];
-    unsigned used = spim__jprog_used(g);
-    size_t start = out->len;
-    int t, rc, c = g->sc[0];
-    for (t = 0; t < 4; t++) {
-        g->tdc[t] = &j->dc[t];
-        g->tac[t] = &j->ac[t];
-    }
-    g->count = 0;
-    g->missing = 1;
-    rc = 0;
-    if (!g->ss || spim__jprog_fits(g)) {
-        g->missing = 0;
-        if (spim__jprog_file_tables(g, used, out) != SPIM_OK ||
-            spim_buf_append(out, j->p + at, data - at) != SPIM_OK)
-            return -1;
-        rc = spim__jprog_data(g, data, next);
-    }
-    if (rc == 0 && g->missing) {
-        out->len = start;
-        for (t = 0; t < 8; t++)
-            if (used >> t & 1) memset(j->freq[t], 0, sizeof j->freq[t]);
-        g->count = 1;
-        g->missing = 0;
-        if ((rc = spim__jprog_data(g, data, next)) != 1) return rc;
-        g->count = 0;
-        g->optimal = 1;
-        if (spim_buf_append(out, dht, spim__jprog_tables(g, used, dht)) != SPIM_OK ||
-            spim_buf_append(out, j->p + at, data - at) != SPIM_OK)
-            return -1;
-        rc = spim__jprog_data(g, data, next);
-        if (rc == 0 && g->missing) return spim__jpeg_decline(j, "optimal tables lack a code");
-    }
-    if (rc == 1 && g->ss)
-        memcpy(g->hist[c], g->spare, spim__jprog_blocks(g, c) * sizeof *g->spare);
-    return rc;
-}
-
-/* The file's tables in a DHT segment (spim__jpeg_dht took it): where each
-   slot's is, to write it again after one of ours. */
-SPIM__PRIVATE void spim__jprog_note_dht(spim__jprog *g, const unsigned char *d, size_t n)
-{
-    while (n >= 17) {
-        size_t len = 17;
-        int i, t = (d[0] >> 4 ? 4 : 0) + (d[0] & 3);
-        for (i = 1; i <= 16; i++) len += d[i];
-        g->dht[t] = d;
-        g->dhtlen[t] = len;
-        g->mine[t] = 0;
-        d += len;
-        n -= len;
-    }
-}
-
-/* One segment outside the scans (m, its body d of n bytes). */
-SPIM__PRIVATE int spim__jprog_segment(spim__jprog *g, int m, const unsigned char *d, size_t n)
-{
-    spim__jpeg *j = g->j;
-    if (m == 0xC4) {
-        if (!spim__jpeg_dht(j, d, n)) return 0;
-        spim__jprog_note_dht(g, d, n);
-    } else if (m == 0xDB) {
-        if (g->first_sos) return spim__jpeg_decline(j, "quantisation table between scans");
-        return spim__jpeg_dqt(j, d, n);
-    } else if (m == 0xDD) {
-        if (n != 2) return spim__jpeg_decline(j, "bad restart interval");
-        j->ri = (int)spim__rd16(d, 0);
-    } else if (m == 0xC2) {
-        if (g->first_sos) return spim__jpeg_decline(j, "two frames");
-        return spim__jpeg_sof(j, d, n) && spim__jpeg_layout(j);
-    } else if (!(m == 0xFE || (m >= 0xE0 && m <= 0xEF))) {
-        return spim__jpeg_decline(j, m == 0xCC                  ? "arithmetic-coded JPEG"
-                                     : m >= 0xC0 && m <= 0xCF ? "two frames"
-                                                              : "unsupported marker");
-    }
-    return 1;
-}
-
-/* Walk the file: pass 0 up to the first scan (the frame, tables, restart
-   interval), pass 1 reads every scan, pass 2 writes them and what lies
-   between into out. 1 done, 0 declined, -1 out of memory. */
-SPIM__PRIVATE int spim__jprog_walk(spim__jprog *g, spim_buf *out)
-{
-    spim__jpeg *j = g->j;
-    const unsigned char *p = j->p;
-    size_t pos = g->pass ? g->first_sos : spim__jpeg_soi(p, j->len), seg, at, next;
-    int m, rc;
-    for (;;) {
-        at = pos;
-        if (pos >= j->len || p[pos] != 0xFF)
-            return spim__jpeg_decline(j, "no marker where one belongs");
-        while (pos < j->len && p[pos] == 0xFF) pos++;
-        if (pos >= j->len) return spim__jpeg_decline(j, "no end of image");
-        if ((m = p[pos++]) == 0xD9) break;
-        if (j->len - pos < 2 || (seg = spim__rd16(p + pos, 0)) < 2 || seg > j->len - pos)
-            return spim__jpeg_decline(j, "segment runs past the end");
-        if (m == 0xDA && !g->pass) {
-            if (!j->nc) return spim__jpeg_decline(j, "scan before frame");
-            g->first_sos = at;
-            return 1;
-        }
-        if (m == 0xDA) {
-            if (!spim__jprog_sos(g, p + pos + 2, seg - 2)) return 0;
-            rc = g->pass == 1 ? spim__jprog_data(g, pos + seg, &next)
-                              : spim__jprog_write(g, at, pos + seg, out, &next);
-            if (rc != 1) return rc;
-            pos = next;
-            continue;
-        }
-        if (!spim__jprog_segment(g, m, p + pos + 2, seg - 2)) return 0;
-        if (g->pass == 2 && spim_buf_append(out, p + at, pos + seg - at) != SPIM_OK) return -1;
-        pos += seg;
-    }
-    if (!g->pass) return spim__jpeg_decline(j, "no scan");
-    return g->pass == 1 || spim_buf_append(out, "\xFF\xD9", 2) == SPIM_OK ? 1 : -1;
-}
-
-/* The covered MCUs' new coefficients: each one stamped as the splice does. */
-SPIM__PRIVATE void spim__jprog_stamp(spim__jprog *g, const spim__plan *P)
-{
-    spim__jpeg *j = g->j;
-    size_t per = (size_t)j->nblocks * 64, i = 0;
-    int mr, mc, b;
-    for (mr = g->k.r0; mr <= g->k.r1; mr++)
-        for (mc = g->k.c0; mc <= g->k.c1; mc++, i++) {
-            int16_t *co = g->reg + i * per;
-            if (!spim__jcover_has(&g->k, (uint64_t)mr * (uint64_t)j->mcux + (uint64_t)mc, j->mcux))
-                continue;
-            for (b = 0; b < j->nblocks; b++) memcpy(j->coef[b], co + 64 * b, sizeof j->coef[b]);
-            spim__jpeg_stamp_mcu(j, P, mc, mr);
-            j->recoded++;
-            for (b = 0; b < j->nblocks; b++) memcpy(co + 64 * b, j->coef[b], sizeof j->coef[b]);
-        }
-}
-
-SPIM__PRIVATE void *spim__jprog_zalloc(size_t n)
-{
-    void *p = SPIM_MALLOC(n);
-    if (p) memset(p, 0, n);
-    return p;
-}
-
-/* The bits, the covered MCUs' coefficients and the run buffer. */
-SPIM__PRIVATE int spim__jprog_alloc(spim__jprog *g)
-{
-    spim__jpeg *j = g->j;
-    size_t ncov = (size_t)(g->k.c1 - g->k.c0 + 1) * (size_t)(g->k.r1 - g->k.r0 + 1);
-    int c, b = 0;
-    memset(g->state, -1, sizeof g->state);
-    for (c = 0; c < j->nc; c++) {
-        const spim__jcomp *cp = &j->comp[c];
-        g->pw[c] = j->mcux * cp->h;
-        g->ph[c] = j->mcuy * cp->v;
-        g->bw[c] = ((j->width * cp->h + j->hmax - 1) / j->hmax + 7) / 8;
-        g->bh[c] = ((j->height * cp->v + j->vmax - 1) / j->vmax + 7) / 8;
-        g->base[c] = b;
-        b += cp->h * cp->v;
-        if (spim__jprog_blocks(g, c) > g->plane) g->plane = spim__jprog_blocks(g, c);
-    }
-    for (c = 0; c < j->nc; c++)
-        if (!(g->hist[c] = (uint64_t *)spim__jprog_zalloc(spim__jprog_blocks(g, c) * 8))) return 0;
-    g->spare = (uint64_t *)SPIM_MALLOC(g->plane * sizeof(uint64_t));
-    g->reg = (int16_t *)spim__jprog_zalloc(ncov * (size_t)j->nblocks * 64 * sizeof(int16_t));
-    g->cb = (unsigned char *)SPIM_MALLOC((size_t)SPIM__JPROG_RUN * 63 / 8 + 16);
-    g->saved = (spim__huff *)SPIM_MALLOC(8 * sizeof(spim__huff));
-    return g->spare && g->reg && g->cb && g->saved;
-}
-
-SPIM__PRIVATE void spim__jprog_free(spim__jprog *g)
-{
-    int c;
-    for (c = 0; c < 3; c++) SPIM_FREE(g->hist[c]);
-    SPIM_FREE(g->spare);
-    SPIM_FREE(g->reg);
-    SPIM_FREE(g->cb);
-    SPIM_FREE(g->saved);
-}
-
-/* Both walks: read, stamp, write (header first, as the splice writes it).
-   1 done, 0 declined, -1 out of memory. */
-SPIM__PRIVATE int spim__jprog_run(spim__jprog *g, const spim__plan *P, spim_buf *out)
-{
-    spim__jpeg *j = g->j;
-    int rc, c, t;
-    if (!spim__jprog_alloc(g)) return -1;
-    memcpy(g->saved, j->dc, sizeof j->dc);
-    memcpy(g->saved + 4, j->ac, sizeof j->ac);
-    memcpy(g->saved_dht, g->dht, sizeof g->dht);
-    memcpy(g->saved_len, g->dhtlen, sizeof g->dhtlen);
-    g->saved_ri = j->ri;
-    g->pass = 1;
-    if ((rc = spim__jprog_walk(g, NULL)) != 1) return rc;
-    spim__jprog_stamp(g, P);
-    memcpy(j->dc, g->saved, sizeof j->dc);
-    memcpy(j->ac, g->saved + 4, sizeof j->ac);
-    memcpy(g->dht, g->saved_dht, sizeof g->dht);
-    memcpy(g->dhtlen, g->saved_len, sizeof g->dhtlen);
-    j->ri = g->saved_ri;
-    for (t = 0; t < 8; t++) g->mine[t] = 0;
-    for (c = 0; c < j->nc; c++) memset(g->hist[c], 0, spim__jprog_blocks(g, c) * sizeof(uint64_t));
-    j->scan = g->first_sos; /* spim__jpeg_copy_header writes the segments before it */
-    if (spim_buf_reserve(out, j->len + j->len / 8 + 65536) != SPIM_OK ||
-        spim__jpeg_copy_header(j, out, NULL, 0) != SPIM_OK)
-        return -1;
-    g->w.b = out;
-    g->pass = 2;
-    return spim__jprog_walk(g, out);
-}
-
-/* Read the header, place the stamp, run both walks. */
-SPIM__PRIVATE spim_status spim__jprog_go(spim__jprog *g, int orientation, const spim_stamp *stamp,
-                                         const spim_stamp_options *o, spim_buf *out,
-                                         spim_image_info *info, const char **why, spim_error *err)
-{
-    spim__jpeg *j = g->j;
-    spim__plan P;
-    spim_status st = SPIM_OK;
-    uint64_t budget = o->max_pixels ? o->max_pixels : spim_default_max_pixels();
-    double side;
-    int rc;
-    if (!spim__jprog_walk(g, NULL)) {
-        *why = j->why;
-        return SPIM_OK;
-    }
-    if ((uint64_t)j->width * (uint64_t)j->height / 16 > budget) { /* the bits: 1 byte per 8 px */
-        *why = "over the pixel budget";
-        return SPIM_OK;
-    }
-    side = o->scale * (j->width < j->height ? j->width : j->height) + 0.5;
-    if (o->scale > 0 && side * side > (double)budget)
-        return spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG of %dx%d: the stamp scaled to %.0f "
-                              "pixels a side is over the budget of %llu pixels", j->width,
-                              j->height, side, (unsigned long long)budget);
-    st = spim__plan_make(&P, j->width, j->height, j->nc, orientation, stamp, o, err);
-    if (st != SPIM_OK) return st;
-    st = spim__jcover_make(&g->k, &P, j->mcuw, j->mcuh, budget, err);
-    if (st == SPIM_OK) {
-        rc = spim__jprog_run(g, &P, out);
-        if (rc < 0)
-            st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory stamping JPEG");
-        else if (rc == 0)
-            *why = j->why;
-        else if (info) {
-            info->width = j->width;
-            info->height = j->height;
-            info->huffman = g->optimal ? "optimal" : "file";
-            info->mcus_recoded = j->recoded;
-        }
-    }
-    spim__jcover_free(&g->k);
-    spim__plan_free(&P);
-    return st;
-}
-
-/* Stamp a progressive JPEG in the coefficient domain: SPIM_OK with *why
-   set when it needs the decode -> encode path instead. */
-SPIM__PRIVATE spim_status spim__jprog_splice(const unsigned char *p, size_t len, int orientation,
-                                             const spim_stamp *stamp, const spim_stamp_options *o,
-                                             spim_buf *out, spim_image_info *info, const char **why,
-                                             spim_error *err)
-{
-    spim__jprog *g = (spim__jprog *)spim__jprog_zalloc(sizeof(spim__jprog));
-    spim__jpeg *j = (spim__jpeg *)spim__jprog_zalloc(sizeof(spim__jpeg));
-    spim_status st = SPIM_ERR_NOMEM;
-    size_t start = out->len;
-    *why = NULL;
-    if (g && j) {
-        g->j = j;
-        j->p = p;
-        j->len = len;
-        st = spim__jprog_go(g, orientation, stamp, o, out, info, why, err);
-        spim__jprog_free(g);
-    } else {
-        spim_error_set(err, SPIM_ERR_NOMEM, "out of memory reading JPEG");
-    }
-    if (st != SPIM_OK || *why) out->len = start;
-    SPIM_FREE(g);
-    SPIM_FREE(j);
-    return st;
-}
-
-/* The compressed-domain path of spim_stamp_image: *done = 0 when the file
-   must be decoded and re-encoded instead. The metadata is read (and the
-   structure checked) exactly as spim_image_decode does. */
-static spim_status spim__jpeg_stamp(const void *in, size_t in_len, const spim_stamp *stamp,
-                                    const spim_stamp_options *o, spim_buf *out, spim_image_info *info, int *done,
-                                    spim_error *err)
-{
-    spim_meta m;
-    spim_status st;
-    const char *why = NULL, *path = "splice";
-    if (in_len > INT_MAX) return spim_error_set(err, SPIM_ERR_TOO_LARGE, "input of %zu bytes is too large", in_len);
-    if ((st = spim__meta_read(in, in_len, &m, err)) != SPIM_OK) return st;
-    if ((st = spim__draw_check((const unsigned char *)in, 1, 1, 3, stamp, o, err)) == SPIM_OK)
-        st = spim__jpeg_splice((const unsigned char *)in, in_len, m.orientation, stamp, o, out, info, &why, err);
-    if (st == SPIM_OK && why && !strcmp(why, "progressive JPEG")) {
-        path = "progressive";
-        st = spim__jprog_splice((const unsigned char *)in, in_len, m.orientation, stamp, o, out,
-                                info, &why, err);
-    }
-    *done = st == SPIM_OK && !why;
-    if (*done && info) {
-        info->format = info->out_format = SPIM_FORMAT_JPEG;
-        info->content_type = spim_format_content_type(SPIM_FORMAT_JPEG);
-        info->extension = spim__format_extension(SPIM_FORMAT_JPEG);
-        info->orientation = m.orientation;
-        info->path = path;
-    }
-    spim__meta_free(&m);
-    return st;
-}
-
 /* ---- PNG in the compressed domain ------------------------------------------
    A PNG's pixels are one zlib stream of filtered rows, and the rows above the
    stamp do not change. The deflate blocks that end before the stamp's first
@@ -11397,6 +9184,2503 @@ static spim_status spim__png_stamp(const void *in, size_t in_len, const spim_sta
     return st;
 }
 
+#endif /* SPIM_NO_IMAGE */
+
+#ifndef SPIM_NO_IMAGE /* jpeg works with image's kernel, placement and metadata */
+/* ==========================================================================
+   jpeg
+   The splice: the header parsed with the one marker walker and the scan
+   bounded by the one end-of-scan scanner (both in image's metadata code,
+   which reads JPEG segments first), the covered MCUs re-coded with the
+   file's, constrained or new Huffman tables, the header copied by its
+   rules. A path that cannot take a file declines, one way at each level:
+   int helpers return 0 with j->why set (1 done, -1 out of memory), the
+   spim_status ones SPIM_OK with *why set; the caller then decodes and
+   re-encodes.
+   ========================================================================== */
+
+/* A single-scan baseline or extended-sequential Huffman JPEG (SOF0/SOF1,
+   8-bit, 1 or 3 components, sampling factors 1-2) is stamped without
+   decoding the photo. The scan is Huffman-decoded only to learn where each
+   MCU's bits lie and what the DC predictors are; the bits of every MCU the
+   stamp does not cover are copied (restart intervals it does not reach,
+   byte for byte); the covered MCUs are decoded, blended with the same
+   kernel, and re-coded with the file's own quantisation and Huffman tables.
+   Blocks of a covered MCU the stamp leaves unchanged keep their
+   coefficients. Where a re-coded block needs a Huffman code the file's
+   tables lack, it takes the nearest block they code (the nearest codable
+   block, below), within a bound on the error that adds. Past the bound
+   (found as soon as it is passed; what was written is dropped), the scan
+   is re-encoded in one streaming pass instead, with new tables estimated
+   without counting (spim__jpeg_estimate): every block decoded, the covered
+   MCUs re-derived (the same arithmetic gives the same coefficients), every
+   block coded with the new tables, restart intervals kept, the DHT
+   segments replaced; no value is clamped. No block outside the covered
+   MCUs ever changes. Memory stays one MCU beside the output. Everything
+   the splice does not understand is declined, and spim_stamp_image takes
+   the decode -> encode path instead. */
+
+#define SPIM__HUFF_FAST 9
+#define SPIM__HUFF_SKIP 12       /* AC lookahead that consumes up to two codes and values at once */
+#define SPIM__HUFF_EOB 127
+#define SPIM__JPEG_BLOCKS 10     /* T.81's limit on blocks per MCU */
+
+typedef struct spim__huff {
+    uint16_t fast[1 << SPIM__HUFF_FAST]; /* (length << 8) | symbol for short codes, 0 = longer */
+    uint32_t skip[1 << SPIM__HUFF_SKIP]; /* AC, for the one or two symbols whose code + value bits fit
+                                            in SKIP: bits of the first | bits of both << 5 (0 = one) |
+                                            advance of the first << 10 | of the second << 17, where an
+                                            EOB advances SPIM__HUFF_EOB; 0 = slow path */
+    int32_t maxcode[17];                 /* largest code of each length, -1 when none */
+    int32_t delta[17];                   /* symbol index = code + delta[length] */
+    unsigned char sym[256];
+    uint16_t code[256];                  /* encoder: code and length per symbol, 0 = absent */
+    unsigned char size[256];
+    int defined;
+    unsigned char counts[16];            /* the DHT's: codes of each length */
+    int nsym;
+} spim__huff;
+
+typedef struct spim__jcomp {
+    int id, h, v, tq, td, ta;
+} spim__jcomp;
+
+typedef struct spim__jpeg {
+    const unsigned char *p;
+    size_t len, scan;            /* scan: first byte of entropy-coded data */
+    int width, height, nc, hmax, vmax, mcuw, mcuh, mcux, mcuy, ri, nblocks;
+    spim__jcomp comp[3];
+    int bcomp[SPIM__JPEG_BLOCKS], bx[SPIM__JPEG_BLOCKS], by[SPIM__JPEG_BLOCKS];
+    uint16_t qt[4][64];          /* natural order */
+    int qdef[4];
+    spim__huff dc[4], ac[4];
+    float cosine[8][8];          /* C(u)/2 * cos((2x+1)u pi/16), [x][u] */
+    float cosinet[8][8];         /* the same, [u][x] */
+    int16_t coef[SPIM__JPEG_BLOCKS][64];
+    unsigned char plane[3][256], rgb[256 * 3], orig[256 * 3], layer[2 * 16 * 3];
+    const char *why;             /* why the splice was declined */
+    int retable;                 /* declined for a code the file's tables lack: re-encode with new ones */
+    spim__huff ndc[4], nac[4];   /* the new tables */
+    spim__huff pac[4];           /* sparse re-tabling: the file's AC codes that stay, alone */
+    uint64_t freq[8][257];       /* symbol counts: DC tables 0-3, AC tables 4-7 */
+    float fcoef[SPIM__JPEG_BLOCKS][64]; /* re-derived blocks: coefficients before rounding */
+    int rederived[SPIM__JPEG_BLOCKS];
+    double extra[3];             /* constrained coding: absolute error added per component */
+    double allow[3];             /* ... and the most it may add (spim__jpeg_allowance) */
+    int constrained;             /* a block was coded with the nearest codable coefficients */
+    int extended;                /* coded with the extended tables (spim__jpeg_extended) */
+    uint64_t recoded;            /* MCUs re-coded */
+    spim_metadata metadata;      /* what the header copy keeps */
+} spim__jpeg;
+
+/* Natural-order index of the k-th coefficient in zigzag order. */
+static const unsigned char spim__zigzag[64] = {
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14,
+    21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53,
+    60, 61, 54, 47, 55, 62, 63
+};
+
+static int spim__jpeg_decline(spim__jpeg *j, const char *why)
+{
+    j->why = why;
+    return 0;
+}
+
+/* The AC symbol whose code and value bits lead the SKIP-bit pattern v and
+   fit in its first avail bits: its bits and advance (an EOB advances
+   SPIM__HUFF_EOB), or 0 when none does. */
+static uint32_t spim__huff_skip_one(const spim__huff *h, uint32_t v, int avail, uint32_t *adv)
+{
+    int len;
+    for (len = 1; len <= avail; len++) {
+        int32_t code = (int32_t)(v >> (SPIM__HUFF_SKIP - len));
+        if (code <= h->maxcode[len]) {
+            unsigned s = h->sym[code + h->delta[len]];
+            if (len + (int)(s & 15) > avail || !((s & 15) || s == 0 || s == 0xF0)) return 0;
+            *adv = s == 0 ? SPIM__HUFF_EOB : s == 0xF0 ? 16 : (s >> 4) + 1;
+            return (uint32_t)(len + (int)(s & 15));
+        }
+    }
+    return 0;
+}
+
+/* The AC skip table: every SKIP-bit pattern decoded once, up to two symbols. */
+static void spim__huff_skip(spim__huff *h)
+{
+    uint32_t v;
+    for (v = 0; v < (1u << SPIM__HUFF_SKIP); v++) {
+        uint32_t a1 = 0, a2 = 0, b1 = spim__huff_skip_one(h, v, SPIM__HUFF_SKIP, &a1), b2 = 0;
+        if (!b1) continue;
+        if (a1 != SPIM__HUFF_EOB && b1 < SPIM__HUFF_SKIP)
+            b2 = spim__huff_skip_one(h, (v << b1) & ((1u << SPIM__HUFF_SKIP) - 1), SPIM__HUFF_SKIP - (int)b1, &a2);
+        h->skip[v] = b1 | (b2 ? (b1 + b2) << 5 : 0) | a1 << 10 | a2 << 17;
+    }
+}
+
+/* Canonical codes from a DHT table (T.81 C.2); 0 when the counts
+   over-subscribe the code space or a symbol is out of range. */
+static int spim__huff_build(spim__huff *h, const unsigned char *counts, const unsigned char *syms, int ac)
+{
+    int len, i, k = 0;
+    uint32_t code = 0;
+    memset(h, 0, sizeof *h);
+    for (len = 1; len <= 16; len++) {
+        h->maxcode[len] = -1;
+        h->delta[len] = k - (int32_t)code;
+        for (i = 0; i < counts[len - 1]; i++, k++, code++) {
+            unsigned s = syms[k];
+            if (code >= (1u << len)) return 0; /* over-subscribed */
+            if ((ac && (s & 15) > 10) || (!ac && s > 11)) return 0;
+            h->sym[k] = (unsigned char)s;
+            if (!h->size[s]) { h->code[s] = (uint16_t)code; h->size[s] = (unsigned char)len; }
+            if (len <= SPIM__HUFF_FAST) {
+                uint32_t f, n = 1u << (SPIM__HUFF_FAST - len), first = code << (SPIM__HUFF_FAST - len);
+                for (f = 0; f < n; f++) h->fast[first + f] = (uint16_t)((len << 8) | s);
+            }
+        }
+        if (counts[len - 1]) h->maxcode[len] = (int32_t)code - 1;
+        code <<= 1;
+    }
+    if (ac) spim__huff_skip(h);
+    memcpy(h->counts, counts, 16);
+    h->nsym = k;
+    h->defined = 1;
+    return 1;
+}
+
+static int spim__jpeg_dht(spim__jpeg *j, const unsigned char *d, size_t n)
+{
+    while (n > 0) {
+        int total = 0, i, tc, th;
+        if (n < 17) return spim__jpeg_decline(j, "bad Huffman table");
+        tc = d[0] >> 4;
+        th = d[0] & 15;
+        for (i = 1; i <= 16; i++) total += d[i];
+        if (tc > 1 || th > 3 || total > 256 || (size_t)17 + (size_t)total > n) return spim__jpeg_decline(j, "bad Huffman table");
+        if (!spim__huff_build(tc ? &j->ac[th] : &j->dc[th], d + 1, d + 17, tc))
+            return spim__jpeg_decline(j, "bad Huffman table");
+        d += 17 + total;
+        n -= (size_t)(17 + total);
+    }
+    return 1;
+}
+
+static int spim__jpeg_dqt(spim__jpeg *j, const unsigned char *d, size_t n)
+{
+    while (n > 0) {
+        int pq = d[0] >> 4, tq = d[0] & 15, k;
+        size_t need = 1 + (pq ? 128u : 64u);
+        if (pq > 1 || tq > 3 || n < need) return spim__jpeg_decline(j, "bad quantisation table");
+        for (k = 0; k < 64; k++) {
+            unsigned q = pq ? spim__rd16(d + 1 + 2 * k, 0) : d[1 + k];
+            if (!q) return spim__jpeg_decline(j, "quantisation table holds a zero");
+            j->qt[tq][spim__zigzag[k]] = (uint16_t)q;
+        }
+        j->qdef[tq] = 1;
+        d += need;
+        n -= need;
+    }
+    return 1;
+}
+
+static int spim__jpeg_sof(spim__jpeg *j, const unsigned char *d, size_t n)
+{
+    int i, k;
+    if (j->nc) return spim__jpeg_decline(j, "two frames");
+    if (n < 6) return spim__jpeg_decline(j, "short frame header");
+    if (d[0] != 8) return spim__jpeg_decline(j, "not 8 bits per sample");
+    j->height = (int)spim__rd16(d + 1, 0);
+    j->width = (int)spim__rd16(d + 3, 0);
+    j->nc = d[5];
+    if (j->nc != 1 && j->nc != 3) return spim__jpeg_decline(j, "not 1 or 3 components");
+    if (n != 6 + 3 * (size_t)j->nc) return spim__jpeg_decline(j, "bad frame header length");
+    if (!j->width || !j->height) return spim__jpeg_decline(j, "no frame size (DNL)");
+    j->hmax = j->vmax = 1;
+    for (i = 0; i < j->nc; i++) {
+        spim__jcomp *c = &j->comp[i];
+        c->id = d[6 + 3 * i];
+        c->h = d[7 + 3 * i] >> 4;
+        c->v = d[7 + 3 * i] & 15;
+        c->tq = d[8 + 3 * i];
+        if (c->h < 1 || c->h > 2 || c->v < 1 || c->v > 2 || c->tq > 3)
+            return spim__jpeg_decline(j, "sampling factor or table outside 1..2 / 0..3");
+        for (k = 0; k < i; k++)
+            if (j->comp[k].id == c->id) return spim__jpeg_decline(j, "two components with one id");
+        if (c->h > j->hmax) j->hmax = c->h;
+        if (c->v > j->vmax) j->vmax = c->v;
+    }
+    return 1;
+}
+
+static int spim__jpeg_sos(spim__jpeg *j, const unsigned char *d, size_t n)
+{
+    int i;
+    if (!j->nc) return spim__jpeg_decline(j, "scan before frame");
+    if (n < 1 || d[0] != j->nc || n != 4 + 2 * (size_t)j->nc) return spim__jpeg_decline(j, "scan without every component");
+    for (i = 0; i < j->nc; i++) {
+        spim__jcomp *c = &j->comp[i];
+        if (d[1 + 2 * i] != c->id) return spim__jpeg_decline(j, "scan components out of order");
+        c->td = d[2 + 2 * i] >> 4;
+        c->ta = d[2 + 2 * i] & 15;
+        if (c->td > 3 || c->ta > 3 || !j->dc[c->td].defined || !j->ac[c->ta].defined || !j->qdef[c->tq])
+            return spim__jpeg_decline(j, "scan uses an undefined table");
+    }
+    if (d[1 + 2 * j->nc] != 0 || d[2 + 2 * j->nc] != 63 || d[3 + 2 * j->nc] != 0)
+        return spim__jpeg_decline(j, "not a sequential scan");
+    return 1;
+}
+
+/* MCU geometry and the blocks of one MCU, component by component. */
+static int spim__jpeg_layout(spim__jpeg *j)
+{
+    int i, x, y, b = 0;
+    if (j->nc == 1) j->comp[0].h = j->comp[0].v = j->hmax = j->vmax = 1; /* non-interleaved: one block per MCU */
+    j->mcuw = 8 * j->hmax;
+    j->mcuh = 8 * j->vmax;
+    j->mcux = (j->width + j->mcuw - 1) / j->mcuw;
+    j->mcuy = (j->height + j->mcuh - 1) / j->mcuh;
+    for (i = 0; i < j->nc; i++)
+        for (y = 0; y < j->comp[i].v; y++)
+            for (x = 0; x < j->comp[i].h; x++) {
+                if (b == SPIM__JPEG_BLOCKS) return spim__jpeg_decline(j, "more than 10 blocks per MCU");
+                j->bcomp[b] = i; j->bx[b] = x; j->by[b] = y; b++;
+            }
+    j->nblocks = b;
+    for (x = 0; x < 8; x++)
+        for (i = 0; i < 8; i++)
+            j->cosine[x][i] = j->cosinet[i][x] =
+                (float)((i ? 0.5 : 0.5 / sqrt(2.0)) * cos((2 * x + 1) * i * 3.14159265358979323846 / 16));
+    return 1;
+}
+
+/* The header up to the scan: 1 when the splice can take the file. */
+static int spim__jpeg_parse(spim__jpeg *j)
+{
+    const unsigned char *p = j->p;
+    size_t pos = spim__jpeg_soi(p, j->len), d, n;
+    int m, rc;
+    for (;;) {
+        if ((rc = spim__jpeg_marker(p, j->len, &pos, &m, &d, &n)) == 0)
+            return spim__jpeg_decline(j, pos < j->len && p[pos] != 0xFF
+                                             ? "no marker where one belongs" : "no scan");
+        if (rc < 0) return spim__jpeg_decline(j, "segment runs past the end");
+        if ((m == 0xC0 || m == 0xC1) && !spim__jpeg_sof(j, p + d, n)) return 0;
+        if (m == 0xC4 && !spim__jpeg_dht(j, p + d, n)) return 0;
+        if (m == 0xDB && !spim__jpeg_dqt(j, p + d, n)) return 0;
+        if (m == 0xDD) {
+            if (n != 2) return spim__jpeg_decline(j, "bad restart interval");
+            j->ri = (int)spim__rd16(p + d, 0);
+        }
+        if (m == 0xDA) {
+            if (!spim__jpeg_sos(j, p + d, n)) return 0;
+            j->scan = pos;
+            return spim__jpeg_layout(j);
+        }
+        if ((m >= 0xC2 && m <= 0xCF && m != 0xC4) || !(m == 0xC0 || m == 0xC1 || m == 0xC4 || m == 0xDB ||
+                                                       m == 0xDD || m == 0xFE || (m >= 0xE0 && m <= 0xEF)))
+            return spim__jpeg_decline(j, m == 0xC2 || m == 0xC6 || m == 0xCA ? "progressive JPEG"
+                                         : m == 0xC3 || m == 0xC7 || m == 0xCB || m == 0xCF ? "lossless JPEG"
+                                         : m >= 0xC9 ? "arithmetic-coded JPEG" : "unsupported marker");
+    }
+}
+
+/* ---- bits in, bits out ---- */
+
+typedef struct spim__jbits {
+    const unsigned char *p;
+    size_t pos, end;
+    uint64_t acc;                /* n valid bits, most significant first */
+    int n;
+    uint64_t fed, fill;          /* bytes put into acc; of which zeros past the end */
+} spim__jbits;
+
+static void spim__jbits_fill(spim__jbits *r)
+{
+    if (r->end - r->pos >= 8) { /* eight bytes without FF: as many as fit, at once */
+        const unsigned char *q = r->p + r->pos;
+        uint64_t v = (uint64_t)q[0] << 56 | (uint64_t)q[1] << 48 | (uint64_t)q[2] << 40 | (uint64_t)q[3] << 32 |
+                     (uint64_t)q[4] << 24 | (uint64_t)q[5] << 16 | (uint64_t)q[6] << 8 | (uint64_t)q[7];
+        uint64_t x = ~v;
+        if (!((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull)) {
+            int k = (64 - r->n) >> 3;
+            /* the bits of a partial byte below are the next byte's own, which the next fill ORs in again */
+            r->acc |= v >> r->n;
+            r->pos += (size_t)k;
+            r->n += 8 * k;
+            r->fed += (uint64_t)k;
+            return;
+        }
+    }
+    while (r->n <= 56) {
+        unsigned b = 0;
+        if (r->pos < r->end) {
+            b = r->p[r->pos];
+            r->pos += b == 0xFF ? 2 : 1; /* FF is always FF 00 before the end */
+        } else {
+            r->fill++;
+        }
+        r->acc |= (uint64_t)b << (56 - r->n);
+        r->n += 8;
+        r->fed++;
+    }
+}
+
+static uint64_t spim__jbits_pos(const spim__jbits *r) { return r->fed * 8 - (uint64_t)r->n; }
+
+static int spim__jbits_over(const spim__jbits *r) { return r->fill && spim__jbits_pos(r) > (r->fed - r->fill) * 8; }
+
+static unsigned spim__jbits_get(spim__jbits *r, int k)
+{
+    unsigned v;
+    if (!k) return 0;
+    v = (unsigned)(r->acc >> (64 - k));
+    r->acc <<= k;
+    r->n -= k;
+    return v;
+}
+
+static int spim__jbits_extend(unsigned v, int s) { return v < (1u << (s - 1)) ? (int)v - (1 << s) + 1 : (int)v; }
+
+/* One symbol; -1 for a code the table does not have. Needs 16 bits in acc. */
+static int spim__huff_decode(spim__jbits *r, const spim__huff *h)
+{
+    unsigned e = h->fast[r->acc >> (64 - SPIM__HUFF_FAST)];
+    int len;
+    if (e) {
+        r->acc <<= e >> 8;
+        r->n -= (int)(e >> 8);
+        return (int)(e & 255);
+    }
+    for (len = SPIM__HUFF_FAST + 1; len <= 16; len++) {
+        int32_t code = (int32_t)(r->acc >> (64 - len));
+        if (code <= h->maxcode[len]) {
+            r->acc <<= len;
+            r->n -= len;
+            return h->sym[code + h->delta[len]];
+        }
+    }
+    return -1;
+}
+
+/* One block passed over, as spim__jpeg_block with coef NULL, with the bit
+   buffer in registers: code and value in one look-up while SKIP bits are at
+   hand, the general decoder for the rest. */
+static int spim__jpeg_skip_block(spim__jbits *r, const spim__huff *dc, const spim__huff *ac, int *pred,
+                                 uint64_t *dc_end)
+{
+    uint64_t acc;
+    int n, k, s, rs;
+    unsigned e;
+    if (r->n < 32) spim__jbits_fill(r);
+    if ((e = dc->fast[r->acc >> (64 - SPIM__HUFF_FAST)]) != 0) {
+        int len = (int)(e >> 8);
+        s = (int)(e & 255);
+        acc = r->acc << len;
+        n = r->n - len;
+        if (s) {
+            *pred += spim__jbits_extend((unsigned)(acc >> (64 - s)), s);
+            acc <<= s;
+            n -= s;
+        }
+    } else {
+        if ((s = spim__huff_decode(r, dc)) < 0) return 0;
+        if (s) *pred += spim__jbits_extend(spim__jbits_get(r, s), s);
+        acc = r->acc;
+        n = r->n;
+    }
+    if (*pred < -32768 || *pred > 32767) return 0;
+    *dc_end = r->fed * 8 - (uint64_t)n;
+    for (k = 1; k < 64;) {
+        if (n < SPIM__HUFF_SKIP) {
+            r->acc = acc;
+            r->n = n;
+            spim__jbits_fill(r);
+            acc = r->acc;
+            n = r->n;
+        }
+        e = ac->skip[acc >> (64 - SPIM__HUFF_SKIP)];
+        if (e) {
+            unsigned a = (e >> 10) & 127, bits = (e >> 5) & 31;
+            if (a == SPIM__HUFF_EOB) {
+                acc <<= e & 31;
+                n -= (int)(e & 31);
+                break;
+            }
+            k += (int)a;
+            if (!bits || k >= 64) { /* the second symbol only while the first left the block open */
+                acc <<= e & 31;
+                n -= (int)(e & 31);
+                continue;
+            }
+            acc <<= bits;
+            n -= (int)bits;
+            if ((a = e >> 17) == SPIM__HUFF_EOB) break;
+            k += (int)a;
+            continue;
+        }
+        r->acc = acc;
+        r->n = n;
+        if (r->n < 32) spim__jbits_fill(r);
+        if ((rs = spim__huff_decode(r, ac)) < 0) return 0;
+        s = rs & 15;
+        if (!s && rs != 0xF0) {
+            acc = r->acc;
+            n = r->n;
+            break;
+        }
+        k += s ? (rs >> 4) + 1 : 16;
+        spim__jbits_get(r, s);
+        acc = r->acc;
+        n = r->n;
+    }
+    r->acc = acc;
+    r->n = n;
+    return k <= 64;
+}
+
+/* One block: *pred becomes its DC value, *dc_end the bit position after the
+   DC, coef its coefficients (natural order, quantised). 0 on bad data. */
+static int spim__jpeg_block(spim__jbits *r, const spim__huff *dc, const spim__huff *ac, int *pred,
+                            uint64_t *dc_end, int16_t *coef)
+{
+    int s, k, rs;
+    if (r->n < 32) spim__jbits_fill(r);
+    if ((s = spim__huff_decode(r, dc)) < 0) return 0;
+    if (s) *pred += spim__jbits_extend(spim__jbits_get(r, s), s);
+    if (*pred < -32768 || *pred > 32767) return 0;
+    *dc_end = spim__jbits_pos(r);
+    memset(coef, 0, 64 * sizeof *coef);
+    coef[0] = (int16_t)*pred;
+    for (k = 1; k < 64;) {
+        if (r->n < 32) spim__jbits_fill(r);
+        if ((rs = spim__huff_decode(r, ac)) < 0) return 0;
+        s = rs & 15;
+        if (!s) {
+            if (rs != 0xF0) break;
+            k += 16;
+            continue;
+        }
+        k += rs >> 4;
+        if (k > 63) return 0;
+        coef[spim__zigzag[k]] = (int16_t)spim__jbits_extend(spim__jbits_get(r, s), s);
+        k++;
+    }
+    return k <= 64;
+}
+
+typedef struct spim__jout {
+    spim_buf *b;
+    uint64_t acc;
+    int n;
+} spim__jout;
+
+static spim_status spim__jout_room(spim__jout *w, size_t bytes)
+{
+    return w->b->cap - w->b->len > bytes + 2 ? SPIM_OK : spim_buf_reserve(w->b, bytes + 2);
+}
+
+/* k <= 32 bits of v (the caller keeps v within k bits), stuffing FF with 00. */
+static void spim__jout_put(spim__jout *w, uint32_t v, int k)
+{
+    w->acc = (w->acc << k) | v;
+    w->n += k;
+    while (w->n >= 8) {
+        unsigned char c = (unsigned char)(w->acc >> (w->n - 8));
+        w->n -= 8;
+        w->b->data[w->b->len++] = c;
+        if (c == 0xFF) w->b->data[w->b->len++] = 0;
+    }
+}
+
+/* Pad the last byte with 1-bits (T.81 F.1.2.3). */
+static void spim__jout_flush(spim__jout *w)
+{
+    if (w->n) spim__jout_put(w, (1u << (8 - w->n)) - 1, 8 - w->n);
+}
+
+/* The copier walks the source scan behind the decoder, bit by bit. */
+typedef struct spim__jcopy {
+    const unsigned char *p;
+    size_t pos, end;
+    unsigned cur;
+    int left;                    /* bits of cur not yet taken */
+    uint64_t bitpos;
+} spim__jcopy;
+
+/* Whole bytes while both sides are byte-aligned: the stuffed source bytes
+   are already what the output needs. */
+static uint64_t spim__jcopy_raw(spim__jcopy *c, spim__jout *w, uint64_t bytes)
+{
+    size_t i = c->pos;
+    uint64_t got = 0;
+    while (got < bytes && i < c->end) {
+        size_t span = c->end - i;
+        const unsigned char *f;
+        if (span > bytes - got) span = (size_t)(bytes - got);
+        f = (const unsigned char *)memchr(c->p + i, 0xFF, span);
+        if (!f) { i += span; got += span; continue; }
+        got += (uint64_t)(f - (c->p + i)) + 1;
+        i = (size_t)(f - c->p) + 2;
+    }
+    if (i > c->end) i = c->end;
+    memcpy(w->b->data + w->b->len, c->p + c->pos, i - c->pos);
+    w->b->len += i - c->pos;
+    c->pos = i;
+    return got;
+}
+
+/* Copy (out != NULL) or skip the source bits up to bit position `to`. */
+static spim_status spim__jcopy_to(spim__jcopy *c, spim__jout *w, uint64_t to, int copy)
+{
+    uint64_t n = to - c->bitpos;
+    if (to <= c->bitpos) return SPIM_OK;
+    if (copy && spim__jout_room(w, (size_t)(n / 4) + 16) != SPIM_OK) return SPIM_ERR_NOMEM;
+    c->bitpos = to;
+    while (n > 0) {
+        int take;
+        if (c->left == 0) {
+            if (copy && w->n == 0 && n >= 8) {
+                n -= 8 * spim__jcopy_raw(c, w, n / 8);
+                if (c->pos >= c->end && n >= 8) return SPIM_ERR_IMAGE;
+                continue;
+            }
+            if (c->pos >= c->end) return SPIM_ERR_IMAGE;
+            c->cur = c->p[c->pos];
+            c->pos += c->cur == 0xFF ? 2 : 1;
+            c->left = 8;
+        }
+        take = (uint64_t)c->left < n ? c->left : (int)n;
+        if (copy) spim__jout_put(w, (c->cur >> (c->left - take)) & ((1u << take) - 1), take);
+        c->left -= take;
+        n -= (uint64_t)take;
+    }
+    return SPIM_OK;
+}
+
+/* ---- re-coding one MCU ---- */
+
+/* The separable transforms below keep the innermost loop over 8 adjacent
+   floats, which compilers vectorise. */
+static void spim__jpeg_idct(const spim__jpeg *j, const int16_t *coef, const uint16_t *q, unsigned char *out, int stride)
+{
+    float t[64], s[8];
+    int x, y, u, i;
+    memset(t, 0, sizeof t);
+    for (i = 0; i < 64; i++) /* most coefficients are zero: add only the others */
+        if (coef[i]) {
+            float f = (float)(coef[i] * q[i]);
+            for (y = 0; y < 8; y++) t[y * 8 + (i & 7)] += j->cosine[y][i >> 3] * f;
+        }
+    for (y = 0; y < 8; y++) {
+        for (x = 0; x < 8; x++) s[x] = 128.5f;
+        for (u = 0; u < 8; u++) {
+            float f = t[y * 8 + u];
+            for (x = 0; x < 8; x++) s[x] += j->cosinet[u][x] * f;
+        }
+        for (x = 0; x < 8; x++) out[y * stride + x] = (unsigned char)(s[x] <= 0 ? 0 : s[x] >= 255 ? 255 : (int)s[x]);
+    }
+}
+
+/* The forward DCT of in (samples 0..255) divided by q, unrounded, into f. */
+static void spim__jpeg_fdct_exact(const spim__jpeg *j, const float *in, const uint16_t *q, float *f)
+{
+    float t[64], o[64];
+    int x, y, u, v, i;
+    memset(t, 0, sizeof t);
+    memset(o, 0, sizeof o);
+    for (y = 0; y < 8; y++) /* rows: t[y][u] = sum over x of in[y][x] C[x][u] */
+        for (x = 0; x < 8; x++) {
+            float p = in[y * 8 + x] - 128.0f;
+            for (u = 0; u < 8; u++) t[y * 8 + u] += p * j->cosine[x][u];
+        }
+    for (y = 0; y < 8; y++) /* columns: o[v][u] = sum over y of C[y][v] t[y][u] */
+        for (v = 0; v < 8; v++) {
+            float c = j->cosine[y][v];
+            for (u = 0; u < 8; u++) o[v * 8 + u] += c * t[y * 8 + u];
+        }
+    for (i = 0; i < 64; i++) f[i] = o[i] / (float)q[i];
+}
+
+/* Rounded to the nearest, within the 8-bit range of T.81's AC values. */
+static void spim__jpeg_quantise(const float *f, int16_t *coef)
+{
+    int i;
+    for (i = 0; i < 64; i++) {
+        int c = (int)(f[i] < 0 ? f[i] - 0.5f : f[i] + 0.5f);
+        coef[i] = (int16_t)(c < -1023 ? -1023 : c > 1023 ? 1023 : c);
+    }
+}
+
+static float spim__jpeg_from_rgb(const unsigned char *px, int c)
+{
+    float r = px[0], g = px[1], b = px[2];
+    if (c == 0) return 0.299f * r + 0.587f * g + 0.114f * b;
+    if (c == 1) return -0.168736f * r - 0.331264f * g + 0.5f * b + 128.0f;
+    return 0.5f * r - 0.418688f * g - 0.081312f * b + 128.0f;
+}
+
+static unsigned char spim__clamp255(float v) { return (unsigned char)(v <= 0 ? 0 : v >= 255 ? 255 : (int)(v + 0.5f)); }
+
+/* The MCU's pixels (box-upsampled chroma) into j->rgb, ch bytes per pixel. */
+static void spim__jpeg_mcu_pixels(spim__jpeg *j)
+{
+    int b, x, y, ch = j->nc;
+    for (b = 0; b < j->nblocks; b++) {
+        const spim__jcomp *c = &j->comp[j->bcomp[b]];
+        spim__jpeg_idct(j, j->coef[b], j->qt[c->tq], j->plane[j->bcomp[b]] + j->by[b] * 8 * 8 * c->h + j->bx[b] * 8,
+                        8 * c->h);
+    }
+    for (y = 0; y < j->mcuh; y++)
+        for (x = 0; x < j->mcuw; x++) {
+            unsigned char *o = j->rgb + (y * j->mcuw + x) * ch;
+            const spim__jcomp *c = j->comp;
+            int sy = j->vmax - 1, sx = j->hmax - 1; /* factors are 1 or 2: halve or keep */
+            float Y = j->plane[0][((y * c[0].v) >> sy) * 8 * c[0].h + ((x * c[0].h) >> sx)], cb, cr;
+            if (ch == 1) { o[0] = (unsigned char)Y; continue; }
+            cb = (float)j->plane[1][((y * c[1].v) >> sy) * 8 * c[1].h + ((x * c[1].h) >> sx)] - 128.0f;
+            cr = (float)j->plane[2][((y * c[2].v) >> sy) * 8 * c[2].h + ((x * c[2].h) >> sx)] - 128.0f;
+            o[0] = spim__clamp255(Y + 1.402f * cr);
+            o[1] = spim__clamp255(Y - 0.344136f * cb - 0.714136f * cr);
+            o[2] = spim__clamp255(Y + 1.772f * cb);
+        }
+}
+
+/* Re-derive the coefficients of each block whose pixels the stamp changed:
+   colour conversion, box downsampling, FDCT, the file's quantisation. */
+static void spim__jpeg_mcu_coefs(spim__jpeg *j)
+{
+    int b, ch = j->nc;
+    for (b = 0; b < j->nblocks; b++) {
+        const spim__jcomp *c = &j->comp[j->bcomp[b]];
+        int sx = j->hmax / c->h, sy = j->vmax / c->v, x0 = j->bx[b] * 8 * sx, y0 = j->by[b] * 8 * sy;
+        int x, y, changed = 0;
+        float in[64];
+        for (y = y0; y < y0 + 8 * sy && !changed; y++) {
+            size_t off = ((size_t)y * (size_t)j->mcuw + (size_t)x0) * (size_t)ch;
+            changed = memcmp(j->rgb + off, j->orig + off, (size_t)8 * (size_t)sx * (size_t)ch) != 0;
+        }
+        j->rederived[b] = changed;
+        if (!changed) continue;
+        for (y = 0; y < 8; y++)
+            for (x = 0; x < 8; x++) {
+                float s = 0;
+                int u, v;
+                for (v = 0; v < sy; v++)
+                    for (u = 0; u < sx; u++) {
+                        const unsigned char *px = j->rgb + ((size_t)(y0 + y * sy + v) * (size_t)j->mcuw +
+                                                            (size_t)(x0 + x * sx + u)) * (size_t)ch;
+                        s += ch == 1 ? (float)px[0] : spim__jpeg_from_rgb(px, j->bcomp[b]);
+                    }
+                in[y * 8 + x] = s / (float)(sx * sy);
+            }
+        spim__jpeg_fdct_exact(j, in, j->qt[c->tq], j->fcoef[b]);
+        spim__jpeg_quantise(j->fcoef[b], j->coef[b]);
+    }
+}
+
+static int spim__jpeg_bits_of(int v)
+{
+    int s = 0;
+    if (v < 0) v = -v;
+    while (v) { s++; v >>= 1; }
+    return s;
+}
+
+/* Code (freq NULL) or count (into freq) the symbol sym_hi | size of v, and
+   v's bits. 0 when the table has no code for it. */
+static int spim__jpeg_put_value(spim__jout *w, const spim__huff *h, uint64_t *freq, int sym_hi, int v)
+{
+    int s = spim__jpeg_bits_of(v), sym = sym_hi | s;
+    if (freq) {
+        freq[sym]++;
+        return 1;
+    }
+    if (!h->size[sym]) return 0;
+    /* code and value bits at once: at most 16 + 11 */
+    spim__jout_put(w, (uint32_t)h->code[sym] << s | (uint32_t)(v < 0 ? v + (1 << s) - 1 : v),
+                   h->size[sym] + s);
+    return 1;
+}
+
+/* A DC difference: at most 11 bits for 8-bit samples. */
+static int spim__jpeg_put_dc(spim__jout *w, const spim__huff *h, uint64_t *freq, int diff)
+{
+    return diff >= -2047 && diff <= 2047 && spim__jpeg_put_value(w, h, freq, 0, diff);
+}
+
+/* Code (fdc, fac NULL) or count one block after the DC predictor *pred;
+   0 when a table lacks a symbol the block needs or a DC difference is out
+   of range. */
+static int spim__jpeg_put_block(spim__jout *w, const spim__huff *dc, const spim__huff *ac, uint64_t *fdc,
+                                uint64_t *fac, const int16_t *coef, int *pred)
+{
+    int k, run = 0;
+    if (!spim__jpeg_put_dc(w, dc, fdc, coef[0] - *pred)) return 0;
+    *pred = coef[0];
+    for (k = 1; k < 64; k++) {
+        int v = coef[spim__zigzag[k]];
+        if (!v) { run++; continue; }
+        for (; run > 15; run -= 16)
+            if (!spim__jpeg_put_value(w, ac, fac, 0xF0, 0)) return 0;
+        if (!spim__jpeg_put_value(w, ac, fac, run << 4, v)) return 0;
+        run = 0;
+    }
+    return !run || spim__jpeg_put_value(w, ac, fac, 0, 0);
+}
+
+/* Decode MCU (mc, mr), whose coefficients are in j->coef, blend the stamp
+   and re-derive the coefficients of the blocks it changed. */
+static void spim__jpeg_stamp_mcu(spim__jpeg *j, const spim__plan *P, int mc, int mr)
+{
+    size_t n = (size_t)j->mcuw * (size_t)j->mcuh * (size_t)j->nc;
+    spim__jpeg_mcu_pixels(j);
+    memcpy(j->orig, j->rgb, n);
+    spim__plan_draw(P, j->rgb, (size_t)j->mcuw * (size_t)j->nc, mc * j->mcuw, mr * j->mcuh, j->mcuw, j->mcuh, j->layer);
+    spim__jpeg_mcu_coefs(j);
+}
+
+/* ---- the nearest codable block (huffman=constrained) ---- */
+
+/* Optimised tables hold only the symbols the encoder saw, so a re-coded
+   block may want one they lack. Rather than re-encode the whole scan, the
+   block takes the nearest coefficients the tables code: a value in a
+   smaller (or larger) size category, a run split with ZRL or broken by a
+   +-1, an earlier EOB. "Nearest" is the squared error against the
+   unrounded coefficients weighted by the squared quantiser, which is the
+   block's squared pixel error (T.81's DCT is orthonormal). What that adds
+   is measured in pixels, summed per component and bounded
+   (spim__jpeg_allowance); past the
+   bound the scan is re-encoded with new tables instead. */
+
+/* The value of size category s (0..11) nearest to t. */
+static int spim__jpeg_nearest_in(float t, int s)
+{
+    int lo, hi, m;
+    float a = t < 0 ? -t : t;
+    if (!s) return 0;
+    lo = 1 << (s - 1);
+    hi = (1 << s) - 1;
+    m = a > (float)hi ? hi : (int)(a + 0.5f);
+    if (m < lo) m = lo;
+    return t < 0 ? -m : m;
+}
+
+/* The DC value nearest to t whose difference from pred the table codes;
+   0 when there is none within the 8-bit range. */
+static int spim__jpeg_dc_nearest(const spim__huff *h, float t, int pred, int16_t *v)
+{
+    float best = -1;
+    int s;
+    for (s = 0; s <= 11; s++) {
+        int d, x;
+        float e;
+        if (!h->size[s]) continue;
+        d = spim__jpeg_nearest_in(t - (float)pred, s);
+        x = pred + d;
+        e = (t - (float)x) * (t - (float)x);
+        if (x < -1024 || x > 1023 || (best >= 0 && e >= best)) continue;
+        best = e;
+        *v = (int16_t)x;
+    }
+    return best >= 0;
+}
+
+/* The codable AC coefficients nearest to f (natural order, units of q):
+   a shortest path over the zigzag positions, each step from one non-zero
+   coefficient p to the next, k, zeroing those between and coding k in the
+   best category the table has for the run; the last step is EOB, or ends
+   at position 63. 0 when the table codes no block at all. */
+static int spim__jpeg_ac_nearest(const spim__huff *ac, const float *f, const uint16_t *q,
+                                 int16_t *coef)
+{
+    float t[64], w[64], zero[65], best[64], end = -1;
+    int from[64], val[64], k, p, s, last = -1;
+    zero[1] = 0;
+    for (k = 1; k < 64; k++) {
+        t[k] = f[spim__zigzag[k]];
+        w[k] = (float)q[spim__zigzag[k]] * (float)q[spim__zigzag[k]];
+        zero[k + 1] = zero[k] + t[k] * t[k] * w[k]; /* zeroing a..b-1 costs zero[b] - zero[a] */
+    }
+    best[0] = 0;
+    for (k = 1; k < 64; k++) {
+        best[k] = -1;
+        for (p = 0; p < k; p++) {
+            int run = k - p - 1;
+            if (best[p] < 0 || (run >= 16 && !ac->size[0xF0])) continue;
+            for (s = 1; s <= 10; s++) {
+                int v;
+                float e;
+                if (!ac->size[(run & 15) << 4 | s]) continue;
+                v = spim__jpeg_nearest_in(t[k], s);
+                e = best[p] + zero[k] - zero[p + 1] + (t[k] - (float)v) * (t[k] - (float)v) * w[k];
+                if (best[k] < 0 || e < best[k]) { best[k] = e; from[k] = p; val[k] = v; }
+            }
+        }
+    }
+    for (p = 0; p < 64; p++) {
+        float e;
+        if (best[p] < 0 || (p < 63 && !ac->size[0])) continue;
+        e = best[p] + zero[64] - zero[p + 1];
+        if (end < 0 || e < end) { end = e; last = p; }
+    }
+    if (last < 0) return 0;
+    for (k = 1; k < 64; k++) coef[k] = 0;
+    for (k = last; k > 0; k = from[k]) coef[spim__zigzag[k]] = (int16_t)val[k];
+    return 1;
+}
+
+/* The absolute pixel error over a block of coefficient errors d (natural
+   order, already times the quantiser). */
+static double spim__jpeg_delta_l1(const spim__jpeg *j, const float *d)
+{
+    float t[64], s[8];
+    double sum = 0;
+    int x, y, u, i;
+    memset(t, 0, sizeof t);
+    for (i = 0; i < 64; i++)
+        if (d[i] != 0)
+            for (y = 0; y < 8; y++) t[y * 8 + (i & 7)] += j->cosine[y][i >> 3] * d[i];
+    for (y = 0; y < 8; y++) {
+        for (x = 0; x < 8; x++) s[x] = 0;
+        for (u = 0; u < 8; u++)
+            for (x = 0; x < 8; x++) s[x] += j->cosinet[u][x] * t[y * 8 + u];
+        for (x = 0; x < 8; x++) sum += s[x] < 0 ? -s[x] : s[x];
+    }
+    return sum;
+}
+
+/* The absolute error constrained coding may add to rounding's, per
+   component, summed over its samples: a mean over the stamp of
+   SPIM__JPEG_NEAR for grey; for colour, half of it in luma and the rest so
+   that no RGB channel gets more (B takes 1.772 Cb). */
+#define SPIM__JPEG_NEAR 0.25
+static void spim__jpeg_allowance(spim__jpeg *j, uint64_t pixels)
+{
+    int c;
+    for (c = 0; c < j->nc; c++) {
+        double mean = j->nc == 1 ? SPIM__JPEG_NEAR
+                      : c == 0   ? SPIM__JPEG_NEAR / 2
+                                 : SPIM__JPEG_NEAR / 2 / 1.772;
+        double samples = (double)pixels;
+        if (j->nc > 1) samples = samples * j->comp[c].h * j->comp[c].v / (j->hmax * j->vmax);
+        j->allow[c] = mean * samples;
+        j->extra[c] = 0;
+    }
+}
+
+/* Block b of the MCU with the file's tables: as it is when they code it,
+   else as the nearest block they code (j->coef[b] becomes it). 0 when
+   that would pass the allowance: the caller re-tables. */
+static int spim__jpeg_put_near(spim__jpeg *j, spim__jout *w, int b, int *pred)
+{
+    const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+    const spim__huff *dc = &j->dc[cp->td], *ac = &j->ac[cp->ta];
+    const uint16_t *q = j->qt[cp->tq];
+    size_t len = w->b->len;
+    uint64_t acc = w->acc;
+    int n = w->n, before = *pred, from = before, i;
+    int16_t near[64];
+    float f[64], d[64], r[64];
+    if (spim__jpeg_put_block(w, dc, ac, NULL, NULL, j->coef[b], pred)) return 1;
+    w->b->len = len; /* drop what the failed attempt wrote */
+    w->acc = acc;
+    w->n = n;
+    *pred = before;
+    /* counted for the new tables, should they be needed */
+    spim__jpeg_put_block(w, dc, ac, j->freq[cp->td], j->freq[4 + cp->ta], j->coef[b], &from);
+    for (i = 0; i < 64; i++) f[i] = j->rederived[b] ? j->fcoef[b][i] : (float)j->coef[b][i];
+    if (!spim__jpeg_dc_nearest(dc, f[0], before, near) || !spim__jpeg_ac_nearest(ac, f, q, near))
+        return 0;
+    for (i = 0; i < 64; i++) {
+        d[i] = ((float)near[i] - f[i]) * (float)q[i];
+        r[i] = ((float)j->coef[b][i] - f[i]) * (float)q[i];
+    }
+    j->extra[j->bcomp[b]] += spim__jpeg_delta_l1(j, d) - spim__jpeg_delta_l1(j, r);
+    if (j->extra[j->bcomp[b]] > j->allow[j->bcomp[b]]) return 0;
+    memcpy(j->coef[b], near, sizeof near);
+    j->constrained = 1;
+    return spim__jpeg_put_block(w, dc, ac, NULL, NULL, near, pred);
+}
+
+static int spim__jpeg_need_tables(spim__jpeg *j)
+{
+    j->retable = 1;
+    return spim__jpeg_decline(j, "the file's Huffman tables cannot code a re-coded block");
+}
+
+/* The covered MCUs, the union of every stamp's and tile's rectangle: their
+   bounding box c0..c1, r0..r1 and within it a bit per MCU (`bits`, rowbytes
+   a row), so tiles leaving gaps re-code only what they touch. */
+typedef struct spim__jcover {
+    int c0, c1, r0, r1;
+    uint64_t area;            /* pixels of the visible stamps and tiles */
+    size_t rowbytes;
+    unsigned char *bits;
+} spim__jcover;
+
+static int spim__jcover_has(const spim__jcover *k, uint64_t m, int mcux)
+{
+    int r = (int)(m / (uint64_t)mcux), c = (int)(m % (uint64_t)mcux);
+    if (r < k->r0 || r > k->r1 || c < k->c0 || c > k->c1) return 0;
+    c -= k->c0;
+    return k->bits[(size_t)(r - k->r0) * k->rowbytes + (size_t)c / 8] >> (c % 8) & 1;
+}
+
+/* Whether MCUs m0..m1-1 include a covered one. */
+static int spim__jcover_any(const spim__jcover *k, uint64_t m0, uint64_t m1, int mcux)
+{
+    uint64_t m;
+    for (m = m0; m < m1; m++)
+        if (spim__jcover_has(k, m, mcux)) return 1;
+    return 0;
+}
+
+static void spim__jcover_free(spim__jcover *k)
+{
+    SPIM_FREE(k->bits);
+    k->bits = NULL;
+}
+
+/* Visit every visible stamp and tile of the plan in MCUs (mcuw x mcuh):
+   without k->bits widen the bounding box, with them set the bits. */
+static void spim__jcover_mark(spim__jcover *k, const spim__plan *P, int mcuw, int mcuh)
+{
+    spim__layer L;
+    int g, i, j, r[4], x, y;
+    for (g = 0; g < P->n; g++) {
+        if (!spim__plan_range(P, g, 0, 0, P->ws, P->hs, r)) continue;
+        for (j = r[2]; j <= r[3]; j++)
+            for (i = r[0]; i <= r[1]; i++) {
+                int a0, a1, b0, b1;
+                if (!spim__plan_tile(P, g, i, j, &L)) continue;
+                a0 = L.x / mcuw; a1 = (L.x + L.w - 1) / mcuw; b0 = L.y / mcuh; b1 = (L.y + L.h - 1) / mcuh;
+                if (!k->bits) {
+                    k->area += (uint64_t)L.w * (uint64_t)L.h;
+                    if (a0 < k->c0) k->c0 = a0;
+                    if (a1 > k->c1) k->c1 = a1;
+                    if (b0 < k->r0) k->r0 = b0;
+                    if (b1 > k->r1) k->r1 = b1;
+                    continue;
+                }
+                for (y = b0 - k->r0; y <= b1 - k->r0; y++)
+                    for (x = a0 - k->c0; x <= a1 - k->c0; x++)
+                        k->bits[(size_t)y * k->rowbytes + (size_t)x / 8] |= (unsigned char)(1u << (x % 8));
+            }
+    }
+}
+
+/* The cover map of a plan on a JPEG of MCUs mcuw x mcuh; SPIM_ERR_TOO_LARGE
+   when its bounding box holds more than `budget` pixels (checked before the
+   map is allocated). */
+static spim_status spim__jcover_make(spim__jcover *k, const spim__plan *P, int mcuw, int mcuh, uint64_t budget,
+                                     spim_error *err)
+{
+    uint64_t area;
+    size_t n;
+    memset(k, 0, sizeof *k);
+    k->c0 = k->r0 = INT_MAX;
+    k->c1 = k->r1 = -1;
+    spim__jcover_mark(k, P, mcuw, mcuh);
+    if (k->c1 < 0) return spim_error_set(err, SPIM_ERR_INVALID, "stamp falls outside the image");
+    area = (uint64_t)(k->c1 - k->c0 + 1) * (uint64_t)mcuw * (uint64_t)(k->r1 - k->r0 + 1) * (uint64_t)mcuh;
+    if (area > budget)
+        return spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG: the stamp covers %llu pixels, over the budget of %llu",
+                              (unsigned long long)area, (unsigned long long)budget);
+    k->rowbytes = ((size_t)(k->c1 - k->c0) + 8) / 8;
+    n = k->rowbytes * (size_t)(k->r1 - k->r0 + 1);
+    if ((k->bits = (unsigned char *)SPIM_MALLOC(n)) == NULL)
+        return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory mapping the stamp's MCUs");
+    memset(k->bits, 0, n);
+    spim__jcover_mark(k, P, mcuw, mcuh);
+    return SPIM_OK;
+}
+
+/* One restart interval (or the whole scan) with covered MCUs in it, with
+   the file's tables: data [pos, end), MCUs m0..m1-1. 1 done, 0 declined
+   (j->retable when new tables would do), -1 out of memory. */
+static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos, size_t end,
+                               uint64_t m0, uint64_t m1, spim__jout *w)
+{
+    spim__jbits r;
+    spim__jcopy c;
+    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, b;
+    uint64_t m, dc_end;
+    memset(&r, 0, sizeof r);
+    memset(&c, 0, sizeof c);
+    r.p = c.p = j->p;
+    r.pos = c.pos = pos;
+    r.end = c.end = end;
+    w->acc = 0;
+    w->n = 0;
+    for (m = m0; m < m1; m++) {
+        uint64_t start = spim__jbits_pos(&r);
+        if (spim__jcover_has(k, m, j->mcux)) {
+            for (b = 0; b < j->nblocks; b++) {
+                const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+                if (!spim__jpeg_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[j->bcomp[b]], &dc_end, j->coef[b]))
+                    return spim__jpeg_decline(j, "corrupt scan");
+            }
+            if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
+            if (spim__jcopy_to(&c, w, start, 1) != SPIM_OK) return -1;
+            spim__jcopy_to(&c, w, spim__jbits_pos(&r), 0);
+            if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
+            spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
+            for (b = 0; b < j->nblocks; b++)
+                if (!spim__jpeg_put_near(j, w, b, &dst[j->bcomp[b]]))
+                    return spim__jpeg_need_tables(j);
+            j->recoded++;
+            continue;
+        }
+        for (b = 0; b < j->nblocks; b++) {
+            const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+            int ci = j->bcomp[b], before = src[ci];
+            uint64_t bstart = spim__jbits_pos(&r);
+            if (!spim__jpeg_skip_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[ci], &dc_end))
+                return spim__jpeg_decline(j, "corrupt scan");
+            if (dst[ci] != before) { /* the first block after a re-coded run: new DC difference */
+                if (spim__jcopy_to(&c, w, bstart, 1) != SPIM_OK || spim__jout_room(w, 16) != SPIM_OK) return -1;
+                spim__jcopy_to(&c, w, dc_end, 0);
+                if (!spim__jpeg_put_dc(w, &j->dc[cp->td], NULL, src[ci] - dst[ci])) return spim__jpeg_need_tables(j);
+            }
+            dst[ci] = src[ci];
+        }
+        if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
+    }
+    if (spim__jcopy_to(&c, w, spim__jbits_pos(&r), 1) != SPIM_OK || spim__jout_room(w, 2) != SPIM_OK) return -1;
+    spim__jout_flush(w);
+    return 1;
+}
+
+/* One interval re-encoded block by block with the new tables. 1 done, 0
+   declined, -1 out of memory. */
+static int spim__jpeg_reencode(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos, size_t end,
+                               uint64_t m0, uint64_t m1, spim__jout *w)
+{
+    spim__jbits r;
+    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, b;
+    uint64_t m, dc_end;
+    memset(&r, 0, sizeof r);
+    r.p = j->p;
+    r.pos = pos;
+    r.end = end;
+    w->acc = 0;
+    w->n = 0;
+    for (m = m0; m < m1; m++) {
+        for (b = 0; b < j->nblocks; b++) {
+            const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+            if (!spim__jpeg_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[j->bcomp[b]], &dc_end, j->coef[b]))
+                return spim__jpeg_decline(j, "corrupt scan");
+        }
+        if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
+        if (spim__jcover_has(k, m, j->mcux)) {
+            spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
+            j->recoded++;
+        }
+        if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
+        for (b = 0; b < j->nblocks; b++) {
+            const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+            if (!spim__jpeg_put_block(w, &j->ndc[cp->td], &j->nac[cp->ta], NULL, NULL, j->coef[b],
+                                      &dst[j->bcomp[b]]))
+                return spim__jpeg_decline(j, "a DC difference out of range");
+        }
+    }
+    if (spim__jout_room(w, 2) != SPIM_OK) return -1;
+    spim__jout_flush(w);
+    return 1;
+}
+
+/* ---- sparse re-tabling (huffman=extended) ---- */
+
+/* Optimised AC tables fill the code space, so a symbol they lack cannot be
+   added beside the others. But their codes longer than ~12 bits belong to
+   rare symbols: those codes are given up and re-assigned, with every valid
+   symbol the table lacks, in the space they held. Every block whose
+   symbols all have kept codes is copied as it is (the skipping decoder
+   finds the others: they are the ones the kept codes alone cannot
+   decode); only the rest, and the covered MCUs, are coded again. */
+
+static int spim__huff_valid(int s, int ac)
+{
+    return ac ? s == 0 || s == 0xF0 || ((s & 15) >= 1 && (s & 15) <= 10) : s <= 11;
+}
+
+/* A table with h's codes of at most keep bits unchanged, then its longer
+   ones and every valid symbol it lacks, in that order, given lengths from
+   the longest kept one to 16 (a code after the kept ones, no shorter than
+   they, leaves them as they are), each as short as its old code where the
+   rest still fit, the all-ones code point unused: DHT counts and symbols,
+   *n of them; 0 when they do not fit. */
+static int spim__huff_extend(const spim__huff *h, int keep, int ac, unsigned char *counts,
+                             unsigned char *syms, int *n)
+{
+    int len[256], l, i, k = 0, kept = 0, s, prev = 1;
+    uint32_t space = 1u << 16;
+    memset(counts, 0, 16);
+    for (l = 1; l <= 16; l++)
+        for (i = 0; i < h->counts[l - 1]; i++, k++) {
+            syms[k] = h->sym[k];
+            len[k] = l;
+            if (l <= keep) { counts[l - 1]++; kept++; space -= 1u << (16 - l); prev = l; }
+        }
+    for (s = 0; s < 256; s++)
+        if (spim__huff_valid(s, ac) && !h->size[s]) { syms[k] = (unsigned char)s; len[k++] = 16; }
+    for (i = kept; i < k; i++) {
+        l = len[i] > prev ? len[i] : prev;
+        while (l <= 16 && space < (1u << (16 - l)) + (uint32_t)(k - i)) /* the rest, reserved */
+            l++;
+        if (l > 16) return 0;
+        space -= 1u << (16 - l);
+        counts[l - 1]++;
+        prev = l;
+    }
+    *n = k;
+    return 1;
+}
+
+/* The extended tables for every table the scan uses into j->ndc/j->nac,
+   the kept AC codes alone into j->pac, and their DHT segment into d; its
+   length, 0 when they do not fit. */
+static size_t spim__jpeg_extended_tables(spim__jpeg *j, unsigned char *d)
+{
+    unsigned char counts[16];
+    size_t n = 4;
+    int t, i, count = 0, keep, used[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+    for (i = 0; i < j->nc; i++) used[j->comp[i].td] = used[4 + j->comp[i].ta] = 1;
+    for (t = 0; t < 8; t++) {
+        const spim__huff *h = t < 4 ? &j->dc[t] : &j->ac[t - 4];
+        if (!used[t]) continue;
+        for (keep = t < 4 ? 16 : 12; keep >= 9; keep--) /* every block has a DC code: all stay */
+            if (spim__huff_extend(h, keep, t >= 4, counts, d + n + 17, &count)) break;
+        if (keep < (t < 4 ? 16 : 9)) return 0;
+        d[n] = (unsigned char)(t < 4 ? t : 0x10 | (t - 4));
+        memcpy(d + n + 1, counts, 16);
+        spim__huff_build(t < 4 ? &j->ndc[t] : &j->nac[t - 4], counts, d + n + 17, t >= 4);
+        if (t >= 4) {
+            for (i = keep; i < 16; i++) counts[i] = 0;
+            spim__huff_build(&j->pac[t - 4], counts, d + n + 17, 1);
+        }
+        n += 17 + (size_t)count;
+    }
+    d[0] = 0xFF;
+    d[1] = 0xC4;
+    d[2] = (unsigned char)((n - 2) >> 8);
+    d[3] = (unsigned char)(n - 2);
+    return n;
+}
+
+/* MCU m passed over with the kept codes: its blocks' DC predictors and
+   bit positions, so that their bits can be copied; 0 when a symbol has a
+   code that changed (or the data is bad): the MCU must be coded again. */
+typedef struct spim__jskip {
+    uint64_t start[SPIM__JPEG_BLOCKS], dc_end[SPIM__JPEG_BLOCKS];
+    int after[SPIM__JPEG_BLOCKS];
+} spim__jskip;
+
+static int spim__jpeg_probe_mcu(spim__jpeg *j, spim__jbits *r, int *src, spim__jskip *s)
+{
+    int b;
+    for (b = 0; b < j->nblocks; b++) {
+        const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+        s->start[b] = spim__jbits_pos(r);
+        if (!spim__jpeg_skip_block(r, &j->dc[cp->td], &j->pac[cp->ta], &src[j->bcomp[b]],
+                                   &s->dc_end[b]))
+            return 0;
+        s->after[b] = src[j->bcomp[b]];
+    }
+    return !spim__jbits_over(r);
+}
+
+/* MCU m decoded whole (stamped when covered) and coded with the new
+   tables: 1, 0 declined, -1 out of memory. */
+static int spim__jpeg_recode_mcu(spim__jpeg *j, const spim__plan *P, const spim__jcover *k,
+                                 uint64_t m, spim__jbits *r, spim__jcopy *c, spim__jout *w,
+                                 int *src, int *dst)
+{
+    uint64_t start = spim__jbits_pos(r), dc_end;
+    int b;
+    for (b = 0; b < j->nblocks; b++) {
+        const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+        if (!spim__jpeg_block(r, &j->dc[cp->td], &j->ac[cp->ta], &src[j->bcomp[b]], &dc_end,
+                              j->coef[b]))
+            return spim__jpeg_decline(j, "corrupt scan");
+    }
+    if (spim__jbits_over(r)) return spim__jpeg_decline(j, "scan data ends early");
+    if (spim__jcopy_to(c, w, start, 1) != SPIM_OK) return -1;
+    spim__jcopy_to(c, w, spim__jbits_pos(r), 0);
+    if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
+    if (spim__jcover_has(k, m, j->mcux)) {
+        spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
+        j->recoded++;
+    }
+    for (b = 0; b < j->nblocks; b++) {
+        const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+        if (!spim__jpeg_put_block(w, &j->ndc[cp->td], &j->nac[cp->ta], NULL, NULL, j->coef[b],
+                                  &dst[j->bcomp[b]]))
+            return spim__jpeg_decline(j, "a DC difference out of range");
+    }
+    return 1;
+}
+
+/* One interval with the extended tables: data [pos, end), MCUs m0..m1-1.
+   1 done, 0 declined, -1 out of memory. */
+static int spim__jpeg_sparse(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos,
+                             size_t end, uint64_t m0, uint64_t m1, spim__jout *w)
+{
+    spim__jbits r, at;
+    spim__jcopy c;
+    spim__jskip sk;
+    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, was[3], b, rc;
+    uint64_t m;
+    memset(&r, 0, sizeof r);
+    memset(&c, 0, sizeof c);
+    r.p = c.p = j->p;
+    r.pos = c.pos = pos;
+    r.end = c.end = end;
+    w->acc = 0;
+    w->n = 0;
+    for (m = m0; m < m1; m++) {
+        at = r;
+        memcpy(was, src, sizeof was);
+        if (spim__jcover_has(k, m, j->mcux) || !spim__jpeg_probe_mcu(j, &r, src, &sk)) {
+            r = at;
+            memcpy(src, was, sizeof was);
+            if ((rc = spim__jpeg_recode_mcu(j, P, k, m, &r, &c, w, src, dst)) != 1) return rc;
+            continue;
+        }
+        for (b = 0; b < j->nblocks; b++) { /* the bits as they are, but after a recoded block */
+            int ci = j->bcomp[b], before;
+            for (rc = b - 1; rc >= 0 && j->bcomp[rc] != ci; rc--) {}
+            before = rc >= 0 ? sk.after[rc] : was[ci];
+            if (dst[ci] != before) { /* a new DC difference */
+                if (spim__jcopy_to(&c, w, sk.start[b], 1) != SPIM_OK ||
+                    spim__jout_room(w, 16) != SPIM_OK)
+                    return -1;
+                spim__jcopy_to(&c, w, sk.dc_end[b], 0);
+                if (!spim__jpeg_put_dc(w, &j->ndc[j->comp[ci].td], NULL, sk.after[b] - dst[ci]))
+                    return spim__jpeg_decline(j, "a DC difference out of range");
+            }
+            dst[ci] = sk.after[b];
+        }
+    }
+    if (spim__jcopy_to(&c, w, spim__jbits_pos(&r), 1) != SPIM_OK ||
+        spim__jout_room(w, 2) != SPIM_OK)
+        return -1;
+    spim__jout_flush(w);
+    return 1;
+}
+
+/* The scan, interval by interval, then EOI: spliced with the file's tables
+   (mode 0), with the extended ones (1) or re-encoded with new ones (2). 1
+   done, 0 declined, -1 out of memory. */
+static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, spim_buf *out, int mode)
+{
+    uint64_t total = (uint64_t)j->mcux * (uint64_t)j->mcuy, per = j->ri ? (uint64_t)j->ri : total, m0, i = 0;
+    size_t pos = j->scan, end, after;
+    int marker, rc;
+    spim__jout w;
+    w.b = out;
+    for (m0 = 0; m0 < total; m0 += per, i++) {
+        uint64_t m1 = total - m0 < per ? total : m0 + per;
+        if (!spim__jpeg_data_end(j->p, pos, j->len, &end, &marker, &after))
+            return spim__jpeg_decline(j, "scan runs to the end of the file");
+        if (m1 < total && marker != 0xD0 + (int)(i & 7)) return spim__jpeg_decline(j, "restart markers do not match DRI");
+        if (m1 == total && marker != 0xD9) return spim__jpeg_decline(j, "more than one scan");
+        if (mode == 1) {
+            if ((rc = spim__jpeg_sparse(j, P, k, pos, end, m0, m1, &w)) != 1) return rc;
+        } else if (mode) {
+            if ((rc = spim__jpeg_reencode(j, P, k, pos, end, m0, m1, &w)) != 1) return rc;
+        } else if (!spim__jcover_any(k, m0, m1, j->mcux)) {
+            if (spim_buf_append(out, j->p + pos, end - pos) != SPIM_OK) return -1;
+        } else if ((rc = spim__jpeg_interval(j, P, k, pos, end, m0, m1, &w)) != 1) {
+            return rc;
+        }
+        if (m1 < total) {
+            unsigned char rst[2];
+            rst[0] = 0xFF;
+            rst[1] = (unsigned char)(0xD0 + (int)(i & 7));
+            if (spim_buf_append(out, rst, 2) != SPIM_OK) return -1;
+        }
+        pos = after;
+    }
+    return spim_buf_append(out, "\xFF\xD9", 2) == SPIM_OK ? 1 : -1;
+}
+
+/* An optimal table for the counts freq[0..255] (T.81 K.2: code lengths by
+   merging the two least frequent, limited to 16 bits, one code point
+   reserved so that no code is all ones) as DHT counts and symbols; the
+   number of symbols. freq[256] is overwritten. */
+static int spim__huff_optimal(uint64_t *freq, unsigned char *counts, unsigned char *syms)
+{
+    int size[257], others[257], bits[258], i, len, n = 0;
+    for (i = 0; i < 257; i++) { size[i] = 0; others[i] = -1; }
+    for (i = 0; i < 258; i++) bits[i] = 0;
+    freq[256] = 1; /* the reserved code point: the longest code, never used */
+    for (;;) {
+        int v1 = -1, v2 = -1;
+        for (i = 0; i < 257; i++) /* the least frequent, the later one on a tie */
+            if (freq[i] && (v1 < 0 || freq[i] <= freq[v1])) v1 = i;
+        for (i = 0; i < 257; i++)
+            if (freq[i] && i != v1 && (v2 < 0 || freq[i] <= freq[v2])) v2 = i;
+        if (v2 < 0) break;
+        freq[v1] += freq[v2];
+        freq[v2] = 0;
+        for (size[v1]++; others[v1] >= 0; size[v1]++) v1 = others[v1];
+        others[v1] = v2;
+        for (size[v2]++; others[v2] >= 0; size[v2]++) v2 = others[v2];
+    }
+    for (i = 0; i < 257; i++) if (size[i]) bits[size[i]]++;
+    for (len = 257; len > 16; len--) /* move pairs of the longest codes up (K.3) */
+        while (bits[len] > 0) {
+            int l = len - 2;
+            while (bits[l] == 0) l--;
+            bits[len] -= 2;
+            bits[len - 1]++;
+            bits[l + 1] += 2;
+            bits[l]--;
+        }
+    for (len = 16; len > 0 && !bits[len]; len--) {}
+    if (len > 0) bits[len]--; /* drop the reserved code point */
+    for (len = 1; len <= 16; len++) counts[len - 1] = (unsigned char)bits[len];
+    for (len = 1; len <= 257; len++)
+        for (i = 0; i < 256; i++)
+            if (size[i] == len) syms[n++] = (unsigned char)i;
+    return n;
+}
+
+/* New tables for every table the scan uses, from j->freq, into j->ndc and
+   j->nac, and the DHT segment that defines them into d (room for 4 + 8 *
+   (17 + 256) bytes); its length. */
+static size_t spim__jpeg_new_tables(spim__jpeg *j, unsigned char *d)
+{
+    size_t n = 4;
+    int t, i, used[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+    for (i = 0; i < j->nc; i++) used[j->comp[i].td] = used[4 + j->comp[i].ta] = 1;
+    for (t = 0; t < 8; t++) {
+        int count;
+        if (!used[t]) continue;
+        d[n] = (unsigned char)(t < 4 ? t : 0x10 | (t - 4));
+        count = spim__huff_optimal(j->freq[t], d + n + 1, d + n + 17);
+        spim__huff_build(t < 4 ? &j->ndc[t] : &j->nac[t - 4], d + n + 1, d + n + 17, t >= 4);
+        n += 17 + (size_t)count;
+    }
+    d[0] = 0xFF;
+    d[1] = 0xC4;
+    d[2] = (unsigned char)((n - 2) >> 8);
+    d[3] = (unsigned char)(n - 2);
+    return n;
+}
+
+/* The Photoshop APP13 segment just appended at out->data + at, without
+   its thumbnail resources (0x0409, 0x040C: the unstamped photo, small);
+   dropped whole when its resources do not parse, as one might hide one.
+   Other APP13 segments stay as they are. */
+static void spim__jpeg_app13_clean(spim_buf *out, size_t at)
+{
+    unsigned char *s = out->data + at;
+    size_t n = out->len - at, pos = 18, keep = 18;
+    if (n < 18 || memcmp(s + 4, "Photoshop 3.0\0", 14) != 0) return;
+    while (pos < n) { /* "8BIM", id, a Pascal name padded to even, size, data padded to even */
+        size_t name, size, total;
+        unsigned id;
+        if (n - pos < 12 || memcmp(s + pos, "8BIM", 4) != 0) { out->len = at; return; }
+        id = spim__rd16(s + pos + 4, 0);
+        name = (size_t)s[pos + 6] + 1 + (s[pos + 6] % 2 == 0);
+        if (n - pos < 6 + name + 4) { out->len = at; return; }
+        size = spim__rd32(s + pos + 6 + name, 0);
+        if (size > n - pos - 10 - name) { out->len = at; return; }
+        total = 10 + name + size + (size & 1);
+        if (total > n - pos) total = n - pos; /* the last pad byte may be missing */
+        if (id != 0x0409 && id != 0x040C) {
+            memmove(s + keep, s + pos, total);
+            keep += total;
+        }
+        pos += total;
+    }
+    s[2] = (unsigned char)((keep - 2) >> 8);
+    s[3] = (unsigned char)(keep - 2);
+    out->len = at + keep;
+}
+
+/* The header as it is, with each EXIF thumbnail unlinked (see
+   spim__exif_drop_thumbnail) and the metadata policy applied, each
+   Photoshop thumbnail removed (spim__jpeg_app13_clean); without MPF
+   indexes (APP2 "MPF"), whose images follow EOI, where the splice stops;
+   with dht (n bytes) in place of every DHT segment, just before the SOS. */
+static spim_status spim__jpeg_copy_header(const spim__jpeg *j, spim_buf *out, const unsigned char *dht, size_t n)
+{
+    size_t pos = spim__jpeg_soi(j->p, j->len);
+    if (spim_buf_append(out, j->p, pos) != SPIM_OK) return SPIM_ERR_NOMEM;
+    while (pos < j->scan) { /* spim__jpeg_parse walked these segments: each has one */
+        size_t at = pos, d, len, before;
+        int m;
+        spim__jpeg_marker(j->p, j->scan, &pos, &m, &d, &len);
+        if (dht && m == 0xC4) continue;
+        if (m == 0xE2 && len >= 4 && memcmp(j->p + d, "MPF\0", 4) == 0) continue;
+        if (dht && m == 0xDA && spim_buf_append(out, dht, n) != SPIM_OK) return SPIM_ERR_NOMEM;
+        before = out->len;
+        if (spim__jpeg_copy_segment(j->p + at, pos - at, j->metadata, out) != SPIM_OK)
+            return SPIM_ERR_NOMEM;
+        if (m == 0xED && out->len > before) spim__jpeg_app13_clean(out, out->len - (len + 4));
+    }
+    return SPIM_OK;
+}
+
+/* Counts for new tables without a counting pass over the scan: each
+   symbol of the file's tables as often as its code length says (an optimal
+   code gives a symbol of probability 2^-l a code of l bits; the scan's
+   symbols estimated at one per 5 bits), the symbols the re-coded blocks
+   wanted as counted (already in j->freq), and every other valid symbol
+   once, so that any block can be coded. */
+static void spim__jpeg_estimate(spim__jpeg *j)
+{
+    uint64_t scale = (uint64_t)(j->len - j->scan) * 8 / 5 / (uint64_t)(2 * j->nc) >> 16;
+    int t, s;
+    for (t = 0; t < 8; t++) {
+        const spim__huff *h = t < 4 ? &j->dc[t] : &j->ac[t - 4];
+        for (s = 0; s < 256 && h->defined; s++)
+            if (t < 4 ? s <= 11 : (s == 0 || s == 0xF0 || ((s & 15) >= 1 && (s & 15) <= 10)))
+                j->freq[t][s] += h->size[s] ? (scale + 1) << (16 - h->size[s]) : 1;
+    }
+}
+
+/* The scan re-encoded in one pass with new tables estimated from the
+   file's (spim__jpeg_estimate): header and scan into out. 1 done, 0
+   declined, -1 out of memory. */
+static int spim__jpeg_optimal(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, spim_buf *out)
+{
+    unsigned char dht[4 + 8 * (17 + 256)];
+    size_t n;
+    spim__jpeg_estimate(j);
+    n = spim__jpeg_new_tables(j, dht);
+    if (spim__jpeg_copy_header(j, out, dht, n) != SPIM_OK) return -1;
+    return spim__jpeg_scan(j, P, k, out, 2);
+}
+
+/* The scan with extended tables: header and scan into out. 1 done, 0
+   declined (j->retable stays set when they do not fit: new tables then),
+   -1 out of memory. */
+static int spim__jpeg_extended(spim__jpeg *j, const spim__plan *P, const spim__jcover *k,
+                               spim_buf *out)
+{
+    unsigned char dht[4 + 8 * (17 + 256)];
+    size_t n = spim__jpeg_extended_tables(j, dht);
+    if (!n) return spim__jpeg_decline(j, "no room for the missing codes");
+    j->retable = 0;
+    if (spim__jpeg_copy_header(j, out, dht, n) != SPIM_OK) return -1;
+    return spim__jpeg_scan(j, P, k, out, 1);
+}
+
+/* Stamp a JPEG in the compressed domain; declined (SPIM_OK with *why set)
+   when the file needs the decode -> encode path. */
+static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int orientation, const spim_stamp *stamp,
+                                     const spim_stamp_options *o, spim_buf *out, spim_image_info *info,
+                                     const char **why, spim_error *err)
+{
+    spim__jpeg *j = (spim__jpeg *)SPIM_MALLOC(sizeof *j);
+    spim__plan P;
+    spim__jcover k;
+    spim_status st = SPIM_OK;
+    uint64_t budget = o->max_pixels ? o->max_pixels : spim_default_max_pixels();
+    double side;
+    size_t start = out->len;
+    int rc;
+    *why = NULL;
+    if (!j) return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory reading JPEG");
+    memset(j, 0, sizeof *j);
+    j->p = p;
+    j->len = len;
+    j->metadata = o->metadata;
+    if (!spim__jpeg_parse(j)) {
+        *why = j->why;
+        SPIM_FREE(j);
+        return SPIM_OK;
+    }
+    side = o->scale * (j->width < j->height ? j->width : j->height) + 0.5;
+    if (o->scale > 0 && side * side > (double)budget) {
+        st = spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG of %dx%d: the stamp scaled to %.0f pixels a side "
+                            "is over the budget of %llu pixels", j->width, j->height, side,
+                            (unsigned long long)budget);
+        SPIM_FREE(j);
+        return st;
+    }
+    side = (o->text_size > 0 ? o->text_size : 0.05) * (j->width < j->height ? j->width : j->height) + 0.5;
+    if (o->text && *o->text && side * (j->width < j->height ? j->height : j->width) > (double)budget) {
+        st = spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG of %dx%d: a text line of %.0f pixels is over the "
+                            "budget of %llu pixels", j->width, j->height, side, (unsigned long long)budget);
+        SPIM_FREE(j);
+        return st;
+    }
+    if ((st = spim__plan_make(&P, j->width, j->height, j->nc, orientation, stamp, o, err)) != SPIM_OK) {
+        SPIM_FREE(j);
+        return st;
+    }
+    if ((st = spim__jcover_make(&k, &P, j->mcuw, j->mcuh, budget, err)) == SPIM_OK) {
+        spim__jpeg_allowance(j, k.area);
+        rc = -1;
+        if (spim_buf_reserve(out, len + len / 8 + 65536) == SPIM_OK && spim__jpeg_copy_header(j, out, NULL, 0) == SPIM_OK)
+            rc = spim__jpeg_scan(j, &P, &k, out, 0);
+        if (rc == 0 && j->retable) { /* the nearest codable blocks are too far: other tables */
+            out->len = start;
+            j->constrained = 0;
+            j->recoded = 0;
+            rc = spim__jpeg_extended(j, &P, &k, out);
+            j->extended = rc == 1;
+        }
+        if (rc == 0 && j->retable) { /* no room for them: every code new */
+            out->len = start;
+            j->recoded = 0;
+            rc = spim__jpeg_optimal(j, &P, &k, out);
+        }
+        if (rc < 0) {
+            st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory stamping JPEG");
+        } else if (rc == 0) {
+            *why = j->why;
+        } else if (info) {
+            info->width = j->width;
+            info->height = j->height;
+            info->huffman = j->extended ? "extended" : j->retable ? "optimal"
+                            : j->constrained ? "constrained" : "file";
+            info->mcus_recoded = j->recoded;
+        }
+    }
+    if (st != SPIM_OK || *why) out->len = start;
+    spim__jcover_free(&k);
+    spim__plan_free(&P);
+    SPIM_FREE(j);
+    return st;
+}
+
+/* ---- progressive JPEG in the coefficient domain ---- */
+
+/* A progressive Huffman JPEG (SOF2, 8-bit, 1 or 3 components, sampling
+   factors 1-2, any valid scan script) is stamped without a pixel frame, in
+   two walks over its scans. The first decodes every scan keeping, for every
+   block, one bit per coefficient (has it been nonzero yet: what a
+   refinement scan needs to be read, T.81 G.1.2.3) and, for the blocks of the
+   covered MCUs only, their whole coefficients; those MCUs are then stamped
+   as the splice stamps them. The second walk re-codes each scan: a block
+   outside the covered MCUs with the coefficient bits it had (an EOB run
+   ends where the file's ended), a covered one from its new coefficients at
+   the scan's band and precision. The scan script, quantisation, sampling,
+   restart intervals and metadata stay the file's; a scan whose Huffman
+   tables lack a code it needs is counted and gets optimal tables of its own
+   (a DHT before its SOS). Memory: the input, the output, 8 bytes per block
+   (the bits, and a copy of one component's for the scan being written) and
+   the covered MCUs' coefficients. */
+
+#define SPIM__JPROG_RUN 0x7FFF   /* the longest EOB run (EOB14 and 14 bits) */
+
+/* One block's part of a scan. */
+typedef struct spim__jband {
+    int16_t a[64];               /* first scans: values at the scan's precision, zigzag order;
+                                    DC in a[0] */
+    uint64_t hist, corr, nz, neg; /* refinements, by zigzag bit: nonzero before, correction bit
+                                     set, newly nonzero, of those negative */
+    int eob_start;               /* the file starts an EOB run in this block */
+} spim__jband;
+
+typedef struct spim__jprog {
+    spim__jpeg *j;
+    spim__jcover k;
+    uint64_t *hist[3], *spare;   /* nonzero-so-far bits per block, mcux*h x mcuy*v per component */
+    int pw[3], ph[3], bw[3], bh[3], base[3];
+    int16_t *reg;                /* the covered MCUs' coefficients, MCU by MCU, block by block,
+                                    natural order */
+    signed char state[3][64];    /* the Al that last coded each coefficient, -1 none yet (pass 1) */
+    int ns, sc[4], ss, se, ah, al;   /* the scan */
+    int pass, count, missing, optimal;
+    const spim__huff *tdc[4], *tac[4];   /* the tables the scan is written with */
+    int pin[3], pout[3];         /* DC predictors in and out */
+    unsigned run_in, run_out;    /* EOB runs: left in the file's, pending in ours */
+    unsigned char *cb;           /* the correction bits of our pending run, first bit highest */
+    size_t cbits;
+    spim__jbits r;
+    spim__jout w;
+    const unsigned char *dht[8]; /* the file's current table per slot (DC 0-3, AC 4-7) */
+    size_t dhtlen[8];
+    int mine[8];                 /* the output's slot holds one of our tables */
+    size_t first_sos, plane;     /* plane: the largest component's bits, in entries */
+    spim__huff *saved;           /* the tables at the first scan, DC then AC, and the rest of it */
+    const unsigned char *saved_dht[8];
+    size_t saved_len[8];
+    int saved_ri;
+} spim__jprog;
+
+/* Blocks of component c's bits, padded to whole MCUs. */
+SPIM__PRIVATE size_t spim__jprog_blocks(const spim__jprog *g, int c)
+{
+    return (size_t)g->pw[c] * (size_t)g->ph[c];
+}
+
+SPIM__PRIVATE int16_t *spim__jprog_region(const spim__jprog *g, int c, int bx, int by)
+{
+    const spim__jcomp *cp = &g->j->comp[c];
+    int mc, mr;
+    size_t m;
+    if (bx < g->k.c0 * cp->h || bx >= (g->k.c1 + 1) * cp->h || by < g->k.r0 * cp->v ||
+        by >= (g->k.r1 + 1) * cp->v)
+        return NULL;
+    mc = bx / cp->h;
+    mr = by / cp->v;
+    if (!spim__jcover_has(&g->k, (uint64_t)mr * (uint64_t)g->j->mcux + (uint64_t)mc, g->j->mcux))
+        return NULL; /* between tiles: kept like any block outside */
+    m = (size_t)(mr - g->k.r0) * (size_t)(g->k.c1 - g->k.c0 + 1) + (size_t)(mc - g->k.c0);
+    m = m * (size_t)g->j->nblocks + (size_t)(g->base[c] + (by % cp->v) * cp->h + bx % cp->h);
+    return g->reg + m * 64;
+}
+
+/* The lowest and the highest set bit of v (not 0). */
+SPIM__PRIVATE int spim__jprog_low(uint64_t v)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctzll(v);
+#else
+    int n = 0;
+    for (; !(v & 1); v >>= 1) n++;
+    return n;
+#endif
+}
+
+SPIM__PRIVATE int spim__jprog_high(uint64_t v)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return 63 - __builtin_clzll(v);
+#else
+    int n = 63;
+    for (; !(v >> 63); v <<= 1) n--;
+    return n;
+#endif
+}
+
+/* Bits ss..se of the scan's band. */
+SPIM__PRIVATE uint64_t spim__jprog_mask(const spim__jprog *g)
+{
+    return (~0ull >> (63 - g->se)) & (~0ull << g->ss);
+}
+
+/* ---- reading a scan ---- */
+
+SPIM__PRIVATE int spim__jprog_bit(spim__jbits *r)
+{
+    if (r->n < 1) spim__jbits_fill(r);
+    return (int)spim__jbits_get(r, 1);
+}
+
+/* A DC first scan's value (the predictor, at the scan's precision) or a DC
+   refinement's bit, into b->a[0]. */
+SPIM__PRIVATE int spim__jprog_dec_dc(spim__jprog *g, int c, spim__jband *b)
+{
+    spim__jbits *r = &g->r;
+    int s;
+    if (r->n < 32) spim__jbits_fill(r);
+    if (g->ah) {
+        b->a[0] = (int16_t)spim__jbits_get(r, 1);
+        return 1;
+    }
+    if ((s = spim__huff_decode(r, &g->j->dc[g->j->comp[c].td])) < 0 || s > 11) return 0;
+    if (s) g->pin[c] += spim__jbits_extend(spim__jbits_get(r, s), s);
+    if (g->pin[c] < -2048 || g->pin[c] > 2047) return 0;
+    b->a[0] = (int16_t)g->pin[c];
+    return 1;
+}
+
+/* An AC first scan's values for the band (T.81 G.1.2.2): b->a where b->nz
+   has a bit. */
+SPIM__PRIVATE int spim__jprog_dec_first(spim__jprog *g, const spim__huff *h, spim__jband *b)
+{
+    spim__jbits *r = &g->r;
+    int k, rs, s, run;
+    b->nz = 0;
+    b->eob_start = 0;
+    if (g->run_in) {
+        g->run_in--;
+        return 1;
+    }
+    for (k = g->ss; k <= g->se;) {
+        if (r->n < 32) spim__jbits_fill(r);
+        if ((rs = spim__huff_decode(r, h)) < 0) return 0;
+        s = rs & 15;
+        run = rs >> 4;
+        if (s) {
+            if ((k += run) > g->se) return 0;
+            b->nz |= 1ull << k;
+            b->a[k++] = (int16_t)spim__jbits_extend(spim__jbits_get(r, s), s);
+        } else if (run == 15) {
+            if ((k += 16) > g->se + 1) return 0;
+        } else {
+            g->run_in = (1u << run) - 1 + spim__jbits_get(r, run);
+            b->eob_start = 1;
+            break;
+        }
+    }
+    return 1;
+}
+
+/* An AC refinement scan's bits for the band, against hist (T.81 G.1.2.3):
+   a symbol skips `run` coefficients that are still zero, reading a
+   correction bit for each nonzero one it passes; an EOB run's blocks read
+   the correction bits of the rest of the band. */
+SPIM__PRIVATE int spim__jprog_dec_refine(spim__jprog *g, const spim__huff *h, uint64_t hist,
+                                         spim__jband *b)
+{
+    spim__jbits *r = &g->r;
+    int k = g->ss, rs, s, run;
+    b->hist = hist;
+    b->corr = b->nz = b->neg = 0;
+    b->eob_start = 0;
+    for (; !g->run_in && k <= g->se; k++) {
+        int neg = 0;
+        if (r->n < 32) spim__jbits_fill(r);
+        if ((rs = spim__huff_decode(r, h)) < 0 || (s = rs & 15) > 1) return 0;
+        run = rs >> 4;
+        if (s) {
+            neg = !spim__jbits_get(r, 1);
+        } else if (run != 15) {
+            g->run_in = (1u << run) + spim__jbits_get(r, run);
+            b->eob_start = 1;
+            break;
+        }
+        for (; k <= g->se; k++) {
+            if (hist >> k & 1) {
+                if (spim__jprog_bit(r)) b->corr |= 1ull << k;
+            } else if (run-- == 0) {
+                break;
+            }
+        }
+        if (s) {
+            if (k > g->se) return 0;
+            b->nz |= 1ull << k;
+            if (neg) b->neg |= 1ull << k;
+        }
+    }
+    if (g->run_in) {
+        uint64_t left = k > g->se ? 0 : hist & spim__jprog_mask(g) & (~0ull << k);
+        for (; left; left &= left - 1)
+            if (spim__jprog_bit(r)) b->corr |= left & (~left + 1);
+        g->run_in--;
+    }
+    return 1;
+}
+
+/* Pass 1: the block's part of the scan into its coefficients (natural order). */
+SPIM__PRIVATE void spim__jprog_apply(const spim__jprog *g, const spim__jband *b, int16_t *co)
+{
+    int k, one = 1 << g->al;
+    if (!g->ss) {
+        long v = g->ah ? (long)co[0] | (b->a[0] ? one : 0) : (long)b->a[0] * one;
+        co[0] = (int16_t)(v < -32767 ? -32767 : v > 32767 ? 32767 : v);
+        return;
+    }
+    for (k = g->ss; k <= g->se; k++) {
+        int16_t *c = co + spim__zigzag[k];
+        long v = *c;
+        if (!g->ah) v = b->nz >> k & 1 ? (long)b->a[k] * one : 0;
+        else if (b->corr >> k & 1) v += v > 0 ? one : -one;
+        else if (b->nz >> k & 1) v = b->neg >> k & 1 ? -one : one;
+        *c = (int16_t)(v < -32767 ? -32767 : v > 32767 ? 32767 : v);
+    }
+}
+
+/* Pass 2: a covered block's new coefficients as its part of the scan. */
+SPIM__PRIVATE void spim__jprog_band(const spim__jprog *g, const int16_t *co, spim__jband *b)
+{
+    int k;
+    b->eob_start = 0;
+    if (!g->ss) {
+        int v = co[0], q = v >= 0 ? v >> g->al : -((-v - 1) >> g->al) - 1; /* floor(v / 2^al) */
+        b->a[0] = (int16_t)(g->ah ? q & 1 : q);
+        return;
+    }
+    b->hist = b->corr = b->nz = b->neg = 0;
+    for (k = g->ss; k <= g->se; k++) {
+        int v = co[spim__zigzag[k]], m = v < 0 ? -v : v;
+        if (!g->ah) {
+            b->a[k] = (int16_t)(v < 0 ? -(m >> g->al) : m >> g->al);
+            if (b->a[k]) b->nz |= 1ull << k;
+        } else if (m >> g->ah) {
+            b->hist |= 1ull << k;
+            if (m >> g->al & 1) b->corr |= 1ull << k;
+        } else if (m >> g->al & 1) {
+            b->nz |= 1ull << k;
+            if (v < 0) b->neg |= 1ull << k;
+        }
+    }
+}
+
+/* ---- writing a scan ---- */
+
+/* n <= 64 bits of v, most significant first. */
+SPIM__PRIVATE void spim__jprog_bits(spim__jout *w, uint64_t v, int n)
+{
+    for (; n > 24; n -= 24) spim__jout_put(w, (uint32_t)(v >> (n - 24)) & 0xFFFFFFu, 24);
+    if (n) spim__jout_put(w, (uint32_t)(v & ((1ull << n) - 1)), n);
+}
+
+/* Code (or, counting, count) symbol sym of AC table slot t with n extra
+   bits v. 0 when the table lacks the code. */
+SPIM__PRIVATE int spim__jprog_sym(spim__jprog *g, int t, int sym, uint32_t v, int n)
+{
+    const spim__huff *h = g->tac[t];
+    if (g->count) {
+        g->j->freq[4 + t][sym]++;
+        return 1;
+    }
+    if (!h->size[sym]) return 0;
+    spim__jout_put(&g->w, h->code[sym], h->size[sym]);
+    if (n) spim__jout_put(&g->w, v, n);
+    return 1;
+}
+
+/* Our pending EOB run and the correction bits its blocks left. */
+SPIM__PRIVATE int spim__jprog_flush_run(spim__jprog *g, int t)
+{
+    unsigned n = g->run_out;
+    int r = 0;
+    size_t i;
+    if (!n) return 1;
+    while (n >> (r + 1)) r++;
+    if (!spim__jprog_sym(g, t, r << 4, n - (1u << r), r)) return 0;
+    if (!g->count) {
+        for (i = 0; i + 8 <= g->cbits; i += 8) spim__jout_put(&g->w, g->cb[i / 8], 8);
+        if (g->cbits > i) {
+            int rest = (int)(g->cbits - i);
+            spim__jout_put(&g->w, (uint32_t)g->cb[i / 8] >> (8 - rest), rest);
+        }
+    }
+    g->run_out = 0;
+    g->cbits = 0;
+    return 1;
+}
+
+SPIM__PRIVATE void spim__jprog_cbit(spim__jprog *g, int bit)
+{
+    if (g->count) return;
+    if (!(g->cbits & 7)) g->cb[g->cbits / 8] = 0;
+    if (bit) g->cb[g->cbits / 8] |= (unsigned char)(0x80 >> (g->cbits & 7));
+    g->cbits++;
+}
+
+/* The band's tail joins our EOB run: a new run where the file began one
+   (outside the covered MCUs), so that the file's runs are kept. */
+SPIM__PRIVATE int spim__jprog_tail(spim__jprog *g, int t)
+{
+    if (++g->run_out == SPIM__JPROG_RUN) return spim__jprog_flush_run(g, t);
+    return 1;
+}
+
+SPIM__PRIVATE int spim__jprog_enc_first(spim__jprog *g, int t, const spim__jband *b, int outside)
+{
+    uint64_t *f = g->count ? g->j->freq[4 + t] : NULL, left = b->nz;
+    int last = left ? spim__jprog_high(left) : -1, prev = g->ss - 1;
+    if ((last >= 0 || (outside && b->eob_start)) && !spim__jprog_flush_run(g, t)) return 0;
+    for (; left; left &= left - 1) {
+        int k = spim__jprog_low(left), run = k - prev - 1;
+        for (; run > 15; run -= 16)
+            if (!spim__jprog_sym(g, t, 0xF0, 0, 0)) return 0;
+        if (!spim__jpeg_put_value(&g->w, g->tac[t], f, run << 4, b->a[k])) return 0;
+        prev = k;
+    }
+    return last == g->se || spim__jprog_tail(g, t);
+}
+
+/* The mirror of spim__jprog_dec_refine: correction bits of the nonzero
+   coefficients passed follow the symbol that passes them (a ZRL at the
+   16th zero, a newly nonzero coefficient's code and sign bit), those after
+   the last newly nonzero one follow the EOB run's symbol. */
+SPIM__PRIVATE int spim__jprog_enc_refine(spim__jprog *g, int t, const spim__jband *b, int outside)
+{
+    uint64_t *f = g->count ? g->j->freq[4 + t] : NULL, pend = 0, left;
+    int last = b->nz ? spim__jprog_high(b->nz) : -1, k, run = 0, npend = 0;
+    if ((last >= 0 || (outside && b->eob_start)) && !spim__jprog_flush_run(g, t)) return 0;
+    for (k = g->ss; k <= last; k++) {
+        if (b->hist >> k & 1) {
+            pend = pend << 1 | (b->corr >> k & 1);
+            npend++;
+            continue;
+        }
+        if (!(b->nz >> k & 1)) {
+            if (++run < 16) continue;
+            if (!spim__jprog_sym(g, t, 0xF0, 0, 0)) return 0;
+        } else if (!spim__jpeg_put_value(&g->w, g->tac[t], f, run << 4, b->neg >> k & 1 ? -1 : 1)) {
+            return 0;
+        }
+        if (!g->count) spim__jprog_bits(&g->w, pend, npend);
+        pend = 0;
+        npend = run = 0;
+    }
+    if (last == g->se) return 1;
+    left = b->hist & spim__jprog_mask(g) & (~0ull << (last + 1));
+    for (; left; left &= left - 1) spim__jprog_cbit(g, (b->corr & left & (~left + 1)) != 0);
+    return spim__jprog_tail(g, t);
+}
+
+SPIM__PRIVATE int spim__jprog_enc_dc(spim__jprog *g, int c, const spim__jband *b)
+{
+    int t = g->j->comp[c].td, diff = b->a[0] - g->pout[c];
+    if (g->ah) {
+        if (!g->count) spim__jout_put(&g->w, (uint32_t)b->a[0], 1);
+        return 1;
+    }
+    g->pout[c] = b->a[0];
+    return spim__jpeg_put_dc(&g->w, g->tdc[t], g->count ? g->j->freq[t] : NULL, diff);
+}
+
+/* One block of the scan: read; pass 1 keeps a covered block's coefficients,
+   pass 2 writes it (the covered ones from their new coefficients). 0 on a
+   corrupt scan (j->why) or a code our tables lack (g->missing). */
+SPIM__PRIVATE int spim__jprog_block(spim__jprog *g, int c, int bx, int by)
+{
+    spim__jpeg *j = g->j;
+    size_t bi = (size_t)by * (size_t)g->pw[c] + (size_t)bx;
+    int16_t *co = spim__jprog_region(g, c, bx, by);
+    int t = j->comp[c].ta, ok;
+    spim__jband b;
+    b.hist = b.corr = b.nz = b.neg = 0;
+    b.eob_start = 0; /* gcc -O1 cannot see every decoder sets it */
+    if (!g->ss) ok = spim__jprog_dec_dc(g, c, &b);
+    else if (!g->ah) ok = spim__jprog_dec_first(g, &j->ac[t], &b);
+    else ok = spim__jprog_dec_refine(g, &j->ac[t], g->hist[c][bi], &b);
+    if (!ok) return spim__jpeg_decline(j, "corrupt scan");
+    if (g->ss) (g->pass == 1 ? g->hist[c] : g->spare)[bi] = g->hist[c][bi] | b.nz;
+    if (g->pass == 1) {
+        if (co) spim__jprog_apply(g, &b, co);
+        return 1;
+    }
+    if (co) spim__jprog_band(g, co, &b);
+    if (!g->ss) ok = spim__jprog_enc_dc(g, c, &b);
+    else if (!g->ah) ok = spim__jprog_enc_first(g, t, &b, !co);
+    else ok = spim__jprog_enc_refine(g, t, &b, !co);
+    if (!ok) g->missing = 1;
+    return ok;
+}
+
+/* MCU m of the scan: one block when it has one component (T.81 A.2.2). */
+SPIM__PRIVATE int spim__jprog_mcu(spim__jprog *g, uint64_t m)
+{
+    const spim__jpeg *j = g->j;
+    int i, x, y, mx, my;
+    if (g->ns == 1) {
+        int c = g->sc[0];
+        uint64_t w = (uint64_t)g->bw[c];
+        return spim__jprog_block(g, c, (int)(m % w), (int)(m / w));
+    }
+    mx = (int)(m % (uint64_t)j->mcux);
+    my = (int)(m / (uint64_t)j->mcux);
+    for (i = 0; i < g->ns; i++) {
+        const spim__jcomp *cp = &j->comp[g->sc[i]];
+        for (y = 0; y < cp->v; y++)
+            for (x = 0; x < cp->h; x++)
+                if (!spim__jprog_block(g, g->sc[i], mx * cp->h + x, my * cp->v + y)) return 0;
+    }
+    return 1;
+}
+
+/* The scan's entropy-coded data from pos, interval by interval; *next: the
+   marker after it. 1 done, 0 declined or a code missing, -1 out of memory. */
+SPIM__PRIVATE int spim__jprog_data(spim__jprog *g, size_t pos, size_t *next)
+{
+    spim__jpeg *j = g->j;
+    int c = g->sc[0], marker, t = j->comp[c].ta, write = g->pass == 2 && !g->count;
+    uint64_t total = g->ns == 1 ? (uint64_t)g->bw[c] * (uint64_t)g->bh[c]
+                                : (uint64_t)j->mcux * (uint64_t)j->mcuy;
+    uint64_t per = j->ri ? (uint64_t)j->ri : total, m0, m, i = 0;
+    size_t end = pos, after;
+    for (m0 = 0; m0 < total; m0 += per, i++) {
+        uint64_t m1 = total - m0 < per ? total : m0 + per;
+        if (!spim__jpeg_data_end(j->p, pos, j->len, &end, &marker, &after))
+            return spim__jpeg_decline(j, "scan runs to the end of the file");
+        if (m1 < total ? marker != 0xD0 + (int)(i & 7) : marker >= 0xD0 && marker <= 0xD7)
+            return spim__jpeg_decline(j, "restart markers do not match DRI");
+        memset(&g->r, 0, sizeof g->r);
+        g->r.p = j->p;
+        g->r.pos = pos;
+        g->r.end = end;
+        g->pin[0] = g->pin[1] = g->pin[2] = g->pout[0] = g->pout[1] = g->pout[2] = 0;
+        g->run_in = g->run_out = 0;
+        g->cbits = 0;
+        g->w.acc = 0;
+        g->w.n = 0;
+        for (m = m0; m < m1; m++) {
+            if (write && spim__jout_room(&g->w, 8192 + g->cbits / 4) != SPIM_OK) return -1;
+            if (!spim__jprog_mcu(g, m)) return 0;
+        }
+        if (spim__jbits_over(&g->r)) return spim__jpeg_decline(j, "scan data ends early");
+        if (write && spim__jout_room(&g->w, 64 + g->cbits / 4) != SPIM_OK) return -1;
+        if (g->pass == 2 && !spim__jprog_flush_run(g, t)) {
+            g->missing = 1;
+            return 0;
+        }
+        if (write) {
+            spim__jout_flush(&g->w);
+            if (m1 < total) {
+                g->w.b->data[g->w.b->len++] = 0xFF;
+                g->w.b->data[g->w.b->len++] = (unsigned char)(0xD0 + (int)(i & 7));
+            }
+        }
+        pos = after;
+    }
+    *next = end;
+    return 1;
+}
+
+/* A scan header: its components (in frame order), tables, band and
+   precision; pass 1 also checks the script (T.81 G.1.1.1: a coefficient's
+   first scan, then refinements one bit at a time). */
+SPIM__PRIVATE int spim__jprog_sos(spim__jprog *g, const unsigned char *d, size_t n)
+{
+    spim__jpeg *j = g->j;
+    int i, c = -1, k;
+    if (n < 1 || d[0] < 1 || d[0] > j->nc || n != 4 + 2 * (size_t)d[0])
+        return spim__jpeg_decline(j, "bad scan header");
+    g->ns = d[0];
+    g->ss = d[1 + 2 * g->ns];
+    g->se = d[2 + 2 * g->ns];
+    g->ah = d[3 + 2 * g->ns] >> 4;
+    g->al = d[3 + 2 * g->ns] & 15;
+    if (g->ss > g->se || g->se > 63 || (!g->ss && g->se) || (g->ss && g->ns != 1) || g->al > 10 ||
+        (g->ah && g->al != g->ah - 1))
+        return spim__jpeg_decline(j, "a scan this path cannot follow");
+    for (i = 0; i < g->ns; i++) {
+        spim__jcomp *cp;
+        int id = d[1 + 2 * i];
+        for (c++; c < j->nc && j->comp[c].id != id; c++) {}
+        if (c >= j->nc) return spim__jpeg_decline(j, "scan components out of order");
+        cp = &j->comp[c];
+        g->sc[i] = c;
+        cp->td = d[2 + 2 * i] >> 4;
+        cp->ta = d[2 + 2 * i] & 15;
+        if (cp->td > 3 || cp->ta > 3 || (!g->ss && !g->ah && !j->dc[cp->td].defined) ||
+            (g->ss && !j->ac[cp->ta].defined))
+            return spim__jpeg_decline(j, "scan uses an undefined table");
+        for (k = g->ss; g->pass == 1 && k <= g->se; k++) {
+            if (g->state[c][k] != (g->ah ? g->ah : -1))
+                return spim__jpeg_decline(j, "a scan this path cannot follow");
+            g->state[c][k] = (signed char)g->al;
+        }
+    }
+    return 1;
+}
+
+/* The table slots the scan codes with: DC 0-3, AC 4-7. */
+SPIM__PRIVATE unsigned spim__jprog_used(const spim__jprog *g)
+{
+    unsigned used = 0;
+    int i;
+    for (i = 0; i < g->ns; i++)
+        if (g->ss) used |= 1u << (4 + g->j->comp[g->sc[i]].ta);
+        else if (!g->ah) used |= 1u << g->j->comp[g->sc[i]].td;
+    return used;
+}
+
+/* Where our tables hold a slot the scan takes from the file: the file's
+   table again. */
+SPIM__PRIVATE spim_status spim__jprog_file_tables(spim__jprog *g, unsigned used, spim_buf *out)
+{
+    unsigned char h[4];
+    size_t n = 2;
+    int t;
+    for (t = 0; t < 8; t++)
+        if ((used >> t & 1) && g->mine[t]) n += g->dhtlen[t];
+    if (n == 2) return SPIM_OK;
+    h[0] = 0xFF;
+    h[1] = 0xC4;
+    h[2] = (unsigned char)(n >> 8);
+    h[3] = (unsigned char)n;
+    if (spim_buf_append(out, h, 4) != SPIM_OK) return SPIM_ERR_NOMEM;
+    for (t = 0; t < 8; t++)
+        if ((used >> t & 1) && g->mine[t]) {
+            if (spim_buf_append(out, g->dht[t], g->dhtlen[t]) != SPIM_OK) return SPIM_ERR_NOMEM;
+            g->mine[t] = 0;
+        }
+    return SPIM_OK;
+}
+
+/* Optimal tables for the slots the scan uses, from the counts, into
+   j->ndc/j->nac and a DHT segment in d; its length. */
+SPIM__PRIVATE size_t spim__jprog_tables(spim__jprog *g, unsigned used, unsigned char *d)
+{
+    spim__jpeg *j = g->j;
+    size_t n = 4;
+    int t;
+    for (t = 0; t < 8; t++) {
+        int count;
+        if (!(used >> t & 1)) continue;
+        d[n] = (unsigned char)(t < 4 ? t : 0x10 | (t - 4));
+        count = spim__huff_optimal(j->freq[t], d + n + 1, d + n + 17);
+        spim__huff_build(t < 4 ? &j->ndc[t] : &j->nac[t - 4], d + n + 1, d + n + 17, t >= 4);
+        if (t < 4) g->tdc[t] = &j->ndc[t];
+        else g->tac[t - 4] = &j->nac[t - 4];
+        g->mine[t] = 1;
+        n += 17 + (size_t)count;
+    }
+    d[0] = 0xFF;
+    d[1] = 0xC4;
+    d[2] = (unsigned char)((n - 2) >> 8);
+    d[3] = (unsigned char)(n - 2);
+    return n;
+}
+
+/* Whether the file's table has every code the covered blocks need in this
+   AC scan, EOB runs aside: when it has not, the scan goes straight to
+   counting instead of failing where the stamp is. */
+SPIM__PRIVATE int spim__jprog_fits(spim__jprog *g)
+{
+    spim__jpeg *j = g->j;
+    const spim__jcomp *cp = &j->comp[g->sc[0]];
+    int c = g->sc[0], t = cp->ta, bx, by, s, ok = 1;
+    uint64_t *f = j->freq[4 + t];
+    memset(f, 0, sizeof j->freq[0]);
+    g->count = 1;
+    for (by = g->k.r0 * cp->v; by < (g->k.r1 + 1) * cp->v && by < g->bh[c]; by++)
+        for (bx = g->k.c0 * cp->h; bx < (g->k.c1 + 1) * cp->h && bx < g->bw[c]; bx++) {
+            const int16_t *co = spim__jprog_region(g, c, bx, by);
+            spim__jband b;
+            if (!co) continue; /* between tiles */
+            b.hist = b.corr = b.nz = b.neg = 0;
+            spim__jprog_band(g, co, &b);
+            g->run_out = 0;
+            if (g->ah) spim__jprog_enc_refine(g, t, &b, 0);
+            else spim__jprog_enc_first(g, t, &b, 0);
+        }
+    g->run_out = 0;
+    g->count = 0;
+    for (s = 0; s < 256; s++)
+        if (f[s] && !j->ac[t].size[s]) ok = 0;
+    return ok;
+}
+
+/* Pass 2, one scan (its SOS segment at `at`, data from `data`): with the
+   file's tables, or where they lack a code, counted and with optimal ones.
+   The refinement bits are written aside and kept once the scan is. */
+SPIM__PRIVATE int spim__jprog_write(spim__jprog *g, size_t at, size_t data, spim_buf *out,
+                                    size_t *next)
+{
+    spim__jpeg *j = g->j;
+    unsigned char dht[4 + 8 * (17 + 256)];
+    unsigned used = spim__jprog_used(g);
+    size_t start = out->len;
+    int t, rc, c = g->sc[0];
+    for (t = 0; t < 4; t++) {
+        g->tdc[t] = &j->dc[t];
+        g->tac[t] = &j->ac[t];
+    }
+    g->count = 0;
+    g->missing = 1;
+    rc = 0;
+    if (!g->ss || spim__jprog_fits(g)) {
+        g->missing = 0;
+        if (spim__jprog_file_tables(g, used, out) != SPIM_OK ||
+            spim_buf_append(out, j->p + at, data - at) != SPIM_OK)
+            return -1;
+        rc = spim__jprog_data(g, data, next);
+    }
+    if (rc == 0 && g->missing) {
+        out->len = start;
+        for (t = 0; t < 8; t++)
+            if (used >> t & 1) memset(j->freq[t], 0, sizeof j->freq[t]);
+        g->count = 1;
+        g->missing = 0;
+        if ((rc = spim__jprog_data(g, data, next)) != 1) return rc;
+        g->count = 0;
+        g->optimal = 1;
+        if (spim_buf_append(out, dht, spim__jprog_tables(g, used, dht)) != SPIM_OK ||
+            spim_buf_append(out, j->p + at, data - at) != SPIM_OK)
+            return -1;
+        rc = spim__jprog_data(g, data, next);
+        if (rc == 0 && g->missing) return spim__jpeg_decline(j, "optimal tables lack a code");
+    }
+    if (rc == 1 && g->ss)
+        memcpy(g->hist[c], g->spare, spim__jprog_blocks(g, c) * sizeof *g->spare);
+    return rc;
+}
+
+/* The file's tables in a DHT segment (spim__jpeg_dht took it): where each
+   slot's is, to write it again after one of ours. */
+SPIM__PRIVATE void spim__jprog_note_dht(spim__jprog *g, const unsigned char *d, size_t n)
+{
+    while (n >= 17) {
+        size_t len = 17;
+        int i, t = (d[0] >> 4 ? 4 : 0) + (d[0] & 3);
+        for (i = 1; i <= 16; i++) len += d[i];
+        g->dht[t] = d;
+        g->dhtlen[t] = len;
+        g->mine[t] = 0;
+        d += len;
+        n -= len;
+    }
+}
+
+/* One segment outside the scans (m, its body d of n bytes). */
+SPIM__PRIVATE int spim__jprog_segment(spim__jprog *g, int m, const unsigned char *d, size_t n)
+{
+    spim__jpeg *j = g->j;
+    if (m == 0xC4) {
+        if (!spim__jpeg_dht(j, d, n)) return 0;
+        spim__jprog_note_dht(g, d, n);
+    } else if (m == 0xDB) {
+        if (g->first_sos) return spim__jpeg_decline(j, "quantisation table between scans");
+        return spim__jpeg_dqt(j, d, n);
+    } else if (m == 0xDD) {
+        if (n != 2) return spim__jpeg_decline(j, "bad restart interval");
+        j->ri = (int)spim__rd16(d, 0);
+    } else if (m == 0xC2) {
+        if (g->first_sos) return spim__jpeg_decline(j, "two frames");
+        return spim__jpeg_sof(j, d, n) && spim__jpeg_layout(j);
+    } else if (!(m == 0xFE || (m >= 0xE0 && m <= 0xEF))) {
+        return spim__jpeg_decline(j, m == 0xCC                  ? "arithmetic-coded JPEG"
+                                     : m >= 0xC0 && m <= 0xCF ? "two frames"
+                                                              : "unsupported marker");
+    }
+    return 1;
+}
+
+/* Walk the file: pass 0 up to the first scan (the frame, tables, restart
+   interval), pass 1 reads every scan, pass 2 writes them and what lies
+   between into out. 1 done, 0 declined, -1 out of memory. */
+SPIM__PRIVATE int spim__jprog_walk(spim__jprog *g, spim_buf *out)
+{
+    spim__jpeg *j = g->j;
+    const unsigned char *p = j->p;
+    size_t pos = g->pass ? g->first_sos : spim__jpeg_soi(p, j->len), seg, at, next;
+    int m, rc;
+    for (;;) {
+        at = pos;
+        if (pos >= j->len || p[pos] != 0xFF)
+            return spim__jpeg_decline(j, "no marker where one belongs");
+        while (pos < j->len && p[pos] == 0xFF) pos++;
+        if (pos >= j->len) return spim__jpeg_decline(j, "no end of image");
+        if ((m = p[pos++]) == 0xD9) break;
+        if (j->len - pos < 2 || (seg = spim__rd16(p + pos, 0)) < 2 || seg > j->len - pos)
+            return spim__jpeg_decline(j, "segment runs past the end");
+        if (m == 0xDA && !g->pass) {
+            if (!j->nc) return spim__jpeg_decline(j, "scan before frame");
+            g->first_sos = at;
+            return 1;
+        }
+        if (m == 0xDA) {
+            if (!spim__jprog_sos(g, p + pos + 2, seg - 2)) return 0;
+            rc = g->pass == 1 ? spim__jprog_data(g, pos + seg, &next)
+                              : spim__jprog_write(g, at, pos + seg, out, &next);
+            if (rc != 1) return rc;
+            pos = next;
+            continue;
+        }
+        if (!spim__jprog_segment(g, m, p + pos + 2, seg - 2)) return 0;
+        if (g->pass == 2 && spim_buf_append(out, p + at, pos + seg - at) != SPIM_OK) return -1;
+        pos += seg;
+    }
+    if (!g->pass) return spim__jpeg_decline(j, "no scan");
+    return g->pass == 1 || spim_buf_append(out, "\xFF\xD9", 2) == SPIM_OK ? 1 : -1;
+}
+
+/* The covered MCUs' new coefficients: each one stamped as the splice does. */
+SPIM__PRIVATE void spim__jprog_stamp(spim__jprog *g, const spim__plan *P)
+{
+    spim__jpeg *j = g->j;
+    size_t per = (size_t)j->nblocks * 64, i = 0;
+    int mr, mc, b;
+    for (mr = g->k.r0; mr <= g->k.r1; mr++)
+        for (mc = g->k.c0; mc <= g->k.c1; mc++, i++) {
+            int16_t *co = g->reg + i * per;
+            if (!spim__jcover_has(&g->k, (uint64_t)mr * (uint64_t)j->mcux + (uint64_t)mc, j->mcux))
+                continue;
+            for (b = 0; b < j->nblocks; b++) memcpy(j->coef[b], co + 64 * b, sizeof j->coef[b]);
+            spim__jpeg_stamp_mcu(j, P, mc, mr);
+            j->recoded++;
+            for (b = 0; b < j->nblocks; b++) memcpy(co + 64 * b, j->coef[b], sizeof j->coef[b]);
+        }
+}
+
+SPIM__PRIVATE void *spim__jprog_zalloc(size_t n)
+{
+    void *p = SPIM_MALLOC(n);
+    if (p) memset(p, 0, n);
+    return p;
+}
+
+/* The bits, the covered MCUs' coefficients and the run buffer. */
+SPIM__PRIVATE int spim__jprog_alloc(spim__jprog *g)
+{
+    spim__jpeg *j = g->j;
+    size_t ncov = (size_t)(g->k.c1 - g->k.c0 + 1) * (size_t)(g->k.r1 - g->k.r0 + 1);
+    int c, b = 0;
+    memset(g->state, -1, sizeof g->state);
+    for (c = 0; c < j->nc; c++) {
+        const spim__jcomp *cp = &j->comp[c];
+        g->pw[c] = j->mcux * cp->h;
+        g->ph[c] = j->mcuy * cp->v;
+        g->bw[c] = ((j->width * cp->h + j->hmax - 1) / j->hmax + 7) / 8;
+        g->bh[c] = ((j->height * cp->v + j->vmax - 1) / j->vmax + 7) / 8;
+        g->base[c] = b;
+        b += cp->h * cp->v;
+        if (spim__jprog_blocks(g, c) > g->plane) g->plane = spim__jprog_blocks(g, c);
+    }
+    for (c = 0; c < j->nc; c++)
+        if (!(g->hist[c] = (uint64_t *)spim__jprog_zalloc(spim__jprog_blocks(g, c) * 8))) return 0;
+    g->spare = (uint64_t *)SPIM_MALLOC(g->plane * sizeof(uint64_t));
+    g->reg = (int16_t *)spim__jprog_zalloc(ncov * (size_t)j->nblocks * 64 * sizeof(int16_t));
+    g->cb = (unsigned char *)SPIM_MALLOC((size_t)SPIM__JPROG_RUN * 63 / 8 + 16);
+    g->saved = (spim__huff *)SPIM_MALLOC(8 * sizeof(spim__huff));
+    return g->spare && g->reg && g->cb && g->saved;
+}
+
+SPIM__PRIVATE void spim__jprog_free(spim__jprog *g)
+{
+    int c;
+    for (c = 0; c < 3; c++) SPIM_FREE(g->hist[c]);
+    SPIM_FREE(g->spare);
+    SPIM_FREE(g->reg);
+    SPIM_FREE(g->cb);
+    SPIM_FREE(g->saved);
+}
+
+/* Both walks: read, stamp, write (header first, as the splice writes it).
+   1 done, 0 declined, -1 out of memory. */
+SPIM__PRIVATE int spim__jprog_run(spim__jprog *g, const spim__plan *P, spim_buf *out)
+{
+    spim__jpeg *j = g->j;
+    int rc, c, t;
+    if (!spim__jprog_alloc(g)) return -1;
+    memcpy(g->saved, j->dc, sizeof j->dc);
+    memcpy(g->saved + 4, j->ac, sizeof j->ac);
+    memcpy(g->saved_dht, g->dht, sizeof g->dht);
+    memcpy(g->saved_len, g->dhtlen, sizeof g->dhtlen);
+    g->saved_ri = j->ri;
+    g->pass = 1;
+    if ((rc = spim__jprog_walk(g, NULL)) != 1) return rc;
+    spim__jprog_stamp(g, P);
+    memcpy(j->dc, g->saved, sizeof j->dc);
+    memcpy(j->ac, g->saved + 4, sizeof j->ac);
+    memcpy(g->dht, g->saved_dht, sizeof g->dht);
+    memcpy(g->dhtlen, g->saved_len, sizeof g->dhtlen);
+    j->ri = g->saved_ri;
+    for (t = 0; t < 8; t++) g->mine[t] = 0;
+    for (c = 0; c < j->nc; c++) memset(g->hist[c], 0, spim__jprog_blocks(g, c) * sizeof(uint64_t));
+    j->scan = g->first_sos; /* spim__jpeg_copy_header writes the segments before it */
+    if (spim_buf_reserve(out, j->len + j->len / 8 + 65536) != SPIM_OK ||
+        spim__jpeg_copy_header(j, out, NULL, 0) != SPIM_OK)
+        return -1;
+    g->w.b = out;
+    g->pass = 2;
+    return spim__jprog_walk(g, out);
+}
+
+/* Read the header, place the stamp, run both walks. */
+SPIM__PRIVATE spim_status spim__jprog_go(spim__jprog *g, int orientation, const spim_stamp *stamp,
+                                         const spim_stamp_options *o, spim_buf *out,
+                                         spim_image_info *info, const char **why, spim_error *err)
+{
+    spim__jpeg *j = g->j;
+    spim__plan P;
+    spim_status st = SPIM_OK;
+    uint64_t budget = o->max_pixels ? o->max_pixels : spim_default_max_pixels();
+    double side;
+    int rc;
+    if (!spim__jprog_walk(g, NULL)) {
+        *why = j->why;
+        return SPIM_OK;
+    }
+    if ((uint64_t)j->width * (uint64_t)j->height / 16 > budget) { /* the bits: 1 byte per 8 px */
+        *why = "over the pixel budget";
+        return SPIM_OK;
+    }
+    side = o->scale * (j->width < j->height ? j->width : j->height) + 0.5;
+    if (o->scale > 0 && side * side > (double)budget)
+        return spim_error_set(err, SPIM_ERR_TOO_LARGE, "JPEG of %dx%d: the stamp scaled to %.0f "
+                              "pixels a side is over the budget of %llu pixels", j->width,
+                              j->height, side, (unsigned long long)budget);
+    st = spim__plan_make(&P, j->width, j->height, j->nc, orientation, stamp, o, err);
+    if (st != SPIM_OK) return st;
+    st = spim__jcover_make(&g->k, &P, j->mcuw, j->mcuh, budget, err);
+    if (st == SPIM_OK) {
+        rc = spim__jprog_run(g, &P, out);
+        if (rc < 0)
+            st = spim_error_set(err, SPIM_ERR_NOMEM, "out of memory stamping JPEG");
+        else if (rc == 0)
+            *why = j->why;
+        else if (info) {
+            info->width = j->width;
+            info->height = j->height;
+            info->huffman = g->optimal ? "optimal" : "file";
+            info->mcus_recoded = j->recoded;
+        }
+    }
+    spim__jcover_free(&g->k);
+    spim__plan_free(&P);
+    return st;
+}
+
+/* Stamp a progressive JPEG in the coefficient domain: SPIM_OK with *why
+   set when it needs the decode -> encode path instead. */
+SPIM__PRIVATE spim_status spim__jprog_splice(const unsigned char *p, size_t len, int orientation,
+                                             const spim_stamp *stamp, const spim_stamp_options *o,
+                                             spim_buf *out, spim_image_info *info, const char **why,
+                                             spim_error *err)
+{
+    spim__jprog *g = (spim__jprog *)spim__jprog_zalloc(sizeof(spim__jprog));
+    spim__jpeg *j = (spim__jpeg *)spim__jprog_zalloc(sizeof(spim__jpeg));
+    spim_status st = SPIM_ERR_NOMEM;
+    size_t start = out->len;
+    *why = NULL;
+    if (g && j) {
+        g->j = j;
+        j->p = p;
+        j->len = len;
+        j->metadata = o->metadata;   /* what spim__jpeg_copy_header keeps */
+        st = spim__jprog_go(g, orientation, stamp, o, out, info, why, err);
+        spim__jprog_free(g);
+    } else {
+        spim_error_set(err, SPIM_ERR_NOMEM, "out of memory reading JPEG");
+    }
+    if (st != SPIM_OK || *why) out->len = start;
+    SPIM_FREE(g);
+    SPIM_FREE(j);
+    return st;
+}
+
+/* The compressed-domain path of spim_stamp_image, declined (SPIM_OK with
+   *why set) when the file must be decoded and re-encoded instead. The
+   metadata is read (and the structure checked) exactly as
+   spim_image_decode does. */
+static spim_status spim__jpeg_stamp(const void *in, size_t in_len, const spim_stamp *stamp,
+                                    const spim_stamp_options *o, spim_buf *out,
+                                    spim_image_info *info, const char **why, spim_error *err)
+{
+    spim_meta m;
+    spim_status st;
+    const char *path = "splice";
+    *why = NULL;
+    if (in_len > INT_MAX)
+        return spim_error_set(err, SPIM_ERR_TOO_LARGE, "input of %zu bytes is too large", in_len);
+    if ((st = spim__meta_read(in, in_len, &m, err)) != SPIM_OK) return st;
+    if ((st = spim__draw_check((const unsigned char *)in, 1, 1, 3, stamp, o, err)) == SPIM_OK)
+        st = spim__jpeg_splice((const unsigned char *)in, in_len, m.orientation, stamp, o, out,
+                               info, why, err);
+    if (st == SPIM_OK && *why && !strcmp(*why, "progressive JPEG")) {
+        path = "progressive";
+        st = spim__jprog_splice((const unsigned char *)in, in_len, m.orientation, stamp, o, out,
+                                info, why, err);
+    }
+    if (st == SPIM_OK && !*why && info) {
+        info->format = info->out_format = SPIM_FORMAT_JPEG;
+        info->content_type = spim_format_content_type(SPIM_FORMAT_JPEG);
+        info->extension = spim__format_extension(SPIM_FORMAT_JPEG);
+        info->orientation = m.orientation;
+        info->path = path;
+    }
+    spim__meta_free(&m);
+    return st;
+}
+
+#endif /* SPIM_NO_IMAGE */
+
+#ifndef SPIM_NO_IMAGE
+/* ==========================================================================
+   pipeline
+   spim_stamp_image and spim_stamp_buf (the splice when it takes the file,
+   else decode -> stamp -> encode), spim_stamp_load and spim_stamp_free.
+   ========================================================================== */
+
 /* Decode, free `own` (when not NULL), stamp, encode. */
 static spim_status spim__stamp_pipeline(const void *in, size_t in_len, spim_buf *own, const spim_stamp *stamp,
                                         const spim_stamp_options *opt, spim_buf *out,
@@ -11410,9 +11694,9 @@ static spim_status spim__stamp_pipeline(const void *in, size_t in_len, spim_buf 
     if (info) memset(info, 0, sizeof *info);
     if (o.jpeg_mode != SPIM_JPEG_RECODE && spim_format_detect(in, in_len) == SPIM_FORMAT_JPEG &&
         spim__out_format(SPIM_FORMAT_JPEG, o.output_format) == SPIM_FORMAT_JPEG) {
-        int done = 0;   /* the splice keeps the input: `own` is freed after it */
-        st = spim__jpeg_stamp(in, in_len, stamp, &o, out, info, &done, err);
-        if (st != SPIM_OK || done) {
+        const char *why;   /* the splice keeps the input: `own` is freed after it */
+        st = spim__jpeg_stamp(in, in_len, stamp, &o, out, info, &why, err);
+        if (st != SPIM_OK || !why) {
             if (own) spim_buf_free(own);
             return st;
         }
@@ -11560,6 +11844,9 @@ static spim_status spim__rule_field(spim_rule *r, const cJSON *f, size_t i, cons
     if (strcmp(name, "stamp") == 0)
         return spim__rule_string(f, i, rule, 1, 4095, &r->stamp_source, err) ? SPIM_OK
                                                                              : SPIM_ERR_CONFIG;
+    if (strcmp(name, "font") == 0)
+        return spim__rule_string(f, i, rule, 1, 4095, &r->font_source, err) ? SPIM_OK
+                                                                            : SPIM_ERR_CONFIG;
     if (strcmp(name, "skip") == 0) {
         if (!cJSON_IsBool(f))
             return spim__rule_fail(err, i, rule, "field \"skip\": must be true or false");
@@ -11657,7 +11944,10 @@ SPIMDEF void spim_rules_free(spim_rules *rules)
 {
     size_t i;
     if (!rules) return;
-    for (i = 0; i < rules->count; i++) spim_stamp_free(&rules->rule[i].stamp);
+    for (i = 0; i < rules->count; i++) {
+        spim_stamp_free(&rules->rule[i].stamp);
+        spim_buf_free(&rules->rule[i].font);
+    }
     SPIM_FREE(rules->rule);
     cJSON_Delete((cJSON *)rules->doc);
     SPIM_FREE(rules);

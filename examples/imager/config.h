@@ -39,7 +39,30 @@ static spim_status load_stamp(const config *c, const char *where, spim_stamp *st
     return st;
 }
 
-/* SPARTA_RULES: parsed over the defaults the variables set, each rule's stamp loaded once. */
+/* One rule's stamp and font, loaded once, and its options checked together (spim_stamp_check). */
+static spim_status load_rule(const config *c, spim_rule *r, spim_error *err)
+{
+    spim_s3_object obj = {0};
+    spim_status st = SPIM_OK;
+    if (r->stamp_source && (st = load_stamp(c, r->stamp_source, &r->stamp, err)) != SPIM_OK)
+        return spim_error_set(err, st, "field \"stamp\": %.200s: %s", r->stamp_source,
+                              err->message);
+    if (r->font_source && (st = fetch(c, r->font_source, &obj, err)) != SPIM_OK) {
+        spim_s3_object_free(&obj);
+        return spim_error_set(err, st, "field \"font\": %.200s: %s", r->font_source,
+                              err->message);
+    }
+    if (r->font_source) {   /* the rule owns the bytes; its options point at them */
+        r->font = obj.body;
+        memset(&obj.body, 0, sizeof obj.body);
+        r->opt.font = r->font.data;
+        r->opt.font_len = r->font.len;
+    }
+    spim_s3_object_free(&obj);
+    return spim_stamp_check(&r->opt, err);
+}
+
+/* SPARTA_RULES over the defaults the variables set; each rule's stamp and font loaded once. */
 static spim_status load_rules(config *c, const char *where, spim_error *err)
 {
     spim_s3_object obj = {0};
@@ -48,12 +71,10 @@ static spim_status load_rules(config *c, const char *where, spim_error *err)
     size_t i;
     if (st == SPIM_OK) st = spim_rules_parse(json, obj.body.len, &c->opt, &c->rules, err);
     spim_s3_object_free(&obj);
-    for (i = 0; st == SPIM_OK && i < c->rules->count; i++) {
-        spim_rule *r = &c->rules->rule[i];
-        if (r->stamp_source && (st = load_stamp(c, r->stamp_source, &r->stamp, err)) != SPIM_OK)
-            spim_error_set(err, st, "rules[%zu] (prefix \"%.100s\"): field \"stamp\": %.200s: %s",
-                           i, r->prefix, r->stamp_source, err->message);
-    }
+    for (i = 0; st == SPIM_OK && i < c->rules->count; i++)
+        if ((st = load_rule(c, &c->rules->rule[i], err)) != SPIM_OK)
+            spim_error_set(err, st, "rules[%zu] (prefix \"%.100s\"): %s", i,
+                           c->rules->rule[i].prefix, err->message);
     return st;
 }
 

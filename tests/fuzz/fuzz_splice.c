@@ -49,11 +49,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     FUZZ_CHECK(info.path && (!strcmp(info.path, "splice") || !strcmp(info.path, "progressive") ||
-                             !strcmp(info.path, "recode")), "no path in info");
+                             !strcmp(info.path, "recode")),
+               "no path in info");
     FUZZ_CHECK(spim_format_detect(out.data, out.len) == SPIM_FORMAT_JPEG, "the output is not a JPEG");
-    FUZZ_CHECK(!strcmp(info.path, "recode") ? !info.huffman
-               : info.huffman && (!strcmp(info.huffman, "file") || !strcmp(info.huffman, "constrained") ||
-                                  !strcmp(info.huffman, "optimal")),
+    FUZZ_CHECK(!strcmp(info.path, "recode")
+                   ? !info.huffman
+                   : info.huffman &&
+                         (!strcmp(info.huffman, "file") || !strcmp(info.huffman, "constrained") ||
+                          !strcmp(info.huffman, "extended") || !strcmp(info.huffman, "optimal")),
                "huffman %s on the %s path", info.huffman ? info.huffman : "(null)", info.path);
     if (strcmp(info.path, "recode") != 0) {
         spim_image src, got;

@@ -630,8 +630,9 @@ static void seed_progressive(void)
 }
 
 /* JPEGs of every layout the splice takes (grey, 4:4:4, 4:2:2, 4:2:0,
-   4:4:0; restart intervals; optimised tables, also on smooth pictures;
-   progressive, see seed_progressive), plus the library's own encoder's. */
+   4:4:0; restart intervals; optimised tables, on busy pictures (nearest
+   codes) and smooth ones (new tables); progressive, see seed_progressive),
+   plus the library's own encoder's. */
 static void seed_splice(void)
 {
     static const char *const opts[] = {
@@ -644,6 +645,12 @@ static void seed_splice(void)
         "-grayscale -optimize", "-sample 1x1 -optimize", "-sample 2x2 -optimize", "-sample 2x2 -restart 1B -optimize",
         "-sample 2x1 -restart 2B -optimize",
     };
+    static const char *const near[] = {
+        /* busy and large enough that stamped blocks take the nearest codes */
+        "-sample 2x2 -optimize",
+        "-sample 1x1 -optimize -restart 1",
+        "-grayscale -optimize -quality 95",
+    };
     static const int sizes[][2] = { { 33, 21 }, { 16, 16 }, { 7, 40 } };
     spim_buf b = SPIM_BUF_INIT, x = SPIM_BUF_INIT;
     char name[64];
@@ -652,6 +659,7 @@ static void seed_splice(void)
     for (s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
         seed_cjpeg(opts, sizeof opts / sizeof opts[0], sizes[s][0], sizes[s][1], 0);
     seed_cjpeg(smooth, sizeof smooth / sizeof smooth[0], 41, 27, 1);
+    seed_cjpeg(near, sizeof near / sizeof near[0], 72, 56, 0);
     seed_progressive();
     for (o = 1; o <= 8; o++) {
         make_image(&b, SPIM_FORMAT_JPEG, 19, 11, o & 1 ? 3 : 1, o, 0);

@@ -4,7 +4,8 @@
 Pillow makes a JPEG and a PNG whose EXIF holds a GPS IFD (0x8825), an
 orientation, Make, Artist and Copyright, with an ICC profile, and an XMP
 packet with exif:GPS* properties in the JPEG. build/stamp stamps them under
-each policy (JPEG in the compressed domain and with --recode); each output
+each policy (JPEG baseline and progressive in the compressed domain, and
+with --recode); each output
 is read back with Pillow and with the project's parser (build/test/it_metadata).
    it_metadata.py STAMP IT_METADATA WORKDIR"""
 import hashlib
@@ -120,10 +121,10 @@ def stamp(src, out, policy, recode=False):
 def main():
     im = photo()
     scans = {}
-    for endian in ("<", ">"):
-        order = "le" if endian == "<" else "be"
+    # little- and big-endian EXIF in baseline JPEGs, and a progressive JPEG (path=progressive)
+    for endian, order in (("<", "le"), (">", "be"), ("<", "prog")):
         buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=75, exif=exif_bytes(endian), icc_profile=ICC)
+        im.save(buf, "JPEG", quality=75, exif=exif_bytes(endian), icc_profile=ICC, progressive=order == "prog")
         src = os.path.join(WORK, "gps_%s.jpg" % order)
         open(src, "wb").write(with_xmp(buf.getvalue()))
         png = os.path.join(WORK, "gps_%s.png" % order)

@@ -5,6 +5,7 @@ tests/it/emulator.py against the real radosgw, with a rules document in S3:
     press/  its own stamp (s3://, a red square) at gravity nw
     raw/    skip
     shop/   output prefix "public/" in another bucket
+    legal/  a text stamp in its own font
     (other keys: the defaults, xformed_ in the source bucket)
 
 Each prefix is stamped, deleted and converges (a stale event after an
@@ -31,6 +32,7 @@ from it_imager import (S3, aws_env, c, check_absent, counts, new_bucket, run, s3
                        s3_head, s3_put, s3_record)
 
 RED = (255, 0, 0)
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"   # fonts-dejavu-core, which the build's font subset needs
 
 
 def png_bytes(im):
@@ -78,12 +80,16 @@ def check_copy(t, bucket, out_key, src_key, corner):
 
 
 def case_each_prefix_follows_its_rule(t):
-    for key in ("press/a.png", "raw/b.png", "shop/c.png", "other/d.png"):
+    keys = ("press/a.png", "raw/b.png", "shop/c.png", "other/d.png", "legal/e.png")
+    for key in keys:
         s3_put(t.bucket, key, t.v1)
-    doc = answer(t, *[s3_record(t.bucket, k) for k in ("press/a.png", "raw/b.png", "shop/c.png", "other/d.png")])
-    expect_eq("summary", c(stamped=3, skipped=1), counts(doc))
-    expect_eq("outputs", ["xformed_press/a.png", None, "public/shop/c.png", "xformed_other/d.png"],
-              [r.get("output") for r in doc["records"]])
+    doc = answer(t, *[s3_record(t.bucket, k) for k in keys])
+    expect_eq("summary", c(stamped=4, skipped=1), counts(doc))
+    expect_eq("outputs", ["xformed_press/a.png", None, "public/shop/c.png", "xformed_other/d.png",
+                          "xformed_legal/e.png"], [r.get("output") for r in doc["records"]])
+    text = ImageChops.difference(pixels(t, t.bucket, "xformed_legal/e.png"), pixels(t, t.bucket, "legal/e.png"))
+    box = text.crop((0, 0, 100, 75)).getbbox()
+    expect(box is not None, "xformed_legal/e.png", "the rule's text in the nw quarter", "nothing drawn there")
     check_copy(t, t.bucket, "xformed_press/a.png", "press/a.png", "nw")
     check_copy(t, t.out, "public/shop/c.png", "shop/c.png", "se")
     check_copy(t, t.bucket, "xformed_other/d.png", "other/d.png", "se")
@@ -117,14 +123,14 @@ def case_converges_per_rule(t):
 
 
 def case_deletion_finds_the_rules_copy(t):
-    keys = ["press/a.png", "raw/b.png", "shop/c.png", "other/d.png"]
+    keys = ["press/a.png", "raw/b.png", "shop/c.png", "other/d.png", "legal/e.png"]
     for k in keys:
         run([S3, "rm", "s3://%s/%s" % (t.bucket, k)])
     # a stale create first (the original is gone: the copy goes), then the removals
     doc = answer(t, s3_record(t.bucket, "shop/c.png"),
                  *[s3_record(t.bucket, k, "ObjectRemoved:Delete") for k in keys])
-    expect_eq("summary", c(deleted=4, skipped=1), counts(doc))
-    for bucket, key in ((t.bucket, "xformed_press/a.png"), (t.out, "public/shop/c.png"),
+    expect_eq("summary", c(deleted=5, skipped=1), counts(doc))
+    for bucket, key in ((t.bucket, "xformed_press/a.png"), (t.out, "public/shop/c.png"), (t.bucket, "xformed_legal/e.png"),
                         (t.bucket, "xformed_other/d.png"), (t.bucket, "xformed_shop/c.png")):
         check_absent(bucket, key)
 
@@ -134,6 +140,9 @@ BAD = [
     ('[{"prefix": "b/", "opacity": 3}]', ['rules[0] (prefix "b/")', 'field "opacity"', "got '3'"]),
     ('[{"prefix": "b/", "metadata": "all"}]', ['field "metadata"', "keep, strip-gps or strip"]),
     ('[{"prefix": "b/", "stamp": "/nonexistent/s.png"}]', ['rules[0] (prefix "b/")', 'field "stamp"']),
+    ('[{"prefix": "b/", "text": "(c) {year}"}]', ['rules[0] (prefix "b/")', "a text needs a font"]),
+    ('[{"prefix": "b/", "text": "x", "font": "/nonexistent/f.ttf"}]', ['rules[0] (prefix "b/")', 'field "font"']),
+    ('[{"prefix": "b/", "tile": "-3"}]', ['rules[0] (prefix "b/")', 'field "tile"']),
     ('{"prefix": "b/"}', ["JSON array"]),
     ('[{"prefix": "b/",]', ["not valid JSON"]),
 ]
@@ -192,7 +201,8 @@ def setup(t):
     s3_put(t.bucket, "assets/red.png", stamp)
     rules = [{"prefix": "press/", "stamp": "s3://%s/assets/red.png" % t.bucket, "gravity": "nw", "scale": 0.2},
              {"prefix": "raw/", "skip": True},
-             {"prefix": "shop/", "output_prefix": "public/", "output_bucket": t.out, "metadata": "strip"}]
+             {"prefix": "shop/", "output_prefix": "public/", "output_bucket": t.out, "metadata": "strip"},
+             {"prefix": "legal/", "text": "(c) ACME {year}", "font": FONT, "text-gravity": "nw", "text-size": 0.2}]
     path = os.path.join(t.tmp, "rules.json")
     with open(path, "w") as f:
         json.dump(rules, f)

@@ -20,7 +20,8 @@ static const char DOC[] =
     "  {\"prefix\": \"raw/\", \"skip\": true},\n"
     "  {\"prefix\": \"shop/\", \"output_prefix\": \"public/\", \"output_bucket\": \"cdn-bucket\",\n"
     "   \"scale\": 0.1, \"opacity\": \"0.5\", \"metadata\": \"strip\", \"jpeg-mode\": "
-    "\"recode\"},\n"
+    "\"recode\",\n"
+    "   \"font\": \"fonts/serif.ttf\", \"text\": \"(c) {year}\", \"tile\": 40},\n"
     "  {\"prefix\": \"press/old/\", \"skip\": true},\n"
     "  {\"prefix\": \"\", \"quality\": 70} ]";
 
@@ -51,6 +52,9 @@ TEST(parses_every_field)
     CHECK_INT(SPIM_METADATA_STRIP, r->rule[2].opt.metadata);
     CHECK_INT(SPIM_JPEG_RECODE, r->rule[2].opt.jpeg_mode);
     CHECK(r->rule[2].stamp_source == NULL);
+    CHECK_STR("fonts/serif.ttf", r->rule[2].font_source);
+    CHECK_STR("(c) {year}", r->rule[2].opt.text);   /* points into the document, kept alive */
+    CHECK_INT(1, r->rule[2].opt.tile);
     CHECK_INT(70, r->rule[4].opt.quality);
     spim_rules_free(r);
 }
