@@ -1043,7 +1043,9 @@ typedef enum spim_gravity {
    the stamp covers are re-coded, every other DCT block keeps its
    coefficients (its bits too, unless the file's Huffman tables lack a code
    the stamp needs and the scan is re-encoded with new tables), and
-   `quality` does not apply; other JPEGs are decoded and re-encoded.
+   `quality` does not apply; a progressive (SOF2) Huffman JPEG the same way,
+   in the coefficient domain, staying progressive with its scan script; other
+   JPEGs are decoded and re-encoded.
    RECODE always decodes and re-encodes (the SPARTA_JPEG_MODE=recode of the
    imager, `--recode` of build/stamp); it sends PNGs through the pixel path
    too (stb_image, 8 bits, no chunks but iCCP and eXIf). */
@@ -12411,6 +12413,35 @@ SPIM__PRIVATE size_t spim__jprog_tables(spim__jprog *g, unsigned used, unsigned 
     return n;
 }
 
+/* Whether the file's table has every code the covered blocks need in this
+   AC scan, EOB runs aside: when it has not, the scan goes straight to
+   counting instead of failing where the stamp is. */
+SPIM__PRIVATE int spim__jprog_fits(spim__jprog *g)
+{
+    spim__jpeg *j = g->j;
+    const spim__jcomp *cp = &j->comp[g->sc[0]];
+    int c = g->sc[0], t = cp->ta, bx, by, s, ok = 1;
+    uint64_t *f = j->freq[4 + t];
+    memset(f, 0, sizeof j->freq[0]);
+    g->count = 1;
+    for (by = g->k.r0 * cp->v; by < (g->k.r1 + 1) * cp->v && by < g->bh[c]; by++)
+        for (bx = g->k.c0 * cp->h; bx < (g->k.c1 + 1) * cp->h && bx < g->bw[c]; bx++) {
+            const int16_t *co = spim__jprog_region(g, c, bx, by);
+            spim__jband b;
+            if (!co) continue; /* between tiles */
+            b.hist = b.corr = b.nz = b.neg = 0;
+            spim__jprog_band(g, co, &b);
+            g->run_out = 0;
+            if (g->ah) spim__jprog_enc_refine(g, t, &b, 0);
+            else spim__jprog_enc_first(g, t, &b, 0);
+        }
+    g->run_out = 0;
+    g->count = 0;
+    for (s = 0; s < 256; s++)
+        if (f[s] && !j->ac[t].size[s]) ok = 0;
+    return ok;
+}
+
 /* Pass 2, one scan (its SOS segment at `at`, data from `data`): with the
    file's tables, or where they lack a code, counted and with optimal ones.
    The refinement bits are written aside and kept once the scan is. */
@@ -12426,11 +12457,16 @@ SPIM__PRIVATE int spim__jprog_write(spim__jprog *g, size_t at, size_t data, spim
         g->tdc[t] = &j->dc[t];
         g->tac[t] = &j->ac[t];
     }
-    g->count = g->missing = 0;
-    if (spim__jprog_file_tables(g, used, out) != SPIM_OK ||
-        spim_buf_append(out, j->p + at, data - at) != SPIM_OK)
-        return -1;
-    rc = spim__jprog_data(g, data, next);
+    g->count = 0;
+    g->missing = 1;
+    rc = 0;
+    if (!g->ss || spim__jprog_fits(g)) {
+        g->missing = 0;
+        if (spim__jprog_file_tables(g, used, out) != SPIM_OK ||
+            spim_buf_append(out, j->p + at, data - at) != SPIM_OK)
+            return -1;
+        rc = spim__jprog_data(g, data, next);
+    }
     if (rc == 0 && g->missing) {
         out->len = start;
         for (t = 0; t < 8; t++)

@@ -604,10 +604,38 @@ static void seed_cjpeg(const char *const *opts, size_t nopts, int w, int h, int 
     spim_buf_free(&x);
 }
 
+/* Progressive JPEGs for the coefficient-domain path: libjpeg's script
+   (successive approximation, EOB runs) in every layout, with restart
+   intervals, and a -scans script that refines a band in two steps. Sizes
+   differ from seed_splice's, so the names do too. */
+static void seed_progressive(void)
+{
+    static const char scans[] = "0: 0 0 0 1;\n1 2: 0 0 0 0;\n0: 1 5 0 2;\n2: 1 63 0 1;\n"
+                                "1: 1 63 0 0;\n0: 6 63 0 2;\n0: 1 63 2 1;\n0: 0 0 1 0;\n"
+                                "2: 1 63 1 0;\n0: 1 63 1 0;\n";
+    const char *tmp = getenv("TMPDIR");
+    char path[400], opt[480];
+    const char *opts[7] = {
+        "-sample 1x1 -progressive", "-grayscale -progressive -restart 1B",
+        "-sample 2x1 -progressive -restart 2", "-sample 1x2 -progressive",
+        "-sample 2x2 -progressive -restart 1", "-sample 2x2 -progressive -optimize", opt,
+    };
+    FILE *f;
+    snprintf(path, sizeof path, "%s/spim_seed_%d.scans", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+    snprintf(opt, sizeof opt, "-sample 2x2 -scans '%s'", path);
+    if (!(f = fopen(path, "w"))) return;
+    fputs(scans, f);
+    fclose(f);
+    seed_cjpeg(opts, 7, 35, 23, 0);
+    seed_cjpeg(opts, 7, 67, 45, 0);
+    seed_cjpeg(opts, 7, 43, 29, 1);
+    remove(path);
+}
+
 /* JPEGs of every layout the splice takes (grey, 4:4:4, 4:2:2, 4:2:0,
    4:4:0; restart intervals; optimised tables, on busy pictures (nearest
-   codes) and smooth ones (new tables);
-   progressive for the fallback), plus the library's own encoder's. */
+   codes) and smooth ones (new tables); progressive, see seed_progressive),
+   plus the library's own encoder's. */
 static void seed_splice(void)
 {
     static const char *const opts[] = {
@@ -635,6 +663,7 @@ static void seed_splice(void)
         seed_cjpeg(opts, sizeof opts / sizeof opts[0], sizes[s][0], sizes[s][1], 0);
     seed_cjpeg(smooth, sizeof smooth / sizeof smooth[0], 41, 27, 1);
     seed_cjpeg(near, sizeof near / sizeof near[0], 72, 56, 0);
+    seed_progressive();
     for (o = 1; o <= 8; o++) {
         make_image(&b, SPIM_FORMAT_JPEG, 19, 11, o & 1 ? 3 : 1, o, 0);
         spim_buf_reset(&x);

@@ -13,6 +13,7 @@
 #include "spim_test.h"
 
 #include <setjmp.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <jpeglib.h>
 
@@ -369,6 +370,322 @@ TEST(odd_sizes)
     spim_buf_free(&in);
 }
 
+/* Mean absolute error per channel inside the stored rectangle r between
+   the exact blend over the decoded source and the decoded output. */
+static void stamp_error(const spim_buf *in, const spim_buf *out, const spim_stamp *st,
+                        const spim_stamp_options *o, const int *r, double *mae, int *channels)
+{
+    spim_image src, got;
+    spim_error err;
+    double sum[3] = { 0, 0, 0 };
+    long n = 0;
+    int x, y, k, ch;
+    mae[0] = mae[1] = mae[2] = 1e9;
+    if (spim_image_decode(in->data, in->len, 0, &src, &err) != SPIM_OK) return;
+    if (spim__stamp_draw(src.pixels, src.width, src.height, src.channels, 1, st, o, &err) !=
+            SPIM_OK ||
+        spim_image_decode(out->data, out->len, 0, &got, &err) != SPIM_OK) {
+        spim_image_free(&src);
+        return;
+    }
+    ch = *channels = src.channels;
+    for (y = r[1]; y <= r[3] && got.channels == ch; y++)
+        for (x = r[0]; x <= r[2]; x++, n++)
+            for (k = 0; k < ch; k++) {
+                size_t i = ((size_t)y * (size_t)src.width + (size_t)x) * (size_t)ch + (size_t)k;
+                sum[k] += abs((int)src.pixels[i] - (int)got.pixels[i]);
+            }
+    for (k = 0; k < ch && n; k++) mae[k] = sum[k] / (double)n;
+    spim_image_free(&src);
+    spim_image_free(&got);
+}
+
+/* The floor: libjpeg encoding the exact blend over the decoded source with
+   the same quality (so the same quantisation tables) and layout. */
+static int ideal_encoding(const spim_buf *in, const spim_stamp *st, const spim_stamp_options *o,
+                          const layout *L, spim_buf *ideal)
+{
+    spim_image src;
+    spim_error err;
+    unsigned char *rgb;
+    size_t i, n;
+    int ok;
+    if (spim_image_decode(in->data, in->len, 0, &src, &err) != SPIM_OK) return 0;
+    if (spim__stamp_draw(src.pixels, src.width, src.height, src.channels, 1, st, o, &err) !=
+        SPIM_OK) {
+        spim_image_free(&src);
+        return 0;
+    }
+    n = (size_t)src.width * (size_t)src.height;
+    rgb = (unsigned char *)malloc(n * 3);
+    for (i = 0; rgb && i < n * 3; i++) rgb[i] = src.pixels[src.channels == 1 ? i / 3 : i];
+    ok = rgb && make_prog(ideal, rgb, src.width, src.height, L, 0, 0, 90);
+    free(rgb);
+    spim_image_free(&src);
+    return ok;
+}
+
+/* Inside the stamp the output is within 0.3 per channel of libjpeg encoding
+   the exact blend with the file's tables and layout: the default stamp on
+   the shared sample photo, every layout, both scripts. */
+TEST(stamp_is_as_exact_as_libjpeg)
+{
+    const char *shared = getenv("SPIM_SHARED");
+    char path[1024];
+    spim_buf photo = SPIM_BUF_INIT, png = SPIM_BUF_INIT, in = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
+    spim_buf ideal = SPIM_BUF_INIT;
+    spim_image img;
+    spim_stamp st;
+    spim_error err;
+    size_t li;
+    int script;
+    snprintf(path, sizeof path, "%s/samples/ben.jpg", shared ? shared : "../shared");
+    if (spim_read_file(path, 0, &photo, &err) != SPIM_OK) SKIP("no shared sample photo");
+    snprintf(path, sizeof path, "%s/assets/stamp.png",
+             getenv("SPIM_BUILD") ? getenv("SPIM_BUILD") : "build");
+    if (spim_read_file(path, 0, &png, &err) != SPIM_OK) {
+        spim_buf_free(&photo);
+        SKIP("no build/assets/stamp.png (make builds it)");
+    }
+    REQUIRE(spim_stamp_load(&st, png.data, png.len, &err) == SPIM_OK);
+    REQUIRE(spim_image_decode(photo.data, photo.len, 0, &img, &err) == SPIM_OK &&
+            img.channels == 3);
+    for (li = 0; li < sizeof layouts / sizeof layouts[0]; li++)
+        for (script = 0; script < 2; script++) {
+            spim_stamp_options o;
+            spim_image_info info;
+            double mae[3], floor_[3];
+            int r[4], k, ch = 0;
+            REQUIRE(make_prog(&in, img.pixels, img.width, img.height, &layouts[li], 0, script, 90));
+            memset(&o, 0, sizeof o);
+            o.gravity = SPIM_GRAVITY_C;
+            out.len = 0;
+            memset(&info, 0, sizeof info);
+            REQUIRE(spim_stamp_image(in.data, in.len, &st, &o, &out, &info, &err) == SPIM_OK);
+            CHECK_STR("progressive", info.path);
+            stamp_rect(&st, img.width, img.height, layouts[li].grey ? 1 : 3, 1, &o, r);
+            stamp_error(&in, &out, &st, &o, r, mae, &ch);
+            REQUIRE(ideal_encoding(&in, &st, &o, &layouts[li], &ideal));
+            stamp_error(&in, &ideal, &st, &o, r, floor_, &k);
+            for (k = 0; k < ch; k++) {
+                CHECKF(mae[k] <= floor_[k] + 0.3,
+                       "%s script %d channel %d: mean abs error %.3f, "
+                       "libjpeg encoding the exact blend %.3f",
+                       layouts[li].name, script, k, mae[k], floor_[k]);
+                printf("    %s script %d channel %d: mean abs error %.3f inside the stamp (libjpeg "
+                       "on the "
+                       "exact blend %.3f)\n",
+                       layouts[li].name, script, k, mae[k], floor_[k]);
+            }
+        }
+    spim_buf_free(&ideal);
+    spim_image_free(&img);
+    spim_stamp_free(&st);
+    spim_buf_free(&photo);
+    spim_buf_free(&png);
+    spim_buf_free(&in);
+    spim_buf_free(&out);
+}
+
+/* Files from the encoders people use, when installed: cjpeg's progression
+   in every layout, with restart intervals and a -scans script; Pillow's
+   progressive=True; ImageMagick's -interlace Plane. */
+TEST(real_encoders)
+{
+    static const char *const makers[] = {
+        "cjpeg -progressive -quality 85 -sample 1x1 %s.ppm > %s",
+        "cjpeg -progressive -quality 85 -sample 2x1 -restart 3 %s.ppm > %s",
+        "cjpeg -progressive -quality 90 -sample 2x2 %s.ppm > %s",
+        "cjpeg -progressive -quality 90 -sample 1x2 -restart 1B %s.ppm > %s",
+        "cjpeg -progressive -grayscale -quality 80 %s.ppm > %s",
+        "cjpeg -quality 88 -scans %s.scans %s.ppm > %s",
+        "/usr/bin/python3 -c 'import sys; from PIL import Image; Image.open(sys.argv[1] + \".ppm\")"
+        ".save(sys.argv[2], quality=87, progressive=True)' %s %s",
+        "/usr/bin/python3 -c 'import sys; from PIL import Image; Image.open(sys.argv[1] + \".ppm\")"
+        ".save(sys.argv[2], quality=80, progressive=True, optimize=True, subsampling=0)' %s %s",
+        "convert %s.ppm -interlace Plane -quality 86 %s",
+        "convert %s.ppm -colorspace Gray -interlace Plane -quality 86 %s",
+    };
+    static const char scans[] = "0: 0 0 0 1;\n1 2: 0 0 0 0;\n0: 1 5 0 2;\n2: 1 63 0 1;\n"
+                                "1: 1 63 0 0;\n0: 6 63 0 2;\n0: 1 63 2 1;\n0: 0 0 1 0;\n"
+                                "2: 1 63 1 0;\n0: 1 63 1 0;\n";
+    const int w = 301, h = 203;
+    unsigned char *rgb = make_photo(w, h, 9);
+    char base[] = "/tmp/spim_prog_XXXXXX", cmd[1024], file[600];
+    spim_buf in = SPIM_BUF_INIT;
+    spim_error err;
+    FILE *f;
+    size_t i;
+    int fd = mkstemp(base), cases = 0, made = 0;
+    REQUIRE(fd >= 0);
+    close(fd);
+    snprintf(file, sizeof file, "%s.ppm", base);
+    REQUIRE((f = fopen(file, "wb")) != NULL);
+    fprintf(f, "P6\n%d %d\n255\n", w, h);
+    fwrite(rgb, 3, (size_t)w * (size_t)h, f);
+    fclose(f);
+    snprintf(file, sizeof file, "%s.scans", base);
+    REQUIRE((f = fopen(file, "w")) != NULL);
+    fputs(scans, f);
+    fclose(f);
+    failures = optimal = 0;
+    for (i = 0; i < sizeof makers / sizeof makers[0]; i++) {
+        spim_stamp_options o;
+        snprintf(file, sizeof file, "%s.jpg", base);
+        if (strstr(makers[i], "-scans"))
+            snprintf(cmd, sizeof cmd, makers[i], base, base, file);
+        else
+            snprintf(cmd, sizeof cmd, makers[i], base, file);
+        strncat(cmd, " 2>/dev/null", sizeof cmd - strlen(cmd) - 1);
+        in.len = 0;
+        if (system(cmd) != 0 || spim_read_file(file, 0, &in, &err) != SPIM_OK || in.len < 4) {
+            printf("    skipped (not installed?): %.60s\n", makers[i]);
+            continue;
+        }
+        made++;
+        memset(&o, 0, sizeof o);
+        o.gravity = (spim_gravity)(i % 9);
+        o.margin = (int)i;
+        check_prog(makers[i], &in, w, h, strstr(makers[i], "ray") != NULL, &o);
+        cases++;
+    }
+    CHECKF(failures == 0, "%d of %d files failed", failures, cases);
+    printf("    %d of %d encoders' files stamped (%d with optimal tables)\n", cases, made, optimal);
+    snprintf(cmd, sizeof cmd, "rm -f %s %s.ppm %s.scans %s.jpg", base, base, base, base);
+    CHECK_INT(0, system(cmd));
+    spim_buf_free(&in);
+    free(rgb);
+}
+
+/* Truncations, bit flips and marker damage of progressive files (EOB runs,
+   refinements, restart intervals): each is an error or a JPEG that decodes,
+   never a crash (ASan and UBSan watch). */
+TEST(hostile_progressive_files_fail_cleanly)
+{
+    unsigned char *rgb = make_photo(120, 90, 5);
+    const size_t nl = sizeof layouts / sizeof layouts[0];
+    spim_buf in = SPIM_BUF_INIT, bad = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
+    spim_stamp_options o;
+    spim_error err;
+    size_t li, cut;
+    unsigned r = 7;
+    int i, ok = 0, failed = 0;
+    memset(&o, 0, sizeof o);
+    o.max_pixels = 1u << 20;
+    for (li = 0; li < 2 * nl; li++) {
+        REQUIRE(make_prog(&in, rgb, 120, 90, &layouts[li % nl], li & 1 ? 3 : 0, li >= nl, 85));
+        for (cut = 0; cut < in.len; cut += 1 + in.len / 97) {
+            out.len = 0;
+            if (spim_stamp_image(in.data, cut, &the_stamp, &o, &out, NULL, &err) == SPIM_OK)
+                ok++;
+            else
+                failed++;
+        }
+        for (i = 0; i < 300; i++) {
+            spim_image img;
+            bad.len = 0;
+            spim_buf_append(&bad, in.data, in.len);
+            r = r * 1103515245u + 12345u;
+            bad.data[(r >> 8) % bad.len] ^= (unsigned char)(1u << ((r >> 4) & 7));
+            if (i & 1) {
+                r = r * 1103515245u + 12345u;
+                bad.data[(r >> 8) % bad.len] = i & 2 ? 0xFF : 0xD3;
+            }
+            out.len = 0;
+            if (spim_stamp_image(bad.data, bad.len, &the_stamp, &o, &out, NULL, &err) != SPIM_OK) {
+                failed++;
+                CHECKF(out.len == 0, "a failed stamp left %zu bytes", out.len);
+                continue;
+            }
+            ok++;
+            CHECKF(spim_format_detect(out.data, out.len) == SPIM_FORMAT_JPEG,
+                   "output is not a JPEG");
+            if (spim_image_decode(out.data, out.len, 0, &img, &err) == SPIM_OK)
+                spim_image_free(&img);
+        }
+    }
+    printf("    %d stamped, %d refused\n", ok, failed);
+    spim_buf_free(&in);
+    spim_buf_free(&bad);
+    spim_buf_free(&out);
+    free(rgb);
+}
+
+/* Tiles: every block of an MCU no tile touches keeps its coefficients
+   (those between the tiles too), some under the tiles change; found by
+   drawing opaque white tiles on black. */
+TEST(tiles_recode_only_the_mcus_they_touch)
+{
+    unsigned char *rgb = make_photo(333, 251, 5);
+    spim_buf in = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
+    size_t li;
+    int script, cases = 0;
+    failures = 0;
+    for (li = 0; li < sizeof layouts / sizeof layouts[0]; li++)
+        for (script = 0; script < 2; script++) {
+            spim_stamp_options o;
+            spim_image_info info;
+            spim_error err;
+            spim_stamp white = the_stamp;
+            coefs a, b;
+            unsigned char *img;
+            int ci, x, y, ch = layouts[li].grey ? 1 : 3, moved = 0, changed = 0, gaps = 0;
+            int mw = 8 * (layouts[li].grey ? 1 : layouts[li].h0),
+                mh = 8 * (layouts[li].grey ? 1 : layouts[li].v0);
+            int mx = (333 + mw - 1) / mw, my = (251 + mh - 1) / mh;
+            unsigned char *mask = (unsigned char *)calloc((size_t)mx * (size_t)my, 1);
+            REQUIRE(make_prog(&in, rgb, 333, 251, &layouts[li], script ? 4 : 0, script, 88));
+            memset(&o, 0, sizeof o);
+            o.tile = 1;
+            o.tile_gap = 40 + 7 * script;
+            o.gravity = (spim_gravity)(li % 9);
+            memset(&info, 0, sizeof info);
+            out.len = 0;
+            CHECKF(spim_stamp_image(in.data, in.len, &the_stamp, &o, &out, &info, &err) == SPIM_OK,
+                   "%s", err.message);
+            CHECK_STR("progressive", info.path);
+            white.rgba = (unsigned char *)malloc((size_t)white.width * (size_t)white.height * 4);
+            memset(white.rgba, 255, (size_t)white.width * (size_t)white.height * 4);
+            img = (unsigned char *)calloc((size_t)333 * 251, (size_t)ch);
+            REQUIRE(spim__stamp_draw(img, 333, 251, ch, 1, &white, &o, &err) == SPIM_OK);
+            for (y = 0; y < 251; y++)
+                for (x = 0; x < 333; x++)
+                    if (img[((size_t)y * 333 + (size_t)x) * (size_t)ch])
+                        mask[(y / mh) * mx + x / mw] = 1;
+            for (x = 0; x < mx * my; x++) gaps += !mask[x];
+            REQUIRE(read_coefs(&in, &a) == 1);
+            CHECK_INT(1, read_coefs(&out, &b));
+            for (ci = 0; ci < a.nc && ci < b.nc; ci++) {
+                int hs = a.nc == 1 ? 1 : a.hs[ci], vs = a.nc == 1 ? 1 : a.vs[ci];
+                for (y = 0; y < a.h[ci]; y++)
+                    for (x = 0; x < a.w[ci]; x++) {
+                        size_t off = ((size_t)y * (size_t)a.w[ci] + (size_t)x) * 64;
+                        int same = !memcmp(a.blk[ci] + off, b.blk[ci] + off, 64 * sizeof(short));
+                        if (mask[(y / vs) * mx + x / hs])
+                            changed += !same;
+                        else
+                            moved += !same;
+                    }
+            }
+            CHECKF(moved == 0 && changed > 0 && gaps > 0,
+                   "%s script %d: %d blocks no tile touches changed, "
+                   "%d under the tiles, %d MCUs untouched",
+                   layouts[li].name, script, moved, changed, gaps);
+            failures += moved || !changed || !gaps;
+            cases++;
+            free_coefs(&a);
+            free_coefs(&b);
+            free(img);
+            free(white.rgba);
+            free(mask);
+        }
+    CHECKF(failures == 0, "%d of %d cases failed", failures, cases);
+    printf("    %d tiled cases\n", cases);
+    spim_buf_free(&in);
+    spim_buf_free(&out);
+    free(rgb);
+}
+
 int main(void)
 {
     spim_stamp s;
@@ -387,6 +704,10 @@ int main(void)
     the_stamp = s;
     RUN(every_layout_script_restart_gravity);
     RUN(odd_sizes);
+    RUN(stamp_is_as_exact_as_libjpeg);
+    RUN(real_encoders);
+    RUN(hostile_progressive_files_fail_cleanly);
+    RUN(tiles_recode_only_the_mcus_they_touch);
     free(the_stamp.rgba);
     return spim_test_finish();
 }
