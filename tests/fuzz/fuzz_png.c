@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         spim_buf_free(&out);
         return 0;
     }
-    FUZZ_CHECK(spim__format_detect(out.data, out.len) == SPIM_FORMAT_PNG,
+    FUZZ_CHECK(spim_format_detect(out.data, out.len) == SPIM_FORMAT_PNG,
                "the output is not a PNG");
     st = spim_stamp_image(data, size, &stamp, &opt, &again, NULL, &err);
     FUZZ_CHECK(st == SPIM_OK && again.len == out.len && memcmp(again.data, out.data, out.len) == 0,
