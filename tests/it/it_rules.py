@@ -140,7 +140,8 @@ BAD = [
     ('[{"prefix": "b/", "opacity": 3}]', ['rules[0] (prefix "b/")', 'field "opacity"', "got '3'"]),
     ('[{"prefix": "b/", "metadata": "all"}]', ['field "metadata"', "keep, strip-gps or strip"]),
     ('[{"prefix": "b/", "stamp": "/nonexistent/s.png"}]', ['rules[0] (prefix "b/")', 'field "stamp"']),
-    ('[{"prefix": "b/", "text": "(c) {year}"}]', ['rules[0] (prefix "b/")', "a text needs a font"]),
+    # a text without a "font" takes the embedded Latin-1 font, which has no CJK
+    ('[{"prefix": "b/", "text": "(c) \u4e2d"}]', ['rules[0] (prefix "b/")', "no glyph for U+4E2D"]),
     ('[{"prefix": "b/", "text": "x", "font": "/nonexistent/f.ttf"}]', ['rules[0] (prefix "b/")', 'field "font"']),
     ('[{"prefix": "b/", "tile": "-3"}]', ['rules[0] (prefix "b/")', 'field "tile"']),
     ('{"prefix": "b/"}', ["JSON array"]),
