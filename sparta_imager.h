@@ -12325,6 +12325,8 @@ SPIM__PRIVATE int spim__jprog_sos(spim__jprog *g, const unsigned char *d, size_t
     int i, c = -1, k;
     if (n < 1 || d[0] < 1 || d[0] > j->nc || n != 4 + 2 * (size_t)d[0])
         return spim__jpeg_decline(j, "bad scan header");
+    for (i = 0; i < j->nc; i++) /* tables can no longer change: every one must be here */
+        if (!j->qdef[j->comp[i].tq]) return spim__jpeg_decline(j, "scan uses an undefined table");
     g->ns = d[0];
     g->ss = d[1 + 2 * g->ns];
     g->se = d[2 + 2 * g->ns];
