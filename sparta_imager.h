@@ -11170,10 +11170,23 @@ static int spim__jpeg_put_near(spim__jpeg *j, spim__jout *w, int b, int *pred)
     return spim__jpeg_put_block(w, dc, ac, NULL, NULL, near, pred);
 }
 
-static int spim__jpeg_need_tables(spim__jpeg *j)
+/* Past the allowance, or a DC difference the file's table lacks: the scan
+   will take other tables. The rest of the covered MCUs are still stamped,
+   their blocks counted (spim__jpeg_count_block) rather than coded, so that
+   those tables hold every symbol they need. */
+static void spim__jpeg_need_tables(spim__jpeg *j)
 {
     j->retable = 1;
-    return spim__jpeg_decline(j, "the file's Huffman tables cannot code a re-coded block");
+    spim__jpeg_decline(j, "the file's Huffman tables cannot code a re-coded block");
+}
+
+/* Block b's symbols into j->freq (its DC difference from 0: every DC
+   symbol is given a code anyway). */
+static void spim__jpeg_count_block(spim__jpeg *j, int b)
+{
+    const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+    int pred = 0;
+    spim__jpeg_put_block(NULL, NULL, NULL, j->freq[cp->td], j->freq[4 + cp->ta], j->coef[b], &pred);
 }
 
 /* The covered MCUs, the union of every stamp's and tile's rectangle: their
@@ -11288,16 +11301,43 @@ static spim_status spim__jcover_make(spim__jcover *k, const spim__plan *P, int m
     return SPIM_OK;
 }
 
+/* Covered MCU m, whose bits r is at: decoded, stamped and coded with the
+   file's tables after the source bits before it (c, into w), or once
+   j->retable is set, counted. 1 done, 0 declined, -1 out of memory. */
+static int spim__jpeg_covered_mcu(spim__jpeg *j, const spim__plan *P, uint64_t m, spim__jbits *r,
+                                  spim__jcopy *c, spim__jout *w, int *src, int *dst)
+{
+    uint64_t start = spim__jbits_pos(r), dc_end;
+    int b;
+    for (b = 0; b < j->nblocks; b++) {
+        const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+        if (!spim__jpeg_block(r, &j->dc[cp->td], &j->ac[cp->ta], &src[j->bcomp[b]], &dc_end,
+                              j->coef[b]))
+            return spim__jpeg_decline(j, "corrupt scan");
+    }
+    if (spim__jbits_over(r)) return spim__jpeg_decline(j, "scan data ends early");
+    if (spim__jcopy_to(c, w, start, !j->retable) != SPIM_OK) return -1;
+    spim__jcopy_to(c, w, spim__jbits_pos(r), 0);
+    if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
+    spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
+    for (b = 0; b < j->nblocks; b++)
+        if (j->retable) spim__jpeg_count_block(j, b);
+        else if (!spim__jpeg_put_near(j, w, b, &dst[j->bcomp[b]])) spim__jpeg_need_tables(j);
+    j->recoded++;
+    return 1;
+}
+
 /* One restart interval (or the whole scan) with covered MCUs in it, with
-   the file's tables: data [pos, end), MCUs m0..m1-1. 1 done, 0 declined
-   (j->retable when new tables would do), -1 out of memory. */
+   the file's tables: data [pos, end), MCUs m0..m1-1. 1 done (j->retable
+   set when new tables are needed: then it stops after the last covered
+   MCU), 0 declined, -1 out of memory. */
 static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos, size_t end,
                                uint64_t m0, uint64_t m1, spim__jout *w)
 {
     spim__jbits r;
     spim__jcopy c;
-    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, b;
-    uint64_t m, dc_end;
+    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, b, rc;
+    uint64_t m, dc_end, last = (uint64_t)k->r1 * (uint64_t)j->mcux + (uint64_t)k->c1;
     memset(&r, 0, sizeof r);
     memset(&c, 0, sizeof c);
     r.p = c.p = j->p;
@@ -11305,23 +11345,9 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
     r.end = c.end = end;
     w->acc = 0;
     w->n = 0;
-    for (m = m0; m < m1; m++) {
-        uint64_t start = spim__jbits_pos(&r);
+    for (m = m0; m < m1 && !(j->retable && m > last); m++) {
         if (spim__jcover_has(k, m, j->mcux)) {
-            for (b = 0; b < j->nblocks; b++) {
-                const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-                if (!spim__jpeg_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[j->bcomp[b]], &dc_end, j->coef[b]))
-                    return spim__jpeg_decline(j, "corrupt scan");
-            }
-            if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
-            if (spim__jcopy_to(&c, w, start, 1) != SPIM_OK) return -1;
-            spim__jcopy_to(&c, w, spim__jbits_pos(&r), 0);
-            if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
-            spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
-            for (b = 0; b < j->nblocks; b++)
-                if (!spim__jpeg_put_near(j, w, b, &dst[j->bcomp[b]]))
-                    return spim__jpeg_need_tables(j);
-            j->recoded++;
+            if ((rc = spim__jpeg_covered_mcu(j, P, m, &r, &c, w, src, dst)) != 1) return rc;
             continue;
         }
         for (b = 0; b < j->nblocks; b++) {
@@ -11330,15 +11356,16 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
             uint64_t bstart = spim__jbits_pos(&r);
             if (!spim__jpeg_skip_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[ci], &dc_end))
                 return spim__jpeg_decline(j, "corrupt scan");
-            if (dst[ci] != before) { /* the first block after a re-coded run: new DC difference */
+            if (dst[ci] != before && !j->retable) { /* after a re-coded run: new DC difference */
                 if (spim__jcopy_to(&c, w, bstart, 1) != SPIM_OK || spim__jout_room(w, 16) != SPIM_OK) return -1;
                 spim__jcopy_to(&c, w, dc_end, 0);
-                if (!spim__jpeg_put_dc(w, &j->dc[cp->td], NULL, src[ci] - dst[ci])) return spim__jpeg_need_tables(j);
+                if (!spim__jpeg_put_dc(w, &j->dc[cp->td], NULL, src[ci] - dst[ci])) spim__jpeg_need_tables(j);
             }
             dst[ci] = src[ci];
         }
         if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
     }
+    if (j->retable) return 1;
     if (spim__jcopy_to(&c, w, spim__jbits_pos(&r), 1) != SPIM_OK || spim__jout_room(w, 2) != SPIM_OK) return -1;
     spim__jout_flush(w);
     return 1;
@@ -11385,9 +11412,11 @@ static int spim__jpeg_reencode(spim__jpeg *j, const spim__plan *P, const spim__j
 /* ---- sparse re-tabling (huffman=extended) ---- */
 
 /* Optimised AC tables fill the code space, so a symbol they lack cannot be
-   added beside the others. But their codes longer than ~12 bits belong to
-   rare symbols: those codes are given up and re-assigned, with every valid
-   symbol the table lacks, in the space they held. Every block whose
+   added beside the others. But their longest codes belong to rare
+   symbols: as few of those as give room are re-assigned, with the symbols
+   the covered MCUs want and the table lacks (counted by the splice that
+   declined: spim__jpeg_count_block), in the space they held; a DC table
+   gets every symbol it lacks. Every block whose
    symbols all have kept codes is copied as it is (the skipping decoder
    finds the others: they are the ones the kept codes alone cannot
    decode); only the rest, and the covered MCUs, are coded again. */
@@ -11398,13 +11427,14 @@ static int spim__huff_valid(int s, int ac)
 }
 
 /* A table with h's codes of at most keep bits unchanged, then its longer
-   ones and every valid symbol it lacks, in that order, given lengths from
+   ones and every valid symbol it lacks (with want, only those it counts),
+   in that order, given lengths from
    the longest kept one to 16 (a code after the kept ones, no shorter than
    they, leaves them as they are), each as short as its old code where the
    rest still fit, the all-ones code point unused: DHT counts and symbols,
    *n of them; 0 when they do not fit. */
-static int spim__huff_extend(const spim__huff *h, int keep, int ac, unsigned char *counts,
-                             unsigned char *syms, int *n)
+static int spim__huff_extend(const spim__huff *h, int keep, int ac, const uint64_t *want,
+                             unsigned char *counts, unsigned char *syms, int *n)
 {
     int len[256], l, i, k = 0, kept = 0, s, prev = 1;
     uint32_t space = 1u << 16;
@@ -11416,7 +11446,10 @@ static int spim__huff_extend(const spim__huff *h, int keep, int ac, unsigned cha
             if (l <= keep) { counts[l - 1]++; kept++; space -= 1u << (16 - l); prev = l; }
         }
     for (s = 0; s < 256; s++)
-        if (spim__huff_valid(s, ac) && !h->size[s]) { syms[k] = (unsigned char)s; len[k++] = 16; }
+        if (spim__huff_valid(s, ac) && !h->size[s] && (!want || want[s])) {
+            syms[k] = (unsigned char)s;
+            len[k++] = 16;
+        }
     for (i = kept; i < k; i++) {
         l = len[i] > prev ? len[i] : prev;
         while (l <= 16 && space < (1u << (16 - l)) + (uint32_t)(k - i)) /* the rest, reserved */
@@ -11442,8 +11475,10 @@ static size_t spim__jpeg_extended_tables(spim__jpeg *j, unsigned char *d)
     for (t = 0; t < 8; t++) {
         const spim__huff *h = t < 4 ? &j->dc[t] : &j->ac[t - 4];
         if (!used[t]) continue;
-        for (keep = t < 4 ? 16 : 12; keep >= 9; keep--) /* every block has a DC code: all stay */
-            if (spim__huff_extend(h, keep, t >= 4, counts, d + n + 17, &count)) break;
+        for (keep = 16; keep >= 9; keep--) /* every block has a DC code: all stay */
+            if (spim__huff_extend(h, keep, t >= 4, t < 4 ? NULL : j->freq[t], counts, d + n + 17,
+                                  &count))
+                break;
         if (keep < (t < 4 ? 16 : 9)) return 0;
         d[n] = (unsigned char)(t < 4 ? t : 0x10 | (t - 4));
         memcpy(d + n + 1, counts, 16);
@@ -11508,8 +11543,10 @@ static int spim__jpeg_recode_mcu(spim__jpeg *j, const spim__plan *P, const spim_
     for (b = 0; b < j->nblocks; b++) {
         const spim__jcomp *cp = &j->comp[j->bcomp[b]];
         if (!spim__jpeg_put_block(w, &j->ndc[cp->td], &j->nac[cp->ta], NULL, NULL, j->coef[b],
-                                  &dst[j->bcomp[b]]))
-            return spim__jpeg_decline(j, "a DC difference out of range");
+                                  &dst[j->bcomp[b]])) {
+            spim__jpeg_need_tables(j); /* a symbol not counted: the new tables have every one */
+            return 0;
+        }
     }
     return 1;
 }
@@ -11583,10 +11620,11 @@ static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcove
         } else if (mode) {
             if ((rc = spim__jpeg_reencode(j, P, k, pos, end, m0, m1, &w)) != 1) return rc;
         } else if (!spim__jcover_any(k, m0, m1, j->mcux)) {
-            if (spim_buf_append(out, j->p + pos, end - pos) != SPIM_OK) return -1;
+            if (!j->retable && spim_buf_append(out, j->p + pos, end - pos) != SPIM_OK) return -1;
         } else if ((rc = spim__jpeg_interval(j, P, k, pos, end, m0, m1, &w)) != 1) {
             return rc;
         }
+        if (!mode && j->retable && m1 > (uint64_t)k->r1 * (uint64_t)j->mcux + (uint64_t)k->c1) return 0;
         if (m1 < total) {
             unsigned char rst[2];
             rst[0] = 0xFF;
@@ -11595,6 +11633,7 @@ static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcove
         }
         pos = after;
     }
+    if (!mode && j->retable) return 0;
     return spim_buf_append(out, "\xFF\xD9", 2) == SPIM_OK ? 1 : -1;
 }
 
