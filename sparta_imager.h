@@ -10309,6 +10309,22 @@ typedef struct spim__huff {
     int nsym;
 } spim__huff;
 
+typedef struct spim__jbits {
+    const unsigned char *p;
+    size_t pos, end;
+    uint64_t acc;                /* n valid bits, most significant first */
+    int n;
+    uint64_t fed, fill;          /* bytes put into acc; of which zeros past the end */
+} spim__jbits;
+
+/* The place of MCU m in the scan: the reader at its first bit and the
+   DC predictors before it (spim__jpeg_mark). */
+typedef struct spim__jmark {
+    uint64_t m;
+    spim__jbits r;
+    int src[3];
+} spim__jmark;
+
 typedef struct spim__jcomp {
     int id, h, v, tq, td, ta;
 } spim__jcomp;
@@ -10338,6 +10354,11 @@ typedef struct spim__jpeg {
     int constrained;             /* a block was coded with the nearest codable coefficients */
     int extended;                /* coded with the extended tables (spim__jpeg_extended) */
     uint64_t recoded;            /* MCUs re-coded */
+    int marking;                 /* 1 while the splice marks the MCUs re-tabling must visit, -1
+                                    when there were too many (spim__jpeg_mark) */
+    spim__jmark *marks, stop;    /* those MCUs, in order; where the declined splice stopped */
+    size_t nmarks, capmarks;
+    int keep;                    /* the shortest code length the extended AC tables keep up to */
     spim_metadata metadata;      /* what the header copy keeps */
 } spim__jpeg;
 
@@ -10554,14 +10575,6 @@ static int spim__jpeg_parse(spim__jpeg *j)
 
 /* ---- bits in, bits out ---- */
 
-typedef struct spim__jbits {
-    const unsigned char *p;
-    size_t pos, end;
-    uint64_t acc;                /* n valid bits, most significant first */
-    int n;
-    uint64_t fed, fill;          /* bytes put into acc; of which zeros past the end */
-} spim__jbits;
-
 static void spim__jbits_fill(spim__jbits *r)
 {
     if (r->end - r->pos >= 8) { /* eight bytes without FF: as many as fit, at once */
@@ -10632,12 +10645,13 @@ static int spim__huff_decode(spim__jbits *r, const spim__huff *h)
 
 /* One block passed over, as spim__jpeg_block with coef NULL, with the bit
    buffer in registers: code and value in one look-up while SKIP bits are at
-   hand, the general decoder for the rest. */
+   hand, the general decoder for the rest. 0 on bad data, else 1, or 3 when
+   an AC code was longer than SPIM__HUFF_SKIP bits (spim__jpeg_mark). */
 static int spim__jpeg_skip_block(spim__jbits *r, const spim__huff *dc, const spim__huff *ac, int *pred,
                                  uint64_t *dc_end)
 {
     uint64_t acc;
-    int n, k, s, rs;
+    int n, k, s, rs, longer = 0;
     unsigned e;
     if (r->n < 32) spim__jbits_fill(r);
     if ((e = dc->fast[r->acc >> (64 - SPIM__HUFF_FAST)]) != 0) {
@@ -10689,7 +10703,9 @@ static int spim__jpeg_skip_block(spim__jbits *r, const spim__huff *dc, const spi
         r->acc = acc;
         r->n = n;
         if (r->n < 32) spim__jbits_fill(r);
+        s = r->n;
         if ((rs = spim__huff_decode(r, ac)) < 0) return 0;
+        longer |= s - r->n > SPIM__HUFF_SKIP; /* only here: the skip table's codes are shorter */
         s = rs & 15;
         if (!s && rs != 0xF0) {
             acc = r->acc;
@@ -10703,7 +10719,7 @@ static int spim__jpeg_skip_block(spim__jbits *r, const spim__huff *dc, const spi
     }
     r->acc = acc;
     r->n = n;
-    return k <= 64;
+    return k > 64 ? 0 : 1 | longer << 1;
 }
 
 /* One block: *pred becomes its DC value, *dc_end the bit position after the
@@ -10797,6 +10813,37 @@ static uint64_t spim__jcopy_raw(spim__jcopy *c, spim__jout *w, uint64_t bytes)
     return got;
 }
 
+/* Whole source bytes while the output is mid-byte: four at a time where
+   none is FF (neither a stuffed pair to drop nor, shifted out, one to add),
+   at most `bytes` of them; how many. */
+static uint64_t spim__jcopy_shifted(spim__jcopy *c, spim__jout *w, uint64_t bytes)
+{
+    uint64_t got = 0;
+    while (bytes - got >= 4 && c->end - c->pos >= 4) {
+        const unsigned char *q = c->p + c->pos;
+        uint32_t v = (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3], o, x;
+        x = ~v;
+        if ((x - 0x01010101u) & ~x & 0x80808080u) break;
+        w->acc = w->acc << 32 | v;
+        o = (uint32_t)(w->acc >> w->n);
+        x = ~o;
+        if ((x - 0x01010101u) & ~x & 0x80808080u) { /* an FF out: stuffed one by one */
+            w->acc >>= 32;
+            spim__jout_put(w, v, 32);
+        } else {
+            unsigned char *d = w->b->data + w->b->len;
+            d[0] = (unsigned char)(o >> 24);
+            d[1] = (unsigned char)(o >> 16);
+            d[2] = (unsigned char)(o >> 8);
+            d[3] = (unsigned char)o;
+            w->b->len += 4;
+        }
+        c->pos += 4;
+        got += 4;
+    }
+    return got;
+}
+
 /* Copy (out != NULL) or skip the source bits up to bit position `to`. */
 static spim_status spim__jcopy_to(spim__jcopy *c, spim__jout *w, uint64_t to, int copy)
 {
@@ -10811,6 +10858,11 @@ static spim_status spim__jcopy_to(spim__jcopy *c, spim__jout *w, uint64_t to, in
                 n -= 8 * spim__jcopy_raw(c, w, n / 8);
                 if (c->pos >= c->end && n >= 8) return SPIM_ERR_IMAGE;
                 continue;
+            }
+            if (copy && n >= 64) {
+                uint64_t got = spim__jcopy_shifted(c, w, n / 8);
+                n -= 8 * got;
+                if (got) continue;
             }
             if (c->pos >= c->end) return SPIM_ERR_IMAGE;
             c->cur = c->p[c->pos];
@@ -11327,16 +11379,44 @@ static int spim__jpeg_covered_mcu(spim__jpeg *j, const spim__plan *P, uint64_t m
     return 1;
 }
 
+/* While a splice with tables that lack symbols runs, it marks each MCU
+   that re-tabling (spim__jpeg_sparse) must look at again: the covered ones,
+   the one after each (new DC differences) and those with an AC code longer
+   than SPIM__HUFF_SKIP bits (which extended tables may re-assign). With
+   them, re-tabling copies the bits between them without decoding. Past
+   1/8 of the MCUs (memory), or out of memory, marking is given up: then
+   re-tabling decodes the scan again. */
+static void spim__jpeg_mark(spim__jpeg *j, uint64_t m, const spim__jbits *r, const int *src)
+{
+    spim__jmark *k;
+    if (j->nmarks == j->capmarks) {
+        size_t cap = j->capmarks ? 2 * j->capmarks : 256;
+        uint64_t most = (uint64_t)j->mcux * (uint64_t)j->mcuy / 8 + 256;
+        spim__jmark *bigger = cap > most ? NULL
+                              : (spim__jmark *)SPIM_REALLOC(j->marks, cap * sizeof *bigger);
+        if (!bigger) {
+            j->marking = -1;
+            return;
+        }
+        j->marks = bigger;
+        j->capmarks = cap;
+    }
+    k = &j->marks[j->nmarks++];
+    k->m = m;
+    k->r = *r;
+    memcpy(k->src, src, sizeof k->src);
+}
+
 /* One restart interval (or the whole scan) with covered MCUs in it, with
    the file's tables: data [pos, end), MCUs m0..m1-1. 1 done (j->retable
    set when new tables are needed: then it stops after the last covered
-   MCU), 0 declined, -1 out of memory. */
+   MCU, at j->stop), 0 declined, -1 out of memory. */
 static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos, size_t end,
                                uint64_t m0, uint64_t m1, spim__jout *w)
 {
-    spim__jbits r;
+    spim__jbits r, at;
     spim__jcopy c;
-    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, b, rc;
+    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, was[3], b, rc, cov, after = 0, longer;
     uint64_t m, dc_end, last = (uint64_t)k->r1 * (uint64_t)j->mcux + (uint64_t)k->c1;
     memset(&r, 0, sizeof r);
     memset(&c, 0, sizeof c);
@@ -11345,27 +11425,37 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
     r.end = c.end = end;
     w->acc = 0;
     w->n = 0;
-    for (m = m0; m < m1 && !(j->retable && m > last); m++) {
-        if (spim__jcover_has(k, m, j->mcux)) {
+    for (m = m0; m < m1 && !(j->retable && m > last); m++, after = cov) {
+        at = r;
+        memcpy(was, src, sizeof was);
+        longer = 0;
+        if ((cov = spim__jcover_has(k, m, j->mcux)) != 0) {
             if ((rc = spim__jpeg_covered_mcu(j, P, m, &r, &c, w, src, dst)) != 1) return rc;
-            continue;
-        }
-        for (b = 0; b < j->nblocks; b++) {
-            const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-            int ci = j->bcomp[b], before = src[ci];
-            uint64_t bstart = spim__jbits_pos(&r);
-            if (!spim__jpeg_skip_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[ci], &dc_end))
-                return spim__jpeg_decline(j, "corrupt scan");
-            if (dst[ci] != before && !j->retable) { /* after a re-coded run: new DC difference */
-                if (spim__jcopy_to(&c, w, bstart, 1) != SPIM_OK || spim__jout_room(w, 16) != SPIM_OK) return -1;
-                spim__jcopy_to(&c, w, dc_end, 0);
-                if (!spim__jpeg_put_dc(w, &j->dc[cp->td], NULL, src[ci] - dst[ci])) spim__jpeg_need_tables(j);
+        } else {
+            for (b = 0; b < j->nblocks; b++) {
+                const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+                int ci = j->bcomp[b], before = src[ci];
+                uint64_t bstart = spim__jbits_pos(&r);
+                if (!(rc = spim__jpeg_skip_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[ci], &dc_end)))
+                    return spim__jpeg_decline(j, "corrupt scan");
+                longer |= rc >> 1;
+                if (dst[ci] != before && !j->retable) { /* after a re-coded run: new DC difference */
+                    if (spim__jcopy_to(&c, w, bstart, 1) != SPIM_OK || spim__jout_room(w, 16) != SPIM_OK) return -1;
+                    spim__jcopy_to(&c, w, dc_end, 0);
+                    if (!spim__jpeg_put_dc(w, &j->dc[cp->td], NULL, src[ci] - dst[ci])) spim__jpeg_need_tables(j);
+                }
+                dst[ci] = src[ci];
             }
-            dst[ci] = src[ci];
+            if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
         }
-        if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
+        if (j->marking == 1 && (cov || after || longer)) spim__jpeg_mark(j, m, &at, was);
     }
-    if (j->retable) return 1;
+    if (j->retable) {
+        j->stop.m = m;
+        j->stop.r = r;
+        memcpy(j->stop.src, src, sizeof src);
+        return 1;
+    }
     if (spim__jcopy_to(&c, w, spim__jbits_pos(&r), 1) != SPIM_OK || spim__jout_room(w, 2) != SPIM_OK) return -1;
     spim__jout_flush(w);
     return 1;
@@ -11463,6 +11553,18 @@ static int spim__huff_extend(const spim__huff *h, int keep, int ac, const uint64
     return 1;
 }
 
+/* Whether a table the scan uses lacks a symbol a block may need. */
+static int spim__jpeg_lacks(const spim__jpeg *j)
+{
+    int i, s;
+    for (i = 0; i < j->nc; i++)
+        for (s = 0; s < 256; s++)
+            if ((spim__huff_valid(s, 0) && !j->dc[j->comp[i].td].size[s]) ||
+                (spim__huff_valid(s, 1) && !j->ac[j->comp[i].ta].size[s]))
+                return 1;
+    return 0;
+}
+
 /* The extended tables for every table the scan uses into j->ndc/j->nac,
    the kept AC codes alone into j->pac, and their DHT segment into d; its
    length, 0 when they do not fit. */
@@ -11472,6 +11574,7 @@ static size_t spim__jpeg_extended_tables(spim__jpeg *j, unsigned char *d)
     size_t n = 4;
     int t, i, count = 0, keep, used[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
     for (i = 0; i < j->nc; i++) used[j->comp[i].td] = used[4 + j->comp[i].ta] = 1;
+    j->keep = 16;
     for (t = 0; t < 8; t++) {
         const spim__huff *h = t < 4 ? &j->dc[t] : &j->ac[t - 4];
         if (!used[t]) continue;
@@ -11484,6 +11587,7 @@ static size_t spim__jpeg_extended_tables(spim__jpeg *j, unsigned char *d)
         memcpy(d + n + 1, counts, 16);
         spim__huff_build(t < 4 ? &j->ndc[t] : &j->nac[t - 4], counts, d + n + 17, t >= 4);
         if (t >= 4) {
+            if (keep < j->keep) j->keep = keep;
             for (i = keep; i < 16; i++) counts[i] = 0;
             spim__huff_build(&j->pac[t - 4], counts, d + n + 17, 1);
         }
@@ -11551,16 +11655,52 @@ static int spim__jpeg_recode_mcu(spim__jpeg *j, const spim__plan *P, const spim_
     return 1;
 }
 
+/* MCU m, whose bits r is at, with the extended tables: its bits as they
+   are when the kept codes decode it (a DC difference re-coded after a
+   re-coded block), else decoded and coded again. 1, 0 declined, -1 out of
+   memory. */
+static int spim__jpeg_sparse_mcu(spim__jpeg *j, const spim__plan *P, const spim__jcover *k,
+                                 uint64_t m, spim__jbits *r, spim__jcopy *c, spim__jout *w,
+                                 int *src, int *dst)
+{
+    spim__jbits at = *r;
+    spim__jskip sk;
+    int was[3], b, i;
+    memcpy(was, src, sizeof was);
+    if (spim__jcover_has(k, m, j->mcux) || !spim__jpeg_probe_mcu(j, r, src, &sk)) {
+        *r = at;
+        memcpy(src, was, sizeof was);
+        return spim__jpeg_recode_mcu(j, P, k, m, r, c, w, src, dst);
+    }
+    for (b = 0; b < j->nblocks; b++) { /* the bits as they are, but after a recoded block */
+        int ci = j->bcomp[b], before;
+        for (i = b - 1; i >= 0 && j->bcomp[i] != ci; i--) {}
+        before = i >= 0 ? sk.after[i] : was[ci];
+        if (dst[ci] != before) { /* a new DC difference */
+            if (spim__jcopy_to(c, w, sk.start[b], 1) != SPIM_OK || spim__jout_room(w, 16) != SPIM_OK)
+                return -1;
+            spim__jcopy_to(c, w, sk.dc_end[b], 0);
+            if (!spim__jpeg_put_dc(w, &j->ndc[j->comp[ci].td], NULL, sk.after[b] - dst[ci]))
+                return spim__jpeg_decline(j, "a DC difference out of range");
+        }
+        dst[ci] = sk.after[b];
+    }
+    return 1;
+}
+
 /* One interval with the extended tables: data [pos, end), MCUs m0..m1-1.
-   1 done, 0 declined, -1 out of memory. */
+   With the splice's marks (a scan without restarts, none of the codes it
+   marked for kept), only the marked MCUs and those after where it stopped
+   are decoded: the bits between are copied. 1 done, 0 declined, -1 out of
+   memory. */
 static int spim__jpeg_sparse(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos,
                              size_t end, uint64_t m0, uint64_t m1, spim__jout *w)
 {
-    spim__jbits r, at;
+    spim__jbits r;
     spim__jcopy c;
-    spim__jskip sk;
-    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, was[3], b, rc;
-    uint64_t m;
+    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, rc;
+    uint64_t m = m0;
+    size_t i;
     memset(&r, 0, sizeof r);
     memset(&c, 0, sizeof c);
     r.p = c.p = j->p;
@@ -11568,30 +11708,21 @@ static int spim__jpeg_sparse(spim__jpeg *j, const spim__plan *P, const spim__jco
     r.end = c.end = end;
     w->acc = 0;
     w->n = 0;
-    for (m = m0; m < m1; m++) {
-        at = r;
-        memcpy(was, src, sizeof was);
-        if (spim__jcover_has(k, m, j->mcux) || !spim__jpeg_probe_mcu(j, &r, src, &sk)) {
-            r = at;
-            memcpy(src, was, sizeof was);
-            if ((rc = spim__jpeg_recode_mcu(j, P, k, m, &r, &c, w, src, dst)) != 1) return rc;
-            continue;
-        }
-        for (b = 0; b < j->nblocks; b++) { /* the bits as they are, but after a recoded block */
-            int ci = j->bcomp[b], before;
-            for (rc = b - 1; rc >= 0 && j->bcomp[rc] != ci; rc--) {}
-            before = rc >= 0 ? sk.after[rc] : was[ci];
-            if (dst[ci] != before) { /* a new DC difference */
-                if (spim__jcopy_to(&c, w, sk.start[b], 1) != SPIM_OK ||
-                    spim__jout_room(w, 16) != SPIM_OK)
-                    return -1;
-                spim__jcopy_to(&c, w, sk.dc_end[b], 0);
-                if (!spim__jpeg_put_dc(w, &j->ndc[j->comp[ci].td], NULL, sk.after[b] - dst[ci]))
-                    return spim__jpeg_decline(j, "a DC difference out of range");
-            }
-            dst[ci] = sk.after[b];
+    if (j->marking == 1 && !j->ri && j->keep >= SPIM__HUFF_SKIP) {
+        for (i = 0; i <= j->nmarks; i++) {
+            const spim__jmark *mk = i < j->nmarks ? &j->marks[i] : &j->stop;
+            /* the MCUs passed over keep their DC differences: the output's predictors follow
+               the file's (after a covered MCU they differ, but the next MCU is marked) */
+            if (!memcmp(src, dst, sizeof src)) memcpy(dst, mk->src, sizeof dst);
+            r = mk->r;
+            memcpy(src, mk->src, sizeof src);
+            m = mk->m;
+            if (i < j->nmarks && (rc = spim__jpeg_sparse_mcu(j, P, k, m, &r, &c, w, src, dst)) != 1)
+                return rc;
         }
     }
+    for (; m < m1; m++)
+        if ((rc = spim__jpeg_sparse_mcu(j, P, k, m, &r, &c, w, src, dst)) != 1) return rc;
     if (spim__jcopy_to(&c, w, spim__jbits_pos(&r), 1) != SPIM_OK ||
         spim__jout_room(w, 2) != SPIM_OK)
         return -1;
@@ -11848,6 +11979,7 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
     }
     if ((st = spim__jcover_make(&k, &P, j->mcuw, j->mcuh, budget, err)) == SPIM_OK) {
         spim__jpeg_allowance(j, k.area);
+        j->marking = !j->ri && spim__jpeg_lacks(j);
         rc = -1;
         if (spim_buf_reserve(out, len + len / 8 + 65536) == SPIM_OK && spim__jpeg_copy_header(j, out, NULL, 0) == SPIM_OK)
             rc = spim__jpeg_scan(j, &P, &k, out, 0);
@@ -11878,6 +12010,7 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
     if (st != SPIM_OK || *why) out->len = start;
     spim__jcover_free(&k);
     spim__plan_free(&P);
+    SPIM_FREE(j->marks);
     SPIM_FREE(j);
     return st;
 }
