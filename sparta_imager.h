@@ -10359,6 +10359,10 @@ typedef struct spim__jpeg {
     spim__jmark *marks, stop;    /* those MCUs, in order; where the declined splice stopped */
     size_t nmarks, capmarks;
     int keep;                    /* the shortest code length the extended AC tables keep up to */
+    int16_t *kept;               /* the covered MCUs' coefficients as stamped, in scan order, for
+                                    re-tabling (spim__jpeg_restamp) */
+    size_t nkept, capkept, nextkept; /* MCUs kept, room, the next one re-tabling takes */
+    int keeping;                 /* 1 keeping them, -1 given up */
     spim_metadata metadata;      /* what the header copy keeps */
 } spim__jpeg;
 
@@ -11059,6 +11063,39 @@ static void spim__jpeg_stamp_mcu(spim__jpeg *j, const spim__plan *P, int mc, int
     spim__jpeg_mcu_coefs(j);
 }
 
+/* The covered MCUs' coefficients are kept as the splice stamps them when
+   it may re-table (at most SPIM__JPEG_KEPT bytes, else given up), so that
+   re-tabling copies them rather than stamping again. */
+#define SPIM__JPEG_KEPT ((size_t)8 << 20)
+static void spim__jpeg_keep_mcu(spim__jpeg *j)
+{
+    size_t per = (size_t)j->nblocks * 64;
+    if (j->nkept == j->capkept) {
+        size_t cap = j->capkept ? 2 * j->capkept : 64;
+        int16_t *bigger = cap * per * sizeof *bigger > SPIM__JPEG_KEPT ? NULL
+                          : (int16_t *)SPIM_REALLOC(j->kept, cap * per * sizeof *bigger);
+        if (!bigger) {
+            j->keeping = -1;
+            return;
+        }
+        j->kept = bigger;
+        j->capkept = cap;
+    }
+    memcpy(j->kept + j->nkept++ * per, j->coef, per * sizeof *j->kept);
+}
+
+/* Covered MCU m, whose coefficients are in j->coef, stamped again for
+   re-tabling: as the splice kept it, or stamped anew. */
+static void spim__jpeg_restamp(spim__jpeg *j, const spim__plan *P, uint64_t m)
+{
+    size_t per = (size_t)j->nblocks * 64;
+    if (j->keeping == 1 && j->nextkept < j->nkept) {
+        memcpy(j->coef, j->kept + j->nextkept++ * per, per * sizeof *j->kept);
+        return;
+    }
+    spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
+}
+
 /* ---- the nearest codable block (huffman=constrained) ---- */
 
 /* Optimised tables hold only the symbols the encoder saw, so a re-coded
@@ -11372,6 +11409,7 @@ static int spim__jpeg_covered_mcu(spim__jpeg *j, const spim__plan *P, uint64_t m
     spim__jcopy_to(c, w, spim__jbits_pos(r), 0);
     if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
     spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
+    if (j->keeping == 1) spim__jpeg_keep_mcu(j);
     for (b = 0; b < j->nblocks; b++)
         if (j->retable) spim__jpeg_count_block(j, b);
         else if (!spim__jpeg_put_near(j, w, b, &dst[j->bcomp[b]])) spim__jpeg_need_tables(j);
@@ -11483,7 +11521,7 @@ static int spim__jpeg_reencode(spim__jpeg *j, const spim__plan *P, const spim__j
         }
         if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
         if (spim__jcover_has(k, m, j->mcux)) {
-            spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
+            spim__jpeg_restamp(j, P, m);
             j->recoded++;
         }
         if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
@@ -11641,7 +11679,7 @@ static int spim__jpeg_recode_mcu(spim__jpeg *j, const spim__plan *P, const spim_
     spim__jcopy_to(c, w, spim__jbits_pos(r), 0);
     if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
     if (spim__jcover_has(k, m, j->mcux)) {
-        spim__jpeg_stamp_mcu(j, P, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
+        spim__jpeg_restamp(j, P, m);
         j->recoded++;
     }
     for (b = 0; b < j->nblocks; b++) {
@@ -11915,6 +11953,7 @@ static int spim__jpeg_optimal(spim__jpeg *j, const spim__plan *P, const spim__jc
     size_t n;
     spim__jpeg_estimate(j);
     n = spim__jpeg_new_tables(j, dht);
+    j->nextkept = 0;
     if (spim__jpeg_copy_header(j, out, dht, n) != SPIM_OK) return -1;
     return spim__jpeg_scan(j, P, k, out, 2);
 }
@@ -11929,6 +11968,7 @@ static int spim__jpeg_extended(spim__jpeg *j, const spim__plan *P, const spim__j
     size_t n = spim__jpeg_extended_tables(j, dht);
     if (!n) return spim__jpeg_decline(j, "no room for the missing codes");
     j->retable = 0;
+    j->nextkept = 0;
     if (spim__jpeg_copy_header(j, out, dht, n) != SPIM_OK) return -1;
     return spim__jpeg_scan(j, P, k, out, 1);
 }
@@ -11979,7 +12019,8 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
     }
     if ((st = spim__jcover_make(&k, &P, j->mcuw, j->mcuh, budget, err)) == SPIM_OK) {
         spim__jpeg_allowance(j, k.area);
-        j->marking = !j->ri && spim__jpeg_lacks(j);
+        j->keeping = spim__jpeg_lacks(j);
+        j->marking = !j->ri && j->keeping;
         rc = -1;
         if (spim_buf_reserve(out, len + len / 8 + 65536) == SPIM_OK && spim__jpeg_copy_header(j, out, NULL, 0) == SPIM_OK)
             rc = spim__jpeg_scan(j, &P, &k, out, 0);
@@ -12011,6 +12052,7 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
     spim__jcover_free(&k);
     spim__plan_free(&P);
     SPIM_FREE(j->marks);
+    SPIM_FREE(j->kept);
     SPIM_FREE(j);
     return st;
 }
