@@ -51,6 +51,29 @@ static const layout layouts[] = {
     { "grey", 1, 1, 1 }, { "4:4:4", 0, 1, 1 }, { "4:2:2", 0, 2, 1 }, { "4:2:0", 0, 2, 2 }, { "4:4:0", 0, 1, 2 },
 };
 
+/* When set, make_jpeg codes the AC coefficients with a table that is full
+   where a re-tabling could make room: codes of 1 to 9 bits, then 127 of 16
+   bits, and no code for sizes 6 to 10 after runs of 0 to 4 zeros nor for
+   size 10 after 5 (what a stamp's edges want, and a smooth photo never
+   does). */
+static int crafted_ac;
+
+static void craft_ac_table(JHUFF_TBL *t)
+{
+    static const unsigned char shortest[9] = { 0x00, 0x01, 0x02, 0x11, 0x03, 0x21, 0x12, 0x31, 0xF0 };
+    int s, n = 9, i;
+    memset(t->bits, 0, sizeof t->bits);
+    for (i = 1; i <= 9; i++) t->bits[i] = 1;
+    t->bits[16] = 127;
+    memcpy(t->huffval, shortest, sizeof shortest);
+    for (s = 1; s < 256; s++) {
+        int run = s >> 4, size = s & 15, have = 0;
+        if (size < 1 || size > 10 || (run <= 4 && size >= 6) || (run == 5 && size == 10)) continue;
+        for (i = 0; i < 9; i++) have |= shortest[i] == s;
+        if (!have) t->huffval[n++] = (UINT8)s;
+    }
+}
+
 /* Encode with libjpeg; restart = MCUs per interval (0 none); orientation 0 = no EXIF. */
 static int make_jpeg(spim_buf *out, const unsigned char *rgb, int w, int h, const layout *L, int restart,
                      int optimize, int progressive, int orientation, int quality)
@@ -80,6 +103,10 @@ static int make_jpeg(spim_buf *out, const unsigned char *rgb, int w, int h, cons
     }
     c.restart_interval = (unsigned)restart;
     c.optimize_coding = optimize ? TRUE : FALSE;
+    if (crafted_ac) {
+        craft_ac_table(c.ac_huff_tbl_ptrs[0]);
+        craft_ac_table(c.ac_huff_tbl_ptrs[1]);
+    }
     if (progressive) jpeg_simple_progression(&c);
     jpeg_start_compress(&c, TRUE);
     if (orientation) {
@@ -349,7 +376,9 @@ static unsigned char *make_smooth(int w, int h)
 static int same_coefs(const spim_buf *x, const spim_buf *y)
 {
     coefs a, b;
-    int ci, same = read_coefs(x, &a) == 1 && read_coefs(y, &b) == 1 && a.nc == b.nc;
+    int ci, same;
+    memset(&b, 0, sizeof b); /* read_coefs(y) may not run */
+    same = read_coefs(x, &a) == 1 && read_coefs(y, &b) == 1 && a.nc == b.nc;
     for (ci = 0; same && ci < a.nc; ci++)
         same = a.w[ci] == b.w[ci] && a.h[ci] == b.h[ci] && memcmp(a.q[ci], b.q[ci], sizeof a.q[ci]) == 0 &&
                memcmp(a.blk[ci], b.blk[ci], (size_t)a.w[ci] * (size_t)a.h[ci] * 64 * sizeof(short)) == 0;
@@ -400,6 +429,103 @@ TEST(missing_codes_take_optimal_tables)
     printf("    %d cases, %d coefficient-identical to the standard-table splice (%d extended, %d "
            "optimal)\n",
            cases, unclamped, huffman_extended, huffman_optimal);
+    spim_buf_free(&tiny);
+    spim_buf_free(&ample);
+    spim_buf_free(&a);
+    spim_buf_free(&b);
+}
+
+/* Tables with no room for the codes the stamp needs (crafted_ac: neither
+   the nearest codable blocks nor extended tables will do): the scan is
+   re-encoded with new tables (huffman "optimal"), every block outside the
+   covered MCUs keeps its coefficients and the covered ones are those the
+   standard tables code. */
+TEST(full_tables_take_optimal)
+{
+    static const size_t lis[] = { 0, 3 };
+    unsigned char *rgb = make_smooth(160, 120);
+    spim_buf tiny = SPIM_BUF_INIT, ample = SPIM_BUF_INIT, a = SPIM_BUF_INIT, b = SPIM_BUF_INIT;
+    size_t li;
+    int restart, cases = 0;
+    failures = huffman_optimal = 0;
+    for (li = 0; li < sizeof lis / sizeof lis[0]; li++)
+        for (restart = 0; restart <= 3; restart += 3) {
+            const layout *L = &layouts[lis[li]];
+            spim_stamp_options o;
+            char what[128];
+            crafted_ac = 1;
+            REQUIRE(make_jpeg(&tiny, rgb, 160, 120, L, restart, 0, 0, 0, 90));
+            crafted_ac = 0;
+            REQUIRE(make_jpeg(&ample, rgb, 160, 120, L, restart, 0, 0, 0, 90));
+            memset(&o, 0, sizeof o);
+            o.gravity = restart ? SPIM_GRAVITY_NW : SPIM_GRAVITY_SE;
+            snprintf(what, sizeof what, "crafted full table %s restart=%d", L->name, restart);
+            check_splice_as(what, &tiny, 160, 120, L->grey, 1, &o, "optimal", &a);
+            check_splice_as(what, &ample, 160, 120, L->grey, 1, &o, "file", &b);
+            CHECKF(same_coefs(&a, &b), "%s: the re-coded blocks differ from the standard tables'", what);
+            cases++;
+        }
+    CHECKF(failures == 0, "%d of %d cases failed", failures, cases);
+    CHECK_INT(cases, huffman_optimal);
+    free(rgb);
+    spim_buf_free(&tiny);
+    spim_buf_free(&ample);
+    spim_buf_free(&a);
+    spim_buf_free(&b);
+}
+
+/* A smooth photo with a rough block here and there: the optimised tables
+   give the rough blocks' rare symbols codes of 13 to 16 bits, which the
+   extended tables re-assign. Re-tabling copies the bits between the MCUs
+   the declined splice marked (covered, after covered, a code over 12
+   bits): every other block keeps its coefficients, and the covered ones
+   are those the standard tables code. */
+TEST(extended_tables_copy_between_marked_mcus)
+{
+    static const size_t lis[] = { 0, 3, 1 };
+    static const spim_gravity gs[] = { SPIM_GRAVITY_SE, SPIM_GRAVITY_NE, SPIM_GRAVITY_C };
+    const int w = 480, h = 360;
+    unsigned char *rgb = make_smooth(w, h);
+    spim_buf tiny = SPIM_BUF_INIT, ample = SPIM_BUF_INIT, a = SPIM_BUF_INIT, b = SPIM_BUF_INIT;
+    size_t li, gi, i;
+    unsigned r = 7;
+    int cases = 0;
+    for (i = 0; i < (size_t)w * (size_t)h * 3; i++) { /* every 29th block of 8x8 pixels rough */
+        size_t px = i / 3, bx = px % (size_t)w / 8, by = px / (size_t)w / 8;
+        r = r * 1103515245u + 12345u;
+        if ((bx * 7 + by * 13) % 29 == 0) rgb[i] = (unsigned char)(r >> 16);
+    }
+    failures = huffman_extended = 0;
+    for (li = 0; li < sizeof lis / sizeof lis[0]; li++) {
+        const layout *L = &layouts[lis[li]];
+        spim__jpeg j;
+        int longest = 0, t, len;
+        REQUIRE(make_jpeg(&tiny, rgb, w, h, L, 0, 1, 0, 0, 90));
+        REQUIRE(make_jpeg(&ample, rgb, w, h, L, 0, 0, 0, 0, 90));
+        memset(&j, 0, sizeof j);
+        j.p = tiny.data;
+        j.len = tiny.len;
+        REQUIRE(spim__jpeg_parse(&j));
+        for (t = 0; t < 2; t++)
+            for (len = 13; len <= 16; len++)
+                if (j.ac[t].defined && j.ac[t].maxcode[len] >= 0) longest = len;
+        CHECKF(longest > 12, "%s: the optimised tables' longest AC code is %d bits, want > 12",
+               L->name, longest);
+        for (gi = 0; gi < sizeof gs / sizeof gs[0]; gi++) {
+            spim_stamp_options o;
+            char what[128];
+            memset(&o, 0, sizeof o);
+            o.gravity = gs[gi];
+            snprintf(what, sizeof what, "rough blocks %s gravity=%d", L->name, (int)gs[gi]);
+            check_splice_as(what, &tiny, w, h, L->grey, 1, &o, "extended", &a);
+            check_splice_as(what, &ample, w, h, L->grey, 1, &o, "file", &b);
+            CHECKF(same_coefs(&a, &b), "%s: the re-coded blocks differ from the standard tables'", what);
+            cases++;
+        }
+    }
+    CHECKF(failures == 0, "%d of %d cases failed", failures, cases);
+    CHECK_INT(cases, huffman_extended);
+    free(rgb);
     spim_buf_free(&tiny);
     spim_buf_free(&ample);
     spim_buf_free(&a);
@@ -1104,6 +1230,8 @@ int main(void)
     RUN(every_layout_restart_optimised_gravity);
     RUN(exif_orientations_and_odd_sizes);
     RUN(missing_codes_take_optimal_tables);
+    RUN(full_tables_take_optimal);
+    RUN(extended_tables_copy_between_marked_mcus);
     RUN(stamp_is_as_exact_as_the_pixel_path);
     RUN(progressive_and_recode_mode);
     RUN(stamp_entirely_outside_is_an_error);
