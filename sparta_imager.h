@@ -11445,6 +11445,36 @@ static void spim__jpeg_mark(spim__jpeg *j, uint64_t m, const spim__jbits *r, con
     memcpy(k->src, src, sizeof k->src);
 }
 
+/* An MCU outside the stamp, whose bits r is at, passed over: its bits
+   stay, but the first block of each component after a re-coded one takes
+   a new DC difference (unless j->retable: nothing is written then). 2
+   when an AC code was longer than SPIM__HUFF_SKIP bits, else 1; 0
+   declined, -1 out of memory. */
+static int spim__jpeg_pass_mcu(spim__jpeg *j, spim__jbits *r, spim__jcopy *c, spim__jout *w,
+                               int *src, int *dst)
+{
+    int b, rc, longer = 0;
+    uint64_t dc_end;
+    for (b = 0; b < j->nblocks; b++) {
+        const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+        int ci = j->bcomp[b], before = src[ci];
+        uint64_t bstart = spim__jbits_pos(r);
+        if (!(rc = spim__jpeg_skip_block(r, &j->dc[cp->td], &j->ac[cp->ta], &src[ci], &dc_end)))
+            return spim__jpeg_decline(j, "corrupt scan");
+        longer |= rc >> 1;
+        if (dst[ci] != before && !j->retable) {
+            if (spim__jcopy_to(c, w, bstart, 1) != SPIM_OK || spim__jout_room(w, 16) != SPIM_OK)
+                return -1;
+            spim__jcopy_to(c, w, dc_end, 0);
+            if (!spim__jpeg_put_dc(w, &j->dc[cp->td], NULL, src[ci] - dst[ci]))
+                spim__jpeg_need_tables(j);
+        }
+        dst[ci] = src[ci];
+    }
+    if (spim__jbits_over(r)) return spim__jpeg_decline(j, "scan data ends early");
+    return 1 + longer;
+}
+
 /* One restart interval (or the whole scan) with covered MCUs in it, with
    the file's tables: data [pos, end), MCUs m0..m1-1. 1 done (j->retable
    set when new tables are needed: then it stops after the last covered
@@ -11454,8 +11484,8 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
 {
     spim__jbits r, at;
     spim__jcopy c;
-    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, was[3], b, rc, cov, after = 0, longer;
-    uint64_t m, dc_end, last = (uint64_t)k->r1 * (uint64_t)j->mcux + (uint64_t)k->c1;
+    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, was[3], rc, cov, after = 0, longer;
+    uint64_t m, last = (uint64_t)k->r1 * (uint64_t)j->mcux + (uint64_t)k->c1;
     memset(&r, 0, sizeof r);
     memset(&c, 0, sizeof c);
     r.p = c.p = j->p;
@@ -11469,22 +11499,10 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
         longer = 0;
         if ((cov = spim__jcover_has(k, m, j->mcux)) != 0) {
             if ((rc = spim__jpeg_covered_mcu(j, P, m, &r, &c, w, src, dst)) != 1) return rc;
+        } else if ((rc = spim__jpeg_pass_mcu(j, &r, &c, w, src, dst)) < 1) {
+            return rc;
         } else {
-            for (b = 0; b < j->nblocks; b++) {
-                const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-                int ci = j->bcomp[b], before = src[ci];
-                uint64_t bstart = spim__jbits_pos(&r);
-                if (!(rc = spim__jpeg_skip_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[ci], &dc_end)))
-                    return spim__jpeg_decline(j, "corrupt scan");
-                longer |= rc >> 1;
-                if (dst[ci] != before && !j->retable) { /* after a re-coded run: new DC difference */
-                    if (spim__jcopy_to(&c, w, bstart, 1) != SPIM_OK || spim__jout_room(w, 16) != SPIM_OK) return -1;
-                    spim__jcopy_to(&c, w, dc_end, 0);
-                    if (!spim__jpeg_put_dc(w, &j->dc[cp->td], NULL, src[ci] - dst[ci])) spim__jpeg_need_tables(j);
-                }
-                dst[ci] = src[ci];
-            }
-            if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
+            longer = rc == 2;
         }
         if (j->marking == 1 && (cov || after || longer)) spim__jpeg_mark(j, m, &at, was);
     }
@@ -11715,7 +11733,8 @@ static int spim__jpeg_sparse_mcu(spim__jpeg *j, const spim__plan *P, const spim_
         for (i = b - 1; i >= 0 && j->bcomp[i] != ci; i--) {}
         before = i >= 0 ? sk.after[i] : was[ci];
         if (dst[ci] != before) { /* a new DC difference */
-            if (spim__jcopy_to(c, w, sk.start[b], 1) != SPIM_OK || spim__jout_room(w, 16) != SPIM_OK)
+            if (spim__jcopy_to(c, w, sk.start[b], 1) != SPIM_OK ||
+                spim__jout_room(w, 16) != SPIM_OK)
                 return -1;
             spim__jcopy_to(c, w, sk.dc_end[b], 0);
             if (!spim__jpeg_put_dc(w, &j->ndc[j->comp[ci].td], NULL, sk.after[b] - dst[ci]))
@@ -11793,7 +11812,8 @@ static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcove
         } else if ((rc = spim__jpeg_interval(j, P, k, pos, end, m0, m1, &w)) != 1) {
             return rc;
         }
-        if (!mode && j->retable && m1 > (uint64_t)k->r1 * (uint64_t)j->mcux + (uint64_t)k->c1) return 0;
+        if (!mode && j->retable && m1 > (uint64_t)k->r1 * (uint64_t)j->mcux + (uint64_t)k->c1)
+            return 0; /* past the last covered MCU: every symbol they want is counted */
         if (m1 < total) {
             unsigned char rst[2];
             rst[0] = 0xFF;
