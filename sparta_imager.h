@@ -10297,8 +10297,9 @@ typedef struct spim__huff {
     uint16_t fast[1 << SPIM__HUFF_FAST]; /* (length << 8) | symbol for short codes, 0 = longer */
     uint32_t skip[1 << SPIM__HUFF_SKIP]; /* AC, for the one or two symbols whose code + value bits fit
                                             in SKIP: bits of the first | bits of both << 5 (0 = one) |
-                                            advance of the first << 10 | of the second << 17, where an
-                                            EOB advances SPIM__HUFF_EOB; 0 = slow path */
+                                            advance of the first << 10 | of the second << 17 | the
+                                            longer code's length << 24, where an EOB advances
+                                            SPIM__HUFF_EOB; 0 = slow path */
     int32_t maxcode[17];                 /* largest code of each length, -1 when none */
     int32_t delta[17];                   /* symbol index = code + delta[length] */
     unsigned char sym[256];
@@ -10318,11 +10319,12 @@ typedef struct spim__jbits {
 } spim__jbits;
 
 /* The place of MCU m in the scan: the reader at its first bit and the
-   DC predictors before it (spim__jpeg_mark). */
+   DC predictors before it, and the length of its longest AC code (17 when
+   it must be coded again whatever the tables: spim__jpeg_mark). */
 typedef struct spim__jmark {
     uint64_t m;
     spim__jbits r;
-    int src[3];
+    int src[3], longest;
 } spim__jmark;
 
 typedef struct spim__jcomp {
@@ -10380,9 +10382,10 @@ static int spim__jpeg_decline(spim__jpeg *j, const char *why)
 }
 
 /* The AC symbol whose code and value bits lead the SKIP-bit pattern v and
-   fit in its first avail bits: its bits and advance (an EOB advances
-   SPIM__HUFF_EOB), or 0 when none does. */
-static uint32_t spim__huff_skip_one(const spim__huff *h, uint32_t v, int avail, uint32_t *adv)
+   fit in its first avail bits: its bits, advance (an EOB advances
+   SPIM__HUFF_EOB) and code length, or 0 when none does. */
+static uint32_t spim__huff_skip_one(const spim__huff *h, uint32_t v, int avail, uint32_t *adv,
+                                    uint32_t *clen)
 {
     int len;
     for (len = 1; len <= avail; len++) {
@@ -10391,6 +10394,7 @@ static uint32_t spim__huff_skip_one(const spim__huff *h, uint32_t v, int avail, 
             unsigned s = h->sym[code + h->delta[len]];
             if (len + (int)(s & 15) > avail || !((s & 15) || s == 0 || s == 0xF0)) return 0;
             *adv = s == 0 ? SPIM__HUFF_EOB : s == 0xF0 ? 16 : (s >> 4) + 1;
+            *clen = (uint32_t)len;
             return (uint32_t)(len + (int)(s & 15));
         }
     }
@@ -10402,11 +10406,14 @@ static void spim__huff_skip(spim__huff *h)
 {
     uint32_t v;
     for (v = 0; v < (1u << SPIM__HUFF_SKIP); v++) {
-        uint32_t a1 = 0, a2 = 0, b1 = spim__huff_skip_one(h, v, SPIM__HUFF_SKIP, &a1), b2 = 0;
+        uint32_t a1 = 0, a2 = 0, l1 = 0, l2 = 0, b2 = 0;
+        uint32_t b1 = spim__huff_skip_one(h, v, SPIM__HUFF_SKIP, &a1, &l1);
         if (!b1) continue;
         if (a1 != SPIM__HUFF_EOB && b1 < SPIM__HUFF_SKIP)
-            b2 = spim__huff_skip_one(h, (v << b1) & ((1u << SPIM__HUFF_SKIP) - 1), SPIM__HUFF_SKIP - (int)b1, &a2);
-        h->skip[v] = b1 | (b2 ? (b1 + b2) << 5 : 0) | a1 << 10 | a2 << 17;
+            b2 = spim__huff_skip_one(h, (v << b1) & ((1u << SPIM__HUFF_SKIP) - 1),
+                                     SPIM__HUFF_SKIP - (int)b1, &a2, &l2);
+        if (b2 && l2 > l1) l1 = l2;
+        h->skip[v] = b1 | (b2 ? (b1 + b2) << 5 : 0) | a1 << 10 | a2 << 17 | l1 << 24;
     }
 }
 
@@ -10649,13 +10656,15 @@ static int spim__huff_decode(spim__jbits *r, const spim__huff *h)
 
 /* One block passed over, as spim__jpeg_block with coef NULL, with the bit
    buffer in registers: code and value in one look-up while SKIP bits are at
-   hand, the general decoder for the rest. 0 on bad data, else 1, or 3 when
-   an AC code was longer than SPIM__HUFF_SKIP bits (spim__jpeg_mark). */
+   hand, the general decoder for the rest. 0 on bad data, else 1 + the
+   length of its longest AC code (for spim__jpeg_mark; an entry that pairs
+   two codes counts both, even when the second is not taken). */
 static int spim__jpeg_skip_block(spim__jbits *r, const spim__huff *dc, const spim__huff *ac, int *pred,
                                  uint64_t *dc_end)
 {
     uint64_t acc;
-    int n, k, s, rs, longer = 0;
+    uint32_t longest = 0;        /* the longest entry: the code lengths are its top bits */
+    int n, k, s, rs;
     unsigned e;
     if (r->n < 32) spim__jbits_fill(r);
     if ((e = dc->fast[r->acc >> (64 - SPIM__HUFF_FAST)]) != 0) {
@@ -10687,6 +10696,7 @@ static int spim__jpeg_skip_block(spim__jbits *r, const spim__huff *dc, const spi
         e = ac->skip[acc >> (64 - SPIM__HUFF_SKIP)];
         if (e) {
             unsigned a = (e >> 10) & 127, bits = (e >> 5) & 31;
+            longest = e > longest ? e : longest;
             if (a == SPIM__HUFF_EOB) {
                 acc <<= e & 31;
                 n -= (int)(e & 31);
@@ -10700,7 +10710,7 @@ static int spim__jpeg_skip_block(spim__jbits *r, const spim__huff *dc, const spi
             }
             acc <<= bits;
             n -= (int)bits;
-            if ((a = e >> 17) == SPIM__HUFF_EOB) break;
+            if ((a = (e >> 17) & 127) == SPIM__HUFF_EOB) break;
             k += (int)a;
             continue;
         }
@@ -10709,7 +10719,7 @@ static int spim__jpeg_skip_block(spim__jbits *r, const spim__huff *dc, const spi
         if (r->n < 32) spim__jbits_fill(r);
         s = r->n;
         if ((rs = spim__huff_decode(r, ac)) < 0) return 0;
-        longer |= s - r->n > SPIM__HUFF_SKIP; /* only here: the skip table's codes are shorter */
+        if ((uint32_t)(s - r->n) << 24 > longest) longest = (uint32_t)(s - r->n) << 24;
         s = rs & 15;
         if (!s && rs != 0xF0) {
             acc = r->acc;
@@ -10723,7 +10733,7 @@ static int spim__jpeg_skip_block(spim__jbits *r, const spim__huff *dc, const spi
     }
     r->acc = acc;
     r->n = n;
-    return k > 64 ? 0 : 1 | longer << 1;
+    return k > 64 ? 0 : 1 + (int)(longest >> 24);
 }
 
 /* One block: *pred becomes its DC value, *dc_end the bit position after the
@@ -11418,18 +11428,20 @@ static int spim__jpeg_covered_mcu(spim__jpeg *j, const spim__plan *P, uint64_t m
 }
 
 /* While a splice with tables that lack symbols runs, it marks each MCU
-   that re-tabling (spim__jpeg_sparse) must look at again: the covered ones,
-   the one after each (new DC differences) and those with an AC code longer
-   than SPIM__HUFF_SKIP bits (which extended tables may re-assign). With
-   them, re-tabling copies the bits between them without decoding. Past
-   1/8 of the MCUs (memory), or out of memory, marking is given up: then
-   re-tabling decodes the scan again. */
-static void spim__jpeg_mark(spim__jpeg *j, uint64_t m, const spim__jbits *r, const int *src)
+   that re-tabling (spim__jpeg_sparse) may have to code again: the covered
+   ones, the one after each (new DC differences) and those with an AC code
+   longer than SPIM__JPEG_MARK bits (which extended tables may re-assign).
+   With them, re-tabling copies the bits between them without decoding.
+   Past 1/4 of the MCUs (memory), or out of memory, marking is given up:
+   then re-tabling decodes the scan again. */
+#define SPIM__JPEG_MARK 10
+static void spim__jpeg_mark(spim__jpeg *j, uint64_t m, const spim__jbits *r, const int *src,
+                            int longest)
 {
     spim__jmark *k;
     if (j->nmarks == j->capmarks) {
         size_t cap = j->capmarks ? 2 * j->capmarks : 256;
-        uint64_t most = (uint64_t)j->mcux * (uint64_t)j->mcuy / 8 + 256;
+        uint64_t most = (uint64_t)j->mcux * (uint64_t)j->mcuy / 4 + 256;
         spim__jmark *bigger = cap > most ? NULL
                               : (spim__jmark *)SPIM_REALLOC(j->marks, cap * sizeof *bigger);
         if (!bigger) {
@@ -11442,18 +11454,18 @@ static void spim__jpeg_mark(spim__jpeg *j, uint64_t m, const spim__jbits *r, con
     k = &j->marks[j->nmarks++];
     k->m = m;
     k->r = *r;
+    k->longest = longest;
     memcpy(k->src, src, sizeof k->src);
 }
 
 /* An MCU outside the stamp, whose bits r is at, passed over: its bits
    stay, but the first block of each component after a re-coded one takes
-   a new DC difference (unless j->retable: nothing is written then). 2
-   when an AC code was longer than SPIM__HUFF_SKIP bits, else 1; 0
-   declined, -1 out of memory. */
+   a new DC difference (unless j->retable: nothing is written then). 1 +
+   the length of its longest AC code, 0 declined, -1 out of memory. */
 static int spim__jpeg_pass_mcu(spim__jpeg *j, spim__jbits *r, spim__jcopy *c, spim__jout *w,
                                int *src, int *dst)
 {
-    int b, rc, longer = 0;
+    int b, rc, longest = 0;
     uint64_t dc_end;
     for (b = 0; b < j->nblocks; b++) {
         const spim__jcomp *cp = &j->comp[j->bcomp[b]];
@@ -11461,7 +11473,7 @@ static int spim__jpeg_pass_mcu(spim__jpeg *j, spim__jbits *r, spim__jcopy *c, sp
         uint64_t bstart = spim__jbits_pos(r);
         if (!(rc = spim__jpeg_skip_block(r, &j->dc[cp->td], &j->ac[cp->ta], &src[ci], &dc_end)))
             return spim__jpeg_decline(j, "corrupt scan");
-        longer |= rc >> 1;
+        if (rc - 1 > longest) longest = rc - 1;
         if (dst[ci] != before && !j->retable) {
             if (spim__jcopy_to(c, w, bstart, 1) != SPIM_OK || spim__jout_room(w, 16) != SPIM_OK)
                 return -1;
@@ -11472,7 +11484,7 @@ static int spim__jpeg_pass_mcu(spim__jpeg *j, spim__jbits *r, spim__jcopy *c, sp
         dst[ci] = src[ci];
     }
     if (spim__jbits_over(r)) return spim__jpeg_decline(j, "scan data ends early");
-    return 1 + longer;
+    return 1 + longest;
 }
 
 /* One restart interval (or the whole scan) with covered MCUs in it, with
@@ -11484,7 +11496,7 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
 {
     spim__jbits r, at;
     spim__jcopy c;
-    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, was[3], rc, cov, after = 0, longer;
+    int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, was[3], rc, cov, after = 0, longest;
     uint64_t m, last = (uint64_t)k->r1 * (uint64_t)j->mcux + (uint64_t)k->c1;
     memset(&r, 0, sizeof r);
     memset(&c, 0, sizeof c);
@@ -11496,15 +11508,15 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
     for (m = m0; m < m1 && !(j->retable && m > last); m++, after = cov) {
         at = r;
         memcpy(was, src, sizeof was);
-        longer = 0;
+        longest = 17;
         if ((cov = spim__jcover_has(k, m, j->mcux)) != 0) {
             if ((rc = spim__jpeg_covered_mcu(j, P, m, &r, &c, w, src, dst)) != 1) return rc;
         } else if ((rc = spim__jpeg_pass_mcu(j, &r, &c, w, src, dst)) < 1) {
             return rc;
-        } else {
-            longer = rc == 2;
+        } else if (!after) {
+            longest = rc - 1;
         }
-        if (j->marking == 1 && (cov || after || longer)) spim__jpeg_mark(j, m, &at, was);
+        if (j->marking == 1 && longest > SPIM__JPEG_MARK) spim__jpeg_mark(j, m, &at, was, longest);
     }
     if (j->retable) {
         j->stop.m = m;
@@ -11746,9 +11758,10 @@ static int spim__jpeg_sparse_mcu(spim__jpeg *j, const spim__plan *P, const spim_
 }
 
 /* One interval with the extended tables: data [pos, end), MCUs m0..m1-1.
-   With the splice's marks (a scan without restarts, none of the codes it
-   marked for kept), only the marked MCUs and those after where it stopped
-   are decoded: the bits between are copied. 1 done, 0 declined, -1 out of
+   With the splice's marks (a scan without restarts, the extended tables
+   keeping every code up to SPIM__JPEG_MARK bits), only the marked MCUs
+   with a code they re-assign and those after where it stopped are
+   decoded: the bits between are copied. 1 done, 0 declined, -1 out of
    memory. */
 static int spim__jpeg_sparse(spim__jpeg *j, const spim__plan *P, const spim__jcover *k, size_t pos,
                              size_t end, uint64_t m0, uint64_t m1, spim__jout *w)
@@ -11765,9 +11778,10 @@ static int spim__jpeg_sparse(spim__jpeg *j, const spim__plan *P, const spim__jco
     r.end = c.end = end;
     w->acc = 0;
     w->n = 0;
-    if (j->marking == 1 && !j->ri && j->keep >= SPIM__HUFF_SKIP) {
+    if (j->marking == 1 && !j->ri && j->keep >= SPIM__JPEG_MARK) {
         for (i = 0; i <= j->nmarks; i++) {
             const spim__jmark *mk = i < j->nmarks ? &j->marks[i] : &j->stop;
+            if (i < j->nmarks && mk->longest <= j->keep) continue; /* its bits stay */
             /* the MCUs passed over keep their DC differences: the output's predictors follow
                the file's (after a covered MCU they differ, but the next MCU is marked) */
             if (!memcmp(src, dst, sizeof src)) memcpy(dst, mk->src, sizeof dst);
