@@ -1225,11 +1225,12 @@ SPIMDEF void spim_image_free(spim_image *img);
    file's; they had every code); "constrained" (the file's: a block that
    wanted a code they lack took the nearest block they code, the mean error
    this adds over the stamp within 0.25 per channel); "extended" (past that
-   bound: the file's AC codes of up to 12 bits and every DC code kept, the
-   rarer ones re-assigned with the missing symbols, and only the blocks
-   using a re-assigned code coded again); "optimal" (no room for that: the
-   scan re-encoded in one pass with new tables; slower, still lossless
-   outside the covered MCUs). info->mcus_recoded counts the MCUs.
+   bound: every DC code and the file's AC codes up to the longest length
+   that leaves room kept, the longer, rarer ones re-assigned with the
+   symbols the covered blocks want, and only the blocks using a re-assigned
+   code coded again); "optimal" (no room for that: the scan re-encoded in
+   one pass with new tables; slower, still lossless outside the covered
+   MCUs). info->mcus_recoded counts the MCUs.
    A progressive JPEG (SOF2) is stamped in the coefficient domain
    (info->path "progressive"): same scan script, tables and sampling.
    APPn, COM, DQT, DHT, SOF and DRI segments are copied, less what would
@@ -10277,16 +10278,21 @@ static spim_status spim__kept_stamp(const void *in, size_t in_len, const spim_st
    Blocks of a covered MCU the stamp leaves unchanged keep their
    coefficients. Where a re-coded block needs a Huffman code the file's
    tables lack, it takes the nearest block they code (the nearest codable
-   block, below), within a bound on the error that adds. Past the bound
-   (found as soon as it is passed; what was written is dropped), the scan
-   is re-encoded in one streaming pass instead, with new tables estimated
-   without counting (spim__jpeg_estimate): every block decoded, the covered
-   MCUs re-derived (the same arithmetic gives the same coefficients), every
-   block coded with the new tables, restart intervals kept, the DHT
-   segments replaced; no value is clamped. No block outside the covered
-   MCUs ever changes. Memory stays one MCU beside the output. Everything
-   the splice does not understand is declined, and spim_stamp_image takes
-   the decode -> encode path instead. */
+   block, below), within a bound on the error that adds. Past the bound,
+   what was written is dropped but the pass goes on to the last covered
+   MCU, counting the symbols the covered blocks want; on a file whose
+   tables lack symbols it has also marked the MCUs re-tabling must revisit
+   and kept the covered MCUs' new coefficients. The scan is then written
+   once more with extended tables (below), copying the bits between the
+   marked MCUs without decoding them, or where those do not fit, re-encoded
+   in one streaming pass with new tables estimated without counting
+   (spim__jpeg_estimate): every block decoded and coded with the new
+   tables, restart intervals kept, the DHT segments replaced; no value is
+   clamped. No block outside the covered MCUs ever changes. Memory is one
+   MCU beside the output, plus when re-tabling the marks (at most a quarter
+   of the MCUs) and the covered MCUs' coefficients (at most 8 MiB).
+   Everything the splice does not understand is declined, and
+   spim_stamp_image takes the decode -> encode path instead. */
 
 #define SPIM__HUFF_FAST 9
 #define SPIM__HUFF_SKIP 12       /* AC lookahead that consumes up to two codes and values at once */
