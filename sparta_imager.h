@@ -11299,6 +11299,7 @@ static void spim__jpeg_count_block(spim__jpeg *j, int b)
    a row), so tiles leaving gaps re-code only what they touch. */
 typedef struct spim__jcover {
     int c0, c1, r0, r1;
+    uint64_t first, last;     /* the MCU indexes of (c0, r0) and (c1, r1): none outside covered */
     uint64_t area;            /* pixels of the visible stamps and tiles */
     size_t rowbytes;
     unsigned char *bits;
@@ -11306,7 +11307,10 @@ typedef struct spim__jcover {
 
 static int spim__jcover_has(const spim__jcover *k, uint64_t m, int mcux)
 {
-    int r = (int)(m / (uint64_t)mcux), c = (int)(m % (uint64_t)mcux);
+    int r, c;
+    if (m < k->first || m > k->last) return 0; /* most MCUs: no division */
+    r = (int)(m / (uint64_t)mcux);
+    c = (int)(m % (uint64_t)mcux);
     if (r < k->r0 || r > k->r1 || c < k->c0 || c > k->c1) return 0;
     c -= k->c0;
     return k->bits[(size_t)(r - k->r0) * k->rowbytes + (size_t)c / 8] >> (c % 8) & 1;
@@ -11383,8 +11387,8 @@ static void spim__jcover_mark(spim__jcover *k, const spim__plan *P, int mcuw, in
 /* The cover map of a plan on a JPEG of MCUs mcuw x mcuh; SPIM_ERR_TOO_LARGE
    when its bounding box holds more than `budget` pixels (checked before the
    map is allocated). */
-static spim_status spim__jcover_make(spim__jcover *k, const spim__plan *P, int mcuw, int mcuh, uint64_t budget,
-                                     spim_error *err)
+static spim_status spim__jcover_make(spim__jcover *k, const spim__plan *P, int mcuw, int mcuh, int mcux,
+                                     uint64_t budget, spim_error *err)
 {
     uint64_t area;
     size_t n;
@@ -11403,6 +11407,8 @@ static spim_status spim__jcover_make(spim__jcover *k, const spim__plan *P, int m
         return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory mapping the stamp's MCUs");
     memset(k->bits, 0, n);
     spim__jcover_mark(k, P, mcuw, mcuh);
+    k->first = (uint64_t)k->r0 * (uint64_t)mcux + (uint64_t)k->c0;
+    k->last = (uint64_t)k->r1 * (uint64_t)mcux + (uint64_t)k->c1;
     return SPIM_OK;
 }
 
@@ -11503,7 +11509,7 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
     spim__jbits r, at;
     spim__jcopy c;
     int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, was[3], rc, cov, after = 0, longest;
-    uint64_t m, last = (uint64_t)k->r1 * (uint64_t)j->mcux + (uint64_t)k->c1;
+    uint64_t m;
     memset(&r, 0, sizeof r);
     memset(&c, 0, sizeof c);
     r.p = c.p = j->p;
@@ -11511,7 +11517,7 @@ static int spim__jpeg_interval(spim__jpeg *j, const spim__plan *P, const spim__j
     r.end = c.end = end;
     w->acc = 0;
     w->n = 0;
-    for (m = m0; m < m1 && !(j->retable && m > last); m++, after = cov) {
+    for (m = m0; m < m1 && !(j->retable && m > k->last); m++, after = cov) {
         at = r;
         memcpy(was, src, sizeof was);
         longest = 17;
@@ -11832,7 +11838,7 @@ static int spim__jpeg_scan(spim__jpeg *j, const spim__plan *P, const spim__jcove
         } else if ((rc = spim__jpeg_interval(j, P, k, pos, end, m0, m1, &w)) != 1) {
             return rc;
         }
-        if (!mode && j->retable && m1 > (uint64_t)k->r1 * (uint64_t)j->mcux + (uint64_t)k->c1)
+        if (!mode && j->retable && m1 > k->last)
             return 0; /* past the last covered MCU: every symbol they want is counted */
         if (m1 < total) {
             unsigned char rst[2];
@@ -12057,7 +12063,7 @@ static spim_status spim__jpeg_splice(const unsigned char *p, size_t len, int ori
         SPIM_FREE(j);
         return st;
     }
-    if ((st = spim__jcover_make(&k, &P, j->mcuw, j->mcuh, budget, err)) == SPIM_OK) {
+    if ((st = spim__jcover_make(&k, &P, j->mcuw, j->mcuh, j->mcux, budget, err)) == SPIM_OK) {
         spim__jpeg_allowance(j, k.area);
         j->keeping = spim__jpeg_lacks(j);
         j->marking = !j->ri && j->keeping;
@@ -12940,7 +12946,7 @@ SPIM__PRIVATE spim_status spim__jprog_go(spim__jprog *g, int orientation, const 
                               j->height, side, (unsigned long long)budget);
     st = spim__plan_make(&P, j->width, j->height, j->nc, orientation, stamp, o, err);
     if (st != SPIM_OK) return st;
-    st = spim__jcover_make(&g->k, &P, j->mcuw, j->mcuh, budget, err);
+    st = spim__jcover_make(&g->k, &P, j->mcuw, j->mcuh, j->mcux, budget, err);
     if (st == SPIM_OK) {
         rc = spim__jprog_run(g, &P, out);
         if (rc < 0)
