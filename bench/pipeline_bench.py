@@ -36,7 +36,10 @@ variables of build/servers.env must be set).
    unstamped keys posted at once, timed from the first post to the last
    answer; the median of WORKER_RUNS such runs, with the CPU each process
    (the imager; radosgw with its OSD and monitor; the proxy; the emulator)
-   spent per event over the timed part (/proc/PID/stat, all threads).
+   spent per event over the timed part (/proc/PID/stat, all threads), and
+   how many of the machine's cores they used together (their CPU seconds
+   over the wall seconds): on a machine shared with other work, N workers
+   can only go as fast as the share of the cores they get.
 
 Environment: BENCH_PIPELINE_STARTS (15), BENCH_PIPELINE_REPEATS (5),
 BENCH_PIPELINE_MEMORY (128), BENCH_PIPELINE_SIZES ("2,12,20"),
@@ -366,8 +369,8 @@ def workers(build, exe, tmp):
           % (latency, proxy.name, runs, events, os.getloadavg()[0]))
     procs = ("imager", "radosgw", "proxy", "emulator")
     print("| workers | events/s | seconds for %d events | most outstanding | vs N=1 | CPU ms per event: %s "
-          "| load |" % (events, " / ".join(procs)))
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+          "| cores these used | load |" % (events, " / ".join(procs)))
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     base = None
     try:
         for n in counts:
@@ -377,8 +380,9 @@ def workers(build, exe, tmp):
             base = base or rate
             cpu = " / ".join("%.0f" % (statistics.median(c[p] for _, _, c in got) * 1000 / events)
                              for p in procs)
-            print("| %d | %.2f | %.2f | %d | %.2fx | %s | %.1f |" % (n, rate, secs, max(m for _, m, _ in got),
-                                                                   rate / base, cpu, os.getloadavg()[0]))
+            cores = statistics.median(sum(c.values()) / t for t, _, c in got)
+            print("| %d | %.2f | %.2f | %d | %.2fx | %s | %.2f | %.1f |" %
+                  (n, rate, secs, max(m for _, m, _ in got), rate / base, cpu, cores, os.getloadavg()[0]))
             sys.stdout.flush()
     finally:
         proxy.stop()
