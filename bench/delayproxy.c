@@ -107,12 +107,15 @@ static int from_client(conn *c, const char *p, size_t n)
             c->have += k;
             end = head_end(c->head, c->have);
             if (!end) {
-                if (c->have == HEAD_MAX) return fprintf(stderr, "delayproxy: head too long\n"), -1;
-                return 0;
+                if (c->have < HEAD_MAX) return 0;
+                fprintf(stderr, "delayproxy: a request head over %d bytes\n", HEAD_MAX);
+                return -1;
             }
             used = (size_t)(end - c->head) + 4;
-            if ((c->body_left = body_length(c->head, used)) < 0)
-                return fprintf(stderr, "delayproxy: a request without Content-Length\n"), -1;
+            if ((c->body_left = body_length(c->head, used)) < 0) {
+                fprintf(stderr, "delayproxy: a body not delimited by Content-Length (chunked?)\n");
+                return -1;
+            }
             hold();
             if (write_all(c->up, c->head, used)) return -1;
             /* bytes past the head were copied from p: give them back to the loop */
