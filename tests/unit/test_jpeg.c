@@ -532,6 +532,41 @@ TEST(extended_tables_copy_between_marked_mcus)
     spim_buf_free(&b);
 }
 
+/* Tiles over a whole 1600x1200 4:4:4 photo with optimised tables: the
+   covered MCUs' coefficients (over 8 MiB) are too many to keep and the
+   MCUs to mark too many (over a quarter), so re-tabling decodes the scan
+   again and stamps the covered MCUs again; the result is still the
+   standard-table splice's coefficients. */
+TEST(retabling_without_marks_or_kept_coefficients)
+{
+    const int w = 1600, h = 1200;
+    unsigned char *rgb = make_smooth(w, h);
+    spim_buf tiny = SPIM_BUF_INIT, ample = SPIM_BUF_INIT, a = SPIM_BUF_INIT, b = SPIM_BUF_INIT;
+    spim_stamp_options o;
+    spim_image_info ia, ib;
+    spim_error err;
+    REQUIRE(make_jpeg(&tiny, rgb, w, h, &layouts[1], 0, 1, 0, 0, 90));
+    REQUIRE(make_jpeg(&ample, rgb, w, h, &layouts[1], 0, 0, 0, 0, 90));
+    memset(&o, 0, sizeof o);
+    o.tile = 1;
+    o.tile_gap = 0;
+    memset(&ia, 0, sizeof ia);
+    memset(&ib, 0, sizeof ib);
+    CHECK_INT(SPIM_OK, spim_stamp_image(tiny.data, tiny.len, &the_stamp, &o, &a, &ia, &err));
+    CHECK_INT(SPIM_OK, spim_stamp_image(ample.data, ample.len, &the_stamp, &o, &b, &ib, &err));
+    CHECK_STR("extended", ia.huffman ? ia.huffman : "(null)");
+    CHECK_STR("file", ib.huffman ? ib.huffman : "(null)");
+    CHECKF(ia.mcus_recoded * 3 * 64 * 2 > ((uint64_t)8 << 20),
+           "%llu MCUs re-coded: their coefficients fit in 8 MiB", (unsigned long long)ia.mcus_recoded);
+    CHECK_INT((int)ib.mcus_recoded, (int)ia.mcus_recoded);
+    CHECKF(same_coefs(&a, &b), "the re-coded blocks differ from the standard tables'");
+    free(rgb);
+    spim_buf_free(&tiny);
+    spim_buf_free(&ample);
+    spim_buf_free(&a);
+    spim_buf_free(&b);
+}
+
 /* Mean absolute error per channel, inside the stored rectangle r, between
    the exact blend over the decoded source and the decoded output. */
 static void stamp_error(const spim_buf *in, const spim_buf *out, const spim_stamp *st, const spim_stamp_options *o,
@@ -1232,6 +1267,7 @@ int main(void)
     RUN(missing_codes_take_optimal_tables);
     RUN(full_tables_take_optimal);
     RUN(extended_tables_copy_between_marked_mcus);
+    RUN(retabling_without_marks_or_kept_coefficients);
     RUN(stamp_is_as_exact_as_the_pixel_path);
     RUN(progressive_and_recode_mode);
     RUN(stamp_entirely_outside_is_an_error);
