@@ -388,7 +388,8 @@ static int same_coefs(const spim_buf *x, const spim_buf *y)
 }
 
 /* A source whose optimised tables lack codes the stamped blocks need: the
-   scan is re-encoded with new tables (huffman "optimal"), every block
+   scan is re-tabled (huffman "extended"; "optimal" where those tables
+   have no room: full_tables_take_optimal), every block
    outside the covered MCUs keeps its coefficients, and nothing is clamped:
    the output holds exactly the coefficients the same stamp gives on the
    same image coded with libjpeg's standard tables, which have every code
