@@ -10951,8 +10951,8 @@ static void spim__jpeg_block_coefs(spim__jpeg *j, int b)
             float s = 0;
             for (v = 0; v < sy; v++)
                 for (u = 0; u < sx; u++) {
-                    const unsigned char *px = j->rgb + ((size_t)(y0 + y * sy + v) * (size_t)j->mcuw +
-                                                        (size_t)(x0 + x * sx + u)) * (size_t)ch;
+                    size_t at = (size_t)(y0 + y * sy + v) * (size_t)j->mcuw + (size_t)(x0 + x * sx + u);
+                    const unsigned char *px = j->rgb + at * (size_t)ch;
                     s += ch == 1 ? (float)px[0] : spim__jpeg_from_rgb(px, j->bcomp[b]);
                 }
             in[y * 8 + x] = s / (float)(sx * sy);
