@@ -1045,7 +1045,8 @@ typedef enum spim_gravity {
    the stamp needs and the scan is re-encoded with new tables), and
    `quality` does not apply; a progressive (SOF2) Huffman JPEG the same way,
    in the coefficient domain, staying progressive with its scan script; other
-   JPEGs are decoded and re-encoded.
+   JPEGs are decoded and re-encoded with their own quantisation tables,
+   sampling and progression (spim_image_encode).
    RECODE always decodes and re-encodes (the SPARTA_JPEG_MODE=recode of the
    imager, `--recode` of build/stamp); it sends PNGs through the pixel path
    too (stb_image, 8 bits, no chunks but iCCP and eXIf). */
@@ -1093,7 +1094,7 @@ typedef struct spim_stamp_options {
     int margin;               /* pixels between the stamp and the edges */
     double scale;             /* stamp's longer side / image's shorter side, 0..1; 0 = native size */
     double opacity;           /* 0..1 multiplied into the stamp's alpha; 0 = 1 (as drawn) */
-    int quality;              /* JPEG quality 1..100; 0 = 90 */
+    int quality;              /* JPEG quality 1..100 where no source tables apply; 0 = 90 */
     uint64_t max_pixels;      /* decode budget; 0 = from AWS_LAMBDA_FUNCTION_MEMORY_SIZE */
     spim_format output_format; /* 0 = the source format, or PNG when stb cannot write it */
     spim_jpeg_mode jpeg_mode; /* JPEG to JPEG: AUTO (compressed domain when possible) or RECODE */
@@ -1205,7 +1206,14 @@ SPIMDEF spim_status spim_image_stamp(spim_image *img, const spim_stamp *stamp,
                                      const spim_stamp_options *opt, spim_error *err);
 /* Encode as `format` (UNKNOWN = source format or PNG), keeping EXIF and ICC in
    JPEG and PNG output (the EXIF thumbnail, which would show the photo without
-   the stamp, is unlinked); appends to `out`. quality 0 = 90. */
+   the stamp, is unlinked); appends to `out`. A JPEG decoded from a JPEG is
+   written with the source's quantisation tables (8- or 16-bit), sampling
+   (factors above 2 scaled into 1..2; CMYK/YCCK as YCbCr with the source's
+   first table for luma, its second for chroma), restart interval and, when
+   it was progressive, progression (its scan script when valid and complete,
+   else libjpeg's standard one), with optimal Huffman tables; `quality`
+   (0 = 90, stb's encoder, 4:2:0) applies only where no source table was read:
+   another format written as JPEG, or tables that do not parse. */
 SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format, int quality,
                                       spim_buf *out, spim_error *err);
 SPIMDEF void spim_image_free(spim_image *img);
@@ -1241,11 +1249,11 @@ SPIMDEF void spim_image_free(spim_image *img);
    path, and opt->metadata applied; bytes after EOI are dropped, and with
    them the MPF index (APP2) that points at them (an Ultra HDR gain map, a
    camera's preview). CMYK and anything else neither path understands is
-   decoded and re-encoded; arithmetic-coded, 12-bit, lossless and
-   hierarchical JPEGs are refused by name on every path (SPIM_ERR_IMAGE).
-   info->path says which ran; opt->jpeg_mode = SPIM_JPEG_RECODE forces
-   decode -> encode, and `quality`
-   applies only to it. */
+   decoded and re-encoded with the source's own tables, sampling and
+   progression (see spim_image_encode; info->path "recode"); arithmetic-coded,
+   12-bit, lossless and hierarchical JPEGs are refused by name on every path
+   (SPIM_ERR_IMAGE). opt->jpeg_mode = SPIM_JPEG_RECODE forces decode ->
+   encode; `quality` applies only where no source table was read. */
 
 /* ==========================================================================
    pipeline
