@@ -10884,30 +10884,34 @@ static void spim__jpeg_idct(const spim__jpeg *j, const int16_t *coef, const uint
 /* The forward DCT of in (samples 0..255) divided by q, unrounded, into f. */
 static void spim__jpeg_fdct_exact(const spim__jpeg *j, const float *in, const uint16_t *q, float *f)
 {
-    float t[64], o[64];
-    int x, y, u, v, i;
-    memset(t, 0, sizeof t);
-    memset(o, 0, sizeof o);
-    for (y = 0; y < 8; y++) /* rows: t[y][u] = sum over x of in[y][x] C[x][u] */
+    float t[64], acc[8];
+    int x, y, u, v;
+    /* each sum accumulates in registers, its terms in the order of x (y) */
+    for (y = 0; y < 8; y++) { /* rows: t[y][u] = sum over x of in[y][x] C[x][u] */
+        for (u = 0; u < 8; u++) acc[u] = 0;
         for (x = 0; x < 8; x++) {
             float p = in[y * 8 + x] - 128.0f;
-            for (u = 0; u < 8; u++) t[y * 8 + u] += p * j->cosine[x][u];
+            for (u = 0; u < 8; u++) acc[u] += p * j->cosine[x][u];
         }
-    for (y = 0; y < 8; y++) /* columns: o[v][u] = sum over y of C[y][v] t[y][u] */
-        for (v = 0; v < 8; v++) {
+        memcpy(t + y * 8, acc, sizeof acc);
+    }
+    for (v = 0; v < 8; v++) { /* columns: o[v][u] = sum over y of C[y][v] t[y][u] */
+        for (u = 0; u < 8; u++) acc[u] = 0;
+        for (y = 0; y < 8; y++) {
             float c = j->cosine[y][v];
-            for (u = 0; u < 8; u++) o[v * 8 + u] += c * t[y * 8 + u];
+            for (u = 0; u < 8; u++) acc[u] += c * t[y * 8 + u];
         }
-    for (i = 0; i < 64; i++) f[i] = o[i] / (float)q[i];
+        for (u = 0; u < 8; u++) f[v * 8 + u] = acc[u] / (float)q[v * 8 + u];
+    }
 }
 
 /* Rounded to the nearest, within the 8-bit range of T.81's AC values. */
 static void spim__jpeg_quantise(const float *f, int16_t *coef)
 {
     int i;
-    for (i = 0; i < 64; i++) {
-        int c = (int)(f[i] < 0 ? f[i] - 0.5f : f[i] + 0.5f);
-        coef[i] = (int16_t)(c < -1023 ? -1023 : c > 1023 ? 1023 : c);
+    for (i = 0; i < 64; i++) { /* clamped before the truncation: the same value, and it vectorises */
+        float c = f[i] < 0 ? f[i] - 0.5f : f[i] + 0.5f;
+        coef[i] = (int16_t)(int)(c < -1023.0f ? -1023.0f : c > 1023.0f ? 1023.0f : c);
     }
 }
 
@@ -10945,9 +10949,16 @@ static void spim__jpeg_mcu_pixels(spim__jpeg *j)
         }
 }
 
+/* Block b's samples in (64, 0..255) through the FDCT and its component's
+   quantiser: unrounded into j->fcoef[b], rounded into j->coef[b]. */
+static void spim__jpeg_block_fdct(spim__jpeg *j, int b, const float *in)
+{
+    spim__jpeg_fdct_exact(j, in, j->qt[j->comp[j->bcomp[b]].tq], j->fcoef[b]);
+    spim__jpeg_quantise(j->fcoef[b], j->coef[b]);
+}
+
 /* Block b's coefficients from the MCU's pixels in j->rgb: colour
-   conversion, box downsampling, FDCT, the quantiser; unrounded into
-   j->fcoef[b], rounded into j->coef[b]. */
+   conversion, box downsampling, spim__jpeg_block_fdct. */
 static void spim__jpeg_block_coefs(spim__jpeg *j, int b)
 {
     const spim__jcomp *c = &j->comp[j->bcomp[b]];
@@ -10965,8 +10976,7 @@ static void spim__jpeg_block_coefs(spim__jpeg *j, int b)
                 }
             in[y * 8 + x] = s / (float)(sx * sy);
         }
-    spim__jpeg_fdct_exact(j, in, j->qt[c->tq], j->fcoef[b]);
-    spim__jpeg_quantise(j->fcoef[b], j->coef[b]);
+    spim__jpeg_block_fdct(j, b, in);
 }
 
 /* Re-derive the coefficients of each block whose pixels the stamp changed:
@@ -12931,6 +12941,7 @@ typedef struct spim__jenc {
     int ri, progressive;
     spim__jprog g;               /* progressive: the scan writer's state */
     int16_t *plane[3];           /* progressive: every block's coefficients, pw x ph a component */
+    float mcu[3][256 + 8];       /* one MCU's samples, component by component (+ a spill) */
 } spim__jenc;
 
 /* The source's table for luma (chroma 0) or chroma (1) when its components
@@ -13018,28 +13029,61 @@ static int spim__jenc_script_ok(const spim__jsrc *s, int nc)
     return 1;
 }
 
-/* MCU (mx, my) of the image (edges repeated) into j->rgb, and every block's
-   coefficients into j->coef. */
+/* Block b of the MCU in e->mcu: box-downsampled, then spim__jpeg_block_fdct. */
+static void spim__jenc_block(spim__jenc *e, int b)
+{
+    spim__jpeg *j = e->j;
+    const spim__jcomp *c = &j->comp[j->bcomp[b]];
+    const float *p = e->mcu[j->bcomp[b]];
+    int sx = j->hmax / c->h, sy = j->vmax / c->v, x0 = j->bx[b] * 8 * sx, y0 = j->by[b] * 8 * sy;
+    int x, y;
+    float in[64];
+    for (y = 0; y < 8; y++) {
+        const float *r0 = p + (y0 + y * sy) * j->mcuw + x0, *r1 = r0 + (sy - 1) * j->mcuw;
+        if (sx == 1 && sy == 1) {
+            memcpy(in + 8 * y, r0, 8 * sizeof(float));
+            continue;
+        }
+        for (x = 0; x < 8; x++) /* factors are 1 or 2: the corners of the box, each 1/4 */
+            in[y * 8 + x] = 0.25f * (r0[x * sx] + r0[x * sx + sx - 1] + r1[x * sx] +
+                                     r1[x * sx + sx - 1]);
+    }
+    spim__jpeg_block_fdct(j, b, in);
+}
+
+/* MCU (mx, my) of the image (edges repeated) into e->mcu as Y (or grey),
+   Cb, Cr, and every block's coefficients into j->coef. */
 static void spim__jenc_mcu(spim__jenc *e, int mx, int my)
 {
     spim__jpeg *j = e->j;
     const spim_image *img = e->img;
-    int x, y, b, nc = j->nc, ch = img->channels;
+    int x, y, b, ch = img->channels, w = j->mcuw;
+    float r[16], g[16], bl[16];
+    memset(r, 0, sizeof r);
+    memset(g, 0, sizeof g);
+    memset(bl, 0, sizeof bl);
     for (y = 0; y < j->mcuh; y++) {
         int sy = my * j->mcuh + y < img->height ? my * j->mcuh + y : img->height - 1;
         const unsigned char *row = img->pixels + (size_t)sy * (size_t)img->width * (size_t)ch;
-        unsigned char *o = j->rgb + (size_t)y * (size_t)j->mcuw * (size_t)nc;
-        for (x = 0; x < j->mcuw; x++, o += nc) {
-            int sx = mx * j->mcuw + x < img->width ? mx * j->mcuw + x : img->width - 1;
+        float *o0 = e->mcu[0] + y * w, *o1 = e->mcu[1] + y * w, *o2 = e->mcu[2] + y * w;
+        for (x = 0; x < w; x++) { /* the channels apart first, so that the sums vectorise */
+            int sx = mx * w + x < img->width ? mx * w + x : img->width - 1;
             const unsigned char *px = row + (size_t)sx * (size_t)ch;
-            o[0] = px[0];
-            if (nc == 3) {
-                o[1] = px[1];
-                o[2] = px[2];
-            }
+            r[x] = px[0];
+            g[x] = j->nc == 1 ? 0 : px[1];
+            bl[x] = j->nc == 1 ? 0 : px[2];
+        }
+        if (j->nc == 1) {
+            memcpy(o0, r, (size_t)w * sizeof(float));
+            continue;
+        }
+        for (x = 0; x < 16; x++) { /* spim__jpeg_from_rgb's; a row of 8 spills into the next */
+            o0[x] = 0.299f * r[x] + 0.587f * g[x] + 0.114f * bl[x];
+            o1[x] = -0.168736f * r[x] - 0.331264f * g[x] + 0.5f * bl[x] + 128.0f;
+            o2[x] = 0.5f * r[x] - 0.418688f * g[x] - 0.081312f * bl[x] + 128.0f;
         }
     }
-    for (b = 0; b < j->nblocks; b++) spim__jpeg_block_coefs(j, b);
+    for (b = 0; b < j->nblocks; b++) spim__jenc_block(e, b);
 }
 
 /* SOI, JFIF, the metadata segments (meta), DQT with the tables the
