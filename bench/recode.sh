@@ -22,8 +22,8 @@ have cjpeg && have djpeg && have jpegtran && have convert && [ -x /usr/bin/time 
 STAMP=$B/assets/stamp.png
 
 # A 4000x3000 crop of a Debian wallpaper when there is one, else tools/mkjpeg's photo.
-SRC=/usr/share/backgrounds/Painting-Colors_by__herobrine7gamer.jpg
-if [ -f "$SRC" ]; then convert "$SRC" -crop 4000x3000+1000+500 +repage "$BD/src.ppm"
+SRC=/usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg
+if [ -f "$SRC" ]; then convert "$SRC" -crop 4000x3000+1000+300 +repage "$BD/src.ppm"
 else "$B/tools/mkjpeg" 4000 3000 90 "$BD/mk.jpg" && djpeg -pnm "$BD/mk.jpg" > "$BD/src.ppm"; fi
 cjpeg -quality 90 -sample 2x2 -outfile "$BD/c420.jpg" "$BD/src.ppm"
 cjpeg -quality 92 -sample 1x1 -optimize -outfile "$BD/c444.jpg" "$BD/src.ppm"
