@@ -12942,6 +12942,7 @@ typedef struct spim__jenc {
     spim__jprog g;               /* progressive: the scan writer's state */
     int16_t *plane[3];           /* progressive: every block's coefficients, pw x ph a component */
     float mcu[3][256 + 8];       /* one MCU's samples, component by component (+ a spill) */
+    spim__huff fdc, fac;         /* sequential: the flat tables of pass 1 (spim__jenc_flat) */
 } spim__jenc;
 
 /* The source's table for luma (chroma 0) or chroma (1) when its components
@@ -13171,53 +13172,102 @@ static void spim__jenc_restart(spim__jout *w, uint64_t i)
     w->b->data[w->b->len++] = (unsigned char)(0xD0 + (int)(i & 7));
 }
 
-/* A sequential scan's pass over every MCU, counting the symbols into
-   j->freq or coding them with j->ndc/j->nac. 1, 0 a DC difference out of
-   range, -1 out of memory. */
-static int spim__jenc_seq_pass(spim__jenc *e, spim__jout *w, int count)
+/* A sequential copy takes the FDCT once: the first pass counts each
+   block's symbols and writes them aside with a code of 8 bits for every
+   symbol (spim__jenc_flat), about the size of the output; the second reads
+   them back with the splice's decoder and codes them with the optimal
+   tables. Restart intervals reset the predictors at the same MCUs in both. */
+static void spim__jenc_flat(spim__huff *h, int ac)
+{
+    unsigned char counts[16], syms[256];
+    int s, n = 0;
+    memset(counts, 0, sizeof counts);
+    for (s = 0; s < 256; s++)
+        if (ac ? s == 0 || s == 0xF0 || ((s & 15) >= 1 && (s & 15) <= 10) : s <= 11)
+            syms[n++] = (unsigned char)s;
+    counts[7] = (unsigned char)n;
+    spim__huff_build(h, counts, syms, ac);
+}
+
+/* Pass 1: every MCU's coefficients, counted into j->freq and written to
+   w with the flat tables. 1, 0 a DC difference out of range, -1 out of
+   memory. */
+static int spim__jenc_pass1(spim__jenc *e, spim__jout *w)
 {
     spim__jpeg *j = e->j;
     uint64_t total = (uint64_t)j->mcux * (uint64_t)j->mcuy, m, ri = (uint64_t)e->ri;
-    int pred[3] = { 0, 0, 0 }, b;
+    int pc[3] = { 0, 0, 0 }, pw[3] = { 0, 0, 0 }, b;
     for (m = 0; m < total; m++) {
-        if (!count && spim__jout_room(w, 8192) != SPIM_OK) return -1;
-        if (ri && m && m % ri == 0) {
-            pred[0] = pred[1] = pred[2] = 0;
-            if (!count) spim__jenc_restart(w, m / ri - 1);
-        }
+        if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
+        if (ri && m && m % ri == 0) pc[0] = pc[1] = pc[2] = pw[0] = pw[1] = pw[2] = 0;
         spim__jenc_mcu(e, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
         for (b = 0; b < j->nblocks; b++) {
             const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-            if (!spim__jpeg_put_block(w, &j->ndc[cp->td], &j->nac[cp->ta],
-                                      count ? j->freq[cp->td] : NULL,
-                                      count ? j->freq[4 + cp->ta] : NULL, j->coef[b],
-                                      &pred[j->bcomp[b]]))
+            int c = j->bcomp[b], t = cp->td;
+            if (!spim__jpeg_put_block(w, NULL, NULL, j->freq[t], j->freq[4 + cp->ta], j->coef[b],
+                                      &pc[c]) ||
+                !spim__jpeg_put_block(w, &e->fdc, &e->fac, NULL, NULL, j->coef[b], &pw[c]))
                 return 0;
         }
     }
-    if (!count) {
-        if (spim__jout_room(w, 2) != SPIM_OK) return -1;
-        spim__jout_flush(w);
-    }
+    if (spim__jout_room(w, 2) != SPIM_OK) return -1;
+    spim__jout_flush(w);
     return 1;
 }
 
-/* Baseline or extended: one pass counts, the tables, one pass writes. */
+/* Pass 2: pass 1's blocks read back from [p, p + n) and coded into w with
+   j->ndc/j->nac, restart markers between the intervals. */
+static int spim__jenc_pass2(spim__jenc *e, const unsigned char *p, size_t n, spim__jout *w)
+{
+    spim__jpeg *j = e->j;
+    uint64_t total = (uint64_t)j->mcux * (uint64_t)j->mcuy, m, ri = (uint64_t)e->ri, dc_end;
+    int pin[3] = { 0, 0, 0 }, pout[3] = { 0, 0, 0 }, b;
+    spim__jbits r;
+    memset(&r, 0, sizeof r);
+    r.p = p;
+    r.end = n;
+    for (m = 0; m < total; m++) {
+        if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
+        if (ri && m && m % ri == 0) {
+            pin[0] = pin[1] = pin[2] = pout[0] = pout[1] = pout[2] = 0;
+            spim__jenc_restart(w, m / ri - 1);
+        }
+        for (b = 0; b < j->nblocks; b++) {
+            const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+            int c = j->bcomp[b];
+            if (!spim__jpeg_block(&r, &e->fdc, &e->fac, &pin[c], &dc_end, j->coef[b]) ||
+                !spim__jpeg_put_block(w, &j->ndc[cp->td], &j->nac[cp->ta], NULL, NULL, j->coef[b],
+                                      &pout[c]))
+                return 0;
+        }
+    }
+    if (spim__jout_room(w, 2) != SPIM_OK) return -1;
+    spim__jout_flush(w);
+    return 1;
+}
+
+/* Baseline or extended: pass 1, the tables, pass 2. */
 static int spim__jenc_sequential(spim__jenc *e, spim_buf *out)
 {
     spim__jpeg *j = e->j;
     unsigned char dht[4 + 8 * (17 + 256)], sos[16];
     int sc[3] = { 0, 1, 2 }, rc;
+    spim_buf flat = SPIM_BUF_INIT;
     spim__jout w;
-    w.b = out;
+    spim__jenc_flat(&e->fdc, 0);
+    spim__jenc_flat(&e->fac, 1);
+    memset(j->freq, 0, sizeof j->freq);
+    w.b = &flat;
     w.acc = 0;
     w.n = 0;
-    memset(j->freq, 0, sizeof j->freq);
-    if ((rc = spim__jenc_seq_pass(e, &w, 1)) != 1) return rc;
-    if (spim_buf_append(out, dht, spim__jpeg_new_tables(j, dht)) != SPIM_OK ||
-        spim_buf_append(out, sos, spim__jenc_sos(j, j->nc, sc, 0, 63, 0, sos)) != SPIM_OK)
-        return -1;
-    return spim__jenc_seq_pass(e, &w, 0);
+    rc = spim__jenc_pass1(e, &w);
+    w.b = out;
+    if (rc == 1 && (spim_buf_append(out, dht, spim__jpeg_new_tables(j, dht)) != SPIM_OK ||
+                    spim_buf_append(out, sos, spim__jenc_sos(j, j->nc, sc, 0, 63, 0, sos)) != SPIM_OK))
+        rc = -1;
+    if (rc == 1) rc = spim__jenc_pass2(e, flat.data, flat.len, &w);
+    spim_buf_free(&flat);
+    return rc;
 }
 
 /* Progressive: every block's coefficients, computed once. */
