@@ -12834,10 +12834,10 @@ static spim_status spim__jpeg_stamp(const void *in, size_t in_len, const spim_st
    RGB) becomes YCbCr with its first table (by id) for luma and its second
    (the first when it has one) for chroma, its first component's sampling
    for luma and its second's for chroma. Sampling factors above 2 become 1
-   or 2 in proportion (4:1:1 becomes 4:2:2). A sequential copy computes the
-   coefficients twice, once to count and once to write, and holds one MCU;
-   a progressive one holds every block's coefficients (2 bytes each) while
-   it writes its scans. Where no table was read (another format written as
+   or 2 in proportion (4:1:1 becomes 4:2:2). A sequential copy holds one
+   MCU and its symbols written aside (about the output's size, see
+   spim__jenc_flat); a progressive one holds every block's coefficients (2
+   bytes each) while it writes its scans. Where no table was read (another format written as
    JPEG, a table that does not parse), spim_image_encode takes stb's
    encoder at `quality` instead. */
 
