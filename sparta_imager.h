@@ -6489,27 +6489,47 @@ static int spim__jpeg_data_end(const unsigned char *p, size_t pos, size_t len, s
     return 0;
 }
 
-/* Orientation (tag 0x0112) from IFD0 of a TIFF structure; 1 when absent. */
+/* 1 little-endian ("II*\0"), 0 big-endian ("MM\0*"), -1 not a TIFF structure. */
+static int spim__tiff_order(const unsigned char *t, size_t n)
+{
+    if (n < 8) return -1;
+    if (memcmp(t, "II*\0", 4) == 0) return 1;
+    return memcmp(t, "MM\0*", 4) == 0 ? 0 : -1;
+}
+
+/* Bytes of a field's value (count * the size of its type); 0 for a type TIFF 6 / EXIF 2.3 lack. */
+static uint64_t spim__tiff_value_size(unsigned type, uint32_t count)
+{
+    static const unsigned char size[14] = { 0, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8, 4 };
+    return type < 14 ? (uint64_t)size[type] * count : 0;
+}
+
+/* IFD0's offset and entry count when its entries and next-IFD offset lie
+   inside the structure; 0 otherwise. */
+static int spim__tiff_ifd0(const unsigned char *t, size_t n, int le, uint32_t *ifd, uint32_t *count)
+{
+    *ifd = spim__rd32(t + 4, le);
+    if (*ifd < 8 || *ifd > n - 2) return 0;
+    *count = spim__rd16(t + *ifd, le);
+    return (uint64_t)*ifd + 2 + 12 * (uint64_t)*count + 4 <= n;
+}
+
+/* Orientation (tag 0x0112) from IFD0 of a TIFF structure; 1 when absent,
+   or when IFD0 does not fit (the GPS strip drops such an EXIF whole, so
+   the copy must not be turned for it either). */
 static int spim__tiff_orientation(const unsigned char *t, size_t n)
 {
-    int le;
+    int le = spim__tiff_order(t, n);
     uint32_t ifd, i, count;
-    if (n < 8) return 1;
-    if (memcmp(t, "II*\0", 4) == 0) le = 1;
-    else if (memcmp(t, "MM\0*", 4) == 0) le = 0;
-    else return 1;
-    ifd = spim__rd32(t + 4, le);
-    if (ifd < 8 || ifd > n - 2) return 1;
-    count = spim__rd16(t + ifd, le);
+    if (le < 0 || !spim__tiff_ifd0(t, n, le, &ifd, &count)) return 1;
     for (i = 0; i < count; i++) {
-        size_t e = (size_t)ifd + 2 + (size_t)12 * i;
+        const unsigned char *e = t + ifd + 2 + (size_t)12 * i;
         unsigned type, v;
-        if (e + 12 > n) break;
-        if (spim__rd16(t + e, le) != 0x0112) continue;
-        type = spim__rd16(t + e + 2, le);
-        if (spim__rd32(t + e + 4, le) != 1) return 1;
-        if (type == 3) v = spim__rd16(t + e + 8, le);
-        else if (type == 4) v = (unsigned)spim__rd32(t + e + 8, le);
+        if (spim__rd16(e, le) != 0x0112) continue;
+        type = spim__rd16(e + 2, le);
+        if (spim__rd32(e + 4, le) != 1) return 1;
+        if (type == 3) v = spim__rd16(e + 8, le);
+        else if (type == 4) v = (unsigned)spim__rd32(e + 8, le);
         else return 1;
         return v >= 1 && v <= 8 ? (int)v : 1;
     }
@@ -6776,31 +6796,6 @@ static void spim__wr32(unsigned char *p, uint32_t v, int le)
 {
     int i;
     for (i = 0; i < 4; i++) p[le ? i : 3 - i] = (unsigned char)(v >> 8 * i);
-}
-
-/* 1 little-endian ("II*\0"), 0 big-endian ("MM\0*"), -1 not a TIFF structure. */
-static int spim__tiff_order(const unsigned char *t, size_t n)
-{
-    if (n < 8) return -1;
-    if (memcmp(t, "II*\0", 4) == 0) return 1;
-    return memcmp(t, "MM\0*", 4) == 0 ? 0 : -1;
-}
-
-/* Bytes of a field's value (count * the size of its type); 0 for a type TIFF 6 / EXIF 2.3 lack. */
-static uint64_t spim__tiff_value_size(unsigned type, uint32_t count)
-{
-    static const unsigned char size[14] = { 0, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8, 4 };
-    return type < 14 ? (uint64_t)size[type] * count : 0;
-}
-
-/* IFD0's offset and entry count when its entries and next-IFD offset lie
-   inside the structure; 0 otherwise. */
-static int spim__tiff_ifd0(const unsigned char *t, size_t n, int le, uint32_t *ifd, uint32_t *count)
-{
-    *ifd = spim__rd32(t + 4, le);
-    if (*ifd < 8 || *ifd > n - 2) return 0;
-    *count = spim__rd16(t + *ifd, le);
-    return (uint64_t)*ifd + 2 + 12 * (uint64_t)*count + 4 <= n;
 }
 
 /* Zero an IFD and the out-of-line values of its entries (those in bounds):

@@ -49,11 +49,14 @@ static void print_usage(FILE *f)
                "  --stamp FILE   stamp image (PNG with alpha); default: the embedded stamp;\n"
                "                 none: no image stamp (a --text alone)\n"
                "  --gravity G    where the stamp goes as the viewer sees the photo (default se)\n"
-               "  --margin PX    pixels between the stamp and the edges, 0 to 1000000 (default 0)\n"
-               "  --scale F      stamp's longer side / image's shorter side, 0 to 1; 0 = native size\n"
-               "  --opacity F    above 0, at most 1: multiplied into the stamp's alpha (default 1)\n"
-               "  --quality Q    JPEG quality 1 to 100 for a JPEG written from another format\n"
-               "                 (default 90; a JPEG source keeps its own tables)\n"
+               "  --margin PX    pixels between the stamp and the edges, 0 to 1000000\n"
+               "                 (default 0)\n"
+               "  --scale F      stamp's longer side / image's shorter side, 0 to 1;\n"
+               "                 0 = native size\n"
+               "  --opacity F    above 0, at most 1: multiplied into the stamp's alpha\n"
+               "                 (default 1)\n"
+               "  --quality Q    JPEG quality 1 to 100 for a JPEG written from another\n"
+               "                 format (default 90; a JPEG source keeps its own tables)\n"
                "  --recode       decode and re-encode a JPEG or PNG instead of stamping it in the\n"
                "                 compressed domain (also SPARTA_JPEG_MODE=recode)\n"
                "  --tile GAP     repeat the stamp over the image, GAP apart: whole pixels (40)\n"
@@ -61,7 +64,8 @@ static void print_usage(FILE *f)
                "                 by --gravity and --margin\n"
                "  --text TEXT    draw a line of text (UTF-8) with {year} {date} {key} {basename}\n"
                "                 {bucket}, beside the stamp (each at its gravity)\n"
-               "  --font FILE    TrueType font for --text (default: embedded DejaVu Sans, Latin-1)\n"
+               "  --font FILE    TrueType font for --text (default: embedded DejaVu Sans,\n"
+               "                 Latin-1)\n"
                "  --text-gravity G, --text-size F (line height / shorter side, default 0.05),\n"
                "  --text-color #rrggbb[aa] (default white), --text-effect outline|shadow|plain\n"
                "  --metadata M   what the output keeps of EXIF/XMP: strip-gps (default: all but\n"
@@ -98,7 +102,8 @@ typedef struct args {
 } args;
 
 /* A stamp option from a flag or a variable; 0, or the usage error's status. */
-static int set_option(spim_stamp_options *opt, const char *label, const char *name, const char *value)
+static int set_option(spim_stamp_options *opt, const char *label, const char *name,
+                      const char *value)
 {
     spim_error err;
     if (spim_stamp_option_set(opt, name, value, &err) == SPIM_OK) return 0;
@@ -108,9 +113,10 @@ static int set_option(spim_stamp_options *opt, const char *label, const char *na
 
 static int known_flag(const char *k)
 {
-    static const char *const flags[] = { "--gravity", "--margin", "--scale", "--opacity", "--quality", "--tile",
-                                         "--text", "--text-gravity", "--text-size", "--text-color",
-                                         "--text-effect", "--metadata" };
+    static const char *const flags[] = {"--gravity",   "--margin",     "--scale",
+                                        "--opacity",   "--quality",    "--tile",
+                                        "--text",      "--text-gravity", "--text-size",
+                                        "--text-color", "--text-effect", "--metadata"};
     size_t i;
     for (i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (strcmp(k, flags[i]) == 0) return 1;
@@ -128,9 +134,10 @@ static int parse_args(int argc, char **argv, args *a)
     const char *v;
     char msg[256];
     memset(a, 0, sizeof *a);
-    for (i = 0; i < (int)(sizeof ENV / sizeof ENV[0]); i++)
-        if ((v = getenv(ENV[i][0])) != NULL && *v && (rc = set_option(&a->opt, ENV[i][0], ENV[i][1], v)) != 0)
-            return rc;
+    for (i = 0; i < (int)(sizeof ENV / sizeof ENV[0]); i++) {
+        v = getenv(ENV[i][0]);
+        if (v && *v && (rc = set_option(&a->opt, ENV[i][0], ENV[i][1], v)) != 0) return rc;
+    }
     for (i = 1; i < argc; i++) {
         const char *k = argv[i];
         v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -138,7 +145,10 @@ static int parse_args(int argc, char **argv, args *a)
         if ((strncmp(k, "--", 2) != 0 && strcmp(k, "-v") != 0) || strcmp(k, "--") == 0) {
             if (npos == 0) a->input = k;
             else if (npos == 1) a->output = k;
-            else { snprintf(msg, sizeof msg, "%s: one INPUT and one OUTPUT only", k); return usage(msg); }
+            else {
+                snprintf(msg, sizeof msg, "%s: one INPUT and one OUTPUT only", k);
+                return usage(msg);
+            }
             npos++;
             continue;
         }
@@ -179,8 +189,9 @@ static int write_file(const char *path, const spim_buf *b)
 }
 
 /* A JPEG or PNG that keeps its format goes through spim_stamp_image (compressed
-   domain when it can), and so do WebP and GIF (which stay themselves); otherwise decode, free the input, stamp, encode, so
-   the input never sits beside the pixels and the output. */
+   domain when it can), and so do WebP and GIF (which stay themselves);
+   otherwise decode, free the input, stamp, encode, so the input never sits
+   beside the pixels and the output. */
 static int run(const args *a, const spim_stamp *stamp)
 {
     spim_buf in = SPIM_BUF_INIT, out = SPIM_BUF_INIT;
@@ -188,6 +199,7 @@ static int run(const args *a, const spim_stamp *stamp)
     spim_image_info info;
     spim_error err;
     struct timespec t0, t1;
+    double ms;
     spim_format f, to = a->opt.output_format;
     int ok = 0, kept;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -217,14 +229,14 @@ static int run(const args *a, const spim_stamp *stamp)
     else fprintf(stderr, "stamp: %s: %s\n", a->input, err.message);
     spim_buf_free(&out);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     if (a->verbose && ok && info.format == SPIM_FORMAT_PNG && info.out_format == SPIM_FORMAT_PNG)
-        fprintf(stderr, "stamp: %s: path=%s rows=%d bits_copied=%llu%s%s ms=%.1f\n", a->input, info.path,
-                info.rows_recoded, (unsigned long long)info.bits_copied, *info.conversion ? " type=" : "",
-                info.conversion, (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+        fprintf(stderr, "stamp: %s: path=%s rows=%d bits_copied=%llu%s%s ms=%.1f\n", a->input,
+                info.path, info.rows_recoded, (unsigned long long)info.bits_copied,
+                *info.conversion ? " type=" : "", info.conversion, ms);
     else if (a->verbose && ok)
         fprintf(stderr, "stamp: %s: path=%s huffman=%s mcus=%llu ms=%.1f\n", a->input, info.path,
-                info.huffman ? info.huffman : "-", (unsigned long long)info.mcus_recoded,
-                (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+                info.huffman ? info.huffman : "-", (unsigned long long)info.mcus_recoded, ms);
     return ok;
 }
 
@@ -249,7 +261,8 @@ static int prepare_text(args *a, spim_buf *font)
     a->vars.key = slash ? slash + 1 : a->input;
     a->opt.vars = &a->vars;
     if (spim_stamp_check(&a->opt, &err) != SPIM_OK) {
-        spim_error_set(&err, err.status, "--%s", err.message); /* the message starts with the option */
+        /* the message starts with the option's name */
+        spim_error_set(&err, err.status, "--%s", err.message);
         return usage(err.message);
     }
     return 0;

@@ -203,8 +203,10 @@ TEST(hostile_exif_never_crashes)
     REQUIRE(spim__exif_policy(t.b, n, SPIM_METADATA_STRIP_GPS, &out) == SPIM_OK);
     CHECK_INT(0, out.len);
     make_tiff(&t, 1);
-    w16(&t, 8, 60000); /* IFD0 entries past the end */
+    CHECK_INT(6, spim__tiff_orientation(t.b, n));
+    w16(&t, 8, 60000); /* IFD0 entries past the end: dropped whole, so not turned for either */
     CHECK_INT(0, spim__exif_strip_gps(t.b, n));
+    CHECK_INT(1, spim__tiff_orientation(t.b, n));
     make_tiff(&t, 1);
     w32(&t, 70 + 8, 0xFFFFFFF0u); /* GPS IFD past the end: pointer still removed */
     check_hostile(t.b, n);
