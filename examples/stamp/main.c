@@ -16,7 +16,8 @@
    baseline JPEG that stays a JPEG is stamped in the compressed domain (only
    the MCUs under the stamp are re-coded); --recode or SPARTA_JPEG_MODE=recode
    decodes and re-encodes it instead, with its own tables, sampling and
-   progression (--quality applies only to a JPEG made from another format). SPARTA_MAX_PIXELS overrides the pixel budget and
+   progression (--quality applies only to a JPEG made from another
+   format). SPARTA_MAX_PIXELS overrides the pixel budget and
    SPARTA_METADATA the metadata policy (--metadata wins); every value
    follows spim_stamp_option_set's rules. -v prints one line to stderr: the
    path taken (splice, progressive or recode), the Huffman tables, the MCUs
