@@ -12829,7 +12829,8 @@ static spim_status spim__jpeg_stamp(const void *in, size_t in_len, const spim_st
    RGB) becomes YCbCr with its first table (by id) for luma and its second
    (the first when it has one) for chroma, its first component's sampling
    for luma and its second's for chroma. Sampling factors above 2 become 1
-   or 2 in proportion (4:1:1 becomes 4:2:2). A sequential copy holds one
+   or 2 in proportion (4:1:1 becomes 4:2:2), and factors alike in every
+   component 1 (the same ratios). A sequential copy holds one
    MCU and its symbols written aside (about the output's size, see
    spim__jenc_flat); a progressive one holds every block's coefficients (2
    bytes each) while it writes its scans. Where no table was read (another format written as
@@ -12966,7 +12967,7 @@ static int spim__jenc_factor(int f, int max)
 static int spim__jenc_frame(spim__jenc *e, const spim__jsrc *s)
 {
     spim__jpeg *j = e->j;
-    int i, nc = e->img->channels >= 3 ? 3 : 1, hs[3], vs[3], hmax = 1, vmax = 1;
+    int i, nc = e->img->channels >= 3 ? 3 : 1, hs[3], vs[3], hmax = 1, vmax = 1, same = 1;
     if (s->bad || !s->nc) return 0;
     for (i = 0; i < nc; i++) {
         int sc = s->nc == 4 ? i > 0 : i < s->nc ? i : 0;
@@ -12987,6 +12988,10 @@ static int spim__jenc_frame(spim__jenc *e, const spim__jsrc *s)
     for (i = 0; i < nc; i++) {
         j->comp[i].h = spim__jenc_factor(hs[i], hmax);
         j->comp[i].v = spim__jenc_factor(vs[i], vmax);
+        same &= j->comp[i].h == j->comp[0].h && j->comp[i].v == j->comp[0].v;
+    }
+    for (i = 0; i < nc; i++) {
+        if (same) j->comp[i].h = j->comp[i].v = 1; /* the same ratios, within T.81's 10 blocks */
         if (j->comp[i].h > j->hmax) j->hmax = j->comp[i].h;
         if (j->comp[i].v > j->vmax) j->vmax = j->comp[i].v;
     }
