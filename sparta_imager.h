@@ -10904,7 +10904,7 @@ static void spim__jpeg_fdct_exact(const spim__jpeg *j, const float *in, const ui
 static void spim__jpeg_quantise(const float *f, int16_t *coef)
 {
     int i;
-    for (i = 0; i < 64; i++) { /* clamped before the truncation: the same value, and it vectorises */
+    for (i = 0; i < 64; i++) { /* clamped before the truncation: the same value, vectorised */
         float c = f[i] < 0 ? f[i] - 0.5f : f[i] + 0.5f;
         coef[i] = (int16_t)(int)(c < -1023.0f ? -1023.0f : c > 1023.0f ? 1023.0f : c);
     }
@@ -10965,8 +10965,8 @@ static void spim__jpeg_block_coefs(spim__jpeg *j, int b)
             float s = 0;
             for (v = 0; v < sy; v++)
                 for (u = 0; u < sx; u++) {
-                    size_t at = (size_t)(y0 + y * sy + v) * (size_t)j->mcuw + (size_t)(x0 + x * sx + u);
-                    const unsigned char *px = j->rgb + at * (size_t)ch;
+                    size_t at = (size_t)(y0 + y * sy + v) * (size_t)j->mcuw + (size_t)(x0 + x * sx);
+                    const unsigned char *px = j->rgb + (at + (size_t)u) * (size_t)ch;
                     s += ch == 1 ? (float)px[0] : spim__jpeg_from_rgb(px, j->bcomp[b]);
                 }
             in[y * 8 + x] = s / (float)(sx * sy);
@@ -13262,8 +13262,8 @@ static int spim__jenc_sequential(spim__jenc *e, spim_buf *out)
     w.n = 0;
     rc = spim__jenc_pass1(e, &w);
     w.b = out;
-    if (rc == 1 && (spim_buf_append(out, dht, spim__jpeg_new_tables(j, dht)) != SPIM_OK ||
-                    spim_buf_append(out, sos, spim__jenc_sos(j, j->nc, sc, 0, 63, 0, sos)) != SPIM_OK))
+    if (rc == 1 && (spim_buf_append(out, dht, spim__jpeg_new_tables(j, dht)) ||
+                    spim_buf_append(out, sos, spim__jenc_sos(j, j->nc, sc, 0, 63, 0, sos))))
         rc = -1;
     if (rc == 1) rc = spim__jenc_pass2(e, flat.data, flat.len, &w);
     spim_buf_free(&flat);

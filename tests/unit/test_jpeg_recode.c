@@ -188,7 +188,8 @@ static void read_segment(jinfo *ji, int m, const unsigned char *d, size_t n)
             ji->qdef[t] = 1;
             ji->prec[t] = pq;
             for (k = 0; k < 64; k++)
-                ji->q[t][k] = pq ? (unsigned)(d[i + 1 + 2 * k] << 8 | d[i + 2 + 2 * k]) : d[i + 1 + k];
+                ji->q[t][k] = pq ? (unsigned)(d[i + 1 + 2 * k] << 8 | d[i + 2 + 2 * k])
+                                 : d[i + 1 + k];
             i += pq ? 129 : 65;
         }
     if (m >= 0xC0 && m <= 0xC2 && n >= 6) {
