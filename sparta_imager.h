@@ -230,7 +230,8 @@
             Draw the stamp on a decoded image, placed as a viewer sees the photo.
       spim_status spim_image_encode(const spim_image *img, spim_format format, int quality,
                                     spim_buf *out, spim_error *err)
-            Encode (JPEG, PNG, BMP, TGA), keeping EXIF and ICC.
+            Encode (JPEG, PNG, BMP, TGA), keeping EXIF and ICC; a JPEG source's own
+            quantisation tables, sampling and progression (quality only for others).
       void spim_image_free(spim_image *img)
             Free a decoded image.
       spim_status spim_stamp_image(const void *in, size_t in_len, const spim_stamp *stamp,
