@@ -13378,8 +13378,8 @@ static int spim__jenc_prog_scan(spim__jenc *e, const spim__jscan *sc, spim_buf *
     used = spim__jprog_used(g);
     for (t = 0; t < 8; t++)
         if (used >> t & 1) memset(j->freq[t], 0, sizeof j->freq[t]);
-    g->count = 1;
-    if ((rc = spim__jenc_prog_data(e)) != 1) return rc;
+    g->count = 1; /* a DC refinement codes no symbol: nothing to count */
+    if (used && (rc = spim__jenc_prog_data(e)) != 1) return rc;
     g->count = 0;
     if (used && spim_buf_append(out, d, spim__jprog_tables(g, used, d)) != SPIM_OK) return -1;
     if (spim_buf_append(out, d, spim__jenc_sos(j, g->ns, g->sc, g->ss, g->se, g->ah << 4 | g->al,
