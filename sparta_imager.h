@@ -10282,7 +10282,8 @@ static spim_status spim__kept_stamp(const void *in, size_t in_len, const spim_st
    rules. A path that cannot take a file declines, one way at each level:
    int helpers return 0 with j->why set (1 done, -1 out of memory), the
    spim_status ones SPIM_OK with *why set; the caller then decodes and
-   re-encodes.
+   re-encodes, with the file's own tables, sampling and progression (the
+   last sub-banner, which spim_image_encode calls).
    ========================================================================== */
 
 /* A single-scan baseline or extended-sequential Huffman JPEG (SOF0/SOF1,
