@@ -28,17 +28,25 @@ variables of build/servers.env must be set).
 
 4. workers (AWS_LAMBDA_MAX_CONCURRENCY, Lambda Managed Instances): events
    per second through the imager at N = 1, 2, 4, 8 workers on 12 MP photos,
-   S3 reached through tests/faultproxy.py adding LATENCY ms to every request
-   (a stand-in for the network: radosgw on loopback answers in ~1 ms); per
+   S3 reached through bench/delayproxy.c holding every request LATENCY ms
+   (a stand-in for the network: radosgw on loopback answers in ~1 ms; it
+   relays bytes as they come, so it costs the machine little CPU, as the
+   network costs the function none); per
    N a fresh imager, one warm-up event, then EVENTS events for distinct
    unstamped keys posted at once, timed from the first post to the last
-   answer; the median of WORKER_RUNS such runs.
+   answer; the median of WORKER_RUNS such runs, with the CPU each process
+   (the imager; radosgw with its OSD and monitor; the proxy; the emulator)
+   spent per event over the timed part (/proc/PID/stat, all threads), and
+   how many of the machine's cores they used together (their CPU seconds
+   over the wall seconds): on a machine shared with other work, N workers
+   can only go as fast as the share of the cores they get.
 
 Environment: BENCH_PIPELINE_STARTS (15), BENCH_PIPELINE_REPEATS (5),
 BENCH_PIPELINE_MEMORY (128), BENCH_PIPELINE_SIZES ("2,12,20"),
 BENCH_PIPELINE_WORKERS ("1,2,4,8"; "" skips section 4),
 BENCH_PIPELINE_LATENCY_MS (20), BENCH_PIPELINE_EVENTS (24),
-BENCH_PIPELINE_WORKER_RUNS (3), BENCH_PIPELINE_ONLY ("workers": section 4 alone).
+BENCH_PIPELINE_WORKER_RUNS (3), BENCH_PIPELINE_ONLY ("workers": section 4 alone),
+BENCH_PIPELINE_PROXY ("delayproxy"; "faultproxy": tests/it/faultproxy.py instead).
 Prints markdown tables of medians.
 """
 import glob
@@ -254,12 +262,19 @@ def per_image(build, exe, tmp, sizes, repeats, memory, mode):
 
 
 class Proxy:
-    """tests/faultproxy.py in front of radosgw, every request held `delay_ms`."""
+    """A latency stand-in in front of radosgw, every request held `delay_ms`: build/bench/delayproxy
+    (C, relays bytes as they come), or tests/it/faultproxy.py with BENCH_PIPELINE_PROXY=faultproxy
+    (Python, reads every body whole: costs the machine more CPU, for comparison)."""
 
-    def __init__(self, tmp, delay_ms):
-        self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "faultproxy.py"), "--upstream",
-                                      os.environ["SPIM_TEST_S3_ENDPOINT"], "--port", "0", "--delay-ms",
-                                      str(delay_ms)], stdout=subprocess.PIPE,
+    def __init__(self, build, tmp, delay_ms):
+        if os.environ.get("BENCH_PIPELINE_PROXY", "delayproxy") == "faultproxy":
+            self.name = "tests/it/faultproxy.py"
+            cmd = [sys.executable, os.path.join(ROOT, "tests", "it", "faultproxy.py")]
+        else:
+            self.name = "bench/delayproxy.c"
+            cmd = [os.path.join(build, "bench", "delayproxy")]
+        self.proc = subprocess.Popen(cmd + ["--upstream", os.environ["SPIM_TEST_S3_ENDPOINT"], "--port", "0",
+                                            "--delay-ms", "%d" % delay_ms], stdout=subprocess.PIPE,
                                      stderr=open(os.path.join(tmp, "proxy.log"), "ab"))
         self.url = "http://127.0.0.1:%d" % int(self.proc.stdout.readline())
 
@@ -267,8 +282,35 @@ class Proxy:
         stop(self.proc)
 
 
+def cpu_seconds(pid):
+    """user + system CPU seconds of a live process (all its threads), 0 if gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def radosgw_pids():
+    """The radosgw, OSD and monitor of tests/it/servers.sh (they serve every S3 request)."""
+    run = os.path.join(os.environ.get("SPIM_BUILD", os.path.join(ROOT, "build")), "radosgw", "run")
+    pids = []
+    for name in ("rgw", "osd", "mon"):
+        try:
+            pids.append(int(open(os.path.join(run, name + ".pid")).read()))
+        except (OSError, ValueError):
+            pass
+    return pids
+
+
+def cpu_snapshot(groups):
+    return {name: sum(cpu_seconds(p) for p in pids) for name, pids in groups.items()}
+
+
 def workers_run(build, exe, tmp, proxy, bucket, photo, n, events, run):
-    """Seconds for `events` events at n workers (after one warm-up event)."""
+    """(seconds, most outstanding, {process: CPU seconds}) for `events` events at n
+    workers (after one warm-up event)."""
     keys = ["w%d/r%d/photo-%d.jpg" % (n, run, i) for i in range(events + 1)]
     for k in keys:
         s3_cli(build, "put", "s3://%s/%s" % (bucket, k), photo, "--content-type", "image/jpeg")
@@ -280,6 +322,9 @@ def workers_run(build, exe, tmp, proxy, bucket, photo, n, events, run):
         rec, _ = emu.invoke(s3_event(bucket, keys[0], os.path.getsize(photo)))
         if rec["kind"] != "response" or json.loads(rec["body"]).get("stamped") != 1:
             raise SystemExit("pipeline bench: warm-up not stamped: %s" % rec.get("body"))
+        groups = {"imager": [proc.pid], "radosgw": radosgw_pids(), "proxy": [proxy.proc.pid],
+                  "emulator": [emu.proc.pid]}
+        cpu0 = cpu_snapshot(groups)
         t0 = time.perf_counter()
         ids = []
         for k in keys[1:]:
@@ -291,16 +336,23 @@ def workers_run(build, exe, tmp, proxy, bucket, photo, n, events, run):
             if status != 200 or rec["kind"] != "response" or json.loads(rec["body"]).get("stamped") != 1:
                 raise SystemExit("pipeline bench: not stamped at N=%d: %s" % (n, rec.get("body")))
         took = time.perf_counter() - t0
+        cpu1 = cpu_snapshot(groups)
         in_flight = emu.stats()["maxInFlight"]
     finally:
         stop(proc)
         emu.stop()
-    return took, in_flight
+        for k in keys:   # radosgw's memstore holds 2 GB: a full README run would fill it
+            for name in (k, "xformed_" + k):
+                try:
+                    s3_cli(build, "rm", "s3://%s/%s" % (bucket, name))
+                except subprocess.CalledProcessError:
+                    pass
+    return took, in_flight, {k: cpu1[k] - cpu0[k] for k in cpu0}
 
 
 def workers(build, exe, tmp):
     counts = [int(x) for x in os.environ.get("BENCH_PIPELINE_WORKERS", "1,2,4,8").split(",") if x]
-    latency = float(os.environ.get("BENCH_PIPELINE_LATENCY_MS", "20"))
+    latency = int(os.environ.get("BENCH_PIPELINE_LATENCY_MS", "20"))
     events = int(os.environ.get("BENCH_PIPELINE_EVENTS", "24"))
     runs = int(os.environ.get("BENCH_PIPELINE_WORKER_RUNS", "3"))
     if not counts:
@@ -311,19 +363,26 @@ def workers(build, exe, tmp):
                        check=True)
     bucket = "pipeline-workers-%d" % int(time.time())
     s3_cli(build, "mb", "s3://" + bucket)
-    proxy = Proxy(tmp, latency)
+    proxy = Proxy(build, tmp, latency)
     print("\n### workers: events/s at AWS_LAMBDA_MAX_CONCURRENCY=N, 12 MP JPEGs, %.0f ms added to every S3 "
-          "request (median of %d runs of %d events)\n" % (latency, runs, events))
-    print("| workers | events/s | seconds for %d events | most outstanding | vs N=1 |" % events)
-    print("|---:|---:|---:|---:|---:|")
+          "request by %s (median of %d runs of %d events; load average %.1f at the start)\n"
+          % (latency, proxy.name, runs, events, os.getloadavg()[0]))
+    procs = ("imager", "radosgw", "proxy", "emulator")
+    print("| workers | events/s | seconds for %d events | most outstanding | vs N=1 | CPU ms per event: %s "
+          "| cores these used | load |" % (events, " / ".join(procs)))
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     base = None
     try:
         for n in counts:
             got = [workers_run(build, exe, tmp, proxy, bucket, photo, n, events, r) for r in range(runs)]
-            secs = statistics.median(t for t, _ in got)
+            secs = statistics.median(t for t, _, _ in got)
             rate = events / secs
             base = base or rate
-            print("| %d | %.2f | %.2f | %d | %.2fx |" % (n, rate, secs, max(m for _, m in got), rate / base))
+            cpu = " / ".join("%.0f" % (statistics.median(c[p] for _, _, c in got) * 1000 / events)
+                             for p in procs)
+            cores = statistics.median(sum(c.values()) / t for t, _, c in got)
+            print("| %d | %.2f | %.2f | %d | %.2fx | %s | %.2f | %.1f |" %
+                  (n, rate, secs, max(m for _, m, _ in got), rate / base, cpu, cores, os.getloadavg()[0]))
             sys.stdout.flush()
     finally:
         proxy.stop()

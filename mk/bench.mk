@@ -23,3 +23,8 @@ $(B)/bench/gostamp: bench/gostamp/main.go
 # The signer, bench/sigv4.sh.
 $(B)/bench/sigv4: bench/sigv4.c $(HEADER)
 	$(call program,$(CC),$(OPT))
+
+# The latency stand-in of bench/pipeline.sh's workers table (every S3 request held N ms).
+$(B)/bench/delayproxy: bench/delayproxy.c
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(WARN) -O2 -o $@ $< -pthread

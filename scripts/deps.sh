@@ -20,7 +20,7 @@ case "$task" in
     package) want="$build $package" ;;
     test)    want="$build $package clang g++ libclang-rt-14-dev $servers python3-botocore python3-yaml python3-pil openssl zip unzip valgrind binutils gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user clang-tidy cppcheck libjpeg62-turbo-dev libjpeg-turbo-progs fonts-droid-fallback imagemagick golang-1.19-src adwaita-icon-theme webp" ;;
     demo)    want="$build $package $servers zip unzip webp" ;;
-    bench)   want="$build $package clang $servers libpixman-1-dev imagemagick libvips-tools golang-go hyperfine time zip unzip libjpeg-turbo-progs python3-pil" ;;
+    bench)   want="$build $package clang $servers libpixman-1-dev imagemagick libvips-tools golang-go hyperfine time zip unzip libjpeg-turbo-progs python3-pil webp lomiri-wallpapers" ;;
     fuzz)    want="$build clang libclang-rt-14-dev libjpeg-turbo-progs" ;;
     *) echo "usage: $0 build|test|demo|bench|fuzz|package" >&2; exit 2 ;;
 esac
