@@ -475,6 +475,38 @@ TEST(quality_applies_where_no_table_was_read)
     free(rgb);
 }
 
+/* A JPEG whose quantisation table holds a zero (stb decodes it; the
+   splice and the table reader refuse it): stb's encoder at `quality`. */
+TEST(quality_applies_where_the_tables_cannot_be_read)
+{
+    unsigned char *rgb = make_photo(128, 96, 11);
+    spim_buf src = SPIM_BUF_INIT, lo = SPIM_BUF_INIT, hi = SPIM_BUF_INIT;
+    spim_stamp_options o;
+    spim_image_info info;
+    spim_error err;
+    jinfo a, b;
+    size_t pos;
+    REQUIRE(make_source(&src, rgb, 128, 96, &kinds[3]));
+    for (pos = 2; pos + 4 < src.len && !(src.data[pos] == 0xFF && src.data[pos + 1] == 0xDB);)
+        pos += 2 + (size_t)(src.data[pos + 2] << 8 | src.data[pos + 3]);
+    REQUIRE(pos + 69 < src.len);
+    src.data[pos + 4 + 64] = 0; /* table 0's last zigzag step */
+    memset(&o, 0, sizeof o);
+    o.quality = 40;
+    CHECK_INT(SPIM_OK, spim_stamp_image(src.data, src.len, &the_stamp, &o, &lo, &info, &err));
+    CHECK_STR("recode", info.path);
+    o.quality = 95;
+    CHECK_INT(SPIM_OK, spim_stamp_image(src.data, src.len, &the_stamp, &o, &hi, NULL, &err));
+    read_info(&lo, &a);
+    read_info(&hi, &b);
+    CHECKF(a.q[0][0] > b.q[0][0] && a.q[0][63] != 0, "q40: DC step %u, last %u; q95: DC step %u",
+           a.q[0][0], a.q[0][63], b.q[0][0]);
+    spim_buf_free(&src);
+    spim_buf_free(&lo);
+    spim_buf_free(&hi);
+    free(rgb);
+}
+
 /* Lossless (SOF3), arithmetic-coded (SOF9) and 12-bit files are refused
    by name on the recode path too. */
 TEST(lossless_arithmetic_and_12_bit_are_refused_by_name)
@@ -520,6 +552,7 @@ int main(void)
     RUN(recode_keeps_the_sources_tables_sampling_and_progression);
     RUN(what_the_splice_declines_is_recoded_the_same_way);
     RUN(quality_applies_where_no_table_was_read);
+    RUN(quality_applies_where_the_tables_cannot_be_read);
     RUN(lossless_arithmetic_and_12_bit_are_refused_by_name);
     free(the_stamp.rgba);
     return spim_test_finish();
