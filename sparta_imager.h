@@ -230,7 +230,8 @@
             Draw the stamp on a decoded image, placed as a viewer sees the photo.
       spim_status spim_image_encode(const spim_image *img, spim_format format, int quality,
                                     spim_buf *out, spim_error *err)
-            Encode (JPEG, PNG, BMP, TGA), keeping EXIF and ICC.
+            Encode (JPEG, PNG, BMP, TGA), keeping EXIF and ICC; a JPEG source's own
+            quantisation tables, sampling and progression (quality only for others).
       void spim_image_free(spim_image *img)
             Free a decoded image.
       spim_status spim_stamp_image(const void *in, size_t in_len, const spim_stamp *stamp,
@@ -1045,7 +1046,8 @@ typedef enum spim_gravity {
    the stamp needs and the scan is re-encoded with new tables), and
    `quality` does not apply; a progressive (SOF2) Huffman JPEG the same way,
    in the coefficient domain, staying progressive with its scan script; other
-   JPEGs are decoded and re-encoded.
+   JPEGs are decoded and re-encoded with their own quantisation tables,
+   sampling and progression (spim_image_encode).
    RECODE always decodes and re-encodes (the SPARTA_JPEG_MODE=recode of the
    imager, `--recode` of build/stamp); it sends PNGs through the pixel path
    too (stb_image, 8 bits, no chunks but iCCP and eXIf). */
@@ -1093,7 +1095,7 @@ typedef struct spim_stamp_options {
     int margin;               /* pixels between the stamp and the edges */
     double scale;             /* stamp's longer side / image's shorter side, 0..1; 0 = native size */
     double opacity;           /* 0..1 multiplied into the stamp's alpha; 0 = 1 (as drawn) */
-    int quality;              /* JPEG quality 1..100; 0 = 90 */
+    int quality;              /* JPEG quality 1..100 where no source tables apply; 0 = 90 */
     uint64_t max_pixels;      /* decode budget; 0 = from AWS_LAMBDA_FUNCTION_MEMORY_SIZE */
     spim_format output_format; /* 0 = the source format, or PNG when stb cannot write it */
     spim_jpeg_mode jpeg_mode; /* JPEG to JPEG: AUTO (compressed domain when possible) or RECODE */
@@ -1143,6 +1145,9 @@ typedef struct spim_meta {
     size_t exif_len;
     unsigned char *icc;
     size_t icc_len;
+    struct spim__jsrc *jpeg;  /* a JPEG's quantisation tables, sampling, restart interval
+                                 and scan script, which spim_image_encode re-uses
+                                 (private); NULL for other formats */
 } spim_meta;
 
 /* A decoded image in stored orientation: rows top-down, width*channels bytes
@@ -1202,7 +1207,14 @@ SPIMDEF spim_status spim_image_stamp(spim_image *img, const spim_stamp *stamp,
                                      const spim_stamp_options *opt, spim_error *err);
 /* Encode as `format` (UNKNOWN = source format or PNG), keeping EXIF and ICC in
    JPEG and PNG output (the EXIF thumbnail, which would show the photo without
-   the stamp, is unlinked); appends to `out`. quality 0 = 90. */
+   the stamp, is unlinked); appends to `out`. A JPEG decoded from a JPEG is
+   written with the source's quantisation tables (8- or 16-bit), sampling
+   (factors above 2 scaled into 1..2; CMYK/YCCK as YCbCr with the source's
+   first table for luma, its second for chroma), restart interval and, when
+   it was progressive, progression (its scan script when valid and complete,
+   else libjpeg's standard one), with optimal Huffman tables; `quality`
+   (0 = 90, stb's encoder, 4:2:0) applies only where no source table was read:
+   another format written as JPEG, or tables that do not parse. */
 SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format, int quality,
                                       spim_buf *out, spim_error *err);
 SPIMDEF void spim_image_free(spim_image *img);
@@ -1239,11 +1251,11 @@ SPIMDEF void spim_image_free(spim_image *img);
    path, and opt->metadata applied; bytes after EOI are dropped, and with
    them the MPF index (APP2) that points at them (an Ultra HDR gain map, a
    camera's preview). CMYK and anything else neither path understands is
-   decoded and re-encoded; arithmetic-coded, 12-bit, lossless and
-   hierarchical JPEGs are refused by name on every path (SPIM_ERR_IMAGE).
-   info->path says which ran; opt->jpeg_mode = SPIM_JPEG_RECODE forces
-   decode -> encode, and `quality`
-   applies only to it. */
+   decoded and re-encoded with the source's own tables, sampling and
+   progression (see spim_image_encode; info->path "recode"); arithmetic-coded,
+   12-bit, lossless and hierarchical JPEGs are refused by name on every path
+   (SPIM_ERR_IMAGE). opt->jpeg_mode = SPIM_JPEG_RECODE forces decode ->
+   encode; `quality` applies only where no source table was read. */
 
 /* ==========================================================================
    pipeline
@@ -6106,6 +6118,13 @@ SPIM__PRIVATE const char *spim__event_source_str(spim_event_source source)
    ========================================================================== */
 
 SPIM__PRIVATE void spim__meta_free(spim_meta *meta);
+/* The JPEG section's: the source's tables as the metadata walk meets them,
+   and the encoder that re-uses them (see "re-encoding with the source's
+   tables" there). */
+SPIM__PRIVATE spim_status spim__jsrc_segment(spim_meta *m, int marker, const unsigned char *d,
+                                             size_t n);
+SPIM__PRIVATE int spim__jpeg_encode_source(const spim_image *img, const spim_buf *meta,
+                                           spim_buf *out);
 
 
 
@@ -6635,6 +6654,8 @@ static spim_status spim__jpeg_segment(spim_meta *m, spim__icc_parts *ip, int mar
         (refused = spim__jpeg_refused(marker, d, n)) != NULL)
         return spim_error_set(err, SPIM_ERR_IMAGE, "%s: not supported (only 8-bit Huffman-coded "
                               "baseline, extended or progressive JPEGs are)", refused);
+    if (spim__jsrc_segment(m, marker, d, n) != SPIM_OK)
+        return spim_error_set(err, SPIM_ERR_NOMEM, "out of memory reading JPEG tables");
     if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC && n >= 5) {
         m->height = spim__rd16(d + 1, 0);
         m->width = spim__rd16(d + 3, 0);
@@ -6754,6 +6775,7 @@ SPIM__PRIVATE void spim__meta_free(spim_meta *meta)
     spim_format f = meta->format;
     SPIM_FREE(meta->exif);
     SPIM_FREE(meta->icc);
+    SPIM_FREE(meta->jpeg);
     memset(meta, 0, sizeof *meta);
     meta->format = f;
     meta->orientation = 1;
@@ -8305,7 +8327,7 @@ SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format,
 {
     spim_buf meta = SPIM_BUF_INIT;
     spim__sink k;
-    int ok = 0, w = img->width, h = img->height, n = img->channels;
+    int ok = 0, w = img->width, h = img->height, n = img->channels, src;
     format = spim__out_format(img->meta.format, format);
     if (!img->pixels) return spim_error_set(err, SPIM_ERR_INVALID, "no pixels to encode");
     memset(&k, 0, sizeof k);
@@ -8316,6 +8338,7 @@ SPIMDEF spim_status spim_image_encode(const spim_image *img, spim_format format,
         if (quality <= 0) quality = 90;
         if (quality > 100) quality = 100;
         if (spim__jpeg_meta_segments(&img->meta, &meta) != SPIM_OK) k.failed = 1;
+        else if ((src = spim__jpeg_encode_source(img, &meta, out)) != 0) ok = src > 0;
         else ok = stbi_write_jpg_to_func(spim__sink_write, &k, w, h, n, img->pixels, quality);
     } else if (format == SPIM_FORMAT_PNG) {
         k.png_head = 33;
@@ -10260,7 +10283,8 @@ static spim_status spim__kept_stamp(const void *in, size_t in_len, const spim_st
    rules. A path that cannot take a file declines, one way at each level:
    int helpers return 0 with j->why set (1 done, -1 out of memory), the
    spim_status ones SPIM_OK with *why set; the caller then decodes and
-   re-encodes.
+   re-encodes, with the file's own tables, sampling and progression (the
+   last sub-banner, which spim_image_encode calls).
    ========================================================================== */
 
 /* A single-scan baseline or extended-sequential Huffman JPEG (SOF0/SOF1,
@@ -10466,22 +10490,32 @@ static int spim__jpeg_dht(spim__jpeg *j, const unsigned char *d, size_t n)
     return 1;
 }
 
-static int spim__jpeg_dqt(spim__jpeg *j, const unsigned char *d, size_t n)
+/* The tables of a DQT segment into qt (natural order), qdef and, when not
+   NULL, prec (each table's Pq: 0 8-bit, 1 16-bit); NULL, or why not. */
+static const char *spim__dqt_read(uint16_t qt[4][64], int *qdef, unsigned char *prec,
+                                  const unsigned char *d, size_t n)
 {
     while (n > 0) {
         int pq = d[0] >> 4, tq = d[0] & 15, k;
         size_t need = 1 + (pq ? 128u : 64u);
-        if (pq > 1 || tq > 3 || n < need) return spim__jpeg_decline(j, "bad quantisation table");
+        if (pq > 1 || tq > 3 || n < need) return "bad quantisation table";
         for (k = 0; k < 64; k++) {
             unsigned q = pq ? spim__rd16(d + 1 + 2 * k, 0) : d[1 + k];
-            if (!q) return spim__jpeg_decline(j, "quantisation table holds a zero");
-            j->qt[tq][spim__zigzag[k]] = (uint16_t)q;
+            if (!q) return "quantisation table holds a zero";
+            qt[tq][spim__zigzag[k]] = (uint16_t)q;
         }
-        j->qdef[tq] = 1;
+        qdef[tq] = 1;
+        if (prec) prec[tq] = (unsigned char)pq;
         d += need;
         n -= need;
     }
-    return 1;
+    return NULL;
+}
+
+static int spim__jpeg_dqt(spim__jpeg *j, const unsigned char *d, size_t n)
+{
+    const char *why = spim__dqt_read(j->qt, j->qdef, NULL, d, n);
+    return why ? spim__jpeg_decline(j, why) : 1;
 }
 
 static int spim__jpeg_sof(spim__jpeg *j, const unsigned char *d, size_t n)
@@ -10919,30 +10953,34 @@ static void spim__jpeg_idct(const spim__jpeg *j, const int16_t *coef, const uint
 /* The forward DCT of in (samples 0..255) divided by q, unrounded, into f. */
 static void spim__jpeg_fdct_exact(const spim__jpeg *j, const float *in, const uint16_t *q, float *f)
 {
-    float t[64], o[64];
-    int x, y, u, v, i;
-    memset(t, 0, sizeof t);
-    memset(o, 0, sizeof o);
-    for (y = 0; y < 8; y++) /* rows: t[y][u] = sum over x of in[y][x] C[x][u] */
+    float t[64], acc[8];
+    int x, y, u, v;
+    /* each sum accumulates in registers, its terms in the order of x (y) */
+    for (y = 0; y < 8; y++) { /* rows: t[y][u] = sum over x of in[y][x] C[x][u] */
+        for (u = 0; u < 8; u++) acc[u] = 0;
         for (x = 0; x < 8; x++) {
             float p = in[y * 8 + x] - 128.0f;
-            for (u = 0; u < 8; u++) t[y * 8 + u] += p * j->cosine[x][u];
+            for (u = 0; u < 8; u++) acc[u] += p * j->cosine[x][u];
         }
-    for (y = 0; y < 8; y++) /* columns: o[v][u] = sum over y of C[y][v] t[y][u] */
-        for (v = 0; v < 8; v++) {
+        memcpy(t + y * 8, acc, sizeof acc);
+    }
+    for (v = 0; v < 8; v++) { /* columns: o[v][u] = sum over y of C[y][v] t[y][u] */
+        for (u = 0; u < 8; u++) acc[u] = 0;
+        for (y = 0; y < 8; y++) {
             float c = j->cosine[y][v];
-            for (u = 0; u < 8; u++) o[v * 8 + u] += c * t[y * 8 + u];
+            for (u = 0; u < 8; u++) acc[u] += c * t[y * 8 + u];
         }
-    for (i = 0; i < 64; i++) f[i] = o[i] / (float)q[i];
+        for (u = 0; u < 8; u++) f[v * 8 + u] = acc[u] / (float)q[v * 8 + u];
+    }
 }
 
 /* Rounded to the nearest, within the 8-bit range of T.81's AC values. */
 static void spim__jpeg_quantise(const float *f, int16_t *coef)
 {
     int i;
-    for (i = 0; i < 64; i++) {
-        int c = (int)(f[i] < 0 ? f[i] - 0.5f : f[i] + 0.5f);
-        coef[i] = (int16_t)(c < -1023 ? -1023 : c > 1023 ? 1023 : c);
+    for (i = 0; i < 64; i++) { /* clamped before the truncation: the same value, vectorised */
+        float c = f[i] < 0 ? f[i] - 0.5f : f[i] + 0.5f;
+        coef[i] = (int16_t)(int)(c < -1023.0f ? -1023.0f : c > 1023.0f ? 1023.0f : c);
     }
 }
 
@@ -10980,6 +11018,36 @@ static void spim__jpeg_mcu_pixels(spim__jpeg *j)
         }
 }
 
+/* Block b's samples in (64, 0..255) through the FDCT and its component's
+   quantiser: unrounded into j->fcoef[b], rounded into j->coef[b]. */
+static void spim__jpeg_block_fdct(spim__jpeg *j, int b, const float *in)
+{
+    spim__jpeg_fdct_exact(j, in, j->qt[j->comp[j->bcomp[b]].tq], j->fcoef[b]);
+    spim__jpeg_quantise(j->fcoef[b], j->coef[b]);
+}
+
+/* Block b's coefficients from the MCU's pixels in j->rgb: colour
+   conversion, box downsampling, spim__jpeg_block_fdct. */
+static void spim__jpeg_block_coefs(spim__jpeg *j, int b)
+{
+    const spim__jcomp *c = &j->comp[j->bcomp[b]];
+    int sx = j->hmax / c->h, sy = j->vmax / c->v, x0 = j->bx[b] * 8 * sx, y0 = j->by[b] * 8 * sy;
+    int x, y, u, v, ch = j->nc;
+    float in[64];
+    for (y = 0; y < 8; y++)
+        for (x = 0; x < 8; x++) {
+            float s = 0;
+            for (v = 0; v < sy; v++)
+                for (u = 0; u < sx; u++) {
+                    size_t at = (size_t)(y0 + y * sy + v) * (size_t)j->mcuw + (size_t)(x0 + x * sx);
+                    const unsigned char *px = j->rgb + (at + (size_t)u) * (size_t)ch;
+                    s += ch == 1 ? (float)px[0] : spim__jpeg_from_rgb(px, j->bcomp[b]);
+                }
+            in[y * 8 + x] = s / (float)(sx * sy);
+        }
+    spim__jpeg_block_fdct(j, b, in);
+}
+
 /* Re-derive the coefficients of each block whose pixels the stamp changed:
    colour conversion, box downsampling, FDCT, the file's quantisation. */
 static void spim__jpeg_mcu_coefs(spim__jpeg *j)
@@ -10988,28 +11056,13 @@ static void spim__jpeg_mcu_coefs(spim__jpeg *j)
     for (b = 0; b < j->nblocks; b++) {
         const spim__jcomp *c = &j->comp[j->bcomp[b]];
         int sx = j->hmax / c->h, sy = j->vmax / c->v, x0 = j->bx[b] * 8 * sx, y0 = j->by[b] * 8 * sy;
-        int x, y, changed = 0;
-        float in[64];
+        int y, changed = 0;
         for (y = y0; y < y0 + 8 * sy && !changed; y++) {
             size_t off = ((size_t)y * (size_t)j->mcuw + (size_t)x0) * (size_t)ch;
             changed = memcmp(j->rgb + off, j->orig + off, (size_t)8 * (size_t)sx * (size_t)ch) != 0;
         }
         j->rederived[b] = changed;
-        if (!changed) continue;
-        for (y = 0; y < 8; y++)
-            for (x = 0; x < 8; x++) {
-                float s = 0;
-                int u, v;
-                for (v = 0; v < sy; v++)
-                    for (u = 0; u < sx; u++) {
-                        const unsigned char *px = j->rgb + ((size_t)(y0 + y * sy + v) * (size_t)j->mcuw +
-                                                            (size_t)(x0 + x * sx + u)) * (size_t)ch;
-                        s += ch == 1 ? (float)px[0] : spim__jpeg_from_rgb(px, j->bcomp[b]);
-                    }
-                in[y * 8 + x] = s / (float)(sx * sy);
-            }
-        spim__jpeg_fdct_exact(j, in, j->qt[c->tq], j->fcoef[b]);
-        spim__jpeg_quantise(j->fcoef[b], j->coef[b]);
+        if (changed) spim__jpeg_block_coefs(j, b);
     }
 }
 
@@ -13020,6 +13073,633 @@ static spim_status spim__jpeg_stamp(const void *in, size_t in_len, const spim_st
     }
     spim__meta_free(&m);
     return st;
+}
+
+/* ---- re-encoding with the source's tables (path=recode) ---- */
+
+/* What neither the splice nor the progressive path takes (CMYK and YCCK,
+   sampling factors above 2, more than one sequential scan, a scan script
+   the progressive path cannot follow), and every JPEG under
+   SPIM_JPEG_RECODE, is decoded by stb_image, stamped, and written here with
+   the source's quantisation tables (at their precision: SOF1 when one is
+   16-bit), its sampling and restart interval, progressive when it was, and
+   optimal Huffman tables counted over the coefficients, so that the copy's
+   quality and size track the original's. A progressive copy keeps the
+   source's scan script when it is one T.81 allows that sends every
+   coefficient to its last bit, else it takes libjpeg's standard one (the
+   script of `cjpeg -progressive`). A CMYK or YCCK source (stb_image gives
+   RGB) becomes YCbCr with its first table (by id) for luma and its second
+   (the first when it has one) for chroma, its first component's sampling
+   for luma and its second's for chroma. Sampling factors above 2 become 1
+   or 2 in proportion (4:1:1 becomes 4:2:2), and factors alike in every
+   component 1 (the same ratios). A sequential copy holds one
+   MCU and its symbols written aside (about the output's size, see
+   spim__jenc_flat); a progressive one holds every block's coefficients (2
+   bytes each) while it writes its scans. Where no table was read (another format written as
+   JPEG, a table that does not parse), spim_image_encode takes stb's
+   encoder at `quality` instead. */
+
+#define SPIM__JSRC_SCANS 64
+
+typedef struct spim__jscan {
+    unsigned char ns, c[4], ss, se, ah, al;   /* c: the components' indices in the frame */
+} spim__jscan;
+
+struct spim__jsrc {
+    uint16_t qt[4][64];          /* natural order */
+    int qdef[4];
+    unsigned char prec[4];       /* Pq: 0 8-bit, 1 16-bit */
+    int nc, progressive, ri, bad;
+    int sos, noscript;           /* SOS segments seen; the scans below are not the script */
+    int id[4], h[4], v[4], tq[4];
+    spim__jscan scan[SPIM__JSRC_SCANS];
+};
+typedef struct spim__jsrc spim__jsrc;
+
+/* libjpeg's standard progression (jpeg_simple_progression) for YCbCr and grey. */
+static const spim__jscan spim__jscript3[10] = {
+    { 3, { 0, 1, 2, 0 }, 0, 0, 0, 1 }, { 1, { 0, 0, 0, 0 }, 1, 5, 0, 2 },
+    { 1, { 2, 0, 0, 0 }, 1, 63, 0, 1 }, { 1, { 1, 0, 0, 0 }, 1, 63, 0, 1 },
+    { 1, { 0, 0, 0, 0 }, 6, 63, 0, 2 }, { 1, { 0, 0, 0, 0 }, 1, 63, 2, 1 },
+    { 3, { 0, 1, 2, 0 }, 0, 0, 1, 0 }, { 1, { 2, 0, 0, 0 }, 1, 63, 1, 0 },
+    { 1, { 1, 0, 0, 0 }, 1, 63, 1, 0 }, { 1, { 0, 0, 0, 0 }, 1, 63, 1, 0 },
+};
+static const spim__jscan spim__jscript1[6] = {
+    { 1, { 0, 0, 0, 0 }, 0, 0, 0, 1 }, { 1, { 0, 0, 0, 0 }, 1, 5, 0, 2 },
+    { 1, { 0, 0, 0, 0 }, 6, 63, 0, 2 }, { 1, { 0, 0, 0, 0 }, 1, 63, 2, 1 },
+    { 1, { 0, 0, 0, 0 }, 0, 0, 1, 0 }, { 1, { 0, 0, 0, 0 }, 1, 63, 1, 0 },
+};
+
+static void spim__jsrc_sof(spim__jsrc *s, int marker, const unsigned char *d, size_t n)
+{
+    int i;
+    if (s->nc || n < 6 || d[0] != 8 || d[5] < 1 || d[5] > 4 || n != 6 + 3 * (size_t)d[5]) {
+        s->bad = 1;
+        return;
+    }
+    s->nc = d[5];
+    s->progressive = marker == 0xC2;
+    for (i = 0; i < s->nc; i++) {
+        s->id[i] = d[6 + 3 * i];
+        s->h[i] = d[7 + 3 * i] >> 4;
+        s->v[i] = d[7 + 3 * i] & 15;
+        s->tq[i] = d[8 + 3 * i];
+        if (s->h[i] < 1 || s->h[i] > 4 || s->v[i] < 1 || s->v[i] > 4 || s->tq[i] > 3) s->bad = 1;
+    }
+}
+
+static void spim__jsrc_sos(spim__jsrc *s, const unsigned char *d, size_t n)
+{
+    spim__jscan *sc;
+    int i, k, ns = n >= 1 ? d[0] : 0;
+    if (++s->sos > SPIM__JSRC_SCANS || ns < 1 || ns > 4 || n != 4 + 2 * (size_t)ns) {
+        s->noscript = 1;
+        return;
+    }
+    sc = &s->scan[s->sos - 1];
+    sc->ns = (unsigned char)ns;
+    for (i = 0; i < ns; i++) {
+        for (k = 0; k < s->nc && s->id[k] != d[1 + 2 * i]; k++) {}
+        if (k == s->nc) s->noscript = 1;
+        sc->c[i] = (unsigned char)k;
+    }
+    sc->ss = d[1 + 2 * ns];
+    sc->se = d[2 + 2 * ns];
+    sc->ah = (unsigned char)(d[3 + 2 * ns] >> 4);
+    sc->al = (unsigned char)(d[3 + 2 * ns] & 15);
+}
+
+/* One segment of the metadata walk (spim__jpeg_meta): the frame, the
+   tables and restart interval the first scan has, and the scan script. */
+SPIM__PRIVATE spim_status spim__jsrc_segment(spim_meta *m, int marker, const unsigned char *d,
+                                             size_t n)
+{
+    spim__jsrc *s = m->jpeg;
+    if (marker != 0xDB && marker != 0xDD && marker != 0xDA && (marker < 0xC0 || marker > 0xC2))
+        return SPIM_OK;
+    if (!s) {
+        if ((s = (spim__jsrc *)SPIM_MALLOC(sizeof *s)) == NULL) return SPIM_ERR_NOMEM;
+        memset(s, 0, sizeof *s);
+        m->jpeg = s;
+    }
+    if (marker == 0xDA) spim__jsrc_sos(s, d, n);
+    else if (s->sos) return SPIM_OK; /* tables redefined between scans: the first scan's stay */
+    else if (marker == 0xDB) s->bad |= spim__dqt_read(s->qt, s->qdef, s->prec, d, n) != NULL;
+    else if (marker == 0xDD && n == 2) s->ri = (int)spim__rd16(d, 0);
+    else if (marker == 0xDD) s->bad = 1;
+    else spim__jsrc_sof(s, marker, d, n);
+    return SPIM_OK;
+}
+
+/* The encoder: the output frame and tables live in j, as the splice's do. */
+typedef struct spim__jenc {
+    spim__jpeg *j;               /* the frame, tables, one MCU's pixels and coefficients */
+    const spim_image *img;
+    unsigned char prec[4];       /* of the output's tables */
+    int ri, progressive;
+    spim__jprog g;               /* progressive: the scan writer's state */
+    int16_t *plane[3];           /* progressive: every block's coefficients, pw x ph a component */
+    float mcu[3][256 + 8];       /* one MCU's samples, component by component (+ a spill) */
+    spim__huff fdc, fac;         /* sequential: the flat tables of pass 1 (spim__jenc_flat) */
+} spim__jenc;
+
+/* The source's table for luma (chroma 0) or chroma (1) when its components
+   do not map one to one (CMYK, YCCK): its first and second by id; -1 none. */
+static int spim__jsrc_table(const spim__jsrc *s, int chroma)
+{
+    int t, seen = -1;
+    for (t = 0; t < 4; t++) {
+        if (!s->qdef[t]) continue;
+        if (!chroma || seen >= 0) return t;
+        seen = t;
+    }
+    return seen;
+}
+
+/* A sampling factor scaled from 1..max into 1..2. */
+static int spim__jenc_factor(int f, int max)
+{
+    if (max <= 2) return f;
+    f = (2 * f + max / 2) / max;
+    return f < 1 ? 1 : f;
+}
+
+/* The output frame from the source's (see above): 0 when its tables cannot
+   be used. */
+static int spim__jenc_frame(spim__jenc *e, const spim__jsrc *s)
+{
+    spim__jpeg *j = e->j;
+    int i, nc = e->img->channels >= 3 ? 3 : 1, hs[3], vs[3], hmax = 1, vmax = 1, same = 1;
+    if (s->bad || !s->nc) return 0;
+    for (i = 0; i < nc; i++) {
+        int sc = s->nc == 4 ? i > 0 : i < s->nc ? i : 0;
+        int t = s->nc == 4 ? spim__jsrc_table(s, i > 0) : s->tq[sc], slot = s->nc == 4 ? i > 0 : t;
+        if (t < 0 || !s->qdef[t]) return 0;
+        memcpy(j->qt[slot], s->qt[t], sizeof j->qt[slot]);
+        e->prec[slot] = s->prec[t];
+        j->comp[i].id = i + 1;
+        j->comp[i].tq = slot;
+        j->comp[i].td = j->comp[i].ta = i > 0;
+        hs[i] = s->nc == nc || s->nc == 4 ? s->h[sc] : 1;
+        vs[i] = s->nc == nc || s->nc == 4 ? s->v[sc] : 1;
+        if (hs[i] > hmax) hmax = hs[i];
+        if (vs[i] > vmax) vmax = vs[i];
+    }
+    j->nc = nc;
+    j->hmax = j->vmax = 1;
+    for (i = 0; i < nc; i++) {
+        j->comp[i].h = spim__jenc_factor(hs[i], hmax);
+        j->comp[i].v = spim__jenc_factor(vs[i], vmax);
+        same &= j->comp[i].h == j->comp[0].h && j->comp[i].v == j->comp[0].v;
+    }
+    for (i = 0; i < nc; i++) {
+        if (same) j->comp[i].h = j->comp[i].v = 1; /* the same ratios, within T.81's 10 blocks */
+        if (j->comp[i].h > j->hmax) j->hmax = j->comp[i].h;
+        if (j->comp[i].v > j->vmax) j->vmax = j->comp[i].v;
+    }
+    j->width = e->img->width;
+    j->height = e->img->height;
+    e->ri = s->ri;
+    e->progressive = s->progressive;
+    return spim__jpeg_layout(j);
+}
+
+/* Whether the source's scan script can be written for the output frame:
+   every scan one T.81 allows (G.1.1.1), each coefficient sent, then refined
+   a bit at a time down to its last bit. */
+static int spim__jenc_script_ok(const spim__jsrc *s, int nc)
+{
+    signed char state[3][64];
+    int i, k, c;
+    if (s->noscript || s->nc != nc || !s->sos) return 0;
+    memset(state, -1, sizeof state);
+    for (i = 0; i < s->sos; i++) {
+        const spim__jscan *sc = &s->scan[i];
+        if (sc->ss > sc->se || sc->se > 63 || (!sc->ss && sc->se) || (sc->ss && sc->ns != 1) ||
+            sc->al > 10 || (sc->ah && sc->al != sc->ah - 1) || sc->ns > nc)
+            return 0;
+        for (c = 0; c < sc->ns; c++) {
+            if (c && sc->c[c] <= sc->c[c - 1]) return 0;
+            for (k = sc->ss; k <= sc->se; k++) {
+                if (state[sc->c[c]][k] != (sc->ah ? sc->ah : -1)) return 0;
+                state[sc->c[c]][k] = (signed char)sc->al;
+            }
+        }
+    }
+    for (c = 0; c < nc; c++)
+        for (k = 0; k < 64; k++)
+            if (state[c][k]) return 0;
+    return 1;
+}
+
+/* Block b of the MCU in e->mcu: box-downsampled, then spim__jpeg_block_fdct. */
+static void spim__jenc_block(spim__jenc *e, int b)
+{
+    spim__jpeg *j = e->j;
+    const spim__jcomp *c = &j->comp[j->bcomp[b]];
+    const float *p = e->mcu[j->bcomp[b]];
+    int sx = j->hmax / c->h, sy = j->vmax / c->v, x0 = j->bx[b] * 8 * sx, y0 = j->by[b] * 8 * sy;
+    int x, y;
+    float in[64];
+    for (y = 0; y < 8; y++) {
+        const float *r0 = p + (y0 + y * sy) * j->mcuw + x0, *r1 = r0 + (sy - 1) * j->mcuw;
+        if (sx == 1 && sy == 1) {
+            memcpy(in + 8 * y, r0, 8 * sizeof(float));
+            continue;
+        }
+        for (x = 0; x < 8; x++) /* factors are 1 or 2: the corners of the box, each 1/4 */
+            in[y * 8 + x] = 0.25f * (r0[x * sx] + r0[x * sx + sx - 1] + r1[x * sx] +
+                                     r1[x * sx + sx - 1]);
+    }
+    spim__jpeg_block_fdct(j, b, in);
+}
+
+/* MCU (mx, my) of the image (edges repeated) into e->mcu as Y (or grey),
+   Cb, Cr, and every block's coefficients into j->coef. */
+static void spim__jenc_mcu(spim__jenc *e, int mx, int my)
+{
+    spim__jpeg *j = e->j;
+    const spim_image *img = e->img;
+    int x, y, b, ch = img->channels, w = j->mcuw;
+    float r[16], g[16], bl[16];
+    memset(r, 0, sizeof r);
+    memset(g, 0, sizeof g);
+    memset(bl, 0, sizeof bl);
+    for (y = 0; y < j->mcuh; y++) {
+        int sy = my * j->mcuh + y < img->height ? my * j->mcuh + y : img->height - 1;
+        const unsigned char *row = img->pixels + (size_t)sy * (size_t)img->width * (size_t)ch;
+        float *o0 = e->mcu[0] + y * w, *o1 = e->mcu[1] + y * w, *o2 = e->mcu[2] + y * w;
+        for (x = 0; x < w; x++) { /* the channels apart first, so that the sums vectorise */
+            int sx = mx * w + x < img->width ? mx * w + x : img->width - 1;
+            const unsigned char *px = row + (size_t)sx * (size_t)ch;
+            r[x] = px[0];
+            g[x] = j->nc == 1 ? 0 : px[1];
+            bl[x] = j->nc == 1 ? 0 : px[2];
+        }
+        if (j->nc == 1) {
+            memcpy(o0, r, (size_t)w * sizeof(float));
+            continue;
+        }
+        for (x = 0; x < 16; x++) { /* spim__jpeg_from_rgb's; a row of 8 spills into the next */
+            o0[x] = 0.299f * r[x] + 0.587f * g[x] + 0.114f * bl[x];
+            o1[x] = -0.168736f * r[x] - 0.331264f * g[x] + 0.5f * bl[x] + 128.0f;
+            o2[x] = 0.5f * r[x] - 0.418688f * g[x] - 0.081312f * bl[x] + 128.0f;
+        }
+    }
+    for (b = 0; b < j->nblocks; b++) spim__jenc_block(e, b);
+}
+
+/* SOI, JFIF, the metadata segments (meta), DQT with the tables the
+   components use at their precision, SOF0, SOF1 (a 16-bit table) or SOF2,
+   and DRI. */
+static spim_status spim__jenc_header(const spim__jenc *e, const spim_buf *meta, spim_buf *out)
+{
+    static const unsigned char jfif[20] = { 0xFF, 0xD8, 0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F',
+                                            0,    1,    1,    0,    0, 1,  0,   1,   0,   0 };
+    const spim__jpeg *j = e->j;
+    unsigned char d[4 + 4 * 129];
+    size_t n = 4;
+    int t, i, k, used[4] = { 0, 0, 0, 0 }, wide = 0;
+    if (spim_buf_append(out, jfif, sizeof jfif) || spim_buf_append(out, meta->data, meta->len))
+        return SPIM_ERR_NOMEM;
+    for (i = 0; i < j->nc; i++) used[j->comp[i].tq] = 1;
+    for (t = 0; t < 4; t++) {
+        if (!used[t]) continue;
+        d[n++] = (unsigned char)(e->prec[t] << 4 | t);
+        for (k = 0; k < 64; k++) {
+            unsigned q = j->qt[t][spim__zigzag[k]];
+            if (e->prec[t]) d[n++] = (unsigned char)(q >> 8);
+            d[n++] = (unsigned char)q;
+        }
+        wide |= e->prec[t];
+    }
+    d[0] = 0xFF;
+    d[1] = 0xDB;
+    d[2] = (unsigned char)((n - 2) >> 8);
+    d[3] = (unsigned char)(n - 2);
+    if (spim_buf_append(out, d, n)) return SPIM_ERR_NOMEM;
+    n = 0;
+    d[n++] = 0xFF;
+    d[n++] = e->progressive ? 0xC2 : wide ? 0xC1 : 0xC0;
+    d[n++] = 0;
+    d[n++] = (unsigned char)(8 + 3 * j->nc);
+    d[n++] = 8;
+    d[n++] = (unsigned char)(j->height >> 8);
+    d[n++] = (unsigned char)j->height;
+    d[n++] = (unsigned char)(j->width >> 8);
+    d[n++] = (unsigned char)j->width;
+    d[n++] = (unsigned char)j->nc;
+    for (i = 0; i < j->nc; i++) {
+        d[n++] = (unsigned char)j->comp[i].id;
+        d[n++] = (unsigned char)(j->comp[i].h << 4 | j->comp[i].v);
+        d[n++] = (unsigned char)j->comp[i].tq;
+    }
+    if (e->ri) {
+        static const unsigned char dri[4] = { 0xFF, 0xDD, 0, 4 };
+        memcpy(d + n, dri, 4);
+        d[n + 4] = (unsigned char)(e->ri >> 8);
+        d[n + 5] = (unsigned char)e->ri;
+        n += 6;
+    }
+    return spim_buf_append(out, d, n);
+}
+
+/* An SOS segment for components sc[0..ns-1], band ss..se, approximation a
+   (Ah << 4 | Al) into d; its length. */
+static size_t spim__jenc_sos(const spim__jpeg *j, int ns, const int *sc, int ss, int se, int a,
+                             unsigned char *d)
+{
+    size_t n = 0;
+    int i;
+    d[n++] = 0xFF;
+    d[n++] = 0xDA;
+    d[n++] = 0;
+    d[n++] = (unsigned char)(6 + 2 * ns);
+    d[n++] = (unsigned char)ns;
+    for (i = 0; i < ns; i++) {
+        d[n++] = (unsigned char)j->comp[sc[i]].id;
+        d[n++] = (unsigned char)(j->comp[sc[i]].td << 4 | j->comp[sc[i]].ta);
+    }
+    d[n++] = (unsigned char)ss;
+    d[n++] = (unsigned char)se;
+    d[n++] = (unsigned char)a;
+    return n;
+}
+
+/* The restart marker after interval i, flushing the bits before it. */
+static void spim__jenc_restart(spim__jout *w, uint64_t i)
+{
+    spim__jout_flush(w);
+    w->b->data[w->b->len++] = 0xFF;
+    w->b->data[w->b->len++] = (unsigned char)(0xD0 + (int)(i & 7));
+}
+
+/* A sequential copy takes the FDCT once: the first pass counts each
+   block's symbols and writes them aside with a code of 8 bits for every
+   symbol (spim__jenc_flat), about the size of the output; the second reads
+   them back with the splice's decoder and codes them with the optimal
+   tables. Restart intervals reset the predictors at the same MCUs in both. */
+static void spim__jenc_flat(spim__huff *h, int ac)
+{
+    unsigned char counts[16], syms[256];
+    int s, n = 0;
+    memset(counts, 0, sizeof counts);
+    for (s = 0; s < 256; s++)
+        if (ac ? s == 0 || s == 0xF0 || ((s & 15) >= 1 && (s & 15) <= 10) : s <= 11)
+            syms[n++] = (unsigned char)s;
+    counts[7] = (unsigned char)n;
+    spim__huff_build(h, counts, syms, ac);
+}
+
+/* Pass 1: every MCU's coefficients, counted into j->freq and written to
+   w with the flat tables. 1, 0 a DC difference out of range, -1 out of
+   memory. */
+static int spim__jenc_pass1(spim__jenc *e, spim__jout *w)
+{
+    spim__jpeg *j = e->j;
+    uint64_t total = (uint64_t)j->mcux * (uint64_t)j->mcuy, m, ri = (uint64_t)e->ri;
+    int pc[3] = { 0, 0, 0 }, pw[3] = { 0, 0, 0 }, b;
+    for (m = 0; m < total; m++) {
+        if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
+        if (ri && m && m % ri == 0) pc[0] = pc[1] = pc[2] = pw[0] = pw[1] = pw[2] = 0;
+        spim__jenc_mcu(e, (int)(m % (uint64_t)j->mcux), (int)(m / (uint64_t)j->mcux));
+        for (b = 0; b < j->nblocks; b++) {
+            const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+            int c = j->bcomp[b], t = cp->td;
+            if (!spim__jpeg_put_block(w, NULL, NULL, j->freq[t], j->freq[4 + cp->ta], j->coef[b],
+                                      &pc[c]) ||
+                !spim__jpeg_put_block(w, &e->fdc, &e->fac, NULL, NULL, j->coef[b], &pw[c]))
+                return 0;
+        }
+    }
+    if (spim__jout_room(w, 2) != SPIM_OK) return -1;
+    spim__jout_flush(w);
+    return 1;
+}
+
+/* Pass 2: pass 1's blocks read back from [p, p + n) and coded into w with
+   j->ndc/j->nac, restart markers between the intervals. */
+static int spim__jenc_pass2(spim__jenc *e, const unsigned char *p, size_t n, spim__jout *w)
+{
+    spim__jpeg *j = e->j;
+    uint64_t total = (uint64_t)j->mcux * (uint64_t)j->mcuy, m, ri = (uint64_t)e->ri, dc_end;
+    int pin[3] = { 0, 0, 0 }, pout[3] = { 0, 0, 0 }, b;
+    spim__jbits r;
+    memset(&r, 0, sizeof r);
+    r.p = p;
+    r.end = n;
+    for (m = 0; m < total; m++) {
+        if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
+        if (ri && m && m % ri == 0) {
+            pin[0] = pin[1] = pin[2] = pout[0] = pout[1] = pout[2] = 0;
+            spim__jenc_restart(w, m / ri - 1);
+        }
+        for (b = 0; b < j->nblocks; b++) {
+            const spim__jcomp *cp = &j->comp[j->bcomp[b]];
+            int c = j->bcomp[b];
+            if (!spim__jpeg_block(&r, &e->fdc, &e->fac, &pin[c], &dc_end, j->coef[b]) ||
+                !spim__jpeg_put_block(w, &j->ndc[cp->td], &j->nac[cp->ta], NULL, NULL, j->coef[b],
+                                      &pout[c]))
+                return 0;
+        }
+    }
+    if (spim__jout_room(w, 2) != SPIM_OK) return -1;
+    spim__jout_flush(w);
+    return 1;
+}
+
+/* Baseline or extended: pass 1, the tables, pass 2. */
+static int spim__jenc_sequential(spim__jenc *e, spim_buf *out)
+{
+    spim__jpeg *j = e->j;
+    unsigned char dht[4 + 8 * (17 + 256)], sos[16];
+    int sc[3] = { 0, 1, 2 }, rc;
+    spim_buf flat = SPIM_BUF_INIT;
+    spim__jout w;
+    spim__jenc_flat(&e->fdc, 0);
+    spim__jenc_flat(&e->fac, 1);
+    memset(j->freq, 0, sizeof j->freq);
+    w.b = &flat;
+    w.acc = 0;
+    w.n = 0;
+    rc = spim__jenc_pass1(e, &w);
+    w.b = out;
+    if (rc == 1 && (spim_buf_append(out, dht, spim__jpeg_new_tables(j, dht)) ||
+                    spim_buf_append(out, sos, spim__jenc_sos(j, j->nc, sc, 0, 63, 0, sos))))
+        rc = -1;
+    if (rc == 1) rc = spim__jenc_pass2(e, flat.data, flat.len, &w);
+    spim_buf_free(&flat);
+    return rc;
+}
+
+/* Progressive: every block's coefficients, computed once. */
+static int spim__jenc_planes(spim__jenc *e)
+{
+    spim__jpeg *j = e->j;
+    spim__jprog *g = &e->g;
+    int c, b, mx, my;
+    for (c = 0; c < j->nc; c++) {
+        const spim__jcomp *cp = &j->comp[c];
+        g->pw[c] = j->mcux * cp->h;
+        g->ph[c] = j->mcuy * cp->v;
+        g->bw[c] = ((j->width * cp->h + j->hmax - 1) / j->hmax + 7) / 8;
+        g->bh[c] = ((j->height * cp->v + j->vmax - 1) / j->vmax + 7) / 8;
+        e->plane[c] = (int16_t *)SPIM_MALLOC(spim__jprog_blocks(g, c) * 64 * sizeof(int16_t));
+        if (!e->plane[c]) return 0;
+    }
+    for (my = 0; my < j->mcuy; my++)
+        for (mx = 0; mx < j->mcux; mx++) {
+            spim__jenc_mcu(e, mx, my);
+            for (b = 0; b < j->nblocks; b++) {
+                c = j->bcomp[b];
+                memcpy(e->plane[c] + ((size_t)(my * j->comp[c].v + j->by[b]) * (size_t)g->pw[c] +
+                                      (size_t)(mx * j->comp[c].h + j->bx[b])) * 64,
+                       j->coef[b], sizeof j->coef[b]);
+            }
+        }
+    return 1;
+}
+
+/* One block's part of the current scan, coded or counted; 0 when a code is
+   missing or a DC difference is out of range. */
+static int spim__jenc_prog_block(spim__jenc *e, int c, int bx, int by)
+{
+    spim__jprog *g = &e->g;
+    const int16_t *co = e->plane[c] + ((size_t)by * (size_t)g->pw[c] + (size_t)bx) * 64;
+    spim__jband b;
+    b.hist = b.corr = b.nz = b.neg = 0;
+    b.eob_start = 0;
+    spim__jprog_band(g, co, &b);
+    if (!g->ss) return spim__jprog_enc_dc(g, c, &b);
+    if (!g->ah) return spim__jprog_enc_first(g, e->j->comp[c].ta, &b, 0);
+    return spim__jprog_enc_refine(g, e->j->comp[c].ta, &b, 0);
+}
+
+/* MCU m of the scan: one block when it has one component (T.81 A.2.2). */
+static int spim__jenc_prog_mcu(spim__jenc *e, uint64_t m)
+{
+    const spim__jpeg *j = e->j;
+    const spim__jprog *g = &e->g;
+    int i, x, y, mx = (int)(m % (uint64_t)j->mcux), my = (int)(m / (uint64_t)j->mcux);
+    if (g->ns == 1) {
+        uint64_t w = (uint64_t)g->bw[g->sc[0]];
+        return spim__jenc_prog_block(e, g->sc[0], (int)(m % w), (int)(m / w));
+    }
+    for (i = 0; i < g->ns; i++) {
+        const spim__jcomp *cp = &j->comp[g->sc[i]];
+        for (y = 0; y < cp->v; y++)
+            for (x = 0; x < cp->h; x++)
+                if (!spim__jenc_prog_block(e, g->sc[i], mx * cp->h + x, my * cp->v + y)) return 0;
+    }
+    return 1;
+}
+
+/* The current scan's data, interval by interval, counted or written. 1,
+   0 a code missing, -1 out of memory. */
+static int spim__jenc_prog_data(spim__jenc *e)
+{
+    const spim__jpeg *j = e->j;
+    spim__jprog *g = &e->g;
+    int c = g->sc[0], t = j->comp[c].ta;
+    uint64_t total = g->ns == 1 ? (uint64_t)g->bw[c] * (uint64_t)g->bh[c]
+                                : (uint64_t)j->mcux * (uint64_t)j->mcuy;
+    uint64_t per = e->ri ? (uint64_t)e->ri : total, m0, m, i = 0;
+    for (m0 = 0; m0 < total; m0 += per, i++) {
+        uint64_t m1 = total - m0 < per ? total : m0 + per;
+        g->pout[0] = g->pout[1] = g->pout[2] = 0;
+        g->run_out = 0;
+        g->cbits = 0;
+        for (m = m0; m < m1; m++) {
+            if (!g->count && spim__jout_room(&g->w, 8192 + g->cbits / 4) != SPIM_OK) return -1;
+            if (!spim__jenc_prog_mcu(e, m)) return 0;
+        }
+        if (!g->count && spim__jout_room(&g->w, 64 + g->cbits / 4) != SPIM_OK) return -1;
+        if (!spim__jprog_flush_run(g, t)) return 0;
+        if (g->count) continue;
+        if (m1 < total) spim__jenc_restart(&g->w, i);
+        else spim__jout_flush(&g->w);
+    }
+    return 1;
+}
+
+/* One scan of the script: counted, then its optimal tables, SOS and data. */
+static int spim__jenc_prog_scan(spim__jenc *e, const spim__jscan *sc, spim_buf *out)
+{
+    spim__jpeg *j = e->j;
+    spim__jprog *g = &e->g;
+    unsigned char d[4 + 8 * (17 + 256)];
+    unsigned used;
+    int i, t, rc;
+    g->ns = sc->ns;
+    for (i = 0; i < sc->ns; i++) g->sc[i] = sc->c[i];
+    g->ss = sc->ss;
+    g->se = sc->se;
+    g->ah = sc->ah;
+    g->al = sc->al;
+    used = spim__jprog_used(g);
+    for (t = 0; t < 8; t++)
+        if (used >> t & 1) memset(j->freq[t], 0, sizeof j->freq[t]);
+    g->count = 1; /* a DC refinement codes no symbol: nothing to count */
+    if (used && (rc = spim__jenc_prog_data(e)) != 1) return rc;
+    g->count = 0;
+    if (used && spim_buf_append(out, d, spim__jprog_tables(g, used, d)) != SPIM_OK) return -1;
+    if (spim_buf_append(out, d, spim__jenc_sos(j, g->ns, g->sc, g->ss, g->se, g->ah << 4 | g->al,
+                                               d)) != SPIM_OK)
+        return -1;
+    g->w.acc = 0;
+    g->w.n = 0;
+    return spim__jenc_prog_data(e);
+}
+
+/* Progressive: the coefficients, then each scan of the script. */
+static int spim__jenc_progressive(spim__jenc *e, const spim__jsrc *s, spim_buf *out)
+{
+    const spim__jscan *script = e->j->nc == 3 ? spim__jscript3 : spim__jscript1;
+    int i, rc, n = e->j->nc == 3 ? 10 : 6;
+    if (spim__jenc_script_ok(s, e->j->nc)) {
+        script = s->scan;
+        n = s->sos;
+    }
+    e->g.j = e->j;
+    e->g.w.b = out;
+    e->g.cb = (unsigned char *)SPIM_MALLOC((size_t)SPIM__JPROG_RUN * 63 / 8 + 16);
+    if (!e->g.cb || !spim__jenc_planes(e)) return -1;
+    for (i = 0; i < n; i++)
+        if ((rc = spim__jenc_prog_scan(e, &script[i], out)) != 1) return rc;
+    return 1;
+}
+
+/* img (decoded from a JPEG whose tables spim__jsrc_segment read) as a JPEG
+   with those tables, its sampling and progression (see above), meta after
+   the JFIF segment: 1 written, 0 the tables cannot be used (nothing
+   written), -1 out of memory. */
+SPIM__PRIVATE int spim__jpeg_encode_source(const spim_image *img, const spim_buf *meta,
+                                           spim_buf *out)
+{
+    const spim__jsrc *s = img->meta.jpeg;
+    spim__jenc *e;
+    size_t start = out->len;
+    int rc = 0, c;
+    if (!s || img->width < 1 || img->height < 1 || img->width > 65535 || img->height > 65535)
+        return 0;
+    if ((e = (spim__jenc *)spim__jprog_zalloc(sizeof *e)) == NULL) return -1;
+    if ((e->j = (spim__jpeg *)spim__jprog_zalloc(sizeof *e->j)) == NULL) {
+        SPIM_FREE(e);
+        return -1;
+    }
+    e->img = img;
+    if (spim__jenc_frame(e, s)) {
+        rc = -1;
+        if (spim__jenc_header(e, meta, out) == SPIM_OK)
+            rc = e->progressive ? spim__jenc_progressive(e, s, out) : spim__jenc_sequential(e, out);
+        if (rc == 1 && spim_buf_append(out, "\xFF\xD9", 2) != SPIM_OK) rc = -1;
+    }
+    if (rc != 1) out->len = start;
+    for (c = 0; c < 3; c++) SPIM_FREE(e->plane[c]);
+    SPIM_FREE(e->g.cb);
+    SPIM_FREE(e->j);
+    SPIM_FREE(e);
+    return rc;
 }
 
 #endif /* SPIM_NO_IMAGE */

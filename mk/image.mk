@@ -33,7 +33,7 @@ $(B)/stamp $(B)/imager/bootstrap $(B)/imager/bootstrap-san: $(B)/assets/font_ttf
 
 # test_jpeg reads coefficients back through libjpeg (libjpeg62-turbo-dev):
 # only this test links it.
-$(foreach t,test_jpeg test_jpeg_progressive,$(addsuffix /$(t),$(addprefix $(B)/test/,gcc clang san))): PKG_LIBS += -ljpeg
+$(foreach t,test_jpeg test_jpeg_progressive test_jpeg_recode,$(addsuffix /$(t),$(addprefix $(B)/test/,gcc clang san))): PKG_LIBS += -ljpeg
 
 # build/stamp compiles only the image section (SPIM_NO_S3/EVENTS/LAMBDA)
 # with WebP and GIF: it links zlib, libwebp and giflib and nothing else.

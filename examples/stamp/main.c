@@ -15,7 +15,9 @@
    and {date} are today's; the default font is the embedded DejaVu Sans. A
    baseline JPEG that stays a JPEG is stamped in the compressed domain (only
    the MCUs under the stamp are re-coded); --recode or SPARTA_JPEG_MODE=recode
-   decodes and re-encodes it instead. SPARTA_MAX_PIXELS overrides the pixel budget and
+   decodes and re-encodes it instead, with its own tables, sampling and
+   progression (--quality applies only to a JPEG made from another
+   format). SPARTA_MAX_PIXELS overrides the pixel budget and
    SPARTA_METADATA the metadata policy (--metadata wins); every value
    follows spim_stamp_option_set's rules. -v prints one line to stderr: the
    path taken (splice, progressive or recode), the Huffman tables, the MCUs
@@ -54,7 +56,8 @@ static void print_usage(FILE *f)
                "                 0 = native size\n"
                "  --opacity F    above 0, at most 1: multiplied into the stamp's alpha\n"
                "                 (default 1)\n"
-               "  --quality Q    JPEG quality 1 to 100 when re-encoding (default 90)\n"
+               "  --quality Q    JPEG quality 1 to 100 for a JPEG written from another\n"
+               "                 format (default 90; a JPEG source keeps its own tables)\n"
                "  --recode       decode and re-encode a JPEG or PNG instead of stamping it in the\n"
                "                 compressed domain (also SPARTA_JPEG_MODE=recode)\n"
                "  --tile GAP     repeat the stamp over the image, GAP apart: whole pixels (40)\n"

@@ -99,6 +99,59 @@ else
     echo "skip djpeg cases: apt-get install libjpeg-turbo-progs"; skipped=$((skipped + 2))
 fi
 
+# JPEG sources the splice and the progressive path do not take (CMYK from
+# ImageMagick and Pillow), and real encoders' files through --recode, are
+# written again with the source's quantisation tables and sampling,
+# progressive when the source was: never a fixed q90 4:2:0. Sizes stay
+# within a sane factor of the input's; djpeg reads every output cleanly.
+same_tables() {  # SOURCE OUTPUT -> "ok" or what differs
+    /usr/bin/python3 - "$@" <<'EOF'
+import sys
+from PIL import Image
+a, b = Image.open(sys.argv[1]), Image.open(sys.argv[2])
+qa, qb, la, lb = a.quantization, b.quantization, a.layer, b.layer
+why = []
+if bool(a.info.get('progressive')) != bool(b.info.get('progressive')):
+    why.append('progressive %s from %s' % (b.info.get('progressive'), a.info.get('progressive')))
+for i, (cid, h, v, t) in enumerate(lb):
+    if len(la) == 4:   # CMYK/YCCK: the first table for luma, the second for chroma
+        ids = sorted(qa)
+        want = qa[ids[0] if i == 0 or len(ids) == 1 else ids[1]]
+        sh, sv = la[0 if i == 0 else 1][1:3]
+    else:
+        want, sh, sv = qa[la[i][3]], la[i][1], la[i][2]
+    if list(qb[t]) != list(want): why.append('component %d table' % i)
+    if (h, v) != (sh, sv): why.append('component %d sampled %dx%d, source %dx%d' % (i, h, v, sh, sv))
+print('; '.join(why) or 'ok')
+EOF
+}
+if command -v djpeg >/dev/null && command -v convert >/dev/null && /usr/bin/python3 -c 'import PIL' 2>/dev/null; then
+    djpeg "$T/big.jpg" > "$T/big.ppm"
+    convert "$T/big.ppm" -colorspace CMYK -quality 85 "$T/r_im_cmyk.jpg"
+    /usr/bin/python3 -c "from PIL import Image; Image.open('$T/big.ppm').convert('CMYK').save('$T/r_pil_cmyk.jpg', quality=80)"
+    cjpeg -progressive -sample 1x1 -quality 88 "$T/big.ppm" > "$T/r_cjpeg_prog444.jpg"
+    cjpeg -sample 2x1 -quality 70 -restart 2 -optimize "$T/big.ppm" > "$T/r_cjpeg_422.jpg"
+    cjpeg -grayscale -quality 60 "$T/big.ppm" > "$T/r_cjpeg_grey.jpg"
+    /usr/bin/python3 -c "from PIL import Image; Image.open('$T/big.ppm').save('$T/r_pil_prog.jpg', quality=83, subsampling=0, progressive=True, optimize=True)"
+    for f in r_im_cmyk r_pil_cmyk r_cjpeg_prog444 r_cjpeg_422 r_cjpeg_grey r_pil_prog; do
+        case $f in *cmyk) args=() ;; *) args=(--recode) ;; esac
+        if ! "$S" -v "${args[@]}" "$T/$f.jpg" "$T/${f}_out.jpg" 2>"$T/err.txt"; then
+            fail "recode_$f" "exit $? ($(head -1 "$T/err.txt"))"; continue
+        fi
+        why=$(same_tables "$T/$f.jpg" "$T/${f}_out.jpg")
+        in=$(stat -c %s "$T/$f.jpg") out=$(stat -c %s "$T/${f}_out.jpg")
+        lo=$((in / 2)); case $f in *cmyk) lo=$((in / 4)) ;; esac
+        if ! grep -q "path=recode" "$T/err.txt"; then fail "recode_$f" "-v: $(head -1 "$T/err.txt")"
+        elif [ "$why" != ok ]; then fail "recode_$f" "the source's tables and sampling" "$why"
+        elif [ "$out" -lt "$lo" ] || [ "$out" -gt $((in * 3 / 2)) ]; then fail "recode_$f" "$out bytes from $in"
+        elif ! djpeg "$T/${f}_out.jpg" >/dev/null 2>"$T/djpeg.txt" || [ -s "$T/djpeg.txt" ]; then
+            fail "recode_$f" "djpeg: $(head -1 "$T/djpeg.txt")"
+        else ok "recode_$f"; fi
+    done
+else
+    echo "skip recode corpus: needs djpeg, ImageMagick and Pillow"; skipped=$((skipped + 6))
+fi
+
 # output format follows the extension
 for ext in jpg jpeg png bmp tga; do
     rm -f "$T/o.$ext"
