@@ -31,9 +31,12 @@ $(B)/assets/font_ttf.h: $(B)/assets/font.ttf $(B)/tools/bin2h
 
 $(B)/stamp $(B)/imager/bootstrap $(B)/imager/bootstrap-san: $(B)/assets/font_ttf.h
 
-# test_jpeg reads coefficients back through libjpeg (libjpeg62-turbo-dev):
-# only this test links it.
-$(foreach t,test_jpeg test_jpeg_progressive test_jpeg_recode,$(addsuffix /$(t),$(addprefix $(B)/test/,gcc clang san))): PKG_LIBS += -ljpeg
+# The JPEG tests read coefficients back through libjpeg (libjpeg62-turbo-dev,
+# shared helpers in tests/unit/jpeg_lib.h): only they link it.
+JPEG_TESTS := $(foreach t,test_jpeg test_jpeg_progressive test_jpeg_recode,\
+                $(addsuffix /$(t),$(addprefix $(B)/test/,gcc clang san)))
+$(JPEG_TESTS): PKG_LIBS += -ljpeg
+$(JPEG_TESTS): tests/unit/jpeg_lib.h
 
 # build/stamp compiles only the image section (SPIM_NO_S3/EVENTS/LAMBDA)
 # with WebP and GIF: it links zlib, libwebp and giflib and nothing else.

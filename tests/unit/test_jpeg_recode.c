@@ -15,44 +15,14 @@
 #include "sparta_imager.h"
 #include "spim_test.h"
 
-#include <setjmp.h>
-#include <stdio.h>
-#include <jpeglib.h>
+#include "jpeg_lib.h"
 
 #define BOUND 0.3
-
-typedef struct jerr {
-    struct jpeg_error_mgr mgr;
-    jmp_buf jump;
-} jerr;
-
-static void jerr_exit(j_common_ptr c)
-{
-    longjmp(((jerr *)c->err)->jump, 1);
-}
 
 /* libjpeg's notes (16-bit tables "too coarse for baseline") are expected here. */
 static void jerr_quiet(j_common_ptr c)
 {
     (void)c;
-}
-
-static unsigned char *make_photo(int w, int h, int seed)
-{
-    unsigned char *p = (unsigned char *)malloc((size_t)w * (size_t)h * 3);
-    unsigned r = (unsigned)seed * 2654435761u + 7;
-    int x, y, k;
-    for (y = 0; y < h; y++)
-        for (x = 0; x < w; x++)
-            for (k = 0; k < 3; k++) {
-                int v = (x * (k + 2) * 255) / w / 3 + (y * (3 - k) * 255) / h / 4;
-                r = r * 1103515245u + 12345u;
-                v += (int)((r >> 16) % 20) - 10;
-                if (((x / 29) + (y / 17)) % 6 == 0) v = 255 - v;
-                p[((size_t)y * (size_t)w + (size_t)x) * 3 + (size_t)k] =
-                    (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
-            }
-    return p;
 }
 
 /* A source kind: colour (1 grey, 3 YCbCr, 4 CMYK, 5 YCCK), luma and
@@ -77,19 +47,6 @@ static const kind kinds[] = {
     { "CMYK q85 (Adobe)", 4, 1, 1, 1, 1, 85, 1, 0, 0 },
     { "YCCK 4:2:0 q80 (Adobe)", 5, 2, 2, 1, 1, 80, 1, 0, 0 },
     { "progressive CMYK q85", 4, 1, 1, 1, 1, 85, 1, 0, 1 },
-};
-
-static const jpeg_scan_info custom3[] = {
-    { 1, { 0 }, 0, 0, 0, 2 },   { 2, { 1, 2 }, 0, 0, 0, 1 }, { 1, { 0 }, 1, 9, 0, 2 },
-    { 1, { 0 }, 10, 63, 0, 1 }, { 1, { 1 }, 1, 63, 0, 0 },   { 1, { 2 }, 1, 63, 0, 1 },
-    { 1, { 0 }, 0, 0, 2, 1 },   { 1, { 0 }, 0, 0, 1, 0 },    { 2, { 1, 2 }, 0, 0, 1, 0 },
-    { 1, { 0 }, 1, 9, 2, 1 },   { 1, { 0 }, 1, 9, 1, 0 },    { 1, { 0 }, 10, 63, 1, 0 },
-    { 1, { 2 }, 1, 63, 1, 0 },
-};
-static const jpeg_scan_info custom1[] = {
-    { 1, { 0 }, 0, 0, 0, 1 }, { 1, { 0 }, 1, 2, 0, 2 }, { 1, { 0 }, 3, 63, 0, 1 },
-    { 1, { 0 }, 1, 2, 2, 1 }, { 1, { 0 }, 0, 0, 1, 0 }, { 1, { 0 }, 1, 2, 1, 0 },
-    { 1, { 0 }, 3, 63, 1, 0 },
 };
 
 static void set_sampling(struct jpeg_compress_struct *c, const kind *k)
