@@ -9,38 +9,7 @@
 #include "sparta_imager.h"
 #include "spim_test.h"
 
-#include <setjmp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <jpeglib.h>
-
-typedef struct jerr {
-    struct jpeg_error_mgr mgr;
-    jmp_buf jump;
-} jerr;
-
-static void jerr_exit(j_common_ptr c)
-{
-    longjmp(((jerr *)c->err)->jump, 1);
-}
-
-/* A photo-like test image: gradients, texture and hard edges. */
-static unsigned char *make_photo(int w, int h, int seed)
-{
-    unsigned char *p = (unsigned char *)malloc((size_t)w * (size_t)h * 3);
-    unsigned r = (unsigned)seed * 2654435761u + 1;
-    int x, y, k;
-    for (y = 0; y < h; y++)
-        for (x = 0; x < w; x++)
-            for (k = 0; k < 3; k++) {
-                int v = (x * (k + 1) * 255) / w / 2 + (y * (3 - k) * 255) / h / 3;
-                r = r * 1103515245u + 12345u;
-                v += (int)((r >> 16) % 24) - 12;
-                if (((x / 37) + (y / 23)) % 5 == 0) v = 255 - v;
-                p[((size_t)y * (size_t)w + (size_t)x) * 3 + (size_t)k] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
-            }
-    return p;
-}
+#include "jpeg_lib.h"
 
 typedef struct layout {
     const char *name;
@@ -132,55 +101,6 @@ static int make_jpeg(spim_buf *out, const unsigned char *rgb, int w, int h, cons
 }
 
 /* The coefficients of a JPEG, every component, blocks row by row. */
-typedef struct coefs {
-    int nc, w[3], h[3], hs[3], vs[3];
-    uint16_t q[3][64];
-    short *blk[3];               /* w*h blocks of 64 */
-} coefs;
-
-static int read_coefs(const spim_buf *in, coefs *k)
-{
-    struct jpeg_decompress_struct d;
-    jerr e;
-    jvirt_barray_ptr *arr;
-    int ci;
-    JDIMENSION r;
-    memset(k, 0, sizeof *k);
-    d.err = jpeg_std_error(&e.mgr);
-    e.mgr.error_exit = jerr_exit;
-    if (setjmp(e.jump)) { jpeg_destroy_decompress(&d); return 0; }
-    jpeg_create_decompress(&d);
-    jpeg_mem_src(&d, in->data, (unsigned long)in->len);
-    jpeg_read_header(&d, TRUE);
-    arr = jpeg_read_coefficients(&d);
-    k->nc = d.num_components;
-    for (ci = 0; ci < k->nc && ci < 3; ci++) {
-        jpeg_component_info *cp = d.comp_info + ci;
-        int i;
-        k->w[ci] = (int)cp->width_in_blocks;
-        k->h[ci] = (int)cp->height_in_blocks;
-        k->hs[ci] = cp->h_samp_factor;
-        k->vs[ci] = cp->v_samp_factor;
-        for (i = 0; i < 64; i++) k->q[ci][i] = cp->quant_table->quantval[i];
-        k->blk[ci] = (short *)malloc((size_t)k->w[ci] * (size_t)k->h[ci] * 64 * sizeof(short));
-        for (r = 0; r < cp->height_in_blocks; r++) {
-            JBLOCKARRAY row = (d.mem->access_virt_barray)((j_common_ptr)&d, arr[ci], r, 1, FALSE);
-            JDIMENSION x;
-            for (x = 0; x < cp->width_in_blocks; x++)
-                for (i = 0; i < 64; i++) k->blk[ci][((size_t)r * (size_t)k->w[ci] + x) * 64 + (size_t)i] = row[0][x][i];
-        }
-    }
-    jpeg_finish_decompress(&d);
-    jpeg_destroy_decompress(&d);
-    return e.mgr.num_warnings == 0 ? 1 : 2;
-}
-
-static void free_coefs(coefs *k)
-{
-    int i;
-    for (i = 0; i < 3; i++) free(k->blk[i]);
-}
-
 static spim_stamp the_stamp;       /* the real, translucent stamp */
 
 /* The stored rectangle a stamp of the_stamp's size covers (x0, y0, x1, y1
