@@ -11460,13 +11460,11 @@ static spim_status spim__jcover_make(spim__jcover *k, const spim__plan *P, int m
     return SPIM_OK;
 }
 
-/* Covered MCU m, whose bits r is at: decoded, stamped and coded with the
-   file's tables after the source bits before it (c, into w), or once
-   j->retable is set, counted. 1 done, 0 declined, -1 out of memory. */
-static int spim__jpeg_covered_mcu(spim__jpeg *j, const spim__plan *P, uint64_t m, spim__jbits *r,
-                                  spim__jcopy *c, spim__jout *w, int *src, int *dst)
+/* The blocks of the MCU r is at, decoded into j->coef (DC predictors in
+   src): 1, or 0 declined. */
+static int spim__jpeg_mcu_read(spim__jpeg *j, spim__jbits *r, int *src)
 {
-    uint64_t start = spim__jbits_pos(r), dc_end;
+    uint64_t dc_end;
     int b;
     for (b = 0; b < j->nblocks; b++) {
         const spim__jcomp *cp = &j->comp[j->bcomp[b]];
@@ -11475,6 +11473,18 @@ static int spim__jpeg_covered_mcu(spim__jpeg *j, const spim__plan *P, uint64_t m
             return spim__jpeg_decline(j, "corrupt scan");
     }
     if (spim__jbits_over(r)) return spim__jpeg_decline(j, "scan data ends early");
+    return 1;
+}
+
+/* Covered MCU m, whose bits r is at: decoded, stamped and coded with the
+   file's tables after the source bits before it (c, into w), or once
+   j->retable is set, counted. 1 done, 0 declined, -1 out of memory. */
+static int spim__jpeg_covered_mcu(spim__jpeg *j, const spim__plan *P, uint64_t m, spim__jbits *r,
+                                  spim__jcopy *c, spim__jout *w, int *src, int *dst)
+{
+    uint64_t start = spim__jbits_pos(r);
+    int b;
+    if (!spim__jpeg_mcu_read(j, r, src)) return 0;
     if (spim__jcopy_to(c, w, start, !j->retable) != SPIM_OK) return -1;
     spim__jcopy_to(c, w, spim__jbits_pos(r), 0);
     if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
@@ -11596,7 +11606,7 @@ static int spim__jpeg_reencode(spim__jpeg *j, const spim__plan *P, const spim__j
 {
     spim__jbits r;
     int src[3] = { 0, 0, 0 }, dst[3] = { 0, 0, 0 }, b;
-    uint64_t m, dc_end;
+    uint64_t m;
     memset(&r, 0, sizeof r);
     r.p = j->p;
     r.pos = pos;
@@ -11604,12 +11614,7 @@ static int spim__jpeg_reencode(spim__jpeg *j, const spim__plan *P, const spim__j
     w->acc = 0;
     w->n = 0;
     for (m = m0; m < m1; m++) {
-        for (b = 0; b < j->nblocks; b++) {
-            const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-            if (!spim__jpeg_block(&r, &j->dc[cp->td], &j->ac[cp->ta], &src[j->bcomp[b]], &dc_end, j->coef[b]))
-                return spim__jpeg_decline(j, "corrupt scan");
-        }
-        if (spim__jbits_over(&r)) return spim__jpeg_decline(j, "scan data ends early");
+        if (!spim__jpeg_mcu_read(j, &r, src)) return 0;
         if (spim__jcover_has(k, m, j->mcux)) {
             spim__jpeg_restamp(j, P, m);
             j->recoded++;
@@ -11756,15 +11761,9 @@ static int spim__jpeg_recode_mcu(spim__jpeg *j, const spim__plan *P, const spim_
                                  uint64_t m, spim__jbits *r, spim__jcopy *c, spim__jout *w,
                                  int *src, int *dst)
 {
-    uint64_t start = spim__jbits_pos(r), dc_end;
+    uint64_t start = spim__jbits_pos(r);
     int b;
-    for (b = 0; b < j->nblocks; b++) {
-        const spim__jcomp *cp = &j->comp[j->bcomp[b]];
-        if (!spim__jpeg_block(r, &j->dc[cp->td], &j->ac[cp->ta], &src[j->bcomp[b]], &dc_end,
-                              j->coef[b]))
-            return spim__jpeg_decline(j, "corrupt scan");
-    }
-    if (spim__jbits_over(r)) return spim__jpeg_decline(j, "scan data ends early");
+    if (!spim__jpeg_mcu_read(j, r, src)) return 0;
     if (spim__jcopy_to(c, w, start, 1) != SPIM_OK) return -1;
     spim__jcopy_to(c, w, spim__jbits_pos(r), 0);
     if (spim__jout_room(w, 8192) != SPIM_OK) return -1;
