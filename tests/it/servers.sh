@@ -152,10 +152,11 @@ create() {
     echo $! > "$D/run/mon.pid"
     wait_for 100 0.2 ceph "${C[@]}" mon stat || { log "ceph-mon did not come up"; return 1; }
     osd_uuid=$(cat /proc/sys/kernel/random/uuid)
-    id=$(ceph "${C[@]}" osd new "$osd_uuid") || return 1
+    id=$(ceph "${C[@]}" osd new "$osd_uuid") || { log "ceph osd new failed"; return 1; }
     ceph-osd "${C[@]}" -i "$id" --mkfs --osd-uuid "$osd_uuid" > "$D/log/osd-mkfs.out" 2>&1 \
         || { log "ceph-osd --mkfs failed"; tail -5 "$D/log/osd-mkfs.out" >&2; return 1; }
-    ceph "${C[@]}" osd crush add "osd.$id" 1.0 root=default host=localhost >/dev/null 2>&1 || return 1
+    ceph "${C[@]}" osd crush add "osd.$id" 1.0 root=default host=localhost > "$D/log/crush.out" 2>&1 ||
+        { log "ceph osd crush add failed"; tail -3 "$D/log/crush.out" >&2; return 1; }
     setsid nohup ceph-osd "${C[@]}" -i "$id" -f > "$D/log/osd.out" 2>&1 < /dev/null 9>&- &
     echo $! > "$D/run/osd.pid"
     osd_up() { ceph "${C[@]}" osd stat 2>/dev/null | grep -q '1 up'; }
@@ -196,11 +197,18 @@ start() {
     log "creating radosgw ($STORE) under $D"
     kill_ours
     rm -f "$ENV_FILE"
-    if ! create; then
-        log "start failed; logs in $D/log"
+    # A fresh Ceph cluster on a busy machine now and then refuses a step
+    # (seen once: a command reaching the new monitor before it had its
+    # fsid); each attempt starts from nothing, and a failed one keeps its
+    # logs beside the tree.
+    local attempt
+    for attempt in 1 2 3; do
+        create && break
         kill_ours
-        return 1
-    fi
+        if [ "$attempt" = 3 ]; then log "start failed; logs in $D/log"; return 1; fi
+        rm -rf "$D.failed-$attempt" && mv "$D/log" "$D.failed-$attempt" 2>/dev/null
+        log "attempt $attempt failed (logs in $D.failed-$attempt); trying again"
+    done
     write_env
     mkdir -p "$D/users" && touch "$D/users/$OWNER"
     log "radosgw ready on $ENDPOINT in $((SECONDS - t0)) s"
